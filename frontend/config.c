@@ -1,0 +1,317 @@
+/* frontend/config.c -- the public Spatial-Mamba config (YAML) into a ModelConfig.
+ * Takes: the YAML text of a public config (a top-level MODEL mapping).
+ * Produces: a validated ModelConfig; every user error carries file:line:col.
+ * Owns: nothing after return (the YAML tree is freed before returning).
+ *
+ * Rules: keys outside MODEL are ignored except DATA.IMG_SIZE; unknown keys
+ * directly under MODEL are ignored (the public code has many training-only
+ * ones); an unknown key or a wrong type inside MODEL.SPATIALMAMBA is an error.
+ */
+#include "frontend.h"
+#include "yamlutil.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Keys of MODEL.SPATIALMAMBA in the public code; the last three are read and
+ * type-checked but only matter for training/data loading. */
+static const char *const sm_keys[] = {"EMBED_DIM", "DEPTHS", "D_STATE", "MLP_RATIO", "IN_CHANS",
+                                      "PATCH_SIZE", "DT_INIT", "IMAGE_SIZE"};
+#define N_SM_KEYS (int)(sizeof sm_keys / sizeof sm_keys[0])
+
+static void
+config_defaults(ModelConfig *cfg, const char *file)
+{
+    static const int def_depths[4] = {2, 2, 9, 2};
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->type, sizeof cfg->type, "spatial_mamba");
+    snprintf(cfg->name, sizeof cfg->name, "spatial_mamba");
+    snprintf(cfg->file, sizeof cfg->file, "%s", file);
+    cfg->num_classes = 1000;
+    cfg->embed_dim = 96;
+    memcpy(cfg->depths, def_depths, sizeof def_depths);
+    cfg->nstages = 4;
+    cfg->d_state = 16;
+    cfg->mlp_ratio = 4.0;
+    cfg->in_chans = 3;
+    cfg->patch_size = 4;
+    cfg->img_size = 224;
+}
+
+static int
+get_int(const YDoc *d, const YNode *n, const char *what, int64_t lo, int64_t hi, int *out,
+        McErr *err)
+{
+    int64_t v;
+    if (y_int(d, n, what, lo, hi, &v, err)) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int
+copy_str(const YDoc *d, const YNode *n, const char *what, char *dst, size_t cap, McErr *err)
+{
+    const char *s;
+    if (y_str(d, n, what, &s, err)) return -1;
+    if (strlen(s) >= cap || strlen(s) != n->len)
+        return y_err(d, n, err, "%s is too long or holds a NUL byte (at most %zu characters)",
+                     what, cap - 1);
+    memcpy(dst, s, strlen(s) + 1);
+    return 0;
+}
+
+static int
+parse_depths(const YDoc *d, const YNode *n, ModelConfig *cfg, McErr *err)
+{
+    char b[96];
+    const char *what = "MODEL.SPATIALMAMBA.DEPTHS";
+    if (n->kind != YN_SEQ)
+        return y_err(d, n, err, "expected a list of integers for %s, got %s", what,
+                     y_desc(n, b, sizeof b));
+    if (n->nkids < 1 || n->nkids > MC_MAX_STAGES)
+        return y_err(d, n, err, "%s must list 1 to %d stage depths, got %d", what, MC_MAX_STAGES,
+                     n->nkids);
+    int any = 0;
+    for (int i = 0; i < n->nkids; i++) {
+        char w[64];
+        snprintf(w, sizeof w, "%s[%d]", what, i);
+        if (get_int(d, n->kids[i], w, 0, 100000, &cfg->depths[i], err)) return -1;
+        any |= cfg->depths[i] > 0;
+    }
+    if (!any) return y_err(d, n, err, "%s: at least one stage needs a depth above 0", what);
+    cfg->nstages = n->nkids;
+    return 0;
+}
+
+static int
+parse_spatialmamba(const YDoc *d, const YNode *m, ModelConfig *cfg, McErr *err)
+{
+    char b[96];
+    if (m->kind != YN_MAP)
+        return y_err(d, m, err, "expected a mapping for MODEL.SPATIALMAMBA, got %s",
+                     y_desc(m, b, sizeof b));
+    if (y_check_dups(d, m, "MODEL.SPATIALMAMBA", err)) return -1;
+    for (int i = 0; i < y_npairs(m); i++) {
+        YNode *k = y_key(m, i), *v = y_val(m, i);
+        int which = -1;
+        for (int j = 0; j < N_SM_KEYS; j++)
+            if (y_key_is(k, sm_keys[j])) which = j;
+        if (which < 0) {
+            char known[256] = "";
+            for (int j = 0; j < N_SM_KEYS; j++) {
+                strcat(known, sm_keys[j]);
+                if (j + 1 < N_SM_KEYS) strcat(known, ", ");
+            }
+            return y_err(d, k, err, "unknown key %s in MODEL.SPATIALMAMBA (known: %s)",
+                         y_desc(k, b, sizeof b), known);
+        }
+        switch (which) {
+        case 0: /* EMBED_DIM */
+            if (get_int(d, v, "MODEL.SPATIALMAMBA.EMBED_DIM", 1, 65536, &cfg->embed_dim, err))
+                return -1;
+            if (cfg->embed_dim % 2)
+                return y_err(d, v, err,
+                             "MODEL.SPATIALMAMBA.EMBED_DIM must be even (the stem uses "
+                             "EMBED_DIM/2 channels), got %d", cfg->embed_dim);
+            break;
+        case 1:
+            if (parse_depths(d, v, cfg, err)) return -1;
+            break;
+        case 2:
+            if (get_int(d, v, "MODEL.SPATIALMAMBA.D_STATE", 1, 1024, &cfg->d_state, err)) return -1;
+            cfg->d_state_line = v->line;
+            cfg->d_state_col = v->col;
+            break;
+        case 3:
+            if (y_double(d, v, "MODEL.SPATIALMAMBA.MLP_RATIO", &cfg->mlp_ratio, err)) return -1;
+            if (!(cfg->mlp_ratio > 0) || cfg->mlp_ratio > 1024)
+                return y_err(d, v, err,
+                             "MODEL.SPATIALMAMBA.MLP_RATIO must be above 0 (and at most 1024), "
+                             "got %g", cfg->mlp_ratio);
+            break;
+        case 4:
+            if (get_int(d, v, "MODEL.SPATIALMAMBA.IN_CHANS", 1, 4096, &cfg->in_chans, err))
+                return -1;
+            break;
+        case 5: {
+            int ps;
+            if (get_int(d, v, "MODEL.SPATIALMAMBA.PATCH_SIZE", 1, 1024, &ps, err)) return -1;
+            if (ps != 4)
+                return y_err(d, v, err,
+                             "MODEL.SPATIALMAMBA.PATCH_SIZE %d is not supported: the "
+                             "Spatial-Mamba stem downsamples by exactly 4 (use 4)", ps);
+            cfg->patch_size = ps;
+            break;
+        }
+        case 6: { /* DT_INIT: training only */
+            const char *s;
+            if (y_str(d, v, "MODEL.SPATIALMAMBA.DT_INIT", &s, err)) return -1;
+            break;
+        }
+        case 7: { /* IMAGE_SIZE: unused by the model; DATA.IMG_SIZE decides */
+            int is;
+            if (get_int(d, v, "MODEL.SPATIALMAMBA.IMAGE_SIZE", 1, 65536, &is, err)) return -1;
+            break;
+        }
+        }
+    }
+    return 0;
+}
+
+static int
+parse_model(const YDoc *d, const YNode *m, ModelConfig *cfg, McErr *err)
+{
+    char b[96];
+    if (m->kind != YN_MAP)
+        return y_err(d, m, err, "expected a mapping for MODEL, got %s", y_desc(m, b, sizeof b));
+    if (y_check_dups(d, m, "MODEL", err)) return -1;
+    for (int i = 0; i < y_npairs(m); i++) {
+        YNode *k = y_key(m, i), *v = y_val(m, i);
+        if (y_key_is(k, "TYPE")) {
+            if (copy_str(d, v, "MODEL.TYPE", cfg->type, sizeof cfg->type, err)) return -1;
+            if (strcmp(cfg->type, "spatial_mamba") != 0)
+                return y_err(d, v, err,
+                             "MODEL.TYPE must be spatial_mamba (the only model this compiler "
+                             "builds), got %s", y_desc(v, b, sizeof b));
+        } else if (y_key_is(k, "NAME")) {
+            if (copy_str(d, v, "MODEL.NAME", cfg->name, sizeof cfg->name, err)) return -1;
+        } else if (y_key_is(k, "NUM_CLASSES")) {
+            if (get_int(d, v, "MODEL.NUM_CLASSES", 1, 10000000, &cfg->num_classes, err)) return -1;
+        } else if (y_key_is(k, "SPATIALMAMBA")) {
+            if (parse_spatialmamba(d, v, cfg, err)) return -1;
+        }
+        /* DROP_PATH_RATE, DDP, DROP_RATE, LABEL_SMOOTHING, PRETRAINED, RESUME,
+         * MMCKPT and anything else: training-only, ignored. */
+    }
+    return 0;
+}
+
+int
+mc_config_load_mem(const char *text, size_t len, const char *name, ModelConfig *cfg, McErr *err)
+{
+    char b[96];
+    const char *file = name ? name : "<config>";
+    config_defaults(cfg, file);
+    YDoc d;
+    if (mc_ydoc_load(&d, text, len, file, err)) return -1;
+    int rc = -1;
+    const YNode *r = d.root;
+    if (!r || y_is_null(r)) {
+        mc_err_at(err, file, 0, 0, "empty config (expected a mapping with a MODEL key)");
+        goto out;
+    }
+    if (r->kind != YN_MAP) {
+        y_err(&d, r, err, "expected a mapping with a MODEL key at the top level, got %s",
+              y_desc(r, b, sizeof b));
+        goto out;
+    }
+    for (int i = 0; i < y_npairs(r); i++) {
+        const YNode *k = y_key(r, i);
+        if (!y_key_is(k, "MODEL") && !y_key_is(k, "DATA")) continue;
+        for (int j = 0; j < i; j++)
+            if (y_key_is(y_key(r, j), k->str)) {
+                y_err(&d, k, err, "duplicate key '%s' at the top level (first at %d:%d)", k->str,
+                      y_key(r, j)->line, y_key(r, j)->col);
+                goto out;
+            }
+    }
+    const YNode *model = y_get(r, "MODEL");
+    if (!model) {
+        y_err(&d, r, err, "no MODEL section: this is not a Spatial-Mamba config");
+        goto out;
+    }
+    if (parse_model(&d, model, cfg, err)) goto out;
+    const YNode *data = y_get(r, "DATA");
+    const YNode *img = y_get(data, "IMG_SIZE");
+    if (img) {
+        if (y_check_dups(&d, data, "DATA", err)) goto out;
+        if (get_int(&d, img, "DATA.IMG_SIZE", 1, 65536, &cfg->img_size, err)) goto out;
+    }
+    rc = 0;
+out:
+    mc_ydoc_free(&d);
+    return rc;
+}
+
+int
+mc_config_load(const char *path, ModelConfig *cfg, McErr *err)
+{
+    size_t len;
+    char *text = mc_read_file(path, &len, err);
+    if (!text) {
+        config_defaults(cfg, path);
+        return -1;
+    }
+    int rc = mc_config_load_mem(text, len, path, cfg, err);
+    free(text);
+    return rc;
+}
+
+/* ------------------------------------------------------------ file kind */
+
+/* IR text: after blank and '#' comment lines, a line "graph NAME {". */
+static int
+looks_like_ir(const char *t, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && (t[j] == ' ' || t[j] == '\t' || t[j] == '\r')) j++;
+        if (j < len && t[j] == '\n') { i = j + 1; continue; }
+        if (j < len && t[j] == '#') {
+            while (j < len && t[j] != '\n') j++;
+            i = j + 1;
+            continue;
+        }
+        if (len - j < 6 || memcmp(t + j, "graph", 5) != 0 || (t[j + 5] != ' ' && t[j + 5] != '\t'))
+            return 0;
+        for (size_t k = j + 6; k < len && t[k] != '\n'; k++) {
+            if (t[k] == '{') return 1;
+            if (t[k] == ':') return 0;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+int
+mc_frontend_kind(const char *path, McErr *err)
+{
+    size_t len, pl = strlen(path);
+    char *text = mc_read_file(path, &len, err);
+    if (!text) return -1;
+    if ((pl > 4 && strcmp(path + pl - 4, ".mir") == 0) || looks_like_ir(text, len)) {
+        free(text);
+        return 3;
+    }
+    YDoc d;
+    int kind = -1;
+    char b[96];
+    if (mc_ydoc_load(&d, text, len, path, err)) {
+        free(text);
+        return -1;
+    }
+    const YNode *r = d.root;
+    if (!r || y_is_null(r))
+        mc_err_at(err, path, 0, 0,
+                  "empty file (expected a Spatial-Mamba config with a top-level MODEL key, a "
+                  "graph YAML with a top-level 'graph' key, or graph IR text)");
+    else if (r->kind != YN_MAP)
+        y_err(&d, r, err, "expected a YAML mapping with a top-level MODEL or 'graph' key, got %s",
+              y_desc(r, b, sizeof b));
+    else if (y_get(r, "MODEL") && y_get(r, "graph"))
+        y_err(&d, r, err, "both MODEL and 'graph' at the top level: cannot tell a public config "
+                          "from a graph YAML");
+    else if (y_get(r, "MODEL"))
+        kind = 1;
+    else if (y_get(r, "graph"))
+        kind = 2;
+    else
+        y_err(&d, r, err,
+              "cannot tell what this file is: expected a top-level MODEL key (Spatial-Mamba "
+              "config), a top-level 'graph' key (graph YAML, docs/graph-yaml.md) or graph IR "
+              "text ('graph NAME {', .mir)");
+    mc_ydoc_free(&d);
+    free(text);
+    return kind;
+}

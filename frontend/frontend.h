@@ -1,0 +1,49 @@
+/* frontend/frontend.h -- model files into graph IR.
+ *
+ * Two YAML inputs: the public Spatial-Mamba config (a top-level MODEL key)
+ * and the generic graph YAML (a top-level `graph` key, docs/graph-yaml.md).
+ * Every user error carries file:line:col and the key.
+ */
+#ifndef MC_FRONTEND_H
+#define MC_FRONTEND_H
+#include "../ir/graph.h"
+
+#define MC_MAX_STAGES 8
+typedef struct ModelConfig {
+    char type[64];         /* MODEL.TYPE, "spatial_mamba" */
+    char name[64];         /* MODEL.NAME */
+    int num_classes;       /* MODEL.NUM_CLASSES, default 1000 */
+    int embed_dim;         /* MODEL.SPATIALMAMBA.EMBED_DIM, default 96 */
+    int depths[MC_MAX_STAGES];
+    int nstages;           /* len(DEPTHS), default [2,2,9,2] */
+    int d_state;           /* D_STATE, default 16 (only 1 can be built) */
+    double mlp_ratio;      /* MLP_RATIO, default 4.0 */
+    int in_chans;          /* IN_CHANS, default 3 */
+    int patch_size;        /* PATCH_SIZE, default 4 */
+    int img_size;          /* DATA.IMG_SIZE, default 224 */
+    /* where D_STATE was set (for errors raised later) */
+    int d_state_line, d_state_col;
+    char file[512];
+} ModelConfig;
+
+/* Parses the public config. */
+int mc_config_load(const char *path, ModelConfig *cfg, McErr *err);
+int mc_config_load_mem(const char *text, size_t len, const char *name, ModelConfig *cfg, McErr *err);
+
+/* Builds the classifier graph for batch B and an HxW image (input "x",
+ * f32 [B, in_chans, H, W]; output logits [B, classes]).  Node names follow
+ * checkpoint keys (docs/ir.md).  Errors (e.g. D_STATE != 1, image too small)
+ * name the config file:line:col where known. */
+int mc_model_build(const ModelConfig *cfg, int B, int H, int W, Graph *g, McErr *err);
+
+/* Generic graph YAML. */
+int mc_graph_yaml_load(const char *path, Graph *g, McErr *err);
+int mc_graph_yaml_load_mem(const char *text, size_t len, const char *name, Graph *g, McErr *err);
+/* Writes g as generic graph YAML (parses back to the same IR). */
+void mc_graph_yaml_write(const Graph *g, FILE *f);
+
+/* Detects the kind of file: 1 = public config, 2 = graph YAML, 3 = IR text (.mir);
+ * -1 with err on unreadable input. */
+int mc_frontend_kind(const char *path, McErr *err);
+
+#endif

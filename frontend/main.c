@@ -1,0 +1,478 @@
+/* frontend/main.c -- the mambac command line.
+ *
+ *   mambac run  MODEL [--weights W] --input X.npy --output Y.npy [--backend B] [--threads N]
+ *   mambac dump MODEL [--weights W] [--batch B] [--image-size H[xW]] [--format ir|dot|yaml]
+ *
+ * Exit status: 0 ok, 1 user error (message on stderr), 2 usage error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backends/backend.h"
+#include "frontend/frontend.h"
+#include "frontend/weights.h"
+#include "passes/pass.h"
+#include "passes/lower.h"
+#include "runtime/mc_npy.h"
+
+#define MC_VERSION "0.1.0"
+
+static const char *usage_main =
+    "usage: mambac <command> [options]\n"
+    "\n"
+    "mambac compiles vision state-space models (Spatial-Mamba) described in YAML.\n"
+    "\n"
+    "commands:\n"
+    "  run    run a model on an input tensor (.npy) with a backend\n"
+    "  dump   print a model's graph IR (text, Graphviz DOT or graph YAML)\n"
+    "\n"
+    "MODEL is a public Spatial-Mamba config (.yaml with a MODEL key), a generic\n"
+    "graph YAML (.yaml with a graph key, docs/graph-yaml.md) or graph IR text (.mir).\n"
+    "Run 'mambac <command> --help' for the options of a command.\n"
+    "  --version   print the version\n";
+
+static const char *usage_run =
+    "usage: mambac run MODEL --input X.npy --output Y.npy [options]\n"
+    "\n"
+    "Runs the model on X (float32 NCHW [B,C,H,W], any B >= 1, H and W >= 32)\n"
+    "and writes the logits Y (float32 [B,classes]).  For a public config the\n"
+    "graph is built for X's shape; a graph YAML or .mir fixes the shape.\n"
+    "\n"
+    "options:\n"
+    "  --weights W      checkpoint: .pth (torch.save) or .safetensors; without it\n"
+    "                   deterministic random weights are used (outputs meaningless)\n"
+    "  --seed N         seed for the random weights (default 0)\n"
+    "  --input X.npy    input tensor (required)\n"
+    "  --output Y.npy   where to write the output (required)\n"
+    "  --backend NAME   execution backend (default ref; see --list-backends)\n"
+    "  --threads N      worker threads (default: all cores)\n"
+    "  --top K          print the K highest-scoring classes of each image\n"
+    "  --list-backends  list the backends and exit\n"
+    "  -v               print timings and sizes\n"
+    "\n"
+    "graph passes (run with -O1, or when any option below is given):\n"
+    "  -O0 | -O1              no graph passes (default) | the whole pipeline\n"
+    "  --list-passes          list the passes with their purpose and exit\n"
+    "  --print-after=PASS     print the IR after PASS (repeatable)\n"
+    "  --print-before=PASS    print the IR before PASS (repeatable)\n"
+    "  --print-after-all      print the IR after every pass\n"
+    "  --disable-pass=PASS    skip PASS (repeatable)\n"
+    "  --verify-each          verify the graph after every pass\n"
+    "  --time-passes          print each pass's time to stderr\n"
+    "  --stats                print each pass's rewrites and node counts to stderr\n";
+
+static const char *usage_dump =
+    "usage: mambac dump MODEL [options]\n"
+    "\n"
+    "Prints the model's graph IR.  'mambac dump FILE.mir' reads IR text back\n"
+    "and prints it again (byte-identical for IR that mambac printed).\n"
+    "\n"
+    "options:\n"
+    "  --format F         ir (default), dot (Graphviz), yaml (generic graph YAML), or\n"
+    "                     kernels (the kernel IR after the passes, fusion and memory plan)\n"
+    "  --batch B          batch size for a public config (default 1)\n"
+    "  --image-size H[xW] input size for a public config (default: the config's\n"
+    "                     DATA.IMG_SIZE, 224)\n"
+    "  --weights W        also check a checkpoint against the model\n"
+    "  -o FILE            write to FILE instead of standard output\n"
+    "\n"
+    "graph passes (run with -O1, or when any option below is given):\n"
+    "  -O0 | -O1              no graph passes (default) | the whole pipeline\n"
+    "  --list-passes          list the passes with their purpose and exit\n"
+    "  --print-after=PASS     print the IR after PASS (repeatable)\n"
+    "  --print-before=PASS    print the IR before PASS (repeatable)\n"
+    "  --print-after-all      print the IR after every pass\n"
+    "  --disable-pass=PASS    skip PASS (repeatable)\n"
+    "  --verify-each          verify the graph after every pass\n"
+    "  --time-passes          print each pass's time to stderr\n"
+    "  --stats                print each pass's rewrites and node counts to stderr\n";
+
+typedef struct Opts {
+    const char *model, *weights, *input, *output, *backend, *format, *outfile;
+    int threads, batch, H, W, verbose, seed, top, opt;
+    PassOptions po;
+} Opts;
+
+static int
+usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "mambac%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'mambac%s%s --help'.\n", cmd ? " " : "", cmd ? cmd : "");
+    return 2;
+}
+
+static int
+parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int
+parse_size(const char *s, int *H, int *W)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", s);
+    char *x = strchr(buf, 'x');
+    if (!x) x = strchr(buf, 'X');
+    if (x) *x = 0;
+    if (parse_int(buf, 1, 1 << 20, H)) return -1;
+    if (x) return parse_int(x + 1, 1, 1 << 20, W);
+    *W = *H;
+    return 0;
+}
+
+/* Parses options of `cmd`; returns 0, or an exit status (2 usage, 0 for --help). */
+static int
+parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, int *done)
+{
+    *done = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        char key[64];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            *done = 1;
+            return 0;
+        }
+        if (a[0] != '-' || !a[1]) {
+            if (o->model) return usage_error(cmd, "unexpected argument '%s'", a);
+            o->model = a;
+            continue;
+        }
+        snprintf(key, sizeof key, "%s", a);
+        char *eq = strchr(key, '=');
+        if (eq) { *eq = 0; val = a + (eq - key) + 1; }
+        if (!strcmp(key, "-v") || !strcmp(key, "--verbose")) { o->verbose = 1; continue; }
+        if (!strcmp(key, "-O0") || !strcmp(key, "-O1")) { o->opt = key[2] - '0'; continue; }
+        if (!strcmp(key, "--list-passes")) { mc_passes_list(stdout); *done = 1; return 0; }
+        if (!strcmp(key, "--print-after-all")) { o->po.print_after_all = true; o->opt = 1; continue; }
+        if (!strcmp(key, "--verify-each")) { o->po.verify_each = true; o->opt = 1; continue; }
+        if (!strcmp(key, "--time-passes")) { o->po.time_passes = true; o->opt = 1; continue; }
+        if (!strcmp(key, "--stats")) { o->po.stats = true; o->opt = 1; continue; }
+        if (!strcmp(key, "--print-after") || !strcmp(key, "--print-before") || !strcmp(key, "--disable-pass")) {
+            if (!val) {
+                if (i + 1 >= argc) return usage_error(cmd, "option '%s' needs a pass name", key);
+                val = argv[++i];
+            }
+            const char **list = key[2] == 'd' ? o->po.disable : key[8] == 'a' ? o->po.print_after : o->po.print_before;
+            int *cnt = key[2] == 'd' ? &o->po.n_disable : key[8] == 'a' ? &o->po.n_print_after : &o->po.n_print_before;
+            if (*cnt >= MC_MAX_PASS_OPTS) return usage_error(cmd, "too many '%s' options", key);
+            if (!mc_pass_find(val)) return usage_error(cmd, "no pass named '%s' (see --list-passes)", val);
+            list[(*cnt)++] = val;
+            o->opt = 1;
+            continue;
+        }
+        if (!strcmp(key, "--list-backends")) {
+            const char *names[] = {"ref"};
+            for (unsigned k = 0; k < sizeof names / sizeof *names; k++) {
+                const Backend *b = mc_backend_find(names[k]);
+                if (b) printf("%-8s %s\n", b->name, b->descr);
+            }
+            *done = 1;
+            return 0;
+        }
+        static const char *with_value[] = {"--weights", "--input", "--output", "--backend", "--threads",
+                                           "--batch", "--image-size", "--format", "-o", "--seed", "--top"};
+        int known = 0;
+        for (unsigned k = 0; k < sizeof with_value / sizeof *with_value; k++)
+            if (!strcmp(key, with_value[k])) known = 1;
+        if (!known) return usage_error(cmd, "unknown option '%s'", key);
+        if (!val) {
+            if (i + 1 >= argc) return usage_error(cmd, "option '%s' needs a value", key);
+            val = argv[++i];
+        }
+        if (!strcmp(key, "--weights")) o->weights = val;
+        else if (!strcmp(key, "--input")) o->input = val;
+        else if (!strcmp(key, "--output")) o->output = val;
+        else if (!strcmp(key, "--backend")) o->backend = val;
+        else if (!strcmp(key, "--format")) o->format = val;
+        else if (!strcmp(key, "-o")) o->outfile = val;
+        else if (!strcmp(key, "--threads")) {
+            if (parse_int(val, 1, 1024, &o->threads)) return usage_error(cmd, "--threads wants an integer in 1..1024, got '%s'", val);
+        } else if (!strcmp(key, "--seed")) {
+            if (parse_int(val, 0, 2147483647, &o->seed)) return usage_error(cmd, "--seed wants a non-negative integer, got '%s'", val);
+        } else if (!strcmp(key, "--top")) {
+            if (parse_int(val, 1, 1000000, &o->top)) return usage_error(cmd, "--top wants a positive integer, got '%s'", val);
+        } else if (!strcmp(key, "--batch")) {
+            if (parse_int(val, 1, 1 << 16, &o->batch)) return usage_error(cmd, "--batch wants a positive integer, got '%s'", val);
+        } else if (!strcmp(key, "--image-size")) {
+            if (parse_size(val, &o->H, &o->W)) return usage_error(cmd, "--image-size wants H or HxW, got '%s'", val);
+        }
+    }
+    if (!o->model) return usage_error(cmd, "%s", "no MODEL file given");
+    return 0;
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Loads MODEL into g.  For a public config the graph is built for B x H x W. */
+static int
+load_model(const Opts *o, int B, int H, int W, Graph *g, McErr *err, int *fixed_shape)
+{
+    int kind = mc_frontend_kind(o->model, err);
+    if (kind < 0) return -1;
+    *fixed_shape = kind != 1;
+    if (kind == 1) {
+        ModelConfig cfg;
+        if (mc_config_load(o->model, &cfg, err)) return -1;
+        if (H <= 0) H = W = cfg.img_size;
+        return mc_model_build(&cfg, B, H, W, g, err);
+    }
+    if (kind == 2) return mc_graph_yaml_load(o->model, g, err);
+    FILE *f = fopen(o->model, "rb");
+    if (!f) return mc_err(err, "%s: cannot open: %s", o->model, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) buf = realloc(buf, cap *= 2);
+    }
+    fclose(f);
+    mc_graph_init(g, "graph");
+    int rc = mc_graph_parse(g, buf, n, o->model, err);
+    free(buf);
+    return rc;
+}
+
+static int
+load_weights(const Opts *o, const Graph *g, WeightStore *ws, McErr *err)
+{
+    mc_weights_init(ws);
+    if (!o->weights) {
+        mc_warn("no --weights given: using random weights (seed %d); outputs are meaningless", o->seed);
+        mc_weights_random(g, ws, (uint64_t)o->seed);
+        return 0;
+    }
+    if (mc_weights_load(o->weights, ws, err)) return -1;
+    return mc_weights_check(g, ws, err);
+}
+
+static int
+fail(McErr *err)
+{
+    fprintf(stderr, "%s\n", err->msg);
+    return 1;
+}
+
+/* Prints the k best classes of each row of logits [B, N]. */
+static void
+print_top(const HostTensor *y, int k)
+{
+    if (y->shape.rank != 2) return;
+    int64_t B = y->shape.d[0], N = y->shape.d[1];
+    if (k > N) k = (int)N;
+    int *best = malloc(sizeof(int) * (size_t)k);
+    for (int64_t b = 0; b < B; b++) {
+        const float *row = y->data + b * N;
+        for (int j = 0; j < k; j++) {
+            int bi = -1;
+            for (int64_t c = 0; c < N; c++) {
+                int taken = 0;
+                for (int q = 0; q < j; q++) taken |= best[q] == c;
+                if (!taken && (bi < 0 || row[c] > row[bi])) bi = (int)c;
+            }
+            best[j] = bi;
+        }
+        printf("image %lld: top-%d", (long long)b, k);
+        for (int j = 0; j < k; j++) printf("  class %d (%.4f)", best[j], row[best[j]]);
+        printf("\n");
+    }
+    free(best);
+}
+
+static int
+cmd_run(int argc, char **argv)
+{
+    Opts o = {0};
+    o.backend = "ref";
+    int done, rc = parse_opts("run", argc, argv, &o, usage_run, &done);
+    if (rc || done) return rc;
+    if (!o.input) return usage_error("run", "%s", "--input X.npy is required");
+    if (!o.output) return usage_error("run", "%s", "--output Y.npy is required");
+    const Backend *be = mc_backend_find(o.backend);
+    if (!be) return usage_error("run", "unknown backend '%s' (see --list-backends)", o.backend);
+
+    McErr err = {{0}};
+    McNpy x;
+    char emsg[1024];
+    if (mc_npy_read(o.input, &x, emsg, sizeof emsg)) {
+        fprintf(stderr, "%s\n", emsg);
+        return 1;
+    }
+    if (x.type != MC_NPY_F32) {
+        fprintf(stderr, "%s: error: input must be float32 (dtype '<f4'); convert it with x.astype(numpy.float32)\n", o.input);
+        mc_npy_free(&x);
+        return 1;
+    }
+    if (x.rank != 4) {
+        fprintf(stderr, "%s: error: input must be NCHW [B,C,H,W], got rank %d\n", o.input, x.rank);
+        mc_npy_free(&x);
+        return 1;
+    }
+    if (x.shape[0] < 1 || x.shape[0] > 65536 || x.shape[2] > 16384 || x.shape[3] > 16384) {
+        fprintf(stderr, "%s: error: unsupported input shape\n", o.input);
+        mc_npy_free(&x);
+        return 1;
+    }
+    double t0 = now_s();
+    Graph g;
+    int fixed;
+    memset(&g, 0, sizeof g);
+    if (load_model(&o, (int)x.shape[0], (int)x.shape[2], (int)x.shape[3], &g, &err, &fixed)) {
+        mc_npy_free(&x);
+        mc_graph_free(&g);
+        return fail(&err);
+    }
+    if (mc_graph_verify(&g, &err)) mc_die("%s", err.msg);
+    /* bind: the graph's single input must have x's shape */
+    int nin = 0, in_id = -1;
+    for (int i = 0; i < g.nnodes; i++)
+        if (g.nodes[i].op == OP_INPUT) { nin++; in_id = i; }
+    if (nin != 1) {
+        fprintf(stderr, "%s: error: 'run' needs a model with exactly one input, this one has %d\n", o.model, nin);
+        return 1;
+    }
+    Shape xs = {x.rank, {0}};
+    for (int i = 0; i < x.rank; i++) xs.d[i] = x.shape[i];
+    if (!mc_shape_eq(&xs, &g.nodes[in_id].shape)) {
+        char b1[128], b2[128];
+        const Shape *want = &g.nodes[in_id].shape;
+        if (!fixed && want->rank == 4 && xs.d[1] != want->d[1])
+            fprintf(stderr, "%s: error: input has %lld channels, the model takes %lld (IN_CHANS)\n", o.input,
+                    (long long)xs.d[1], (long long)want->d[1]);
+        else
+            fprintf(stderr, "%s: error: input shape %s does not match the model's input %%%s %s\n", o.input,
+                    mc_shape_str(&xs, b1, sizeof b1), g.nodes[in_id].name, mc_shape_str(want, b2, sizeof b2));
+        return 1;
+    }
+    WeightStore ws;
+    if (load_weights(&o, &g, &ws, &err)) {
+        mc_weights_free(&ws);
+        return fail(&err);
+    }
+    if (o.opt && mc_passes_run(&g, &ws, &o.po, &err)) return fail(&err);
+    double t1 = now_s();
+    HostTensor in = {xs, (float *)x.data};
+    HostTensor *outs = calloc((size_t)g.noutputs, sizeof *outs);
+    RunOpts ro = {o.threads, o.verbose};
+    if (be->run(&g, &ws, &in, 1, outs, g.noutputs, &ro, &err)) return fail(&err);
+    double t2 = now_s();
+    if (mc_npy_write_f32(o.output, outs[0].data, outs[0].shape.rank, outs[0].shape.d, emsg, sizeof emsg)) {
+        fprintf(stderr, "%s\n", emsg);
+        return 1;
+    }
+    if (o.top) {
+        print_top(&outs[0], o.top);
+        printf("time: %.1f ms (%s backend, %lld image%s)\n", (t2 - t1) * 1e3, be->name,
+               (long long)xs.d[0], xs.d[0] > 1 ? "s" : "");
+    }
+    if (o.verbose)
+        fprintf(stderr, "mambac: %d nodes; load %.1f ms; %s backend %.1f ms\n", g.nnodes, (t1 - t0) * 1e3,
+                be->name, (t2 - t1) * 1e3);
+    for (int i = 0; i < g.noutputs; i++) free(outs[i].data);
+    free(outs);
+    mc_weights_free(&ws);
+    mc_graph_free(&g);
+    mc_npy_free(&x);
+    return 0;
+}
+
+static int
+cmd_dump(int argc, char **argv)
+{
+    Opts o = {0};
+    o.format = "ir";
+    o.batch = 1;
+    int done, rc = parse_opts("dump", argc, argv, &o, usage_dump, &done);
+    if (rc || done) return rc;
+    if (strcmp(o.format, "ir") && strcmp(o.format, "dot") && strcmp(o.format, "yaml") && strcmp(o.format, "kernels"))
+        return usage_error("dump", "--format must be ir, dot, yaml or kernels, got '%s'", o.format);
+    if (!strcmp(o.format, "kernels")) o.opt = 1;
+    McErr err = {{0}};
+    Graph g;
+    int fixed;
+    memset(&g, 0, sizeof g);
+    if (load_model(&o, o.batch, o.H, o.W, &g, &err, &fixed)) {
+        mc_graph_free(&g);
+        return fail(&err);
+    }
+    if (fixed && (o.H || o.batch != 1))
+        mc_warn("--batch and --image-size apply to public configs only; %s fixes its shapes", o.model);
+    if (mc_graph_verify(&g, &err)) mc_die("%s", err.msg);
+    WeightStore ws;
+    mc_weights_init(&ws);
+    if (o.weights || o.opt) {
+        int bad = load_weights(&o, &g, &ws, &err);
+        if (!bad && o.opt) {
+            o.po.out = stdout;
+            bad = mc_passes_run(&g, &ws, &o.po, &err);
+        }
+        if (bad) {
+            mc_weights_free(&ws);
+            return fail(&err);
+        }
+    }
+    FILE *f = stdout;
+    if (o.outfile && !(f = fopen(o.outfile, "w"))) {
+        fprintf(stderr, "mambac: error: cannot write %s: %s\n", o.outfile, strerror(errno));
+        return 1;
+    }
+    if (!strcmp(o.format, "ir")) mc_graph_print(&g, f);
+    else if (!strcmp(o.format, "dot")) mc_graph_print_dot(&g, f);
+    else if (!strcmp(o.format, "kernels")) {
+        KProgram kp;
+        if (mc_lower(&g, &ws, &kp, &err)) {
+            mc_weights_free(&ws);
+            mc_graph_free(&g);
+            return fail(&err);
+        }
+        mc_memplan(&kp);
+        mc_kprogram_print(&kp, &g, f);
+        if (o.verbose) mc_memplan_report(&kp, stderr);
+        mc_kprogram_free(&kp);
+    }
+    else mc_graph_yaml_write(&g, f);
+    if (f != stdout) fclose(f);
+    mc_weights_free(&ws);
+    mc_graph_free(&g);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        fputs(usage_main, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("mambac %s\n", MC_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "dump")) return cmd_dump(argc - 2, argv + 2);
+    fprintf(stderr, "mambac: unknown command '%s'\nTry 'mambac --help'.\n", cmd);
+    return 2;
+}

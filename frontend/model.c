@@ -1,0 +1,287 @@
+/* frontend/model.c -- Spatial-Mamba config -> graph IR (SPEC sections 3-6).
+ *
+ * Takes a parsed ModelConfig and an input size; produces the classifier graph
+ * with node names that follow the checkpoint keys (docs/ir.md).  Weight nodes
+ * are created right before their first use, so the printed IR reads top to
+ * bottom like the model.  Owns nothing beyond the graph it fills.
+ */
+#include "frontend.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct Builder {
+    Graph *g;
+    McErr *err;
+} Builder;
+
+static const char *
+fmt(Builder *b, const char *f, ...)
+{
+    static char buf[4][256];
+    static int k;
+    char *p = buf[k++ & 3];
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(p, 256, f, ap);
+    va_end(ap);
+    return p;
+}
+
+static int
+check(Builder *b, int id)
+{
+    if (id < 0) {
+        mc_die("model builder: %s", b->err->msg); /* the config was validated: a bug */
+    }
+    return id;
+}
+
+/* A weight by checkpoint key, f32 of the given dims. */
+static int
+W(Builder *b, const char *key, int rank, ...)
+{
+    Shape s;
+    memset(&s, 0, sizeof s);
+    s.rank = rank;
+    va_list ap;
+    va_start(ap, rank);
+    for (int i = 0; i < rank; i++) s.d[i] = va_arg(ap, int64_t);
+    va_end(ap);
+    return check(b, mc_graph_weight(b->g, key, DT_F32, &s, b->err));
+}
+
+static int
+op(Builder *b, OpKind k, const char *name, const Attrs *a, int n, ...)
+{
+    int in[MC_MAX_INPUTS];
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++) in[i] = va_arg(ap, int);
+    va_end(ap);
+    return check(b, mc_graph_add(b->g, k, in, n, a, name, b->err));
+}
+
+static int
+unary(Builder *b, OpKind k, const char *name, int x)
+{
+    return op(b, k, name, NULL, 1, x);
+}
+
+static int
+binary(Builder *b, OpKind k, const char *name, int x, int y)
+{
+    return op(b, k, name, NULL, 2, x, y);
+}
+
+static int64_t
+chan(Builder *b, int id)
+{
+    const Node *n = &b->g->nodes[id];
+    return n->shape.d[n->shape.rank - 1];
+}
+
+/* conv2d with an OIHW weight at `p`.weight (and `p`.bias if bias). */
+static int
+conv(Builder *b, const char *p, const char *name, int x, int64_t co, int64_t k, int64_t stride,
+     int64_t pad, int64_t groups, int bias)
+{
+    int64_t ci = chan(b, x);
+    Attrs a = mc_attrs_default();
+    a.stride[0] = a.stride[1] = stride;
+    a.pad[0] = a.pad[1] = pad;
+    a.groups = groups;
+    int w = W(b, fmt(b, "%s.weight", p), 4, co, ci / groups, k, k);
+    if (bias) {
+        int bb = W(b, fmt(b, "%s.bias", p), 1, co);
+        return op(b, OP_CONV2D, name, &a, 3, x, w, bb);
+    }
+    return op(b, OP_CONV2D, name, &a, 2, x, w);
+}
+
+static int
+batchnorm(Builder *b, const char *p, int x)
+{
+    int64_t c = chan(b, x);
+    int w = W(b, fmt(b, "%s.weight", p), 1, c);
+    int bb = W(b, fmt(b, "%s.bias", p), 1, c);
+    int m = W(b, fmt(b, "%s.running_mean", p), 1, c);
+    int v = W(b, fmt(b, "%s.running_var", p), 1, c);
+    Attrs a = mc_attrs_default();
+    return op(b, OP_BATCHNORM, p, &a, 5, x, w, bb, m, v);
+}
+
+static int
+layernorm(Builder *b, const char *p, int x)
+{
+    int64_t c = chan(b, x);
+    int w = W(b, fmt(b, "%s.weight", p), 1, c);
+    int bb = W(b, fmt(b, "%s.bias", p), 1, c);
+    Attrs a = mc_attrs_default();
+    return op(b, OP_LAYERNORM, p, &a, 3, x, w, bb);
+}
+
+static int
+linear(Builder *b, const char *wkey, const char *bkey, const char *name, int x, int64_t n)
+{
+    int w = W(b, wkey, 2, n, chan(b, x));
+    if (bkey) {
+        int bb = W(b, bkey, 1, n);
+        return op(b, OP_LINEAR, name, NULL, 3, x, w, bb);
+    }
+    return op(b, OP_LINEAR, name, NULL, 2, x, w);
+}
+
+static int
+slice(Builder *b, const char *name, int x, int64_t start, int64_t len)
+{
+    Attrs a = mc_attrs_default();
+    a.start = start;
+    a.len = len;
+    return op(b, OP_SLICE, name, &a, 1, x);
+}
+
+/* ConvLayer (SPEC 3): conv (p.conv), BN (p.norm) if norm, ReLU (p.act) if act. */
+static int
+conv_layer(Builder *b, const char *p, int x, int64_t co, int64_t k, int64_t stride, int64_t pad,
+           int64_t groups, int bias, int norm, int act)
+{
+    char pc[192], pn[192];
+    snprintf(pc, sizeof pc, "%s.conv", p);
+    snprintf(pn, sizeof pn, "%s.norm", p);
+    x = conv(b, pc, pc, x, co, k, stride, pad, groups, bias);
+    if (norm) x = batchnorm(b, pn, x);
+    if (act) x = unary(b, OP_RELU, fmt(b, "%s.act", p), x);
+    return x;
+}
+
+static int
+stem(Builder *b, int img, int64_t C)
+{
+    Attrs a = mc_attrs_default();
+    a.perm[0] = 0; a.perm[1] = 2; a.perm[2] = 3; a.perm[3] = 1;
+    int x = op(b, OP_PERMUTE, "x.nhwc", &a, 1, img);
+    x = conv_layer(b, "patch_embed.conv1", x, C / 2, 3, 2, 1, 1, 0, 1, 1);
+    int t = conv_layer(b, "patch_embed.conv2.0", x, C / 2, 3, 1, 1, 1, 0, 1, 1);
+    t = conv_layer(b, "patch_embed.conv2.1", t, C / 2, 3, 1, 1, 1, 0, 1, 0);
+    x = binary(b, OP_ADD, "patch_embed.add", x, t);
+    x = conv_layer(b, "patch_embed.conv3.0", x, 4 * C, 3, 2, 1, 1, 0, 1, 1);
+    return conv_layer(b, "patch_embed.conv3.1", x, C, 1, 1, 0, 1, 0, 1, 0);
+}
+
+static int
+ssm(Builder *b, const char *prefix, int x, int64_t C)
+{
+    char a[192]; /* fmt()'s ring buffers are reused: keep the prefix */
+    snprintf(a, sizeof a, "%s", prefix);
+    int64_t D = 2 * C, R = (C + 15) / 16;
+    int xz = linear(b, fmt(b, "%s.in_proj.weight", a), NULL, fmt(b, "%s.in_proj", a), x, 2 * D);
+    int u = slice(b, fmt(b, "%s.u", a), xz, 0, D);
+    int z = slice(b, fmt(b, "%s.z", a), xz, D, D);
+    char pc[192];
+    snprintf(pc, sizeof pc, "%s.conv2d", a);
+    u = conv(b, pc, pc, u, D, 3, 1, 1, D, 1);
+    u = unary(b, OP_SILU, fmt(b, "%s.conv2d.act", a), u);
+    int xd = linear(b, fmt(b, "%s.x_proj_weight", a), NULL, fmt(b, "%s.x_proj", a), u, R + 2);
+    int dtl = slice(b, fmt(b, "%s.dt_low", a), xd, 0, R);
+    int Bv = slice(b, fmt(b, "%s.Bv", a), xd, R, 1);
+    int Cv = slice(b, fmt(b, "%s.Cv", a), xd, R + 1, 1);
+    int dt = linear(b, fmt(b, "%s.dt_projs_weight", a), fmt(b, "%s.dt_projs_bias", a),
+                    fmt(b, "%s.dt_projs", a), dtl, D);
+    int delta = unary(b, OP_SOFTPLUS, fmt(b, "%s.delta", a), dt);
+    int Al = W(b, fmt(b, "%s.A_logs", a), 2, D, (int64_t)1);
+    int A = unary(b, OP_EXP, fmt(b, "%s.A_logs.exp", a), Al);
+    A = unary(b, OP_NEG, fmt(b, "%s.A", a), A);
+    int h = op(b, OP_SCAN, fmt(b, "%s.scan", a), NULL, 4, u, delta, A, Bv);
+    char sf[192];
+    snprintf(sf, sizeof sf, "%s.state_fusion", a);
+    int k0 = W(b, fmt(b, "%s.kernel_3", sf), 4, D, (int64_t)1, (int64_t)3, (int64_t)3);
+    int k1 = W(b, fmt(b, "%s.kernel_3_1", sf), 4, D, (int64_t)1, (int64_t)3, (int64_t)3);
+    int k2 = W(b, fmt(b, "%s.kernel_3_2", sf), 4, D, (int64_t)1, (int64_t)3, (int64_t)3);
+    int al = W(b, fmt(b, "%s.alpha", sf), 1, (int64_t)3);
+    int hf = op(b, OP_STATE_FUSION, sf, NULL, 5, h, k0, k1, k2, al);
+    int y = binary(b, OP_MUL, fmt(b, "%s.y.hc", a), hf, Cv);
+    int Ds = W(b, fmt(b, "%s.Ds", a), 1, D);
+    int ud = binary(b, OP_MUL, fmt(b, "%s.y.ud", a), u, Ds);
+    y = binary(b, OP_ADD, fmt(b, "%s.y", a), y, ud);
+    y = layernorm(b, fmt(b, "%s.out_norm", a), y);
+    int zs = unary(b, OP_SILU, fmt(b, "%s.z.act", a), z);
+    y = binary(b, OP_MUL, fmt(b, "%s.gate", a), y, zs);
+    return linear(b, fmt(b, "%s.out_proj.weight", a), NULL, fmt(b, "%s.out_proj", a), y, C);
+}
+
+static int
+block(Builder *b, const char *prefix, int x, int64_t C, double mlp_ratio)
+{
+    char p[192];
+    snprintf(p, sizeof p, "%s", prefix);
+    char q[192];
+    snprintf(q, sizeof q, "%s.cpe1", p);
+    int t = conv(b, q, q, x, C, 3, 1, 1, C, 1);
+    x = binary(b, OP_ADD, fmt(b, "%s.cpe1.add", p), x, t);
+    t = layernorm(b, fmt(b, "%s.ln_1", p), x);
+    t = ssm(b, fmt(b, "%s.self_attention", p), t, C);
+    x = binary(b, OP_ADD, fmt(b, "%s.ssm.add", p), x, t);
+    snprintf(q, sizeof q, "%s.cpe2", p);
+    t = conv(b, q, q, x, C, 3, 1, 1, C, 1);
+    x = binary(b, OP_ADD, fmt(b, "%s.cpe2.add", p), x, t);
+    t = layernorm(b, fmt(b, "%s.ln_2", p), x);
+    int64_t hid = (int64_t)(C * mlp_ratio);
+    t = linear(b, fmt(b, "%s.mlp.fc1.weight", p), fmt(b, "%s.mlp.fc1.bias", p), fmt(b, "%s.mlp.fc1", p), t, hid);
+    t = unary(b, OP_GELU, fmt(b, "%s.mlp.act", p), t);
+    t = linear(b, fmt(b, "%s.mlp.fc2.weight", p), fmt(b, "%s.mlp.fc2.bias", p), fmt(b, "%s.mlp.fc2", p), t, C);
+    return binary(b, OP_ADD, fmt(b, "%s.mlp.add", p), x, t);
+}
+
+static int
+downsample(Builder *b, const char *prefix, int x, int64_t C)
+{
+    char p[192];
+    snprintf(p, sizeof p, "%s", prefix);
+    char q[192];
+    snprintf(q, sizeof q, "%s.0", p);
+    x = conv_layer(b, q, x, 8 * C, 1, 1, 0, 1, 1, 0, 1);
+    snprintf(q, sizeof q, "%s.1", p);
+    x = conv_layer(b, q, x, 8 * C, 3, 2, 1, 8 * C, 1, 0, 1);
+    snprintf(q, sizeof q, "%s.2", p);
+    return conv_layer(b, q, x, 2 * C, 1, 1, 0, 1, 1, 1, 0);
+}
+
+int
+mc_model_build(const ModelConfig *cfg, int B, int H, int W_, Graph *g, McErr *err)
+{
+    if (cfg->d_state != 1)
+        return mc_err_at(err, cfg->file, cfg->d_state_line, cfg->d_state_col,
+                         "MODEL.SPATIALMAMBA.D_STATE is %d; mambac supports D_STATE 1 (every published config)",
+                         cfg->d_state);
+    if (cfg->patch_size != 4)
+        return mc_err(err, "%s: PATCH_SIZE %d is not supported (the Spatial-Mamba stem is fixed at 4)", cfg->file, cfg->patch_size);
+    if (cfg->embed_dim < 2 || cfg->embed_dim % 2)
+        return mc_err(err, "%s: EMBED_DIM must be even and >= 2, got %d", cfg->file, cfg->embed_dim);
+    if (cfg->nstages < 1 || cfg->nstages > MC_MAX_STAGES)
+        return mc_err(err, "%s: DEPTHS must list 1 to %d stages", cfg->file, MC_MAX_STAGES);
+    if (B < 1) return mc_err(err, "batch must be >= 1, got %d", B);
+    if (H < 32 || W_ < 32)
+        return mc_err(err, "image size %dx%d is too small: height and width must be >= 32", H, W_);
+    if (H > 16384 || W_ > 16384 || (int64_t)B * H * W_ > ((int64_t)1 << 34))
+        return mc_err(err, "input [%d,%d,%d,%d] is too large", B, cfg->in_chans, H, W_);
+
+    mc_graph_init(g, cfg->name[0] ? cfg->name : "spatial_mamba");
+    Builder bd = {g, err}, *b = &bd;
+    Shape s = {4, {B, cfg->in_chans, H, W_}};
+    int x = check(b, mc_graph_input(g, "x", DT_F32, &s, err));
+    int64_t C = cfg->embed_dim;
+    x = stem(b, x, C);
+    for (int i = 0; i < cfg->nstages; i++) {
+        int64_t Ci = C << i;
+        for (int j = 0; j < cfg->depths[i]; j++)
+            x = block(b, fmt(b, "layers.%d.blocks.%d", i, j), x, Ci, cfg->mlp_ratio);
+        if (i < cfg->nstages - 1) x = downsample(b, fmt(b, "layers.%d.downsample.conv", i), x, Ci);
+    }
+    x = layernorm(b, "norm", x);
+    x = unary(b, OP_MEAN_HW, "pool", x);
+    x = linear(b, "head.weight", "head.bias", "head", x, cfg->num_classes);
+    mc_graph_add_output(g, x);
+    return 0;
+}

@@ -1,0 +1,466 @@
+/* frontend/weights.c -- the weights store, the model check and random weights.
+ *
+ * Takes tensors from the readers (pth.c, safetensors.c) or makes random
+ * ones; owns every tensor's name and data.  mc_weights_check compares the
+ * store with the WEIGHT nodes of a graph and reports every problem at once.
+ * Also the readers' shared helpers (declared in zip.h): strided gather with
+ * f16/bf16/f64 -> f32 conversion, and append without lookup.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "weights.h"
+#include "zip.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the checkpoint readers assume a little-endian host"
+#endif
+
+void
+mc_weights_init(WeightStore *ws)
+{
+    memset(ws, 0, sizeof *ws);
+}
+
+void
+mc_weights_free(WeightStore *ws)
+{
+    for (int i = 0; i < ws->n; i++) {
+        free(ws->t[i].name);
+        free(ws->t[i].data);
+    }
+    free(ws->t);
+    free(ws->source);
+    memset(ws, 0, sizeof *ws);
+}
+
+static size_t
+tensor_bytes(DType dt, const Shape *s)
+{
+    return (size_t)mc_shape_numel(s) * (size_t)mc_dtype_size(dt);
+}
+
+WTensor *
+mc_weights_append(WeightStore *ws, const char *name, DType dt, DType orig, const Shape *s, void *data)
+{
+    if (ws->n == ws->cap) {
+        int nc = ws->cap ? ws->cap * 2 : 64;
+        WTensor *nt = realloc(ws->t, (size_t)nc * sizeof *nt);
+        if (!nt)
+            return NULL;
+        ws->t = nt;
+        ws->cap = nc;
+    }
+    char *nm = strdup(name);
+    if (!nm)
+        return NULL;
+    WTensor *t = &ws->t[ws->n++];
+    memset(t, 0, sizeof *t);
+    t->name = nm;
+    t->dtype = dt;
+    t->orig = orig;
+    t->shape = *s;
+    t->data = data;
+    t->nbytes = tensor_bytes(dt, s);
+    return t;
+}
+
+WTensor *
+mc_weights_put(WeightStore *ws, const char *name, DType dt, DType orig, const Shape *s, void *data)
+{
+    WTensor *t = mc_weights_find(ws, name);
+    if (t) {
+        free(t->data);
+        t->dtype = dt;
+        t->orig = orig;
+        t->shape = *s;
+        t->data = data;
+        t->nbytes = tensor_bytes(dt, s);
+        t->used = 0;
+        return t;
+    }
+    return mc_weights_append(ws, name, dt, orig, s, data);
+}
+
+WTensor *
+mc_weights_find(const WeightStore *ws, const char *name)
+{
+    for (int i = 0; i < ws->n; i++)
+        if (strcmp(ws->t[i].name, name) == 0)
+            return &ws->t[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------ conversion */
+
+static float
+f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 31, man = h & 1023, u;
+    if (exp == 0) {
+        if (man == 0) {
+            u = sign;
+        } else { /* subnormal: renormalize */
+            int e = -1;
+            do {
+                man <<= 1;
+                e++;
+            } while (!(man & 1024));
+            u = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 1023) << 13;
+        }
+    } else if (exp == 31) {
+        u = sign | 0x7F800000u | man << 13;
+    } else {
+        u = sign | (exp + 127 - 15) << 23 | man << 13;
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static float
+bf16_to_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+DType
+mc_weights_store_type(DType dt)
+{
+    return (dt == DT_F16 || dt == DT_BF16 || dt == DT_F64) ? DT_F32 : dt;
+}
+
+/* Converts n elements of src (file type dt, element stride st) to dst. */
+static void
+convert_row(DType dt, const uint8_t *src, int64_t st, int64_t n, uint8_t *dst)
+{
+    int64_t es = mc_dtype_size(dt);
+    float *fd = (float *)dst;
+    switch (dt) {
+    case DT_F16:
+    case DT_BF16:
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, src + i * st * es, 2);
+            fd[i] = dt == DT_F16 ? f16_to_f32(h) : bf16_to_f32(h);
+        }
+        break;
+    case DT_F64:
+        for (int64_t i = 0; i < n; i++) {
+            double d;
+            memcpy(&d, src + i * st * es, 8);
+            fd[i] = (float)d;
+        }
+        break;
+    default: /* same type: copy */
+        if (st == 1)
+            memcpy(dst, src, (size_t)(n * es));
+        else
+            for (int64_t i = 0; i < n; i++)
+                memcpy(dst + i * es, src + i * st * es, (size_t)es);
+        break;
+    }
+}
+
+void *
+mc_weights_gather(DType dt, const uint8_t *src, int64_t offset, const Shape *s, const int64_t *stride,
+                  size_t *nbytes)
+{
+    DType ot = mc_weights_store_type(dt);
+    int64_t numel = mc_shape_numel(s), oes = mc_dtype_size(ot), ies = mc_dtype_size(dt);
+    *nbytes = (size_t)(numel * oes);
+    uint8_t *out = malloc(*nbytes ? *nbytes : 1);
+    if (!out || numel == 0)
+        return out;
+    if (s->rank == 0) {
+        convert_row(dt, src + offset * ies, 1, 1, out);
+        return out;
+    }
+    int r = s->rank;
+    int64_t inner = s->d[r - 1], ist = stride[r - 1], idx[MC_MAX_RANK] = {0};
+    int64_t rows = numel / inner;
+    for (int64_t row = 0; row < rows; row++) {
+        int64_t base = offset;
+        for (int k = 0; k < r - 1; k++)
+            base += idx[k] * stride[k];
+        convert_row(dt, src + base * ies, ist, inner, out + row * inner * oes);
+        for (int k = r - 2; k >= 0; k--) { /* odometer over the outer dims */
+            if (++idx[k] < s->d[k])
+                break;
+            idx[k] = 0;
+        }
+    }
+    return out;
+}
+
+/* ------------------------------------------------------------ load */
+
+int
+mc_weights_load(const char *path, WeightStore *ws, McErr *err)
+{
+    const uint8_t *buf;
+    size_t len;
+    if (mc_file_map(path, &buf, &len, err))
+        return -1;
+    int rc = (len >= 4 && memcmp(buf, "PK\3\4", 4) == 0) ? mc_pth_load_mem(buf, len, path, ws, err)
+                                                         : mc_safetensors_load_mem(buf, len, path, ws, err);
+    mc_file_unmap(buf, len);
+    if (rc == 0) {
+        free(ws->source);
+        ws->source = strdup(path);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ check */
+
+static uint64_t
+hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (*s)
+        h = (h ^ (uint8_t)*s++) * 1099511628211ull;
+    return h;
+}
+
+typedef struct Index {
+    int *slot;
+    size_t cap;
+} Index;
+
+static int
+index_build(Index *ix, const WeightStore *ws)
+{
+    ix->cap = 16;
+    while (ix->cap < (size_t)ws->n * 2)
+        ix->cap *= 2;
+    ix->slot = malloc(ix->cap * sizeof *ix->slot);
+    if (!ix->slot)
+        return -1;
+    for (size_t i = 0; i < ix->cap; i++)
+        ix->slot[i] = -1;
+    for (int i = 0; i < ws->n; i++) {
+        size_t h = hash_str(ws->t[i].name) & (ix->cap - 1);
+        while (ix->slot[h] >= 0)
+            h = (h + 1) & (ix->cap - 1);
+        ix->slot[h] = i;
+    }
+    return 0;
+}
+
+static WTensor *
+index_find(const Index *ix, const WeightStore *ws, const char *name)
+{
+    size_t h = hash_str(name) & (ix->cap - 1);
+    WTensor *r = NULL;
+    while (ix->slot[h] >= 0) { /* the last duplicate wins, like mc_weights_put */
+        if (strcmp(ws->t[ix->slot[h]].name, name) == 0)
+            r = &ws->t[ix->slot[h]];
+        h = (h + 1) & (ix->cap - 1);
+    }
+    return r;
+}
+
+static void
+shape_fmt(const Shape *s, char *buf, size_t n)
+{
+    size_t k = 0;
+    k += (size_t)snprintf(buf + k, n - k, "[");
+    for (int i = 0; i < s->rank && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)s->d[i]);
+    if (k < n)
+        snprintf(buf + k, n - k, "]");
+}
+
+/* Appends a line to a bounded message buffer; counts what did not fit. */
+typedef struct Msg {
+    char buf[1800];
+    size_t len;
+    int dropped;
+} Msg;
+
+static void
+msg_add(Msg *m, const char *line)
+{
+    size_t n = strlen(line);
+    if (m->dropped || m->len + n + 1 >= sizeof m->buf - 40) {
+        m->dropped++;
+        return;
+    }
+    memcpy(m->buf + m->len, line, n);
+    m->len += n;
+    m->buf[m->len] = 0;
+}
+
+static int
+ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+int
+mc_weights_check(const Graph *g, WeightStore *ws, McErr *err)
+{
+    const char *src = ws->source ? ws->source : "(weights)";
+    Index ix;
+    if (index_build(&ix, ws))
+        return mc_err(err, "weights %s: out of memory", src);
+    for (int i = 0; i < ws->n; i++)
+        ws->t[i].used = 0;
+    Msg m = {.len = 0};
+    int problems = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *nd = &g->nodes[i];
+        if (nd->op != OP_WEIGHT)
+            continue;
+        char line[1024], a[160], b[160];
+        const char *key = nd->name ? nd->name : "";
+        WTensor *t = index_find(&ix, ws, key);
+        shape_fmt(&nd->shape, a, sizeof a);
+        if (!t) {
+            snprintf(line, sizeof line, "\n  missing: %.700s %s", key, a);
+            msg_add(&m, line);
+            problems++;
+            continue;
+        }
+        t->used = 1;
+        if (!mc_shape_eq(&t->shape, &nd->shape)) {
+            shape_fmt(&t->shape, b, sizeof b);
+            snprintf(line, sizeof line, "\n  shape mismatch: %.700s expected %s got %s", key, a, b);
+            msg_add(&m, line);
+            problems++;
+        } else if (t->dtype != nd->dtype) {
+            snprintf(line, sizeof line, "\n  type mismatch: %.700s expected %s got %s", key,
+                     mc_dtype_name(nd->dtype), mc_dtype_name(t->dtype));
+            msg_add(&m, line);
+            problems++;
+        }
+    }
+    free(ix.slot);
+    if (problems) {
+        if (m.dropped)
+            snprintf(m.buf + m.len, sizeof m.buf - m.len, "\n  ... and %d more", m.dropped);
+        return mc_err(err, "weights %s: %d problem%s:%s", src, problems, problems == 1 ? "" : "s", m.buf);
+    }
+    int unused = 0;
+    Msg u = {.len = 0};
+    for (int i = 0; i < ws->n; i++) {
+        WTensor *t = &ws->t[i];
+        if (t->used || (t->dtype == DT_I64 && ends_with(t->name, "num_batches_tracked")))
+            continue;
+        char line[600];
+        snprintf(line, sizeof line, "%s%.500s", unused ? ", " : "", t->name);
+        msg_add(&u, line);
+        unused++;
+    }
+    if (unused) {
+        if (u.dropped)
+            snprintf(u.buf + u.len, sizeof u.buf - u.len, ", ... (%d more)", u.dropped);
+        mc_note("%d tensor%s in %s %s not used by the model: %s", unused, unused == 1 ? "" : "s", src,
+                unused == 1 ? "is" : "are", u.buf);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ random */
+
+static uint64_t
+splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double
+unif(uint64_t *s) /* (0, 1) */
+{
+    return ((double)(splitmix(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+static double
+gauss(uint64_t *s)
+{
+    double u1 = unif(s), u2 = unif(s);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+typedef enum { R_NORMAL, R_UNIFORM, R_LOGUNIF, R_DTBIAS, R_ZERO } RKind;
+
+static void
+init_rule(const char *key, const Shape *s, RKind *k, double *a, double *b)
+{
+    const char *last = strrchr(key, '.');
+    last = last ? last + 1 : key;
+    *k = R_NORMAL;
+    *a = 0;
+    *b = 0.02;
+    if (ends_with(key, ".running_var") || strcmp(last, "running_var") == 0) {
+        *k = R_UNIFORM, *a = 0.5, *b = 2.0;
+    } else if (strcmp(last, "A_logs") == 0) {
+        *k = R_LOGUNIF, *a = 0.5, *b = 4.0;
+    } else if (strcmp(last, "Ds") == 0) {
+        *k = R_UNIFORM, *a = 0.5, *b = 1.5;
+    } else if (strcmp(last, "dt_projs_bias") == 0) {
+        *k = R_DTBIAS, *a = log(1e-3), *b = log(1e-1);
+    } else if (strcmp(last, "alpha") == 0) {
+        *k = R_UNIFORM, *a = 0.3, *b = 1.2;
+    } else if (strstr(key, "state_fusion") && s->rank >= 2) {
+        *b = 0.3;
+    } else if (strcmp(last, "weight") == 0 &&
+               (s->rank == 1 || strstr(key, "norm") || strstr(key, "ln_"))) {
+        *k = R_UNIFORM, *a = 0.8, *b = 1.2;
+    } else if (strcmp(last, "bias") == 0) {
+        *b = 0.02;
+    } else if ((strcmp(last, "weight") == 0 || ends_with(last, "_weight")) && s->rank >= 2) {
+        int64_t fan = 1;
+        for (int i = 1; i < s->rank; i++)
+            fan *= s->d[i];
+        *b = 1.0 / sqrt((double)(fan > 0 ? fan : 1));
+    }
+}
+
+void
+mc_weights_random(const Graph *g, WeightStore *ws, uint64_t seed)
+{
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *nd = &g->nodes[i];
+        if (nd->op != OP_WEIGHT)
+            continue;
+        const char *key = nd->name ? nd->name : "";
+        int64_t n = mc_shape_numel(&nd->shape);
+        size_t es = (size_t)mc_dtype_size(nd->dtype);
+        void *data = calloc(n > 0 ? (size_t)n : 1, es);
+        if (!data)
+            mc_die("mc_weights_random: out of memory for %s", key);
+        uint64_t st = seed ^ hash_str(key);
+        RKind k;
+        double a, b;
+        init_rule(key, &nd->shape, &k, &a, &b);
+        if (nd->dtype == DT_F32) {
+            float *f = data;
+            for (int64_t j = 0; j < n; j++) {
+                double v;
+                switch (k) {
+                case R_UNIFORM: v = a + (b - a) * unif(&st); break;
+                case R_LOGUNIF: v = log(a + (b - a) * unif(&st)); break;
+                case R_DTBIAS: {
+                    double dt = exp(a + (b - a) * unif(&st));
+                    v = dt + log(-expm1(-dt)); /* inverse softplus */
+                    break;
+                }
+                case R_ZERO: v = 0; break;
+                default: v = a + b * gauss(&st); break;
+                }
+                f[j] = (float)v;
+            }
+        } /* integer weights stay zero */
+        if (!mc_weights_put(ws, key, nd->dtype, nd->dtype, &nd->shape, data))
+            mc_die("mc_weights_random: out of memory for %s", key);
+    }
+}

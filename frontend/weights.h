@@ -1,0 +1,64 @@
+/* frontend/weights.h -- the weights store: checkpoint tensors by key.
+ *
+ * Readers (pth.c, safetensors.c) fill a WeightStore from a file or a memory
+ * buffer.  Every tensor is stored contiguous (row-major), its data owned by
+ * the store.  Floating tensors (f16, bf16, f32, f64) are converted to f32 on
+ * load (dtype DT_F32, `orig` keeps the file's type); integer tensors keep
+ * DT_I64/DT_I32.  Readers never execute anything and never crash on bad
+ * input: they return -1 with a clear message in err.
+ */
+#ifndef MC_WEIGHTS_H
+#define MC_WEIGHTS_H
+#include <stddef.h>
+#include <stdint.h>
+#include "../ir/graph.h"
+
+typedef struct WTensor {
+    char *name;        /* full key, e.g. "layers.0.blocks.0.ln_1.weight" (prefix "model." etc. stripped) */
+    DType dtype;       /* DT_F32, DT_I64 or DT_I32 */
+    DType orig;        /* dtype in the file */
+    Shape shape;
+    void *data;        /* contiguous, malloc'd, owned */
+    size_t nbytes;
+    int used;          /* set by the model check */
+} WTensor;
+
+typedef struct WeightStore {
+    WTensor *t;
+    int n, cap;
+    char *source;      /* file path, for messages */
+} WeightStore;
+
+void mc_weights_init(WeightStore *ws);
+void mc_weights_free(WeightStore *ws);
+/* Takes ownership of data. Replaces an existing key. */
+WTensor *mc_weights_put(WeightStore *ws, const char *name, DType dt, DType orig,
+                        const Shape *s, void *data);
+WTensor *mc_weights_find(const WeightStore *ws, const char *name);
+
+/* .pth (torch.save zip+pickle). Tensors are taken from the top-level dict's
+ * "model" entry, else "state_dict", else the top level itself; a leading
+ * "module." on keys is stripped.  Non-tensor entries and unknown classes are
+ * skipped.  CRC-32 of every zip entry read is verified. */
+int mc_pth_load(const char *path, WeightStore *ws, McErr *err);
+int mc_pth_load_mem(const uint8_t *buf, size_t len, const char *name, WeightStore *ws, McErr *err);
+
+/* .safetensors */
+int mc_safetensors_load(const char *path, WeightStore *ws, McErr *err);
+int mc_safetensors_load_mem(const uint8_t *buf, size_t len, const char *name, WeightStore *ws, McErr *err);
+
+/* Picks the reader by content (zip magic "PK\3\4" -> pth, else safetensors). */
+int mc_weights_load(const char *path, WeightStore *ws, McErr *err);
+
+/* Checks every WEIGHT node of g against ws: all missing keys and all shape
+ * mismatches are reported in one message ("missing: k [expected shape]",
+ * "shape mismatch: k expected [..] got [..]"), then returns -1.  On success
+ * prints one note line listing unused tensors (if any) and returns 0. */
+int mc_weights_check(const Graph *g, WeightStore *ws, McErr *err);
+
+/* Deterministic random weights of sensible scale for every WEIGHT node of g
+ * (norm scales near 1, running_var positive, dt biases and A_logs in the
+ * public init ranges).  Same graph + seed -> same bytes. */
+void mc_weights_random(const Graph *g, WeightStore *ws, uint64_t seed);
+
+#endif

@@ -1,0 +1,52 @@
+/* passes/fold_state_fusion.c -- state_fusion(h, k3, k3_1, k3_2, alpha)
+ * -> state_fusion25(h, taps).
+ *
+ * Requires: the three kernels and alpha are constants.
+ * Does: the three dilated 3x3 depthwise kernels (dilations 1, 3, 5) share
+ * only their centre tap, so alpha0*k3 + alpha1*k3_1 + alpha2*k3_2 is one
+ * 11x11 stencil with 25 distinct taps (SPEC: exact, 4.8x fewer taps than a
+ * dense 11x11).  taps[d,0] = sum_r alpha_r*k_r[d,1,1]; taps[d,1+8r+k] =
+ * alpha_r * k_r[d, pos_k] for the 8 non-centre positions, row-major
+ * (ops.def documents the order).  The fused node keeps the original name.
+ * Invalidates: node ids.
+ */
+#include "pass.h"
+#include <stdlib.h>
+
+bool
+pass_fold_state_fusion(Graph *g, PassCtx *ctx)
+{
+    bool changed = false;
+    int n0 = g->nnodes;
+    for (int i = 0; i < n0; i++) {
+        if (g->nodes[i].op != OP_STATE_FUSION) continue;
+        const float *k[3], *al;
+        int bad = 0;
+        for (int r = 0; r < 3; r++) bad |= !(k[r] = mc_pass_const_data(g, ctx, g->nodes[i].in[1 + r]));
+        bad |= !(al = mc_pass_const_data(g, ctx, g->nodes[i].in[4]));
+        if (bad) continue;
+        int64_t D = g->nodes[i].shape.d[3];
+        float *taps = malloc(sizeof(float) * (size_t)(D * 25));
+        for (int64_t d = 0; d < D; d++) {
+            double c = 0;
+            for (int r = 0; r < 3; r++) c += (double)al[r] * k[r][d * 9 + 4];
+            taps[d * 25] = (float)c;
+            for (int r = 0; r < 3; r++)
+                for (int p = 0, kk = 0; p < 9; p++) {
+                    if (p == 4) continue;
+                    taps[d * 25 + 1 + 8 * r + kk++] = (float)((double)al[r] * k[r][d * 9 + p]);
+                }
+        }
+        char name[512];
+        snprintf(name, sizeof name, "%s.taps", g->nodes[i].name);
+        Shape ts = {2, {D, 25}};
+        int tid = mc_pass_add_const(g, ctx, name, &ts, taps);
+        Node *n = &g->nodes[i];
+        n->op = OP_STATE_FUSION25;
+        n->in[1] = tid;
+        n->nin = 2;
+        ctx->changes++;
+        changed = true;
+    }
+    return changed;
+}

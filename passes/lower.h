@@ -1,0 +1,33 @@
+/* passes/lower.h -- graph IR -> kernel IR (fusion decided here, once) and
+ * the memory planner. */
+#ifndef MC_LOWER_H
+#define MC_LOWER_H
+#include "../ir/kernel.h"
+#include "../frontend/weights.h"
+
+/* Lowers a verified graph (normally after mc_passes_run: batchnorm folded,
+ * constants folded, state fusion folded) with one input and one output.
+ * Fusion rules (docs/kernel-ir.md):
+ *   - slice and permute become strided views, never copies;
+ *   - an elementwise op with one user that is elementwise of the same shape
+ *     is inlined into that user's expression;
+ *   - softplus feeding only a scan's dt is computed inside the scan;
+ *   - an elementwise chain whose operand is a conv2d / linear / layernorm /
+ *     state_fusion25 / mean_hw result used only by that chain becomes the
+ *     epilogue of that kernel (bias, activations, residual adds, gates,
+ *     hf*Cv + u*Ds, ...).
+ * Weight buffers get offsets in a graph-layout blob (mc_kprogram_weights_blob).
+ * Returns 0, or -1 with err (an op the kernel IR cannot express). */
+int mc_lower(const Graph *g, const WeightStore *ws, KProgram *p, McErr *err);
+
+/* Assigns scratch offsets: buffers whose lifetimes (first..last kernel) do
+ * not overlap share memory; greedy by size, 64-byte aligned.  Fills
+ * scratch_bytes and unplanned_bytes. */
+void mc_memplan(KProgram *p);
+/* "memplan: 118.3 MB -> 21.7 MB, 412 buffers -> 1 arena" */
+void mc_memplan_report(const KProgram *p, FILE *f);
+
+/* The weights blob in graph layout at the planned offsets (malloc'd). */
+uint8_t *mc_kprogram_weights_blob(const KProgram *p, const WeightStore *ws, McErr *err);
+
+#endif

@@ -1,0 +1,63 @@
+/* passes/pass.h -- graph passes and the pass manager.
+ *
+ * A pass is `bool pass_name(Graph *, PassCtx *)` returning "changed".  It may
+ * append nodes, rewire operands and redirect uses; the manager compacts the
+ * graph afterwards (mc_graph_compact) and, with --verify-each, verifies it.
+ * Constants a pass creates go into ctx->ws under the new WEIGHT node's name.
+ */
+#ifndef MC_PASS_H
+#define MC_PASS_H
+#include <stdbool.h>
+#include <stdio.h>
+#include "../ir/graph.h"
+#include "../frontend/weights.h"
+
+#define MC_MAX_PASS_OPTS 32
+
+typedef struct PassOptions {
+    const char *print_after[MC_MAX_PASS_OPTS];
+    int n_print_after;
+    const char *print_before[MC_MAX_PASS_OPTS];
+    int n_print_before;
+    const char *disable[MC_MAX_PASS_OPTS];
+    int n_disable;
+    bool print_after_all, print_before_all, verify_each, time_passes, stats;
+    FILE *out;               /* where IR dumps go (default stdout) */
+} PassOptions;
+
+typedef struct PassCtx {
+    WeightStore *ws;         /* weights; folded constants are added here */
+    const PassOptions *opts;
+    int changes;             /* a pass adds the number of rewrites it made */
+} PassCtx;
+
+typedef bool (*PassFn)(Graph *g, PassCtx *ctx);
+
+typedef struct PassInfo {
+    PassFn fn;
+    const char *name;
+    const char *purpose;
+} PassInfo;
+
+extern const PassInfo mc_passes[];
+extern const int mc_npasses;
+
+#define PASS(fn, name, purpose) bool fn(Graph *g, PassCtx *ctx);
+#include "passes.def"
+#undef PASS
+
+const PassInfo *mc_pass_find(const char *name);
+void mc_passes_list(FILE *f);
+/* Runs the whole pipeline (the table in order), honouring opts.  Returns 0,
+ * or -1 with err set (an unknown pass name in opts). */
+int mc_passes_run(Graph *g, WeightStore *ws, const PassOptions *opts, McErr *err);
+
+/* Helpers for passes. */
+/* The f32 data of a WEIGHT node, or NULL if the node is not a weight or
+ * the store lacks it. */
+float *mc_pass_const_data(const Graph *g, const PassCtx *ctx, int id);
+/* Adds a WEIGHT node holding `data` (malloc'd, ownership taken) named
+ * `name` (made unique against the graph and the store). */
+int mc_pass_add_const(Graph *g, PassCtx *ctx, const char *name, const Shape *s, float *data);
+
+#endif

@@ -1,0 +1,345 @@
+/* runtime/exe/exe_main.c -- main() of the executables `mambac compile
+ * --emit exe` writes.
+ *
+ * Takes: the model glue (mc_model_glue.h: shapes, the embedded weights, the
+ * entry point, kernel names and FLOPs), a float32 .npy input.  Produces: the
+ * output .npy, a benchmark line, a per-kernel profile.  Owns the scratch,
+ * input and output buffers (allocated once, 64-byte aligned).
+ *
+ *   OUT --input x.npy --output y.npy [--threads N] [--bench N] [--profile [N]]
+ *
+ * Exit status: 0 ok, 1 bad input file or failed run, 2 bad usage.
+ * Lives in runtime/exe/ so the runtime library's glob does not pick it up.
+ */
+#include "../mc_npy.h"
+#include "../mc_rt.h"
+#include "mc_model_glue.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *prog = "model";
+
+static void
+usage(FILE *f)
+{
+    const McModelGlue *g = &mc_model_glue;
+    fprintf(f,
+            "usage: %s --input X.npy --output Y.npy [--threads N] [--bench N] [--profile [N]]\n"
+            "Runs model '%s' (compiled by mambac for %s).\n"
+            "  --input X.npy   float32 input of shape ",
+            prog, g->name, g->target);
+    for (int i = 0; i < g->in_rank; i++)
+        fprintf(f, "%s%lld", i ? "," : "[", (long long)g->in_shape[i]);
+    fprintf(f, "]\n                  (without --input, --bench/--profile run on zeros)\n"
+               "  --output Y.npy  writes the float32 output, shape ");
+    for (int i = 0; i < g->out_rank; i++)
+        fprintf(f, "%s%lld", i ? "," : "[", (long long)g->out_shape[i]);
+    fprintf(f, "]\n"
+               "  --threads N     worker threads (default: OMP_NUM_THREADS or all cores)\n"
+               "  --bench N       after one warm-up run, times N runs and prints\n"
+               "                  'median X ms, min Y ms, max Z ms, R images/s'\n"
+               "  --profile [N]   times each fused kernel over N runs (default 10) and\n"
+               "                  prints them sorted by time with share and GFLOP/s\n"
+               "  --help          this text\n");
+}
+
+static int
+parse_count(const char *opt, const char *s, long lo, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || !*s || *end || errno || v < lo) {
+        fprintf(stderr, "%s: error: %s needs an integer >= %ld, got '%s'\n", prog, opt, lo,
+                s ? s : "");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int64_t
+numel(int rank, const int64_t *d)
+{
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++)
+        n *= d[i];
+    return n;
+}
+
+static const char *
+npy_type_name(McNpyType t)
+{
+    switch (t) {
+    case MC_NPY_F32: return "float32";
+    case MC_NPY_F64: return "float64";
+    case MC_NPY_I64: return "int64";
+    case MC_NPY_I32: return "int32";
+    case MC_NPY_U8: return "uint8";
+    default: return "an unsupported dtype";
+    }
+}
+
+static void
+shape_str(char *buf, size_t n, int rank, const int64_t *d)
+{
+    size_t k = 0;
+    k += snprintf(buf + k, n - k, "[");
+    for (int i = 0; i < rank && k < n; i++)
+        k += snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)d[i]);
+    if (k < n)
+        snprintf(buf + k, n - k, "]");
+}
+
+/* Loads and checks the input; copies it into `dst` (the aligned buffer). */
+static int
+load_input(const char *path, float *dst)
+{
+    const McModelGlue *g = &mc_model_glue;
+    McNpy a;
+    char msg[512];
+    if (mc_npy_read(path, &a, msg, sizeof msg)) {
+        fprintf(stderr, "%s: error: %s\n", prog, msg);
+        return -1;
+    }
+    char want[128], got[128];
+    shape_str(want, sizeof want, g->in_rank, g->in_shape);
+    shape_str(got, sizeof got, a.rank, a.shape);
+    int ok = a.rank == g->in_rank;
+    for (int i = 0; ok && i < a.rank; i++)
+        ok = a.shape[i] == g->in_shape[i];
+    if (a.type != MC_NPY_F32) {
+        fprintf(stderr,
+                "%s: error: %s: input has dtype %s, this model takes float32 %s "
+                "(convert with x.astype(numpy.float32))\n",
+                prog, path, npy_type_name(a.type), want);
+        mc_npy_free(&a);
+        return -1;
+    }
+    if (!ok) {
+        fprintf(stderr,
+                "%s: error: %s: input has shape %s, this model was compiled for %s "
+                "(recompile with mambac compile --batch/--image-size to change it)\n",
+                prog, path, got, want);
+        mc_npy_free(&a);
+        return -1;
+    }
+    memcpy(dst, a.data, (size_t)numel(g->in_rank, g->in_shape) * sizeof(float));
+    mc_npy_free(&a);
+    return 0;
+}
+
+static int
+run_once(const void *w, const float *in, float *out, void *scratch)
+{
+    int rc = mc_model_glue.run(w, in, out, scratch);
+    if (rc)
+        fprintf(stderr, "%s: error: model '%s' returned %d\n", prog, mc_model_glue.name, rc);
+    return rc;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int
+bench(long n, const void *w, const float *in, float *out, void *scratch)
+{
+    uint64_t *t = malloc((size_t)n * sizeof *t);
+    if (!t) {
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+        return -1;
+    }
+    if (run_once(w, in, out, scratch)) /* warm-up */
+        goto fail;
+    for (long i = 0; i < n; i++) {
+        uint64_t t0 = mc_rt_now_ns();
+        if (run_once(w, in, out, scratch))
+            goto fail;
+        t[i] = mc_rt_now_ns() - t0;
+    }
+    qsort(t, (size_t)n, sizeof *t, cmp_u64);
+    double med = n % 2 ? t[n / 2] * 1e-6 : (t[n / 2 - 1] + t[n / 2]) * 0.5e-6;
+    double batch = mc_model_glue.in_rank > 0 ? (double)mc_model_glue.in_shape[0] : 1.0;
+    printf("bench: %s, %ld runs, %d threads: median %.3f ms, min %.3f ms, max %.3f ms, "
+           "%.2f images/s\n",
+           mc_model_glue.name, n, mc_rt_get_threads(), med, t[0] * 1e-6, t[n - 1] * 1e-6,
+           med > 0 ? batch * 1000.0 / med : 0.0);
+    free(t);
+    return 0;
+fail:
+    free(t);
+    return -1;
+}
+
+static const uint64_t *sort_ns;
+
+static int
+cmp_kernel(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    if (sort_ns[x] != sort_ns[y])
+        return sort_ns[x] > sort_ns[y] ? -1 : 1;
+    return x - y;
+}
+
+static int
+profile(long n, const void *w, const float *in, float *out, void *scratch)
+{
+    const McModelGlue *g = &mc_model_glue;
+    int nk = g->nkernels > 0 ? g->nkernels : 0;
+    uint64_t *ns = calloc((size_t)nk + 1, sizeof *ns);
+    uint64_t *calls = calloc((size_t)nk + 1, sizeof *calls);
+    int *order = calloc((size_t)nk + 1, sizeof *order);
+    int rc = -1;
+    if (!ns || !calls || !order) {
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+        goto done;
+    }
+    if (run_once(w, in, out, scratch)) /* warm-up, not profiled */
+        goto done;
+    McRtProfile p = {nk, ns, calls};
+    mc_rt_profile_set(&p);
+    uint64_t total = 0;
+    for (long i = 0; i < n; i++) {
+        uint64_t t0 = mc_rt_now_ns();
+        int r = run_once(w, in, out, scratch);
+        total += mc_rt_now_ns() - t0;
+        if (r) {
+            mc_rt_profile_set(NULL);
+            goto done;
+        }
+    }
+    mc_rt_profile_set(NULL);
+    uint64_t sum = 0;
+    for (int k = 0; k < nk; k++) {
+        order[k] = k;
+        sum += ns[k];
+    }
+    sort_ns = ns;
+    qsort(order, (size_t)nk, sizeof *order, cmp_kernel);
+    double run_ms = total * 1e-6 / n;
+    printf("profile: %s, %ld runs, %d threads, %.3f ms/run, %d kernels (%.1f%% of the time "
+           "inside kernels)\n",
+           g->name, n, mc_rt_get_threads(), run_ms, nk, total ? 100.0 * sum / total : 0.0);
+    printf("%5s  %-40s %10s %7s %9s %6s\n", "rank", "kernel", "ms/run", "share", "GFLOP/s",
+           "calls");
+    for (int i = 0; i < nk; i++) {
+        int k = order[i];
+        double ms = ns[k] * 1e-6 / n;
+        double fl = g->kernel_flops ? g->kernel_flops[k] : 0.0;
+        double gfs = ns[k] ? fl * n / (double)ns[k] : 0.0; /* flop/ns = GFLOP/s */
+        const char *name = g->kernel_names ? g->kernel_names[k] : "?";
+        printf("%5d  %-40.40s %10.4f %6.2f%% %9.2f %6llu\n", i + 1, name, ms,
+               total ? 100.0 * ns[k] / total : 0.0, gfs, (unsigned long long)(calls[k] / n));
+    }
+    rc = 0;
+done:
+    free(ns);
+    free(calls);
+    free(order);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    const McModelGlue *g = &mc_model_glue;
+    const char *in_path = NULL, *out_path = NULL;
+    long threads = 0, nbench = 0, nprof = 0;
+    if (argc > 0 && argv[0] && *argv[0]) {
+        const char *s = strrchr(argv[0], '/');
+        prog = s ? s + 1 : argv[0];
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--input") || !strcmp(a, "-i")) {
+            if (!v) goto missing;
+            in_path = v, i++;
+        } else if (!strcmp(a, "--output") || !strcmp(a, "-o")) {
+            if (!v) goto missing;
+            out_path = v, i++;
+        } else if (!strcmp(a, "--threads")) {
+            if (parse_count(a, v, 1, &threads)) return 2;
+            i++;
+        } else if (!strcmp(a, "--bench")) {
+            if (parse_count(a, v, 1, &nbench)) return 2;
+            i++;
+        } else if (!strcmp(a, "--profile")) {
+            nprof = 10;
+            if (v && v[0] >= '0' && v[0] <= '9') {
+                if (parse_count(a, v, 1, &nprof)) return 2;
+                i++;
+            }
+        } else {
+            fprintf(stderr, "%s: error: unknown option '%s' (see --help)\n", prog, a);
+            return 2;
+        }
+        continue;
+    missing:
+        fprintf(stderr, "%s: error: %s needs a file name\n", prog, a);
+        return 2;
+    }
+    if (!in_path && !nbench && !nprof) {
+        fprintf(stderr, "%s: error: no --input given (see --help)\n", prog);
+        return 2;
+    }
+    if (!out_path && !nbench && !nprof) {
+        fprintf(stderr, "%s: error: nothing to do: give --output, --bench or --profile\n", prog);
+        return 2;
+    }
+    if (threads)
+        mc_rt_set_threads((int)threads);
+    if ((uint64_t)*g->obj_weights_size != g->weights_len) {
+        fprintf(stderr, "%s: error: embedded weights have %llu bytes, the model expects %lld\n",
+                prog, (unsigned long long)g->weights_len, (long long)*g->obj_weights_size);
+        return 1;
+    }
+
+    int64_t nin = numel(g->in_rank, g->in_shape), nout = numel(g->out_rank, g->out_shape);
+    int64_t nscratch = *g->obj_scratch_size;
+    float *in = mc_rt_alloc_aligned((size_t)nin * sizeof(float), MC_RT_ALIGN);
+    float *out = mc_rt_alloc_aligned((size_t)nout * sizeof(float), MC_RT_ALIGN);
+    void *scratch = mc_rt_alloc_aligned((size_t)(nscratch > 0 ? nscratch : 0), MC_RT_ALIGN);
+    int rc = 1;
+    if (!in || !out || !scratch) {
+        fprintf(stderr, "%s: error: cannot allocate %lld bytes of scratch and buffers\n", prog,
+                (long long)(nscratch + 4 * (nin + nout)));
+        goto done;
+    }
+    if (in_path) {
+        if (load_input(in_path, in))
+            goto done;
+    } else {
+        memset(in, 0, (size_t)nin * sizeof(float));
+    }
+    memset(out, 0, (size_t)nout * sizeof(float));
+    if (out_path) {
+        if (run_once(g->weights, in, out, scratch))
+            goto done;
+        char msg[512];
+        if (mc_npy_write_f32(out_path, out, g->out_rank, g->out_shape, msg, sizeof msg)) {
+            fprintf(stderr, "%s: error: %s\n", prog, msg);
+            goto done;
+        }
+    }
+    if (nbench && bench(nbench, g->weights, in, out, scratch))
+        goto done;
+    if (nprof && profile(nprof, g->weights, in, out, scratch))
+        goto done;
+    rc = 0;
+done:
+    mc_rt_free_aligned(in);
+    mc_rt_free_aligned(out);
+    mc_rt_free_aligned(scratch);
+    return rc;
+}

@@ -1,0 +1,210 @@
+"""e2e: bad user input must give exit status 1, a clear message on stderr
+(naming the key / shapes / file:line:col where stated), no crash, and finish
+within a few seconds.  Covers truncated and corrupted checkpoints, files that
+are not checkpoints, missing and mis-shaped tensors, YAML syntax and type
+errors, wrong .npy inputs and missing files."""
+import os
+import struct
+import zipfile
+from collections import OrderedDict
+
+import e2e_common as E
+import numpy as np
+import torch
+
+t = E.Test("bad_inputs")
+depths = [1, 2, 1, 1]
+cfg = E.write_config(t.path("m.yaml"), 32, depths, num_classes=17, mlp_ratio=2.5)
+sd = E.sm.random_state_dict(32, depths, 17, 3, 2.5, seed=3)
+good = t.path("good.pth")
+E.ck.save_training(good, sd, optimizer_params=6)
+x = E.image((1, 3, 32, 36), seed=1)
+xin = t.path("x.npy")
+np.save(xin, x)
+out = t.path("y.npy")
+
+
+def run_args(weights, inp=xin, model=cfg):
+    return ["run", model, "--weights", weights, "--input", inp, "--output", out,
+            "--backend", "ref", "--threads", "2"]
+
+
+# The good checkpoint works (otherwise every failure below proves nothing).
+t.run_logits("baseline: the intact checkpoint runs", cfg, good, x, sd, depths)
+
+# ------------------------------------------------------------ damaged .pth
+blob = open(good, "rb").read()
+n = len(blob)
+for cut in (0, 3, 30, 200, n // 4, n // 2, n - 100, n - 22, n - 1):
+    p = t.path("trunc_%d.pth" % cut)
+    with open(p, "wb") as f:
+        f.write(blob[:cut])
+    t.expect_user_error("truncated .pth (%d of %d bytes)" % (cut, n), run_args(p))
+    os.unlink(p)
+
+# Corrupt one byte inside a stored tensor: the entry's CRC-32 must catch it.
+with zipfile.ZipFile(good) as z:
+    infos = [i for i in z.infolist() if "/data/" in i.filename]
+    big = max(infos, key=lambda i: i.file_size)
+    pkl = [i for i in z.infolist() if i.filename.endswith("data.pkl")][0]
+
+
+def data_offset(info):
+    hdr = blob[info.header_offset:info.header_offset + 30]
+    name_len, extra_len = struct.unpack("<HH", hdr[26:30])
+    return info.header_offset + 30 + name_len + extra_len
+
+
+for label, info, rel in (("tensor storage %s" % big.filename, big, 0.5),
+                         ("tensor storage %s, last byte" % big.filename, big, 1.0),
+                         ("data.pkl", pkl, 0.5)):
+    off = data_offset(info) + min(int(info.file_size * rel), info.file_size - 1)
+    bad = bytearray(blob)
+    bad[off] ^= 0x5A
+    p = t.path("corrupt.pth")
+    with open(p, "wb") as f:
+        f.write(bad)
+    t.expect_user_error("one byte flipped in %s" % label, run_args(p), must_contain=("crc",))
+    os.unlink(p)
+
+# Garbage after a valid zip local header, and a zip that is not a checkpoint.
+p = t.path("notckpt.pth")
+with zipfile.ZipFile(p, "w") as z:
+    z.writestr("archive/readme.txt", "hello")
+t.expect_user_error("zip without data.pkl", run_args(p))
+p = t.path("junk.pth")
+with open(p, "wb") as f:
+    f.write(b"PK\x03\x04" + os.urandom(3000))
+t.expect_user_error("zip magic then random bytes", run_args(p))
+
+# Not checkpoints at all.
+png = (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" +
+       struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0) + b"\x90wS\xde" +
+       b"\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef" +
+       b"\x00\x00\x00\x00IEND\xaeB`\x82")
+for fname, data in (("image.png", png), ("notes.txt", b"these are not weights\n" * 20),
+                    ("empty.pth", b""), ("w.safetensors", b"\xff" * 8 + b"{}"),
+                    ("trunc.safetensors", E.ck.safetensors_bytes(sd)[:5000]),
+                    ("badjson.safetensors", struct.pack("<Q", 10) + b"{not json}")):
+    p = t.path(fname)
+    with open(p, "wb") as f:
+        f.write(data)
+    t.expect_user_error("weights file %s" % fname, run_args(p))
+t.expect_user_error("a directory given as weights", run_args(t.work))
+
+# A tensor missing: the message names it (and its expected shape).
+key = "layers.1.blocks.1.self_attention.A_logs"
+s2 = OrderedDict((k, v) for k, v in sd.items() if k != key)
+p = t.path("missing.pth")
+E.ck.save_model(p, s2)
+t.expect_user_error("checkpoint without %s" % key, run_args(p), must_contain=(key, "[128,1]"))
+E.ck.save_safetensors(t.path("missing.safetensors"), s2)
+t.expect_user_error("safetensors without %s" % key, run_args(t.path("missing.safetensors")),
+                    must_contain=(key,))
+
+# A mis-shaped tensor: key, expected and actual shapes.
+key = "layers.0.blocks.0.mlp.fc1.weight"
+s3 = OrderedDict(sd)
+s3[key] = sd[key].t().contiguous()
+p = t.path("misshaped.pth")
+E.ck.save_model(p, s3)
+t.expect_user_error("%s stored transposed" % key, run_args(p),
+                    must_contain=(key, "[80,32]", "[32,80]"))
+s4 = OrderedDict(sd)
+s4["head.bias"] = torch.zeros(1000)
+E.ck.save_safetensors(t.path("misshaped.safetensors"), s4)
+t.expect_user_error("head.bias with 1000 classes for a 17-class config",
+                    run_args(t.path("misshaped.safetensors")),
+                    must_contain=("head.bias", "[17]", "[1000]"))
+
+# An extra, unknown tensor is fine (skipped with a note): must succeed.
+s5 = OrderedDict(sd)
+s5["some.extra.tensor"] = torch.ones(3)
+p = t.path("extra.pth")
+E.ck.save_model(p, s5)
+t.run_logits("an extra unknown tensor is ignored", cfg, p, x, sd, depths)
+
+# ------------------------------------------------------------ YAML errors
+
+
+def yaml_case(label, text, regex_tail, must_contain=()):
+    name = label.replace(" ", "_").replace("/", "_") + ".yaml"
+    p = t.path(name)
+    with open(p, "w") as f:
+        f.write(text)
+    t.expect_user_error("config: " + label, run_args(good, model=p), must_contain=must_contain,
+                        regex=r"%s:%s" % (r"[^\s:]*" + name.replace(".", r"\."), regex_tail))
+
+
+HEAD = "MODEL:\n  TYPE: spatial_mamba\n  NAME: t\n  NUM_CLASSES: 17\n  SPATIALMAMBA:\n"
+# line numbers below: HEAD is lines 1-5, so the first SPATIALMAMBA key is line 6
+yaml_case("syntax unclosed flow sequence",
+          HEAD + "    EMBED_DIM: 32\n    DEPTHS: [1, 2, 1, 1\n    MLP_RATIO: 2.5\n", r"\d+:\d+")
+yaml_case("syntax bad indentation",
+          HEAD + "    EMBED_DIM: 32\n   DEPTHS: [1, 2, 1, 1]\n", r"\d+:\d+")
+yaml_case("syntax unterminated quote",
+          HEAD + "    EMBED_DIM: 32\n    DEPTHS: [1, 2, 1, 1]\n    DT_INIT: 'random\n", r"\d+:\d+")
+yaml_case("EMBED_DIM is a string",
+          HEAD + "    EMBED_DIM: abc\n    DEPTHS: [1, 2, 1, 1]\n    MLP_RATIO: 2.5\n",
+          r"6:\d+", must_contain=("EMBED_DIM",))
+yaml_case("DEPTHS is a scalar",
+          HEAD + "    EMBED_DIM: 32\n    DEPTHS: 4\n    MLP_RATIO: 2.5\n",
+          r"7:\d+", must_contain=("DEPTHS",))
+yaml_case("DEPTHS holds a float",
+          HEAD + "    EMBED_DIM: 32\n    DEPTHS: [1, 2.5, 1, 1]\n    MLP_RATIO: 2.5\n",
+          r"7:\d+", must_contain=("DEPTHS",))
+yaml_case("MLP_RATIO is a list",
+          HEAD + "    EMBED_DIM: 32\n    DEPTHS: [1, 2, 1, 1]\n    MLP_RATIO: [2.5]\n",
+          r"8:\d+", must_contain=("MLP_RATIO",))
+yaml_case("unknown key in SPATIALMAMBA",
+          HEAD + "    EMBED_DIM: 32\n    DEPTHS: [1, 2, 1, 1]\n    MLP_RATIOS: 2.5\n",
+          r"8:\d+", must_contain=("MLP_RATIOS",))
+yaml_case("D_STATE 16",
+          HEAD + "    EMBED_DIM: 32\n    DEPTHS: [1, 2, 1, 1]\n    D_STATE: 16\n",
+          r"8:\d+", must_contain=("D_STATE",))
+for label, text in (("empty file", ""), ("top level is a list", "- 1\n- 2\n"),
+                    ("binary garbage", "\x00\x01\x02\xff\xfe"),
+                    ("odd EMBED_DIM", HEAD + "    EMBED_DIM: 31\n    DEPTHS: [1, 2, 1, 1]\n"),
+                    ("negative depth", HEAD + "    EMBED_DIM: 32\n    DEPTHS: [1, -2, 1, 1]\n")):
+    p = t.path("y_%s.yaml" % label.replace(" ", "_"))
+    with open(p, "w", encoding="latin-1") as f:
+        f.write(text)
+    t.expect_user_error("config: " + label, run_args(good, model=p))
+
+# ------------------------------------------------------------ .npy inputs
+
+
+def npy_case(label, arr, must_contain=()):
+    p = t.path("in_%d.npy" % t.checks)
+    np.save(p, arr)
+    t.expect_user_error("input " + label, run_args(good, inp=p), must_contain=must_contain)
+
+
+npy_case("int64 [1,3,32,36]", np.zeros((1, 3, 32, 36), np.int64), ("float32",))
+npy_case("float64 [1,3,32,36] (not converted: the CLI documents float32)",
+         x.astype(np.float64), ("float32",))
+npy_case("rank 3 [3,32,36]", x[0])
+npy_case("4 channels for a 3-channel model", E.image((1, 4, 32, 36), 2), ("channels",))
+npy_case("height 31 < 32", E.image((1, 3, 31, 40), 3), ("32",))
+npy_case("width 20 < 32", E.image((1, 3, 40, 20), 3), ("32",))
+npy_case("batch 0", np.zeros((0, 3, 32, 32), np.float32))
+p = t.path("garbage.npy")
+with open(p, "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00" + b"\xff" * 40)
+t.expect_user_error("input .npy with a garbage header", run_args(good, inp=p))
+p = t.path("trunc.npy")
+np.save(p, x)
+with open(p, "r+b") as f:
+    f.truncate(os.path.getsize(p) - 17)
+t.expect_user_error("input .npy truncated", run_args(good, inp=p))
+
+# ------------------------------------------------------------ missing files
+t.expect_user_error("missing config", run_args(good, model=t.path("nope.yaml")),
+                    must_contain=("nope.yaml",))
+t.expect_user_error("missing weights", run_args(t.path("nope.pth")), must_contain=("nope.pth",))
+t.expect_user_error("missing input", run_args(good, inp=t.path("nope.npy")),
+                    must_contain=("nope.npy",))
+args = run_args(good)
+args[args.index(out)] = t.path("no", "such", "dir", "y.npy")
+t.expect_user_error("output in a missing directory", args, must_contain=("y.npy",))
+t.finish()

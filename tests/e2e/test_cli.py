@@ -1,0 +1,32 @@
+"""e2e: the command line itself: help texts exit 0, usage errors exit 2."""
+import e2e_common as E
+
+t = E.Test("cli")
+for args in (["--help"], ["run", "--help"], ["dump", "--help"]):
+    rc, out, err, dt = t.run(args, timeout=20)
+    t.check(rc == 0 and "usage" in out.lower(), "mambac %s: rc=%s, usage on stdout" % (
+        " ".join(args), rc))
+rc, out, err, dt = t.run(["run", "--help"], timeout=20)
+for opt in ("--weights", "--input", "--output", "--backend", "--threads"):
+    t.check(opt in out, "run --help documents %s" % opt)
+rc, out, err, dt = t.run(["dump", "--help"], timeout=20)
+t.check("--format" in out, "dump --help documents --format")
+
+cfg = E.write_config(t.path("m.yaml"), 16, [1, 1, 1, 1], num_classes=5, mlp_ratio=2.0)
+for label, args in (
+        ("unknown option", ["run", cfg, "--no-such-option", "--input", "x.npy", "--output", "y.npy"]),
+        ("unknown dump option", ["dump", cfg, "--frobnicate"]),
+        ("unknown command", ["frobnicate"]),
+        ("no command", []),
+        ("option without its value", ["run", cfg, "--input"]),
+        ("--threads not a number", ["run", cfg, "--input", "x.npy", "--output", "y.npy",
+                                    "--threads", "two"]),
+        ("run without --input", ["run", cfg, "--output", "y.npy"]),
+        ("unknown backend", ["run", cfg, "--input", "x.npy", "--output", "y.npy",
+                             "--backend", "nosuchbackend"]),
+        ("dump with a bad --format", ["dump", cfg, "--format", "png"])):
+    rc, out, err, dt = t.run(args, timeout=20)
+    t.check(rc == 2 and err.strip() != "" and not any(w in err.lower() for w in E.BAD_WORDS),
+            "%s: rc=%s (want 2), stderr: %s" % (label, rc, err.strip().splitlines()[0][:120]
+                                                  if err.strip() else "(empty)"))
+t.finish()

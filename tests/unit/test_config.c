@@ -1,0 +1,295 @@
+/* tests/unit/test_config.c -- the public Spatial-Mamba config reader
+ * (frontend/config.c): the shipped examples, defaults, ignored keys, and one
+ * test per error class checking file:line:col and the key in the message.
+ * Run from tests/ (ctest does): fixtures are in unit/data/yaml/ and
+ * ../examples/.  Expected line:col values were counted by hand.
+ */
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "frontend/frontend.h"
+
+#define FIX "unit/data/yaml/"
+
+static void
+check_contains(const char *msg, const char *want)
+{
+    if (!strstr(msg, want)) fprintf(stderr, "\n  message: %s\n  missing: %s\n", msg, want);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, want));
+}
+
+/* Loads a fixture that must fail; checks the message has each of the wants. */
+static void
+expect_fail(const char *file, const char *w1, const char *w2)
+{
+    ModelConfig cfg;
+    McErr err = {{0}};
+    char path[256];
+    snprintf(path, sizeof path, FIX "%s", file);
+    int rc = mc_config_load(path, &cfg, &err);
+    CU_ASSERT_EQUAL(rc, -1);
+    if (w1) check_contains(err.msg, w1);
+    if (w2) check_contains(err.msg, w2);
+}
+
+static void
+test_examples(void)
+{
+    static const struct {
+        const char *file, *name;
+        int embed, depths[4];
+    } ex[] = {
+        {"../examples/spatialmamba_tiny.yaml", "tiny", 64, {2, 4, 8, 4}},
+        {"../examples/spatialmamba_small.yaml", "small", 64, {2, 4, 21, 5}},
+        {"../examples/spatialmamba_base.yaml", "base", 96, {2, 4, 21, 5}},
+    };
+    for (int i = 0; i < 3; i++) {
+        ModelConfig cfg;
+        McErr err = {{0}};
+        int rc = mc_config_load(ex[i].file, &cfg, &err);
+        if (rc) fprintf(stderr, "\n  %s\n", err.msg);
+        CU_ASSERT_EQUAL_FATAL(rc, 0);
+        CU_ASSERT_STRING_EQUAL(cfg.type, "spatial_mamba");
+        CU_ASSERT_STRING_EQUAL(cfg.name, ex[i].name);
+        CU_ASSERT_EQUAL(cfg.embed_dim, ex[i].embed);
+        CU_ASSERT_EQUAL(cfg.nstages, 4);
+        for (int s = 0; s < 4; s++) CU_ASSERT_EQUAL(cfg.depths[s], ex[i].depths[s]);
+        CU_ASSERT_EQUAL(cfg.d_state, 1);
+        CU_ASSERT_DOUBLE_EQUAL(cfg.mlp_ratio, 4.0, 0);
+        CU_ASSERT_EQUAL(cfg.num_classes, 1000);
+        CU_ASSERT_EQUAL(cfg.in_chans, 3);
+        CU_ASSERT_EQUAL(cfg.patch_size, 4);
+        CU_ASSERT_EQUAL(cfg.img_size, 224);
+        /* "    D_STATE: 1" is line 8; the value starts at column 14 */
+        CU_ASSERT_EQUAL(cfg.d_state_line, 8);
+        CU_ASSERT_EQUAL(cfg.d_state_col, 14);
+        CU_ASSERT_STRING_EQUAL(cfg.file, ex[i].file);
+    }
+}
+
+/* The exact text of the public tiny config (no DATA section). */
+static void
+test_public_text(void)
+{
+    static const char txt[] =
+        "MODEL:\n"
+        "  TYPE: spatial_mamba\n"
+        "  NAME: tiny\n"
+        "  DROP_PATH_RATE: 0.2\n"
+        "  SPATIALMAMBA:\n"
+        "    EMBED_DIM: 64\n"
+        "    DEPTHS: [ 2, 4, 8, 4]\n"
+        "    D_STATE: 1\n"
+        "    MLP_RATIO: 4.0\n"
+        "    DT_INIT: 'random'\n"
+        "    \n"
+        "  DDP: 'torch'\n"
+        "\n"
+        "TRAIN:\n"
+        "  EPOCHS: 300\n"
+        "  WARMUP_EPOCHS: 20\n"
+        "  MESA: 1.0\n";
+    ModelConfig cfg;
+    McErr err = {{0}};
+    CU_ASSERT_EQUAL_FATAL(mc_config_load_mem(txt, strlen(txt), "tiny.yaml", &cfg, &err), 0);
+    CU_ASSERT_EQUAL(cfg.embed_dim, 64);
+    CU_ASSERT_EQUAL(cfg.depths[2], 8);
+    CU_ASSERT_EQUAL(cfg.img_size, 224);
+    CU_ASSERT_EQUAL(cfg.d_state, 1);
+    CU_ASSERT_STRING_EQUAL(cfg.file, "tiny.yaml");
+}
+
+static void
+test_defaults(void)
+{
+    ModelConfig cfg;
+    McErr err = {{0}};
+    CU_ASSERT_EQUAL_FATAL(mc_config_load(FIX "defaults.yaml", &cfg, &err), 0);
+    CU_ASSERT_EQUAL(cfg.num_classes, 1000);
+    CU_ASSERT_EQUAL(cfg.embed_dim, 96);
+    CU_ASSERT_EQUAL(cfg.nstages, 4);
+    CU_ASSERT_EQUAL(cfg.depths[0], 2);
+    CU_ASSERT_EQUAL(cfg.depths[1], 2);
+    CU_ASSERT_EQUAL(cfg.depths[2], 9);
+    CU_ASSERT_EQUAL(cfg.depths[3], 2);
+    CU_ASSERT_EQUAL(cfg.d_state, 16);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.mlp_ratio, 4.0, 0);
+    CU_ASSERT_EQUAL(cfg.in_chans, 3);
+    CU_ASSERT_EQUAL(cfg.patch_size, 4);
+    CU_ASSERT_EQUAL(cfg.img_size, 224);
+    CU_ASSERT_EQUAL(cfg.d_state_line, 0);
+}
+
+static void
+test_ignored_keys(void)
+{
+    ModelConfig cfg;
+    McErr err = {{0}};
+    int rc = mc_config_load(FIX "ignored_keys.yaml", &cfg, &err);
+    if (rc) fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(cfg.name, "custom");
+    CU_ASSERT_EQUAL(cfg.num_classes, 10);
+    CU_ASSERT_EQUAL(cfg.embed_dim, 32);
+    CU_ASSERT_EQUAL(cfg.nstages, 2);
+    CU_ASSERT_EQUAL(cfg.depths[0], 1);
+    CU_ASSERT_EQUAL(cfg.depths[1], 2);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.mlp_ratio, 2.5, 0);
+    CU_ASSERT_EQUAL(cfg.in_chans, 1);
+    CU_ASSERT_EQUAL(cfg.img_size, 96);
+    CU_ASSERT_EQUAL(cfg.d_state_line, 21);
+    CU_ASSERT_EQUAL(cfg.d_state_col, 14);
+}
+
+static void
+test_unknown_key(void)
+{
+    expect_fail("bad_unknown_key.yaml",
+                FIX "bad_unknown_key.yaml:7:5: error: unknown key 'FOO' in MODEL.SPATIALMAMBA",
+                "(known: EMBED_DIM, DEPTHS, D_STATE, MLP_RATIO");
+}
+
+static void
+test_wrong_types(void)
+{
+    expect_fail("bad_type_int.yaml", FIX "bad_type_int.yaml:6:16: error: ",
+                "expected an integer for MODEL.SPATIALMAMBA.EMBED_DIM, got 'abc'");
+    expect_fail("bad_depths_item.yaml", FIX "bad_depths_item.yaml:3:17: error: ",
+                "MODEL.SPATIALMAMBA.DEPTHS[1], got 'x'");
+    expect_fail("bad_mlp_type.yaml", FIX "bad_mlp_type.yaml:3:16: error: ",
+                "expected a number for MODEL.SPATIALMAMBA.MLP_RATIO, got a sequence");
+    expect_fail("bad_sm_not_map.yaml", FIX "bad_sm_not_map.yaml:2:17: error: ",
+                "expected a mapping for MODEL.SPATIALMAMBA, got '64'");
+    expect_fail("bad_img_size.yaml", FIX "bad_img_size.yaml:4:13: error: ",
+                "DATA.IMG_SIZE, got 'big'");
+    expect_fail("bad_quoted_int.yaml", FIX "bad_quoted_int.yaml:3:16: error: ",
+                "expected an integer for MODEL.SPATIALMAMBA.EMBED_DIM");
+}
+
+static void
+test_bad_values(void)
+{
+    expect_fail("bad_patch_size.yaml", FIX "bad_patch_size.yaml:3:17: error: ",
+                "PATCH_SIZE 8 is not supported");
+    expect_fail("bad_odd_embed.yaml", FIX "bad_odd_embed.yaml:3:16: error: ",
+                "EMBED_DIM must be even");
+    expect_fail("bad_model_type.yaml", FIX "bad_model_type.yaml:2:9: error: ",
+                "MODEL.TYPE must be spatial_mamba");
+    expect_fail("bad_mlp_ratio.yaml", FIX "bad_mlp_ratio.yaml:3:16: error: ",
+                "MLP_RATIO must be above 0");
+    expect_fail("bad_num_classes.yaml", FIX "bad_num_classes.yaml:2:16: error: ",
+                "MODEL.NUM_CLASSES must be between 1 and");
+    expect_fail("bad_depths_zero.yaml", FIX "bad_depths_zero.yaml:3:13: error: ",
+                "at least one stage");
+    expect_fail("bad_depths_long.yaml", FIX "bad_depths_long.yaml:3:13: error: ", "1 to 8");
+    expect_fail("bad_dup_key.yaml", FIX "bad_dup_key.yaml:4:5: error: ",
+                "duplicate key 'EMBED_DIM' in MODEL.SPATIALMAMBA (first at 3:5)");
+}
+
+static void
+test_structure_errors(void)
+{
+    expect_fail("bad_syntax.yaml", FIX "bad_syntax.yaml:5:", "error: ");
+    expect_fail("empty.yaml", FIX "empty.yaml: error: empty", NULL);
+    expect_fail("bad_top_list.yaml", FIX "bad_top_list.yaml:1:1: error: ",
+                "expected a mapping with a MODEL key");
+    expect_fail("no_model.yaml", FIX "no_model.yaml:1:1: error: ", "no MODEL section");
+    expect_fail("no_such_file.yaml", FIX "no_such_file.yaml", "cannot open");
+}
+
+/* In-memory text: syntax errors and odd YAML never crash and name the place. */
+static void
+test_mem_errors(void)
+{
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        {"MODEL: [1, 2", "m.yaml:2:1: error: did not find expected ',' or ']'"},
+        {"MODEL:\n  SPATIALMAMBA:\n    DEPTHS: *nope\n", "m.yaml:3:13: error: undefined alias"},
+        {"MODEL: {}\n---\nMODEL: {}\n", "m.yaml:2:1: error: more than one YAML document"},
+        {"MODEL:\n  SPATIALMAMBA:\n    EMBED_DIM: 1.5\n", "m.yaml:3:16: error: expected an integer"},
+        {"MODEL:\n  SPATIALMAMBA:\n    EMBED_DIM: 99999999999999999999999\n", "m.yaml:3:16"},
+        {"MODEL:\n  SPATIALMAMBA:\n    MLP_RATIO: .inf\n", "m.yaml:3:16: error: expected a number"},
+        {"MODEL:\n  SPATIALMAMBA:\n    DT_INIT: [a]\n", "m.yaml:3:14: error: expected a string"},
+        {"MODEL:\n  SPATIALMAMBA:\n    ? [a]\n    : 1\n", "m.yaml:3:7: error: unknown key a sequence"},
+        {"MODEL:\n  NAME: " "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+         "m.yaml:2:9: error: MODEL.NAME is too long"},
+        {"MODEL: 3\n", "m.yaml:1:8: error: expected a mapping for MODEL, got '3'"},
+        {"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]"
+         "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", "deeper than"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ModelConfig cfg;
+        McErr err = {{0}};
+        CU_ASSERT_EQUAL(mc_config_load_mem(cases[i].text, strlen(cases[i].text), "m.yaml", &cfg, &err), -1);
+        check_contains(err.msg, cases[i].want);
+    }
+    /* a NUL byte inside the text is a reader error, not a crash */
+    static const char nul[] = "MODEL:\n  N\0AME: x\n";
+    ModelConfig cfg;
+    McErr err = {{0}};
+    CU_ASSERT_EQUAL(mc_config_load_mem(nul, sizeof nul - 1, "m.yaml", &cfg, &err), -1);
+    check_contains(err.msg, "m.yaml:2:4: error: ");
+}
+
+/* Aliases are resolved (public configs do not use them, but YAML allows it). */
+static void
+test_alias(void)
+{
+    static const char txt[] = "D: &d [1, 2, 3]\nMODEL:\n  SPATIALMAMBA:\n    DEPTHS: *d\n"
+                              "    EMBED_DIM: 16\n";
+    ModelConfig cfg;
+    McErr err = {{0}};
+    CU_ASSERT_EQUAL_FATAL(mc_config_load_mem(txt, strlen(txt), "a.yaml", &cfg, &err), 0);
+    CU_ASSERT_EQUAL(cfg.nstages, 3);
+    CU_ASSERT_EQUAL(cfg.depths[2], 3);
+    CU_ASSERT_EQUAL(cfg.embed_dim, 16);
+}
+
+static void
+test_kind(void)
+{
+    McErr err = {{0}};
+    CU_ASSERT_EQUAL(mc_frontend_kind("../examples/spatialmamba_tiny.yaml", &err), 1);
+    CU_ASSERT_EQUAL(mc_frontend_kind(FIX "defaults.yaml", &err), 1);
+    CU_ASSERT_EQUAL(mc_frontend_kind(FIX "no_model.yaml", &err), -1);
+    check_contains(err.msg, FIX "no_model.yaml:1:1: error: cannot tell what this file is");
+    CU_ASSERT_EQUAL(mc_frontend_kind(FIX "empty.yaml", &err), -1);
+    check_contains(err.msg, FIX "empty.yaml: error: empty file");
+    CU_ASSERT_EQUAL(mc_frontend_kind(FIX "bad_syntax.yaml", &err), -1);
+    check_contains(err.msg, FIX "bad_syntax.yaml:5:");
+    CU_ASSERT_EQUAL(mc_frontend_kind(FIX "missing.yaml", &err), -1);
+    check_contains(err.msg, "cannot open");
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(void);
+} tests[] = {
+    {"examples", test_examples},
+    {"public_text", test_public_text},
+    {"defaults", test_defaults},
+    {"ignored_keys", test_ignored_keys},
+    {"unknown_key", test_unknown_key},
+    {"wrong_types", test_wrong_types},
+    {"bad_values", test_bad_values},
+    {"structure_errors", test_structure_errors},
+    {"mem_errors", test_mem_errors},
+    {"alias", test_alias},
+    {"kind", test_kind},
+};
+
+int
+main(void)
+{
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("config", NULL, NULL);
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
+        CU_add_test(s, tests[i].name, tests[i].fn);
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned fails = CU_get_number_of_failures();
+    CU_cleanup_registry();
+    return fails ? 1 : 0;
+}
