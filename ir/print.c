@@ -173,7 +173,7 @@ dot_type(FILE *f, const Node *n)
 }
 
 /* Weights are folded into their consumers' labels (one "w name type" line
- * each) so the drawing of a real model stays readable; a weight is drawn as
+ * each, the name shortened by the prefix it shares with the consumer) so the drawing of a real model stays readable; a weight is drawn as
  * a node of its own only when nothing consumes it or it is an output. */
 static bool
 dot_drawn(const Node *n, const bool *used, const bool *is_out)
@@ -181,6 +181,23 @@ dot_drawn(const Node *n, const bool *used, const bool *is_out)
     if (n->op != OP_WEIGHT)
         return true;
     return !used[n->id] || is_out[n->id];
+}
+
+/* A weight's name without the dotted prefix it shares with its consumer:
+ * "blocks.0.norm.weight" in "blocks.0.norm" reads ".weight". */
+static const char *
+strip_common(const char *w, const char *consumer)
+{
+    size_t cut = 0;
+    if (!w || !consumer)
+        return w;
+    size_t lc = strlen(consumer);
+    if (!strncmp(w, consumer, lc) && w[lc] == '.')
+        return w + lc;
+    for (size_t i = 0; w[i] && w[i] == consumer[i]; i++)
+        if (w[i] == '.')
+            cut = i;
+    return w + cut;
 }
 
 static void
@@ -197,7 +214,7 @@ dot_node(FILE *f, const Graph *g, const Node *n, const bool *is_out, const char 
         if (src < 0 || src >= g->nnodes || g->nodes[src].op != OP_WEIGHT)
             continue;
         fputs("\\nw ", f);
-        dot_str(f, g->nodes[src].name);
+        dot_str(f, strip_common(g->nodes[src].name, n->name));
         fputc(' ', f);
         dot_type(f, &g->nodes[src]);
     }

@@ -109,6 +109,8 @@ exec_node(const Graph *g, const Node *nd, float *const *vals, float *y, McErr *e
         if (r != 4) return mc_err(err, "state_fusion: h must be [B,H,W,D]");
         return mc_ref_state_fusion(xs->d[0], xs->d[1], xs->d[2], xs->d[3], x, vals[nd->in[1]],
                                    vals[nd->in[2]], vals[nd->in[3]], vals[nd->in[4]], y);
+    case OP_STATE_FUSION25:
+        return mc_ref_state_fusion25(xs->d[0], xs->d[1], xs->d[2], xs->d[3], x, vals[nd->in[1]], y);
     case OP_MEAN_HW:
         if (r != 4) return mc_err(err, "mean_hw: x must be [B,H,W,C]");
         mc_ref_mean_hw(xs->d[0], xs->d[1] * xs->d[2], xs->d[3], x, y);

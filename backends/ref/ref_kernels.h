@@ -60,6 +60,10 @@ int mc_ref_scan(int64_t B, int64_t L, int64_t D, const float *u, const float *de
 int mc_ref_state_fusion(int64_t B, int64_t H, int64_t W, int64_t D, const float *h,
                          const float *k3, const float *k3_1, const float *k3_2,
                          const float *alpha, float *y);
+/* h[B,H,W,D], taps[D,25] -> y[B,H,W,D]: the state fusion with alpha folded
+ * in (tap order in ir/ops.def, op state_fusion25); replicate borders. */
+int mc_ref_state_fusion25(int64_t B, int64_t H, int64_t W, int64_t D, const float *h,
+                          const float *taps, float *y);
 /* x[B,HW,C] -> y[B,C] */
 void mc_ref_mean_hw(int64_t B, int64_t HW, int64_t C, const float *x, float *y);
 /* out.dim[i] = in.dim[perm[i]], rank <= 6 */
