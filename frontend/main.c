@@ -62,7 +62,9 @@ static const char *usage_run =
     "  --disable-pass=PASS    skip PASS (repeatable)\n"
     "  --verify-each          verify the graph after every pass\n"
     "  --time-passes          print each pass's time to stderr\n"
-    "  --stats                print each pass's rewrites and node counts to stderr\n";
+    "  --stats                print each pass's rewrites and node counts to stderr\n"
+    "  --dump-dot=FILE        write the optimized graph as Graphviz DOT, fusion groups\n"
+    "                         (one per kernel) drawn as clusters\n";
 
 static const char *usage_dump =
     "usage: mambac dump MODEL [options]\n"
@@ -88,10 +90,12 @@ static const char *usage_dump =
     "  --disable-pass=PASS    skip PASS (repeatable)\n"
     "  --verify-each          verify the graph after every pass\n"
     "  --time-passes          print each pass's time to stderr\n"
-    "  --stats                print each pass's rewrites and node counts to stderr\n";
+    "  --stats                print each pass's rewrites and node counts to stderr\n"
+    "  --dump-dot=FILE        write the optimized graph as Graphviz DOT, fusion groups\n"
+    "                         (one per kernel) drawn as clusters\n";
 
 typedef struct Opts {
-    const char *model, *weights, *input, *output, *backend, *format, *outfile;
+    const char *model, *weights, *input, *output, *backend, *format, *outfile, *dot;
     int threads, batch, H, W, verbose, seed, top, opt;
     PassOptions po;
 } Opts;
@@ -182,7 +186,7 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
             return 0;
         }
         static const char *with_value[] = {"--weights", "--input", "--output", "--backend", "--threads",
-                                           "--batch", "--image-size", "--format", "-o", "--seed", "--top"};
+                                           "--batch", "--image-size", "--format", "-o", "--seed", "--top", "--dump-dot"};
         int known = 0;
         for (unsigned k = 0; k < sizeof with_value / sizeof *with_value; k++)
             if (!strcmp(key, with_value[k])) known = 1;
@@ -197,6 +201,7 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
         else if (!strcmp(key, "--backend")) o->backend = val;
         else if (!strcmp(key, "--format")) o->format = val;
         else if (!strcmp(key, "-o")) o->outfile = val;
+        else if (!strcmp(key, "--dump-dot")) { o->dot = val; o->opt = 1; }
         else if (!strcmp(key, "--threads")) {
             if (parse_int(val, 1, 1024, &o->threads)) return usage_error(cmd, "--threads wants an integer in 1..1024, got '%s'", val);
         } else if (!strcmp(key, "--seed")) {
@@ -262,6 +267,29 @@ load_weights(const Opts *o, const Graph *g, WeightStore *ws, McErr *err)
     }
     if (mc_weights_load(o->weights, ws, err)) return -1;
     return mc_weights_check(g, ws, err);
+}
+
+/* Writes the (optimized) graph as DOT with each kernel's nodes as a cluster. */
+static int
+write_dot(const Graph *g, const WeightStore *ws, const char *path, McErr *err)
+{
+    KProgram kp;
+    if (mc_lower(g, ws, &kp, err)) return -1;
+    int *group = malloc(sizeof(int) * (size_t)(g->nnodes ? g->nnodes : 1));
+    for (int i = 0; i < g->nnodes; i++) group[i] = -1;
+    for (int k = 0; k < kp.nk; k++)
+        for (int j = 0; j < kp.k[k].nnodes; j++) group[kp.k[k].nodes[j]] = k;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        free(group);
+        mc_kprogram_free(&kp);
+        return mc_err(err, "mambac: error: cannot write %s: %s", path, strerror(errno));
+    }
+    mc_graph_print_dot_groups(g, group, f);
+    fclose(f);
+    free(group);
+    mc_kprogram_free(&kp);
+    return 0;
 }
 
 static int
@@ -368,6 +396,7 @@ cmd_run(int argc, char **argv)
         return fail(&err);
     }
     if (o.opt && mc_passes_run(&g, &ws, &o.po, &err)) return fail(&err);
+    if (o.dot && write_dot(&g, &ws, o.dot, &err)) return fail(&err);
     double t1 = now_s();
     HostTensor in = {xs, (float *)x.data};
     HostTensor *outs = calloc((size_t)g.noutputs, sizeof *outs);
@@ -424,6 +453,7 @@ cmd_dump(int argc, char **argv)
             o.po.out = stdout;
             bad = mc_passes_run(&g, &ws, &o.po, &err);
         }
+        if (!bad && o.dot) bad = write_dot(&g, &ws, o.dot, &err);
         if (bad) {
             mc_weights_free(&ws);
             return fail(&err);
