@@ -20,6 +20,11 @@
 #define GEMM_NB 16  /* columns of B per block (panel width) */
 #define GEMM_KC 64  /* float partial sums over this many k, then added in double */
 
+/* Below these amounts of work (elements, multiply-adds) a loop runs on one
+ * thread: a parallel region costs microseconds, more on a loaded machine. */
+#define PAR_MIN (1 << 14)
+#define PAR_MIN_GEMM (1 << 16)
+
 static int64_t
 round_up(int64_t n, int64_t m)
 {
@@ -77,13 +82,13 @@ mc_ref_linear(int64_t M, int64_t N, int64_t K, const float *x, const float *w,
     float *P = calloc((size_t)(K * Np > 0 ? K * Np : 1), sizeof(float));
     if (!P) return -1;
     /* P[k, n] = w[n, k] */
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(dynamic) if (K * N >= PAR_MIN)
     for (int64_t k = 0; k < K; k++)
         for (int64_t n = 0; n < N; n++)
             P[k * Np + n] = w[n * K + k];
     int64_t chunk = 32;
     int64_t nchunks = (M + chunk - 1) / chunk;
-    #pragma omp parallel for schedule(dynamic)
+    #pragma omp parallel for schedule(dynamic) if (M * N * K >= PAR_MIN_GEMM)
     for (int64_t c = 0; c < nchunks; c++) {
         int64_t m0 = c * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
         gemm_panel(m1 - m0, N, K, x + m0 * K, K, P, Np, b, y + m0 * N, N);
@@ -105,7 +110,7 @@ mc_ref_matmul(int64_t nb, int64_t M, int64_t N, int64_t K, const float *a, const
             memcpy(P + (p * K + k) * Np, b + p * bstride + k * N, (size_t)N * sizeof(float));
     int64_t chunk = 32;
     int64_t mchunks = (M + chunk - 1) / chunk;
-    #pragma omp parallel for schedule(dynamic)
+    #pragma omp parallel for schedule(dynamic) if (nb * M * N * K >= PAR_MIN_GEMM)
     for (int64_t t = 0; t < nb * mchunks; t++) {
         int64_t bi = t / mchunks, m0 = (t % mchunks) * chunk;
         int64_t m1 = m0 + chunk < M ? m0 + chunk : M;
@@ -139,14 +144,14 @@ conv_depthwise(const RefConv *c, int64_t Ho, int64_t Wo, const float *x, const f
         for (int64_t t = 0; t < T; t++)
             wt[t * C + ch] = w[ch * T + t];
     int failed = 0;
-    #pragma omp parallel
+    #pragma omp parallel if (c->B * Ho * Wo * C * T >= PAR_MIN)
     {
         double *acc = malloc((size_t)C * sizeof(double));
         if (!acc) {
             #pragma omp atomic write
             failed = 1;
         }
-        #pragma omp for schedule(static)
+        #pragma omp for schedule(dynamic)
         for (int64_t r = 0; r < c->B * Ho; r++) {
             if (!acc) continue;
             int64_t bi = r / Ho, oy = r % Ho;
@@ -201,7 +206,7 @@ mc_ref_conv2d(const RefConv *c, const float *x, const float *w, const float *b, 
     int failed = 0;
     if (pointwise) { /* a 1x1 convolution is a GEMM over all pixels */
         int64_t M = c->B * c->H * c->W, chunk = 32, nchunks = (M + chunk - 1) / chunk;
-        #pragma omp parallel for schedule(dynamic)
+        #pragma omp parallel for schedule(dynamic) if (M * c->Co * K >= PAR_MIN_GEMM)
         for (int64_t t = 0; t < nchunks; t++) {
             int64_t m0 = t * chunk, m1 = m0 + chunk < M ? m0 + chunk : M;
             gemm_panel(m1 - m0, c->Co, K, x + m0 * c->Ci, c->Ci, P, Np, b, y + m0 * c->Co,
@@ -210,7 +215,7 @@ mc_ref_conv2d(const RefConv *c, const float *x, const float *w, const float *b, 
         free(P);
         return 0;
     }
-    #pragma omp parallel
+    #pragma omp parallel if (c->B * Ho * Wo * c->Co * K >= PAR_MIN_GEMM)
     {
         float *col = malloc((size_t)(Wo * K) * sizeof(float)); /* im2col of one output row */
         if (!col) {
@@ -254,7 +259,7 @@ void
 mc_ref_batchnorm(int64_t rows, int64_t C, const float *x, const float *gamma,
                  const float *beta, const float *mean, const float *var, double eps, float *y)
 {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(dynamic, 16) if (rows * C >= PAR_MIN)
     for (int64_t r = 0; r < rows; r++)
         for (int64_t ch = 0; ch < C; ch++) {
             double s = (double)gamma[ch] / sqrt((double)var[ch] + eps);
@@ -266,7 +271,7 @@ void
 mc_ref_layernorm(int64_t rows, int64_t C, const float *x, const float *gamma,
                  const float *beta, double eps, float *y)
 {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(dynamic, 16) if (rows * C >= PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * C;
         double mu = 0, var = 0;
@@ -287,33 +292,33 @@ mc_ref_unary(int kind, int64_t n, const float *x, float *y)
 {
     switch (kind) {
     case OP_RELU:
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(dynamic, 4096) if (n >= PAR_MIN)
         for (int64_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i]; /* keeps NaN */
         return 0;
     case OP_NEG:
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(dynamic, 4096) if (n >= PAR_MIN)
         for (int64_t i = 0; i < n; i++) y[i] = -x[i];
         return 0;
     case OP_EXP:
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(dynamic, 4096) if (n >= PAR_MIN)
         for (int64_t i = 0; i < n; i++) y[i] = (float)exp((double)x[i]);
         return 0;
     case OP_GELU:
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(dynamic, 4096) if (n >= PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             double v = x[i];
             y[i] = (float)(0.5 * v * (1.0 + erf(v * M_SQRT1_2)));
         }
         return 0;
     case OP_SILU:
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(dynamic, 4096) if (n >= PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             double v = x[i];
             y[i] = (float)(v / (1.0 + exp(-v)));
         }
         return 0;
     case OP_SOFTPLUS:
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(dynamic, 4096) if (n >= PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             double v = x[i];
             y[i] = v <= 20.0 ? (float)log1p(exp(v)) : x[i];
@@ -341,18 +346,18 @@ mc_ref_binary(int kind, int rank, const int64_t *yd, const int64_t *ad, const fl
     int64_t C = yd[rank - 1];
     if (n == 0) return 0;
     if (na == n && nb == n) { /* same shape */
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(dynamic, 4096) if (n >= PAR_MIN)
         for (int64_t i = 0; i < n; i++) y[i] = binop(kind, a[i], b[i]);
         return 0;
     }
     if (na == n && nb == C && bd[rank - 1] == C) { /* b is a last-axis vector (or scalar C=1) */
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(dynamic, 16) if (n >= PAR_MIN)
         for (int64_t r = 0; r < n / C; r++)
             for (int64_t ch = 0; ch < C; ch++) y[r * C + ch] = binop(kind, a[r * C + ch], b[ch]);
         return 0;
     }
     if (nb == n && na == C && ad[rank - 1] == C) {
-        #pragma omp parallel for schedule(static)
+        #pragma omp parallel for schedule(dynamic, 16) if (n >= PAR_MIN)
         for (int64_t r = 0; r < n / C; r++)
             for (int64_t ch = 0; ch < C; ch++) y[r * C + ch] = binop(kind, a[ch], b[r * C + ch]);
         return 0;
@@ -365,7 +370,7 @@ mc_ref_binary(int kind, int rank, const int64_t *yd, const int64_t *ad, const fl
         ea *= ad[i];
         eb *= bd[i];
     }
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(dynamic, 16) if (n >= PAR_MIN)
     for (int64_t r = 0; r < n / C; r++) {
         int64_t rem = r, oa = 0, ob = 0;
         for (int i = rank - 2; i >= 0; i--) {
@@ -388,9 +393,9 @@ mc_ref_scan(int64_t B, int64_t L, int64_t D, const float *u, const float *delta,
 {
     /* Sequential over L, vectorized across a chunk of D; (b, chunk) pairs
      * are independent and run in parallel. */
-    enum { DC = 64 };
+    enum { DC = 16 };
     int64_t nchunks = (D + DC - 1) / DC;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(dynamic) if (B * L * D >= PAR_MIN)
     for (int64_t t = 0; t < B * nchunks; t++) {
         int64_t bi = t / nchunks, d0 = (t % nchunks) * DC;
         int64_t dn = D - d0 < DC ? D - d0 : DC;
@@ -432,14 +437,14 @@ mc_ref_state_fusion(int64_t B, int64_t H, int64_t W, int64_t D, const float *h,
             for (int64_t d = 0; d < D; d++)
                 cf[(k * 9 + t) * D + d] = (double)alpha[k] * (double)ks[k][d * 9 + t];
     int failed = 0;
-    #pragma omp parallel
+    #pragma omp parallel if (B * H * W * D * 27 >= PAR_MIN)
     {
         double *acc = malloc((size_t)D * sizeof(double));
         if (!acc) {
             #pragma omp atomic write
             failed = 1;
         }
-        #pragma omp for schedule(static)
+        #pragma omp for schedule(dynamic)
         for (int64_t r = 0; r < B * H; r++) {
             if (!acc) continue;
             int64_t bi = r / H, yy = r % H;
@@ -468,7 +473,7 @@ mc_ref_state_fusion(int64_t B, int64_t H, int64_t W, int64_t D, const float *h,
 void
 mc_ref_mean_hw(int64_t B, int64_t HW, int64_t C, const float *x, float *y)
 {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(dynamic) if (B * HW * C >= PAR_MIN)
     for (int64_t t = 0; t < B * C; t++) {
         int64_t bi = t / C, ch = t % C;
         double s = 0;
@@ -488,7 +493,7 @@ mc_ref_permute(int rank, const int64_t *dims, const int *perm, const float *x, f
     if (n == 0) return;
     if (rank == 0) { y[0] = x[0]; return; }
     int64_t C = od[rank - 1], inner = os[rank - 1];
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(dynamic, 16) if (n >= PAR_MIN)
     for (int64_t r = 0; r < n / C; r++) {
         int64_t rem = r, off = 0;
         for (int i = rank - 2; i >= 0; i--) {
@@ -502,7 +507,7 @@ mc_ref_permute(int rank, const int64_t *dims, const int *perm, const float *x, f
 void
 mc_ref_slice(int64_t rows, int64_t C, int64_t start, int64_t len, const float *x, float *y)
 {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(dynamic, 16) if (rows * len >= PAR_MIN)
     for (int64_t r = 0; r < rows; r++)
         memcpy(y + r * len, x + r * C + start, (size_t)len * sizeof(float));
 }

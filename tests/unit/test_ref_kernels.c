@@ -272,6 +272,7 @@ test_conv2d_general(void)
         {2, 6, 5, 7, 9, 1, 1, 1, 1, 0, 0, 1, 1, 3, 0},  /* grouped 1x1 */
         {1, 8, 6, 6, 16, 3, 3, 2, 2, 1, 1, 1, 1, 8, 1}, /* depthwise x2 multiplier (general path) */
         {1, 3, 11, 13, 17, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0}, /* the stem's shape, Co not a multiple of 16 */
+        {1, 16, 37, 41, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, /* large enough to run in parallel */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(&cases[i], 100 + i);
 }
@@ -283,6 +284,7 @@ test_conv2d_depthwise(void)
         {1, 5, 5, 7, 5, 3, 3, 1, 1, 1, 1, 1, 1, 5, 1},     /* cpe-like dw3x3 pad 1 */
         {2, 19, 7, 5, 19, 3, 3, 2, 2, 1, 1, 1, 1, 19, 1},  /* downsample-like, stride 2 */
         {1, 4, 9, 8, 4, 3, 3, 1, 1, 3, 3, 3, 3, 4, 0},     /* dilation 3, no bias */
+        {2, 32, 29, 31, 32, 3, 3, 1, 1, 1, 1, 1, 1, 32, 1}, /* parallel */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(&cases[i], 200 + i);
 }
@@ -294,6 +296,7 @@ test_conv2d_pointwise(void)
         {2, 33, 5, 7, 20, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1},   /* 1x1 GEMM fast path */
         {1, 300, 3, 5, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0},   /* K = 300: several k chunks */
         {1, 16, 5, 7, 8, 1, 1, 2, 2, 0, 0, 1, 1, 1, 1},    /* strided 1x1 (not the fast path) */
+        {1, 64, 23, 19, 48, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1}, /* parallel */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(&cases[i], 300 + i);
 }
@@ -547,6 +550,8 @@ test_binary(void)
     check_binary(OP_ADD, S4(1, 3, 1, 1), S4(2, 1, 4, 5), S4(2, 3, 4, 5), 25); /* channel-first style */
     check_binary(OP_MUL, S3(3, 4, 5), S1(1), S3(3, 4, 5), 26);                /* scalar */
     check_binary(OP_ADD, S3(3, 4, 1), S2(4, 6), S3(3, 4, 6), 27);             /* inner dim 1 */
+    check_binary(OP_MUL, S4(2, 1, 40, 33), S4(1, 9, 40, 1), S4(2, 9, 40, 33), 28); /* parallel */
+    check_binary(OP_ADD, S3(20, 30, 40), S1(40), S3(20, 30, 40), 29);          /* parallel */
 }
 
 /* ------------------------------------------------------------ scan */
@@ -590,10 +595,10 @@ test_scan_cumsum(void)
 }
 
 static void
-test_scan_random(void)
+check_scan_random(int64_t B, int64_t H, int64_t W, int64_t D, uint64_t seed)
 {
-    rng_seed(32);
-    int64_t B = 2, H = 5, W = 7, D = 67, L = H * W;
+    rng_seed(seed);
+    int64_t L = H * W;
     float *u = rand_vec(B * L * D, -1, 1), *dl = rand_vec(B * L * D, 0.01, 2);
     float *Bv = rand_vec(B * L, -1, 1), *A = rand_vec(D, -3, -0.05);
     float *got = run_scan(B, H, W, D, u, dl, A, Bv);
@@ -613,6 +618,13 @@ test_scan_random(void)
     /* first position: h_0 = delta*Bv*u, no history */
     CU_ASSERT_DOUBLE_EQUAL(got[5], (double)dl[5] * Bv[0] * u[5], 1e-6);
     free(want); free(got); free(u); free(dl); free(Bv); free(A);
+}
+
+static void
+test_scan_random(void)
+{
+    check_scan_random(2, 5, 7, 67, 32);
+    check_scan_random(2, 16, 21, 130, 33);  /* large enough to run in parallel */
 }
 
 /* ------------------------------------------------------------ state fusion */
@@ -688,10 +700,9 @@ test_fusion_delta(void)
 }
 
 static void
-test_fusion_random(void)
+check_fusion_random(int B, int H, int W, int D, uint64_t seed)
 {
-    rng_seed(41);
-    int B = 2, H = 5, W = 7, D = 3;
+    rng_seed(seed);
     float *h = rand_vec(B * H * W * D, -1, 1);
     float *ks[3] = {rand_vec(D * 9, -1, 1), rand_vec(D * 9, -1, 1), rand_vec(D * 9, -1, 1)};
     float *al = rand_vec(3, -1, 1);
@@ -717,6 +728,68 @@ test_fusion_random(void)
                     }
     CU_ASSERT_EQUAL(count_bad("state_fusion", got, want, B * H * W * D, ATOL, RTOL), 0);
     free(want); free(got); free(h); free(ks[0]); free(ks[1]); free(ks[2]); free(al);
+}
+
+static void
+test_fusion_random(void)
+{
+    check_fusion_random(2, 5, 7, 3, 41);
+    check_fusion_random(1, 13, 12, 40, 43);  /* parallel; 13 > 2*5+1 so interior exists */
+}
+
+/* state_fusion25 (the folded form): taps[D,25], tap 0 the centre, tap
+ * 1+8*r+k the k-th non-centre 3x3 position (row-major) at dilation (1,3,5)[r].
+ * Checked against a naive sum, and against state_fusion with the taps folded
+ * here from three kernels and alpha. */
+static void
+test_fusion25(void)
+{
+    rng_seed(42);
+    int B = 2, H = 5, W = 7, D = 3;
+    static const int dil[3] = {1, 3, 5};
+    static const int off[8][2] = {{-1, -1}, {-1, 0}, {-1, 1}, {0, -1}, {0, 1}, {1, -1}, {1, 0}, {1, 1}};
+    float *h = rand_vec(B * H * W * D, -1, 1);
+    float *ks[3] = {rand_vec(D * 9, -1, 1), rand_vec(D * 9, -1, 1), rand_vec(D * 9, -1, 1)};
+    float *al = rand_vec(3, 0.3, 1.2);
+    float taps[3 * 25];
+    for (int d = 0; d < D; d++) {
+        double c = 0;
+        for (int r = 0; r < 3; r++) c += (double)al[r] * ks[r][d * 9 + 4];
+        taps[d * 25] = (float)c;
+        for (int r = 0; r < 3; r++)
+            for (int k = 0; k < 8; k++) {
+                int ky = off[k][0] + 1, kx = off[k][1] + 1;
+                taps[d * 25 + 1 + 8 * r + k] = (float)((double)al[r] * ks[r][d * 9 + ky * 3 + kx]);
+            }
+    }
+    TG t;
+    tg_init(&t);
+    int ops[2] = {tg_input(&t, "h", S4(B, H, W, D), h), tg_weight(&t, "taps", S2(D, 25), taps)};
+    int y = tg_op(&t, OP_STATE_FUSION25, ops, 2, NULL);
+    float *got = tg_run1(&t, y);
+    tg_free(&t);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+    double *want = malloc((size_t)(B * H * W * D) * sizeof(double));
+    for (int b = 0; b < B; b++)
+        for (int yy = 0; yy < H; yy++)
+            for (int xx = 0; xx < W; xx++)
+                for (int d = 0; d < D; d++) {
+                    double s = (double)taps[d * 25] * h[((b * H + yy) * W + xx) * D + d];
+                    for (int r = 0; r < 3; r++)
+                        for (int k = 0; k < 8; k++) {
+                            int sy = clampi(yy + off[k][0] * dil[r], 0, H - 1);
+                            int sx = clampi(xx + off[k][1] * dil[r], 0, W - 1);
+                            s += (double)taps[d * 25 + 1 + 8 * r + k] * h[((b * H + sy) * W + sx) * D + d];
+                        }
+                    want[((b * H + yy) * W + xx) * D + d] = s;
+                }
+    CU_ASSERT_EQUAL(count_bad("state_fusion25", got, want, B * H * W * D, ATOL, RTOL), 0);
+    /* the unfolded op agrees (folding rounds each tap once: 1e-5 is ample) */
+    float *ref = run_fusion(B, H, W, D, h, ks[0], ks[1], ks[2], al);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ref);
+    for (int i = 0; i < B * H * W * D; i++) want[i] = ref[i];
+    CU_ASSERT_EQUAL(count_bad("fusion25 vs fusion", got, want, B * H * W * D, ATOL, RTOL), 0);
+    free(ref); free(want); free(got); free(h); free(ks[0]); free(ks[1]); free(ks[2]); free(al);
 }
 
 /* ------------------------------------------------------------ reductions, layout */
@@ -776,6 +849,7 @@ test_permute(void)
     static const int p4[4] = {0, 2, 3, 1}, p4b[4] = {0, 3, 1, 2}, p2[2] = {1, 0};
     static const int p5[5] = {4, 1, 3, 0, 2}, p6[6] = {5, 0, 4, 1, 3, 2};
     check_permute(S4(2, 3, 5, 7), p4, 61);
+    check_permute(S4(2, 30, 25, 17), p4, 66);   /* parallel */
     check_permute(S4(2, 5, 7, 3), p4b, 62);
     check_permute(S2(5, 7), p2, 63);
     check_permute(shp(5, (int64_t)2, (int64_t)3, (int64_t)4, (int64_t)5, (int64_t)1), p5, 64);
@@ -948,6 +1022,7 @@ static const TestEntry tests[] = {
     {"scan random", test_scan_random},
     {"state fusion delta kernels, clamped", test_fusion_delta},
     {"state fusion random", test_fusion_random},
+    {"state fusion25 (folded taps)", test_fusion25},
     {"mean_hw", test_mean_hw},
     {"permute rank 2..6", test_permute},
     {"slice last axis", test_slice},
