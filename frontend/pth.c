@@ -2,13 +2,15 @@
  *
  * Takes a zip archive (zip.c) holding <prefix>/data.pkl and the raw storages
  * <prefix>/data/<key>; runs the pickle symbolically (pickle.c) and
- * interprets only torch._utils._rebuild_tensor_v2/_v3/_rebuild_tensor and
- * _rebuild_parameter(_with_state) calls whose storages are persistent ids
- * ('storage', torch.<T>Storage, key, location, numel).  Produces one
+ * interprets only torch._utils._rebuild_tensor_v2/_v3/_rebuild_tensor,
+ * _rebuild_parameter(_with_state) and torch._tensor._rebuild_from_type_v2
+ * calls whose storages are persistent ids ('storage', torch.<T>Storage,
+ * key, location, numel).  Produces one
  * contiguous tensor per key of the chosen dict ("model", else "state_dict",
  * else the top level), "module." stripped.  Everything else in the pickle
  * (optimizer state, configs of foreign classes, ...) is skipped unread.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "pickle.h"
@@ -116,6 +118,15 @@ make_tensor(Pth *p, const char *key, const PVal *v, int depth, WTensor *out)
         if (args->kind != PV_TUPLE || args->n < 1)
             return terr(p, key, "_rebuild_parameter without arguments");
         return make_tensor(p, key, args->items[0], depth + 1, out);
+    }
+    if (mc_pv_global_is(fn, "torch._tensor", "_rebuild_from_type_v2")) {
+        /* (func, type, args, state): a Tensor subclass; rebuild func(*args) */
+        if (args->kind != PV_TUPLE || args->n < 3)
+            return terr(p, key, "_rebuild_from_type_v2 with too few arguments");
+        PVal inner = {.kind = PV_CALL};
+        inner.a = args->items[0];
+        inner.b = args->items[2];
+        return make_tensor(p, key, &inner, depth + 1, out);
     }
     int v3 = mc_pv_global_is(fn, "torch._utils", "_rebuild_tensor_v3");
     if (!v3 && !mc_pv_global_is(fn, "torch._utils", "_rebuild_tensor_v2") &&
@@ -332,6 +343,20 @@ mc_pth_load_mem(const uint8_t *buf, size_t len, const char *name, WeightStore *w
     if (!pkl) {
         mc_err(err, "%s: zip archive has no <name>/data.pkl entry (not a torch.save file)", name);
         goto out;
+    }
+    char bo[512];
+    snprintf(bo, sizeof bo, "%.*sbyteorder", (int)(p.plen < 400 ? p.plen : 400), p.prefix);
+    ZipEntry *boe = mc_zip_find(&p.z, bo);
+    const uint8_t *bod;
+    size_t bol;
+    if (boe) {
+        if (mc_zip_data(&p.z, boe, &bod, &bol, err))
+            goto out;
+        if (!(bol == 6 && memcmp(bod, "little", 6) == 0)) {
+            mc_err(err, "%s: storages are not little-endian (byteorder '%.*s'); re-save on a "
+                   "little-endian machine", name, (int)(bol > 16 ? 16 : bol), (const char *)bod);
+            goto out;
+        }
     }
     p.sorted = malloc((size_t)(p.z.n ? p.z.n : 1) * sizeof *p.sorted);
     if (!p.sorted) {

@@ -205,8 +205,17 @@ mc_weights_load(const char *path, WeightStore *ws, McErr *err)
     size_t len;
     if (mc_file_map(path, &buf, &len, err))
         return -1;
-    int rc = (len >= 4 && memcmp(buf, "PK\3\4", 4) == 0) ? mc_pth_load_mem(buf, len, path, ws, err)
-                                                         : mc_safetensors_load_mem(buf, len, path, ws, err);
+    int rc;
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0 && len >= 8; i--)
+        hl = hl << 8 | buf[i];
+    if (len >= 4 && memcmp(buf, "PK\3\4", 4) == 0)
+        rc = mc_pth_load_mem(buf, len, path, ws, err);
+    else if (len >= 10 && hl <= len - 8 && buf[8] == '{')
+        rc = mc_safetensors_load_mem(buf, len, path, ws, err);
+    else
+        rc = mc_err(err, "%s: not a checkpoint: neither a torch.save zip archive (.pth) nor a "
+                    ".safetensors file", path);
     mc_file_unmap(buf, len);
     if (rc == 0) {
         free(ws->source);

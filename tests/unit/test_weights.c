@@ -378,7 +378,9 @@ test_foreign_files(void)
     CU_ASSERT_EQUAL(mc_weights_load(FIX "no_such_file.pth", &ws, &err), -1);
     check_contains(err.msg, "no_such_file.pth");
     CU_ASSERT_EQUAL(mc_weights_load(FIX "fakecfg.py", &ws, &err), -1);
-    check_contains(err.msg, "fakecfg.py");
+    check_contains(err.msg, FIX "fakecfg.py: not a checkpoint");
+    CU_ASSERT_EQUAL(mc_weights_load(FIX "a_f4.npy", &ws, &err), -1);
+    check_contains(err.msg, FIX "a_f4.npy: not a checkpoint");
     CU_ASSERT_EQUAL(mc_weights_load(FIX, &ws, &err), -1); /* a directory */
     mc_weights_free(&ws);
 }
@@ -528,6 +530,34 @@ test_selection(void)
     CU_ASSERT_EQUAL(((float *)t->data)[1], 5.0f);
     mc_weights_free(&ws);
     free(z.p);
+    free(pk.p);
+}
+
+static void
+test_byteorder(void)
+{
+    int sz[1] = {2}, st[1] = {1};
+    Buf pk = {0};
+    float data[2] = {4, 5};
+    put8(&pk, 0x80); put8(&pk, 2); put8(&pk, '}'); pk_str(&pk, "a");
+    pk_tensor(&pk, "FloatStorage", "0", 2, 0, sz, st, 1);
+    put8(&pk, 's'); put8(&pk, '.');
+    for (int big = 0; big < 2; big++) {
+        const char *bo = big ? "big" : "little";
+        ZEnt e[3] = {{"x/data.pkl", pk.p, pk.n, 0}, {"x/byteorder", (const uint8_t *)bo, strlen(bo), 0},
+                     {"x/data/0", (uint8_t *)data, 8, 0}};
+        Buf z = make_zip(e, 3);
+        if (big) {
+            mem_fail(1, z.p, z.n, "not little-endian");
+        } else {
+            WeightStore ws;
+            McErr err = {{0}};
+            mc_weights_init(&ws);
+            CU_ASSERT_EQUAL(mc_pth_load_mem(z.p, z.n, "le", &ws, &err), 0);
+            mc_weights_free(&ws);
+        }
+        free(z.p);
+    }
     free(pk.p);
 }
 
@@ -829,6 +859,7 @@ static const struct {
     {"bad_tensors", test_bad_tensors},
     {"bad_pickles", test_bad_pickles},
     {"selection", test_selection},
+    {"byteorder", test_byteorder},
     {"bad_safetensors", test_bad_safetensors},
     {"check", test_check},
     {"random", test_random},

@@ -1,6 +1,8 @@
 """A stand-in for a foreign config class (like yacs.config.CfgNode): a dict
 subclass with attributes, pickled into the training-layout fixture so the
-reader must skip an object of a class it has never heard of."""
+reader must skip an object of a class it has never heard of.  MyTensor is a
+Tensor subclass (saved through torch._tensor._rebuild_from_type_v2)."""
+import torch
 
 
 class CfgNode(dict):
@@ -17,3 +19,7 @@ class Scheduler:
     def __init__(self):
         self.t_initial = 300
         self.warmup = [1e-6, 0.5]
+
+
+class MyTensor(torch.Tensor):
+    pass

@@ -101,6 +101,7 @@ dd["module.d"] = torch.tensor([1.0 / 3, -2.0, 1e10], dtype=torch.float64)
 dd["module.i"] = torch.tensor([1, -2, 2147483647], dtype=torch.int32)
 dd["module.p"] = torch.nn.Parameter(torch.randn(2, 2))
 dd["module.mask"] = torch.tensor([True, False])  # bool: skipped by the reader
+dd["module.sub"] = (torch.arange(6.0).reshape(2, 3) - 2).as_subclass(fakecfg.MyTensor)
 torch.save(dd, out("dtypes.pth"))
 exp = [(k[7:], {torch.int64: "i64", torch.int32: "i32"}.get(v.dtype, "f32"), v)
        for k, v in dd.items() if v.dtype != torch.bool]
@@ -145,7 +146,7 @@ def write_zip64(path, ents):
 write_zip64(out("views_zip64.pth"), entries(out("views.pth")))
 with zipfile.ZipFile(out("views_deflate.pth"), "w", zipfile.ZIP_DEFLATED) as z:
     for n, d in entries(out("views.pth")):
-        z.writestr(n, d)
+        z.writestr(zipfile.ZipInfo(n, date_time=(1980, 1, 1, 0, 0, 0)), d, zipfile.ZIP_DEFLATED)
 
 # 5. safetensors written by hand
 st_t = collections.OrderedDict()
