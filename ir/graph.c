@@ -211,7 +211,13 @@ mc_infer_shape(const Graph *g, OpKind op, const int *in, int nin, const Attrs *a
         for (int i = 0; i < a->shape.rank; i++)
             if (a->shape.d[i] <= 0 || a->shape.d[i] > ((int64_t)1 << 40))
                 return mc_err(err, "%s: dimension %d is %" PRId64 ", must be positive", on, i, a->shape.d[i]);
-        if (mc_shape_numel(&a->shape) > ((int64_t)1 << 40)) return mc_err(err, "%s: tensor too large", on);
+        {
+            int64_t total = 1; /* each dim <= 2^40: check the product before it can overflow */
+            for (int i = 0; i < a->shape.rank; i++) {
+                if (total > (((int64_t)1 << 40) / a->shape.d[i])) return mc_err(err, "%s: tensor too large", on);
+                total *= a->shape.d[i];
+            }
+        }
         *dt = a->type;
         *out = a->shape;
         return 0;

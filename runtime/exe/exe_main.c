@@ -227,6 +227,12 @@ profile(long n, const void *w, const float *in, float *out, void *scratch)
     printf("profile: %s, %ld runs, %d threads, %.3f ms/run, %d kernels (%.1f%% of the time "
            "inside kernels)\n",
            g->name, n, mc_rt_get_threads(), run_ms, nk, total ? 100.0 * sum / total : 0.0);
+    uint64_t ncalls = 0;
+    for (int k = 0; k < nk; k++)
+        ncalls += calls[k];
+    if (!ncalls)
+        printf("profile: no kernel reported its time (the model object calls no "
+               "mc_rt_kernel_begin/end)\n");
     printf("%5s  %-40s %10s %7s %9s %6s\n", "rank", "kernel", "ms/run", "share", "GFLOP/s",
            "calls");
     for (int i = 0; i < nk; i++) {

@@ -659,10 +659,15 @@ test_dot(void)
     CU_ASSERT(s[strlen(s) - 2] == '}' && s[strlen(s) - 1] == '\n');
     /* a node: name, op, type; weights folded into their consumer */
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "n4 [label=\"conv\\nconv2d\\nf32[1,4,4,4]"
-                                     "\\nw conv.weight f32[4,3,3,3]\\nw conv.bias f32[4]\""));
+                                     "\\nw .weight f32[4,3,3,3]\\nw .bias f32[4]\""));
     CU_ASSERT_PTR_NULL(strstr(s, "n2 ["));     /* conv.weight is not a node */
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "n1 -> n4 [label=\"f32[1,8,8,3]\"];"));
     CU_ASSERT_PTR_NULL(strstr(s, "n2 -> "));
+    /* shared dotted prefixes are cut; unrelated names stay whole */
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "n29 [label=\"scan\\nselective_scan\\nf32[1,4,4,4]\"];"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "n28 [label=\"Bv\\nmatmul\\nf32[1,4,4,1]\\nw .proj f32[4,1]\"];"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "n25 [label=\"A.exp\\nexp\\nf32[4,1]\\nw A_logs f32[4,1]\"];"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "n26 [label=\"A\\nneg\\nf32[4,1]\"];"));
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "n39 [label=\"pool\\nmean_hw\\nf32[1,4]\", peripheries=2];"));
     CU_ASSERT_EQUAL(count(s, "subgraph"), 0);
     /* 40 nodes of which 18 are weights */

@@ -1,0 +1,804 @@
+/* backends/artifact.c -- write the executable / shared library / object,
+ * OUT.h and OUT.weights (see artifact.h and docs/artifacts.md).
+ *
+ * Takes: a model object (bytes or path), the packed weights, metadata.
+ * Produces: the files under OUT, by running the target's C compiler in a
+ * private temporary directory (removed afterwards, kept when
+ * MAMBAC_KEEP_TEMPS is set).  Owns nothing after it returns.
+ *
+ * Reproducibility: every generated file is a pure function of the inputs;
+ * the compiler runs inside the temporary directory on relative names and
+ * with -ffile-prefix-map for the runtime's directory, without -g, so no
+ * path or time reaches the output.
+ */
+#define _GNU_SOURCE
+#include "artifact.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(__x86_64__)
+#define HOST_ARCH "x86_64"
+#elif defined(__aarch64__)
+#define HOST_ARCH "aarch64"
+#elif defined(__riscv) && __riscv_xlen == 64
+#define HOST_ARCH "riscv64"
+#else
+#define HOST_ARCH "unknown"
+#endif
+
+#define MAX_ARGS 48
+
+/* ------------------------------------------------------------ small helpers */
+
+uint64_t
+mc_artifact_fnv1a64(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+char *
+mc_artifact_symbol(const char *s, char *buf, size_t n)
+{
+    size_t k = 0;
+    if (n == 0)
+        return buf;
+    if (!s || !*s)
+        s = "model";
+    if (*s >= '0' && *s <= '9' && k + 1 < n)
+        buf[k++] = '_';
+    for (; *s && k + 1 < n; s++) {
+        char c = *s;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '_';
+        buf[k++] = ok ? c : '_';
+    }
+    buf[k] = 0;
+    return buf;
+}
+
+int
+mc_artifact_from_kprogram(McArtifact *a, const KProgram *p, const char *sym, McErr *err)
+{
+    if (p->input_buf < 0 || p->input_buf >= p->nbufs || p->output_buf < 0 ||
+        p->output_buf >= p->nbufs)
+        return mc_err(err, "internal: kernel program without input/output buffer");
+    a->name = sym;
+    a->in_shape = p->bufs[p->input_buf].shape;
+    a->out_shape = p->bufs[p->output_buf].shape;
+    a->scratch_size = p->scratch_bytes;
+    a->nkernels = 0;
+    a->kernel_names = NULL;
+    a->kernel_flops = NULL;
+    if (p->nk <= 0)
+        return 0;
+    const char **names = malloc((size_t)p->nk * sizeof *names);
+    double *flops = malloc((size_t)p->nk * sizeof *flops);
+    if (!names || !flops) {
+        free(names);
+        free(flops);
+        return mc_err(err, "out of memory");
+    }
+    for (int i = 0; i < p->nk; i++) {
+        names[i] = p->k[i].name ? p->k[i].name : "?";
+        flops[i] = p->k[i].flops;
+    }
+    a->nkernels = p->nk;
+    a->kernel_names = names;
+    a->kernel_flops = flops;
+    return 0;
+}
+
+void
+mc_artifact_release(McArtifact *a)
+{
+    free((void *)a->kernel_names);
+    free((void *)a->kernel_flops);
+    a->kernel_names = NULL;
+    a->kernel_flops = NULL;
+    a->nkernels = 0;
+}
+
+static int
+is_ident(const char *s)
+{
+    if (!s || !*s || (*s >= '0' && *s <= '9'))
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* The triple's architecture, normalized ("arm64" -> "aarch64"); host if none. */
+static void
+triple_arch(const char *triple, char *buf, size_t n)
+{
+    if (!triple || !*triple) {
+        snprintf(buf, n, "%s", HOST_ARCH);
+        return;
+    }
+    size_t k = strcspn(triple, "-");
+    snprintf(buf, n, "%.*s", (int)k, triple);
+    if (!strcmp(buf, "arm64"))
+        snprintf(buf, n, "aarch64");
+    if (!strcmp(buf, "amd64"))
+        snprintf(buf, n, "x86_64");
+}
+
+static int
+is_cross(const char *triple)
+{
+    char arch[64];
+    triple_arch(triple, arch, sizeof arch);
+    return strcmp(arch, HOST_ARCH) != 0;
+}
+
+int
+mc_artifact_cc(const char *triple, char *buf, size_t n, McErr *err)
+{
+    const char *env = getenv("MAMBAC_CC");
+    if (env && *env) {
+        snprintf(buf, n, "%s", env);
+        return 0;
+    }
+    if (!is_cross(triple)) {
+        env = getenv("CC");
+        snprintf(buf, n, "%s", env && *env ? env : "cc");
+        return 0;
+    }
+    char arch[64];
+    triple_arch(triple, arch, sizeof arch);
+    if (!strcmp(arch, "aarch64") || !strcmp(arch, "riscv64") || !strcmp(arch, "x86_64")) {
+        snprintf(buf, n, "%s-linux-gnu-gcc", arch);
+        return 0;
+    }
+    return mc_err(err,
+                  "no C compiler known to link for target '%s' (known: x86_64, aarch64, "
+                  "riscv64 Linux); set MAMBAC_CC to one that does",
+                  triple);
+}
+
+static int
+has_file(const char *dir, const char *name)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, R_OK) == 0;
+}
+
+int
+mc_artifact_runtime_dir(char *buf, size_t n, McErr *err)
+{
+    const char *env = getenv("MAMBAC_RUNTIME_DIR");
+    if (env && *env) {
+        if (!has_file(env, "rt.c") || !has_file(env, "exe/exe_main.c"))
+            return mc_err(err, "MAMBAC_RUNTIME_DIR=%s has no rt.c and exe/exe_main.c", env);
+        snprintf(buf, n, "%s", env);
+        return 0;
+    }
+#ifdef MC_SOURCE_DIR
+    snprintf(buf, n, "%s/runtime", MC_SOURCE_DIR);
+    if (has_file(buf, "rt.c"))
+        return 0;
+#endif
+    char self[4096];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (k > 0) {
+        self[k] = 0;
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(buf, n, "%s/../runtime", self);
+            if (has_file(buf, "rt.c"))
+                return 0;
+            snprintf(buf, n, "%s/../../runtime", self);
+            if (has_file(buf, "rt.c"))
+                return 0;
+        }
+    }
+    return mc_err(err, "cannot find the runtime sources (runtime/rt.c) that artifacts are "
+                       "built with; set MAMBAC_RUNTIME_DIR to the runtime/ directory of the "
+                       "mambac sources");
+}
+
+/* Is prog an executable on $PATH (or a path to one)? */
+static int
+find_prog(const char *prog)
+{
+    if (strchr(prog, '/'))
+        return access(prog, X_OK) == 0;
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/bin:/bin";
+    while (*path) {
+        size_t k = strcspn(path, ":");
+        char p[4096];
+        snprintf(p, sizeof p, "%.*s/%s", (int)k, k ? path : ".", prog);
+        if (access(p, X_OK) == 0)
+            return 1;
+        path += k;
+        if (*path == ':')
+            path++;
+    }
+    return 0;
+}
+
+static int
+write_file(const char *path, const void *data, size_t n, McErr *err)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return mc_err(err, "cannot write %s: %s", path, strerror(errno));
+    int bad = n && fwrite(data, 1, n, f) != n;
+    bad |= fclose(f) != 0;
+    if (bad)
+        return mc_err(err, "cannot write %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static int
+read_file(const char *path, unsigned char **data, size_t *n, McErr *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return mc_err(err, "cannot read %s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    unsigned char *b = malloc(cap);
+    size_t r;
+    while (b && (r = fread(b + len, 1, cap - len, f)) > 0) {
+        len += r;
+        if (len == cap) {
+            unsigned char *nb = realloc(b, cap *= 2);
+            if (!nb) {
+                free(b);
+                b = NULL;
+            }
+            b = nb;
+        }
+    }
+    int bad = !b || ferror(f);
+    fclose(f);
+    if (bad) {
+        free(b);
+        return mc_err(err, "cannot read %s", path);
+    }
+    *data = b;
+    *n = len;
+    return 0;
+}
+
+/* Moves tmp (inside the temp dir) to dst; copies across file systems. */
+static int
+move_file(const char *src, const char *dst, int mode, McErr *err)
+{
+    if (rename(src, dst) == 0)
+        return chmod(dst, mode) ? mc_err(err, "cannot chmod %s: %s", dst, strerror(errno)) : 0;
+    if (errno != EXDEV)
+        return mc_err(err, "cannot write %s: %s", dst, strerror(errno));
+    unsigned char *d;
+    size_t n;
+    if (read_file(src, &d, &n, err))
+        return -1;
+    int rc = write_file(dst, d, n, err);
+    free(d);
+    if (!rc && chmod(dst, mode))
+        rc = mc_err(err, "cannot chmod %s: %s", dst, strerror(errno));
+    return rc;
+}
+
+static int
+rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(p);
+    return 0;
+}
+
+/* ------------------------------------------------------------ running tools */
+
+typedef struct Cmd {
+    const char *argv[MAX_ARGS + 1];
+    int argc;
+    char store[MAX_ARGS][512]; /* copies of formatted arguments */
+    int nstore;
+} Cmd;
+
+static void
+cmd_add(Cmd *c, const char *a)
+{
+    if (c->argc < MAX_ARGS)
+        c->argv[c->argc++] = a;
+    c->argv[c->argc] = NULL;
+}
+
+static void
+cmd_addf(Cmd *c, const char *fmt, const char *s)
+{
+    if (c->nstore >= MAX_ARGS)
+        return;
+    char *b = c->store[c->nstore++];
+    snprintf(b, 512, fmt, s);
+    cmd_add(c, b);
+}
+
+/* Splits a compiler command ("ccache gcc", "clang --target=x") into words. */
+static void
+cmd_add_words(Cmd *c, const char *s)
+{
+    while (*s) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        size_t k = strcspn(s, " \t");
+        if (!k)
+            break;
+        if (c->nstore < MAX_ARGS) {
+            char *b = c->store[c->nstore++];
+            snprintf(b, 512, "%.*s", (int)k, s);
+            cmd_add(c, b);
+        }
+        s += k;
+    }
+}
+
+static void
+cmd_str(const Cmd *c, char *buf, size_t n)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < c->argc && k < n; i++)
+        k += snprintf(buf + k, n - k, "%s%s", i ? " " : "", c->argv[i]);
+}
+
+/* Runs c in dir with stdout+stderr to dir/log (and, with out, stdout to out).
+ * Returns 0 on exit status 0; else -1 with the command and the log's tail. */
+static int
+cmd_run(const Cmd *c, const char *dir, int verbose, char *out, size_t outn, McErr *err)
+{
+    char log[4096], line[4096];
+    snprintf(log, sizeof log, "%s/tool.log", dir);
+    cmd_str(c, line, sizeof line);
+    if (verbose)
+        fprintf(stderr, "mambac: (cd %s && %s)\n", dir, line);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return mc_err(err, "cannot run %s: %s", c->argv[0], strerror(errno));
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || chdir(dir))
+            _exit(126);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+        execvp(c->argv[0], (char *const *)c->argv);
+        fprintf(stderr, "cannot execute %s: %s\n", c->argv[0], strerror(errno));
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return mc_err(err, "waiting for %s: %s", c->argv[0], strerror(errno));
+    unsigned char *text = NULL;
+    size_t n = 0;
+    McErr dummy;
+    if (read_file(log, &text, &n, &dummy))
+        text = NULL, n = 0;
+    int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    if (ok && out && outn) {
+        size_t k = n < outn - 1 ? n : outn - 1;
+        memcpy(out, text, k);
+        out[k] = 0;
+        while (k && (out[k - 1] == '\n' || out[k - 1] == '\r'))
+            out[--k] = 0;
+    }
+    if (!ok) {
+        size_t keep = 1200;
+        const char *tail = text ? (const char *)text + (n > keep ? n - keep : 0) : "";
+        int tl = text ? (int)(n > keep ? keep : n) : 0;
+        mc_err(err, "%s failed (%s %d):\n  %s\n%.*s", c->argv[0],
+               WIFEXITED(st) ? "exit status" : "signal",
+               WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? WTERMSIG(st) : -1, line, tl,
+               tail);
+    }
+    free(text);
+    return ok ? 0 : -1;
+}
+
+/* ------------------------------------------------------------ generated text */
+
+static void
+upper(const char *s, char *buf, size_t n)
+{
+    size_t k = 0;
+    for (; *s && k + 1 < n; s++)
+        buf[k++] = (*s >= 'a' && *s <= 'z') ? *s - 'a' + 'A' : *s;
+    buf[k] = 0;
+}
+
+static void
+shape_list(FILE *f, const Shape *s)
+{
+    fputc('{', f);
+    for (int i = 0; i < s->rank; i++)
+        fprintf(f, "%s%lld", i ? ", " : "", (long long)s->d[i]);
+    fputc('}', f);
+}
+
+static const char *
+base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* OUT without a trailing .so / .o (shared/obj); OUT itself for exe. */
+static void
+out_base(const McArtifact *a, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", a->out);
+    size_t k = strlen(buf);
+    const char *ext = a->emit == MC_ART_SHARED ? ".so" : a->emit == MC_ART_OBJ ? ".o" : NULL;
+    if (ext && k > strlen(ext) + 1 && !strcmp(buf + k - strlen(ext), ext) &&
+        buf[k - strlen(ext) - 1] != '/')
+        buf[k - strlen(ext)] = 0;
+}
+
+int
+mc_artifact_header(const McArtifact *a, FILE *f)
+{
+    char P[256], base[4096];
+    const char *s = a->name;
+    upper(s, P, sizeof P);
+    out_base(a, base, sizeof base);
+    const char *bn = base_name(base);
+    const char *lib = a->emit == MC_ART_SHARED ? ".so" : ".o";
+    int64_t nin = mc_shape_numel(&a->in_shape), nout = mc_shape_numel(&a->out_shape);
+    fprintf(f, "/* %s.h -- generated by mambac: model \"%s\" for %s", bn, s,
+            a->triple && *a->triple ? a->triple : "the host");
+    if (a->cpu && *a->cpu)
+        fprintf(f, ", cpu %s", a->cpu);
+    if (a->features && *a->features)
+        fprintf(f, ", features %s", a->features);
+    fprintf(f, ".\n *\n"
+               " * Link %s%s (and -fopenmp -lm); load %s.weights (%s_WEIGHTS_SIZE bytes)\n"
+               " * into memory aligned to %s_ALIGNMENT, give %s_SCRATCH_SIZE bytes of\n"
+               " * aligned scratch, then\n"
+               " *     int rc = %s_run(weights, input, output, scratch);   // 0 = ok\n"
+               " * input: float32 %s_INPUT_SHAPE, output: float32 %s_OUTPUT_SHAPE, both\n"
+               " * contiguous.  %s_run allocates nothing; it is reentrant for distinct\n"
+               " * scratch buffers.  Threads: mc_rt_set_threads(n) (0 = OpenMP default).\n"
+               " * See docs/artifacts.md of mambac.\n */\n",
+            bn, lib, bn, P, P, P, s, P, P, s);
+    fprintf(f, "#ifndef %s_MODEL_H\n#define %s_MODEL_H\n#include <stdint.h>\n\n", P, P);
+    fprintf(f, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
+    fprintf(f, "#define %s_ALIGNMENT 64\n", P);
+    fprintf(f, "#define %s_WEIGHTS_SIZE %lluull\n", P, (unsigned long long)a->weights_len);
+    fprintf(f, "#define %s_WEIGHTS_FNV1A64 0x%016llxull\n", P,
+            (unsigned long long)mc_artifact_fnv1a64(a->weights, a->weights_len));
+    fprintf(f, "#define %s_SCRATCH_SIZE %lluull\n", P, (unsigned long long)a->scratch_size);
+    fprintf(f, "#define %s_BATCH %lld\n", P, (long long)(a->in_shape.rank ? a->in_shape.d[0] : 1));
+    fprintf(f, "#define %s_INPUT_RANK %d\n#define %s_INPUT_SHAPE ", P, a->in_shape.rank, P);
+    shape_list(f, &a->in_shape);
+    fprintf(f, "\n#define %s_INPUT_COUNT %lld\n", P, (long long)nin);
+    fprintf(f, "#define %s_OUTPUT_RANK %d\n#define %s_OUTPUT_SHAPE ", P, a->out_shape.rank, P);
+    shape_list(f, &a->out_shape);
+    fprintf(f, "\n#define %s_OUTPUT_COUNT %lld\n\n", P, (long long)nout);
+    fprintf(f, "extern const int64_t %s_weights_size;  /* == %s_WEIGHTS_SIZE */\n", s, P);
+    fprintf(f, "extern const int64_t %s_scratch_size;  /* == %s_SCRATCH_SIZE */\n", s, P);
+    fprintf(f, "int %s_run(const void *weights, const float *input, float *output, "
+               "void *scratch);\n",
+            s);
+    fprintf(f, "\n/* From the mambac runtime linked into %s%s. */\n", bn, lib);
+    fprintf(f, "#ifndef MC_RT_H\nvoid mc_rt_set_threads(int n);\n#endif\n\n");
+    fprintf(f, "/* Model-independent names for programs that embed one model\n"
+               " * (define MC_MODEL_NO_ALIASES before including to omit them). */\n");
+    fprintf(f, "#if !defined(MC_MODEL_NO_ALIASES) && !defined(MC_MODEL_RUN)\n");
+    fprintf(f, "#define MC_MODEL_NAME \"%s\"\n", s);
+    fprintf(f, "#define MC_MODEL_RUN %s_run\n", s);
+    static const char *const alias[] = {"ALIGNMENT",   "WEIGHTS_SIZE", "WEIGHTS_FNV1A64",
+                                        "SCRATCH_SIZE", "BATCH",        "INPUT_RANK",
+                                        "INPUT_SHAPE",  "INPUT_COUNT",  "OUTPUT_RANK",
+                                        "OUTPUT_SHAPE", "OUTPUT_COUNT"};
+    for (size_t i = 0; i < sizeof alias / sizeof *alias; i++)
+        fprintf(f, "#define MC_MODEL_%s %s_%s\n", alias[i], P, alias[i]);
+    fprintf(f, "#endif\n\n#ifdef __cplusplus\n}\n#endif\n#endif\n");
+    return ferror(f) ? -1 : 0;
+}
+
+static void
+c_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 32 || c >= 127)
+            fprintf(f, "\\%03o", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static int
+write_glue(const McArtifact *a, const char *dir, McErr *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/mc_glue.c", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return mc_err(err, "cannot write %s: %s", path, strerror(errno));
+    const char *s = a->name;
+    fprintf(f, "/* mc_glue.c -- generated by mambac for model \"%s\". */\n", s);
+    fprintf(f, "#include \"mc_model_glue.h\"\n\n");
+    fprintf(f, "extern const int64_t %s_weights_size, %s_scratch_size;\n", s, s);
+    fprintf(f, "int %s_run(const void *, const float *, float *, void *);\n\n", s);
+    int nk = a->nkernels > 0 ? a->nkernels : 0;
+    if (nk && a->kernel_names) {
+        fprintf(f, "static const char *const kernel_names[%d] = {\n", nk);
+        for (int k = 0; k < nk; k++) {
+            fputs("    ", f);
+            c_string(f, a->kernel_names[k] ? a->kernel_names[k] : "?");
+            fputs(",\n", f);
+        }
+        fputs("};\n", f);
+    }
+    if (nk && a->kernel_flops) {
+        fprintf(f, "static const double kernel_flops[%d] = {\n", nk);
+        for (int k = 0; k < nk; k++)
+            fprintf(f, "    %.17g,\n", a->kernel_flops[k]);
+        fputs("};\n", f);
+    }
+    fprintf(f, "\nconst McModelGlue mc_model_glue = {\n    .name = ");
+    c_string(f, s);
+    fprintf(f, ",\n    .target = ");
+    c_string(f, a->triple && *a->triple ? a->triple : "the host");
+    fprintf(f, ",\n    .in_rank = %d,\n    .in_shape = ", a->in_shape.rank);
+    shape_list(f, &a->in_shape);
+    fprintf(f, ",\n    .out_rank = %d,\n    .out_shape = ", a->out_shape.rank);
+    shape_list(f, &a->out_shape);
+    fprintf(f, ",\n    .weights = mc_glue_weights,\n    .weights_len = %lluull,\n",
+            (unsigned long long)a->weights_len);
+    fprintf(f, "    .obj_weights_size = &%s_weights_size,\n", s);
+    fprintf(f, "    .obj_scratch_size = &%s_scratch_size,\n", s);
+    fprintf(f, "    .run = %s_run,\n    .nkernels = %d,\n", s, nk);
+    fprintf(f, "    .kernel_names = %s,\n", nk && a->kernel_names ? "kernel_names" : "0");
+    fprintf(f, "    .kernel_flops = %s,\n};\n", nk && a->kernel_flops ? "kernel_flops" : "0");
+    int bad = ferror(f);
+    bad |= fclose(f) != 0;
+    if (bad)
+        return mc_err(err, "cannot write %s", path);
+
+    /* the weights, embedded 64-byte aligned in read-only data */
+    snprintf(path, sizeof path, "%s/mc_weights.S", dir);
+    static const char asm_text[] =
+        "/* mc_weights.S -- generated by mambac: the packed weights. */\n"
+        "    .file \"mc_weights.S\"\n" /* else the temp file's name is a symbol */
+        "    .section .rodata.mc_glue_weights,\"a\",%progbits\n"
+        "    .balign 64\n"
+        "    .globl mc_glue_weights\n"
+        "    .type mc_glue_weights, %object\n"
+        "mc_glue_weights:\n"
+        "    .incbin \"weights.bin\"\n"
+        "    .byte 0\n" /* a zero-length blob still has a unique address */
+        "    .size mc_glue_weights, . - mc_glue_weights\n"
+        "    .section .note.GNU-stack,\"\",%progbits\n";
+    return write_file(path, asm_text, sizeof asm_text - 1, err);
+}
+
+/* ------------------------------------------------------------ building */
+
+static void
+add_common_flags(Cmd *c, const char *rt)
+{
+    cmd_add(c, "-O2");
+    cmd_add(c, "-std=gnu11");
+    cmd_add(c, "-fopenmp");
+    cmd_add(c, "-fno-ident");
+    cmd_add(c, "-DMC_RT_WEAK");
+    cmd_addf(c, "-ffile-prefix-map=%s=runtime", rt);
+    cmd_addf(c, "-I%s", rt);
+    cmd_addf(c, "-I%s/exe", rt);
+}
+
+/* Does the compiler have a static libgomp (for qemu-friendly executables)? */
+static int
+has_static_gomp(const char *cc, const char *dir, int verbose)
+{
+    const char *env = getenv("MAMBAC_STATIC");
+    if (env && *env)
+        return strcmp(env, "0") != 0;
+    Cmd c = {0};
+    cmd_add_words(&c, cc);
+    cmd_add(&c, "-print-file-name=libgomp.a");
+    char out[4096];
+    McErr e;
+    if (cmd_run(&c, dir, verbose, out, sizeof out, &e))
+        return 0;
+    return out[0] == '/' && access(out, R_OK) == 0;
+}
+
+static int
+build(const McArtifact *a, const char *dir, const char *rt, const char *cc, McErr *err)
+{
+    Cmd c = {0};
+    char src[3][4096];
+    if (a->emit == MC_ART_EXE) {
+        if (write_glue(a, dir, err))
+            return -1;
+        cmd_add_words(&c, cc);
+        add_common_flags(&c, rt);
+        cmd_add(&c, "-no-pie");
+        if (is_cross(a->triple) && has_static_gomp(cc, dir, a->verbose))
+            cmd_add(&c, "-static");
+        else if (!is_cross(a->triple) && getenv("MAMBAC_STATIC") &&
+                 strcmp(getenv("MAMBAC_STATIC"), "0"))
+            cmd_add(&c, "-static");
+        cmd_add(&c, "mc_glue.c");
+        cmd_add(&c, "mc_weights.S");
+        snprintf(src[0], sizeof src[0], "%s/rt.c", rt);
+        snprintf(src[1], sizeof src[1], "%s/npy.c", rt);
+        snprintf(src[2], sizeof src[2], "%s/exe/exe_main.c", rt);
+        for (int i = 0; i < 3; i++)
+            cmd_add(&c, src[i]);
+        cmd_add(&c, "model.o");
+        cmd_add(&c, "-lm");
+        cmd_add(&c, "-o");
+        cmd_add(&c, "out.bin");
+        return cmd_run(&c, dir, a->verbose, NULL, 0, err);
+    }
+    snprintf(src[0], sizeof src[0], "%s/rt.c", rt);
+    if (a->emit == MC_ART_SHARED) {
+        cmd_add_words(&c, cc);
+        add_common_flags(&c, rt);
+        cmd_add(&c, "-fPIC");
+        cmd_add(&c, "-shared");
+        cmd_add(&c, src[0]);
+        cmd_add(&c, "model.o");
+        cmd_add(&c, "-lm");
+        cmd_add(&c, "-o");
+        cmd_add(&c, "out.bin");
+        return cmd_run(&c, dir, a->verbose, NULL, 0, err);
+    }
+    /* object: the model and the runtime in one relocatable object */
+    cmd_add_words(&c, cc);
+    add_common_flags(&c, rt);
+    cmd_add(&c, "-fPIC");
+    cmd_add(&c, "-c");
+    cmd_add(&c, src[0]);
+    cmd_add(&c, "-o");
+    cmd_add(&c, "rt.o");
+    if (cmd_run(&c, dir, a->verbose, NULL, 0, err))
+        return -1;
+    Cmd l = {0};
+    cmd_add_words(&l, cc);
+    cmd_add(&l, "-nostdlib");
+    cmd_add(&l, "-r");
+    cmd_add(&l, "model.o");
+    cmd_add(&l, "rt.o");
+    cmd_add(&l, "-o");
+    cmd_add(&l, "out.bin");
+    return cmd_run(&l, dir, a->verbose, NULL, 0, err);
+}
+
+static int
+check(const McArtifact *a, McErr *err)
+{
+    if (!a->out || !*a->out)
+        return mc_err(err, "no output file given (-o)");
+    if (!is_ident(a->name))
+        return mc_err(err, "model name '%s' is not a C identifier (see mc_artifact_symbol)",
+                      a->name ? a->name : "");
+    if (!a->obj && !a->obj_path)
+        return mc_err(err, "internal: no model object to link");
+    if (!a->weights && a->weights_len)
+        return mc_err(err, "internal: weights length without weights");
+    if (a->in_shape.rank < 1 || a->in_shape.rank > 8 || a->out_shape.rank < 1 ||
+        a->out_shape.rank > 8)
+        return mc_err(err, "internal: input/output rank out of range");
+    if (a->scratch_size < 0)
+        return mc_err(err, "internal: negative scratch size");
+    if (a->nkernels > 0 && !a->kernel_names)
+        return mc_err(err, "internal: kernel count without kernel names");
+    return 0;
+}
+
+int
+mc_artifact_write(const McArtifact *a, McErr *err)
+{
+    if (check(a, err))
+        return -1;
+    char rt[4096], cc[1024];
+    if (mc_artifact_runtime_dir(rt, sizeof rt, err) || mc_artifact_cc(a->triple, cc, sizeof cc, err))
+        return -1;
+    char cc0[1024];
+    snprintf(cc0, sizeof cc0, "%.*s", (int)strcspn(cc, " \t"), cc);
+    if (!find_prog(cc0)) {
+        if (is_cross(a->triple))
+            return mc_err(err,
+                          "C compiler '%s' for target '%s' not found: install Debian's cross "
+                          "toolchain (sh scripts/install-cross.sh) or set MAMBAC_CC",
+                          cc0, a->triple);
+        return mc_err(err, "C compiler '%s' not found: install gcc or set CC/MAMBAC_CC", cc0);
+    }
+
+    const char *tmp = getenv("TMPDIR");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/mambac-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir))
+        return mc_err(err, "cannot create a temporary directory %s: %s", dir, strerror(errno));
+
+    int rc = -1;
+    char p[4096], base[4096], dst[4096];
+    out_base(a, base, sizeof base);
+
+    /* inputs into the temp dir */
+    snprintf(p, sizeof p, "%s/model.o", dir);
+    if (a->obj) {
+        if (write_file(p, a->obj, a->obj_len, err))
+            goto done;
+    } else {
+        unsigned char *d;
+        size_t n;
+        if (read_file(a->obj_path, &d, &n, err))
+            goto done;
+        int r = write_file(p, d, n, err);
+        free(d);
+        if (r)
+            goto done;
+    }
+    if (a->emit == MC_ART_EXE) {
+        snprintf(p, sizeof p, "%s/weights.bin", dir);
+        if (write_file(p, a->weights, a->weights_len, err))
+            goto done;
+    }
+    if (build(a, dir, rt, cc, err))
+        goto done;
+
+    snprintf(p, sizeof p, "%s/out.bin", dir);
+    if (a->emit == MC_ART_EXE) {
+        if (move_file(p, a->out, 0755, err))
+            goto done;
+    } else {
+        snprintf(dst, sizeof dst, "%s%s", base, a->emit == MC_ART_SHARED ? ".so" : ".o");
+        if (move_file(p, dst, a->emit == MC_ART_SHARED ? 0755 : 0644, err))
+            goto done;
+        snprintf(dst, sizeof dst, "%s.weights", base);
+        if (write_file(dst, a->weights, a->weights_len, err))
+            goto done;
+        snprintf(dst, sizeof dst, "%s.h", base);
+        FILE *f = fopen(dst, "w");
+        if (!f) {
+            mc_err(err, "cannot write %s: %s", dst, strerror(errno));
+            goto done;
+        }
+        int bad = mc_artifact_header(a, f);
+        bad |= fclose(f) != 0;
+        if (bad) {
+            mc_err(err, "cannot write %s", dst);
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    if (getenv("MAMBAC_KEEP_TEMPS"))
+        fprintf(stderr, "mambac: temporary files kept in %s\n", dir);
+    else
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return rc;
+}

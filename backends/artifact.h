@@ -1,0 +1,85 @@
+/* backends/artifact.h -- turn a model object file into what `mambac compile`
+ * delivers: an executable, a shared library or a relocatable object, plus a
+ * C header and the weights file (docs/artifacts.md).
+ *
+ * Takes the object bytes a code generator produced (exporting
+ * `int <name>_run(const void *weights, const float *input, float *output,
+ * void *scratch)` and the i64 globals `<name>_weights_size`,
+ * `<name>_scratch_size`, calling mc_rt_* from runtime/mc_rt.h), the packed
+ * weights blob and the model's metadata.  Runs the target's C compiler as
+ * the linker.  Outputs depend only on the inputs (no timestamps, no temp
+ * names), so compiling twice gives identical bytes.
+ */
+#ifndef MC_ARTIFACT_H
+#define MC_ARTIFACT_H
+#include <stddef.h>
+#include <stdint.h>
+#include "../ir/diag.h"
+#include "../ir/graph.h"
+#include "../ir/kernel.h"
+
+typedef enum McArtifactKind {
+    MC_ART_EXE,     /* OUT: self-contained executable, weights inside */
+    MC_ART_SHARED,  /* OUT.so + OUT.h + OUT.weights */
+    MC_ART_OBJ,     /* OUT.o  + OUT.h + OUT.weights */
+} McArtifactKind;
+
+typedef struct McArtifact {
+    McArtifactKind emit;
+    const char *out;           /* -o; for shared/obj a trailing .so/.o is dropped to get OUT */
+    const char *triple;        /* target triple; NULL or "" = the host */
+    const char *cpu;           /* recorded in OUT.h only (NULL = none) */
+    const char *features;      /* recorded in OUT.h only */
+
+    const char *name;          /* symbol prefix, a C identifier (mc_artifact_symbol) */
+    Shape in_shape;            /* the caller's input, e.g. [B,3,H,W] */
+    Shape out_shape;           /* e.g. [B,classes] */
+    int64_t scratch_size;      /* must equal the object's <name>_scratch_size */
+
+    const void *obj;           /* object file bytes ... */
+    size_t obj_len;
+    const char *obj_path;      /* ... or its path (used when obj is NULL) */
+    const void *weights;       /* packed weights blob, as the object reads it */
+    size_t weights_len;        /* must equal the object's <name>_weights_size */
+
+    int nkernels;              /* for `--profile` executables; 0 = none */
+    const char *const *kernel_names;  /* [nkernels] */
+    const double *kernel_flops;       /* [nkernels] useful FLOPs per run */
+
+    int verbose;               /* print each command to stderr */
+} McArtifact;
+
+/* Writes the artifact.  On error returns -1 with a message (what failed, and
+ * for a failed compiler run its command and the end of its output). */
+int mc_artifact_write(const McArtifact *a, McErr *err);
+
+/* Fills a's name (= sym, which must outlive a), in/out shapes (the program's
+ * input/output buffers), scratch_size (p->scratch_bytes) and the kernel
+ * names and FLOPs (arrays malloc'd here, indexed like p->k: free them with
+ * mc_artifact_release).  Leaves every other field alone. */
+int mc_artifact_from_kprogram(McArtifact *a, const KProgram *p, const char *sym, McErr *err);
+void mc_artifact_release(McArtifact *a);
+
+/* The C identifier used as symbol prefix for a model name: characters
+ * outside [A-Za-z0-9_] become '_', a leading digit gets a '_' before it,
+ * "" becomes "model".  Returns buf. */
+char *mc_artifact_symbol(const char *model_name, char *buf, size_t n);
+
+/* The C compiler that links for `triple` (NULL = host): $MAMBAC_CC if set;
+ * for the host $CC, else "cc"; for aarch64-* "aarch64-linux-gnu-gcc", for
+ * riscv64-* "riscv64-linux-gnu-gcc", for x86_64-* "x86_64-linux-gnu-gcc".
+ * -1 with a message for an unknown architecture. */
+int mc_artifact_cc(const char *triple, char *buf, size_t n, McErr *err);
+
+/* The directory holding runtime/mc_rt.h, rt.c, npy.c and exe/exe_main.c:
+ * $MAMBAC_RUNTIME_DIR, else MC_SOURCE_DIR "/runtime" (a compile-time define),
+ * else ../runtime next to the running executable.  -1 if none has rt.c. */
+int mc_artifact_runtime_dir(char *buf, size_t n, McErr *err);
+
+/* The header text `mambac compile` writes as OUT.h (deterministic). */
+int mc_artifact_header(const McArtifact *a, FILE *f);
+
+/* 64-bit FNV-1a of bytes (OUT.h records the weights' hash). */
+uint64_t mc_artifact_fnv1a64(const void *p, size_t n);
+
+#endif
