@@ -54,11 +54,13 @@ def random_state_dict(embed_dim=64, depths=(2, 4, 8, 4), num_classes=1000, in_ch
     g = torch.Generator().manual_seed(int(seed))
     sd = OrderedDict()
 
+    gdt = torch.float64 if dtype == torch.float64 else torch.float32
+
     def normal(shape, std, mean=0.0):
-        return (torch.randn(*shape, generator=g, dtype=torch.float64) * std + mean).to(dtype)
+        return (torch.randn(*shape, generator=g, dtype=gdt) * std + mean).to(dtype)
 
     def uniform(shape, lo, hi):
-        return (torch.rand(*shape, generator=g, dtype=torch.float64) * (hi - lo) + lo).to(dtype)
+        return (torch.rand(*shape, generator=g, dtype=gdt) * (hi - lo) + lo).to(dtype)
 
     def conv(p, co, ci_g, k, bias):
         fan_in = ci_g * k * k
@@ -105,7 +107,9 @@ def random_state_dict(embed_dim=64, depths=(2, 4, 8, 4), num_classes=1000, in_ch
             sd[p + "cpe1.bias"] = normal((Ci,), 0.02)
             ln(p + "ln_1", Ci)
             a = p + "self_attention."
-            sd[a + "x_proj_weight"] = uniform((R + 2, D), -D ** -0.5, D ** -0.5)
+            # 4x the default Linear init: makes the scan / state-fusion path matter
+            # in the logits (as in trained models), so its errors are visible
+            sd[a + "x_proj_weight"] = uniform((R + 2, D), -4 * D ** -0.5, 4 * D ** -0.5)
             sd[a + "dt_projs_weight"] = uniform((D, R), -R ** -0.5, R ** -0.5)
             dt = torch.exp(uniform((D,), math.log(1e-3), math.log(1e-1)).double()).clamp(min=1e-4)
             sd[a + "dt_projs_bias"] = (dt + torch.log(-torch.expm1(-dt))).to(dtype)
