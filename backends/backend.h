@@ -25,6 +25,7 @@ typedef struct Backend {
 } Backend;
 
 extern const Backend mc_backend_ref;
+extern const Backend mc_backend_llvm; /* backends/llvm/llvm_jit.c */
 const Backend *mc_backend_find(const char *name);
 
 #endif

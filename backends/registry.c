@@ -8,6 +8,7 @@
 
 static const Backend *const backends[] = {
     &mc_backend_ref,
+    &mc_backend_llvm,
 };
 
 const Backend *

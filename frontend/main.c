@@ -16,6 +16,8 @@
 #include "frontend/weights.h"
 #include "passes/pass.h"
 #include "passes/lower.h"
+#include "backends/artifact.h"
+#include "backends/llvm/llvm.h"
 #include "runtime/mc_npy.h"
 
 #define MC_VERSION "0.1.0"
@@ -26,8 +28,9 @@ static const char *usage_main =
     "mambac compiles vision state-space models (Spatial-Mamba) described in YAML.\n"
     "\n"
     "commands:\n"
-    "  run    run a model on an input tensor (.npy) with a backend\n"
-    "  dump   print a model's graph IR (text, Graphviz DOT or graph YAML)\n"
+    "  compile  compile a model to a native executable, library, object, LLVM IR or assembly\n"
+    "  run    run a model on an input tensor (.npy) with a backend (ref or llvm)\n"
+    "  dump   print a model's graph IR (text, Graphviz DOT or graph YAML) or kernel IR\n"
     "\n"
     "MODEL is a public Spatial-Mamba config (.yaml with a MODEL key), a generic\n"
     "graph YAML (.yaml with a graph key, docs/graph-yaml.md) or graph IR text (.mir).\n"
@@ -47,7 +50,8 @@ static const char *usage_run =
     "  --seed N         seed for the random weights (default 0)\n"
     "  --input X.npy    input tensor (required)\n"
     "  --output Y.npy   where to write the output (required)\n"
-    "  --backend NAME   execution backend (default ref; see --list-backends)\n"
+    "  --backend NAME   ref (plain C kernels, the oracle; default) or llvm (the\n"
+    "                   optimized native code, compiled in memory by ORC LLJIT)\n"
     "  --threads N      worker threads (default: all cores)\n"
     "  --top K          print the K highest-scoring classes of each image\n"
     "  --list-backends  list the backends and exit\n"
@@ -94,8 +98,39 @@ static const char *usage_dump =
     "  --dump-dot=FILE        write the optimized graph as Graphviz DOT, fusion groups\n"
     "                         (one per kernel) drawn as clusters\n";
 
+static const char *usage_compile =
+    "usage: mambac compile MODEL [options] -o OUT\n"
+    "\n"
+    "Compiles the model for one input shape and one target through LLVM: the graph\n"
+    "passes fold and simplify, lowering fuses kernels and plans memory, and every\n"
+    "kernel is generated as LLVM IR (constant shapes, target-sized vectors),\n"
+    "optimized at O3 and emitted.\n"
+    "\n"
+    "options:\n"
+    "  -o OUT             output path (required)\n"
+    "  --emit KIND        exe (default): OUT, a self-contained executable (weights inside)\n"
+    "                       that runs 'OUT --input x.npy --output y.npy [--threads N]\n"
+    "                       [--bench N] [--profile]';\n"
+    "                     shared | obj: OUT.so | OUT.o plus OUT.h and OUT.weights;\n"
+    "                     llvm-ir | asm: the optimized module as text in OUT\n"
+    "  --weights W        checkpoint (.pth or .safetensors); default: random weights\n"
+    "  --seed N           seed for the random weights (default 0)\n"
+    "  --batch B          batch size (default 1)\n"
+    "  --image-size H[xW] input size (default: the config's DATA.IMG_SIZE, 224)\n"
+    "  --target TRIPLE    target triple (default: this machine), e.g. aarch64-linux-gnu,\n"
+    "                     riscv64-linux-gnu; executables are linked with the triple's\n"
+    "                     Debian cross gcc ($MAMBAC_CC overrides)\n"
+    "  --cpu NAME         target CPU (default: this machine's, or generic when cross)\n"
+    "  --features F       target features, e.g. +avx512f,-avx512bw or +v\n"
+    "  --list-targets     list the targets this LLVM knows and exit\n"
+    "  --list-cpus TRIPLE what is known of the CPUs of TRIPLE, and exit\n"
+    "  -v                 print the triple, CPU and features used, the memory plan and\n"
+    "                     the progress of each step\n"
+    "%s";
+
 typedef struct Opts {
     const char *model, *weights, *input, *output, *backend, *format, *outfile, *dot;
+    const char *target, *cpu, *features, *emit;
     int threads, batch, H, W, verbose, seed, top, opt;
     PassOptions po;
 } Opts;
@@ -176,8 +211,9 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
             o->opt = 1;
             continue;
         }
+        if (!strcmp(key, "--list-targets")) { mc_llvm_list_targets(stdout); *done = 1; return 0; }
         if (!strcmp(key, "--list-backends")) {
-            const char *names[] = {"ref"};
+            const char *names[] = {"ref", "llvm"};
             for (unsigned k = 0; k < sizeof names / sizeof *names; k++) {
                 const Backend *b = mc_backend_find(names[k]);
                 if (b) printf("%-8s %s\n", b->name, b->descr);
@@ -186,7 +222,8 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
             return 0;
         }
         static const char *with_value[] = {"--weights", "--input", "--output", "--backend", "--threads",
-                                           "--batch", "--image-size", "--format", "-o", "--seed", "--top", "--dump-dot"};
+                                           "--batch", "--image-size", "--format", "-o", "--seed", "--top", "--dump-dot",
+                                           "--target", "--cpu", "--features", "--emit", "--list-cpus"};
         int known = 0;
         for (unsigned k = 0; k < sizeof with_value / sizeof *with_value; k++)
             if (!strcmp(key, with_value[k])) known = 1;
@@ -202,6 +239,16 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
         else if (!strcmp(key, "--format")) o->format = val;
         else if (!strcmp(key, "-o")) o->outfile = val;
         else if (!strcmp(key, "--dump-dot")) { o->dot = val; o->opt = 1; }
+        else if (!strcmp(key, "--target")) o->target = val;
+        else if (!strcmp(key, "--cpu")) o->cpu = val;
+        else if (!strcmp(key, "--features")) o->features = val;
+        else if (!strcmp(key, "--emit")) o->emit = val;
+        else if (!strcmp(key, "--list-cpus")) {
+            McErr e;
+            if (mc_llvm_list_cpus(val, stdout, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
+            *done = 1;
+            return 0;
+        }
         else if (!strcmp(key, "--threads")) {
             if (parse_int(val, 1, 1024, &o->threads)) return usage_error(cmd, "--threads wants an integer in 1..1024, got '%s'", val);
         } else if (!strcmp(key, "--seed")) {
@@ -485,6 +532,113 @@ cmd_dump(int argc, char **argv)
     return 0;
 }
 
+static int
+emit_kind(const char *s)
+{
+    static const char *names[] = {"exe", "shared", "obj", "llvm-ir", "asm"};
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(s, names[i])) return i;
+    return -1;
+}
+
+static void
+progress(const Opts *o, const char *what, double t0)
+{
+    if (o->verbose) fprintf(stderr, "mambac: %-28s %8.1f ms\n", what, (now_s() - t0) * 1e3);
+}
+
+static int
+cmd_compile(int argc, char **argv)
+{
+    Opts o = {0};
+    o.batch = 1;
+    o.emit = "exe";
+    char usage[8192];
+    snprintf(usage, sizeof usage, usage_compile,
+             "\ngraph passes (always run on compile):\n"
+             "  --list-passes, --print-after=PASS, --print-before=PASS, --print-after-all,\n"
+             "  --disable-pass=PASS, --verify-each, --time-passes, --stats, --dump-dot=FILE\n"
+             "  (as for 'mambac run --help'); IR dumps go to standard output\n");
+    int done, rc = parse_opts("compile", argc, argv, &o, usage, &done);
+    if (rc || done) return rc;
+    int ek = emit_kind(o.emit);
+    if (ek < 0) return usage_error("compile", "--emit must be exe, shared, obj, llvm-ir or asm, got '%s'", o.emit);
+    if (!o.outfile) return usage_error("compile", "%s", "-o OUT is required");
+
+    double t0 = now_s();
+    McErr err = {{0}};
+    Graph g;
+    int fixed;
+    memset(&g, 0, sizeof g);
+    if (load_model(&o, o.batch, o.H, o.W, &g, &err, &fixed)) {
+        mc_graph_free(&g);
+        return fail(&err);
+    }
+    if (fixed && (o.H || o.batch != 1))
+        mc_warn("--batch and --image-size apply to public configs only; %s fixes its shapes", o.model);
+    if (mc_graph_verify(&g, &err)) mc_die("%s", err.msg);
+    progress(&o, "graph built", t0);
+    WeightStore ws;
+    if (load_weights(&o, &g, &ws, &err)) {
+        mc_weights_free(&ws);
+        return fail(&err);
+    }
+    progress(&o, "weights loaded", t0);
+    o.po.out = stdout;
+    if (mc_passes_run(&g, &ws, &o.po, &err)) return fail(&err);
+    if (o.dot && write_dot(&g, &ws, o.dot, &err)) return fail(&err);
+    progress(&o, "graph passes", t0);
+    KProgram kp;
+    if (mc_lower(&g, &ws, &kp, &err)) return fail(&err);
+    mc_memplan(&kp);
+    if (o.verbose || o.po.stats) mc_memplan_report(&kp, stderr);
+    progress(&o, "lowered to kernels", t0);
+    McLlvmTarget *t = mc_llvm_target_create(o.target, o.cpu, o.features, &err);
+    if (!t) return fail(&err);
+    if (o.verbose) fprintf(stderr, "mambac: target %s\n", mc_llvm_target_describe(t));
+    McLlvmModule *m = mc_llvm_codegen(&kp, t, &err);
+    if (!m) return fail(&err);
+    progress(&o, "code generated (LLVM O3)", t0);
+    rc = 0;
+    if (ek >= 3) {
+        rc = mc_llvm_emit_file(m, ek == 3 ? MC_EMIT_IR : MC_EMIT_ASM, o.outfile, &err);
+    } else {
+        uint8_t *obj = NULL, *blob = NULL;
+        size_t objlen = 0;
+        int64_t bloblen = 0;
+        char sym[256];
+        McArtifact a;
+        memset(&a, 0, sizeof a);
+        mc_llvm_symbol_prefix(&kp, sym, sizeof sym);
+        rc = mc_llvm_emit_mem(m, MC_EMIT_OBJ, &obj, &objlen, &err);
+        if (!rc) rc = mc_llvm_pack_weights(&kp, &ws, t, &blob, &bloblen, &err);
+        if (!rc) rc = mc_artifact_from_kprogram(&a, &kp, sym, &err);
+        if (!rc) {
+            a.emit = ek == 0 ? MC_ART_EXE : ek == 1 ? MC_ART_SHARED : MC_ART_OBJ;
+            a.out = o.outfile;
+            a.triple = o.target;
+            a.cpu = o.cpu;
+            a.features = o.features;
+            a.obj = obj;
+            a.obj_len = objlen;
+            a.weights = blob;
+            a.weights_len = (size_t)bloblen;
+            a.verbose = o.verbose;
+            rc = mc_artifact_write(&a, &err);
+            mc_artifact_release(&a);
+        }
+        free(obj);
+        free(blob);
+    }
+    progress(&o, "artifact written", t0);
+    mc_llvm_module_free(m);
+    mc_llvm_target_free(t);
+    mc_kprogram_free(&kp);
+    mc_weights_free(&ws);
+    mc_graph_free(&g);
+    return rc ? fail(&err) : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -502,6 +656,7 @@ main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
     if (!strcmp(cmd, "dump")) return cmd_dump(argc - 2, argv + 2);
     fprintf(stderr, "mambac: unknown command '%s'\nTry 'mambac --help'.\n", cmd);
     return 2;

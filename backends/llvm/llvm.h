@@ -1,0 +1,89 @@
+/* backends/llvm/llvm.h -- native code generation through the LLVM C API.
+ *
+ * Takes a KProgram (ir/kernel.h, fusion already decided) and a target
+ * (triple, CPU, features; default the host); produces one LLVM module with an
+ * outlined function per kernel and the entry point
+ *
+ *     int <name>_run(const void *weights, const float *input, float *output,
+ *                    void *scratch);
+ *
+ * plus i64 constants <name>_weights_size, <name>_scratch_size,
+ * <name>_input_size, <name>_output_size (bytes).  The module is verified and
+ * optimized (new pass manager, default<O3>) and can be written as an object
+ * file, assembly or IR text, or run in memory through ORC LLJIT.
+ * `weights` is the blob written by mc_llvm_pack_weights() for the same
+ * program and target (graph-layout weights first, then pre-packed GEMM/conv
+ * panels and depthwise/stencil taps).  The generated code calls
+ * mc_rt_parallel_for() (runtime/mc_rt.h) once per kernel.
+ *
+ * No LLVM types appear here: the objects are opaque, so callers compile
+ * without LLVM's headers.  docs/codegen.md describes the generated code.
+ */
+#ifndef MC_LLVM_H
+#define MC_LLVM_H
+#include <stdint.h>
+#include <stdio.h>
+#include <stddef.h>
+#include "../../ir/kernel.h"
+#include "../../frontend/weights.h"
+
+typedef struct McLlvmTarget McLlvmTarget;
+typedef struct McLlvmModule McLlvmModule;
+
+/* NULL triple/cpu/features mean the host's (for a non-host triple: cpu
+ * "generic" and a default feature set: aarch64 +neon, riscv64 rv64gcv).
+ * Returns NULL with err set on an unknown triple or CPU. */
+McLlvmTarget *mc_llvm_target_create(const char *triple, const char *cpu, const char *features,
+                                    McErr *err);
+void mc_llvm_target_free(McLlvmTarget *t);
+/* "triple=x86_64-pc-linux-gnu cpu=skylake-avx512 features=+avx512f,... vector=16xf32 vregs=32" */
+const char *mc_llvm_target_describe(const McLlvmTarget *t);
+int mc_llvm_target_lanes(const McLlvmTarget *t);  /* f32 lanes per vector */
+int mc_llvm_target_is_host(const McLlvmTarget *t);
+
+/* Every registered LLVM target ("x86-64  64-bit X86: EM_X86_64"). */
+void mc_llvm_list_targets(FILE *f);
+/* The LLVM C API has no CPU enumeration: prints what it can (the triple's
+ * target, the host CPU name and features) and how to get the full list
+ * (`llc-19 -mtriple=T -mcpu=help`).  Returns 0, or -1 on an unknown triple. */
+int mc_llvm_list_cpus(const char *triple, FILE *f, McErr *err);
+
+/* Builds, verifies and optimizes the module for p.  NULL + err on failure. */
+McLlvmModule *mc_llvm_codegen(const KProgram *p, const McLlvmTarget *t, McErr *err);
+/* Same, without the O3 pipeline (for looking at the generated IR). */
+McLlvmModule *mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize,
+                                  McErr *err);
+void mc_llvm_module_free(McLlvmModule *m);
+
+typedef enum McLlvmEmit { MC_EMIT_OBJ, MC_EMIT_ASM, MC_EMIT_IR } McLlvmEmit;
+/* Writes the module to `path` / to a malloc'd buffer (*out, *len). */
+int mc_llvm_emit_file(McLlvmModule *m, McLlvmEmit kind, const char *path, McErr *err);
+int mc_llvm_emit_mem(McLlvmModule *m, McLlvmEmit kind, uint8_t **out, size_t *len, McErr *err);
+
+/* The C identifier used as <name> in the symbols above (from p->name). */
+void mc_llvm_symbol_prefix(const KProgram *p, char *buf, size_t n);
+
+/* The weights blob the generated code reads (malloc'd, *size bytes,
+ * 64-byte aligned sections).  Depends on the target (panel widths follow
+ * the vector width), so use the same target as mc_llvm_codegen. */
+int mc_llvm_pack_weights(const KProgram *p, const WeightStore *ws, const McLlvmTarget *t,
+                         uint8_t **blob, int64_t *size, McErr *err);
+int64_t mc_llvm_weights_size(const KProgram *p, const McLlvmTarget *t);
+
+/* In-memory execution (ORC LLJIT).  The target must be the host. */
+typedef struct McLlvmJit McLlvmJit;
+McLlvmJit *mc_llvm_jit_create(McLlvmModule *m, McErr *err);  /* consumes nothing */
+int mc_llvm_jit_run(McLlvmJit *j, const void *weights, const float *input, float *output,
+                    void *scratch, McErr *err);
+void mc_llvm_jit_free(McLlvmJit *j);
+
+/* The parallel-for the JIT binds mc_rt_parallel_for to (OpenMP). */
+void mc_llvm_parallel_for(void (*fn)(void *ctx, int64_t begin, int64_t end), void *ctx,
+                          int64_t n, int64_t grain);
+
+/* Whole pipeline on host buffers: lower (mc_lower + mc_memplan) a graph that
+ * went through the graph passes, generate for the host, JIT, run. */
+int mc_llvm_run_program(const KProgram *p, const WeightStore *ws, const float *input,
+                        float *output, McErr *err);
+
+#endif

@@ -1,0 +1,427 @@
+/* backends/llvm/llvm_codegen.c -- KProgram -> LLVM module.
+ *
+ * Takes a KProgram and a McLlvmTarget; produces a McLlvmModule (its own
+ * LLVMContext) holding
+ *   - one internal function per kernel, `void mc_k<i>(ptr ctx, i64 begin,
+ *     i64 end)`, computing the part [begin, end) of the kernel's parallel
+ *     range (docs/codegen.md lists the range per kind);
+ *   - `i32 <name>_run(ptr weights, ptr input, ptr output, ptr scratch)`,
+ *     which fills ctx = {weights, scratch, input, output} and calls
+ *     mc_rt_parallel_for(mc_k<i>, &ctx, n_i, grain_i) for each kernel in order;
+ *   - i64 constants <name>_weights_size, _scratch_size, _input_size,
+ *     _output_size.
+ * Also the per-kernel Plan (micro-kernel shapes, packed-weight offsets) and
+ * the weight packer that writes the blob the code reads.  Owns the module
+ * (mc_llvm_module_free).
+ */
+#include "llvm_internal.h"
+#include "../../passes/lower.h"
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t
+align64(int64_t v)
+{
+    return (v + 63) & ~(int64_t)63;
+}
+
+static int64_t
+cdiv(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+/* micro-kernel shape for N output columns */
+static void
+mk_shape(const McLlvmTarget *t, int64_t N, KPlan *kp)
+{
+    int nvmax = t->vregs >= 32 ? 4 : 2;
+    int64_t nv = cdiv(N, t->lanes);
+    if (nv > nvmax) nv = nvmax;
+    if (nv < 1) nv = 1;
+    int mr = (int)((t->vregs - nv - 1) / nv);
+    if (mr > 8) mr = 8;
+    if (mr < 1) mr = 1;
+    kp->nv = (int)nv;
+    kp->mr = mr;
+    kp->nr = (int)nv * t->lanes;
+}
+
+int
+mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, Plan *pl)
+{
+    memset(pl, 0, sizeof *pl);
+    pl->nk = p->nk;
+    pl->k = calloc((size_t)(p->nk ? p->nk : 1), sizeof(KPlan));
+    int64_t off = align64(p->weights_bytes);
+    int L = t->lanes;
+    for (int i = 0; i < p->nk; i++) {
+        const Kernel *k = &p->k[i];
+        KPlan *kp = &pl->k[i];
+        kp->pack_off = -1;
+        kp->grain = 1;
+        const View *o = &k->out;
+        int64_t rows = mc_llvm_rows(o->shape, o->rank), cols = mc_llvm_cols(o->shape, o->rank);
+        switch (k->kind) {
+        case KK_GEMM: {
+            mk_shape(t, k->N, kp);
+            kp->pack_bytes = cdiv(k->N, kp->nr) * k->K * kp->nr * 4;
+            kp->n = cdiv(k->M, kp->mr);
+            break;
+        }
+        case KK_CONV: {
+            const View *w = &k->in[1];
+            int64_t Co = w->shape[0], Ci = w->shape[1], T = w->shape[2] * w->shape[3];
+            mk_shape(t, Co, kp);
+            kp->pack_bytes = cdiv(Co, kp->nr) * T * Ci * kp->nr * 4;
+            kp->n = o->shape[0] * o->shape[1];
+            if (Ci > pl->zeros) pl->zeros = Ci;
+            break;
+        }
+        case KK_DWCONV: {
+            const View *w = &k->in[1];
+            int64_t C = w->shape[0], T = w->shape[2] * w->shape[3];
+            kp->pack_bytes = T * cdiv(C, L) * L * 4;
+            kp->n = o->shape[0] * o->shape[1];
+            break;
+        }
+        case KK_FUSION25: {
+            int64_t D = k->in[1].shape[0];
+            kp->pack_bytes = 25 * cdiv(D, L) * L * 4;
+            kp->n = o->shape[0] * o->shape[1];
+            break;
+        }
+        case KK_SCAN:
+            kp->n = o->shape[0] * cdiv(cols, L);
+            break;
+        case KK_LAYERNORM:
+            kp->n = rows;
+            kp->grain = cols >= 4096 ? 1 : 4096 / (cols ? cols : 1);
+            break;
+        case KK_MEAN_HW:
+            kp->n = o->shape[0];
+            break;
+        case KK_ELTWISE: {
+            Kernel mk;
+            mc_llvm_eltwise_merge(k, &mk);
+            rows = mc_llvm_rows(mk.out.shape, mk.out.rank);
+            cols = mc_llvm_cols(mk.out.shape, mk.out.rank);
+            kp->n = rows;
+            kp->grain = cols >= 8192 ? 1 : 8192 / (cols ? cols : 1);
+            break;
+        }
+        }
+        if (kp->pack_bytes) {
+            kp->pack_off = off;
+            off = align64(off + kp->pack_bytes);
+        }
+        if (kp->grain < 1) kp->grain = 1;
+    }
+    pl->blob_bytes = off;
+    return 0;
+}
+
+void
+mc_llvm_plan_free(Plan *pl)
+{
+    free(pl->k);
+    pl->k = NULL;
+}
+
+int64_t
+mc_llvm_weights_size(const KProgram *p, const McLlvmTarget *t)
+{
+    Plan pl;
+    mc_llvm_plan(p, t, &pl);
+    int64_t n = pl.blob_bytes;
+    mc_llvm_plan_free(&pl);
+    return n;
+}
+
+/* ------------------------------------------------------------ weight packing */
+
+static const float *
+wdata(const KProgram *p, const uint8_t *g, const View *v)
+{
+    return (const float *)(g + p->bufs[v->buf].offset) + v->offset;
+}
+
+int
+mc_llvm_pack_weights(const KProgram *p, const WeightStore *ws, const McLlvmTarget *t, uint8_t **blob,
+                     int64_t *size, McErr *err)
+{
+    Plan pl;
+    mc_llvm_plan(p, t, &pl);
+    uint8_t *b = NULL;
+    if (posix_memalign((void **)&b, 64, (size_t)(pl.blob_bytes > 0 ? pl.blob_bytes : 64))) {
+        mc_llvm_plan_free(&pl);
+        return mc_err(err, "llvm: out of memory for a %lld-byte weights blob", (long long)pl.blob_bytes);
+    }
+    memset(b, 0, (size_t)pl.blob_bytes);
+    if (p->weights_bytes > 0) {
+        uint8_t *g = mc_kprogram_weights_blob(p, ws, err);
+        if (!g) {
+            free(b);
+            mc_llvm_plan_free(&pl);
+            return -1;
+        }
+        memcpy(b, g, (size_t)p->weights_bytes);
+        free(g);
+    }
+    int L = t->lanes;
+    for (int i = 0; i < p->nk; i++) {
+        const Kernel *k = &p->k[i];
+        const KPlan *kp = &pl.k[i];
+        if (kp->pack_off < 0) continue;
+        float *dst = (float *)(b + kp->pack_off);
+        const View *w = &k->in[1];
+        const float *src = wdata(p, b, w);
+        switch (k->kind) {
+        case KK_GEMM: { /* W[N,K] -> [N/nr][K][nr] */
+            int64_t N = k->N, K = k->K, nr = kp->nr;
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t kk = 0; kk < K; kk++)
+                    dst[((n / nr) * K + kk) * nr + n % nr] = src[n * w->stride[0] + kk * w->stride[1]];
+            break;
+        }
+        case KK_CONV: { /* OIHW -> [Co/nr][kh*kw][Ci][nr] */
+            int64_t Co = w->shape[0], Ci = w->shape[1], kh = w->shape[2], kw = w->shape[3], nr = kp->nr;
+            for (int64_t co = 0; co < Co; co++)
+                for (int64_t ci = 0; ci < Ci; ci++)
+                    for (int64_t y = 0; y < kh; y++)
+                        for (int64_t x = 0; x < kw; x++)
+                            dst[(((co / nr) * kh * kw + y * kw + x) * Ci + ci) * nr + co % nr] =
+                                src[co * w->stride[0] + ci * w->stride[1] + y * w->stride[2] + x * w->stride[3]];
+            break;
+        }
+        case KK_DWCONV: { /* [C,1,kh,kw] -> [kh*kw][Cp] */
+            int64_t C = w->shape[0], kh = w->shape[2], kw = w->shape[3], Cp = cdiv(C, L) * L;
+            for (int64_t ch = 0; ch < C; ch++)
+                for (int64_t y = 0; y < kh; y++)
+                    for (int64_t x = 0; x < kw; x++)
+                        dst[(y * kw + x) * Cp + ch] = src[ch * w->stride[0] + y * w->stride[2] + x * w->stride[3]];
+            break;
+        }
+        case KK_FUSION25: { /* [D,25] -> [25][Dp] */
+            int64_t D = w->shape[0], Dp = cdiv(D, L) * L;
+            for (int64_t d = 0; d < D; d++)
+                for (int64_t tp = 0; tp < 25; tp++) dst[tp * Dp + d] = src[d * w->stride[0] + tp * w->stride[1]];
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    *blob = b;
+    *size = pl.blob_bytes;
+    mc_llvm_plan_free(&pl);
+    return 0;
+}
+
+/* ------------------------------------------------------------ module */
+
+void
+mc_llvm_symbol_prefix(const KProgram *p, char *buf, size_t n)
+{
+    const char *s = p->name && p->name[0] ? p->name : "model";
+    size_t j = 0;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_') && j + 1 < n) buf[j++] = '_';
+    for (size_t i = 0; s[i] && j + 1 < n; i++) {
+        char ch = s[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+        buf[j++] = ok ? ch : '_';
+    }
+    buf[j] = 0;
+}
+
+static void
+add_str_attr(CG *c, LLVMValueRef f, const char *k, const char *v)
+{
+    LLVMAttributeRef a = LLVMCreateStringAttribute(c->ctx, k, (unsigned)strlen(k), v, (unsigned)strlen(v));
+    LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex, a);
+}
+
+static void
+add_enum_attr(CG *c, LLVMValueRef f, unsigned idx, const char *name)
+{
+    unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+    LLVMAddAttributeAtIndex(f, idx, LLVMCreateEnumAttribute(c->ctx, kind, 0));
+}
+
+static void
+target_attrs(CG *c, LLVMValueRef f)
+{
+    add_str_attr(c, f, "target-cpu", c->t->cpu);
+    if (c->t->features[0]) add_str_attr(c, f, "target-features", c->t->features);
+    add_enum_attr(c, f, LLVMAttributeFunctionIndex, "nounwind");
+}
+
+static void
+gen_kernel(CG *c, int i)
+{
+    const Kernel *k = &c->p->k[i];
+    const KPlan *kp = &c->plan->k[i];
+    char name[32];
+    snprintf(name, sizeof name, "mc_k%d", i);
+    LLVMValueRef f = LLVMAddFunction(c->mod, name, c->kfn_ty);
+    LLVMSetLinkage(f, LLVMInternalLinkage);
+    target_attrs(c, f);
+    c->fn = f;
+    c->ki = i;
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
+    LLVMValueRef ctx = LLVMGetParam(f, 0);
+    static const int slot_of[4] = {2, 3, 0, 1}; /* BufKind -> ctx slot */
+    for (int kind = 0; kind < 4; kind++) {
+        LLVMValueRef idx = cg_i64(c, slot_of[kind]);
+        LLVMValueRef pp = LLVMBuildGEP2(c->b, c->ptr, ctx, &idx, 1, "");
+        c->base[kind] = LLVMBuildLoad2(c->b, c->ptr, pp, "");
+    }
+    LLVMValueRef begin = LLVMGetParam(f, 1), end = LLVMGetParam(f, 2);
+    switch (k->kind) {
+    case KK_GEMM: cg_gemm(c, k, kp, begin, end); break;
+    case KK_CONV: cg_conv(c, k, kp, begin, end); break;
+    case KK_DWCONV: cg_dwconv(c, k, kp, begin, end); break;
+    case KK_SCAN: cg_scan(c, k, kp, begin, end); break;
+    case KK_FUSION25: cg_fusion25(c, k, kp, begin, end); break;
+    case KK_LAYERNORM: cg_layernorm(c, k, kp, begin, end); break;
+    case KK_MEAN_HW: cg_mean_hw(c, k, kp, begin, end); break;
+    case KK_ELTWISE: cg_eltwise(c, k, kp, begin, end); break;
+    }
+    LLVMBuildRetVoid(c->b);
+}
+
+static void
+add_size_global(CG *c, const char *prefix, const char *what, int64_t v)
+{
+    char name[192];
+    snprintf(name, sizeof name, "%s_%s", prefix, what);
+    LLVMValueRef g = LLVMAddGlobal(c->mod, c->i64, name);
+    LLVMSetInitializer(g, cg_i64(c, v));
+    LLVMSetGlobalConstant(g, 1);
+}
+
+int mc_llvm_optimize(McLlvmModule *m, McErr *err); /* llvm_emit.c */
+
+McLlvmModule *
+mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McErr *err)
+{
+    for (int i = 0; i < p->nk; i++) {
+        const Kernel *k = &p->k[i];
+        if (k->out.rank < 1) {
+            mc_err(err, "llvm: kernel %d (%s) has a rank-0 output", i, k->name ? k->name : "?");
+            return NULL;
+        }
+        if ((k->kind == KK_CONV || k->kind == KK_DWCONV) && (k->in[1].rank != 4 || k->in[0].rank != 4)) {
+            mc_err(err, "llvm: kernel %d (%s): convolution operands must be rank 4", i, k->name ? k->name : "?");
+            return NULL;
+        }
+        if (k->kind == KK_DWCONV && k->in[1].shape[2] * k->in[1].shape[3] > 64) {
+            mc_err(err, "llvm: kernel %d (%s): depthwise kernels above 64 taps are not supported", i, k->name ? k->name : "?");
+            return NULL;
+        }
+    }
+    McLlvmModule *m = calloc(1, sizeof *m);
+    m->t = t;
+    mc_llvm_symbol_prefix(p, m->prefix, sizeof m->prefix);
+    m->ctx = LLVMContextCreate();
+    m->mod = LLVMModuleCreateWithNameInContext(m->prefix, m->ctx);
+    LLVMSetTarget(m->mod, t->triple);
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(t->tm);
+    LLVMSetModuleDataLayout(m->mod, td);
+    LLVMDisposeTargetData(td);
+
+    Plan pl;
+    mc_llvm_plan(p, t, &pl);
+    CG c;
+    memset(&c, 0, sizeof c);
+    c.p = p;
+    c.t = t;
+    c.plan = &pl;
+    c.ctx = m->ctx;
+    c.mod = m->mod;
+    c.b = LLVMCreateBuilderInContext(m->ctx);
+    c.L = t->lanes;
+    c.f32 = LLVMFloatTypeInContext(m->ctx);
+    c.f64 = LLVMDoubleTypeInContext(m->ctx);
+    c.i1 = LLVMInt1TypeInContext(m->ctx);
+    c.i8 = LLVMInt8TypeInContext(m->ctx);
+    c.i32 = LLVMInt32TypeInContext(m->ctx);
+    c.i64 = LLVMInt64TypeInContext(m->ctx);
+    c.ptr = LLVMPointerTypeInContext(m->ctx, 0);
+    c.voidt = LLVMVoidTypeInContext(m->ctx);
+    c.vf = LLVMVectorType(c.f32, (unsigned)c.L);
+    c.vi = LLVMVectorType(c.i32, (unsigned)c.L);
+    c.vd = LLVMVectorType(c.f64, (unsigned)c.L);
+    c.vb = LLVMVectorType(c.i1, (unsigned)c.L);
+    LLVMTypeRef kargs[3] = {c.ptr, c.i64, c.i64};
+    c.kfn_ty = LLVMFunctionType(c.voidt, kargs, 3, 0);
+    if (pl.zeros > 0) {
+        LLVMTypeRef at = LLVMArrayType2(c.f32, (uint64_t)pl.zeros);
+        c.zeros = LLVMAddGlobal(c.mod, at, "mc_zeros");
+        LLVMSetInitializer(c.zeros, LLVMConstNull(at));
+        LLVMSetGlobalConstant(c.zeros, 1);
+        LLVMSetLinkage(c.zeros, LLVMInternalLinkage);
+        LLVMSetAlignment(c.zeros, 64);
+    }
+
+    for (int i = 0; i < p->nk; i++) gen_kernel(&c, i);
+
+    /* entry point */
+    LLVMTypeRef pf_args[4] = {c.ptr, c.ptr, c.i64, c.i64};
+    LLVMTypeRef pf_ty = LLVMFunctionType(c.voidt, pf_args, 4, 0);
+    LLVMValueRef pf = LLVMAddFunction(c.mod, "mc_rt_parallel_for", pf_ty);
+    char name[192];
+    snprintf(name, sizeof name, "%s_run", m->prefix);
+    LLVMTypeRef run_args[4] = {c.ptr, c.ptr, c.ptr, c.ptr};
+    LLVMValueRef run = LLVMAddFunction(c.mod, name, LLVMFunctionType(c.i32, run_args, 4, 0));
+    target_attrs(&c, run);
+    c.fn = run;
+    LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(c.ctx, run, "entry"));
+    LLVMValueRef ctxv = LLVMBuildAlloca(c.b, LLVMArrayType2(c.ptr, 4), "ctx");
+    LLVMValueRef vals[4] = {LLVMGetParam(run, 0), LLVMGetParam(run, 3), LLVMGetParam(run, 1), LLVMGetParam(run, 2)};
+    for (int s = 0; s < 4; s++) {
+        LLVMValueRef idx = cg_i64(&c, s);
+        LLVMBuildStore(c.b, vals[s], LLVMBuildGEP2(c.b, c.ptr, ctxv, &idx, 1, ""));
+    }
+    for (int i = 0; i < p->nk; i++) {
+        snprintf(name, sizeof name, "mc_k%d", i);
+        LLVMValueRef a[4] = {LLVMGetNamedFunction(c.mod, name), ctxv, cg_i64(&c, pl.k[i].n), cg_i64(&c, pl.k[i].grain)};
+        if (pl.k[i].n > 0) LLVMBuildCall2(c.b, pf_ty, pf, a, 4, "");
+    }
+    LLVMBuildRet(c.b, cg_i32(&c, 0));
+    add_size_global(&c, m->prefix, "weights_size", pl.blob_bytes);
+    add_size_global(&c, m->prefix, "scratch_size", p->scratch_bytes);
+    add_size_global(&c, m->prefix, "input_size", p->input_buf >= 0 ? p->bufs[p->input_buf].bytes : 0);
+    add_size_global(&c, m->prefix, "output_size", p->output_buf >= 0 ? p->bufs[p->output_buf].bytes : 0);
+    LLVMDisposeBuilder(c.b);
+    mc_llvm_plan_free(&pl);
+
+    char *msg = NULL;
+    if (LLVMVerifyModule(m->mod, LLVMReturnStatusAction, &msg)) {
+        mc_err(err, "llvm: internal error: generated module does not verify: %.1500s", msg ? msg : "");
+        LLVMDisposeMessage(msg);
+        mc_llvm_module_free(m);
+        return NULL;
+    }
+    LLVMDisposeMessage(msg);
+    if (optimize && mc_llvm_optimize(m, err)) {
+        mc_llvm_module_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+McLlvmModule *
+mc_llvm_codegen(const KProgram *p, const McLlvmTarget *t, McErr *err)
+{
+    return mc_llvm_codegen_opt(p, t, 1, err);
+}
+
+void
+mc_llvm_module_free(McLlvmModule *m)
+{
+    if (!m) return;
+    if (m->mod) LLVMDisposeModule(m->mod);
+    if (m->ctx) LLVMContextDispose(m->ctx);
+    free(m);
+}

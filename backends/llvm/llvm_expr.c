@@ -1,0 +1,519 @@
+/* backends/llvm/llvm_expr.c -- IR-building helpers shared by every kernel:
+ * constants, loops, strided view addressing, vector loads/stores (masked for
+ * partial vectors, scalar gathers for non-unit strides), the epilogue
+ * expression evaluator and the vector math library.
+ *
+ * Takes the CG state (llvm_internal.h); produces instructions at the
+ * builder's position and a few internal functions in the module (one per
+ * math routine, created on first use).  Owns nothing.
+ *
+ * Math (all on <L x float>, no libm calls):
+ *   exp      Cody-Waite reduction by ln2, degree-7 polynomial, 2^n by
+ *            exponent bits; |rel err| < 2e-7 on [-87, 88].
+ *   log      mantissa in [sqrt(1/2), sqrt(2)), 2*atanh series of degree 11.
+ *   softplus log1p(exp(v)) = max(v,0) + log1p(exp(-|v|)), v > 20 -> v; log1p
+ *            via log(u)*t/(u-1) (exact for tiny t).
+ *   gelu     x*Phi(x); |z| = |x|/sqrt2 < 0.9: erf Taylor series (11 terms);
+ *            else erfc(|z|) = exp(-z^2) * g(1/|z|) / |z| with g a degree-12
+ *            least-squares polynomial fitted (numpy, double) to
+ *            erfcx(z)*z on z in [0.9, 10] (rel err 1e-7 in float), z^2
+ *            rounding corrected with an fma; rel err of gelu ~2e-7.
+ */
+#include "llvm_internal.h"
+#include <math.h>
+#include <string.h>
+
+LLVMValueRef
+cg_i64(CG *c, int64_t v)
+{
+    return LLVMConstInt(c->i64, (unsigned long long)v, 1);
+}
+
+LLVMValueRef
+cg_i32(CG *c, int64_t v)
+{
+    return LLVMConstInt(c->i32, (unsigned long long)v, 1);
+}
+
+LLVMValueRef
+cg_f32(CG *c, double v)
+{
+    return LLVMConstReal(c->f32, (double)(float)v);
+}
+
+LLVMValueRef
+cg_vf(CG *c, double v)
+{
+    LLVMValueRef e[64];
+    for (int i = 0; i < c->L; i++) e[i] = cg_f32(c, v);
+    return LLVMConstVector(e, (unsigned)c->L);
+}
+
+static LLVMValueRef
+cg_vi(CG *c, int64_t v)
+{
+    LLVMValueRef e[64];
+    for (int i = 0; i < c->L; i++) e[i] = cg_i32(c, v);
+    return LLVMConstVector(e, (unsigned)c->L);
+}
+
+LLVMValueRef
+cg_splat(CG *c, LLVMValueRef s)
+{
+    LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetPoison(c->vf), s, cg_i32(c, 0), "");
+    LLVMValueRef zero[64];
+    for (int i = 0; i < c->L; i++) zero[i] = cg_i32(c, 0);
+    return LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(c->vf), LLVMConstVector(zero, (unsigned)c->L), "");
+}
+
+LLVMValueRef
+cg_mask(CG *c, int nvalid)
+{
+    LLVMValueRef e[64];
+    for (int i = 0; i < c->L; i++) e[i] = LLVMConstInt(c->i1, i < nvalid, 0);
+    return LLVMConstVector(e, (unsigned)c->L);
+}
+
+LLVMValueRef
+cg_intrinsic(CG *c, const char *name, LLVMTypeRef *types, int ntypes, LLVMValueRef *args, int nargs)
+{
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(c->mod, id, types, (size_t)ntypes);
+    LLVMTypeRef ft = LLVMIntrinsicGetType(c->ctx, id, types, (size_t)ntypes);
+    return LLVMBuildCall2(c->b, ft, f, args, (unsigned)nargs, "");
+}
+
+LLVMValueRef
+cg_fma(CG *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc)
+{
+    LLVMTypeRef t = LLVMTypeOf(a);
+    LLVMValueRef args[3] = {a, b, acc};
+    return cg_intrinsic(c, "llvm.fmuladd", &t, 1, args, 3);
+}
+
+static LLVMValueRef
+un(CG *c, const char *name, LLVMValueRef x)
+{
+    LLVMTypeRef t = LLVMTypeOf(x);
+    return cg_intrinsic(c, name, &t, 1, &x, 1);
+}
+
+static LLVMValueRef
+bin(CG *c, const char *name, LLVMValueRef x, LLVMValueRef y)
+{
+    LLVMTypeRef t = LLVMTypeOf(x);
+    LLVMValueRef a[2] = {x, y};
+    return cg_intrinsic(c, name, &t, 1, a, 2);
+}
+
+LLVMValueRef
+cg_hsum(CG *c, LLVMValueRef v)
+{
+    /* fixed halving tree: deterministic, no reassociation flags needed */
+    int n = c->L;
+    while (n > 1) {
+        LLVMValueRef idx[64];
+        for (int i = 0; i < c->L; i++) idx[i] = cg_i32(c, i + n / 2 < c->L ? i + n / 2 : c->L - 1);
+        LLVMValueRef hi = LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(c->vf), LLVMConstVector(idx, (unsigned)c->L), "");
+        v = LLVMBuildFAdd(c->b, v, hi, "");
+        n /= 2;
+    }
+    return LLVMBuildExtractElement(c->b, v, cg_i32(c, 0), "");
+}
+
+LLVMBasicBlockRef
+cg_block(CG *c, const char *name)
+{
+    return LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
+}
+
+void
+cg_loop_begin(CG *c, Loop *l, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef *carry, int n, const char *name)
+{
+    l->pre = LLVMGetInsertBlock(c->b);
+    l->head = cg_block(c, name);
+    l->body = cg_block(c, name);
+    l->exit = cg_block(c, name);
+    l->ncarry = n;
+    LLVMBuildBr(c->b, l->head);
+    LLVMPositionBuilderAtEnd(c->b, l->head);
+    l->ivphi = LLVMBuildPhi(c->b, c->i64, "i");
+    LLVMAddIncoming(l->ivphi, &lo, &l->pre, 1);
+    for (int i = 0; i < n; i++) {
+        l->phi[i] = LLVMBuildPhi(c->b, LLVMTypeOf(carry[i]), "");
+        LLVMAddIncoming(l->phi[i], &carry[i], &l->pre, 1);
+    }
+    l->iv = l->ivphi;
+    LLVMValueRef cond = LLVMBuildICmp(c->b, LLVMIntSLT, l->ivphi, hi, "");
+    LLVMBuildCondBr(c->b, cond, l->body, l->exit);
+    LLVMPositionBuilderAtEnd(c->b, l->body);
+}
+
+void
+cg_loop_end(CG *c, Loop *l, LLVMValueRef *next)
+{
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+    LLVMValueRef inc = LLVMBuildAdd(c->b, l->ivphi, cg_i64(c, 1), "");
+    LLVMAddIncoming(l->ivphi, &inc, &latch, 1);
+    for (int i = 0; i < l->ncarry; i++) LLVMAddIncoming(l->phi[i], &next[i], &latch, 1);
+    LLVMBuildBr(c->b, l->head);
+    LLVMPositionBuilderAtEnd(c->b, l->exit);
+}
+
+void
+cg_if_begin(CG *c, If *f, LLVMValueRef cond, const char *name)
+{
+    f->then = cg_block(c, name);
+    f->join = cg_block(c, name);
+    LLVMBuildCondBr(c->b, cond, f->then, f->join);
+    LLVMPositionBuilderAtEnd(c->b, f->then);
+}
+
+void
+cg_if_end(CG *c, If *f)
+{
+    LLVMBuildBr(c->b, f->join);
+    LLVMPositionBuilderAtEnd(c->b, f->join);
+}
+
+/* ------------------------------------------------------------ addressing */
+
+int64_t
+mc_llvm_rows(const int64_t *shape, int rank)
+{
+    int64_t r = 1;
+    for (int i = 0; i < rank - 1; i++) r *= shape[i];
+    return r;
+}
+
+int64_t
+mc_llvm_cols(const int64_t *shape, int rank)
+{
+    return rank >= 1 ? shape[rank - 1] : 1;
+}
+
+LLVMValueRef
+cg_buf_ptr(CG *c, int buf)
+{
+    const Buffer *B = &c->p->bufs[buf];
+    LLVMValueRef off = cg_i64(c, B->offset);
+    return LLVMBuildGEP2(c->b, c->i8, c->base[B->kind], &off, 1, "");
+}
+
+LLVMValueRef
+cg_elem_ptr(CG *c, int buf, LLVMValueRef elem_off)
+{
+    return LLVMBuildGEP2(c->b, c->f32, cg_buf_ptr(c, buf), &elem_off, 1, "");
+}
+
+LLVMValueRef
+cg_row_off(CG *c, const View *v, const int64_t *shape, int nrowdims, LLVMValueRef row)
+{
+    if (!shape) shape = v->shape;
+    /* collapse adjacent row dims into groups with one stride each */
+    int64_t gsize[MC_MAX_RANK], gstride[MC_MAX_RANK];
+    int ng = 0;
+    for (int i = nrowdims - 1; i >= 0; i--) {
+        int64_t d = shape[i], s = v->stride[i];
+        if (d == 1) continue;
+        if (ng > 0 && s == gstride[ng - 1] * gsize[ng - 1]) {
+            gsize[ng - 1] *= d;
+            continue;
+        }
+        if (ng > 0 && s == 0 && gstride[ng - 1] == 0) {
+            gsize[ng - 1] *= d;
+            continue;
+        }
+        gsize[ng] = d;
+        gstride[ng] = s;
+        ng++;
+    }
+    LLVMValueRef off = cg_i64(c, v->offset);
+    LLVMValueRef r = row;
+    for (int g = 0; g < ng; g++) {
+        LLVMValueRef idx = g == ng - 1 ? r : LLVMBuildURem(c->b, r, cg_i64(c, gsize[g]), "");
+        if (gstride[g]) off = LLVMBuildAdd(c->b, off, LLVMBuildMul(c->b, idx, cg_i64(c, gstride[g]), ""), "");
+        if (g < ng - 1) r = LLVMBuildUDiv(c->b, r, cg_i64(c, gsize[g]), "");
+    }
+    return off;
+}
+
+LLVMValueRef
+cg_load_vec(CG *c, int buf, LLVMValueRef off, int64_t stride, int nvalid)
+{
+    if (stride == 0) return cg_splat(c, LLVMBuildLoad2(c->b, c->f32, cg_elem_ptr(c, buf, off), ""));
+    if (stride == 1) {
+        LLVMValueRef p = cg_elem_ptr(c, buf, off);
+        if (nvalid >= c->L) {
+            LLVMValueRef v = LLVMBuildLoad2(c->b, c->vf, p, "");
+            LLVMSetAlignment(v, 4);
+            return v;
+        }
+        LLVMTypeRef tys[2] = {c->vf, c->ptr};
+        LLVMValueRef args[4] = {p, cg_i32(c, 4), cg_mask(c, nvalid), cg_vf(c, 0.0)};
+        return cg_intrinsic(c, "llvm.masked.load", tys, 2, args, 4);
+    }
+    LLVMValueRef v = cg_vf(c, 0.0);
+    for (int i = 0; i < nvalid && i < c->L; i++) {
+        LLVMValueRef o = LLVMBuildAdd(c->b, off, cg_i64(c, (int64_t)i * stride), "");
+        LLVMValueRef s = LLVMBuildLoad2(c->b, c->f32, cg_elem_ptr(c, buf, o), "");
+        v = LLVMBuildInsertElement(c->b, v, s, cg_i32(c, i), "");
+    }
+    return v;
+}
+
+void
+cg_store_vec(CG *c, int buf, LLVMValueRef off, int64_t stride, LLVMValueRef v, int nvalid)
+{
+    if (stride == 1) {
+        LLVMValueRef p = cg_elem_ptr(c, buf, off);
+        if (nvalid >= c->L) {
+            LLVMValueRef s = LLVMBuildStore(c->b, v, p);
+            LLVMSetAlignment(s, 4);
+            return;
+        }
+        LLVMTypeRef tys[2] = {c->vf, c->ptr};
+        LLVMValueRef args[4] = {v, p, cg_i32(c, 4), cg_mask(c, nvalid)};
+        cg_intrinsic(c, "llvm.masked.store", tys, 2, args, 4);
+        return;
+    }
+    int n = stride == 0 ? 1 : nvalid; /* a broadcast output keeps lane 0 */
+    for (int i = 0; i < n && i < c->L; i++) {
+        LLVMValueRef o = LLVMBuildAdd(c->b, off, cg_i64(c, (int64_t)i * stride), "");
+        LLVMValueRef s = LLVMBuildExtractElement(c->b, v, cg_i32(c, i), "");
+        LLVMBuildStore(c->b, s, cg_elem_ptr(c, buf, o));
+    }
+}
+
+LLVMValueRef
+cg_load_packed(CG *c, LLVMValueRef byte_off)
+{
+    LLVMValueRef p = LLVMBuildGEP2(c->b, c->i8, c->base[BUF_WEIGHT], &byte_off, 1, "");
+    LLVMValueRef v = LLVMBuildLoad2(c->b, c->vf, p, "");
+    LLVMSetAlignment(v, (unsigned)(c->L * 4 > 64 ? 64 : c->L * 4));
+    return v;
+}
+
+/* ------------------------------------------------------------ vector math */
+
+enum { VF_EXP, VF_LOG1P_EXP_NEG, VF_SOFTPLUS, VF_SILU, VF_GELU };
+
+static LLVMValueRef
+poly(CG *c, LLVMValueRef x, const double *co, int n) /* co[0] + co[1] x + ... */
+{
+    LLVMValueRef acc = cg_vf(c, co[n - 1]);
+    for (int i = n - 2; i >= 0; i--) acc = cg_fma(c, acc, x, cg_vf(c, co[i]));
+    return acc;
+}
+
+/* Starts internal function `name` of type <L x f32>(<L x f32>); returns its
+ * argument and saves/restores the builder position via *saved. */
+static LLVMValueRef
+vfn_begin(CG *c, int slot, const char *name, LLVMBasicBlockRef *saved, LLVMValueRef *savedfn)
+{
+    LLVMTypeRef ft = LLVMFunctionType(c->vf, &c->vf, 1, 0);
+    LLVMValueRef f = LLVMAddFunction(c->mod, name, ft);
+    LLVMSetLinkage(f, LLVMInternalLinkage);
+    c->vfn[slot] = f;
+    *saved = LLVMGetInsertBlock(c->b);
+    *savedfn = c->fn;
+    c->fn = f;
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, f, "entry"));
+    return LLVMGetParam(f, 0);
+}
+
+static void
+vfn_end(CG *c, LLVMValueRef ret, LLVMBasicBlockRef saved, LLVMValueRef savedfn)
+{
+    LLVMBuildRet(c->b, ret);
+    c->fn = savedfn;
+    LLVMPositionBuilderAtEnd(c->b, saved);
+}
+
+static LLVMValueRef
+call_vfn(CG *c, int slot, LLVMValueRef x)
+{
+    LLVMTypeRef ft = LLVMFunctionType(c->vf, &c->vf, 1, 0);
+    return LLVMBuildCall2(c->b, ft, c->vfn[slot], &x, 1, "");
+}
+
+static LLVMValueRef
+exp_body(CG *c, LLVMValueRef x)
+{
+    static const double P[8] = {1.0, 1.0, 0.5, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040};
+    x = bin(c, "llvm.minnum", x, cg_vf(c, 88.3));
+    x = bin(c, "llvm.maxnum", x, cg_vf(c, -87.3));
+    LLVMValueRef n = un(c, "llvm.rint", LLVMBuildFMul(c->b, x, cg_vf(c, 1.4426950408889634), ""));
+    LLVMValueRef r = cg_fma(c, n, cg_vf(c, -0.693359375), x);
+    r = cg_fma(c, n, cg_vf(c, 2.12194440e-4), r);
+    LLVMValueRef p = poly(c, r, P, 8);
+    LLVMValueRef ni = LLVMBuildFPToSI(c->b, n, c->vi, "");
+    LLVMValueRef bits = LLVMBuildShl(c->b, LLVMBuildAdd(c->b, ni, cg_vi(c, 127), ""), cg_vi(c, 23), "");
+    return LLVMBuildFMul(c->b, p, LLVMBuildBitCast(c->b, bits, c->vf, ""), "");
+}
+
+LLVMValueRef
+cg_vexp(CG *c, LLVMValueRef x)
+{
+    if (!c->vfn[VF_EXP]) {
+        LLVMBasicBlockRef sb;
+        LLVMValueRef sf;
+        LLVMValueRef a = vfn_begin(c, VF_EXP, "mc_vexp", &sb, &sf);
+        vfn_end(c, exp_body(c, a), sb, sf);
+    }
+    return call_vfn(c, VF_EXP, x);
+}
+
+/* natural log for x > 0 (normal numbers) */
+static LLVMValueRef
+log_body(CG *c, LLVMValueRef x)
+{
+    LLVMValueRef bits = LLVMBuildBitCast(c->b, x, c->vi, "");
+    LLVMValueRef e = LLVMBuildSub(c->b, LLVMBuildLShr(c->b, bits, cg_vi(c, 23), ""), cg_vi(c, 127), "");
+    LLVMValueRef mb = LLVMBuildOr(c->b, LLVMBuildAnd(c->b, bits, cg_vi(c, 0x7fffff), ""), cg_vi(c, 0x3f800000), "");
+    LLVMValueRef m = LLVMBuildBitCast(c->b, mb, c->vf, "");
+    LLVMValueRef big = LLVMBuildFCmp(c->b, LLVMRealOGT, m, cg_vf(c, 1.41421356237), "");
+    m = LLVMBuildSelect(c->b, big, LLVMBuildFMul(c->b, m, cg_vf(c, 0.5), ""), m, "");
+    e = LLVMBuildSelect(c->b, big, LLVMBuildAdd(c->b, e, cg_vi(c, 1), ""), e, "");
+    LLVMValueRef f = LLVMBuildFDiv(c->b, LLVMBuildFSub(c->b, m, cg_vf(c, 1.0), ""),
+                                   LLVMBuildFAdd(c->b, m, cg_vf(c, 1.0), ""), "");
+    LLVMValueRef s = LLVMBuildFMul(c->b, f, f, "");
+    static const double A[6] = {2.0, 2.0 / 3, 2.0 / 5, 2.0 / 7, 2.0 / 9, 2.0 / 11};
+    LLVMValueRef lm = LLVMBuildFMul(c->b, f, poly(c, s, A, 6), "");
+    LLVMValueRef ef = LLVMBuildSIToFP(c->b, e, c->vf, "");
+    LLVMValueRef r = cg_fma(c, ef, cg_vf(c, -2.12194440e-4), lm);
+    return cg_fma(c, ef, cg_vf(c, 0.693359375), r);
+}
+
+/* log1p(t) for t >= 0 */
+static LLVMValueRef
+log1p_body(CG *c, LLVMValueRef t)
+{
+    LLVMValueRef u = LLVMBuildFAdd(c->b, t, cg_vf(c, 1.0), "");
+    LLVMValueRef d = LLVMBuildFSub(c->b, u, cg_vf(c, 1.0), "");
+    LLVMValueRef one = LLVMBuildFCmp(c->b, LLVMRealOEQ, d, cg_vf(c, 0.0), "");
+    LLVMValueRef ds = LLVMBuildSelect(c->b, one, cg_vf(c, 1.0), d, "");
+    LLVMValueRef r = LLVMBuildFDiv(c->b, LLVMBuildFMul(c->b, log_body(c, u), t, ""), ds, "");
+    return LLVMBuildSelect(c->b, one, t, r, "");
+}
+
+LLVMValueRef
+cg_vsoftplus(CG *c, LLVMValueRef x)
+{
+    if (!c->vfn[VF_SOFTPLUS]) {
+        LLVMBasicBlockRef sb;
+        LLVMValueRef sf;
+        LLVMValueRef v = vfn_begin(c, VF_SOFTPLUS, "mc_vsoftplus", &sb, &sf);
+        LLVMValueRef av = un(c, "llvm.fabs", v);
+        LLVMValueRef e = exp_body(c, LLVMBuildFNeg(c->b, av, ""));
+        LLVMValueRef r = LLVMBuildFAdd(c->b, bin(c, "llvm.maxnum", v, cg_vf(c, 0.0)), log1p_body(c, e), "");
+        LLVMValueRef big = LLVMBuildFCmp(c->b, LLVMRealOGT, v, cg_vf(c, 20.0), "");
+        vfn_end(c, LLVMBuildSelect(c->b, big, v, r, ""), sb, sf);
+    }
+    return call_vfn(c, VF_SOFTPLUS, x);
+}
+
+LLVMValueRef
+cg_vsilu(CG *c, LLVMValueRef x)
+{
+    if (!c->vfn[VF_SILU]) {
+        LLVMBasicBlockRef sb;
+        LLVMValueRef sf;
+        LLVMValueRef v = vfn_begin(c, VF_SILU, "mc_vsilu", &sb, &sf);
+        LLVMValueRef e = exp_body(c, LLVMBuildFNeg(c->b, v, ""));
+        vfn_end(c, LLVMBuildFDiv(c->b, v, LLVMBuildFAdd(c->b, e, cg_vf(c, 1.0), ""), ""), sb, sf);
+    }
+    return call_vfn(c, VF_SILU, x);
+}
+
+LLVMValueRef
+cg_vgelu(CG *c, LLVMValueRef x)
+{
+    if (!c->vfn[VF_GELU]) {
+        /* erf(z)/z Taylor coefficients in z^2: 2/sqrt(pi) (-1)^n / (n! (2n+1)) */
+        double T[11];
+        double fact = 1.0;
+        for (int n = 0; n < 11; n++) {
+            if (n) fact *= n;
+            T[n] = 1.1283791670955126 * ((n & 1) ? -1.0 : 1.0) / (fact * (2 * n + 1));
+        }
+        static const double G[13] = {
+            0.4928601384162903,     -0.08667812496423721,   -0.0014518301468342543, 0.010125894099473953,
+            -0.005418865475803614,  0.00166386051569134,    -9.083564509637654e-05, -0.00024812642368488014,
+            0.00019747290934901685, -0.00015883649757597595, 7.840502075850964e-05,  2.9600922061945312e-05,
+            -3.0290731956483796e-05};
+        LLVMBasicBlockRef sb;
+        LLVMValueRef sf;
+        LLVMValueRef v = vfn_begin(c, VF_GELU, "mc_vgelu", &sb, &sf);
+        LLVMValueRef z = LLVMBuildFMul(c->b, v, cg_vf(c, 0.70710678118654752), "");
+        LLVMValueRef az = un(c, "llvm.fabs", z);
+        /* small: Phi = 0.5 + 0.5 erf(z) */
+        LLVMValueRef erf = LLVMBuildFMul(c->b, z, poly(c, LLVMBuildFMul(c->b, z, z, ""), T, 11), "");
+        LLVMValueRef phi_s = cg_fma(c, erf, cg_vf(c, 0.5), cg_vf(c, 0.5));
+        /* large: erfc(|z|) = exp(-z^2) g(t) t, t = 1/|z| */
+        LLVMValueRef zc = bin(c, "llvm.minnum", bin(c, "llvm.maxnum", az, cg_vf(c, 0.9)), cg_vf(c, 9.5));
+        LLVMValueRef t = LLVMBuildFDiv(c->b, cg_vf(c, 1.0), zc, "");
+        LLVMValueRef u = cg_fma(c, t, cg_vf(c, 1.978022), cg_vf(c, -1.1978022));
+        LLVMValueRef g = poly(c, u, G, 13);
+        LLVMValueRef zz = LLVMBuildFMul(c->b, zc, zc, "");
+        LLVMValueRef zerr = cg_fma(c, zc, zc, LLVMBuildFNeg(c->b, zz, ""));
+        LLVMValueRef ex = exp_body(c, LLVMBuildFNeg(c->b, zz, ""));
+        ex = LLVMBuildFMul(c->b, ex, LLVMBuildFSub(c->b, cg_vf(c, 1.0), zerr, ""), "");
+        LLVMValueRef erfc = LLVMBuildFMul(c->b, LLVMBuildFMul(c->b, ex, g, ""), t, "");
+        LLVMValueRef half = LLVMBuildFMul(c->b, erfc, cg_vf(c, 0.5), "");
+        LLVMValueRef pos = LLVMBuildFCmp(c->b, LLVMRealOGT, z, cg_vf(c, 0.0), "");
+        LLVMValueRef phi_l = LLVMBuildSelect(c->b, pos, LLVMBuildFSub(c->b, cg_vf(c, 1.0), half, ""), half, "");
+        LLVMValueRef small = LLVMBuildFCmp(c->b, LLVMRealOLT, az, cg_vf(c, 0.9), "");
+        LLVMValueRef phi = LLVMBuildSelect(c->b, small, phi_s, phi_l, "");
+        vfn_end(c, LLVMBuildFMul(c->b, v, phi, ""), sb, sf);
+    }
+    return call_vfn(c, VF_GELU, x);
+}
+
+/* ------------------------------------------------------------ epilogue */
+
+void
+cg_emit_out(CG *c, const Kernel *k, LLVMValueRef row, LLVMValueRef col, LLVMValueRef acc, int nvalid)
+{
+    int r = k->out.rank;
+    LLVMValueRef val[MC_MAX_EXPR];
+    LLVMValueRef v = acc;
+    for (int i = 0; i < k->nexpr; i++) {
+        const EInstr *e = &k->expr[i];
+        LLVMValueRef a = e->a >= 0 && e->a < i ? val[e->a] : NULL;
+        LLVMValueRef bb = e->b >= 0 && e->b < i ? val[e->b] : NULL;
+        switch (e->op) {
+        case E_ACC: v = acc ? acc : cg_vf(c, 0.0); break;
+        case E_LOAD: {
+            const View *av = &k->args[e->arg];
+            LLVMValueRef off = cg_row_off(c, av, k->out.shape, r - 1, row);
+            int64_t cs = r >= 1 ? av->stride[r - 1] : 0;
+            if (cs) off = LLVMBuildAdd(c->b, off, LLVMBuildMul(c->b, col, cg_i64(c, cs), ""), "");
+            v = cg_load_vec(c, av->buf, off, cs, nvalid);
+            break;
+        }
+        case E_CONST: v = cg_vf(c, e->imm); break;
+        case E_ADD: v = LLVMBuildFAdd(c->b, a, bb, ""); break;
+        case E_SUB: v = LLVMBuildFSub(c->b, a, bb, ""); break;
+        case E_MUL: v = LLVMBuildFMul(c->b, a, bb, ""); break;
+        case E_DIV: v = LLVMBuildFDiv(c->b, a, bb, ""); break;
+        case E_NEG: v = LLVMBuildFNeg(c->b, a, ""); break;
+        case E_EXP: v = cg_vexp(c, a); break;
+        case E_SQRT: v = un(c, "llvm.sqrt", a); break;
+        case E_RELU: {
+            LLVMValueRef neg = LLVMBuildFCmp(c->b, LLVMRealOLT, a, cg_vf(c, 0.0), "");
+            v = LLVMBuildSelect(c->b, neg, cg_vf(c, 0.0), a, "");
+            break;
+        }
+        case E_GELU: v = cg_vgelu(c, a); break;
+        case E_SILU: v = cg_vsilu(c, a); break;
+        case E_SOFTPLUS: v = cg_vsoftplus(c, a); break;
+        }
+        val[i] = v;
+    }
+    const View *o = &k->out;
+    LLVMValueRef off = cg_row_off(c, o, NULL, r - 1, row);
+    int64_t cs = r >= 1 ? o->stride[r - 1] : 1;
+    if (cs) off = LLVMBuildAdd(c->b, off, LLVMBuildMul(c->b, col, cg_i64(c, cs), ""), "");
+    cg_store_vec(c, o->buf, off, cs, v, nvalid);
+}

@@ -1,0 +1,236 @@
+/* backends/llvm/llvm_gemm.c -- register-blocked GEMM and implicit-GEMM
+ * convolution kernels.
+ *
+ * Takes a KK_GEMM / KK_CONV kernel and its plan (mr x nv micro-kernel,
+ * packed weights at plan.pack_off); produces the kernel body in the current
+ * function.  Micro-kernel: mr rows x nr = nv*L columns of accumulators held
+ * in registers (mr*nv vectors), K innermost, per k one aligned vector load
+ * per column vector from the packed panel [K][nr] and one broadcast per row,
+ * llvm.fmuladd on vectors; then bias + epilogue on the accumulators and the
+ * store (masked for the last partial panel).
+ *
+ * GEMM parallel range: row tiles of mr rows (n = ceil(M/mr)); inside a
+ * range, tiles are taken in blocks whose A rows fit ~128 KB, and each block
+ * runs every column panel (so a panel stays in L1/L2 over the block).
+ * CONV parallel range: output rows (b, oy), n = B*Ho; per row, panels outer
+ * and tiles of mr consecutive output pixels inner; K = kh*kw*Ci walks taps
+ * then channels, out-of-image taps read a zero row (or are masked by a
+ * select when the channel stride is not 1).  Owns nothing.
+ */
+#include "llvm_internal.h"
+#include <string.h>
+
+#define MAXR 8
+#define MAXV 4
+
+/* stores the mr x nv accumulator block: bias + epilogue + store */
+static void
+store_tile(CG *c, const Kernel *k, LLVMValueRef acc[MAXR][MAXV], int rows, int nv, LLVMValueRef row0,
+           LLVMValueRef col0, int ncols, int64_t out_row_step)
+{
+    const View *bias = k->nin >= 3 ? &k->in[2] : NULL;
+    for (int v = 0; v < nv && v * c->L < ncols; v++) {
+        int nval = ncols - v * c->L < c->L ? ncols - v * c->L : c->L;
+        LLVMValueRef col = LLVMBuildAdd(c->b, col0, cg_i64(c, (int64_t)v * c->L), "");
+        LLVMValueRef bv = NULL;
+        if (bias) {
+            int64_t bs = bias->stride[bias->rank - 1];
+            LLVMValueRef off = LLVMBuildAdd(c->b, cg_i64(c, bias->offset), LLVMBuildMul(c->b, col, cg_i64(c, bs), ""), "");
+            bv = cg_load_vec(c, bias->buf, off, bs, nval);
+        }
+        for (int r = 0; r < rows; r++) {
+            LLVMValueRef val = acc[r][v];
+            if (bv) val = LLVMBuildFAdd(c->b, val, bv, "");
+            LLVMValueRef row = LLVMBuildAdd(c->b, row0, cg_i64(c, r * out_row_step), "");
+            cg_emit_out(c, k, row, col, val, nval);
+        }
+    }
+}
+
+/* one GEMM tile: rows [m0, m0+rows), panel j (columns j*nr.. + ncols) */
+static void
+gemm_tile(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef m0, LLVMValueRef j, int rows, int ncols)
+{
+    const View *a = &k->in[0];
+    int64_t K = k->K, nr = kp->nr, sk = a->stride[a->rank - 1];
+    int nv = kp->nv;
+    LLVMValueRef aoff[MAXR];
+    for (int r = 0; r < rows; r++)
+        aoff[r] = cg_row_off(c, a, NULL, a->rank - 1, LLVMBuildAdd(c->b, m0, cg_i64(c, r), ""));
+    LLVMValueRef wbase = LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off),
+                                      LLVMBuildMul(c->b, j, cg_i64(c, K * nr * 4), ""), "");
+    LLVMValueRef init[MAXR * MAXV];
+    for (int i = 0; i < rows * nv; i++) init[i] = cg_vf(c, 0.0);
+    Loop l;
+    cg_loop_begin(c, &l, cg_i64(c, 0), cg_i64(c, K), init, rows * nv, "gk");
+    LLVMValueRef bvec[MAXV], next[MAXR * MAXV];
+    LLVMValueRef kb = LLVMBuildAdd(c->b, wbase, LLVMBuildMul(c->b, l.iv, cg_i64(c, nr * 4), ""), "");
+    for (int v = 0; v < nv; v++)
+        bvec[v] = cg_load_packed(c, LLVMBuildAdd(c->b, kb, cg_i64(c, (int64_t)v * c->L * 4), ""));
+    for (int r = 0; r < rows; r++) {
+        LLVMValueRef off = LLVMBuildAdd(c->b, aoff[r], sk == 1 ? l.iv : LLVMBuildMul(c->b, l.iv, cg_i64(c, sk), ""), "");
+        LLVMValueRef s = cg_splat(c, LLVMBuildLoad2(c->b, c->f32, cg_elem_ptr(c, a->buf, off), ""));
+        for (int v = 0; v < nv; v++) next[r * nv + v] = cg_fma(c, s, bvec[v], l.phi[r * nv + v]);
+    }
+    cg_loop_end(c, &l, next);
+    LLVMValueRef acc[MAXR][MAXV];
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nv; v++) acc[r][v] = l.phi[r * nv + v];
+    store_tile(c, k, acc, rows, nv, m0, LLVMBuildMul(c->b, j, cg_i64(c, nr), ""), ncols, 1);
+}
+
+static LLVMValueRef
+imin(CG *c, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+void
+cg_gemm(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end)
+{
+    int64_t M = k->M, N = k->N, K = k->K, mr = kp->mr, nr = kp->nr;
+    int64_t nfull = M / mr, mrem = M % mr, pfull = N / nr, nrem = N % nr;
+    int64_t mb = (128 * 1024) / (mr * (K > 0 ? K : 1) * 4);
+    if (mb < 1) mb = 1;
+    if (mb > 64) mb = 64;
+    /* blocks of mb tiles over [begin, end) */
+    LLVMValueRef nblk = LLVMBuildSDiv(c->b, LLVMBuildAdd(c->b, LLVMBuildSub(c->b, end, begin, ""), cg_i64(c, mb - 1), ""),
+                                      cg_i64(c, mb), "");
+    Loop lb;
+    cg_loop_begin(c, &lb, cg_i64(c, 0), nblk, NULL, 0, "blk");
+    LLVMValueRef t0 = LLVMBuildAdd(c->b, begin, LLVMBuildMul(c->b, lb.iv, cg_i64(c, mb), ""), "");
+    LLVMValueRef t1 = imin(c, LLVMBuildAdd(c->b, t0, cg_i64(c, mb), ""), end);
+    LLVMValueRef tf = imin(c, t1, cg_i64(c, nfull)); /* full tiles end */
+    for (int part = 0; part < 2; part++) {
+        int64_t ncols = part == 0 ? nr : nrem;
+        if (ncols == 0) continue;
+        Loop lj;
+        LLVMValueRef jlo = cg_i64(c, part == 0 ? 0 : pfull), jhi = cg_i64(c, part == 0 ? pfull : pfull + 1);
+        cg_loop_begin(c, &lj, jlo, jhi, NULL, 0, "pan");
+        Loop lt;
+        cg_loop_begin(c, &lt, t0, tf, NULL, 0, "tile");
+        gemm_tile(c, k, kp, LLVMBuildMul(c->b, lt.iv, cg_i64(c, mr), ""), lj.iv, (int)mr, (int)ncols);
+        cg_loop_end(c, &lt, NULL);
+        if (mrem) {
+            If f;
+            cg_if_begin(c, &f, LLVMBuildICmp(c->b, LLVMIntSGT, t1, cg_i64(c, nfull), ""), "mrem");
+            gemm_tile(c, k, kp, cg_i64(c, nfull * mr), lj.iv, (int)mrem, (int)ncols);
+            cg_if_end(c, &f);
+        }
+        cg_loop_end(c, &lj, NULL);
+    }
+    cg_loop_end(c, &lb, NULL);
+}
+
+/* ------------------------------------------------------------ convolution */
+
+typedef struct ConvP {
+    int64_t B, H, W, Ci, Ho, Wo, Co, kh, kw, sh, sw, ph, pw, dh, dw, T;
+    int64_t sx[4];
+    int zero_row; /* out-of-image taps read c->zeros (needs channel stride 1) */
+} ConvP;
+
+static void
+conv_tile(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, LLVMValueRef b, LLVMValueRef oy,
+          LLVMValueRef ox0, LLVMValueRef j, int rows, int ncols)
+{
+    const View *x = &k->in[0];
+    int nv = kp->nv;
+    int64_t nr = kp->nr;
+    LLVMValueRef init[MAXR * MAXV];
+    for (int i = 0; i < rows * nv; i++) init[i] = cg_vf(c, 0.0);
+    LLVMValueRef xb = cg_buf_ptr(c, x->buf);
+    LLVMValueRef boff = LLVMBuildAdd(c->b, cg_i64(c, x->offset), LLVMBuildMul(c->b, b, cg_i64(c, q->sx[0]), ""), "");
+    LLVMValueRef iy0 = LLVMBuildSub(c->b, LLVMBuildMul(c->b, oy, cg_i64(c, q->sh), ""), cg_i64(c, q->ph), "");
+    Loop lt;
+    cg_loop_begin(c, &lt, cg_i64(c, 0), cg_i64(c, q->T), init, rows * nv, "tap");
+    LLVMValueRef ky = LLVMBuildUDiv(c->b, lt.iv, cg_i64(c, q->kw), "");
+    LLVMValueRef kx = LLVMBuildURem(c->b, lt.iv, cg_i64(c, q->kw), "");
+    LLVMValueRef iy = LLVMBuildAdd(c->b, iy0, LLVMBuildMul(c->b, ky, cg_i64(c, q->dh), ""), "");
+    LLVMValueRef vy = LLVMBuildICmp(c->b, LLVMIntULT, iy, cg_i64(c, q->H), ""); /* 0 <= iy < H */
+    LLVMValueRef iyc = LLVMBuildSelect(c->b, vy, iy, cg_i64(c, 0), "");
+    LLVMValueRef yoff = LLVMBuildAdd(c->b, boff, LLVMBuildMul(c->b, iyc, cg_i64(c, q->sx[1]), ""), "");
+    LLVMValueRef aptr[MAXR], valid[MAXR];
+    for (int r = 0; r < rows; r++) {
+        LLVMValueRef ox = LLVMBuildAdd(c->b, ox0, cg_i64(c, r), "");
+        LLVMValueRef ix = LLVMBuildAdd(c->b, LLVMBuildSub(c->b, LLVMBuildMul(c->b, ox, cg_i64(c, q->sw), ""), cg_i64(c, q->pw), ""),
+                                       LLVMBuildMul(c->b, kx, cg_i64(c, q->dw), ""), "");
+        LLVMValueRef vx = LLVMBuildICmp(c->b, LLVMIntULT, ix, cg_i64(c, q->W), "");
+        valid[r] = LLVMBuildAnd(c->b, vx, vy, "");
+        LLVMValueRef ixc = LLVMBuildSelect(c->b, vx, ix, cg_i64(c, 0), "");
+        LLVMValueRef off = LLVMBuildAdd(c->b, yoff, LLVMBuildMul(c->b, ixc, cg_i64(c, q->sx[2]), ""), "");
+        LLVMValueRef p = LLVMBuildGEP2(c->b, c->f32, xb, &off, 1, "");
+        aptr[r] = q->zero_row ? LLVMBuildSelect(c->b, valid[r], p, c->zeros, "") : p;
+    }
+    /* packed [panel j][tap t][Ci][nr] */
+    LLVMValueRef wb = LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off),
+                                   LLVMBuildMul(c->b, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, j, cg_i64(c, q->T), ""), lt.iv, ""),
+                                                cg_i64(c, q->Ci * nr * 4), ""), "");
+    Loop lc;
+    cg_loop_begin(c, &lc, cg_i64(c, 0), cg_i64(c, q->Ci), lt.phi, rows * nv, "ci");
+    LLVMValueRef bvec[MAXV], next[MAXR * MAXV];
+    LLVMValueRef kb = LLVMBuildAdd(c->b, wb, LLVMBuildMul(c->b, lc.iv, cg_i64(c, nr * 4), ""), "");
+    for (int v = 0; v < nv; v++)
+        bvec[v] = cg_load_packed(c, LLVMBuildAdd(c->b, kb, cg_i64(c, (int64_t)v * c->L * 4), ""));
+    for (int r = 0; r < rows; r++) {
+        LLVMValueRef co = q->sx[3] == 1 ? lc.iv : LLVMBuildMul(c->b, lc.iv, cg_i64(c, q->sx[3]), "");
+        LLVMValueRef s = LLVMBuildLoad2(c->b, c->f32, LLVMBuildGEP2(c->b, c->f32, aptr[r], &co, 1, ""), "");
+        if (!q->zero_row) s = LLVMBuildSelect(c->b, valid[r], s, cg_f32(c, 0.0), "");
+        LLVMValueRef sv = cg_splat(c, s);
+        for (int v = 0; v < nv; v++) next[r * nv + v] = cg_fma(c, sv, bvec[v], lc.phi[r * nv + v]);
+    }
+    cg_loop_end(c, &lc, next);
+    cg_loop_end(c, &lt, lc.phi);
+    LLVMValueRef acc[MAXR][MAXV];
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nv; v++) acc[r][v] = lt.phi[r * nv + v];
+    /* output row index of pixel (b, oy, ox0) in rows of [B,Ho,Wo] */
+    LLVMValueRef orow = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, b, cg_i64(c, q->Ho), ""), oy, ""),
+                                                        cg_i64(c, q->Wo), ""), ox0, "");
+    store_tile(c, k, acc, rows, nv, orow, LLVMBuildMul(c->b, j, cg_i64(c, nr), ""), ncols, 1);
+}
+
+void
+cg_conv(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end)
+{
+    const View *x = &k->in[0], *w = &k->in[1], *o = &k->out;
+    ConvP q;
+    memset(&q, 0, sizeof q);
+    q.B = x->shape[0];
+    q.H = x->shape[1];
+    q.W = x->shape[2];
+    q.Ci = x->shape[3];
+    q.Co = w->shape[0];
+    q.kh = w->shape[2];
+    q.kw = w->shape[3];
+    q.Ho = o->shape[1];
+    q.Wo = o->shape[2];
+    q.sh = k->attrs.stride[0];
+    q.sw = k->attrs.stride[1];
+    q.ph = k->attrs.pad[0];
+    q.pw = k->attrs.pad[1];
+    q.dh = k->attrs.dil[0] ? k->attrs.dil[0] : 1;
+    q.dw = k->attrs.dil[1] ? k->attrs.dil[1] : 1;
+    q.T = q.kh * q.kw;
+    for (int i = 0; i < 4; i++) q.sx[i] = x->stride[i];
+    q.zero_row = q.sx[3] == 1 && c->zeros != NULL;
+    int64_t mr = kp->mr, nr = kp->nr;
+    int64_t tfull = q.Wo / mr, wrem = q.Wo % mr, pfull = q.Co / nr, nrem = q.Co % nr;
+    Loop lr;
+    cg_loop_begin(c, &lr, begin, end, NULL, 0, "row");
+    LLVMValueRef b = LLVMBuildUDiv(c->b, lr.iv, cg_i64(c, q.Ho), "");
+    LLVMValueRef oy = LLVMBuildURem(c->b, lr.iv, cg_i64(c, q.Ho), "");
+    for (int part = 0; part < 2; part++) {
+        int64_t ncols = part == 0 ? nr : nrem;
+        if (ncols == 0) continue;
+        Loop lj;
+        cg_loop_begin(c, &lj, cg_i64(c, part == 0 ? 0 : pfull), cg_i64(c, part == 0 ? pfull : pfull + 1), NULL, 0, "pan");
+        Loop lt;
+        cg_loop_begin(c, &lt, cg_i64(c, 0), cg_i64(c, tfull), NULL, 0, "tile");
+        conv_tile(c, k, kp, &q, b, oy, LLVMBuildMul(c->b, lt.iv, cg_i64(c, mr), ""), lj.iv, (int)mr, (int)ncols);
+        cg_loop_end(c, &lt, NULL);
+        if (wrem) conv_tile(c, k, kp, &q, b, oy, cg_i64(c, tfull * mr), lj.iv, (int)wrem, (int)ncols);
+        cg_loop_end(c, &lj, NULL);
+    }
+    cg_loop_end(c, &lr, NULL);
+}

@@ -1,0 +1,145 @@
+/* backends/llvm/llvm_internal.h -- shared state of the LLVM code generator.
+ *
+ * Not a public header: only the files of backends/llvm include it (it pulls in the
+ * LLVM C API).  CG is the state while one module is built; Plan is the
+ * per-kernel layout decisions (micro-kernel shape, packed-weight offsets)
+ * that codegen and the weight packer must agree on.
+ */
+#ifndef MC_LLVM_INTERNAL_H
+#define MC_LLVM_INTERNAL_H
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include "llvm.h"
+
+struct McLlvmTarget {
+    char *triple, *cpu, *features, *abi;
+    LLVMTargetRef target;
+    LLVMTargetMachineRef tm;
+    int lanes;        /* f32 lanes per vector register used */
+    int vregs;        /* architectural vector registers (of that width) */
+    int host;
+    char *descr;
+};
+
+struct McLlvmModule {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    const McLlvmTarget *t;
+    char prefix[128];
+};
+
+/* Per-kernel decisions. */
+typedef struct KPlan {
+    int mr, nv, nr;          /* GEMM/CONV micro-kernel: mr rows x nv vectors (nr = nv*lanes cols) */
+    int64_t pack_off;        /* byte offset of packed data in the blob, -1 none */
+    int64_t pack_bytes;
+    int64_t n, grain;        /* parallel-for range and grain */
+} KPlan;
+
+typedef struct Plan {
+    KPlan *k;
+    int nk;
+    int64_t blob_bytes;      /* graph-layout part + packed part */
+    int64_t zeros;           /* floats in the zero row (implicit-GEMM padding) */
+} Plan;
+
+int mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, Plan *pl);
+void mc_llvm_plan_free(Plan *pl);
+
+/* ---------------------------------------------------------------- codegen */
+
+#define CG_MAX_VFN 16
+typedef struct CG {
+    const KProgram *p;
+    const McLlvmTarget *t;
+    const Plan *plan;
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTypeRef f32, f64, i1, i8, i32, i64, ptr, voidt;
+    LLVMTypeRef vf, vi, vd, vb;      /* <L x float>, <L x i32>, <L x double>, <L x i1> */
+    LLVMTypeRef kfn_ty;              /* void (ptr, i64, i64) */
+    int L;                           /* lanes */
+    LLVMValueRef fn;                 /* function being built */
+    LLVMValueRef base[4];            /* BufKind -> i8* base in fn */
+    LLVMValueRef zeros;              /* global zero row */
+    LLVMValueRef vfn[CG_MAX_VFN];    /* cached vector math functions */
+    int ki;                          /* kernel being built */
+} CG;
+
+/* constants and small helpers (llvm_expr.c) */
+LLVMValueRef cg_i64(CG *c, int64_t v);
+LLVMValueRef cg_i32(CG *c, int64_t v);
+LLVMValueRef cg_f32(CG *c, double v);
+LLVMValueRef cg_vf(CG *c, double v);                 /* splat constant */
+LLVMValueRef cg_splat(CG *c, LLVMValueRef scalar);   /* f32 -> <L x f32> */
+LLVMValueRef cg_mask(CG *c, int nvalid);             /* <L x i1>, first nvalid on */
+LLVMValueRef cg_intrinsic(CG *c, const char *name, LLVMTypeRef *types, int ntypes,
+                          LLVMValueRef *args, int nargs);
+LLVMValueRef cg_fma(CG *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
+LLVMValueRef cg_hsum(CG *c, LLVMValueRef v);         /* horizontal add (fixed tree) */
+LLVMValueRef cg_buf_ptr(CG *c, int buf);             /* i8* of buffer start */
+LLVMValueRef cg_elem_ptr(CG *c, int buf, LLVMValueRef elem_off);
+/* element offset (i64, includes v->offset) of row `row` of view v, rows
+ * being the first nrowdims dims of `shape` (row-major), each of v's dims
+ * stepped by v->stride; shape defaults to v->shape. */
+LLVMValueRef cg_row_off(CG *c, const View *v, const int64_t *shape, int nrowdims, LLVMValueRef row);
+/* <L x f32> from buffer `buf` at element offset off, lanes stride apart,
+ * nvalid lanes (the others 0); stride 0 broadcasts. */
+LLVMValueRef cg_load_vec(CG *c, int buf, LLVMValueRef off, int64_t stride, int nvalid);
+void cg_store_vec(CG *c, int buf, LLVMValueRef off, int64_t stride, LLVMValueRef v, int nvalid);
+/* aligned full-vector load from the weights blob at a byte offset value */
+LLVMValueRef cg_load_packed(CG *c, LLVMValueRef byte_off);
+
+/* Evaluates kernel k's epilogue at output row `row` (rows = all dims of
+ * k->out but the last) and columns [col, col+nvalid) on the anchor value
+ * acc, and stores it into k->out. */
+void cg_emit_out(CG *c, const Kernel *k, LLVMValueRef row, LLVMValueRef col, LLVMValueRef acc,
+                 int nvalid);
+LLVMValueRef cg_vexp(CG *c, LLVMValueRef x);
+LLVMValueRef cg_vsoftplus(CG *c, LLVMValueRef x);
+LLVMValueRef cg_vsilu(CG *c, LLVMValueRef x);
+LLVMValueRef cg_vgelu(CG *c, LLVMValueRef x);
+
+/* loops: [lo, hi) step 1 with loop-carried values */
+#define CG_MAX_CARRY 64
+typedef struct Loop {
+    LLVMBasicBlockRef pre, head, body, exit;
+    LLVMValueRef iv, ivphi;
+    LLVMValueRef phi[CG_MAX_CARRY];
+    int ncarry;
+} Loop;
+void cg_loop_begin(CG *c, Loop *l, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef *carry, int n,
+                   const char *name);
+/* next: the carried values at the end of the body; afterwards l->phi[] are
+ * the values after the loop and the builder is at the exit block. */
+void cg_loop_end(CG *c, Loop *l, LLVMValueRef *next);
+LLVMBasicBlockRef cg_block(CG *c, const char *name);
+/* if (cond) { then } : returns after positioning at "then"; cg_if_end joins */
+typedef struct If {
+    LLVMBasicBlockRef then, join;
+} If;
+void cg_if_begin(CG *c, If *f, LLVMValueRef cond, const char *name);
+void cg_if_end(CG *c, If *f);
+
+/* kernel bodies: emit into c->fn between begin and end (i64 values) */
+void cg_gemm(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
+void cg_conv(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
+void cg_dwconv(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
+void cg_scan(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
+void cg_fusion25(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
+void cg_layernorm(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
+void cg_mean_hw(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
+void cg_eltwise(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
+
+/* ELTWISE kernels with trailing dims contiguous in every view are merged
+ * (while the last dim is < 1024) into longer rows; plan and codegen agree. */
+void mc_llvm_eltwise_merge(const Kernel *k, Kernel *merged);
+
+/* rows of a view/shape: product of all dims but the last (1 for rank <= 1) */
+int64_t mc_llvm_rows(const int64_t *shape, int rank);
+int64_t mc_llvm_cols(const int64_t *shape, int rank);
+
+#endif

@@ -1,0 +1,262 @@
+/* backends/llvm/llvm_jit.c -- in-memory execution through ORC LLJIT, and the
+ * `llvm` backend vtable.
+ *
+ * Takes an optimized McLlvmModule for the host; emits its object file in
+ * memory with the module's target machine (the very bytes `mambac compile`
+ * writes), links it into an LLJIT instance, binds mc_rt_parallel_for to
+ * mc_llvm_parallel_for (an absolute symbol, so it works in executables that
+ * do not export their symbols) and resolves anything else (libm, libc) from
+ * the process; looks up <name>_run.  The backend's run() does the whole
+ * pipeline on a private copy of the graph and weights: graph passes,
+ * mc_lower, mc_memplan, codegen, weight packing, JIT, run.  Owns the LLJIT
+ * (mc_llvm_jit_free).
+ */
+#include "llvm_internal.h"
+#include "../backend.h"
+#include "../../passes/lower.h"
+#include "../../passes/pass.h"
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+typedef int (*RunFn)(const void *, const float *, float *, void *);
+
+struct McLlvmJit {
+    LLVMOrcLLJITRef jit;
+    RunFn run;
+};
+
+void
+mc_llvm_parallel_for(void (*fn)(void *ctx, int64_t begin, int64_t end), void *ctx, int64_t n, int64_t grain)
+{
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    int64_t nchunks = (n + grain - 1) / grain;
+#ifdef _OPENMP
+    if (nchunks > 1 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+        #pragma omp parallel
+        {
+            int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+            int64_t c0 = nchunks * t / T, c1 = nchunks * (t + 1) / T;
+            int64_t b = c0 * grain, e = c1 * grain < n ? c1 * grain : n;
+            if (b < e) fn(ctx, b, e);
+        }
+        return;
+    }
+#endif
+    (void)nchunks;
+    fn(ctx, 0, n);
+}
+
+static int
+orc_err(McErr *err, const char *what, LLVMErrorRef e)
+{
+    char *msg = LLVMGetErrorMessage(e);
+    mc_err(err, "llvm jit: %s: %s", what, msg);
+    LLVMDisposeErrorMessage(msg);
+    return -1;
+}
+
+McLlvmJit *
+mc_llvm_jit_create(McLlvmModule *m, McErr *err)
+{
+    if (!m->t->host) {
+        mc_err(err, "llvm jit: the target %s is not the host; the JIT runs host code only", m->t->triple);
+        return NULL;
+    }
+    char *msg = NULL;
+    LLVMMemoryBufferRef obj = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(m->t->tm, m->mod, LLVMObjectFile, &msg, &obj)) {
+        mc_err(err, "llvm jit: code emission failed: %s", msg ? msg : "");
+        LLVMDisposeMessage(msg);
+        return NULL;
+    }
+    McLlvmJit *j = calloc(1, sizeof *j);
+    LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->jit, LLVMOrcCreateLLJITBuilder());
+    if (e) {
+        orc_err(err, "cannot create LLJIT", e);
+        LLVMDisposeMemoryBuffer(obj);
+        free(j);
+        return NULL;
+    }
+    LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j->jit);
+    LLVMOrcCSymbolMapPair pair;
+    pair.Name = LLVMOrcLLJITMangleAndIntern(j->jit, "mc_rt_parallel_for");
+    pair.Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)&mc_llvm_parallel_for;
+    pair.Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
+    pair.Sym.Flags.TargetFlags = 0;
+    if ((e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(&pair, 1)))) {
+        orc_err(err, "cannot define mc_rt_parallel_for", e);
+        goto fail;
+    }
+    LLVMOrcDefinitionGeneratorRef gen = NULL;
+    if ((e = LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(j->jit), NULL, NULL))) {
+        orc_err(err, "cannot search the process for symbols", e);
+        goto fail;
+    }
+    LLVMOrcJITDylibAddGenerator(jd, gen);
+    e = LLVMOrcLLJITAddObjectFile(j->jit, jd, obj);
+    obj = NULL;
+    if (e) {
+        orc_err(err, "cannot add the object file", e);
+        goto fail;
+    }
+    char name[192];
+    snprintf(name, sizeof name, "%s_run", m->prefix);
+    LLVMOrcExecutorAddress addr = 0;
+    if ((e = LLVMOrcLLJITLookup(j->jit, &addr, name))) {
+        orc_err(err, "cannot find the entry point", e);
+        goto fail;
+    }
+    j->run = (RunFn)(uintptr_t)addr;
+    return j;
+fail:
+    if (obj) LLVMDisposeMemoryBuffer(obj);
+    mc_llvm_jit_free(j);
+    return NULL;
+}
+
+int
+mc_llvm_jit_run(McLlvmJit *j, const void *weights, const float *input, float *output, void *scratch, McErr *err)
+{
+    int rc = j->run(weights, input, output, scratch);
+    if (rc) return mc_err(err, "llvm jit: generated code returned %d", rc);
+    return 0;
+}
+
+void
+mc_llvm_jit_free(McLlvmJit *j)
+{
+    if (!j) return;
+    if (j->jit) {
+        LLVMErrorRef e = LLVMOrcDisposeLLJIT(j->jit);
+        if (e) LLVMConsumeError(e);
+    }
+    free(j);
+}
+
+/* ------------------------------------------------------------ whole program */
+
+int
+mc_llvm_run_program(const KProgram *p, const WeightStore *ws, const float *input, float *output, McErr *err)
+{
+    int rc = -1;
+    McLlvmTarget *t = mc_llvm_target_create(NULL, NULL, NULL, err);
+    if (!t) return -1;
+    McLlvmModule *m = NULL;
+    McLlvmJit *j = NULL;
+    uint8_t *blob = NULL;
+    void *scratch = NULL;
+    int64_t bsize = 0;
+    if (!(m = mc_llvm_codegen(p, t, err))) goto done;
+    if (mc_llvm_pack_weights(p, ws, t, &blob, &bsize, err)) goto done;
+    if (!(j = mc_llvm_jit_create(m, err))) goto done;
+    if (posix_memalign(&scratch, 64, (size_t)(p->scratch_bytes > 0 ? p->scratch_bytes : 64))) {
+        scratch = NULL;
+        mc_err(err, "llvm: out of memory for %lld bytes of scratch", (long long)p->scratch_bytes);
+        goto done;
+    }
+    rc = mc_llvm_jit_run(j, blob, input, output, scratch, err);
+done:
+    free(scratch);
+    free(blob);
+    mc_llvm_jit_free(j);
+    mc_llvm_module_free(m);
+    mc_llvm_target_free(t);
+    return rc;
+}
+
+/* private copies: the passes add folded constants to the store */
+static int
+copy_weights(const WeightStore *src, WeightStore *dst)
+{
+    mc_weights_init(dst);
+    for (int i = 0; i < src->n; i++) {
+        const WTensor *w = &src->t[i];
+        void *d = malloc(w->nbytes ? w->nbytes : 1);
+        if (!d) return -1;
+        memcpy(d, w->data, w->nbytes);
+        if (!mc_weights_put(dst, w->name, w->dtype, w->orig, &w->shape, d)) return -1;
+    }
+    return 0;
+}
+
+static int
+llvm_backend_run(const Graph *g0, const WeightStore *ws0, const HostTensor *inputs, int nin, HostTensor *outputs,
+                 int nout, const RunOpts *o, McErr *err)
+{
+    int rc = -1;
+    Graph g;
+    WeightStore ws;
+    KProgram p;
+    int have_p = 0;
+    memset(&p, 0, sizeof p);
+    mc_graph_init(&g, g0->name);
+    mc_weights_init(&ws);
+    char *text = mc_graph_print_str(g0);
+    if (mc_graph_parse(&g, text, strlen(text), "<graph>", err)) {
+        free(text);
+        goto done;
+    }
+    free(text);
+    if (ws0 && copy_weights(ws0, &ws)) {
+        mc_err(err, "llvm: out of memory copying weights");
+        goto done;
+    }
+    PassOptions po;
+    memset(&po, 0, sizeof po);
+    po.out = stdout;
+    if (mc_passes_run(&g, &ws, &po, err)) goto done;
+    if (nin != 1 || nout != 1) {
+        mc_err(err, "llvm: the backend runs graphs with one input and one output (got %d, %d)", nin, nout);
+        goto done;
+    }
+    if (mc_lower(&g, &ws, &p, err)) goto done;
+    have_p = 1;
+    mc_memplan(&p);
+    if (p.input_buf < 0 || p.output_buf < 0) {
+        mc_err(err, "llvm: the lowered program has no input or no output buffer");
+        goto done;
+    }
+    const Buffer *ib = &p.bufs[p.input_buf], *ob = &p.bufs[p.output_buf];
+    if (mc_shape_numel(&inputs[0].shape) * 4 != ib->bytes) {
+        char a[64], b[64];
+        mc_err(err, "llvm: input shape %s does not match the graph's %s", mc_shape_str(&inputs[0].shape, a, sizeof a),
+               mc_shape_str(&ib->shape, b, sizeof b));
+        goto done;
+    }
+#ifdef _OPENMP
+    int saved = omp_get_max_threads();
+    if (o && o->threads > 0) omp_set_num_threads(o->threads);
+#endif
+    outputs[0].shape = ob->shape;
+    outputs[0].data = malloc((size_t)(ob->bytes > 0 ? ob->bytes : 4));
+    if (!outputs[0].data) {
+        mc_err(err, "llvm: out of memory for the output");
+    } else {
+        rc = mc_llvm_run_program(&p, &ws, inputs[0].data, outputs[0].data, err);
+        if (rc) {
+            free(outputs[0].data);
+            outputs[0].data = NULL;
+        }
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
+done:
+    if (have_p) mc_kprogram_free(&p);
+    mc_weights_free(&ws);
+    mc_graph_free(&g);
+    return rc;
+}
+
+const Backend mc_backend_llvm = {
+    "llvm",
+    "native code through LLVM (ORC LLJIT in memory)",
+    llvm_backend_run,
+};

@@ -1,0 +1,414 @@
+/* backends/llvm/llvm_kernels.c -- the memory-bound kernels: depthwise conv,
+ * selective scan, 25-tap state fusion, layernorm, mean over H*W and plain
+ * elementwise kernels.
+ *
+ * Takes a kernel and its plan; produces its body in the current function.
+ * Every kernel is vectorized along the last (channel) dimension in vectors
+ * of L lanes (a masked tail vector when the channel count is not a multiple
+ * of L; scalar gathers when a view's channel stride is not 1).  Parallel
+ * ranges (docs/codegen.md):
+ *   DWCONV    output rows (b, oy), n = B*Ho
+ *   SCAN      (b, channel vector), n = B*ceil(D/L); sequential over H*W
+ *   FUSION25  output rows (b, y), n = B*H; coordinates clamped (replicate)
+ *   LAYERNORM rows of the view, n = rows
+ *   MEAN_HW   batch, n = B
+ *   ELTWISE   rows after merging contiguous trailing dims, n = rows
+ * Owns nothing.
+ */
+#include "llvm_internal.h"
+#include <string.h>
+
+static LLVMValueRef
+add(CG *c, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildAdd(c->b, a, b, "");
+}
+
+static LLVMValueRef
+mul(CG *c, LLVMValueRef a, int64_t k)
+{
+    return k == 1 ? a : LLVMBuildMul(c->b, a, cg_i64(c, k), "");
+}
+
+/* Channel loop: calls body(col, nvalid) for full vectors in a runtime loop
+ * over [0, C/L) and once for the tail. */
+typedef void (*ChanFn)(CG *c, void *arg, LLVMValueRef col, int nvalid);
+
+static void
+chan_loop(CG *c, int64_t C, ChanFn fn, void *arg)
+{
+    int64_t full = C / c->L, rem = C % c->L;
+    if (full > 0) {
+        Loop l;
+        cg_loop_begin(c, &l, cg_i64(c, 0), cg_i64(c, full), NULL, 0, "ch");
+        fn(c, arg, mul(c, l.iv, c->L), c->L);
+        cg_loop_end(c, &l, NULL);
+    }
+    if (rem) fn(c, arg, cg_i64(c, full * c->L), (int)rem);
+}
+
+/* ------------------------------------------------------------ depthwise */
+
+typedef struct DwArg {
+    const Kernel *k;
+    const KPlan *kp;
+    int64_t T, Cp, sc;
+    LLVMValueRef off[64], valid[64], orow;
+} DwArg;
+
+static void
+dw_body(CG *c, void *va, LLVMValueRef col, int nval)
+{
+    DwArg *d = va;
+    const Kernel *k = d->k;
+    const View *x = &k->in[0];
+    LLVMValueRef acc = cg_vf(c, 0.0);
+    if (k->nin >= 3) {
+        const View *bv = &k->in[2];
+        int64_t bs = bv->stride[bv->rank - 1];
+        acc = cg_load_vec(c, bv->buf, add(c, cg_i64(c, bv->offset), mul(c, col, bs)), bs, nval);
+    }
+    for (int t = 0; t < d->T; t++) {
+        LLVMValueRef xv = cg_load_vec(c, x->buf, add(c, d->off[t], mul(c, col, d->sc)), d->sc, nval);
+        xv = LLVMBuildSelect(c->b, d->valid[t], xv, cg_vf(c, 0.0), "");
+        LLVMValueRef wo = add(c, cg_i64(c, d->kp->pack_off + (int64_t)t * d->Cp * 4), mul(c, col, 4));
+        LLVMValueRef w = cg_load_packed(c, wo);
+        LLVMSetAlignment(w, 4);
+        acc = cg_fma(c, xv, w, acc);
+    }
+    cg_emit_out(c, k, d->orow, col, acc, nval);
+}
+
+void
+cg_dwconv(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end)
+{
+    const View *x = &k->in[0], *w = &k->in[1], *o = &k->out;
+    int64_t H = x->shape[1], W = x->shape[2], C = x->shape[3];
+    int64_t Ho = o->shape[1], Wo = o->shape[2], kh = w->shape[2], kw = w->shape[3];
+    int64_t sh = k->attrs.stride[0], sw = k->attrs.stride[1], ph = k->attrs.pad[0], pw = k->attrs.pad[1];
+    int64_t dh = k->attrs.dil[0] ? k->attrs.dil[0] : 1, dw = k->attrs.dil[1] ? k->attrs.dil[1] : 1;
+    DwArg d;
+    memset(&d, 0, sizeof d);
+    d.k = k;
+    d.kp = kp;
+    d.T = kh * kw;
+    d.Cp = (C + c->L - 1) / c->L * c->L;
+    d.sc = x->stride[3];
+    if (d.T > 64) d.T = 64; /* guarded by the caller's checks on kernel size */
+    Loop lr;
+    cg_loop_begin(c, &lr, begin, end, NULL, 0, "row");
+    LLVMValueRef b = LLVMBuildUDiv(c->b, lr.iv, cg_i64(c, Ho), "");
+    LLVMValueRef oy = LLVMBuildURem(c->b, lr.iv, cg_i64(c, Ho), "");
+    LLVMValueRef boff = add(c, cg_i64(c, x->offset), mul(c, b, x->stride[0]));
+    Loop lx;
+    cg_loop_begin(c, &lx, cg_i64(c, 0), cg_i64(c, Wo), NULL, 0, "ox");
+    for (int64_t t = 0; t < d.T; t++) {
+        int64_t ky = t / kw, kx = t % kw;
+        LLVMValueRef iy = add(c, mul(c, oy, sh), cg_i64(c, ky * dh - ph));
+        LLVMValueRef ix = add(c, mul(c, lx.iv, sw), cg_i64(c, kx * dw - pw));
+        LLVMValueRef vy = LLVMBuildICmp(c->b, LLVMIntULT, iy, cg_i64(c, H), "");
+        LLVMValueRef vx = LLVMBuildICmp(c->b, LLVMIntULT, ix, cg_i64(c, W), "");
+        d.valid[t] = LLVMBuildAnd(c->b, vy, vx, "");
+        LLVMValueRef iyc = LLVMBuildSelect(c->b, vy, iy, cg_i64(c, 0), "");
+        LLVMValueRef ixc = LLVMBuildSelect(c->b, vx, ix, cg_i64(c, 0), "");
+        d.off[t] = add(c, boff, add(c, mul(c, iyc, x->stride[1]), mul(c, ixc, x->stride[2])));
+    }
+    d.orow = add(c, mul(c, lr.iv, Wo), lx.iv);
+    chan_loop(c, C, dw_body, &d);
+    cg_loop_end(c, &lx, NULL);
+    cg_loop_end(c, &lr, NULL);
+}
+
+/* ------------------------------------------------------------ scan */
+
+static void
+scan_body(CG *c, const Kernel *k, LLVMValueRef b, LLVMValueRef col, int nval, int64_t Lr)
+{
+    const View *u = &k->in[0], *dt = &k->in[1], *A = &k->in[2], *bv = &k->in[3];
+    int ru = u->rank, rd = dt->rank, rb = bv->rank;
+    int64_t sa = A->stride[0];
+    LLVMValueRef av = cg_load_vec(c, A->buf, add(c, cg_i64(c, A->offset), mul(c, col, sa)), sa, nval);
+    LLVMValueRef h0 = cg_vf(c, 0.0);
+    Loop l;
+    cg_loop_begin(c, &l, cg_i64(c, 0), cg_i64(c, Lr), &h0, 1, "l");
+    LLVMValueRef row = add(c, mul(c, b, Lr), l.iv);
+    int64_t su = u->stride[ru - 1], sd = dt->stride[rd - 1];
+    LLVMValueRef uv = cg_load_vec(c, u->buf, add(c, cg_row_off(c, u, NULL, ru - 1, row), mul(c, col, su)), su, nval);
+    LLVMValueRef dv = cg_load_vec(c, dt->buf, add(c, cg_row_off(c, dt, NULL, rd - 1, row), mul(c, col, sd)), sd, nval);
+    LLVMValueRef bs = cg_load_vec(c, bv->buf, cg_row_off(c, bv, NULL, rb - 1, row), 0, 1);
+    LLVMValueRef delta = k->softplus_dt ? cg_vsoftplus(c, dv) : dv;
+    LLVMValueRef da = cg_vexp(c, LLVMBuildFMul(c->b, delta, av, ""));
+    LLVMValueRef x = LLVMBuildFMul(c->b, LLVMBuildFMul(c->b, delta, bs, ""), uv, "");
+    LLVMValueRef h = cg_fma(c, da, l.phi[0], x);
+    cg_emit_out(c, k, row, col, h, nval);
+    cg_loop_end(c, &l, &h);
+}
+
+void
+cg_scan(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end)
+{
+    const View *o = &k->out;
+    int64_t D = mc_llvm_cols(o->shape, o->rank), B = o->shape[0];
+    int64_t Lr = mc_llvm_rows(o->shape, o->rank) / (B ? B : 1);
+    int64_t nch = (D + c->L - 1) / c->L, rem = D % c->L;
+    Loop lt;
+    cg_loop_begin(c, &lt, begin, end, NULL, 0, "task");
+    LLVMValueRef b = LLVMBuildUDiv(c->b, lt.iv, cg_i64(c, nch), "");
+    LLVMValueRef cv = LLVMBuildURem(c->b, lt.iv, cg_i64(c, nch), "");
+    LLVMValueRef col = mul(c, cv, c->L);
+    if (!rem) {
+        scan_body(c, k, b, col, c->L, Lr);
+    } else {
+        LLVMValueRef last = LLVMBuildICmp(c->b, LLVMIntEQ, cv, cg_i64(c, nch - 1), "");
+        LLVMBasicBlockRef tb = cg_block(c, "tail"), fb = cg_block(c, "full"), jb = cg_block(c, "join");
+        LLVMBuildCondBr(c->b, last, tb, fb);
+        LLVMPositionBuilderAtEnd(c->b, tb);
+        scan_body(c, k, b, col, (int)rem, Lr);
+        LLVMBuildBr(c->b, jb);
+        LLVMPositionBuilderAtEnd(c->b, fb);
+        scan_body(c, k, b, col, c->L, Lr);
+        LLVMBuildBr(c->b, jb);
+        LLVMPositionBuilderAtEnd(c->b, jb);
+    }
+    cg_loop_end(c, &lt, NULL);
+}
+
+/* ------------------------------------------------------------ state fusion */
+
+static const int f25_dy[8] = {-1, -1, -1, 0, 0, 1, 1, 1};
+static const int f25_dx[8] = {-1, 0, 1, -1, 1, -1, 0, 1};
+
+typedef struct F25Arg {
+    const Kernel *k;
+    const KPlan *kp;
+    int64_t Dp, sd;
+    LLVMValueRef yoff[11], xoff[11], orow; /* index = offset + 5 */
+} F25Arg;
+
+static void
+f25_body(CG *c, void *va, LLVMValueRef col, int nval)
+{
+    F25Arg *f = va;
+    const View *h = &f->k->in[0];
+    LLVMValueRef coff = mul(c, col, f->sd);
+    LLVMValueRef acc = cg_vf(c, 0.0);
+    for (int t = 0; t < 25; t++) {
+        int dy = 0, dx = 0;
+        if (t > 0) {
+            static const int dil[3] = {1, 3, 5};
+            int r = (t - 1) / 8, kk = (t - 1) % 8;
+            dy = f25_dy[kk] * dil[r];
+            dx = f25_dx[kk] * dil[r];
+        }
+        LLVMValueRef off = add(c, add(c, f->yoff[dy + 5], f->xoff[dx + 5]), coff);
+        LLVMValueRef hv = cg_load_vec(c, h->buf, off, f->sd, nval);
+        LLVMValueRef w = cg_load_packed(c, add(c, cg_i64(c, f->kp->pack_off + (int64_t)t * f->Dp * 4), mul(c, col, 4)));
+        LLVMSetAlignment(w, 4);
+        acc = cg_fma(c, hv, w, acc);
+    }
+    cg_emit_out(c, f->k, f->orow, col, acc, nval);
+}
+
+static LLVMValueRef
+clampi(CG *c, LLVMValueRef v, int64_t hi)
+{
+    LLVMValueRef lo0 = LLVMBuildICmp(c->b, LLVMIntSLT, v, cg_i64(c, 0), "");
+    v = LLVMBuildSelect(c->b, lo0, cg_i64(c, 0), v, "");
+    LLVMValueRef big = LLVMBuildICmp(c->b, LLVMIntSGT, v, cg_i64(c, hi), "");
+    return LLVMBuildSelect(c->b, big, cg_i64(c, hi), v, "");
+}
+
+void
+cg_fusion25(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end)
+{
+    const View *h = &k->in[0];
+    int64_t H = h->shape[1], W = h->shape[2], D = h->shape[3];
+    F25Arg f;
+    memset(&f, 0, sizeof f);
+    f.k = k;
+    f.kp = kp;
+    f.Dp = (D + c->L - 1) / c->L * c->L;
+    f.sd = h->stride[3];
+    static const int offs[7] = {-5, -3, -1, 0, 1, 3, 5};
+    Loop lr;
+    cg_loop_begin(c, &lr, begin, end, NULL, 0, "row");
+    LLVMValueRef b = LLVMBuildUDiv(c->b, lr.iv, cg_i64(c, H), "");
+    LLVMValueRef y = LLVMBuildURem(c->b, lr.iv, cg_i64(c, H), "");
+    LLVMValueRef boff = add(c, cg_i64(c, h->offset), mul(c, b, h->stride[0]));
+    for (int i = 0; i < 7; i++)
+        f.yoff[offs[i] + 5] = add(c, boff, mul(c, clampi(c, add(c, y, cg_i64(c, offs[i])), H - 1), h->stride[1]));
+    Loop lx;
+    cg_loop_begin(c, &lx, cg_i64(c, 0), cg_i64(c, W), NULL, 0, "x");
+    for (int i = 0; i < 7; i++) f.xoff[offs[i] + 5] = mul(c, clampi(c, add(c, lx.iv, cg_i64(c, offs[i])), W - 1), h->stride[2]);
+    f.orow = add(c, mul(c, lr.iv, W), lx.iv);
+    chan_loop(c, D, f25_body, &f);
+    cg_loop_end(c, &lx, NULL);
+    cg_loop_end(c, &lr, NULL);
+}
+
+/* ------------------------------------------------------------ layernorm */
+
+/* sum over the row of f(x) where f = x (mean == NULL) or (x - mean)^2 */
+static LLVMValueRef
+row_sum(CG *c, const View *x, LLVMValueRef xoff, int64_t C, LLVMValueRef mean)
+{
+    int64_t sc = x->stride[x->rank - 1], full = C / c->L, rem = C % c->L;
+    LLVMValueRef acc = cg_vf(c, 0.0);
+    if (full > 0) {
+        Loop l;
+        cg_loop_begin(c, &l, cg_i64(c, 0), cg_i64(c, full), &acc, 1, "sum");
+        LLVMValueRef v = cg_load_vec(c, x->buf, add(c, xoff, mul(c, mul(c, l.iv, c->L), sc)), sc, c->L);
+        if (mean) {
+            v = LLVMBuildFSub(c->b, v, mean, "");
+            v = LLVMBuildFMul(c->b, v, v, "");
+        }
+        LLVMValueRef nx = LLVMBuildFAdd(c->b, l.phi[0], v, "");
+        cg_loop_end(c, &l, &nx);
+        acc = l.phi[0];
+    }
+    if (rem) {
+        LLVMValueRef v = cg_load_vec(c, x->buf, add(c, xoff, cg_i64(c, full * c->L * sc)), sc, (int)rem);
+        if (mean) {
+            v = LLVMBuildFSub(c->b, v, mean, "");
+            v = LLVMBuildFMul(c->b, v, v, "");
+            v = LLVMBuildSelect(c->b, cg_mask(c, (int)rem), v, cg_vf(c, 0.0), "");
+        }
+        acc = LLVMBuildFAdd(c->b, acc, v, "");
+    }
+    return cg_hsum(c, acc);
+}
+
+typedef struct LnArg {
+    const Kernel *k;
+    LLVMValueRef xoff, mean, rstd, row;
+} LnArg;
+
+static void
+ln_body(CG *c, void *va, LLVMValueRef col, int nval)
+{
+    LnArg *a = va;
+    const View *x = &a->k->in[0], *g = &a->k->in[1], *be = &a->k->in[2];
+    int64_t sc = x->stride[x->rank - 1], sg = g->stride[g->rank - 1], sb = be->stride[be->rank - 1];
+    LLVMValueRef v = cg_load_vec(c, x->buf, add(c, a->xoff, mul(c, col, sc)), sc, nval);
+    LLVMValueRef gv = cg_load_vec(c, g->buf, add(c, cg_i64(c, g->offset), mul(c, col, sg)), sg, nval);
+    LLVMValueRef bv = cg_load_vec(c, be->buf, add(c, cg_i64(c, be->offset), mul(c, col, sb)), sb, nval);
+    v = LLVMBuildFMul(c->b, LLVMBuildFSub(c->b, v, a->mean, ""), a->rstd, "");
+    v = cg_fma(c, v, gv, bv);
+    cg_emit_out(c, a->k, a->row, col, v, nval);
+}
+
+void
+cg_layernorm(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end)
+{
+    const View *x = &k->in[0];
+    int64_t C = mc_llvm_cols(x->shape, x->rank);
+    double eps = k->attrs.eps > 0 ? k->attrs.eps : 1e-5;
+    Loop lr;
+    cg_loop_begin(c, &lr, begin, end, NULL, 0, "row");
+    LnArg a;
+    a.k = k;
+    a.row = lr.iv;
+    a.xoff = cg_row_off(c, x, NULL, x->rank - 1, lr.iv);
+    LLVMValueRef invc = cg_f32(c, 1.0 / (double)C);
+    LLVMValueRef mean = LLVMBuildFMul(c->b, row_sum(c, x, a.xoff, C, NULL), invc, "");
+    a.mean = cg_splat(c, mean);
+    LLVMValueRef var = LLVMBuildFMul(c->b, row_sum(c, x, a.xoff, C, a.mean), invc, "");
+    LLVMValueRef sd = LLVMBuildFAdd(c->b, var, cg_f32(c, eps), "");
+    LLVMTypeRef ft = c->f32;
+    sd = cg_intrinsic(c, "llvm.sqrt", &ft, 1, &sd, 1);
+    a.rstd = cg_splat(c, LLVMBuildFDiv(c->b, cg_f32(c, 1.0), sd, ""));
+    chan_loop(c, C, ln_body, &a);
+    cg_loop_end(c, &lr, NULL);
+}
+
+/* ------------------------------------------------------------ mean over H*W */
+
+typedef struct MeanArg {
+    const Kernel *k;
+    LLVMValueRef b;
+    int64_t HW;
+} MeanArg;
+
+static void
+mean_body(CG *c, void *va, LLVMValueRef col, int nval)
+{
+    MeanArg *m = va;
+    const View *x = &m->k->in[0];
+    int64_t sc = x->stride[x->rank - 1];
+    LLVMValueRef z = LLVMConstNull(c->vd);
+    Loop l;
+    cg_loop_begin(c, &l, cg_i64(c, 0), cg_i64(c, m->HW), &z, 1, "p");
+    LLVMValueRef row = add(c, mul(c, m->b, m->HW), l.iv);
+    LLVMValueRef v = cg_load_vec(c, x->buf, add(c, cg_row_off(c, x, NULL, x->rank - 1, row), mul(c, col, sc)), sc, nval);
+    LLVMValueRef nx = LLVMBuildFAdd(c->b, l.phi[0], LLVMBuildFPExt(c->b, v, c->vd, ""), "");
+    cg_loop_end(c, &l, &nx);
+    LLVMValueRef inv[64];
+    for (int i = 0; i < c->L; i++) inv[i] = LLVMConstReal(c->f64, 1.0 / (double)m->HW);
+    LLVMValueRef mean = LLVMBuildFMul(c->b, l.phi[0], LLVMConstVector(inv, (unsigned)c->L), "");
+    cg_emit_out(c, m->k, m->b, col, LLVMBuildFPTrunc(c->b, mean, c->vf, ""), nval);
+}
+
+void
+cg_mean_hw(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end)
+{
+    const View *x = &k->in[0];
+    int64_t B = x->shape[0], C = mc_llvm_cols(x->shape, x->rank);
+    MeanArg m;
+    m.k = k;
+    m.HW = mc_llvm_rows(x->shape, x->rank) / (B ? B : 1);
+    Loop lb;
+    cg_loop_begin(c, &lb, begin, end, NULL, 0, "b");
+    m.b = lb.iv;
+    chan_loop(c, C, mean_body, &m);
+    cg_loop_end(c, &lb, NULL);
+}
+
+/* ------------------------------------------------------------ elementwise */
+
+typedef struct EwArg {
+    const Kernel *k;
+    LLVMValueRef row;
+} EwArg;
+
+static void
+ew_body(CG *c, void *va, LLVMValueRef col, int nval)
+{
+    EwArg *e = va;
+    cg_emit_out(c, e->k, e->row, col, NULL, nval);
+}
+
+void
+mc_llvm_eltwise_merge(const Kernel *k, Kernel *m)
+{
+    *m = *k;
+    for (;;) {
+        int r = m->out.rank;
+        if (r < 2 || m->out.shape[r - 1] >= 1024) break;
+        int ok = m->out.stride[r - 2] == m->out.stride[r - 1] * m->out.shape[r - 1];
+        for (int i = 0; i < m->nargs && ok; i++)
+            ok = m->args[i].rank == r && m->args[i].stride[r - 2] == m->args[i].stride[r - 1] * m->args[i].shape[r - 1];
+        if (!ok) break;
+        View *vs[MC_MAX_ARGS + 1];
+        int nv = 0;
+        vs[nv++] = &m->out;
+        for (int i = 0; i < m->nargs; i++) vs[nv++] = &m->args[i];
+        for (int i = 0; i < nv; i++) {
+            View *v = vs[i];
+            v->shape[r - 2] *= v->shape[r - 1];
+            v->stride[r - 2] = v->stride[r - 1];
+            v->rank = r - 1;
+        }
+    }
+}
+
+void
+cg_eltwise(CG *c, const Kernel *k0, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end)
+{
+    Kernel k;
+    mc_llvm_eltwise_merge(k0, &k);
+    Loop lr;
+    cg_loop_begin(c, &lr, begin, end, NULL, 0, "row");
+    EwArg e = {&k, lr.iv};
+    chan_loop(c, mc_llvm_cols(k.out.shape, k.out.rank), ew_body, &e);
+    cg_loop_end(c, &lr, NULL);
+}
