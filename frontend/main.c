@@ -56,19 +56,7 @@ static const char *usage_run =
     "  --top K          print the K highest-scoring classes of each image\n"
     "  --list-backends  list the backends and exit\n"
     "  -v               print timings and sizes\n"
-    "\n"
-    "graph passes (run with -O1, or when any option below is given):\n"
-    "  -O0 | -O1              no graph passes (default) | the whole pipeline\n"
-    "  --list-passes          list the passes with their purpose and exit\n"
-    "  --print-after=PASS     print the IR after PASS (repeatable)\n"
-    "  --print-before=PASS    print the IR before PASS (repeatable)\n"
-    "  --print-after-all      print the IR after every pass\n"
-    "  --disable-pass=PASS    skip PASS (repeatable)\n"
-    "  --verify-each          verify the graph after every pass\n"
-    "  --time-passes          print each pass's time to stderr\n"
-    "  --stats                print each pass's rewrites and node counts to stderr\n"
-    "  --dump-dot=FILE        write the optimized graph as Graphviz DOT, fusion groups\n"
-    "                         (one per kernel) drawn as clusters\n";
+;
 
 static const char *usage_dump =
     "usage: mambac dump MODEL [options]\n"
@@ -84,8 +72,10 @@ static const char *usage_dump =
     "                     DATA.IMG_SIZE, 224)\n"
     "  --weights W        also check a checkpoint against the model\n"
     "  -o FILE            write to FILE instead of standard output\n"
-    "\n"
-    "graph passes (run with -O1, or when any option below is given):\n"
+;
+
+static const char *pass_help =
+    "\ngraph passes (run, dump: with -O1 or any option below; compile: always):\n"
     "  -O0 | -O1              no graph passes (default) | the whole pipeline\n"
     "  --list-passes          list the passes with their purpose and exit\n"
     "  --print-after=PASS     print the IR after PASS (repeatable)\n"
@@ -180,6 +170,7 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
         char key[64];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
+            fputs(pass_help, stdout);
             *done = 1;
             return 0;
         }
@@ -554,11 +545,7 @@ cmd_compile(int argc, char **argv)
     o.batch = 1;
     o.emit = "exe";
     char usage[8192];
-    snprintf(usage, sizeof usage, usage_compile,
-             "\ngraph passes (always run on compile):\n"
-             "  --list-passes, --print-after=PASS, --print-before=PASS, --print-after-all,\n"
-             "  --disable-pass=PASS, --verify-each, --time-passes, --stats, --dump-dot=FILE\n"
-             "  (as for 'mambac run --help'); IR dumps go to standard output\n");
+    snprintf(usage, sizeof usage, usage_compile, "\n(compile always runs the graph passes; -O0 is ignored)\n");
     int done, rc = parse_opts("compile", argc, argv, &o, usage, &done);
     if (rc || done) return rc;
     int ek = emit_kind(o.emit);

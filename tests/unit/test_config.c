@@ -5,6 +5,7 @@
  * ../examples/.  Expected line:col values were counted by hand.
  */
 #include <CUnit/Basic.h>
+#include "unit.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -280,16 +281,4 @@ static const struct {
     {"kind", test_kind},
 };
 
-int
-main(void)
-{
-    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
-    CU_pSuite s = CU_add_suite("config", NULL, NULL);
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
-        CU_add_test(s, tests[i].name, tests[i].fn);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned fails = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return fails ? 1 : 0;
-}
+MC_UNIT_MAIN("config", tests)

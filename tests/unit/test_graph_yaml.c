@@ -7,6 +7,7 @@
  * Run from tests/ (ctest does).
  */
 #include <CUnit/Basic.h>
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,16 +437,4 @@ static const struct {
     {"kind", test_kind},
 };
 
-int
-main(void)
-{
-    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
-    CU_pSuite s = CU_add_suite("graph_yaml", NULL, NULL);
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
-        CU_add_test(s, tests[i].name, tests[i].fn);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned fails = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return fails ? 1 : 0;
-}
+MC_UNIT_MAIN("graph_yaml", tests)

@@ -7,6 +7,7 @@
  * with the printed expectation; it also runs both graphs through the ref
  * backend and requires the same outputs (relative L2 <= 1e-5). */
 #include <CUnit/Basic.h>
+#include "unit.h"
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -147,15 +148,11 @@ test_all_files(void)
     CU_ASSERT(n >= 5);
 }
 
-int
-main(void)
-{
-    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
-    CU_pSuite s = CU_add_suite("pass files", NULL, NULL);
-    CU_add_test(s, "tests/ir/passes/*.test", test_all_files);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned f = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return f ? 1 : 0;
-}
+static const struct {
+    const char *name;
+    CU_TestFunc fn;
+} tests[] = {
+    {"tests/ir/passes/*.test", test_all_files},
+};
+
+MC_UNIT_MAIN("pass files", tests)

@@ -8,6 +8,7 @@
  * invariants (no two buffers live at once share bytes).
  */
 #include <CUnit/Basic.h>
+#include "unit.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,25 +366,31 @@ test_lower_kernel_counts(void)
     mc_weights_free(&ws);
 }
 
+static const struct {
+    const char *name;
+    CU_TestFunc fn;
+} tests[] = {
+    {"fold-batchnorm", test_fold_batchnorm},
+    {"fold-constants + dce", test_fold_constants_and_dce},
+    {"fold-state-fusion", test_fold_state_fusion},
+    {"cse", test_cse},
+    {"whole pipeline on a model", test_pipeline_model},
+    {"lowering kernel counts + memplan", test_lower_kernel_counts},
+};
+
+static int
+seeded_main(void)
+{
+    seed = getenv("MC_TEST_SEED") ? strtoull(getenv("MC_TEST_SEED"), NULL, 10) : (uint64_t)time(NULL);
+    printf("test_passes: seed %llu (MC_TEST_SEED=N repeats a run)\n", (unsigned long long)seed);
+    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
+    CU_pSuite s = CU_add_suite("passes", NULL, NULL);
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) CU_add_test(s, tests[i].name, tests[i].fn);
+    return mc_unit_finish();
+}
+
 int
 main(void)
 {
-    seed = (uint64_t)time(NULL);
-    printf("test_passes: seed %llu\n", (unsigned long long)seed);
-    static const struct { const char *name; CU_TestFunc fn; } tests[] = {
-        {"fold-batchnorm", test_fold_batchnorm},
-        {"fold-constants + dce", test_fold_constants_and_dce},
-        {"fold-state-fusion", test_fold_state_fusion},
-        {"cse", test_cse},
-        {"whole pipeline on a model", test_pipeline_model},
-        {"lowering kernel counts + memplan", test_lower_kernel_counts},
-    };
-    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
-    CU_pSuite s = CU_add_suite("passes", NULL, NULL);
-    for (unsigned i = 0; i < sizeof tests / sizeof *tests; i++) CU_add_test(s, tests[i].name, tests[i].fn);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned f = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return f ? 1 : 0;
+    return seeded_main();
 }

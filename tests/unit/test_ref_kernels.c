@@ -12,6 +12,7 @@
  * we promise, well under 1e-5 relative).
  */
 #include <CUnit/Basic.h>
+#include "unit.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -1031,16 +1032,4 @@ static const TestEntry tests[] = {
     {"backend registry", test_registry},
 };
 
-int
-main(void)
-{
-    if (CU_initialize_registry() != CUE_SUCCESS) return 1;
-    CU_pSuite s = CU_add_suite("ref_kernels", NULL, NULL);
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
-        CU_add_test(s, tests[i].name, tests[i].fn);
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned fails = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return fails ? 1 : 0;
-}
+MC_UNIT_MAIN("ref_kernels", tests)
