@@ -26,7 +26,7 @@ usage(FILE *f)
 {
     const McModelGlue *g = &mc_model_glue;
     fprintf(f,
-            "usage: %s --input X.npy --output Y.npy [--threads N] [--bench N] [--profile [N]]\n"
+            "usage: %s --input X.npy --output Y.npy [--threads N] [--top K] [--bench N] [--profile [N]]\n"
             "Runs model '%s' (compiled by mambac for %s).\n"
             "  --input X.npy   float32 input of shape ",
             prog, g->name, g->target);
@@ -38,6 +38,7 @@ usage(FILE *f)
         fprintf(f, "%s%lld", i ? "," : "[", (long long)g->out_shape[i]);
     fprintf(f, "]\n"
                "  --threads N     worker threads (default: OMP_NUM_THREADS or all cores)\n"
+               "  --top K         prints the K best classes of each image and the time\n"
                "  --bench N       after one warm-up run, times N runs and prints\n"
                "                  'median X ms, min Y ms, max Z ms, R images/s'\n"
                "  --profile [N]   times each fused kernel over N runs (default 10) and\n"
@@ -252,12 +253,37 @@ done:
     return rc;
 }
 
+/* The k highest logits of each row of out [B, N], and the run's time. */
+static void
+print_top(const float *out, int rank, const int64_t *shape, int k, double ms)
+{
+    int64_t B = rank == 2 ? shape[0] : 1, N = rank == 2 ? shape[1] : numel(rank, shape);
+    if (k > N) k = (int)N;
+    for (int64_t b = 0; b < B; b++) {
+        const float *row = out + b * N;
+        printf("image %lld: top-%d", (long long)b, k);
+        int64_t prev = -1;
+        for (int j = 0; j < k; j++) { /* selection: the best not yet printed */
+            int64_t best = -1;
+            for (int64_t c = 0; c < N; c++) {
+                if (prev >= 0 && (row[c] > row[prev] || (row[c] == row[prev] && c <= prev))) continue;
+                if (best < 0 || row[c] > row[best]) best = c;
+            }
+            if (best < 0) break;
+            printf("  class %lld (%.4f)", (long long)best, row[best]);
+            prev = best;
+        }
+        printf("\n");
+    }
+    printf("time: %.1f ms (one run after a warm-up, %d threads)\n", ms, mc_rt_get_threads());
+}
+
 int
 main(int argc, char **argv)
 {
     const McModelGlue *g = &mc_model_glue;
     const char *in_path = NULL, *out_path = NULL;
-    long threads = 0, nbench = 0, nprof = 0;
+    long threads = 0, nbench = 0, nprof = 0, top = 0;
     if (argc > 0 && argv[0] && *argv[0]) {
         const char *s = strrchr(argv[0], '/');
         prog = s ? s + 1 : argv[0];
@@ -280,6 +306,9 @@ main(int argc, char **argv)
         } else if (!strcmp(a, "--bench")) {
             if (parse_count(a, v, 1, &nbench)) return 2;
             i++;
+        } else if (!strcmp(a, "--top")) {
+            if (parse_count(a, v, 1, &top)) return 2;
+            i++;
         } else if (!strcmp(a, "--profile")) {
             nprof = 10;
             if (v && v[0] >= '0' && v[0] <= '9') {
@@ -299,8 +328,8 @@ main(int argc, char **argv)
         fprintf(stderr, "%s: error: no --input given (see --help)\n", prog);
         return 2;
     }
-    if (!out_path && !nbench && !nprof) {
-        fprintf(stderr, "%s: error: nothing to do: give --output, --bench or --profile\n", prog);
+    if (!out_path && !nbench && !nprof && !top) {
+        fprintf(stderr, "%s: error: nothing to do: give --output, --top, --bench or --profile\n", prog);
         return 2;
     }
     if (threads)
@@ -329,11 +358,15 @@ main(int argc, char **argv)
         memset(in, 0, (size_t)nin * sizeof(float));
     }
     memset(out, 0, (size_t)nout * sizeof(float));
-    if (out_path) {
+    if (out_path || top) {
+        if (top && run_once(g->weights, in, out, scratch)) /* warm-up, so the time shown is steady */
+            goto done;
+        double t0 = mc_rt_now_ms();
         if (run_once(g->weights, in, out, scratch))
             goto done;
+        if (top) print_top(out, g->out_rank, g->out_shape, (int)top, mc_rt_now_ms() - t0);
         char msg[512];
-        if (mc_npy_write_f32(out_path, out, g->out_rank, g->out_shape, msg, sizeof msg)) {
+        if (out_path && mc_npy_write_f32(out_path, out, g->out_rank, g->out_shape, msg, sizeof msg)) {
             fprintf(stderr, "%s: error: %s\n", prog, msg);
             goto done;
         }
