@@ -234,7 +234,7 @@ profile(long n, const void *w, const float *in, float *out, void *scratch)
     if (!ncalls)
         printf("profile: no kernel reported its time (the model object calls no "
                "mc_rt_kernel_begin/end)\n");
-    printf("%5s  %-40s %10s %7s %9s %6s\n", "rank", "kernel", "ms/run", "share", "GFLOP/s",
+    printf("%5s  %-56s %10s %7s %9s %6s\n", "rank", "kernel", "ms/run", "share", "GFLOP/s",
            "calls");
     for (int i = 0; i < nk; i++) {
         int k = order[i];
@@ -242,7 +242,7 @@ profile(long n, const void *w, const float *in, float *out, void *scratch)
         double fl = g->kernel_flops ? g->kernel_flops[k] : 0.0;
         double gfs = ns[k] ? fl * n / (double)ns[k] : 0.0; /* flop/ns = GFLOP/s */
         const char *name = g->kernel_names ? g->kernel_names[k] : "?";
-        printf("%5d  %-40.40s %10.4f %6.2f%% %9.2f %6llu\n", i + 1, name, ms,
+        printf("%5d  %-56s %10.4f %6.2f%% %9.2f %6llu\n", i + 1, name, ms,
                total ? 100.0 * ns[k] / total : 0.0, gfs, (unsigned long long)(calls[k] / n));
     }
     rc = 0;
