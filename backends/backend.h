@@ -13,6 +13,9 @@ typedef struct HostTensor {
 typedef struct RunOpts {
     int threads;          /* 0 = OpenMP default */
     int verbose;
+    int graph_ready;      /* the caller already ran the graph passes it wants:
+                             a compiling backend must not run its own pipeline */
+    int stats;            /* print the memory plan (--stats) */
 } RunOpts;
 
 typedef struct Backend {

@@ -309,7 +309,7 @@ load_weights(const Opts *o, const Graph *g, WeightStore *ws, McErr *err)
 
 /* Writes the (optimized) graph as DOT with each kernel's nodes as a cluster. */
 static int
-write_dot(const Graph *g, const WeightStore *ws, const char *path, McErr *err)
+write_dot(const Graph *g, WeightStore *ws, const char *path, McErr *err)
 {
     KProgram kp;
     if (mc_lower(g, ws, &kp, err)) return -1;
@@ -433,12 +433,14 @@ cmd_run(int argc, char **argv)
         mc_weights_free(&ws);
         return fail(&err);
     }
-    if (o.opt && mc_passes_run(&g, &ws, &o.po, &err)) return fail(&err);
+    /* a compiling backend gets the graph after the passes the user asked for */
+    int compiling = strcmp(be->name, "ref") != 0;
+    if ((o.opt || compiling) && mc_passes_run(&g, &ws, &o.po, &err)) return fail(&err);
     if (o.dot && write_dot(&g, &ws, o.dot, &err)) return fail(&err);
     double t1 = now_s();
     HostTensor in = {xs, (float *)x.data};
     HostTensor *outs = calloc((size_t)g.noutputs, sizeof *outs);
-    RunOpts ro = {o.threads, o.verbose};
+    RunOpts ro = {o.threads, o.verbose, compiling, o.po.stats};
     if (be->run(&g, &ws, &in, 1, outs, g.noutputs, &ro, &err)) return fail(&err);
     double t2 = now_s();
     if (mc_npy_write_f32(o.output, outs[0].data, outs[0].shape.rank, outs[0].shape.d, emsg, sizeof emsg)) {
@@ -513,7 +515,7 @@ cmd_dump(int argc, char **argv)
         }
         mc_memplan(&kp);
         mc_kprogram_print(&kp, &g, f);
-        if (o.verbose) mc_memplan_report(&kp, stderr);
+        if (o.verbose || o.po.stats) mc_memplan_report(&kp, stderr);
         mc_kprogram_free(&kp);
     }
     else mc_graph_yaml_write(&g, f);

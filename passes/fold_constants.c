@@ -33,7 +33,7 @@ eval_node(const Graph *g, PassCtx *ctx, int id)
     mc_graph_add_output(&mini, r);
     HostTensor out;
     memset(&out, 0, sizeof out);
-    RunOpts ro = {1, 0};
+    RunOpts ro = {.threads = 1};
     if (mc_backend_ref.run(&mini, ctx->ws, NULL, 0, &out, 1, &ro, &e)) mc_die("fold-constants: %%%s: %s", n->name, e.msg);
     mc_graph_free(&mini);
     return out.data;

@@ -13,6 +13,24 @@
 #include "pass.h"
 #include <stdlib.h>
 
+float *
+mc_state_fusion_taps(const float *k3, const float *k3_1, const float *k3_2, const float *alpha, int64_t D)
+{
+    const float *k[3] = {k3, k3_1, k3_2};
+    float *taps = malloc(sizeof(float) * (size_t)(D * 25));
+    for (int64_t d = 0; d < D; d++) {
+        double c = 0;
+        for (int r = 0; r < 3; r++) c += (double)alpha[r] * k[r][d * 9 + 4];
+        taps[d * 25] = (float)c;
+        for (int r = 0; r < 3; r++)
+            for (int p = 0, kk = 0; p < 9; p++) {
+                if (p == 4) continue;
+                taps[d * 25 + 1 + 8 * r + kk++] = (float)((double)alpha[r] * k[r][d * 9 + p]);
+            }
+    }
+    return taps;
+}
+
 bool
 pass_fold_state_fusion(Graph *g, PassCtx *ctx)
 {
@@ -26,17 +44,7 @@ pass_fold_state_fusion(Graph *g, PassCtx *ctx)
         bad |= !(al = mc_pass_const_data(g, ctx, g->nodes[i].in[4]));
         if (bad) continue;
         int64_t D = g->nodes[i].shape.d[3];
-        float *taps = malloc(sizeof(float) * (size_t)(D * 25));
-        for (int64_t d = 0; d < D; d++) {
-            double c = 0;
-            for (int r = 0; r < 3; r++) c += (double)al[r] * k[r][d * 9 + 4];
-            taps[d * 25] = (float)c;
-            for (int r = 0; r < 3; r++)
-                for (int p = 0, kk = 0; p < 9; p++) {
-                    if (p == 4) continue;
-                    taps[d * 25 + 1 + 8 * r + kk++] = (float)((double)al[r] * k[r][d * 9 + p]);
-                }
-        }
+        float *taps = mc_state_fusion_taps(k[0], k[1], k[2], al, D);
         char name[512];
         snprintf(name, sizeof name, "%s.taps", g->nodes[i].name);
         Shape ts = {2, {D, 25}};

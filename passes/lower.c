@@ -7,6 +7,7 @@
  * KProgram's arrays (freed by mc_kprogram_free); names point into the graph.
  */
 #include "lower.h"
+#include "pass.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@ typedef struct Lower {
     int *has_view;
     int bufcap, kcap;
     int64_t woff;
+    WeightStore *ws;
 } Lower;
 
 static int
@@ -41,7 +43,8 @@ is_view_op(OpKind op)
 static int
 can_anchor(OpKind op)
 {
-    return op == OP_CONV2D || op == OP_LINEAR || op == OP_LAYERNORM || op == OP_STATE_FUSION25 || op == OP_MEAN_HW;
+    return op == OP_CONV2D || op == OP_LINEAR || op == OP_LAYERNORM || op == OP_STATE_FUSION25 ||
+           op == OP_STATE_FUSION || op == OP_MEAN_HW;
 }
 
 static int64_t
@@ -72,6 +75,29 @@ new_buffer(Lower *L, int node, BufKind kind)
         L->woff = align64(L->woff + b->bytes);
     }
     L->buf[node] = b->id;
+    return p->nbufs++;
+}
+
+/* A weight buffer for a constant made during lowering (no graph node). */
+static int
+new_const_buffer(Lower *L, const char *name, const Shape *s)
+{
+    KProgram *p = L->p;
+    if (p->nbufs == L->bufcap) {
+        L->bufcap = L->bufcap ? 2 * L->bufcap : 256;
+        p->bufs = realloc(p->bufs, sizeof(Buffer) * (size_t)L->bufcap);
+    }
+    Buffer *b = &p->bufs[p->nbufs];
+    memset(b, 0, sizeof *b);
+    b->id = p->nbufs;
+    b->name = name;
+    b->kind = BUF_WEIGHT;
+    b->shape = *s;
+    b->bytes = mc_shape_numel(s) * 4;
+    b->node = -1;
+    b->first = b->last = -1;
+    b->offset = L->woff;
+    L->woff = align64(L->woff + b->bytes);
     return p->nbufs++;
 }
 
@@ -338,6 +364,26 @@ setup_anchor(Lower *L, Kernel *k, int a)
         k->nin = 2;
         k->flops = 50.0 * numel_of(n);
         return 0;
+    case OP_STATE_FUSION: { /* legalize: fold alpha into the 25 taps here */
+        const float *kk[4];
+        for (int i = 0; i < 4; i++) {
+            WTensor *t = L->ws && g->nodes[n->in[1 + i]].op == OP_WEIGHT ? mc_weights_find(L->ws, g->nodes[n->in[1 + i]].name) : NULL;
+            if (!t || t->dtype != DT_F32)
+                return mc_err(L->err, "lower: %%%s: state_fusion kernels and alpha must be constants", n->name);
+            kk[i] = t->data;
+        }
+        int64_t D = n->shape.d[3];
+        char *name = mc_arena_printf((Arena *)&g->arena, "%s.taps", n->name);
+        Shape ts = {2, {D, 25}};
+        if (!mc_weights_find(L->ws, name))
+            mc_weights_put(L->ws, name, DT_F32, DT_F32, &ts, mc_state_fusion_taps(kk[0], kk[1], kk[2], kk[3], D));
+        k->kind = KK_FUSION25;
+        k->in[0] = view_of(L, n->in[0]);
+        k->in[1] = contiguous_view(new_const_buffer(L, name, &ts), &ts);
+        k->nin = 2;
+        k->flops = 50.0 * numel_of(n);
+        return 0;
+    }
     case OP_MEAN_HW:
         k->kind = KK_MEAN_HW;
         k->in[0] = view_of(L, n->in[0]);
@@ -400,7 +446,7 @@ finish_kernel(Lower *L, Kernel *k, int root, int anchor)
 }
 
 int
-mc_lower(const Graph *g, const WeightStore *ws, KProgram *p, McErr *err)
+mc_lower(const Graph *g, WeightStore *ws, KProgram *p, McErr *err)
 {
     memset(p, 0, sizeof *p);
     p->name = g->name;
@@ -412,6 +458,7 @@ mc_lower(const Graph *g, const WeightStore *ws, KProgram *p, McErr *err)
     L.g = g;
     L.p = p;
     L.err = err;
+    L.ws = ws;
     L.users = calloc((size_t)n, sizeof(int));
     L.user = malloc(sizeof(int) * (size_t)n);
     L.inl = calloc((size_t)n, sizeof(int));

@@ -17,8 +17,11 @@
  *     epilogue of that kernel (bias, activations, residual adds, gates,
  *     hf*Cv + u*Ds, ...).
  * Weight buffers get offsets in a graph-layout blob (mc_kprogram_weights_blob).
+ * Legalization: a state_fusion left unfolded (--disable-pass=fold-state-fusion)
+ * is lowered to the 25-tap kernel with its tap table computed here and added
+ * to ws as "<node>.taps", so every pass stays optional.
  * Returns 0, or -1 with err (an op the kernel IR cannot express). */
-int mc_lower(const Graph *g, const WeightStore *ws, KProgram *p, McErr *err);
+int mc_lower(const Graph *g, WeightStore *ws, KProgram *p, McErr *err);
 
 /* Assigns scratch offsets: buffers whose lifetimes (first..last kernel) do
  * not overlap share memory; greedy by size, 64-byte aligned.  Fills

@@ -60,4 +60,10 @@ float *mc_pass_const_data(const Graph *g, const PassCtx *ctx, int id);
  * `name` (made unique against the graph and the store). */
 int mc_pass_add_const(Graph *g, PassCtx *ctx, const char *name, const Shape *s, float *data);
 
+/* The [D,25] tap table of the state fusion with alpha folded in (tap order
+ * in ir/ops.def, state_fusion25); malloc'd.  Used by fold-state-fusion and
+ * by lowering when that pass was disabled. */
+float *mc_state_fusion_taps(const float *k3, const float *k3_1, const float *k3_2, const float *alpha,
+                            int64_t D);
+
 #endif

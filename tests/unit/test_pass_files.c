@@ -41,7 +41,7 @@ run(const Graph *g, const WeightStore *ws, const float *x, int64_t *n)
         if (g->nodes[i].op == OP_INPUT) in = i;
     HostTensor it = {g->nodes[in].shape, (float *)x}, out;
     memset(&out, 0, sizeof out);
-    RunOpts ro = {1, 0};
+    RunOpts ro = {.threads = 1};
     McErr e;
     if (mc_backend_ref.run(g, ws, &it, 1, &out, 1, &ro, &e)) {
         fprintf(stderr, "%s\n", e.msg);

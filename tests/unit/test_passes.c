@@ -47,7 +47,7 @@ run_ref(const Graph *g, const WeightStore *ws, const float *x, int64_t *n)
         if (g->nodes[i].op == OP_INPUT) in = i;
     HostTensor it = {g->nodes[in].shape, (float *)x}, out;
     memset(&out, 0, sizeof out);
-    RunOpts ro = {2, 0};
+    RunOpts ro = {.threads = 2};
     McErr e;
     int rc = mc_backend_ref.run(g, ws, &it, 1, &out, 1, &ro, &e);
     if (rc) fprintf(stderr, "ref: %s\n", e.msg);
