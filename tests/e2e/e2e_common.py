@@ -17,6 +17,10 @@ import sys
 import tempfile
 import time
 
+# Busy machines: spinning OpenMP workers (torch's and mambac's) starve each
+# other; ctest sets this too, so a test run by hand behaves the same.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
 
 def _ensure_torch():
     """ctest may find a Python without torch (e.g. a pyenv shim ahead of the
@@ -131,13 +135,15 @@ class Test:
             print("      full stderr: " + err.strip()[:1500].replace("\n", "\n      "))
         return rc, err
 
-    def run_logits(self, label, model_yaml, weights, x, sd, depths, tol=TOL, extra=()):
-        """Runs `mambac run` on x (numpy float32 NCHW) and compares the logits
-        with the float64 reference forward of sd.  Returns the rel. error."""
+    def run_logits(self, label, model_yaml, weights, x, sd, depths, tol=TOL, extra=(),
+                   backend="ref"):
+        """Runs `mambac run --backend BACKEND` on x (numpy float32 NCHW) and
+        compares the logits with the float64 reference forward of sd.
+        Returns the rel. error."""
         xin = self.path("x_%d.npy" % self.checks)
         yout = self.path("y_%d.npy" % self.checks)
         np.save(xin, x.astype(np.float32))
-        args = ["run", model_yaml, "--input", xin, "--output", yout, "--backend", "ref",
+        args = ["run", model_yaml, "--input", xin, "--output", yout, "--backend", backend,
                 "--threads", "2"] + list(extra)
         if weights is not None:
             args[2:2] = ["--weights", weights]
@@ -148,9 +154,7 @@ class Test:
             return None
         y = np.load(yout)
         os.unlink(yout)
-        with torch.no_grad():
-            want = sm.forward(torch.from_numpy(x.astype(np.float32)).double(), sd, depths,
-                              dtype=torch.float64).numpy()
+        want = reference(x, sd, depths)
         if y.dtype != np.float32 or y.shape != want.shape:
             self.check(False, "%s: output dtype/shape %s %s, want float32 %s" % (
                 label, y.dtype, y.shape, want.shape))
@@ -219,3 +223,89 @@ def image(shape, seed):
     """A normalized-image-like input, float32 NCHW."""
     g = np.random.default_rng(seed)
     return g.standard_normal(shape).astype(np.float32)
+
+
+# ------------------------------------------------ native backend helpers
+# (used by test_llvm_jit, test_compile_exe, test_cross_qemu, test_compile_cli)
+
+def reference(x, sd, depths):
+    """Float64 logits of the project's PyTorch reference for x (numpy NCHW),
+    on one thread (at these small sizes more threads only add contention)."""
+    nt = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            return sm.forward(torch.from_numpy(np.asarray(x, dtype=np.float32)).double(), sd,
+                              depths, dtype=torch.float64).numpy()
+    finally:
+        torch.set_num_threads(nt)
+
+
+def run_prog(argv, timeout=300, env=None, cwd=None):
+    """Runs any program; returns (rc, stdout, stderr, seconds).  rc is the
+    string 'timeout' when it ran past `timeout`."""
+    t = time.time()
+    try:
+        p = subprocess.run([str(a) for a in argv], capture_output=True, timeout=timeout,
+                           env=env, cwd=cwd)
+        rc, out, err = p.returncode, p.stdout, p.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, out, err = "timeout", e.stdout or b"", e.stderr or b""
+    except OSError as e:
+        rc, out, err = "oserror", b"", str(e).encode()
+    return rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), time.time() - t
+
+
+def check_logits(t, label, y_path, want, seconds=0.0, tol=TOL):
+    """Loads y_path (written by mambac or a compiled model) and checks it
+    against the float64 reference logits `want`: float32, same shape, finite,
+    relative L2 error <= tol.  Returns the float32 array (or None)."""
+    if not os.path.exists(y_path):
+        t.check(False, "%s: no output file %s" % (label, os.path.basename(y_path)))
+        return None
+    try:
+        y = np.load(y_path)
+    except Exception as e:  # a truncated or malformed .npy is a failure, not a crash
+        t.check(False, "%s: output is not a readable .npy: %s" % (label, e))
+        return None
+    if y.dtype != np.float32 or y.shape != want.shape:
+        t.check(False, "%s: output dtype/shape %s %s, want float32 %s" % (
+            label, y.dtype, list(y.shape), list(want.shape)))
+        return None
+    err_rel = sm.rel_l2(torch.from_numpy(y.astype(np.float64)), torch.from_numpy(want))
+    finite = bool(np.isfinite(y).all())
+    t.check(finite and err_rel <= tol, "%s: logits%s rel L2 err %.3g (tol %.0e%s)%s" % (
+        label, list(y.shape), err_rel, tol, ", %.2fs" % seconds if seconds else "",
+        "" if finite else " NON-FINITE values"))
+    return y
+
+
+def save_weights(kind, path, sd, ema=None):
+    """Writes sd as 'train' (training-checkpoint .pth layout with optimizer
+    state and a model_ema: None = a perturbed copy, 'shared' = the same
+    storages), 'model' ({'model': sd} .pth) or 'safetensors'; returns path."""
+    if kind == "train":
+        ck.save_training(path, sd, ema=ema, optimizer_params=4)
+    elif kind == "model":
+        ck.save_model(path, sd)
+    elif kind == "safetensors":
+        ck.save_safetensors(path, sd)
+    else:
+        raise ValueError(kind)
+    return path
+
+
+def custom_model(t, name="c.yaml", embed_dim=32, depths=(1, 2, 1, 1), num_classes=17,
+                 mlp_ratio=2.5, seed=7, model_name="custom"):
+    """The small custom config of the native-backend tests and its random
+    state dict: (yaml path, state dict, depths)."""
+    depths = list(depths)
+    cfg = write_config(t.path(name), embed_dim, depths, num_classes=num_classes,
+                       mlp_ratio=mlp_ratio, name=model_name)
+    sd = sm.random_state_dict(embed_dim, depths, num_classes, 3, mlp_ratio, seed=seed)
+    return cfg, sd, depths
+
+
+def ci_set():
+    """True when the CI environment variable is set to a true-ish value."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
