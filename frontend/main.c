@@ -18,6 +18,7 @@
 #include "passes/lower.h"
 #include "backends/artifact.h"
 #include "backends/llvm/llvm.h"
+#include "backends/cuda/cuda.h"
 #include "runtime/mc_npy.h"
 
 #define MC_VERSION "0.1.0"
@@ -113,6 +114,10 @@ static const char *usage_compile =
     "  --cpu NAME         target CPU (default: this machine's, or generic when cross)\n"
     "  --features F       target features, e.g. +avx512f,-avx512bw or +v\n"
     "  --list-targets     list the targets this LLVM knows and exit\n"
+    "  --target cuda      CUDA C for NVIDIA GPUs instead (needs nvcc for --emit exe):\n"
+    "                     --emit cuda writes OUT.cu + OUT.weights, --emit exe also builds OUT\n"
+    "  --sm N             CUDA compute capability (default 90)\n"
+    "  --precision P      CUDA only: fp32 (default), tf32 or bf16 tensor cores\n"
     "  --list-cpus TRIPLE what is known of the CPUs of TRIPLE, and exit\n"
     "  -v                 print the triple, CPU and features used, the memory plan and\n"
     "                     the progress of each step\n"
@@ -120,7 +125,8 @@ static const char *usage_compile =
 
 typedef struct Opts {
     const char *model, *weights, *input, *output, *backend, *format, *outfile, *dot;
-    const char *target, *cpu, *features, *emit;
+    const char *target, *cpu, *features, *emit, *precision;
+    int sm;
     int threads, batch, H, W, verbose, seed, top, opt;
     PassOptions po;
 } Opts;
@@ -214,7 +220,8 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
         }
         static const char *with_value[] = {"--weights", "--input", "--output", "--backend", "--threads",
                                            "--batch", "--image-size", "--format", "-o", "--seed", "--top", "--dump-dot",
-                                           "--target", "--cpu", "--features", "--emit", "--list-cpus"};
+                                           "--target", "--cpu", "--features", "--emit", "--list-cpus",
+                                           "--precision", "--sm"};
         int known = 0;
         for (unsigned k = 0; k < sizeof with_value / sizeof *with_value; k++)
             if (!strcmp(key, with_value[k])) known = 1;
@@ -234,6 +241,10 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
         else if (!strcmp(key, "--cpu")) o->cpu = val;
         else if (!strcmp(key, "--features")) o->features = val;
         else if (!strcmp(key, "--emit")) o->emit = val;
+        else if (!strcmp(key, "--precision")) o->precision = val;
+        else if (!strcmp(key, "--sm")) {
+            if (parse_int(val, 50, 200, &o->sm)) return usage_error(cmd, "--sm wants a compute capability such as 90, got '%s'", val);
+        }
         else if (!strcmp(key, "--list-cpus")) {
             McErr e;
             if (mc_llvm_list_cpus(val, stdout, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
@@ -550,8 +561,14 @@ cmd_compile(int argc, char **argv)
     snprintf(usage, sizeof usage, usage_compile, "\n(compile always runs the graph passes; -O0 is ignored)\n");
     int done, rc = parse_opts("compile", argc, argv, &o, usage, &done);
     if (rc || done) return rc;
+    int cuda = o.target && !strcmp(o.target, "cuda");
     int ek = emit_kind(o.emit);
-    if (ek < 0) return usage_error("compile", "--emit must be exe, shared, obj, llvm-ir or asm, got '%s'", o.emit);
+    if (!cuda && ek < 0) return usage_error("compile", "--emit must be exe, shared, obj, llvm-ir or asm, got '%s'", o.emit);
+    if (cuda && strcmp(o.emit, "cuda") && strcmp(o.emit, "exe"))
+        return usage_error("compile", "--target cuda: --emit must be cuda or exe, got '%s'", o.emit);
+    if (!cuda && (o.precision || o.sm)) return usage_error("compile", "%s", "--precision and --sm apply to --target cuda only");
+    int prec = mc_cuda_precision_parse(o.precision ? o.precision : "fp32");
+    if (prec < 0) return usage_error("compile", "--precision must be fp32, tf32 or bf16, got '%s'", o.precision);
     if (!o.outfile) return usage_error("compile", "%s", "-o OUT is required");
 
     double t0 = now_s();
@@ -582,6 +599,21 @@ cmd_compile(int argc, char **argv)
     mc_memplan(&kp);
     if (o.verbose || o.po.stats) mc_memplan_report(&kp, stderr);
     progress(&o, "lowered to kernels", t0);
+    if (cuda) {
+        McCudaOptions co;
+        memset(&co, 0, sizeof co);
+        co.out = o.outfile;
+        co.sm = o.sm ? o.sm : 90;
+        co.verbose = o.verbose;
+        co.precision = (McCudaPrecision)prec;
+        co.emit = !strcmp(o.emit, "cuda") ? MC_CUDA_EMIT_CU : MC_CUDA_EMIT_EXE;
+        rc = mc_cuda_compile(&kp, &ws, &co, &err);
+        progress(&o, "CUDA written", t0);
+        mc_kprogram_free(&kp);
+        mc_weights_free(&ws);
+        mc_graph_free(&g);
+        return rc ? fail(&err) : 0;
+    }
     McLlvmTarget *t = mc_llvm_target_create(o.target, o.cpu, o.features, &err);
     if (!t) return fail(&err);
     if (o.verbose) fprintf(stderr, "mambac: target %s\n", mc_llvm_target_describe(t));

@@ -1,0 +1,174 @@
+/* backends/cemit/cemit.c -- the shared C/CUDA emitter (see cemit.h).
+ *
+ * Takes views and epilogue expressions of the kernel IR; produces text in
+ * an McBuf.  Owns the buffer's memory.  Deterministic: the same input gives
+ * the same text (constants print with %.9g, enough to round-trip a float).
+ */
+#include "cemit.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const McDialect mc_dialect_cuda = {
+    "cuda", "__global__ void", "static __device__ __forceinline__", "__restrict__",
+    "expf", "sqrtf", "erff", "log1pf",
+};
+
+const McDialect mc_dialect_c = {
+    "c", "static void", "static inline", "restrict",
+    "expf", "sqrtf", "erff", "log1pf",
+};
+
+void
+mc_buf_printf(McBuf *b, const char *fmt, ...)
+{
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        size_t room = b->cap - b->len;
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? room : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) { b->oom = 1; return; }
+        if ((size_t)n < room) { b->len += (size_t)n; return; }
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + (size_t)n + 1) cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) { b->oom = 1; return; }
+        b->s = s;
+        b->cap = cap;
+    }
+}
+
+void
+mc_buf_puts(McBuf *b, const char *s)
+{
+    mc_buf_printf(b, "%s", s);
+}
+
+void
+mc_buf_free(McBuf *b)
+{
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
+void
+mc_cemit_prelude(McBuf *b, const McDialect *d)
+{
+    const char *q = d->func_qual;
+    mc_buf_printf(b, "%s float mc_relu(float x) { return x > 0.0f ? x : 0.0f; }\n", q);
+    mc_buf_printf(b, "/* GELU, exact erf form */\n");
+    mc_buf_printf(b, "%s float mc_gelu(float x) { return 0.5f * x * (1.0f + %s(x * 0.70710678118654752f)); }\n",
+                  q, d->erff);
+    mc_buf_printf(b, "%s float mc_silu(float x) { return x / (1.0f + %s(-x)); }\n", q, d->expf);
+    mc_buf_printf(b, "/* softplus with PyTorch's threshold 20 */\n");
+    mc_buf_printf(b, "%s float mc_softplus(float x) { return x > 20.0f ? x : %s(%s(x)); }\n", q,
+                  d->log1pf, d->expf);
+}
+
+void
+mc_cemit_view_index(McBuf *b, const View *v, const char *lin)
+{
+    /* dims (size, stride, inner product) after dropping size-1 dims */
+    int64_t sz[MC_MAX_RANK], st[MC_MAX_RANK];
+    int n = 0;
+    for (int i = 0; i < v->rank; i++) {
+        if (v->shape[i] == 1) continue;
+        sz[n] = v->shape[i];
+        st[n] = v->stride[i];
+        n++;
+    }
+    /* merge dim j into j+1 when contiguous with it (or both broadcast) */
+    for (int j = n - 2; j >= 0; j--) {
+        if (st[j] == sz[j + 1] * st[j + 1] || (st[j] == 0 && st[j + 1] == 0)) {
+            sz[j + 1] *= sz[j];
+            for (int k = j; k < n - 1; k++) { sz[k] = sz[k + 1]; st[k] = st[k + 1]; }
+            n--;
+        }
+    }
+    int terms = 0;
+    int64_t inner = 1;
+    char t[MC_MAX_RANK][160];
+    for (int j = n - 1; j >= 0; j--) {
+        if (st[j] != 0) {
+            char c[128];
+            if (j == 0 && inner == 1) snprintf(c, sizeof c, "%s", lin);
+            else if (j == 0) snprintf(c, sizeof c, "(%s) / %lld", lin, (long long)inner);
+            else if (inner == 1) snprintf(c, sizeof c, "(%s) %% %lld", lin, (long long)sz[j]);
+            else snprintf(c, sizeof c, "((%s) / %lld) %% %lld", lin, (long long)inner, (long long)sz[j]);
+            if (st[j] == 1) snprintf(t[terms++], sizeof t[0], "%s%s%s", j == 0 && inner == 1 ? "" : "(", c,
+                                     j == 0 && inner == 1 ? "" : ")");
+            else snprintf(t[terms++], sizeof t[0], "(%s) * %lld", c, (long long)st[j]);
+        }
+        inner *= sz[j];
+    }
+    if (!terms) { mc_buf_printf(b, "%lld", (long long)v->offset); return; }
+    if (v->offset) mc_buf_printf(b, "%lld + ", (long long)v->offset);
+    for (int i = terms - 1; i >= 0; i--) mc_buf_printf(b, "%s%s", t[i], i ? " + " : "");
+}
+
+static void
+print_float(McBuf *b, float f)
+{
+    if (isinf(f)) { mc_buf_puts(b, f > 0 ? "INFINITY" : "(-INFINITY)"); return; }
+    char s[48];
+    snprintf(s, sizeof s, "%.9g", (double)f);
+    if (!strpbrk(s, ".eEn")) strcat(s, ".0");
+    mc_buf_printf(b, "%s%sf%s", f < 0 ? "(" : "", s, f < 0 ? ")" : "");
+}
+
+void
+mc_cemit_epilogue(McBuf *b, const McDialect *d, const Kernel *k, const char *acc, const char *lin,
+                  const char *indent, char *res, size_t nres)
+{
+    if (k->nexpr == 0) { snprintf(res, nres, "%s", acc); return; }
+    char nm[MC_MAX_EXPR][16];
+    for (int i = 0; i < k->nexpr; i++) {
+        const EInstr *e = &k->expr[i];
+        if (e->op == E_ACC) { snprintf(nm[i], sizeof nm[i], "%s", acc); continue; }
+        snprintf(nm[i], sizeof nm[i], "e%d", i);
+        mc_buf_printf(b, "%sfloat e%d = ", indent, i);
+        const char *A = e->a >= 0 ? nm[e->a] : "", *B = e->b >= 0 ? nm[e->b] : "";
+        switch (e->op) {
+        case E_LOAD: {
+            const View *v = &k->args[e->arg];
+            mc_buf_printf(b, "b%d[", v->buf);
+            mc_cemit_view_index(b, v, lin);
+            mc_buf_puts(b, "]");
+            break;
+        }
+        case E_CONST: print_float(b, e->imm); break;
+        case E_ADD: mc_buf_printf(b, "%s + %s", A, B); break;
+        case E_SUB: mc_buf_printf(b, "%s - %s", A, B); break;
+        case E_MUL: mc_buf_printf(b, "%s * %s", A, B); break;
+        case E_DIV: mc_buf_printf(b, "%s / %s", A, B); break;
+        case E_NEG: mc_buf_printf(b, "-%s", A); break;
+        case E_EXP: mc_buf_printf(b, "%s(%s)", d->expf, A); break;
+        case E_SQRT: mc_buf_printf(b, "%s(%s)", d->sqrtf, A); break;
+        case E_RELU: mc_buf_printf(b, "mc_relu(%s)", A); break;
+        case E_GELU: mc_buf_printf(b, "mc_gelu(%s)", A); break;
+        case E_SILU: mc_buf_printf(b, "mc_silu(%s)", A); break;
+        case E_SOFTPLUS: mc_buf_printf(b, "mc_softplus(%s)", A); break;
+        case E_ACC: break;
+        }
+        mc_buf_puts(b, ";\n");
+    }
+    snprintf(res, nres, "%s", nm[k->nexpr - 1]);
+}
+
+void
+mc_cemit_ident(char *buf, size_t n, int k, const char *name)
+{
+    int w = snprintf(buf, n, "k%d_", k);
+    size_t i = w > 0 ? (size_t)w : 0;
+    for (const char *s = name ? name : ""; *s && i + 1 < n && i < 48; s++) {
+        char c = *s;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        buf[i++] = ok ? c : '_';
+    }
+    if (i < n) buf[i] = 0;
+    else if (n) buf[n - 1] = 0;
+}

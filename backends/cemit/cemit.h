@@ -1,0 +1,55 @@
+/* backends/cemit/cemit.h -- a C-like source emitter shared by the CUDA
+ * printer (backends/cuda) and a portable-C printer.
+ *
+ * Takes kernel-IR pieces (views, epilogue expressions) and a dialect table;
+ * produces C or CUDA C text in a growable buffer (McBuf).  Owns only the
+ * buffer's memory.  The dialects differ in qualifiers, the restrict keyword
+ * and the math functions; the expression and index printers are the same.
+ */
+#ifndef MC_CEMIT_H
+#define MC_CEMIT_H
+#include <stddef.h>
+#include <stdint.h>
+#include "../../ir/kernel.h"
+
+typedef struct McBuf {
+    char *s;
+    size_t len, cap;
+    int oom;               /* set when an allocation failed (text is truncated) */
+} McBuf;
+
+void mc_buf_printf(McBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mc_buf_puts(McBuf *b, const char *s);
+void mc_buf_free(McBuf *b);
+
+typedef struct McDialect {
+    const char *name;          /* "cuda" | "c" */
+    const char *kernel_qual;   /* before a kernel's return type */
+    const char *func_qual;     /* before a helper function */
+    const char *restrict_kw;   /* "__restrict__" | "restrict" */
+    const char *expf, *sqrtf, *erff, *log1pf;
+} McDialect;
+
+extern const McDialect mc_dialect_cuda;
+extern const McDialect mc_dialect_c;
+
+/* Helper functions the expressions call (mc_relu, mc_gelu, mc_silu,
+ * mc_softplus), defined in the dialect. */
+void mc_cemit_prelude(McBuf *b, const McDialect *d);
+
+/* The element offset of view v at linear index `lin` (a C expression over
+ * v's own shape, row-major).  Adjacent dimensions that are contiguous with
+ * each other are merged, broadcast (stride 0) and size-1 dimensions dropped,
+ * so a contiguous view prints as "lin" (+ offset). */
+void mc_cemit_view_index(McBuf *b, const View *v, const char *lin);
+
+/* Prints the epilogue of k as statements "float eN = ...;" at `indent`,
+ * with E_ACC = `acc` and E_LOAD reading b<buf>[view index at `lin`].
+ * Writes the name of the final value into res (acc when k has no epilogue). */
+void mc_cemit_epilogue(McBuf *b, const McDialect *d, const Kernel *k, const char *acc,
+                       const char *lin, const char *indent, char *res, size_t nres);
+
+/* A C identifier from a kernel name: "k12_layers_0_blocks_0_ssm_add". */
+void mc_cemit_ident(char *buf, size_t n, int k, const char *name);
+
+#endif

@@ -1,0 +1,50 @@
+/* backends/cuda/cuda.h -- the CUDA backend: kernel IR -> readable CUDA C.
+ *
+ * Takes a KProgram (fusion decided by lowering, scratch planned by memplan)
+ * and its weights; produces OUT.cu (one __global__ per fused kernel, shapes
+ * as constants, plus host code: one device arena, weights uploaded once,
+ * pinned host buffers, a CUDA graph captured at start-up, --input/--output,
+ * --bench, --profile through CUDA events) and, for --emit exe, the
+ * executable OUT built with nvcc (static cudart).  docs/gpu.md describes the
+ * generated code and the measurements.
+ */
+#ifndef MC_CUDA_H
+#define MC_CUDA_H
+#include <stdio.h>
+#include "../../ir/kernel.h"
+#include "../../frontend/weights.h"
+#include "../cemit/cemit.h"
+
+typedef enum McCudaPrecision {
+    MC_CUDA_FP32,   /* FFMA everywhere: no tensor-core rounding */
+    MC_CUDA_TF32,   /* dense layers and convolutions on tensor cores, TF32 operands */
+    MC_CUDA_BF16,   /* dense layers on tensor cores, bf16 operands, fp32 accumulation */
+} McCudaPrecision;
+
+typedef enum McCudaEmit { MC_CUDA_EMIT_CU, MC_CUDA_EMIT_EXE } McCudaEmit;
+
+typedef struct McCudaOptions {
+    const char *out;            /* OUT: writes OUT.cu (and OUT for exe) */
+    int sm;                     /* compute capability x10, default 90 */
+    McCudaPrecision precision;
+    McCudaEmit emit;
+    int external_weights;       /* 1: write OUT.weights, read at start-up, instead of embedding */
+    const char *nvcc;           /* NULL: $NVCC, else /usr/local/cuda/bin/nvcc, else nvcc on PATH */
+    int verbose;
+} McCudaOptions;
+
+/* Parses "fp32" | "tf32" | "bf16"; -1 on anything else. */
+int mc_cuda_precision_parse(const char *s);
+const char *mc_cuda_precision_name(McCudaPrecision p);
+
+/* Prints the whole .cu for p.  `blob_bytes` receives the size of the device
+ * weights blob it expects (graph layout plus re-packed weights); NULL ok. */
+int mc_cuda_print(const KProgram *p, const McCudaOptions *o, McBuf *out, int64_t *blob_bytes,
+                  McErr *err);
+/* The device weights blob for p (malloc'd, *len bytes). */
+uint8_t *mc_cuda_weights_blob(const KProgram *p, const WeightStore *ws, int64_t *len, McErr *err);
+
+/* Writes OUT.cu (and builds OUT with nvcc for MC_CUDA_EMIT_EXE). */
+int mc_cuda_compile(const KProgram *p, const WeightStore *ws, const McCudaOptions *o, McErr *err);
+
+#endif

@@ -1,0 +1,27 @@
+/* backends/cuda/cuda_internal.h -- shared between the CUDA printer files. */
+#ifndef MC_CUDA_INTERNAL_H
+#define MC_CUDA_INTERNAL_H
+#include "cuda.h"
+
+typedef struct CudaOpts {
+    McCudaPrecision precision;
+    int sm;
+} CudaOpts;
+
+/* Byte offsets in the one device arena (cuda_print.c, top comment). */
+typedef struct CudaLayout {
+    int64_t *repack;        /* [nk]: blob offset of a KK_CONV's re-packed weights, else -1 */
+    int64_t blob_bytes;
+    int64_t scratch_off, input_off, output_off, carry_off, arena_bytes;
+} CudaLayout;
+
+typedef struct CudaLaunch {
+    int64_t gx, gy;
+} CudaLaunch;
+
+void mc_cuda_layout(const KProgram *p, CudaLayout *lay);
+int64_t mc_cuda_buf_offset(const KProgram *p, const CudaLayout *lay, int buf);
+int64_t mc_cuda_numel(const View *v);
+int mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay, McBuf *b, McErr *err);
+
+#endif

@@ -1,0 +1,548 @@
+/* backends/cuda/cuda_print.c -- prints a KProgram as CUDA C.
+ *
+ * Takes a lowered, memory-planned KProgram and the options (precision, SM);
+ * produces the device half of OUT.cu: the prelude (tiled GEMM template,
+ * reductions, tap table), one __global__ per fused kernel with every shape
+ * a constant (the selective scan is three: chunk states, carries across
+ * chunks, the final pass), and mc_forward(), which launches them in order
+ * on one stream with every buffer at its planned offset in one device
+ * arena.  The host half (main) comes from cuda_host.c.  Owns nothing.
+ *
+ * Device arena layout (bytes, each part 256-aligned):
+ *   [ weights blob | scratch (memplan) | input | output | scan carries ]
+ * The weights blob is the graph-layout blob followed by re-packed weights:
+ * dense convolutions as [Co][kh][kw][Ci] (the implicit-GEMM K order), the
+ * 25-tap tables as [25][D] (coalesced across the channel threads).
+ */
+#include "cuda_internal.h"
+#include <stdlib.h>
+#include <string.h>
+
+static const char prelude[] =
+#include "cuda_prelude.inc"
+    ;
+
+static int64_t
+align256(int64_t v)
+{
+    return (v + 255) & ~(int64_t)255;
+}
+
+int64_t
+mc_cuda_numel(const View *v)
+{
+    int64_t n = 1;
+    for (int i = 0; i < v->rank; i++) n *= v->shape[i];
+    return n;
+}
+
+/* scan chunk length (positions per chunk) */
+#define SCAN_T 64
+
+void
+mc_cuda_layout(const KProgram *p, CudaLayout *lay)
+{
+    memset(lay, 0, sizeof *lay);
+    int64_t off = p->weights_bytes;
+    lay->repack = calloc((size_t)(p->nk ? p->nk : 1), sizeof(int64_t));
+    for (int i = 0; i < p->nk; i++) {
+        const Kernel *k = &p->k[i];
+        lay->repack[i] = -1;
+        if (k->kind != KK_CONV && k->kind != KK_FUSION25) continue;
+        off = (off + 63) & ~(int64_t)63;
+        lay->repack[i] = off;
+        off += mc_cuda_numel(&k->in[1]) * 4;
+    }
+    lay->blob_bytes = (off + 63) & ~(int64_t)63;
+    lay->scratch_off = align256(lay->blob_bytes);
+    lay->input_off = align256(lay->scratch_off + p->scratch_bytes);
+    const Buffer *in = &p->bufs[p->input_buf], *out = &p->bufs[p->output_buf];
+    lay->output_off = align256(lay->input_off + in->bytes);
+    lay->carry_off = align256(lay->output_off + out->bytes);
+    int64_t carry = 0;
+    for (int i = 0; i < p->nk; i++) {
+        const Kernel *k = &p->k[i];
+        if (k->kind != KK_SCAN) continue;
+        int64_t B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
+        int64_t nc = (L + SCAN_T - 1) / SCAN_T;
+        if (2 * B * nc * D * 4 > carry) carry = 2 * B * nc * D * 4;
+    }
+    lay->arena_bytes = align256(lay->carry_off + carry);
+}
+
+int64_t
+mc_cuda_buf_offset(const KProgram *p, const CudaLayout *lay, int buf)
+{
+    const Buffer *b = &p->bufs[buf];
+    switch (b->kind) {
+    case BUF_INPUT: return lay->input_off;
+    case BUF_OUTPUT: return lay->output_off;
+    case BUF_WEIGHT: return b->offset;
+    case BUF_SCRATCH: return lay->scratch_off + b->offset;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ parameters */
+
+typedef struct Params {
+    int buf[4 + MC_MAX_ARGS + 2];
+    int n;
+    int out;
+} Params;
+
+static void
+add_param(Params *ps, int buf)
+{
+    for (int i = 0; i < ps->n; i++)
+        if (ps->buf[i] == buf) return;
+    ps->buf[ps->n++] = buf;
+}
+
+static void
+collect_params(const Kernel *k, Params *ps)
+{
+    memset(ps, 0, sizeof *ps);
+    for (int i = 0; i < k->nin; i++) add_param(ps, k->in[i].buf);
+    for (int i = 0; i < k->nargs; i++) add_param(ps, k->args[i].buf);
+    ps->out = k->out.buf;
+    add_param(ps, k->out.buf);
+}
+
+static void
+print_params(McBuf *b, const Params *ps, const char *extra)
+{
+    for (int i = 0; i < ps->n; i++)
+        mc_buf_printf(b, "%s%sfloat *__restrict__ b%d", i ? ", " : "", ps->buf[i] == ps->out ? "" : "const ",
+                      ps->buf[i]);
+    if (extra) mc_buf_printf(b, ", %s", extra);
+}
+
+static void
+print_args(McBuf *b, const KProgram *p, const CudaLayout *lay, const Params *ps, const char *extra)
+{
+    for (int i = 0; i < ps->n; i++)
+        mc_buf_printf(b, "%sP(%lld)", i ? ", " : "", (long long)mc_cuda_buf_offset(p, lay, ps->buf[i]));
+    if (extra) mc_buf_printf(b, ", %s", extra);
+}
+
+/* b<buf>[<index of view v at lin>] */
+static void
+load(McBuf *b, const View *v, const char *lin)
+{
+    mc_buf_printf(b, "b%d[", v->buf);
+    mc_cemit_view_index(b, v, lin);
+    mc_buf_puts(b, "]");
+}
+
+static void
+store(McBuf *b, const Kernel *k, const char *indent, const char *lin, const char *val)
+{
+    mc_buf_printf(b, "%s", indent);
+    load(b, &k->out, lin);
+    mc_buf_printf(b, " = %s;\n", val);
+}
+
+static void
+header(McBuf *b, const KProgram *p, const Kernel *k, int ki)
+{
+    (void)p;
+    mc_buf_printf(b, "/* k%d %s \"%s\"  %.3f MFLOP", ki, mc_kernel_kind_name(k->kind), k->name, k->flops / 1e6);
+    if (k->nexpr) mc_buf_printf(b, "; epilogue of %d instructions", k->nexpr);
+    mc_buf_puts(b, " */\n");
+}
+
+static int
+is_contig(const View *v, int64_t rows, int64_t cols)
+{
+    return v->rank == 2 && v->shape[0] == rows && v->shape[1] == cols && (v->stride[0] == cols || rows == 1) &&
+           v->stride[1] == 1;
+}
+
+/* Index arithmetic in 32 bits when every buffer the kernel touches (and
+ * 4x its largest one, for the scan carries) stays under 2^31 elements:
+ * 64-bit division and multiplication cost several instructions each. */
+static const KProgram *cur_prog;
+
+static int
+small_index(const Kernel *k)
+{
+    int64_t mx = mc_cuda_numel(&k->out);
+    for (int i = 0; i < k->nin; i++) {
+        int64_t n = cur_prog->bufs[k->in[i].buf].bytes / 4;
+        if (n > mx) mx = n;
+    }
+    for (int i = 0; i < k->nargs; i++) {
+        int64_t n = cur_prog->bufs[k->args[i].buf].bytes / 4;
+        if (n > mx) mx = n;
+    }
+    return 4 * mx < ((int64_t)1 << 31);
+}
+
+static void
+idx_typedef(McBuf *b, const Kernel *k)
+{
+    mc_buf_printf(b, "    typedef %s idx_t;\n", small_index(k) ? "int" : "int64_t");
+}
+
+/* ------------------------------------------------------------ kernels */
+
+static const char *mode_name[] = {"MC_FP32", "MC_TF32", "MC_BF16"};
+
+static int
+print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, const CudaOpts *o,
+           CudaLaunch *ln, McErr *err)
+{
+    int64_t M, N, K;
+    const View *a = &k->in[0];
+    int conv = k->kind == KK_CONV;
+    int64_t Ho = 0, Wo = 0, H = 0, W = 0, Ci = 0, KH = 0, KW = 0;
+    if (conv) {
+        Ho = k->out.shape[1]; Wo = k->out.shape[2];
+        H = a->shape[1]; W = a->shape[2]; Ci = a->shape[3];
+        KH = k->in[1].shape[2]; KW = k->in[1].shape[3];
+        M = k->out.shape[0] * Ho * Wo;
+        N = k->in[1].shape[0];
+        K = KH * KW * Ci;
+    } else {
+        M = k->M; N = k->N; K = k->K;
+        if (!is_contig(&k->in[1], N, K))
+            return mc_err(err, "cuda: %s: GEMM weight is not a contiguous [N,K] matrix", k->name);
+    }
+    int bm = M >= 128 * 132 ? 128 : 64, bn = N >= 96 ? 128 : 64;
+    /* skinny products (x_proj: N = R + 2; dt_projs: K = R; the first stem
+     * convolution: K = 27) are memory-bound, gain nothing from tensor cores,
+     * and feed the scan's exp(delta * A): they always run in fp32 */
+    int mode = (N < 32 || K < 32) ? MC_CUDA_FP32 : (int)o->precision;
+    Params ps;
+    collect_params(k, &ps);
+    header(b, p, k, ki);
+    mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
+    print_params(b, &ps, conv ? "const float *__restrict__ wp" : NULL);
+    mc_buf_puts(b, ")\n{\n");
+    if (conv) {
+        mc_buf_printf(b, "    /* implicit GEMM: m = (b, oh, ow) of [%lld,%lld,%lld], k = (kh, kw, ci) of [%lld,%lld,%lld] */\n",
+                      (long long)k->out.shape[0], (long long)Ho, (long long)Wo, (long long)KH, (long long)KW,
+                      (long long)Ci);
+        idx_typedef(b, k);
+        mc_buf_puts(b, "    auto A = [=](int64_t m64, int k) -> float {\n");
+        mc_buf_puts(b, "        const idx_t m = (idx_t)m64;\n");
+        mc_buf_printf(b, "        idx_t ow = m %% %lld, oh = (m / %lld) %% %lld, bb = m / %lld;\n", (long long)Wo,
+                      (long long)Wo, (long long)Ho, (long long)(Ho * Wo));
+        mc_buf_printf(b, "        int ci = k %% %lld, kw = (k / %lld) %% %lld, kh = k / %lld;\n", (long long)Ci,
+                      (long long)Ci, (long long)KW, (long long)(Ci * KW));
+        mc_buf_printf(b, "        idx_t ih = oh * %lld - %lld + kh * %lld, iw = ow * %lld - %lld + kw * %lld;\n",
+                      (long long)k->attrs.stride[0], (long long)k->attrs.pad[0], (long long)k->attrs.dil[0],
+                      (long long)k->attrs.stride[1], (long long)k->attrs.pad[1], (long long)k->attrs.dil[1]);
+        mc_buf_printf(b, "        if (ih < 0 || ih >= %lld || iw < 0 || iw >= %lld) return 0.0f;\n", (long long)H,
+                      (long long)W);
+        mc_buf_printf(b, "        return b%d[%lld + bb * %lld + ih * %lld + iw * %lld + ci * %lld];\n", a->buf,
+                      (long long)a->offset, (long long)a->stride[0], (long long)a->stride[1],
+                      (long long)a->stride[2], (long long)a->stride[3]);
+        mc_buf_puts(b, "    };\n");
+    } else {
+        mc_buf_printf(b, "    auto A = [=](int64_t m, int k) -> float { return b%d[", a->buf);
+        if (a->offset) mc_buf_printf(b, "%lld + ", (long long)a->offset);
+        if (a->shape[0] == 1) mc_buf_puts(b, "0");
+        else mc_buf_printf(b, "m * %lld", (long long)a->stride[0]);
+        if (a->stride[1] == 1) mc_buf_puts(b, " + k]; };\n");
+        else mc_buf_printf(b, " + k * %lld]; };\n", (long long)a->stride[1]);
+    }
+    mc_buf_puts(b, "    auto epi = [=](int64_t m, int n, float acc) {\n");
+    mc_buf_printf(b, "        int64_t i = m * %lld + n;\n", (long long)N);
+    if (k->nin == 3) {
+        mc_buf_puts(b, "        acc += ");
+        load(b, &k->in[2], "n");
+        mc_buf_puts(b, ";\n");
+    }
+    char res[32], wptr[64];
+    mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc", "i", "        ", res, sizeof res);
+    store(b, k, "        ", "i", res);
+    mc_buf_puts(b, "    };\n");
+    if (conv) snprintf(wptr, sizeof wptr, "wp");
+    else if (k->in[1].offset) snprintf(wptr, sizeof wptr, "b%d + %lld", k->in[1].buf, (long long)k->in[1].offset);
+    else snprintf(wptr, sizeof wptr, "b%d", k->in[1].buf);
+    mc_buf_printf(b, "    mc_gemm<%s, %d, %d, %lldll, %lld, %lld>(A, %s, epi);\n}\n\n", mode_name[mode], bm,
+                  bn, (long long)M, (long long)N, (long long)K, wptr);
+    ln->gx = (M + bm - 1) / bm;
+    ln->gy = (N + bn - 1) / bn;
+    return 0;
+}
+
+/* one thread per output element (linear index i), the last axis fastest */
+static void
+elementwise_head(McBuf *b, const Kernel *k, const char *id, const char *extra, int64_t n, CudaLaunch *ln)
+{
+    Params ps;
+    collect_params(k, &ps);
+    mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
+    print_params(b, &ps, extra);
+    mc_buf_puts(b, ")\n{\n");
+    idx_typedef(b, k);
+    mc_buf_printf(b, "    const idx_t i = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
+    mc_buf_printf(b, "    if (i >= %lld) return;\n", (long long)n);
+    ln->gx = (n + 255) / 256;
+    ln->gy = 1;
+}
+
+static void
+finish(McBuf *b, const Kernel *k, const char *acc)
+{
+    char res[32];
+    mc_cemit_epilogue(b, &mc_dialect_cuda, k, acc, "i", "    ", res, sizeof res);
+    store(b, k, "    ", "i", res);
+    mc_buf_puts(b, "}\n\n");
+}
+
+static void
+print_dwconv(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
+{
+    const View *x = &k->in[0], *w = &k->in[1];
+    long long Ho = k->out.shape[1], Wo = k->out.shape[2], C = k->out.shape[3];
+    long long H = x->shape[1], W = x->shape[2], KH = w->shape[2], KW = w->shape[3];
+    char lin[160], wl[64];
+    header(b, p, k, ki);
+    elementwise_head(b, k, id, NULL, mc_cuda_numel(&k->out), ln);
+    mc_buf_printf(b, "    const idx_t c = i %% %lld, ow = (i / %lld) %% %lld, oh = (i / %lld) %% %lld, bb = i / %lld;\n",
+                  C, C, Wo, C * Wo, Ho, C * Wo * Ho);
+    mc_buf_puts(b, "    float acc = 0.0f;\n");
+    mc_buf_printf(b, "#pragma unroll\n    for (int kh = 0; kh < %lld; kh++) {\n", KH);
+    mc_buf_printf(b, "        const idx_t ih = oh * %lld - %lld + kh * %lld;\n", (long long)k->attrs.stride[0],
+                  (long long)k->attrs.pad[0], (long long)k->attrs.dil[0]);
+    mc_buf_printf(b, "        if (ih < 0 || ih >= %lld) continue;\n", H);
+    mc_buf_printf(b, "#pragma unroll\n        for (int kw = 0; kw < %lld; kw++) {\n", KW);
+    mc_buf_printf(b, "            const idx_t iw = ow * %lld - %lld + kw * %lld;\n", (long long)k->attrs.stride[1],
+                  (long long)k->attrs.pad[1], (long long)k->attrs.dil[1]);
+    mc_buf_printf(b, "            if (iw < 0 || iw >= %lld) continue;\n", W);
+    snprintf(lin, sizeof lin, "((bb * %lld + ih) * %lld + iw) * %lld + c", H, W, C);
+    snprintf(wl, sizeof wl, "(c * %lld + kh) * %lld + kw", KH, KW);
+    mc_buf_puts(b, "            acc = fmaf(");
+    load(b, x, lin);
+    mc_buf_puts(b, ", ");
+    load(b, w, wl);
+    mc_buf_puts(b, ", acc);\n        }\n    }\n");
+    if (k->nin == 3) {
+        mc_buf_puts(b, "    acc += ");
+        load(b, &k->in[2], "c");
+        mc_buf_puts(b, ";\n");
+    }
+    finish(b, k, "acc");
+}
+
+static void
+print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
+{
+    const View *h = &k->in[0], *t = &k->in[1];
+    long long H = k->out.shape[1], W = k->out.shape[2], D = k->out.shape[3];
+    char lin[160];
+    header(b, p, k, ki);
+    elementwise_head(b, k, id, "const float *__restrict__ wp", mc_cuda_numel(&k->out), ln);
+    mc_buf_printf(b, "    const idx_t d = i %% %lld, x = (i / %lld) %% %lld, y = (i / %lld) %% %lld, bb = i / %lld;\n",
+                  D, D, W, D * W, H, D * W * H);
+    mc_buf_puts(b, "    float acc = 0.0f;\n");
+    mc_buf_puts(b, "#pragma unroll\n    for (int t = 0; t < 25; t++) {\n");
+    mc_buf_printf(b, "        const idx_t yy = min(max(y + mc_f25_dy[t], (idx_t)0), (idx_t)%lld);\n", H - 1);
+    mc_buf_printf(b, "        const idx_t xx = min(max(x + mc_f25_dx[t], (idx_t)0), (idx_t)%lld);\n", W - 1);
+    snprintf(lin, sizeof lin, "((bb * %lld + yy) * %lld + xx) * %lld + d", H, W, D);
+    (void)t;
+    mc_buf_printf(b, "        acc = fmaf(wp[t * %lld + d], ", D);
+    load(b, h, lin);
+    mc_buf_puts(b, ", acc);\n    }\n");
+    finish(b, k, "acc");
+}
+
+static void
+print_eltwise(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
+{
+    header(b, p, k, ki);
+    elementwise_head(b, k, id, NULL, mc_cuda_numel(&k->out), ln);
+    finish(b, k, "0.0f");
+}
+
+static void
+print_mean(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
+{
+    const View *x = &k->in[0];
+    long long C = x->shape[3], HW = x->shape[1] * x->shape[2];
+    char lin[128];
+    header(b, p, k, ki);
+    elementwise_head(b, k, id, NULL, mc_cuda_numel(&k->out), ln);
+    mc_buf_printf(b, "    const idx_t c = i %% %lld, bb = i / %lld;\n", C, C);
+    mc_buf_puts(b, "    float acc = 0.0f;\n");
+    mc_buf_printf(b, "    for (idx_t q = 0; q < %lld; q++) acc += ", HW);
+    snprintf(lin, sizeof lin, "(bb * %lld + q) * %lld + c", HW, C);
+    load(b, x, lin);
+    mc_buf_printf(b, ";\n    acc *= %.9gf;\n", 1.0 / (double)HW);
+    finish(b, k, "acc");
+}
+
+static void
+print_layernorm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
+{
+    const View *x = &k->in[0];
+    long long C = x->shape[x->rank - 1], rows = mc_cuda_numel(x) / C;
+    double eps = k->attrs.eps > 0 ? k->attrs.eps : 1e-5;
+    char lin[64];
+    Params ps;
+    collect_params(k, &ps);
+    header(b, p, k, ki);
+    mc_buf_puts(b, "/* one warp per row */\n");
+    mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
+    print_params(b, &ps, NULL);
+    mc_buf_puts(b, ")\n{\n");
+    idx_typedef(b, k);
+    mc_buf_puts(b, "    const idx_t row = (idx_t)blockIdx.x * 8 + threadIdx.x / 32;\n");
+    mc_buf_puts(b, "    const int lane = threadIdx.x % 32;\n");
+    mc_buf_printf(b, "    if (row >= %lld) return;\n", rows);
+    snprintf(lin, sizeof lin, "row * %lld + c", C);
+    mc_buf_printf(b, "    float s = 0.0f;\n    for (int c = lane; c < %lld; c += 32) s += ", C);
+    load(b, x, lin);
+    mc_buf_printf(b, ";\n    const float mean = mc_warp_sum(s) * %.9gf;\n", 1.0 / (double)C);
+    mc_buf_printf(b, "    float v = 0.0f;\n    for (int c = lane; c < %lld; c += 32) { float t = ", C);
+    load(b, x, lin);
+    mc_buf_printf(b, " - mean; v = fmaf(t, t, v); }\n");
+    mc_buf_printf(b, "    const float rstd = 1.0f / sqrtf(mc_warp_sum(v) * %.9gf + %.9gf);\n", 1.0 / (double)C, eps);
+    mc_buf_printf(b, "    for (int c = lane; c < %lld; c += 32) {\n", C);
+    mc_buf_printf(b, "        const idx_t i = row * %lld + c;\n", C);
+    mc_buf_puts(b, "        float acc = (");
+    load(b, x, "i");
+    mc_buf_puts(b, " - mean) * rstd * ");
+    load(b, &k->in[1], "c");
+    mc_buf_puts(b, " + ");
+    load(b, &k->in[2], "c");
+    mc_buf_puts(b, ";\n");
+    char res[32];
+    mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc", "i", "        ", res, sizeof res);
+    store(b, k, "        ", "i", res);
+    mc_buf_puts(b, "    }\n}\n\n");
+    ln->gx = (rows + 7) / 8;
+    ln->gy = 1;
+}
+
+/* The scan as a chunked parallel scan: h_l = a_l h_{l-1} + x_l with
+ * a_l = exp(delta_l A), x_l = delta_l Bv_l u_l, a linear recurrence, so a
+ * chunk of T positions maps a carry-in c to P c + S (P = prod a, S = the
+ * chunk's own scan from 0).  Pass 1 computes (P, S) per (b, chunk, d);
+ * pass 2 runs the carries across chunks per (b, d); pass 3 rescans each
+ * chunk from its carry and stores every state. */
+static void
+print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
+{
+    const View *u = &k->in[0], *dt = &k->in[1], *A = &k->in[2], *bv = &k->in[3];
+    long long B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
+    long long NC = (L + SCAN_T - 1) / SCAN_T;
+    Params ps;
+    collect_params(k, &ps);
+    header(b, p, k, ki);
+    for (int pass = 1; pass <= 3; pass++) {
+        if (pass == 2) {
+            mc_buf_printf(b, "%s __launch_bounds__(256)\n%s_carry(float *__restrict__ carry)\n{\n", mc_dialect_cuda.kernel_qual, id);
+            idx_typedef(b, k);
+            mc_buf_puts(b, "    const idx_t i = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
+            mc_buf_printf(b, "    if (i >= %lld) return;\n", B * D);
+            mc_buf_printf(b, "    const idx_t d = i %% %lld, bb = i / %lld;\n", D, D);
+            mc_buf_puts(b, "    float c = 0.0f;\n");
+            mc_buf_printf(b, "    for (idx_t q = 0; q < %lld; q++) {\n", NC);
+            mc_buf_printf(b, "        const idx_t j = (bb * %lld + q) * %lld + d;\n", NC, D);
+            mc_buf_printf(b, "        const float s = carry[j], pr = carry[%lld + j];\n", B * NC * D);
+            mc_buf_puts(b, "        carry[j] = c;\n        c = fmaf(pr, c, s);\n    }\n}\n\n");
+            continue;
+        }
+        mc_buf_printf(b, "%s __launch_bounds__(256)\n%s%s(", mc_dialect_cuda.kernel_qual, id, pass == 1 ? "_chunks" : "");
+        print_params(b, &ps, "float *__restrict__ carry");
+        mc_buf_puts(b, ")\n{\n");
+        idx_typedef(b, k);
+        mc_buf_puts(b, "    const idx_t i = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
+        mc_buf_printf(b, "    if (i >= %lld) return;\n", B * NC * D);
+        mc_buf_printf(b, "    const idx_t d = i %% %lld, q = (i / %lld) %% %lld, bb = i / %lld;\n", D, D, NC, D * NC);
+        mc_buf_puts(b, "    const float a = ");
+        load(b, A, "d");
+        mc_buf_puts(b, ";\n");
+        if (pass == 1) mc_buf_puts(b, "    float h = 0.0f, prod = 1.0f;\n");
+        else mc_buf_puts(b, "    float h = carry[i];\n");
+        mc_buf_printf(b, "    const idx_t l1 = min((q + 1) * %d, (idx_t)%lld);\n", SCAN_T, L);
+        mc_buf_printf(b, "#pragma unroll 4\n    for (idx_t l = q * %d; l < l1; l++) {\n", SCAN_T);
+        char lin[96], linb[64];
+        snprintf(lin, sizeof lin, "(bb * %lld + l) * %lld + d", L, D);
+        snprintf(linb, sizeof linb, "bb * %lld + l", L);
+        mc_buf_puts(b, "        const float delta = ");
+        if (k->softplus_dt) mc_buf_puts(b, "mc_softplus(");
+        load(b, dt, lin);
+        mc_buf_puts(b, k->softplus_dt ? ");\n" : ";\n");
+        mc_buf_puts(b, "        const float decay = expf(delta * a);\n");
+        mc_buf_puts(b, "        h = fmaf(decay, h, delta * ");
+        load(b, bv, linb);
+        mc_buf_puts(b, " * ");
+        load(b, u, lin);
+        mc_buf_puts(b, ");\n");
+        if (pass == 1) mc_buf_puts(b, "        prod *= decay;\n    }\n");
+        else {
+            mc_buf_puts(b, "        ");
+            load(b, &k->out, lin);
+            mc_buf_puts(b, " = h;\n    }\n");
+        }
+        if (pass == 1) mc_buf_printf(b, "    carry[i] = h;\n    carry[%lld + i] = prod;\n", B * NC * D);
+        mc_buf_puts(b, "}\n\n");
+    }
+    ln->gx = (B * NC * D + 255) / 256;
+    ln->gy = (B * D + 255) / 256; /* pass 2 grid */
+}
+
+/* ------------------------------------------------------------ the program */
+
+int
+mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay, McBuf *b, McErr *err)
+{
+    cur_prog = p;
+    mc_buf_puts(b, prelude);
+    mc_cemit_prelude(b, &mc_dialect_cuda);
+    mc_buf_puts(b, "\n");
+    CudaLaunch *ln = calloc((size_t)(p->nk ? p->nk : 1), sizeof *ln);
+    char id[96];
+    int rc = 0;
+    for (int i = 0; i < p->nk && !rc; i++) {
+        const Kernel *k = &p->k[i];
+        mc_cemit_ident(id, sizeof id, i, k->name);
+        switch (k->kind) {
+        case KK_GEMM:
+        case KK_CONV: rc = print_gemm(b, p, k, i, id, o, &ln[i], err); break;
+        case KK_DWCONV: print_dwconv(b, p, k, i, id, &ln[i]); break;
+        case KK_FUSION25: print_fusion25(b, p, k, i, id, &ln[i]); break;
+        case KK_LAYERNORM: print_layernorm(b, p, k, i, id, &ln[i]); break;
+        case KK_MEAN_HW: print_mean(b, p, k, i, id, &ln[i]); break;
+        case KK_SCAN: print_scan(b, p, k, i, id, &ln[i]); break;
+        case KK_ELTWISE: print_eltwise(b, p, k, i, id, &ln[i]); break;
+        }
+    }
+    if (rc) { free(ln); return rc; }
+    /* mc_forward: the launches in order; ev (when not NULL) gets an event
+     * before each kernel and one after the last (profiling) */
+    mc_buf_puts(b, "#define P(off) ((float *)(mc_arena + (off)))\n");
+    mc_buf_puts(b, "static char *mc_arena;   /* the device arena */\n\n");
+    mc_buf_puts(b, "static void\nmc_forward(cudaStream_t s, cudaEvent_t *ev)\n{\n");
+    for (int i = 0; i < p->nk; i++) {
+        const Kernel *k = &p->k[i];
+        Params ps;
+        collect_params(k, &ps);
+        mc_cemit_ident(id, sizeof id, i, k->name);
+        mc_buf_printf(b, "    if (ev) cudaEventRecord(ev[%d], s);\n", i);
+        char extra[64];
+        if (k->kind == KK_SCAN) {
+            snprintf(extra, sizeof extra, "P(%lld)", (long long)lay->carry_off);
+            mc_buf_printf(b, "    %s_chunks<<<%lld, 256, 0, s>>>(", id, (long long)ln[i].gx);
+            print_args(b, p, lay, &ps, extra);
+            mc_buf_printf(b, ");\n    %s_carry<<<%lld, 256, 0, s>>>(%s);\n", id, (long long)ln[i].gy, extra);
+            mc_buf_printf(b, "    %s<<<%lld, 256, 0, s>>>(", id, (long long)ln[i].gx);
+            print_args(b, p, lay, &ps, extra);
+            mc_buf_puts(b, ");\n");
+            continue;
+        }
+        if (lay->repack[i] >= 0) snprintf(extra, sizeof extra, "P(%lld)", (long long)lay->repack[i]);
+        mc_buf_printf(b, "    %s<<<dim3(%lld, %lld), 256, 0, s>>>(", id, (long long)ln[i].gx, (long long)ln[i].gy);
+        print_args(b, p, lay, &ps, lay->repack[i] >= 0 ? extra : NULL);
+        mc_buf_puts(b, ");\n");
+    }
+    mc_buf_printf(b, "    if (ev) cudaEventRecord(ev[%d], s);\n}\n\n", p->nk);
+    free(ln);
+    return b->oom ? mc_err(err, "cuda: out of memory printing the program") : 0;
+}

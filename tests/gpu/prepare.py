@@ -1,0 +1,55 @@
+#!/usr/bin/python3
+"""tests/gpu/prepare.py -- inputs and float64 expected outputs for the GPU
+suite (tests/gpu/run.sh build).
+
+Takes: the output directory.  Produces there, for a few non-published model
+widths at odd, non-square sizes and batch 1 and > 1 (borders dominate at
+these sizes): CONFIG.yaml, CONFIG.pth (random weights in the public
+checkpoint format), x_CASE.npy and want_CASE.npy (logits of the plain
+PyTorch float64 reference, tests/reference/spatial_mamba.py), and cases.txt,
+one line per case: "name config B H W".  Expected values never come from
+the code under test.
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "reference"))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+import checkpoints as ck  # noqa: E402
+import spatial_mamba as sm  # noqa: E402
+import e2e_common as E  # noqa: E402
+
+# name: (embed_dim, depths, classes, mlp_ratio, seed, [(B, H, W), ...])
+MODELS = {
+    "c32": (32, [1, 2, 1, 1], 17, 2.5, 7, [(1, 33, 47), (3, 64, 37)]),
+    "c48": (48, [2, 1, 1], 10, 3.0, 8, [(2, 47, 33)]),
+}
+
+
+def main(out):
+    os.makedirs(out, exist_ok=True)
+    lines = []
+    for name, (C, depths, ncls, mlp, seed, cases) in MODELS.items():
+        cfg = os.path.join(out, name + ".yaml")
+        E.write_config(cfg, C, depths, num_classes=ncls, mlp_ratio=mlp)
+        sd = sm.random_state_dict(C, depths, ncls, 3, mlp, seed=seed)
+        ck.save_model(os.path.join(out, name + ".pth"), sd)
+        for i, (B, H, W) in enumerate(cases):
+            case = "%s_b%d_%dx%d" % (name, B, H, W)
+            x = E.image((B, 3, H, W), 100 * seed + i).astype(np.float32)
+            np.save(os.path.join(out, "x_%s.npy" % case), x)
+            with torch.no_grad():
+                want = sm.forward(torch.from_numpy(x).double(), sd, depths, dtype=torch.float64).numpy()
+            np.save(os.path.join(out, "want_%s.npy" % case), want)
+            lines.append("%s %s %d %d %d\n" % (case, name, B, H, W))
+    with open(os.path.join(out, "cases.txt"), "w") as f:
+        f.writelines(lines)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

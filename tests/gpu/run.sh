@@ -1,0 +1,120 @@
+#!/bin/sh
+# tests/gpu/run.sh -- the GPU suite of the CUDA backend, in one invocation.
+#
+#   sh tests/gpu/run.sh [DIR]          build + check + bench (needs mambac's
+#                                      build deps, nvcc, torch AND a GPU)
+#   sh tests/gpu/run.sh build [DIR]    build only (no GPU needed): inputs and
+#                                      float64 expected logits, executables
+#   sh tests/gpu/run.sh check [DIR]    check + bench on a GPU machine with DIR
+#                                      from 'build', or only its
+#                                      gpu-suite.tar.xz (needs python3 + numpy;
+#                                      torch for the ceilings)
+#
+# DIR defaults to build-gpu.  MAMBAC_BUILD (default build) holds
+# libmc_core.a and libmc_runtime.a.  Checks: every kernel kind of the model
+# (GEMM, implicit-GEMM conv, depthwise conv, chunked scan, 25-tap fusion,
+# layernorm, mean, elementwise) through whole small models at odd,
+# non-square sizes, batch 1 and > 1, against the float64 PyTorch reference,
+# per precision (fp32 <= 1e-4, tf32 <= 1e-3, bf16 <= 2e-2).  Bench: tiny,
+# small and base at 224x224 (synthetic weights), plus the GPU's ceilings.
+# The last lines are a summary table; exit status 1 if any check failed.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+mode=all
+case "${1:-}" in build|check) mode=$1; shift ;; esac
+dir=${1:-$root/build-gpu}
+PY=${PYTHON:-python3}
+if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import numpy' 2>/dev/null; then PY=/usr/bin/python3; fi
+PRECS="fp32 tf32 bf16"
+# name model batch precision
+BENCHES="tiny_b128_fp32 tiny 128 fp32
+tiny_b128_tf32 tiny 128 tf32
+tiny_b128_bf16 tiny 128 bf16
+tiny_b1_fp32 tiny 1 fp32
+tiny_b1_bf16 tiny 1 bf16
+small_b128_bf16 small 128 bf16
+base_b128_bf16 base 128 bf16"
+
+build() {
+    lib=${MAMBAC_BUILD:-$root/build}
+    mkdir -p "$dir/exe" "$dir/bench"
+    gcc -std=gnu11 -O2 -fopenmp -I"$root" "$root/tests/gpu/cudagen.c" "$root"/backends/cuda/cuda_*.c \
+        "$root/backends/cemit/cemit.c" "$lib/libmc_core.a" "$lib/libmc_runtime.a" -lyaml -lm \
+        -o "$dir/cudagen" || exit 1
+    "$PY" "$here/prepare.py" "$dir/cases" || exit 1
+    jobs=$dir/jobs.txt
+    : > "$jobs"
+    while read -r case cfg B H W; do
+        for p in $PRECS; do
+            echo "$dir/cases/$cfg.yaml --weights $dir/cases/$cfg.pth --batch $B --image-size ${H}x$W --precision $p --external-weights -o $dir/exe/${case}_$p" >> "$jobs"
+        done
+    done < "$dir/cases/cases.txt"
+    echo "$BENCHES" | while read -r name m B p; do
+        echo "$root/examples/spatialmamba_$m.yaml --batch $B --precision $p --external-weights -o $dir/bench/$name" >> "$jobs"
+    done
+    n=$(nproc 2>/dev/null || echo 2)
+    xargs -P "$n" -L 1 "$dir/cudagen" < "$jobs" || { echo "build: cudagen/nvcc failed"; exit 1; }
+    # one weights blob per small model (the layout does not depend on shapes
+    # or precision): keep the first, check the others are identical
+    rm -f "$dir"/cases/*.weights
+    while read -r case cfg B H W; do
+        for p in $PRECS; do
+            f=$dir/exe/${case}_$p.weights
+            if [ -f "$dir/cases/$cfg.weights" ]; then
+                cmp -s "$f" "$dir/cases/$cfg.weights" || { echo "build: $f differs from $cfg.weights"; exit 1; }
+                rm -f "$f"
+            else
+                mv "$f" "$dir/cases/$cfg.weights"
+            fi
+        done
+    done < "$dir/cases/cases.txt"
+    rm -f "$dir"/bench/*.weights "$dir"/exe/*.cu "$dir"/bench/*.cu
+    # what 'check' needs, compressed (the executables compress ~20x), for
+    # copying to a GPU machine
+    (cd "$dir" && tar cJf gpu-suite.tar.xz exe bench cases/cases.txt cases/*.weights cases/x_*.npy cases/want_*.npy)
+    echo "build: ok ($(ls "$dir/exe" | wc -l) check executables, $(ls "$dir/bench" | wc -l) bench executables)"
+}
+
+check() {
+    if [ ! -d "$dir/exe" ] && [ -f "$dir/gpu-suite.tar.xz" ]; then
+        (cd "$dir" && tar xJf gpu-suite.tar.xz) || exit 1
+    fi
+    fails=0
+    summary=$dir/summary.txt
+    : > "$summary"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
+    while read -r case cfg B H W; do
+        for p in $PRECS; do
+            case $p in fp32) tol=1e-4 ;; tf32) tol=1e-3 ;; bf16) tol=2e-2 ;; esac
+            y=$dir/y_${case}_$p.npy
+            rm -f "$y"
+            if ! "$dir/exe/${case}_$p" --weights "$dir/cases/$cfg.weights" --input "$dir/cases/x_$case.npy" --output "$y"; then
+                line="FAIL run"
+            else
+                ref=""
+                [ "$p" != fp32 ] && [ -f "$dir/y_${case}_fp32.npy" ] && ref=$dir/y_${case}_fp32.npy
+                line=$("$PY" "$here/compare.py" "$y" "$dir/cases/want_$case.npy" "$tol" $ref)
+            fi
+            case $line in ok*) ;; *) fails=$((fails + 1)) ;; esac
+            printf 'check %-16s %-5s %s\n' "$case" "$p" "$line" | tee -a "$summary"
+        done
+    done < "$dir/cases/cases.txt"
+    "$PY" "$here/ceiling.py" 2>&1 | tee -a "$summary"
+    "$dir/bench/tiny_b128_fp32" --synthetic-weights --profile 3 | head -22
+    "$dir/bench/tiny_b128_bf16" --synthetic-weights --profile 3 | head -22
+    "$dir/bench/tiny_b1_fp32" --synthetic-weights --profile 10 | head -22
+    echo "$BENCHES" | while read -r name m B p; do
+        "$dir/bench/$name" --synthetic-weights --bench 20 | tee -a "$summary"
+    done
+    echo "==== summary ($(date -u +%Y-%m-%d))"
+    cat "$summary"
+    echo "checks failed: $fails"
+    [ "$fails" -eq 0 ]
+}
+
+case $mode in
+build) build ;;
+check) check ;;
+all) build && check ;;
+esac
