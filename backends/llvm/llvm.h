@@ -12,9 +12,12 @@
  * optimized (new pass manager, default<O3>) and can be written as an object
  * file, assembly or IR text, or run in memory through ORC LLJIT.
  * `weights` is the blob written by mc_llvm_pack_weights() for the same
- * program and target (graph-layout weights first, then pre-packed GEMM/conv
- * panels and depthwise/stencil taps).  The generated code calls
- * mc_rt_parallel_for() (runtime/mc_rt.h) once per kernel.
+ * program and target: each weight once, in the layout its kernel reads
+ * (graph layout for weights read through views, then pre-packed GEMM/conv
+ * panels and depthwise/stencil taps, which have no graph-layout copy).  The generated code calls
+ * mc_rt_parallel_for() (runtime/mc_rt.h) once per kernel, between
+ * mc_rt_kernel_begin(i) and mc_rt_kernel_end(i) when mc_rt_profile_active
+ * is set.
  *
  * No LLVM types appear here: the objects are opaque, so callers compile
  * without LLVM's headers.  docs/codegen.md describes the generated code.
@@ -77,7 +80,8 @@ int mc_llvm_jit_run(McLlvmJit *j, const void *weights, const float *input, float
                     void *scratch, McErr *err);
 void mc_llvm_jit_free(McLlvmJit *j);
 
-/* The parallel-for the JIT binds mc_rt_parallel_for to (OpenMP). */
+/* Same as mc_rt_parallel_for (runtime/mc_rt.h), which the JIT binds the
+ * generated calls to, with mc_rt_kernel_begin/end and mc_rt_profile_active. */
 void mc_llvm_parallel_for(void (*fn)(void *ctx, int64_t begin, int64_t end), void *ctx,
                           int64_t n, int64_t grain);
 

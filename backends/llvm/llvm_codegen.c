@@ -7,11 +7,14 @@
  *     range (docs/codegen.md lists the range per kind);
  *   - `i32 <name>_run(ptr weights, ptr input, ptr output, ptr scratch)`,
  *     which fills ctx = {weights, scratch, input, output} and calls
- *     mc_rt_parallel_for(mc_k<i>, &ctx, n_i, grain_i) for each kernel in order;
+ *     mc_rt_parallel_for(mc_k<i>, &ctx, n_i, grain_i) for each kernel in order,
+ *     between mc_rt_kernel_begin(i)/end(i) when mc_rt_profile_active is set;
  *   - i64 constants <name>_weights_size, _scratch_size, _input_size,
  *     _output_size.
- * Also the per-kernel Plan (micro-kernel shapes, packed-weight offsets) and
- * the weight packer that writes the blob the code reads.  Owns the module
+ * Also the Plan (per kernel: micro-kernel shape, GEMM task grid, packed
+ * offsets; per weight: where its graph-layout copy is, if any kernel reads
+ * it through a view) and the weight packer that writes the blob the code
+ * reads, each weight once.  Owns the module
  * (mc_llvm_module_free).
  */
 #include "llvm_internal.h"
@@ -47,13 +50,67 @@ mk_shape(const McLlvmTarget *t, int64_t N, KPlan *kp)
     kp->nr = (int)nv * t->lanes;
 }
 
+/* GEMM task grid (KPlan.nmb/npan/tpb/panel_major).  Enough tasks for the
+ * threads to balance (GEMM_TASKS), and cache reuse: when A (M x K) fits in
+ * L2 and the packed weights are larger, tasks run panel-major, so each
+ * thread streams its share of the weights from memory once and re-reads A
+ * from L2; otherwise row blocks (A rows of at most GEMM_ABLOCK bytes) are
+ * outer and the weights, re-read per block, are the cache-resident side. */
+#define GEMM_TASKS 16
+#define GEMM_ABLOCK (256 * 1024)
+#define GEMM_AL2 (512 * 1024)
+
+static void
+gemm_grid(const Kernel *k, KPlan *kp)
+{
+    int64_t ntiles = cdiv(k->M, kp->mr), npan = cdiv(k->N, kp->nr);
+    int64_t abytes = k->M * k->K * 4, bbytes = npan * kp->nr * k->K * 4, nmb;
+    if (ntiles < 1) ntiles = 1;
+    kp->panel_major = bbytes > abytes && abytes <= GEMM_AL2;
+    nmb = cdiv(GEMM_TASKS, npan);
+    if (!kp->panel_major) {
+        int64_t tmax = GEMM_ABLOCK / (kp->mr * (k->K > 0 ? k->K : 1) * 4);
+        if (tmax < 1) tmax = 1;
+        if (cdiv(ntiles, tmax) > nmb) nmb = cdiv(ntiles, tmax);
+    }
+    if (nmb > ntiles) nmb = ntiles;
+    kp->tpb = cdiv(ntiles, nmb);
+    kp->nmb = cdiv(ntiles, kp->tpb);
+    kp->npan = npan;
+    kp->n = kp->nmb * npan;
+}
+
+/* kernels whose in[1] (a weight) is read only in the packed layout */
+static int
+packs_in1(KernelKind k)
+{
+    return k == KK_GEMM || k == KK_CONV || k == KK_DWCONV || k == KK_FUSION25;
+}
+
 int
 mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, Plan *pl)
 {
     memset(pl, 0, sizeof *pl);
     pl->nk = p->nk;
     pl->k = calloc((size_t)(p->nk ? p->nk : 1), sizeof(KPlan));
-    int64_t off = align64(p->weights_bytes);
+    pl->nbufs = p->nbufs;
+    pl->woff = malloc(sizeof(int64_t) * (size_t)(p->nbufs ? p->nbufs : 1));
+    for (int i = 0; i < p->nbufs; i++) pl->woff[i] = -1;
+    /* weights read through views keep their graph layout; the others are
+     * stored only packed (each weight once, in the layout its kernel reads) */
+    for (int i = 0; i < p->nk; i++) {
+        const Kernel *k = &p->k[i];
+        for (int j = 0; j < k->nin; j++)
+            if (!(j == 1 && packs_in1(k->kind)) && p->bufs[k->in[j].buf].kind == BUF_WEIGHT) pl->woff[k->in[j].buf] = 0;
+        for (int j = 0; j < k->nargs; j++)
+            if (p->bufs[k->args[j].buf].kind == BUF_WEIGHT) pl->woff[k->args[j].buf] = 0;
+    }
+    int64_t off = 0;
+    for (int i = 0; i < p->nbufs; i++) {
+        if (pl->woff[i] < 0) continue;
+        pl->woff[i] = off;
+        off = align64(off + p->bufs[i].bytes);
+    }
     int L = t->lanes;
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];
@@ -66,7 +123,7 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, Plan *pl)
         case KK_GEMM: {
             mk_shape(t, k->N, kp);
             kp->pack_bytes = cdiv(k->N, kp->nr) * k->K * kp->nr * 4;
-            kp->n = cdiv(k->M, kp->mr);
+            gemm_grid(k, kp);
             break;
         }
         case KK_CONV: {
@@ -92,7 +149,7 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, Plan *pl)
             break;
         }
         case KK_SCAN:
-            kp->n = o->shape[0] * cdiv(cols, L);
+            kp->n = o->shape[0] * cdiv(cdiv(cols, L), mc_llvm_scan_group(cdiv(cols, L)));
             break;
         case KK_LAYERNORM:
             kp->n = rows;
@@ -125,7 +182,9 @@ void
 mc_llvm_plan_free(Plan *pl)
 {
     free(pl->k);
+    free(pl->woff);
     pl->k = NULL;
+    pl->woff = NULL;
 }
 
 int64_t
@@ -140,6 +199,7 @@ mc_llvm_weights_size(const KProgram *p, const McLlvmTarget *t)
 
 /* ------------------------------------------------------------ weight packing */
 
+/* v's data in the graph-layout blob g (mc_kprogram_weights_blob) */
 static const float *
 wdata(const KProgram *p, const uint8_t *g, const View *v)
 {
@@ -158,15 +218,16 @@ mc_llvm_pack_weights(const KProgram *p, const WeightStore *ws, const McLlvmTarge
         return mc_err(err, "llvm: out of memory for a %lld-byte weights blob", (long long)pl.blob_bytes);
     }
     memset(b, 0, (size_t)pl.blob_bytes);
+    uint8_t *g = NULL;
     if (p->weights_bytes > 0) {
-        uint8_t *g = mc_kprogram_weights_blob(p, ws, err);
+        g = mc_kprogram_weights_blob(p, ws, err);
         if (!g) {
             free(b);
             mc_llvm_plan_free(&pl);
             return -1;
         }
-        memcpy(b, g, (size_t)p->weights_bytes);
-        free(g);
+        for (int i = 0; i < p->nbufs; i++)
+            if (pl.woff[i] >= 0) memcpy(b + pl.woff[i], g + p->bufs[i].offset, (size_t)p->bufs[i].bytes);
     }
     int L = t->lanes;
     for (int i = 0; i < p->nk; i++) {
@@ -175,7 +236,7 @@ mc_llvm_pack_weights(const KProgram *p, const WeightStore *ws, const McLlvmTarge
         if (kp->pack_off < 0) continue;
         float *dst = (float *)(b + kp->pack_off);
         const View *w = &k->in[1];
-        const float *src = wdata(p, b, w);
+        const float *src = wdata(p, g, w);
         switch (k->kind) {
         case KK_GEMM: { /* W[N,K] -> [N/nr][K][nr] */
             int64_t N = k->N, K = k->K, nr = kp->nr;
@@ -212,6 +273,7 @@ mc_llvm_pack_weights(const KProgram *p, const WeightStore *ws, const McLlvmTarge
             break;
         }
     }
+    free(g);
     *blob = b;
     *size = pl.blob_bytes;
     mc_llvm_plan_free(&pl);
@@ -315,6 +377,11 @@ mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McEr
             mc_err(err, "llvm: kernel %d (%s): convolution operands must be rank 4", i, k->name ? k->name : "?");
             return NULL;
         }
+        if (packs_in1(k->kind) && p->bufs[k->in[1].buf].kind != BUF_WEIGHT) {
+            mc_err(err, "llvm: kernel %d (%s): the %s operand must be a constant weight", i, k->name ? k->name : "?",
+                   k->kind == KK_FUSION25 ? "taps" : "weight");
+            return NULL;
+        }
         if (k->kind == KK_DWCONV && k->in[1].shape[2] * k->in[1].shape[3] > 64) {
             mc_err(err, "llvm: kernel %d (%s): depthwise kernels above 64 taps are not supported", i, k->name ? k->name : "?");
             return NULL;
@@ -383,10 +450,27 @@ mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McEr
         LLVMValueRef idx = cg_i64(&c, s);
         LLVMBuildStore(c.b, vals[s], LLVMBuildGEP2(c.b, c.ptr, ctxv, &idx, 1, ""));
     }
+    /* profiling hook (runtime/mc_rt.h): if (mc_rt_profile_active) begin(i) ... end(i) */
+    LLVMTypeRef hk_ty = LLVMFunctionType(c.voidt, &c.i32, 1, 0);
+    LLVMValueRef kbegin = LLVMAddFunction(c.mod, "mc_rt_kernel_begin", hk_ty);
+    LLVMValueRef kend = LLVMAddFunction(c.mod, "mc_rt_kernel_end", hk_ty);
+    LLVMValueRef prof = LLVMAddGlobal(c.mod, c.ptr, "mc_rt_profile_active");
+    LLVMSetLinkage(prof, LLVMExternalLinkage);
     for (int i = 0; i < p->nk; i++) {
         snprintf(name, sizeof name, "mc_k%d", i);
         LLVMValueRef a[4] = {LLVMGetNamedFunction(c.mod, name), ctxv, cg_i64(&c, pl.k[i].n), cg_i64(&c, pl.k[i].grain)};
+        LLVMValueRef ld = LLVMBuildLoad2(c.b, c.ptr, prof, "");
+        LLVMSetVolatile(ld, 1);
+        LLVMValueRef on = LLVMBuildIsNotNull(c.b, ld, "");
+        LLVMValueRef ki = cg_i32(&c, i);
+        If f;
+        cg_if_begin(&c, &f, on, "prof");
+        LLVMBuildCall2(c.b, hk_ty, kbegin, &ki, 1, "");
+        cg_if_end(&c, &f);
         if (pl.k[i].n > 0) LLVMBuildCall2(c.b, pf_ty, pf, a, 4, "");
+        cg_if_begin(&c, &f, on, "prof");
+        LLVMBuildCall2(c.b, hk_ty, kend, &ki, 1, "");
+        cg_if_end(&c, &f);
     }
     LLVMBuildRet(c.b, cg_i32(&c, 0));
     add_size_global(&c, m->prefix, "weights_size", pl.blob_bytes);

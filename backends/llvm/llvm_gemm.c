@@ -9,9 +9,9 @@
  * llvm.fmuladd on vectors; then bias + epilogue on the accumulators and the
  * store (masked for the last partial panel).
  *
- * GEMM parallel range: row tiles of mr rows (n = ceil(M/mr)); inside a
- * range, tiles are taken in blocks whose A rows fit ~128 KB, and each block
- * runs every column panel (so a panel stays in L1/L2 over the block).
+ * GEMM parallel range: a grid of tasks (row block of tpb tiles, column
+ * panel), panel-major or row-block-major (KPlan, llvm_codegen.c: gemm_grid);
+ * a task runs its row block's tiles in one panel.
  * CONV parallel range: output rows (b, oy), n = B*Ho; per row, panels outer
  * and tiles of mr consecutive output pixels inner; K = kh*kw*Ci walks taps
  * then channels, out-of-image taps read a zero row (or are masked by a
@@ -22,6 +22,12 @@
 
 #define MAXR 8
 #define MAXV 4
+
+static LLVMValueRef
+imin(CG *c, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
 
 /* stores the mr x nv accumulator block: bias + epilogue + store */
 static void
@@ -49,7 +55,8 @@ store_tile(CG *c, const Kernel *k, LLVMValueRef acc[MAXR][MAXV], int rows, int n
 
 /* one GEMM tile: rows [m0, m0+rows), panel j (columns j*nr.. + ncols) */
 static void
-gemm_tile(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef m0, LLVMValueRef j, int rows, int ncols)
+gemm_tile(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef m0, LLVMValueRef j, int rows, int ncols,
+          LLVMValueRef pf)
 {
     const View *a = &k->in[0];
     int64_t K = k->K, nr = kp->nr, sk = a->stride[a->rank - 1];
@@ -67,6 +74,14 @@ gemm_tile(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef m0, LLVMValueRef
     LLVMValueRef kb = LLVMBuildAdd(c->b, wbase, LLVMBuildMul(c->b, l.iv, cg_i64(c, nr * 4), ""), "");
     for (int v = 0; v < nv; v++)
         bvec[v] = cg_load_packed(c, LLVMBuildAdd(c->b, kb, cg_i64(c, (int64_t)v * c->L * 4), ""));
+    if (pf) { /* one cache line of the next panel per k step (clamped to this kernel's panels) */
+        LLVMValueRef po = LLVMBuildAdd(c->b, pf, LLVMBuildMul(c->b, l.iv, cg_i64(c, 64), ""), "");
+        po = imin(c, po, cg_i64(c, kp->pack_off + kp->pack_bytes - 64));
+        LLVMValueRef pa[4] = {LLVMBuildGEP2(c->b, c->i8, c->base[BUF_WEIGHT], &po, 1, ""), cg_i32(c, 0), cg_i32(c, 3),
+                              cg_i32(c, 1)};
+        LLVMTypeRef pt = c->ptr;
+        cg_intrinsic(c, "llvm.prefetch", &pt, 1, pa, 4);
+    }
     for (int r = 0; r < rows; r++) {
         LLVMValueRef off = LLVMBuildAdd(c->b, aoff[r], sk == 1 ? l.iv : LLVMBuildMul(c->b, l.iv, cg_i64(c, sk), ""), "");
         LLVMValueRef s = cg_splat(c, LLVMBuildLoad2(c->b, c->f32, cg_elem_ptr(c, a->buf, off), ""));
@@ -79,47 +94,66 @@ gemm_tile(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef m0, LLVMValueRef
     store_tile(c, k, acc, rows, nv, m0, LLVMBuildMul(c->b, j, cg_i64(c, nr), ""), ncols, 1);
 }
 
-static LLVMValueRef
-imin(CG *c, LLVMValueRef a, LLVMValueRef b)
+/* GEMM tiles of row block `mb` in column panel `j` (j < pfull: nr
+ * columns; else the partial panel of N % nr columns) */
+static void
+gemm_block(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef mb, LLVMValueRef j, int64_t ncols)
 {
-    return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, b, ""), a, b, "");
+    int64_t M = k->M, mr = kp->mr, nfull = M / mr, mrem = M % mr, ntiles = nfull + (mrem > 0);
+    LLVMValueRef t0 = LLVMBuildMul(c->b, mb, cg_i64(c, kp->tpb), "");
+    LLVMValueRef t1 = imin(c, LLVMBuildAdd(c->b, t0, cg_i64(c, kp->tpb), ""), cg_i64(c, ntiles));
+    LLVMValueRef tf = imin(c, t1, cg_i64(c, nfull)); /* full tiles end */
+    /* panel-major (weights streamed from memory): the tiles of this task
+     * prefetch the next panel, K lines per tile */
+    LLVMValueRef pf0 = NULL;
+    if (kp->panel_major)
+        pf0 = LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off),
+                           LLVMBuildMul(c->b, LLVMBuildAdd(c->b, j, cg_i64(c, 1), ""), cg_i64(c, k->K * kp->nr * 4), ""), "");
+    Loop lt;
+    cg_loop_begin(c, &lt, t0, tf, NULL, 0, "tile");
+    LLVMValueRef pf = pf0 ? LLVMBuildAdd(c->b, pf0, LLVMBuildMul(c->b, LLVMBuildSub(c->b, lt.iv, t0, ""), cg_i64(c, k->K * 64), ""), "")
+                          : NULL;
+    gemm_tile(c, k, kp, LLVMBuildMul(c->b, lt.iv, cg_i64(c, mr), ""), j, (int)mr, (int)ncols, pf);
+    cg_loop_end(c, &lt, NULL);
+    if (mrem) {
+        If f;
+        cg_if_begin(c, &f, LLVMBuildICmp(c->b, LLVMIntSGT, t1, cg_i64(c, nfull), ""), "mrem");
+        gemm_tile(c, k, kp, cg_i64(c, nfull * mr), j, (int)mrem, (int)ncols, NULL);
+        cg_if_end(c, &f);
+    }
 }
 
 void
 cg_gemm(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end)
 {
-    int64_t M = k->M, N = k->N, K = k->K, mr = kp->mr, nr = kp->nr;
-    int64_t nfull = M / mr, mrem = M % mr, pfull = N / nr, nrem = N % nr;
-    int64_t mb = (128 * 1024) / (mr * (K > 0 ? K : 1) * 4);
-    if (mb < 1) mb = 1;
-    if (mb > 64) mb = 64;
-    /* blocks of mb tiles over [begin, end) */
-    LLVMValueRef nblk = LLVMBuildSDiv(c->b, LLVMBuildAdd(c->b, LLVMBuildSub(c->b, end, begin, ""), cg_i64(c, mb - 1), ""),
-                                      cg_i64(c, mb), "");
-    Loop lb;
-    cg_loop_begin(c, &lb, cg_i64(c, 0), nblk, NULL, 0, "blk");
-    LLVMValueRef t0 = LLVMBuildAdd(c->b, begin, LLVMBuildMul(c->b, lb.iv, cg_i64(c, mb), ""), "");
-    LLVMValueRef t1 = imin(c, LLVMBuildAdd(c->b, t0, cg_i64(c, mb), ""), end);
-    LLVMValueRef tf = imin(c, t1, cg_i64(c, nfull)); /* full tiles end */
-    for (int part = 0; part < 2; part++) {
-        int64_t ncols = part == 0 ? nr : nrem;
-        if (ncols == 0) continue;
-        Loop lj;
-        LLVMValueRef jlo = cg_i64(c, part == 0 ? 0 : pfull), jhi = cg_i64(c, part == 0 ? pfull : pfull + 1);
-        cg_loop_begin(c, &lj, jlo, jhi, NULL, 0, "pan");
-        Loop lt;
-        cg_loop_begin(c, &lt, t0, tf, NULL, 0, "tile");
-        gemm_tile(c, k, kp, LLVMBuildMul(c->b, lt.iv, cg_i64(c, mr), ""), lj.iv, (int)mr, (int)ncols);
-        cg_loop_end(c, &lt, NULL);
-        if (mrem) {
-            If f;
-            cg_if_begin(c, &f, LLVMBuildICmp(c->b, LLVMIntSGT, t1, cg_i64(c, nfull), ""), "mrem");
-            gemm_tile(c, k, kp, cg_i64(c, nfull * mr), lj.iv, (int)mrem, (int)ncols);
-            cg_if_end(c, &f);
-        }
-        cg_loop_end(c, &lj, NULL);
+    int64_t N = k->N, nr = kp->nr, pfull = N / nr, nrem = N % nr;
+    Loop lt;
+    cg_loop_begin(c, &lt, begin, end, NULL, 0, "task");
+    LLVMValueRef mb, j;
+    if (kp->panel_major) {
+        j = LLVMBuildUDiv(c->b, lt.iv, cg_i64(c, kp->nmb), "");
+        mb = LLVMBuildURem(c->b, lt.iv, cg_i64(c, kp->nmb), "");
+    } else {
+        mb = LLVMBuildUDiv(c->b, lt.iv, cg_i64(c, kp->npan), "");
+        j = LLVMBuildURem(c->b, lt.iv, cg_i64(c, kp->npan), "");
     }
-    cg_loop_end(c, &lb, NULL);
+    if (!nrem) {
+        gemm_block(c, k, kp, mb, j, nr);
+    } else if (!pfull) {
+        gemm_block(c, k, kp, mb, j, nrem);
+    } else {
+        LLVMValueRef full = LLVMBuildICmp(c->b, LLVMIntSLT, j, cg_i64(c, pfull), "");
+        LLVMBasicBlockRef fb = cg_block(c, "fullpan"), pb = cg_block(c, "partpan"), jb = cg_block(c, "pjoin");
+        LLVMBuildCondBr(c->b, full, fb, pb);
+        LLVMPositionBuilderAtEnd(c->b, fb);
+        gemm_block(c, k, kp, mb, j, nr);
+        LLVMBuildBr(c->b, jb);
+        LLVMPositionBuilderAtEnd(c->b, pb);
+        gemm_block(c, k, kp, mb, j, nrem);
+        LLVMBuildBr(c->b, jb);
+        LLVMPositionBuilderAtEnd(c->b, jb);
+    }
+    cg_loop_end(c, &lt, NULL);
 }
 
 /* ------------------------------------------------------------ convolution */

@@ -19,6 +19,7 @@ struct McLlvmTarget {
     LLVMTargetMachineRef tm;
     int lanes;        /* f32 lanes per vector register used */
     int vregs;        /* architectural vector registers (of that width) */
+    int x86_avx512;   /* 16 lanes are AVX-512 zmm (vrcp14ps available) */
     int host;
     char *descr;
 };
@@ -36,11 +37,20 @@ typedef struct KPlan {
     int64_t pack_off;        /* byte offset of packed data in the blob, -1 none */
     int64_t pack_bytes;
     int64_t n, grain;        /* parallel-for range and grain */
+    /* GEMM task grid: n = nmb * npan tasks (row block, column panel); row
+     * block b holds tiles [b*tpb, min((b+1)*tpb, ntiles)); panel_major:
+     * task t = j*nmb + b (a thread's range walks panels outermost, each
+     * panel read from memory once), else t = b*npan + j (row blocks outer) */
+    int64_t nmb, npan, tpb;
+    int panel_major;
 } KPlan;
 
 typedef struct Plan {
     KPlan *k;
     int nk;
+    int64_t *woff;           /* per buffer: byte offset of a weight kept in graph layout
+                                (read through a view by some kernel), -1 none */
+    int nbufs;
     int64_t blob_bytes;      /* graph-layout part + packed part */
     int64_t zeros;           /* floats in the zero row (implicit-GEMM padding) */
 } Plan;
@@ -102,6 +112,7 @@ LLVMValueRef cg_vexp(CG *c, LLVMValueRef x);
 LLVMValueRef cg_vsoftplus(CG *c, LLVMValueRef x);
 LLVMValueRef cg_vsilu(CG *c, LLVMValueRef x);
 LLVMValueRef cg_vgelu(CG *c, LLVMValueRef x);
+LLVMValueRef cg_vrecip(CG *c, LLVMValueRef x);       /* 1/x, ~1 ulp (AVX-512: rcp14 + Newton) */
 
 /* loops: [lo, hi) step 1 with loop-carried values */
 #define CG_MAX_CARRY 64
@@ -137,6 +148,9 @@ void cg_eltwise(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLV
 /* ELTWISE kernels with trailing dims contiguous in every view are merged
  * (while the last dim is < 1024) into longer rows; plan and codegen agree. */
 void mc_llvm_eltwise_merge(const Kernel *k, Kernel *merged);
+
+/* channel vectors per scan task (plan and codegen agree) */
+int64_t mc_llvm_scan_group(int64_t nch);
 
 /* rows of a view/shape: product of all dims but the last (1 for rank <= 1) */
 int64_t mc_llvm_rows(const int64_t *shape, int rank);

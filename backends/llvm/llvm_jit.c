@@ -3,10 +3,11 @@
  *
  * Takes an optimized McLlvmModule for the host; emits its object file in
  * memory with the module's target machine (the very bytes `mambac compile`
- * writes), links it into an LLJIT instance, binds mc_rt_parallel_for to
- * mc_llvm_parallel_for (an absolute symbol, so it works in executables that
- * do not export their symbols) and resolves anything else (libm, libc) from
- * the process; looks up <name>_run.  The backend's run() does the whole
+ * writes), links it into an LLJIT instance, binds the runtime calls
+ * (mc_rt_parallel_for, mc_rt_kernel_begin/end, mc_rt_profile_active) to
+ * libmc_runtime's definitions linked into this program (absolute symbols, so
+ * it works in executables that do not export their symbols) and resolves
+ * anything else (libm, libc) from the process; looks up <name>_run.  The backend's run() does the whole
  * pipeline on a private copy of the graph and weights: graph passes,
  * mc_lower, mc_memplan, codegen, weight packing, JIT, run.  Owns the LLJIT
  * (mc_llvm_jit_free).
@@ -15,6 +16,7 @@
 #include "../backend.h"
 #include "../../passes/lower.h"
 #include "../../passes/pass.h"
+#include "../../runtime/mc_rt.h"
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
@@ -34,23 +36,7 @@ struct McLlvmJit {
 void
 mc_llvm_parallel_for(void (*fn)(void *ctx, int64_t begin, int64_t end), void *ctx, int64_t n, int64_t grain)
 {
-    if (n <= 0) return;
-    if (grain < 1) grain = 1;
-    int64_t nchunks = (n + grain - 1) / grain;
-#ifdef _OPENMP
-    if (nchunks > 1 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
-        #pragma omp parallel
-        {
-            int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
-            int64_t c0 = nchunks * t / T, c1 = nchunks * (t + 1) / T;
-            int64_t b = c0 * grain, e = c1 * grain < n ? c1 * grain : n;
-            if (b < e) fn(ctx, b, e);
-        }
-        return;
-    }
-#endif
-    (void)nchunks;
-    fn(ctx, 0, n);
+    mc_rt_parallel_for(fn, ctx, n, grain);
 }
 
 static int
@@ -85,13 +71,24 @@ mc_llvm_jit_create(McLlvmModule *m, McErr *err)
         return NULL;
     }
     LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j->jit);
-    LLVMOrcCSymbolMapPair pair;
-    pair.Name = LLVMOrcLLJITMangleAndIntern(j->jit, "mc_rt_parallel_for");
-    pair.Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)&mc_llvm_parallel_for;
-    pair.Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
-    pair.Sym.Flags.TargetFlags = 0;
-    if ((e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(&pair, 1)))) {
-        orc_err(err, "cannot define mc_rt_parallel_for", e);
+    /* the runtime calls of the generated code, bound to libmc_runtime's
+     * definitions (absolute symbols: works without exported symbols) */
+    static const struct {
+        const char *name;
+        int callable;
+    } rt[4] = {{"mc_rt_parallel_for", 1}, {"mc_rt_kernel_begin", 1}, {"mc_rt_kernel_end", 1}, {"mc_rt_profile_active", 0}};
+    const void *rtaddr[4] = {(const void *)(uintptr_t)&mc_rt_parallel_for, (const void *)(uintptr_t)&mc_rt_kernel_begin,
+                             (const void *)(uintptr_t)&mc_rt_kernel_end, (const void *)&mc_rt_profile_active};
+    LLVMOrcCSymbolMapPair pairs[4];
+    for (int i = 0; i < 4; i++) {
+        pairs[i].Name = LLVMOrcLLJITMangleAndIntern(j->jit, rt[i].name);
+        pairs[i].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)rtaddr[i];
+        pairs[i].Sym.Flags.GenericFlags =
+            LLVMJITSymbolGenericFlagsExported | (rt[i].callable ? LLVMJITSymbolGenericFlagsCallable : 0);
+        pairs[i].Sym.Flags.TargetFlags = 0;
+    }
+    if ((e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, 4)))) {
+        orc_err(err, "cannot define the runtime symbols (mc_rt_*)", e);
         goto fail;
     }
     LLVMOrcDefinitionGeneratorRef gen = NULL;

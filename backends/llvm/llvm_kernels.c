@@ -7,8 +7,9 @@
  * of L lanes (a masked tail vector when the channel count is not a multiple
  * of L; scalar gathers when a view's channel stride is not 1).  Parallel
  * ranges (docs/codegen.md):
- *   DWCONV    output rows (b, oy), n = B*Ho
- *   SCAN      (b, channel vector), n = B*ceil(D/L); sequential over H*W
+ *   DWCONV    output rows (b, oy), n = B*Ho; channel vectors outer (weights
+ *             in registers), pixels inner, border pixels tested apart
+ *   SCAN      (b, group of up to 4 channel vectors), sequential over H*W
  *   FUSION25  output rows (b, y), n = B*H; coordinates clamped (replicate)
  *   LAYERNORM rows of the view, n = rows
  *   MEAN_HW   batch, n = B
@@ -49,34 +50,64 @@ chan_loop(CG *c, int64_t C, ChanFn fn, void *arg)
 
 /* ------------------------------------------------------------ depthwise */
 
+/* Per output row (b, oy) and channel vector: the kh*kw weight vectors and
+ * the bias are loaded once (registers) and the row's pixels loop inside.
+ * Taps whose input row is outside the image get a zero weight (decided once
+ * per row); pixels whose taps are all inside the image in x (the interior)
+ * need no test, the few border pixels select per tap. */
 typedef struct DwArg {
     const Kernel *k;
     const KPlan *kp;
-    int64_t T, Cp, sc;
-    LLVMValueRef off[64], valid[64], orow;
+    int64_t T, Cp, sc, W, Wo, kw, sw, pw, dw, sx2, xlo, xhi;
+    LLVMValueRef yoff[64], vy[64], orow0;
 } DwArg;
+
+static void
+dw_pixels(CG *c, DwArg *d, LLVMValueRef col, int nval, LLVMValueRef *w, LLVMValueRef bias, LLVMValueRef lo,
+          LLVMValueRef hi, int border)
+{
+    const Kernel *k = d->k;
+    const View *x = &k->in[0];
+    Loop lx;
+    cg_loop_begin(c, &lx, lo, hi, NULL, 0, border ? "oxb" : "ox");
+    LLVMValueRef acc = bias;
+    LLVMValueRef coff = mul(c, col, d->sc);
+    for (int t = 0; t < d->T; t++) {
+        int64_t kx = t % d->kw;
+        LLVMValueRef ix = add(c, mul(c, lx.iv, d->sw), cg_i64(c, kx * d->dw - d->pw));
+        LLVMValueRef vx = NULL;
+        if (border) {
+            vx = LLVMBuildICmp(c->b, LLVMIntULT, ix, cg_i64(c, d->W), "");
+            ix = LLVMBuildSelect(c->b, vx, ix, cg_i64(c, 0), "");
+        }
+        LLVMValueRef xv = cg_load_vec(c, x->buf, add(c, add(c, d->yoff[t], mul(c, ix, d->sx2)), coff), d->sc, nval);
+        if (border) xv = LLVMBuildSelect(c->b, vx, xv, cg_vf(c, 0.0), "");
+        acc = cg_fma(c, xv, w[t], acc);
+    }
+    cg_emit_out(c, k, add(c, d->orow0, lx.iv), col, acc, nval);
+    cg_loop_end(c, &lx, NULL);
+}
 
 static void
 dw_body(CG *c, void *va, LLVMValueRef col, int nval)
 {
     DwArg *d = va;
     const Kernel *k = d->k;
-    const View *x = &k->in[0];
-    LLVMValueRef acc = cg_vf(c, 0.0);
+    LLVMValueRef bias = cg_vf(c, 0.0), w[64];
     if (k->nin >= 3) {
         const View *bv = &k->in[2];
         int64_t bs = bv->stride[bv->rank - 1];
-        acc = cg_load_vec(c, bv->buf, add(c, cg_i64(c, bv->offset), mul(c, col, bs)), bs, nval);
+        bias = cg_load_vec(c, bv->buf, add(c, cg_i64(c, bv->offset), mul(c, col, bs)), bs, nval);
     }
     for (int t = 0; t < d->T; t++) {
-        LLVMValueRef xv = cg_load_vec(c, x->buf, add(c, d->off[t], mul(c, col, d->sc)), d->sc, nval);
-        xv = LLVMBuildSelect(c->b, d->valid[t], xv, cg_vf(c, 0.0), "");
         LLVMValueRef wo = add(c, cg_i64(c, d->kp->pack_off + (int64_t)t * d->Cp * 4), mul(c, col, 4));
-        LLVMValueRef w = cg_load_packed(c, wo);
-        LLVMSetAlignment(w, 4);
-        acc = cg_fma(c, xv, w, acc);
+        w[t] = cg_load_packed(c, wo);
+        LLVMSetAlignment(w[t], 4);
+        w[t] = LLVMBuildSelect(c->b, d->vy[t], w[t], cg_vf(c, 0.0), ""); /* input row outside: no tap */
     }
-    cg_emit_out(c, k, d->orow, col, acc, nval);
+    if (d->xlo > 0) dw_pixels(c, d, col, nval, w, bias, cg_i64(c, 0), cg_i64(c, d->xlo), 1);
+    if (d->xhi > d->xlo) dw_pixels(c, d, col, nval, w, bias, cg_i64(c, d->xlo), cg_i64(c, d->xhi), 0);
+    if (d->Wo > d->xhi) dw_pixels(c, d, col, nval, w, bias, cg_i64(c, d->xhi > d->xlo ? d->xhi : d->xlo), cg_i64(c, d->Wo), 1);
 }
 
 void
@@ -94,54 +125,80 @@ cg_dwconv(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValue
     d.T = kh * kw;
     d.Cp = (C + c->L - 1) / c->L * c->L;
     d.sc = x->stride[3];
+    d.W = W;
+    d.Wo = Wo;
+    d.kw = kw;
+    d.sw = sw;
+    d.pw = pw;
+    d.dw = dw;
+    d.sx2 = x->stride[2];
     if (d.T > 64) d.T = 64; /* guarded by the caller's checks on kernel size */
+    /* interior: ox*sw - pw >= 0 and ox*sw + (kw-1)*dw - pw <= W-1 */
+    d.xlo = (pw + sw - 1) / sw;
+    d.xhi = W - 1 - (kw - 1) * dw + pw >= 0 ? (W - 1 - (kw - 1) * dw + pw) / sw + 1 : 0;
+    if (d.xhi > Wo) d.xhi = Wo;
+    if (d.xlo > Wo) d.xlo = Wo;
     Loop lr;
     cg_loop_begin(c, &lr, begin, end, NULL, 0, "row");
     LLVMValueRef b = LLVMBuildUDiv(c->b, lr.iv, cg_i64(c, Ho), "");
     LLVMValueRef oy = LLVMBuildURem(c->b, lr.iv, cg_i64(c, Ho), "");
     LLVMValueRef boff = add(c, cg_i64(c, x->offset), mul(c, b, x->stride[0]));
-    Loop lx;
-    cg_loop_begin(c, &lx, cg_i64(c, 0), cg_i64(c, Wo), NULL, 0, "ox");
     for (int64_t t = 0; t < d.T; t++) {
-        int64_t ky = t / kw, kx = t % kw;
+        int64_t ky = t / kw;
         LLVMValueRef iy = add(c, mul(c, oy, sh), cg_i64(c, ky * dh - ph));
-        LLVMValueRef ix = add(c, mul(c, lx.iv, sw), cg_i64(c, kx * dw - pw));
-        LLVMValueRef vy = LLVMBuildICmp(c->b, LLVMIntULT, iy, cg_i64(c, H), "");
-        LLVMValueRef vx = LLVMBuildICmp(c->b, LLVMIntULT, ix, cg_i64(c, W), "");
-        d.valid[t] = LLVMBuildAnd(c->b, vy, vx, "");
-        LLVMValueRef iyc = LLVMBuildSelect(c->b, vy, iy, cg_i64(c, 0), "");
-        LLVMValueRef ixc = LLVMBuildSelect(c->b, vx, ix, cg_i64(c, 0), "");
-        d.off[t] = add(c, boff, add(c, mul(c, iyc, x->stride[1]), mul(c, ixc, x->stride[2])));
+        d.vy[t] = LLVMBuildICmp(c->b, LLVMIntULT, iy, cg_i64(c, H), "");
+        LLVMValueRef iyc = LLVMBuildSelect(c->b, d.vy[t], iy, cg_i64(c, 0), "");
+        d.yoff[t] = add(c, boff, mul(c, iyc, x->stride[1]));
     }
-    d.orow = add(c, mul(c, lr.iv, Wo), lx.iv);
+    d.orow0 = mul(c, lr.iv, Wo);
     chan_loop(c, C, dw_body, &d);
-    cg_loop_end(c, &lx, NULL);
     cg_loop_end(c, &lr, NULL);
 }
 
 /* ------------------------------------------------------------ scan */
 
+/* Channel vectors per scan task: at least 4 tasks per batch image when D
+ * allows, at most 4 vectors (the row loop then reads 4 contiguous lines of
+ * each operand and carries 4 independent recurrences). */
+int64_t
+mc_llvm_scan_group(int64_t nch)
+{
+    int64_t g = nch / 4;
+    return g < 1 ? 1 : g > 4 ? 4 : g;
+}
+
+/* one task: channel vectors [col0/L, +nvec) of image b, the last one with
+ * `last` valid lanes; sequential over the Lr positions */
 static void
-scan_body(CG *c, const Kernel *k, LLVMValueRef b, LLVMValueRef col, int nval, int64_t Lr)
+scan_group(CG *c, const Kernel *k, LLVMValueRef b, LLVMValueRef col0, int nvec, int last, int64_t Lr)
 {
     const View *u = &k->in[0], *dt = &k->in[1], *A = &k->in[2], *bv = &k->in[3];
     int ru = u->rank, rd = dt->rank, rb = bv->rank;
-    int64_t sa = A->stride[0];
-    LLVMValueRef av = cg_load_vec(c, A->buf, add(c, cg_i64(c, A->offset), mul(c, col, sa)), sa, nval);
-    LLVMValueRef h0 = cg_vf(c, 0.0);
+    int64_t sa = A->stride[0], su = u->stride[ru - 1], sd = dt->stride[rd - 1];
+    LLVMValueRef col[4], av[4], h0[4];
+    int nval[4];
+    for (int v = 0; v < nvec; v++) {
+        col[v] = add(c, col0, cg_i64(c, (int64_t)v * c->L));
+        nval[v] = v == nvec - 1 ? last : c->L;
+        av[v] = cg_load_vec(c, A->buf, add(c, cg_i64(c, A->offset), mul(c, col[v], sa)), sa, nval[v]);
+        h0[v] = cg_vf(c, 0.0);
+    }
     Loop l;
-    cg_loop_begin(c, &l, cg_i64(c, 0), cg_i64(c, Lr), &h0, 1, "l");
+    cg_loop_begin(c, &l, cg_i64(c, 0), cg_i64(c, Lr), h0, nvec, "l");
     LLVMValueRef row = add(c, mul(c, b, Lr), l.iv);
-    int64_t su = u->stride[ru - 1], sd = dt->stride[rd - 1];
-    LLVMValueRef uv = cg_load_vec(c, u->buf, add(c, cg_row_off(c, u, NULL, ru - 1, row), mul(c, col, su)), su, nval);
-    LLVMValueRef dv = cg_load_vec(c, dt->buf, add(c, cg_row_off(c, dt, NULL, rd - 1, row), mul(c, col, sd)), sd, nval);
+    LLVMValueRef uoff = cg_row_off(c, u, NULL, ru - 1, row), doff = cg_row_off(c, dt, NULL, rd - 1, row);
     LLVMValueRef bs = cg_load_vec(c, bv->buf, cg_row_off(c, bv, NULL, rb - 1, row), 0, 1);
-    LLVMValueRef delta = k->softplus_dt ? cg_vsoftplus(c, dv) : dv;
-    LLVMValueRef da = cg_vexp(c, LLVMBuildFMul(c->b, delta, av, ""));
-    LLVMValueRef x = LLVMBuildFMul(c->b, LLVMBuildFMul(c->b, delta, bs, ""), uv, "");
-    LLVMValueRef h = cg_fma(c, da, l.phi[0], x);
-    cg_emit_out(c, k, row, col, h, nval);
-    cg_loop_end(c, &l, &h);
+    LLVMValueRef h[4];
+    for (int v = 0; v < nvec; v++) {
+        LLVMValueRef uv = cg_load_vec(c, u->buf, add(c, uoff, mul(c, col[v], su)), su, nval[v]);
+        LLVMValueRef dv = cg_load_vec(c, dt->buf, add(c, doff, mul(c, col[v], sd)), sd, nval[v]);
+        LLVMValueRef delta = k->softplus_dt ? cg_vsoftplus(c, dv) : dv;
+        LLVMValueRef da = cg_vexp(c, LLVMBuildFMul(c->b, delta, av[v], ""));
+        LLVMValueRef x = LLVMBuildFMul(c->b, LLVMBuildFMul(c->b, delta, bs, ""), uv, "");
+        h[v] = cg_fma(c, da, l.phi[v], x);
+        cg_emit_out(c, k, row, col[v], h[v], nval[v]);
+    }
+    cg_loop_end(c, &l, h);
 }
 
 void
@@ -150,23 +207,25 @@ cg_scan(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRe
     const View *o = &k->out;
     int64_t D = mc_llvm_cols(o->shape, o->rank), B = o->shape[0];
     int64_t Lr = mc_llvm_rows(o->shape, o->rank) / (B ? B : 1);
-    int64_t nch = (D + c->L - 1) / c->L, rem = D % c->L;
+    int64_t nch = (D + c->L - 1) / c->L, rem = D % c->L, G = mc_llvm_scan_group(nch);
+    int64_t ngr = (nch + G - 1) / G, tailv = nch - (ngr - 1) * G; /* vectors in the last group */
+    int tlast = rem ? (int)rem : c->L;
     Loop lt;
     cg_loop_begin(c, &lt, begin, end, NULL, 0, "task");
-    LLVMValueRef b = LLVMBuildUDiv(c->b, lt.iv, cg_i64(c, nch), "");
-    LLVMValueRef cv = LLVMBuildURem(c->b, lt.iv, cg_i64(c, nch), "");
-    LLVMValueRef col = mul(c, cv, c->L);
-    if (!rem) {
-        scan_body(c, k, b, col, c->L, Lr);
+    LLVMValueRef b = LLVMBuildUDiv(c->b, lt.iv, cg_i64(c, ngr), "");
+    LLVMValueRef g = LLVMBuildURem(c->b, lt.iv, cg_i64(c, ngr), "");
+    LLVMValueRef col0 = mul(c, g, G * c->L);
+    if (tailv == G && tlast == c->L) {
+        scan_group(c, k, b, col0, (int)G, c->L, Lr);
     } else {
-        LLVMValueRef last = LLVMBuildICmp(c->b, LLVMIntEQ, cv, cg_i64(c, nch - 1), "");
+        LLVMValueRef last = LLVMBuildICmp(c->b, LLVMIntEQ, g, cg_i64(c, ngr - 1), "");
         LLVMBasicBlockRef tb = cg_block(c, "tail"), fb = cg_block(c, "full"), jb = cg_block(c, "join");
         LLVMBuildCondBr(c->b, last, tb, fb);
         LLVMPositionBuilderAtEnd(c->b, tb);
-        scan_body(c, k, b, col, (int)rem, Lr);
+        scan_group(c, k, b, col0, (int)tailv, tlast, Lr);
         LLVMBuildBr(c->b, jb);
         LLVMPositionBuilderAtEnd(c->b, fb);
-        scan_body(c, k, b, col, c->L, Lr);
+        if (ngr > 1) scan_group(c, k, b, col0, (int)G, c->L, Lr);
         LLVMBuildBr(c->b, jb);
         LLVMPositionBuilderAtEnd(c->b, jb);
     }

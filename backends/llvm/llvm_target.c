@@ -98,6 +98,7 @@ derive_vector(McLlvmTarget *t)
         if (has_feature(f, "avx512f") || (!known && in_list(x86_avx512_cpus, t->cpu))) {
             t->lanes = 16;
             t->vregs = 32;
+            t->x86_avx512 = 1;
         } else if (has_feature(f, "avx") || has_feature(f, "avx2") || (!known && in_list(x86_avx_cpus, t->cpu))) {
             t->lanes = 8;
             t->vregs = 16;

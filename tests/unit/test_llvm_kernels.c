@@ -26,6 +26,7 @@
 #include "backends/llvm/llvm.h"
 #include "passes/lower.h"
 #include "passes/pass.h"
+#include "runtime/mc_rt.h"
 
 extern const Backend mc_backend_llvm;
 
@@ -203,6 +204,12 @@ test_gemm_shapes(void)
     linear_case(1, 1, 13, 1, 3, 0, E_RELU);
     linear_case(1, 7, 7, 130, 70, 1, E_SILU);
     linear_case(1, 1, 2, 300, 17, 0, E_ACC);
+    /* task grids (llvm_codegen.c gemm_grid): row blocks outer with several
+     * blocks and a partial panel; panel-major (weights larger than A) with a
+     * remainder row tile; a long K with few rows (the stage-4 shapes) */
+    linear_case(1, 40, 40, 64, 100, 1, E_ACC);
+    linear_case(1, 1, 11, 200, 300, 1, E_GELU);
+    linear_case(1, 7, 7, 1030, 130, 0, E_ACC);
 }
 
 /* x + fc2(gelu(fc1(x))): two GEMMs, residual add from the input */
@@ -356,6 +363,12 @@ test_scan(void)
     scan_case(1, 5, 7, 32);
     scan_case(2, 3, 4, 37);
     scan_case(1, 2, 3, 5);
+    /* groups of channel vectors per task (llvm_kernels.c mc_llvm_scan_group):
+     * full groups, a tail group with a partial vector, batch 2, long L */
+    scan_case(1, 4, 5, 128);
+    scan_case(2, 3, 5, 200);
+    scan_case(1, 2, 9, 300);
+    scan_case(1, 40, 40, 24);
 }
 
 /* state fusion (folded to 25 taps by the passes), then y = hf * x + x */
@@ -546,6 +559,51 @@ test_deterministic(void)
     tg_free(&t);
 }
 
+/* the entry point reports each kernel to the runtime's profile table once
+ * per run (mc_rt_kernel_begin/end, runtime/mc_rt.h), and only while one is
+ * installed; the blob keeps GEMM/dwconv weights only packed (smaller than
+ * graph layout + packed copies) */
+static void
+test_profile_hooks(void)
+{
+    TG t;
+    KProgram p;
+    CU_ASSERT_FATAL(small_program(&t, &p) == 0);
+    McErr err;
+    McLlvmTarget *tg = mc_llvm_target_create(NULL, NULL, NULL, &err);
+    CU_ASSERT_FATAL(tg != NULL);
+    McLlvmModule *m = mc_llvm_codegen(&p, tg, &err);
+    CU_ASSERT_FATAL(m != NULL);
+    uint8_t *blob = NULL;
+    int64_t bs = 0;
+    CU_ASSERT_FATAL(mc_llvm_pack_weights(&p, &t.ws, tg, &blob, &bs, &err) == 0);
+    CU_ASSERT(bs == mc_llvm_weights_size(&p, tg));
+    /* fc.weight (36x20) and dw.weight (36x9) are stored once, packed; only
+     * fc.bias is kept in graph layout: less than graph layout + panels */
+    CU_ASSERT(bs < p.weights_bytes + (int64_t)(48 * 20 + 9 * 48) * 4);
+    McLlvmJit *j = mc_llvm_jit_create(m, &err);
+    CU_ASSERT_FATAL(j != NULL);
+    float *out = malloc((size_t)p.bufs[p.output_buf].bytes);
+    void *scr = malloc((size_t)(p.scratch_bytes > 0 ? p.scratch_bytes : 64));
+    uint64_t ns[8] = {0}, calls[8] = {0};
+    McRtProfile prof = {p.nk, ns, calls};
+    CU_ASSERT_FATAL(p.nk >= 2 && p.nk <= 8);
+    CU_ASSERT(mc_llvm_jit_run(j, blob, t.indata, out, scr, &err) == 0); /* not profiled */
+    mc_rt_profile_set(&prof);
+    for (int r = 0; r < 3; r++) CU_ASSERT(mc_llvm_jit_run(j, blob, t.indata, out, scr, &err) == 0);
+    mc_rt_profile_set(NULL);
+    CU_ASSERT(mc_llvm_jit_run(j, blob, t.indata, out, scr, &err) == 0); /* not profiled */
+    for (int k = 0; k < p.nk; k++) CU_ASSERT_EQUAL(calls[k], 3);
+    free(out);
+    free(scr);
+    free(blob);
+    mc_llvm_jit_free(j);
+    mc_llvm_module_free(m);
+    mc_llvm_target_free(tg);
+    mc_kprogram_free(&p);
+    tg_free(&t);
+}
+
 static void
 test_target_describe(void)
 {
@@ -590,6 +648,7 @@ static const TestEntry tests[] = {
     {"target description", test_target_describe},
     {"cross targets aarch64 riscv64", test_cross_targets},
     {"deterministic output", test_deterministic},
+    {"profile hooks and packed-only weights", test_profile_hooks},
 };
 
 int
