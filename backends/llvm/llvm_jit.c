@@ -205,10 +205,12 @@ llvm_backend_run(const Graph *g0, const WeightStore *ws0, const HostTensor *inpu
         mc_err(err, "llvm: out of memory copying weights");
         goto done;
     }
-    PassOptions po;
-    memset(&po, 0, sizeof po);
-    po.out = stdout;
-    if (mc_passes_run(&g, &ws, &po, err)) goto done;
+    if (!o || !o->graph_ready) { /* the caller ran no pipeline: the default one */
+        PassOptions po;
+        memset(&po, 0, sizeof po);
+        po.out = stdout;
+        if (mc_passes_run(&g, &ws, &po, err)) goto done;
+    }
     if (nin != 1 || nout != 1) {
         mc_err(err, "llvm: the backend runs graphs with one input and one output (got %d, %d)", nin, nout);
         goto done;
@@ -216,6 +218,7 @@ llvm_backend_run(const Graph *g0, const WeightStore *ws0, const HostTensor *inpu
     if (mc_lower(&g, &ws, &p, err)) goto done;
     have_p = 1;
     mc_memplan(&p);
+    if (o && (o->stats || o->verbose)) mc_memplan_report(&p, stderr);
     if (p.input_buf < 0 || p.output_buf < 0) {
         mc_err(err, "llvm: the lowered program has no input or no output buffer");
         goto done;

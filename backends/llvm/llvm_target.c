@@ -21,6 +21,8 @@
 #include "llvm_internal.h"
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int initialized;
 
@@ -128,6 +130,58 @@ derive_vector(McLlvmTarget *t)
     }
 }
 
+/* LLVM only warns about an unknown CPU or feature name ("... is not a
+ * recognized processor/feature for this target") and may then abort deep in
+ * code generation.  So a CPU or feature list the user gave is tried first in
+ * a child process that builds an empty module for it; its warnings become a
+ * proper error here. */
+static int
+probe_subtarget(McLlvmTarget *t, McErr *err)
+{
+    int fd[2];
+    if (pipe(fd)) return 0; /* cannot probe: let LLVM speak for itself */
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return 0;
+    }
+    if (pid == 0) {
+        dup2(fd[1], 2);
+        close(fd[0]);
+        LLVMModuleRef m = LLVMModuleCreateWithName("probe");
+        LLVMSetTarget(m, t->triple);
+        LLVMTypeRef fty = LLVMFunctionType(LLVMVoidType(), NULL, 0, 0);
+        LLVMValueRef f = LLVMAddFunction(m, "probe", fty);
+        LLVMBuilderRef b = LLVMCreateBuilder();
+        LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlock(f, "entry"));
+        LLVMBuildRetVoid(b);
+        LLVMMemoryBufferRef out = NULL;
+        char *msg = NULL;
+        int bad = LLVMTargetMachineEmitToMemoryBuffer(t->tm, m, LLVMObjectFile, &msg, &out);
+        _exit(bad ? 3 : 0);
+    }
+    close(fd[1]);
+    char buf[4096];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof buf - 1 && (r = read(fd[0], buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)r;
+    buf[n] = 0;
+    while (read(fd[0], buf + n, 0) > 0) {
+    }
+    close(fd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && !strstr(buf, "is not a recognized");
+    if (ok) return 0;
+    char *nl = strchr(buf, '\n');
+    if (nl) *nl = 0;
+    return mc_err(err, "llvm: target %s does not accept cpu '%s' / features '%s': %s (see --list-cpus %s)", t->triple,
+                  t->cpu, t->features[0] ? t->features : "(default)", buf[0] ? buf : "code generation failed",
+                  t->triple);
+}
+
 McLlvmTarget *
 mc_llvm_target_create(const char *triple, const char *cpu, const char *features, McErr *err)
 {
@@ -180,6 +234,10 @@ mc_llvm_target_create(const char *triple, const char *cpu, const char *features,
     LLVMDisposeTargetMachineOptions(o);
     if (!t->tm) {
         mc_err(err, "llvm: cannot create a target machine for %s (cpu %s)", t->triple, t->cpu);
+        mc_llvm_target_free(t);
+        return NULL;
+    }
+    if ((cpu || features) && probe_subtarget(t, err)) {
         mc_llvm_target_free(t);
         return NULL;
     }
