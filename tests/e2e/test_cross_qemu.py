@@ -3,7 +3,8 @@ PyTorch reference (relative L2 error of the logits <= 1e-4).
 
 `mambac compile --target aarch64-linux-gnu` and `--target riscv64-linux-gnu`
 (RVV on by default: -v must report +v, and the code must hold vector
-instructions) of a small custom config at an odd size, linked by Debian's
+instructions) of a small custom config at an odd size, and of the published
+Spatial-Mamba-T config at 33x35, linked by Debian's
 cross gcc, run under qemu-aarch64 / qemu-riscv64 (several VLENs for RVV);
 `--emit obj` for each target links into examples/embed with the cross gcc.
 
@@ -173,4 +174,30 @@ for triple, cc, qemu, machine, cpus in TARGETS:
     t.check(ok and worst <= 2e-4, "%s: embed under %s prints the reference's top-5 of %d images "
             "(max err %.2g of max|logit|) rc=%s%s" % (arch, qemu, B, worst, rc,
                                                       "" if ok else " " + (eout + eerr)[:300]))
+
+# ------------------------------------------------------------ the published tiny model
+# Spatial-Mamba-T itself (public config, training-layout checkpoint) at an odd
+# small size, cross-compiled for both targets and run under qemu.
+tcfg, C, tdepths, ncls, mlp, inc = E.config_for(t, "tiny")
+tsd = E.sm.random_state_dict(C, tdepths, ncls, inc, mlp, seed=733)
+tw = E.save_weights("train", t.path("tiny_train.pth"), tsd)
+tx = E.image((1, 3, 33, 35), seed=734)
+twant = E.reference(tx, tsd, tdepths)
+txin = t.path("tiny_x.npy")
+np.save(txin, tx)
+for triple, cc, qemu, machine, cpus in TARGETS:
+    arch = triple.split("-")[0]
+    exe = t.path("tiny-" + arch)
+    rc, out, err, dt = t.run(["compile", tcfg, "--weights", tw, "--image-size", "33x35",
+                              "--target", triple, "-o", exe], timeout=300)
+    if not t.check(rc == 0, "tiny %s: mambac compile --target %s rc=%s (%.1fs)%s" % (
+            arch, triple, rc, dt, "" if rc == 0 else " " + err.strip()[-800:])):
+        continue
+    yout = t.path("tiny-y-%s.npy" % arch)
+    rc, out, err, dt = E.run_prog([qemu] + cpus[-1] + [exe, "--input", txin, "--output", yout,
+                                                       "--threads", 2], timeout=300)
+    label = "tiny %s under %s" % (arch, qemu)
+    if t.check(rc == 0, "%s: rc=%s (%.1fs) %s" % (label, rc, dt, err.strip()[:500])):
+        E.check_logits(t, label, yout, twant, dt)
+    os.unlink(exe)
 t.finish()
