@@ -7,14 +7,30 @@
 set -eu
 CC=$1; SRC=$2; WORK=$3; SECS=$4
 mkdir -p "$WORK"
-CORE_SRC=$(ls "$SRC"/ir/*.c "$SRC"/frontend/*.c "$SRC"/runtime/*.c "$SRC"/backends/*.c "$SRC"/backends/ref/*.c "$SRC"/passes/*.c 2>/dev/null | grep -v '/frontend/main.c$')
+CORE_SRC=$(ls "$SRC"/ir/*.c "$SRC"/frontend/*.c "$SRC"/runtime/*.c "$SRC"/backends/*.c "$SRC"/backends/ref/*.c \
+           "$SRC"/backends/llvm/*.c "$SRC"/backends/cemit/*.c "$SRC"/backends/cuda/*.c "$SRC"/passes/*.c 2>/dev/null \
+           | grep -v '/frontend/main.c$')
 YAML_FLAGS=$(pkg-config --cflags --libs yaml-0.1)
+LLVM_CONFIG=$(command -v llvm-config-19 || command -v llvm-config)
+LLVM_FLAGS="-I$($LLVM_CONFIG --includedir) -L$($LLVM_CONFIG --libdir) -lLLVM-19 -Wl,-rpath,$($LLVM_CONFIG --libdir)"
 fail=0
+FLAGS="-std=gnu11 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fopenmp"
+# the library sources once, instrumented; each harness then only links
+mkdir -p "$WORK/core"
+objs=""
+for c in $CORE_SRC; do
+  o="$WORK/core/$(echo "$c" | sed "s|^$SRC/||; s|/|_|g; s|\.c$|.o|")"
+  if ! "$CC" $FLAGS -I"$SRC" -I"$SRC/runtime" -I"$($LLVM_CONFIG --includedir)" -DMC_SOURCE_DIR="\"$SRC\"" \
+       $(pkg-config --cflags yaml-0.1) -c "$c" -o "$o" 2>>"$WORK/core.build.log"; then
+    echo "fuzz: cannot compile $c (see $WORK/core.build.log)"; tail -20 "$WORK/core.build.log"; exit 1
+  fi
+  objs="$objs $o"
+done
 for h in "$SRC"/tests/fuzz/fuzz_*.c; do
   name=$(basename "$h" .c); short=${name#fuzz_}
   bin="$WORK/$name"
   if ! "$CC" -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-       -fopenmp -I"$SRC" -I"$SRC/runtime" "$h" $CORE_SRC $YAML_FLAGS -lm -o "$bin" 2>"$WORK/$name.build.log"; then
+       -fopenmp -I"$SRC" -I"$SRC/runtime" "$h" $objs $YAML_FLAGS $LLVM_FLAGS -lm -o "$bin" 2>"$WORK/$name.build.log"; then
     echo "fuzz: cannot build $name (see $WORK/$name.build.log)"; cat "$WORK/$name.build.log" | tail -20; fail=1; continue
   fi
   mkdir -p "$WORK/$short.corpus" "$WORK/$short.crash"
