@@ -187,7 +187,9 @@ idx_typedef(McBuf *b, const Kernel *k)
 
 /* ------------------------------------------------------------ kernels */
 
-static const char *mode_name[] = {"MC_FP32", "MC_TF32", "MC_BF16"};
+/* the dense-layer GEMM mode per precision; MC_FP32_MODE is MC_F32X3 (3xTF32
+ * on tensor cores) unless the .cu is built with -DMC_FP32_MODE=MC_FP32 */
+static const char *mode_name[] = {"MC_FP32_MODE", "MC_TF32", "MC_BF16"};
 
 static int
 print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, const CudaOpts *o,
@@ -212,8 +214,20 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     int bm = M >= 128 * 132 ? 128 : 64, bn = N >= 96 ? 128 : 64;
     /* skinny products (x_proj: N = R + 2; dt_projs: K = R; the first stem
      * convolution: K = 27) are memory-bound, gain nothing from tensor cores,
-     * and feed the scan's exp(delta * A): they always run in fp32 */
-    int mode = (N < 32 || K < 32) ? MC_CUDA_FP32 : (int)o->precision;
+     * and feed the scan's exp(delta * A): they always run FFMA in fp32 */
+    int skinny = N < 32 || K < 32;
+    const char *mode = skinny ? "MC_FP32" : mode_name[o->precision];
+    /* 16-byte operand loads: four consecutive k are contiguous and aligned */
+    int va, vw = K % 4 == 0 && k->in[1].offset % 4 == 0;
+    if (conv)
+        va = Ci % 4 == 0 && a->stride[3] == 1 && a->offset % 4 == 0 && a->stride[0] % 4 == 0 &&
+             a->stride[1] % 4 == 0 && a->stride[2] % 4 == 0;
+    else
+        va = K % 4 == 0 && a->stride[1] == 1 && a->offset % 4 == 0 && (a->shape[0] == 1 || a->stride[0] % 4 == 0);
+    /* x_proj (and other thin products): a thread per row */
+    int thin = skinny && va && N <= 24 && N * K <= 9216;
+    /* the one-element loader A is emitted only where the GEMM reads it */
+    int v0 = thin || (va && !skinny && o->precision != MC_CUDA_FP32) ? 1 : 0;
     Params ps;
     collect_params(k, &ps);
     header(b, p, k, ki);
@@ -225,28 +239,34 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
                       (long long)k->out.shape[0], (long long)Ho, (long long)Wo, (long long)KH, (long long)KW,
                       (long long)Ci);
         idx_typedef(b, k);
-        mc_buf_puts(b, "    auto A = [=](int64_t m64, int k) -> float {\n");
-        mc_buf_puts(b, "        const idx_t m = (idx_t)m64;\n");
-        mc_buf_printf(b, "        idx_t ow = m %% %lld, oh = (m / %lld) %% %lld, bb = m / %lld;\n", (long long)Wo,
-                      (long long)Wo, (long long)Ho, (long long)(Ho * Wo));
-        mc_buf_printf(b, "        int ci = k %% %lld, kw = (k / %lld) %% %lld, kh = k / %lld;\n", (long long)Ci,
-                      (long long)Ci, (long long)KW, (long long)(Ci * KW));
-        mc_buf_printf(b, "        idx_t ih = oh * %lld - %lld + kh * %lld, iw = ow * %lld - %lld + kw * %lld;\n",
-                      (long long)k->attrs.stride[0], (long long)k->attrs.pad[0], (long long)k->attrs.dil[0],
-                      (long long)k->attrs.stride[1], (long long)k->attrs.pad[1], (long long)k->attrs.dil[1]);
-        mc_buf_printf(b, "        if (ih < 0 || ih >= %lld || iw < 0 || iw >= %lld) return 0.0f;\n", (long long)H,
-                      (long long)W);
-        mc_buf_printf(b, "        return b%d[%lld + bb * %lld + ih * %lld + iw * %lld + ci * %lld];\n", a->buf,
-                      (long long)a->offset, (long long)a->stride[0], (long long)a->stride[1],
-                      (long long)a->stride[2], (long long)a->stride[3]);
-        mc_buf_puts(b, "    };\n");
+        for (int v = v0; v < 1 + va; v++) {
+            const char *ty = v ? "float4" : "float";
+            mc_buf_printf(b, "    auto A%s = [=](int64_t m64, int k) -> %s {\n", v ? "4" : "", ty);
+            mc_buf_puts(b, "        const idx_t m = (idx_t)m64;\n");
+            mc_buf_printf(b, "        idx_t ow = m %% %lld, oh = (m / %lld) %% %lld, bb = m / %lld;\n", (long long)Wo,
+                          (long long)Wo, (long long)Ho, (long long)(Ho * Wo));
+            mc_buf_printf(b, "        int ci = k %% %lld, kw = (k / %lld) %% %lld, kh = k / %lld;\n", (long long)Ci,
+                          (long long)Ci, (long long)KW, (long long)(Ci * KW));
+            mc_buf_printf(b, "        idx_t ih = oh * %lld - %lld + kh * %lld, iw = ow * %lld - %lld + kw * %lld;\n",
+                          (long long)k->attrs.stride[0], (long long)k->attrs.pad[0], (long long)k->attrs.dil[0],
+                          (long long)k->attrs.stride[1], (long long)k->attrs.pad[1], (long long)k->attrs.dil[1]);
+            mc_buf_printf(b, "        if (ih < 0 || ih >= %lld || iw < 0 || iw >= %lld) return %s;\n", (long long)H,
+                          (long long)W, v ? "make_float4(0.0f, 0.0f, 0.0f, 0.0f)" : "0.0f");
+            mc_buf_printf(b, "        return %sb%d[%lld + bb * %lld + ih * %lld + iw * %lld + ci * %lld]%s;\n",
+                          v ? "*(const float4 *)&" : "", a->buf, (long long)a->offset, (long long)a->stride[0],
+                          (long long)a->stride[1], (long long)a->stride[2], (long long)a->stride[3], "");
+            mc_buf_puts(b, "    };\n");
+        }
     } else {
-        mc_buf_printf(b, "    auto A = [=](int64_t m, int k) -> float { return b%d[", a->buf);
-        if (a->offset) mc_buf_printf(b, "%lld + ", (long long)a->offset);
-        if (a->shape[0] == 1) mc_buf_puts(b, "0");
-        else mc_buf_printf(b, "m * %lld", (long long)a->stride[0]);
-        if (a->stride[1] == 1) mc_buf_puts(b, " + k]; };\n");
-        else mc_buf_printf(b, " + k * %lld]; };\n", (long long)a->stride[1]);
+        for (int v = v0; v < 1 + va; v++) {
+            mc_buf_printf(b, "    auto A%s = [=](int64_t m, int k) -> %s { return %sb%d[", v ? "4" : "",
+                          v ? "float4" : "float", v ? "*(const float4 *)&" : "", a->buf);
+            if (a->offset) mc_buf_printf(b, "%lld + ", (long long)a->offset);
+            if (a->shape[0] == 1) mc_buf_puts(b, "0");
+            else mc_buf_printf(b, "m * %lld", (long long)a->stride[0]);
+            if (a->stride[1] == 1) mc_buf_puts(b, " + k]; };\n");
+            else mc_buf_printf(b, " + k * %lld]; };\n", (long long)a->stride[1]);
+        }
     }
     mc_buf_puts(b, "    auto epi = [=](int64_t m, int n, float acc) {\n");
     mc_buf_printf(b, "        int64_t i = m * %lld + n;\n", (long long)N);
@@ -262,10 +282,17 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     if (conv) snprintf(wptr, sizeof wptr, "wp");
     else if (k->in[1].offset) snprintf(wptr, sizeof wptr, "b%d + %lld", k->in[1].buf, (long long)k->in[1].offset);
     else snprintf(wptr, sizeof wptr, "b%d", k->in[1].buf);
-    mc_buf_printf(b, "    mc_gemm<%s, %d, %d, %lldll, %lld, %lld>(A, %s, epi);\n}\n\n", mode_name[mode], bm,
-                  bn, (long long)M, (long long)N, (long long)K, wptr);
-    ln->gx = (M + bm - 1) / bm;
-    ln->gy = (N + bn - 1) / bn;
+    ln->gy = 1;
+    if (thin) {
+        mc_buf_printf(b, "    mc_gemm_thin<%lldll, %lld, %lld>(A4, %s, epi);\n}\n\n", (long long)M, (long long)N,
+                      (long long)K, wptr);
+        ln->gx = (M + 255) / 256;
+        return 0;
+    }
+    mc_buf_printf(b, "    mc_gemm<%s, %d, %d, %lldll, %lld, %lld, %s, %s>(%s, %s, %s, epi);\n}\n\n", mode, bm, bn,
+                  (long long)M, (long long)N, (long long)K, va ? "true" : "false", vw ? "true" : "false",
+                  v0 ? "A4" : "A", va ? "A4" : "A", wptr);
+    ln->gx = ((M + bm - 1) / bm) * ((N + bn - 1) / bn);
     return 0;
 }
 
@@ -329,13 +356,79 @@ print_dwconv(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *i
     finish(b, k, "acc");
 }
 
+/* 16-byte loads along the last (channel) axis: it is contiguous and every
+ * other stride and the offset keep 4-element alignment */
+static int
+vec4_view(const View *v, int64_t C)
+{
+    if (C % 4 || v->rank < 1 || v->stride[v->rank - 1] != 1 || v->offset % 4) return 0;
+    for (int i = 0; i < v->rank - 1; i++)
+        if (v->stride[i] % 4) return 0;
+    return 1;
+}
+
+/* four channels per thread (VEC4): the main loads are float4, the epilogue
+ * runs per element with i = i4 * 4 + q */
+static void
+vec4_head(McBuf *b, const Kernel *k, const char *id, const char *extra, int64_t n, CudaLaunch *ln)
+{
+    Params ps;
+    collect_params(k, &ps);
+    mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
+    print_params(b, &ps, extra);
+    mc_buf_puts(b, ")\n{\n");
+    idx_typedef(b, k);
+    mc_buf_printf(b, "    const idx_t i4 = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
+    mc_buf_printf(b, "    if (i4 >= %lld) return;\n", (long long)(n / 4));
+    ln->gx = (n / 4 + 255) / 256;
+    ln->gy = 1;
+}
+
+static void
+vec4_finish(McBuf *b, const Kernel *k)
+{
+    char res[32];
+    mc_buf_puts(b, "    const float accv[4] = {acc.x, acc.y, acc.z, acc.w};\n");
+    mc_buf_puts(b, "#pragma unroll\n    for (int q = 0; q < 4; q++) {\n");
+    mc_buf_puts(b, "        const idx_t i = i4 * 4 + q;\n");
+    mc_cemit_epilogue(b, &mc_dialect_cuda, k, "accv[q]", "i", "        ", res, sizeof res);
+    store(b, k, "        ", "i", res);
+    mc_buf_puts(b, "    }\n}\n\n");
+}
+
+static void
+fma4(McBuf *b, const char *acc, const char *w, const char *x)
+{
+    mc_buf_printf(b, "%s.x = fmaf(%s.x, %s.x, %s.x); %s.y = fmaf(%s.y, %s.y, %s.y); "
+                     "%s.z = fmaf(%s.z, %s.z, %s.z); %s.w = fmaf(%s.w, %s.w, %s.w);\n",
+                  acc, w, x, acc, acc, w, x, acc, acc, w, x, acc, acc, w, x, acc);
+}
+
 static void
 print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
 {
-    const View *h = &k->in[0], *t = &k->in[1];
+    const View *h = &k->in[0];
     long long H = k->out.shape[1], W = k->out.shape[2], D = k->out.shape[3];
     char lin[160];
     header(b, p, k, ki);
+    if (vec4_view(h, D)) {
+        vec4_head(b, k, id, "const float *__restrict__ wp", mc_cuda_numel(&k->out), ln);
+        mc_buf_printf(b, "    const idx_t d = (i4 %% %lld) * 4, x = (i4 / %lld) %% %lld, y = (i4 / %lld) %% %lld, bb = i4 / %lld;\n",
+                      D / 4, D / 4, W, D / 4 * W, H, D / 4 * W * H);
+        mc_buf_puts(b, "    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);\n");
+        mc_buf_puts(b, "#pragma unroll\n    for (int t = 0; t < 25; t++) {\n");
+        mc_buf_printf(b, "        const idx_t yy = min(max(y + mc_f25_dy[t], (idx_t)0), (idx_t)%lld);\n", H - 1);
+        mc_buf_printf(b, "        const idx_t xx = min(max(x + mc_f25_dx[t], (idx_t)0), (idx_t)%lld);\n", W - 1);
+        snprintf(lin, sizeof lin, "((bb * %lld + yy) * %lld + xx) * %lld + d", H, W, D);
+        mc_buf_printf(b, "        const float4 w = *(const float4 *)&wp[t * %lld + d];\n", D);
+        mc_buf_printf(b, "        const float4 v = *(const float4 *)&b%d[", h->buf);
+        mc_cemit_view_index(b, h, lin);
+        mc_buf_puts(b, "];\n        ");
+        fma4(b, "acc", "w", "v");
+        mc_buf_puts(b, "    }\n");
+        vec4_finish(b, k);
+        return;
+    }
     elementwise_head(b, k, id, "const float *__restrict__ wp", mc_cuda_numel(&k->out), ln);
     mc_buf_printf(b, "    const idx_t d = i %% %lld, x = (i / %lld) %% %lld, y = (i / %lld) %% %lld, bb = i / %lld;\n",
                   D, D, W, D * W, H, D * W * H);
@@ -344,7 +437,6 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
     mc_buf_printf(b, "        const idx_t yy = min(max(y + mc_f25_dy[t], (idx_t)0), (idx_t)%lld);\n", H - 1);
     mc_buf_printf(b, "        const idx_t xx = min(max(x + mc_f25_dx[t], (idx_t)0), (idx_t)%lld);\n", W - 1);
     snprintf(lin, sizeof lin, "((bb * %lld + yy) * %lld + xx) * %lld + d", H, W, D);
-    (void)t;
     mc_buf_printf(b, "        acc = fmaf(wp[t * %lld + d], ", D);
     load(b, h, lin);
     mc_buf_puts(b, ", acc);\n    }\n");

@@ -5,6 +5,9 @@
 #                                      build deps, nvcc, torch AND a GPU)
 #   sh tests/gpu/run.sh build [DIR]    build only (no GPU needed): inputs and
 #                                      float64 expected logits, executables
+#   sh tests/gpu/run.sh gen [DIR]      as build, but only the generated .cu
+#                                      files: 'check' compiles them with nvcc
+#                                      (in parallel) on the GPU machine
 #   sh tests/gpu/run.sh check [DIR]    check + bench on a GPU machine with DIR
 #                                      from 'build', or only its
 #                                      gpu-suite.tar.xz (needs python3 + numpy;
@@ -22,7 +25,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 mode=all
-case "${1:-}" in build|check) mode=$1; shift ;; esac
+case "${1:-}" in build|check|gen) mode=$1; shift ;; esac
 dir=${1:-$root/build-gpu}
 PY=${PYTHON:-python3}
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import numpy' 2>/dev/null; then PY=/usr/bin/python3; fi
@@ -36,7 +39,12 @@ tiny_b1_bf16 tiny 1 bf16
 small_b128_bf16 small 128 bf16
 base_b128_bf16 base 128 bf16"
 
+NVCCFLAGS="-O3 -std=c++17 -gencode=arch=compute_90,code=sm_90 -cudart static"
+
+# build [gen]: with 'gen', cudagen writes only OUT.cu (+ weights)
 build() {
+    emit=exe
+    [ "${1:-}" = gen ] && emit=cuda
     lib=${MAMBAC_BUILD:-$root/build}
     mkdir -p "$dir/exe" "$dir/bench"
     gcc -std=gnu11 -O2 -fopenmp -I"$root" "$root/tests/gpu/cudagen.c" "$root"/backends/cuda/cuda_*.c \
@@ -47,11 +55,11 @@ build() {
     : > "$jobs"
     while read -r case cfg B H W; do
         for p in $PRECS; do
-            echo "$dir/cases/$cfg.yaml --weights $dir/cases/$cfg.pth --batch $B --image-size ${H}x$W --precision $p --external-weights -o $dir/exe/${case}_$p" >> "$jobs"
+            echo "$dir/cases/$cfg.yaml --weights $dir/cases/$cfg.pth --batch $B --image-size ${H}x$W --precision $p --external-weights --emit $emit -o $dir/exe/${case}_$p" >> "$jobs"
         done
     done < "$dir/cases/cases.txt"
     echo "$BENCHES" | while read -r name m B p; do
-        echo "$root/examples/spatialmamba_$m.yaml --batch $B --precision $p --external-weights -o $dir/bench/$name" >> "$jobs"
+        echo "$root/examples/spatialmamba_$m.yaml --batch $B --precision $p --external-weights --emit $emit -o $dir/bench/$name" >> "$jobs"
     done
     n=$(nproc 2>/dev/null || echo 2)
     xargs -P "$n" -L 1 "$dir/cudagen" < "$jobs" || { echo "build: cudagen/nvcc failed"; exit 1; }
@@ -69,9 +77,11 @@ build() {
             fi
         done
     done < "$dir/cases/cases.txt"
-    rm -f "$dir"/bench/*.weights "$dir"/exe/*.cu "$dir"/bench/*.cu
+    rm -f "$dir"/bench/*.weights
+    [ "$emit" = exe ] && rm -f "$dir"/exe/*.cu "$dir"/bench/*.cu
     # what 'check' needs, compressed (the executables compress ~20x), for
     # copying to a GPU machine
+    rm -f "$dir/gpu-suite.tar.xz"
     (cd "$dir" && tar cJf gpu-suite.tar.xz exe bench cases/cases.txt cases/*.weights cases/x_*.npy cases/want_*.npy)
     echo "build: ok ($(ls "$dir/exe" | wc -l) check executables, $(ls "$dir/bench" | wc -l) bench executables)"
 }
@@ -79,6 +89,19 @@ build() {
 check() {
     if [ ! -d "$dir/exe" ] && [ -f "$dir/gpu-suite.tar.xz" ]; then
         (cd "$dir" && tar xJf gpu-suite.tar.xz) || exit 1
+    fi
+    # generated .cu without an executable ('gen'): compile them here
+    ls "$dir"/exe/*.cu "$dir"/bench/*.cu 2>/dev/null | while read -r cu; do
+        [ -x "${cu%.cu}" ] || echo "$cu"
+    done > "$dir/nvcc-jobs.txt"
+    if [ -s "$dir/nvcc-jobs.txt" ]; then
+        nv=${NVCC:-nvcc}
+        command -v "$nv" >/dev/null 2>&1 || nv=/usr/local/cuda/bin/nvcc
+        n=$(nproc 2>/dev/null || echo 2)
+        t0=$(date +%s)
+        xargs -P "$n" -I{} sh -c 'cu={}; '"$nv $NVCCFLAGS"' -o "${cu%.cu}" "$cu"' < "$dir/nvcc-jobs.txt" ||
+            { echo "check: nvcc failed"; exit 1; }
+        echo "check: compiled $(wc -l < "$dir/nvcc-jobs.txt") .cu files in $(($(date +%s) - t0)) s"
     fi
     fails=0
     summary=$dir/summary.txt
@@ -115,6 +138,7 @@ check() {
 
 case $mode in
 build) build ;;
+gen) build gen ;;
 check) check ;;
 all) build && check ;;
 esac

@@ -169,8 +169,13 @@ test_program_structure(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(fp, "#define MC_OUTPUT_SHAPE {2, 5}"));
     char *bf = print_model(MC_CUDA_BF16, 1, &nk, &nscan);
     CU_ASSERT_TRUE(count(bf, "    mc_gemm<MC_BF16") > 0);
-    /* skinny x_proj / dt_projs stay fp32 */
-    CU_ASSERT_TRUE(count(bf, "    mc_gemm<MC_FP32") >= 2 * nscan);
+    /* skinny x_proj / dt_projs stay fp32 (FFMA): the thin-row or the tiled
+     * FFMA kernel, never a tensor-core mode */
+    CU_ASSERT_TRUE(count(bf, "    mc_gemm_thin<") + count(bf, "    mc_gemm<MC_FP32,") >= 2 * nscan);
+    CU_ASSERT_TRUE(count(bf, "    mc_gemm_thin<") > 0);
+    /* fp32: dense layers through MC_FP32_MODE (3xTF32 unless overridden) */
+    CU_ASSERT_TRUE(count(fp, "    mc_gemm<MC_FP32_MODE,") > 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(fp, "#define MC_FP32_MODE MC_F32X3"));
     /* deterministic */
     char *bf2 = print_model(MC_CUDA_BF16, 1, &nk, &nscan);
     CU_ASSERT_STRING_EQUAL(bf, bf2);
