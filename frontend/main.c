@@ -640,6 +640,7 @@ cmd_compile(int argc, char **argv)
             a.triple = o.target;
             a.cpu = o.cpu;
             a.features = o.features;
+            a.scratch_size = mc_llvm_scratch_size(&kp); /* after the code generator's schedule */
             a.obj = obj;
             a.obj_len = objlen;
             a.weights = blob;

@@ -26,7 +26,36 @@ mc_kprogram_free(KProgram *p)
 {
     free(p->bufs);
     free(p->k);
+    free(p->segs);
     memset(p, 0, sizeof *p);
+}
+
+int
+mc_kprogram_copy(const KProgram *src, KProgram *dst)
+{
+    *dst = *src;
+    dst->bufs = malloc(sizeof(Buffer) * (size_t)(src->nbufs ? src->nbufs : 1));
+    dst->k = malloc(sizeof(Kernel) * (size_t)(src->nk ? src->nk : 1));
+    dst->segs = src->nsegs ? malloc(sizeof(Segment) * (size_t)src->nsegs) : NULL;
+    if (!dst->bufs || !dst->k || (src->nsegs && !dst->segs)) {
+        free(dst->bufs);
+        free(dst->k);
+        free(dst->segs);
+        memset(dst, 0, sizeof *dst);
+        return -1;
+    }
+    if (src->nbufs) memcpy(dst->bufs, src->bufs, sizeof(Buffer) * (size_t)src->nbufs);
+    if (src->nk) memcpy(dst->k, src->k, sizeof(Kernel) * (size_t)src->nk);
+    if (src->nsegs) memcpy(dst->segs, src->segs, sizeof(Segment) * (size_t)src->nsegs);
+    return 0;
+}
+
+int
+mc_kprogram_segment_of(const KProgram *p, int k)
+{
+    for (int s = 0; s < p->nsegs; s++)
+        if (k >= p->segs[s].k0 && k < p->segs[s].k1) return s;
+    return -1;
 }
 
 /* "b3" for a contiguous full view, else "b3<shape/strides+off>" */
@@ -99,8 +128,11 @@ mc_kprogram_print(const KProgram *p, const Graph *g, FILE *f)
         fprintf(f, "buffer b%d %-7s %s f32%s", u->id, buf_kinds[u->kind], u->name, mc_shape_str(&u->shape, sh, sizeof sh));
         if (u->kind == BUF_WEIGHT) fprintf(f, " @weights+%" PRId64, u->offset);
         if (u->kind == BUF_SCRATCH) fprintf(f, " @arena+%" PRId64 " live k%d..k%d", u->offset, u->first, u->last);
+        if (u->image_bytes) fprintf(f, " image+%" PRId64, u->image_bytes);
         fputc('\n', f);
     }
+    for (int s = 0; s < p->nsegs; s++)
+        fprintf(f, "segment s%d k%d..k%d per image x%" PRId64 "\n", s, p->segs[s].k0, p->segs[s].k1 - 1, p->segs[s].images);
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];
         fprintf(f, "\nkernel k%d %s \"%s\"  %.3f MFLOP\n", i, mc_kernel_kind_name(k->kind), k->name, k->flops / 1e6);

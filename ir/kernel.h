@@ -37,6 +37,9 @@ typedef struct Buffer {
     int64_t offset;       /* weights blob / scratch arena byte offset (64-aligned) */
     int node;             /* graph node id */
     int first, last;      /* kernel index that writes it / last reads it (scratch) */
+    int64_t image_bytes;  /* per-image schedule (Segment): a kernel of a segment running
+                             image i addresses this buffer at offset + i*image_bytes;
+                             0 (the default): the same bytes for every image */
 } Buffer;
 
 typedef struct View {
@@ -98,6 +101,17 @@ typedef struct Kernel {
     double flops;              /* useful FLOPs, for profiles */
 } Kernel;
 
+/* Per-image schedule (optional; lowering makes none, a backend may ask
+ * mc_kprogram_schedule_images for one): the kernels [k0, k1) run in order
+ * once per image, image = 0..images-1, each over one image's shapes (the
+ * views in those kernels are image 0's); a buffer with image_bytes > 0 is
+ * shifted by image*image_bytes, the others (per-image scratch, weights) are
+ * reused for every image.  Kernels outside segments run once, batched. */
+typedef struct Segment {
+    int k0, k1;
+    int64_t images;
+} Segment;
+
 typedef struct KProgram {
     const char *name;
     Buffer *bufs;
@@ -108,6 +122,8 @@ typedef struct KProgram {
     int64_t weights_bytes;     /* blob size (graph layout) */
     int64_t scratch_bytes;     /* planned arena */
     int64_t unplanned_bytes;   /* sum of all scratch buffers */
+    Segment *segs;             /* per-image segments, disjoint, in order; NULL/0: none */
+    int nsegs;
 } KProgram;
 
 const char *mc_kernel_kind_name(KernelKind k);
@@ -115,5 +131,9 @@ const char *mc_eop_name(EOp op);
 /* Readable loop-nest form of the kernel program (deterministic). */
 void mc_kprogram_print(const KProgram *p, const Graph *g, FILE *f);
 void mc_kprogram_free(KProgram *p);
+/* Deep copy of the arrays (names still point into the graph).  0, or -1 (out of memory). */
+int mc_kprogram_copy(const KProgram *src, KProgram *dst);
+/* Index of the segment holding kernel k, or -1 (runs batched). */
+int mc_kprogram_segment_of(const KProgram *p, int k);
 
 #endif

@@ -27,6 +27,19 @@ int mc_lower(const Graph *g, WeightStore *ws, KProgram *p, McErr *err);
  * not overlap share memory; greedy by size, 64-byte aligned.  Fills
  * scratch_bytes and unplanned_bytes. */
 void mc_memplan(KProgram *p);
+/* Per-image schedule of a batched program (B = the input's dim 0 > 1):
+ * the kernels [0, cut) become one Segment run once per image (ir/kernel.h):
+ * their views and GEMM M shrink to one image, buffers living only inside
+ * the segment shrink to one image (reused by every image), the others it
+ * touches (input, the segment's results) get image_bytes and a lifetime
+ * over the whole segment.  cut < 0: the rule of docs/kernel-ir.md (per
+ * image up to the first kernel whose weights outweigh one image's bytes it
+ * reads and writes); a cut beyond the longest prefix of kernels that can run
+ * per image is clamped to it.  Call before mc_memplan; no-op on a program
+ * that has segments or a batch of 1.  Returns the segment's kernel count
+ * (0: none made). */
+int mc_kprogram_schedule_images(KProgram *p, int cut);
+
 /* "memplan: 118.3 MB -> 21.7 MB, 412 buffers -> 1 arena" */
 void mc_memplan_report(const KProgram *p, FILE *f);
 

@@ -63,6 +63,12 @@ typedef enum McLlvmEmit { MC_EMIT_OBJ, MC_EMIT_ASM, MC_EMIT_IR } McLlvmEmit;
 int mc_llvm_emit_file(McLlvmModule *m, McLlvmEmit kind, const char *path, McErr *err);
 int mc_llvm_emit_mem(McLlvmModule *m, McLlvmEmit kind, uint8_t **out, size_t *len, McErr *err);
 
+/* Batched programs (input dim 0 > 1) are generated with the per-image
+ * schedule (docs/kernel-ir.md): the early kernels run image by image in a
+ * smaller arena.  The scratch bytes the generated code needs
+ * (<name>_scratch_size): at most p->scratch_bytes. */
+int64_t mc_llvm_scratch_size(const KProgram *p);
+
 /* The C identifier used as <name> in the symbols above (from p->name). */
 void mc_llvm_symbol_prefix(const KProgram *p, char *buf, size_t n);
 

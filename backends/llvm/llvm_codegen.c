@@ -9,6 +9,10 @@
  *     which fills ctx = {weights, scratch, input, output} and calls
  *     mc_rt_parallel_for(mc_k<i>, &ctx, n_i, grain_i) for each kernel in order,
  *     between mc_rt_kernel_begin(i)/end(i) when mc_rt_profile_active is set;
+ *     a batched program is generated with the per-image schedule
+ *     (mc_kprogram_schedule_images on a copy): its segment's calls sit in a
+ *     loop over images, ctx[4] = image, and those kernels add
+ *     image * Buffer.image_bytes to the buffers that have it;
  *   - i64 constants <name>_weights_size, _scratch_size, _input_size,
  *     _output_size.
  * Also the Plan (per kernel: micro-kernel shape, GEMM task grid, packed
@@ -338,6 +342,11 @@ gen_kernel(CG *c, int i)
         LLVMValueRef pp = LLVMBuildGEP2(c->b, c->ptr, ctx, &idx, 1, "");
         c->base[kind] = LLVMBuildLoad2(c->b, c->ptr, pp, "");
     }
+    c->img = NULL;
+    if (mc_kprogram_segment_of(c->p, i) >= 0) {
+        LLVMValueRef idx = cg_i64(c, 4);
+        c->img = LLVMBuildLoad2(c->b, c->i64, LLVMBuildGEP2(c->b, c->ptr, ctx, &idx, 1, ""), "img");
+    }
     LLVMValueRef begin = LLVMGetParam(f, 1), end = LLVMGetParam(f, 2);
     switch (k->kind) {
     case KK_GEMM: cg_gemm(c, k, kp, begin, end); break;
@@ -364,6 +373,32 @@ add_size_global(CG *c, const char *prefix, const char *what, int64_t v)
 
 int mc_llvm_optimize(McLlvmModule *m, McErr *err); /* llvm_emit.c */
 
+/* Batched programs run their early kernels image by image
+ * (mc_kprogram_schedule_images, docs/kernel-ir.md): on a copy *sp of p,
+ * re-planned, kept when its arena is no larger than p's (so p's
+ * scratch_bytes always suffices).  Returns 1: use *sp; 0: use p (*sp still
+ * to be freed); -1: no copy made. */
+static int
+schedule(const KProgram *p, KProgram *sp)
+{
+    if (p->nsegs || p->input_buf < 0 || p->bufs[p->input_buf].shape.rank < 1 || p->bufs[p->input_buf].shape.d[0] <= 1)
+        return -1;
+    if (mc_kprogram_copy(p, sp)) return -1;
+    if (mc_kprogram_schedule_images(sp, -1) <= 0) return 0;
+    mc_memplan(sp);
+    return sp->scratch_bytes <= p->scratch_bytes;
+}
+
+int64_t
+mc_llvm_scratch_size(const KProgram *p)
+{
+    KProgram sp;
+    int r = schedule(p, &sp);
+    int64_t n = r > 0 ? sp.scratch_bytes : p->scratch_bytes;
+    if (r >= 0) mc_kprogram_free(&sp);
+    return n;
+}
+
 McLlvmModule *
 mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McErr *err)
 {
@@ -387,6 +422,9 @@ mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McEr
             return NULL;
         }
     }
+    KProgram sp;
+    int have_sp = schedule(p, &sp);
+    if (have_sp > 0) p = &sp;
     McLlvmModule *m = calloc(1, sizeof *m);
     m->t = t;
     mc_llvm_symbol_prefix(p, m->prefix, sizeof m->prefix);
@@ -444,7 +482,8 @@ mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McEr
     target_attrs(&c, run);
     c.fn = run;
     LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(c.ctx, run, "entry"));
-    LLVMValueRef ctxv = LLVMBuildAlloca(c.b, LLVMArrayType2(c.ptr, 4), "ctx");
+    /* ctx: weights, scratch, input, output, image index (i64 in a pointer-sized slot) */
+    LLVMValueRef ctxv = LLVMBuildAlloca(c.b, LLVMArrayType2(c.ptr, p->nsegs ? 5 : 4), "ctx");
     LLVMValueRef vals[4] = {LLVMGetParam(run, 0), LLVMGetParam(run, 3), LLVMGetParam(run, 1), LLVMGetParam(run, 2)};
     for (int s = 0; s < 4; s++) {
         LLVMValueRef idx = cg_i64(&c, s);
@@ -456,7 +495,19 @@ mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McEr
     LLVMValueRef kend = LLVMAddFunction(c.mod, "mc_rt_kernel_end", hk_ty);
     LLVMValueRef prof = LLVMAddGlobal(c.mod, c.ptr, "mc_rt_profile_active");
     LLVMSetLinkage(prof, LLVMExternalLinkage);
+    LLVMValueRef imgslot = NULL;
+    if (p->nsegs) {
+        LLVMValueRef idx = cg_i64(&c, 4);
+        imgslot = LLVMBuildGEP2(c.b, c.ptr, ctxv, &idx, 1, "");
+        LLVMBuildStore(c.b, cg_i64(&c, 0), imgslot);
+    }
+    Loop il;
     for (int i = 0; i < p->nk; i++) {
+        int s = mc_kprogram_segment_of(p, i);
+        if (s >= 0 && i == p->segs[s].k0) { /* for image in [0, images): kernels k0..k1-1 */
+            cg_loop_begin(&c, &il, cg_i64(&c, 0), cg_i64(&c, p->segs[s].images), NULL, 0, "image");
+            LLVMBuildStore(c.b, il.iv, imgslot);
+        }
         snprintf(name, sizeof name, "mc_k%d", i);
         LLVMValueRef a[4] = {LLVMGetNamedFunction(c.mod, name), ctxv, cg_i64(&c, pl.k[i].n), cg_i64(&c, pl.k[i].grain)};
         LLVMValueRef ld = LLVMBuildLoad2(c.b, c.ptr, prof, "");
@@ -471,6 +522,7 @@ mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McEr
         cg_if_begin(&c, &f, on, "prof");
         LLVMBuildCall2(c.b, hk_ty, kend, &ki, 1, "");
         cg_if_end(&c, &f);
+        if (s >= 0 && i == p->segs[s].k1 - 1) cg_loop_end(&c, &il, NULL);
     }
     LLVMBuildRet(c.b, cg_i32(&c, 0));
     add_size_global(&c, m->prefix, "weights_size", pl.blob_bytes);
@@ -479,6 +531,7 @@ mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McEr
     add_size_global(&c, m->prefix, "output_size", p->output_buf >= 0 ? p->bufs[p->output_buf].bytes : 0);
     LLVMDisposeBuilder(c.b);
     mc_llvm_plan_free(&pl);
+    if (have_sp >= 0) mc_kprogram_free(&sp);
 
     char *msg = NULL;
     if (LLVMVerifyModule(m->mod, LLVMReturnStatusAction, &msg)) {

@@ -199,6 +199,8 @@ cg_buf_ptr(CG *c, int buf)
     /* weights: where the plan keeps the graph-layout copy (the blob stores
      * only the weights some kernel reads through a view) */
     LLVMValueRef off = cg_i64(c, B->kind == BUF_WEIGHT ? c->plan->woff[buf] : B->offset);
+    if (c->img && B->image_bytes) /* per-image segment: this image's slice */
+        off = LLVMBuildAdd(c->b, off, LLVMBuildMul(c->b, c->img, cg_i64(c, B->image_bytes), ""), "");
     return LLVMBuildGEP2(c->b, c->i8, c->base[B->kind], &off, 1, "");
 }
 

@@ -77,6 +77,7 @@ typedef struct CG {
     LLVMValueRef zeros;              /* global zero row */
     LLVMValueRef vfn[CG_MAX_VFN];    /* cached vector math functions */
     int ki;                          /* kernel being built */
+    LLVMValueRef img;                /* i64 image index in a per-image segment's kernel, else NULL */
 } CG;
 
 /* constants and small helpers (llvm_expr.c) */

@@ -153,9 +153,10 @@ mc_llvm_run_program(const KProgram *p, const WeightStore *ws, const float *input
     if (!(m = mc_llvm_codegen(p, t, err))) goto done;
     if (mc_llvm_pack_weights(p, ws, t, &blob, &bsize, err)) goto done;
     if (!(j = mc_llvm_jit_create(m, err))) goto done;
-    if (posix_memalign(&scratch, 64, (size_t)(p->scratch_bytes > 0 ? p->scratch_bytes : 64))) {
+    int64_t ns = mc_llvm_scratch_size(p); /* the per-image schedule's arena for batched programs */
+    if (posix_memalign(&scratch, 64, (size_t)(ns > 0 ? ns : 64))) {
         scratch = NULL;
-        mc_err(err, "llvm: out of memory for %lld bytes of scratch", (long long)p->scratch_bytes);
+        mc_err(err, "llvm: out of memory for %lld bytes of scratch", (long long)ns);
         goto done;
     }
     rc = mc_llvm_jit_run(j, blob, input, output, scratch, err);

@@ -366,6 +366,98 @@ test_lower_kernel_counts(void)
     mc_weights_free(&ws);
 }
 
+/* Per-image schedule of the small model at batch 3 (odd size): the segment
+ * is a prefix ending where the rule says (the first kernel whose weights
+ * outweigh the bytes of one image it reads and writes, counted here from
+ * the unscheduled views), its kernels cover one image, buffers living only
+ * inside it shrink to one image, the others carry image strides, and the
+ * plan keeps live buffers apart (boundary buffers live over the whole
+ * segment). */
+static void
+test_image_schedule(void)
+{
+    Graph g;
+    build_small(&g, 3, 40, 33);
+    WeightStore ws;
+    mc_weights_init(&ws);
+    mc_weights_random(&g, &ws, 1);
+    McErr e;
+    CU_ASSERT_FATAL(mc_passes_run(&g, &ws, NULL, &e) == 0);
+    KProgram p, q;
+    CU_ASSERT_FATAL(mc_lower(&g, &ws, &p, &e) == 0);
+    mc_memplan(&p);
+    CU_ASSERT_FATAL(mc_kprogram_copy(&p, &q) == 0);
+    int cut = mc_kprogram_schedule_images(&q, -1);
+    /* expected cut, from the batched program */
+    int want = 0;
+    for (; want < p.nk; want++) {
+        const Kernel *k = &p.k[want];
+        int64_t w = 0, a = 4;
+        for (int d = 0; d < k->out.rank; d++) a *= k->out.shape[d];
+        for (int j = 0; j < k->nin; j++) {
+            const View *v = &k->in[j];
+            if (p.bufs[v->buf].kind == BUF_WEIGHT) { w += p.bufs[v->buf].bytes; continue; }
+            int64_t b = 4;
+            for (int d = 0; d < v->rank; d++) b *= v->shape[d];
+            a += b;
+        }
+        if (w > a / 3) break;
+    }
+    CU_ASSERT(want > 10 && want < p.nk); /* a real prefix: the stem and more */
+    CU_ASSERT_EQUAL(cut, want);
+    CU_ASSERT_FATAL(q.nsegs == 1);
+    CU_ASSERT(q.segs[0].k0 == 0 && q.segs[0].k1 == cut && q.segs[0].images == 3);
+    for (int i = 0; i < p.nk; i++) {
+        int64_t o = p.k[i].out.shape[0], n = q.k[i].out.shape[0];
+        CU_ASSERT_EQUAL(n, i < cut ? o / 3 : o);
+        if (p.k[i].kind == KK_GEMM) CU_ASSERT_EQUAL(q.k[i].M, i < cut ? p.k[i].M / 3 : p.k[i].M);
+        CU_ASSERT_EQUAL(mc_kprogram_segment_of(&q, i), i < cut ? 0 : -1);
+    }
+    CU_ASSERT_EQUAL(q.bufs[q.input_buf].image_bytes, 3 * 40 * 33 * 4);
+    int inner = 0, boundary = 0;
+    for (int i = 0; i < q.nbufs; i++) {
+        const Buffer *a = &p.bufs[i], *b = &q.bufs[i];
+        if (a->kind != BUF_SCRATCH || a->first >= cut) {
+            CU_ASSERT(b->bytes == a->bytes);
+            if (a->kind == BUF_SCRATCH) CU_ASSERT_EQUAL(b->image_bytes, 0);
+            continue;
+        }
+        if (a->last < cut) { /* one image's copy, reused */
+            inner++;
+            CU_ASSERT_EQUAL(b->bytes * 3, a->bytes);
+            CU_ASSERT_EQUAL(b->image_bytes, 0);
+        } else {
+            boundary++;
+            CU_ASSERT_EQUAL(b->image_bytes * 3, a->bytes);
+            CU_ASSERT_EQUAL(b->first, 0);
+        }
+    }
+    CU_ASSERT(inner > 10);
+    CU_ASSERT(boundary >= 1);
+    mc_memplan(&q);
+    CU_ASSERT(q.scratch_bytes < p.scratch_bytes);
+    for (int i = 0; i < q.nbufs; i++)
+        for (int j = i + 1; j < q.nbufs; j++) {
+            const Buffer *a = &q.bufs[i], *b = &q.bufs[j];
+            if (a->kind != BUF_SCRATCH || b->kind != BUF_SCRATCH) continue;
+            if (a->last < b->first || b->last < a->first) continue;
+            CU_ASSERT(a->offset + a->bytes <= b->offset || b->offset + b->bytes <= a->offset);
+        }
+    /* no second schedule, none at batch 1 */
+    CU_ASSERT_EQUAL(mc_kprogram_schedule_images(&q, -1), 0);
+    mc_kprogram_free(&q);
+    mc_kprogram_free(&p);
+    mc_graph_free(&g);
+    build_small(&g, 1, 40, 33);
+    CU_ASSERT_FATAL(mc_passes_run(&g, &ws, NULL, &e) == 0);
+    CU_ASSERT_FATAL(mc_lower(&g, &ws, &p, &e) == 0);
+    CU_ASSERT_EQUAL(mc_kprogram_schedule_images(&p, -1), 0);
+    CU_ASSERT_EQUAL(p.nsegs, 0);
+    mc_kprogram_free(&p);
+    mc_graph_free(&g);
+    mc_weights_free(&ws);
+}
+
 static const struct {
     const char *name;
     CU_TestFunc fn;
@@ -376,6 +468,7 @@ static const struct {
     {"cse", test_cse},
     {"whole pipeline on a model", test_pipeline_model},
     {"lowering kernel counts + memplan", test_lower_kernel_counts},
+    {"per-image schedule + memplan (batch 3)", test_image_schedule},
 };
 
 static int

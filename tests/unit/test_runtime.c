@@ -672,7 +672,8 @@ test_artifact_from_kprogram(void)
     bufs[2].shape.d[3] = 224;
     ks[0].name = "stem.conv", ks[0].flops = 1.5e9;
     ks[1].name = "head", ks[1].flops = 2048000;
-    KProgram p = {"tiny", bufs, 3, ks, 2, 2, 0, 1000, 4096, 8192};
+    KProgram p = {.name = "tiny", .bufs = bufs, .nbufs = 3, .k = ks, .nk = 2, .input_buf = 2, .output_buf = 0,
+                  .weights_bytes = 1000, .scratch_bytes = 4096, .unplanned_bytes = 8192};
     McArtifact a;
     memset(&a, 0, sizeof a);
     McErr err;
