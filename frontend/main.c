@@ -305,6 +305,22 @@ load_model(const Opts *o, int B, int H, int W, Graph *g, McErr *err, int *fixed_
     return rc;
 }
 
+/* dump/compile: the model at --batch/--image-size (public configs only). */
+static int
+load_sized_model(const Opts *o, Graph *g, McErr *err)
+{
+    int fixed;
+    memset(g, 0, sizeof *g);
+    if (load_model(o, o->batch, o->H, o->W, g, err, &fixed)) {
+        mc_graph_free(g);
+        return -1;
+    }
+    if (fixed && (o->H || o->batch != 1))
+        mc_warn("--batch and --image-size apply to public configs only; %s fixes its shapes", o->model);
+    if (mc_graph_verify(g, err)) mc_die("%s", err->msg);
+    return 0;
+}
+
 static int
 load_weights(const Opts *o, const Graph *g, WeightStore *ws, McErr *err)
 {
@@ -487,15 +503,7 @@ cmd_dump(int argc, char **argv)
     if (!strcmp(o.format, "kernels")) o.opt = 1;
     McErr err = {{0}};
     Graph g;
-    int fixed;
-    memset(&g, 0, sizeof g);
-    if (load_model(&o, o.batch, o.H, o.W, &g, &err, &fixed)) {
-        mc_graph_free(&g);
-        return fail(&err);
-    }
-    if (fixed && (o.H || o.batch != 1))
-        mc_warn("--batch and --image-size apply to public configs only; %s fixes its shapes", o.model);
-    if (mc_graph_verify(&g, &err)) mc_die("%s", err.msg);
+    if (load_sized_model(&o, &g, &err)) return fail(&err);
     WeightStore ws;
     mc_weights_init(&ws);
     if (o.weights || o.opt) {
@@ -574,15 +582,7 @@ cmd_compile(int argc, char **argv)
     double t0 = now_s();
     McErr err = {{0}};
     Graph g;
-    int fixed;
-    memset(&g, 0, sizeof g);
-    if (load_model(&o, o.batch, o.H, o.W, &g, &err, &fixed)) {
-        mc_graph_free(&g);
-        return fail(&err);
-    }
-    if (fixed && (o.H || o.batch != 1))
-        mc_warn("--batch and --image-size apply to public configs only; %s fixes its shapes", o.model);
-    if (mc_graph_verify(&g, &err)) mc_die("%s", err.msg);
+    if (load_sized_model(&o, &g, &err)) return fail(&err);
     progress(&o, "graph built", t0);
     WeightStore ws;
     if (load_weights(&o, &g, &ws, &err)) {

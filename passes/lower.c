@@ -53,34 +53,9 @@ align64(int64_t v)
     return (v + 63) & ~(int64_t)63;
 }
 
+/* Appends a buffer; weights get the next offset in the weights blob. */
 static int
-new_buffer(Lower *L, int node, BufKind kind)
-{
-    KProgram *p = L->p;
-    if (p->nbufs == L->bufcap) {
-        L->bufcap = L->bufcap ? 2 * L->bufcap : 256;
-        p->bufs = realloc(p->bufs, sizeof(Buffer) * (size_t)L->bufcap);
-    }
-    Buffer *b = &p->bufs[p->nbufs];
-    memset(b, 0, sizeof *b);
-    b->id = p->nbufs;
-    b->name = L->g->nodes[node].name;
-    b->kind = kind;
-    b->shape = L->g->nodes[node].shape;
-    b->bytes = mc_shape_numel(&b->shape) * 4;
-    b->node = node;
-    b->first = b->last = -1;
-    if (kind == BUF_WEIGHT) {
-        b->offset = L->woff;
-        L->woff = align64(L->woff + b->bytes);
-    }
-    L->buf[node] = b->id;
-    return p->nbufs++;
-}
-
-/* A weight buffer for a constant made during lowering (no graph node). */
-static int
-new_const_buffer(Lower *L, const char *name, const Shape *s)
+add_buffer(Lower *L, int node, const char *name, const Shape *s, BufKind kind)
 {
     KProgram *p = L->p;
     if (p->nbufs == L->bufcap) {
@@ -91,14 +66,30 @@ new_const_buffer(Lower *L, const char *name, const Shape *s)
     memset(b, 0, sizeof *b);
     b->id = p->nbufs;
     b->name = name;
-    b->kind = BUF_WEIGHT;
+    b->kind = kind;
     b->shape = *s;
     b->bytes = mc_shape_numel(s) * 4;
-    b->node = -1;
+    b->node = node;
     b->first = b->last = -1;
-    b->offset = L->woff;
-    L->woff = align64(L->woff + b->bytes);
+    if (kind == BUF_WEIGHT) {
+        b->offset = L->woff;
+        L->woff = align64(L->woff + b->bytes);
+    }
+    if (node >= 0) L->buf[node] = b->id;
     return p->nbufs++;
+}
+
+static int
+new_buffer(Lower *L, int node, BufKind kind)
+{
+    return add_buffer(L, node, L->g->nodes[node].name, &L->g->nodes[node].shape, kind);
+}
+
+/* A weight buffer for a constant made during lowering (no graph node). */
+static int
+new_const_buffer(Lower *L, const char *name, const Shape *s)
+{
+    return add_buffer(L, -1, name, s, BUF_WEIGHT);
 }
 
 static View
