@@ -326,6 +326,9 @@ static int
 load_weights(const Opts *o, const Graph *g, WeightStore *ws, McErr *err)
 {
     mc_weights_init(ws);
+    int nweights = 0;
+    for (int i = 0; i < g->nnodes; i++) nweights += g->nodes[i].op == OP_WEIGHT;
+    if (!o->weights && !nweights) return 0;
     if (!o->weights) {
         mc_warn("no --weights given: using random weights (seed %d); outputs are meaningless", o->seed);
         mc_weights_random(g, ws, (uint64_t)o->seed);
@@ -415,12 +418,19 @@ cmd_run(int argc, char **argv)
         mc_npy_free(&x);
         return 1;
     }
-    if (x.rank != 4) {
+    /* a public config is built for x's shape, which must be an image batch;
+     * a graph YAML or .mir fixes its input shape (checked below) */
+    int kind = mc_frontend_kind(o.model, &err);
+    if (kind < 0) {
+        mc_npy_free(&x);
+        return fail(&err);
+    }
+    if (kind == 1 && x.rank != 4) {
         fprintf(stderr, "%s: error: input must be NCHW [B,C,H,W], got rank %d\n", o.input, x.rank);
         mc_npy_free(&x);
         return 1;
     }
-    if (x.shape[0] < 1 || x.shape[0] > 65536 || x.shape[2] > 16384 || x.shape[3] > 16384) {
+    if (kind == 1 && (x.shape[0] < 1 || x.shape[0] > 65536 || x.shape[2] > 16384 || x.shape[3] > 16384)) {
         fprintf(stderr, "%s: error: unsupported input shape\n", o.input);
         mc_npy_free(&x);
         return 1;
@@ -429,7 +439,8 @@ cmd_run(int argc, char **argv)
     Graph g;
     int fixed;
     memset(&g, 0, sizeof g);
-    if (load_model(&o, (int)x.shape[0], (int)x.shape[2], (int)x.shape[3], &g, &err, &fixed)) {
+    if (load_model(&o, kind == 1 ? (int)x.shape[0] : 1, kind == 1 ? (int)x.shape[2] : 0,
+                   kind == 1 ? (int)x.shape[3] : 0, &g, &err, &fixed)) {
         mc_npy_free(&x);
         mc_graph_free(&g);
         return fail(&err);
@@ -471,6 +482,9 @@ cmd_run(int argc, char **argv)
     RunOpts ro = {o.threads, o.verbose, compiling, o.po.stats};
     if (be->run(&g, &ws, &in, 1, outs, g.noutputs, &ro, &err)) return fail(&err);
     double t2 = now_s();
+    if (g.noutputs > 1)
+        mc_note("the graph has %d outputs; %s holds the first, %%%s", g.noutputs, o.output,
+                g.nodes[g.outputs[0]].name);
     if (mc_npy_write_f32(o.output, outs[0].data, outs[0].shape.rank, outs[0].shape.d, emsg, sizeof emsg)) {
         fprintf(stderr, "%s\n", emsg);
         return 1;

@@ -399,8 +399,8 @@ setup_anchor(Lower *L, Kernel *k, int a)
         return 0;
     }
     default:
-        return mc_err(L->err, "lower: %%%s: op %s has no kernel (run the graph passes first: fold-state-fusion)",
-                      n->name, mc_op_info[n->op].name);
+        return mc_err(L->err, "lower: %%%s: op %s has no native kernel yet (the ref backend runs it: "
+                      "mambac run --backend ref)", n->name, mc_op_info[n->op].name);
     }
 }
 
