@@ -472,8 +472,14 @@ cmd_run(int argc, char **argv)
         mc_weights_free(&ws);
         return fail(&err);
     }
-    /* a compiling backend gets the graph after the passes the user asked for */
+    /* a compiling backend gets the graph after the passes the user asked for;
+     * only the first output is written, so it computes only that one */
     int compiling = strcmp(be->name, "ref") != 0;
+    int nouts = g.noutputs;
+    if (compiling && nouts > 1) {
+        g.noutputs = 1;
+        mc_graph_compact(&g);
+    }
     if ((o.opt || compiling) && mc_passes_run(&g, &ws, &o.po, &err)) return fail(&err);
     if (o.dot && write_dot(&g, &ws, o.dot, &err)) return fail(&err);
     double t1 = now_s();
@@ -482,8 +488,8 @@ cmd_run(int argc, char **argv)
     RunOpts ro = {o.threads, o.verbose, compiling, o.po.stats};
     if (be->run(&g, &ws, &in, 1, outs, g.noutputs, &ro, &err)) return fail(&err);
     double t2 = now_s();
-    if (g.noutputs > 1)
-        mc_note("the graph has %d outputs; %s holds the first, %%%s", g.noutputs, o.output,
+    if (nouts > 1)
+        mc_note("the graph has %d outputs; %s holds the first, %%%s", nouts, o.output,
                 g.nodes[g.outputs[0]].name);
     if (mc_npy_write_f32(o.output, outs[0].data, outs[0].shape.rank, outs[0].shape.d, emsg, sizeof emsg)) {
         fprintf(stderr, "%s\n", emsg);

@@ -1,4 +1,6 @@
 """e2e: the command line itself: help texts exit 0, usage errors exit 2."""
+import os
+
 import e2e_common as E
 
 t = E.Test("cli")
@@ -29,4 +31,23 @@ for label, args in (
     t.check(rc == 2 and err.strip() != "" and not any(w in err.lower() for w in E.BAD_WORDS),
             "%s: rc=%s (want 2), stderr: %s" % (label, rc, err.strip().splitlines()[0][:120]
                                                   if err.strip() else "(empty)"))
+
+# a hand-written IR graph with a rank-2 input and two outputs runs on both
+# backends: the output file holds the first output (relu), and a note says so
+import numpy as np
+mir = t.path("two.mir")
+with open(mir, "w") as f:
+    f.write("graph two {\n  %x = input : f32[2,3]\n  %a = relu %x : f32[2,3]\n"
+            "  %b = gelu %x : f32[2,3]\n  return %a, %b\n}\n")
+x2 = np.array([[-1.5, 0.25, 2.0], [0.5, -0.125, 3.0]], np.float32)
+np.save(t.path("x2.npy"), x2)
+for backend in ("ref", "llvm"):
+    y = t.path("y2_%s.npy" % backend)
+    rc, out, err, dt = t.run(["run", mir, "--input", t.path("x2.npy"), "--output", y,
+                              "--backend", backend], timeout=60)
+    got = np.load(y) if rc == 0 and os.path.exists(y) else None
+    t.check(got is not None and np.array_equal(got, np.maximum(x2, 0)) and "2 outputs" in err
+            and "random weights" not in err,
+            "%s backend: rank-2 .mir graph, first of two outputs written (rc=%s, %s)" % (
+                backend, rc, err.strip()[:200]))
 t.finish()
