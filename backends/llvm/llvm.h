@@ -46,9 +46,9 @@ int mc_llvm_target_is_host(const McLlvmTarget *t);
 
 /* Every registered LLVM target ("x86-64  64-bit X86: EM_X86_64"). */
 void mc_llvm_list_targets(FILE *f);
-/* The LLVM C API has no CPU enumeration: prints what it can (the triple's
- * target, the host CPU name and features) and how to get the full list
- * (`llc-19 -mtriple=T -mcpu=help`).  Returns 0, or -1 on an unknown triple. */
+/* The triple's target and LLVM's own table of its CPUs and features (the C
+ * API has no enumeration: a subtarget for the CPU name "help" prints it, in
+ * a child process).  Returns 0, or -1 on an unknown triple. */
 int mc_llvm_list_cpus(const char *triple, FILE *f, McErr *err);
 
 /* Builds, verifies and optimizes the module for p.  NULL + err on failure. */

@@ -302,11 +302,31 @@ mc_llvm_list_cpus(const char *triple, FILE *f, McErr *err)
         LLVMDisposeMessage(msg);
     } else {
         fprintf(f, "target %s (%s): %s\n", nt, LLVMGetTargetName(tg), LLVMGetTargetDescription(tg));
-        char *cpu = LLVMGetHostCPUName();
-        fprintf(f, "host cpu: %s\n", cpu);
-        LLVMDisposeMessage(cpu);
-        fprintf(f, "The LLVM C API cannot enumerate CPU names; any name LLVM knows is accepted\n"
-                   "by --cpu (\"generic\" always).  Full list: llc-19 -mtriple=%s -mcpu=help\n", nt);
+        if (!strcmp(nt, host)) {
+            char *cpu = LLVMGetHostCPUName();
+            fprintf(f, "this machine's cpu: %s\n", cpu);
+            LLVMDisposeMessage(cpu);
+        }
+        /* The C API has no CPU enumeration, but a subtarget created for the
+         * CPU name "help" prints LLVM's own table of CPUs and features (to
+         * stderr); do that in a child whose stderr is f. */
+        fflush(f);
+        pid_t pid = fork();
+        if (pid == 0) {
+            dup2(fileno(f), 2);
+            LLVMTargetMachineRef tm = LLVMCreateTargetMachine(tg, nt, "help", "", LLVMCodeGenLevelDefault,
+                                                              LLVMRelocDefault, LLVMCodeModelDefault);
+            LLVMModuleRef m = LLVMModuleCreateWithName("cpus");
+            LLVMSetTarget(m, nt);
+            LLVMMemoryBufferRef out = NULL;
+            char *emsg = NULL;
+            LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &emsg, &out);
+            fflush(stderr);
+            _exit(0);
+        }
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+            fprintf(f, "(LLVM's CPU table is not available; any CPU name LLVM knows is accepted by --cpu)\n");
     }
     LLVMDisposeMessage(nt);
     LLVMDisposeMessage(host);
