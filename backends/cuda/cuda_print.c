@@ -152,6 +152,40 @@ header(McBuf *b, const KProgram *p, const Kernel *k, int ki)
     mc_buf_puts(b, " */\n");
 }
 
+/* The GEMM epilogue for two adjacent columns n0, n0 + 1 of row m (the pair
+ * a thread holds in the mma accumulator layout): one 8-byte store where the
+ * output is a contiguous, 8-byte aligned [.., N] array (N even: every pair
+ * starts at an even element; buffers are 64-byte aligned), else two epi. */
+static void
+print_epi2(McBuf *b, const Kernel *k, int64_t N)
+{
+    const View *o = &k->out;
+    int vec = N % 2 == 0 && o->offset % 2 == 0 && o->rank >= 1 && o->stride[o->rank - 1] == 1;
+    for (int d = o->rank - 2; d >= 0 && vec; d--)
+        if (o->shape[d] != 1 && o->stride[d] != o->stride[d + 1] * o->shape[d + 1]) vec = 0;
+    mc_buf_puts(b, "    auto epi2 = [=](int64_t m, int n0, float acc0, float acc1) {\n");
+    if (!vec) {
+        mc_buf_puts(b, "        epi(m, n0, acc0);\n        epi(m, n0 + 1, acc1);\n    };\n");
+        return;
+    }
+    mc_buf_printf(b, "        const int64_t i = m * %lld + n0;\n        float r0, r1;\n", (long long)N);
+    for (int q = 0; q < 2; q++) {
+        char res[32];
+        mc_buf_puts(b, "        {\n");
+        mc_buf_printf(b, "            float acc = acc%d;\n", q);
+        if (k->nin == 3) {
+            mc_buf_printf(b, "            const int n = n0 + %d;\n            acc += ", q);
+            load(b, &k->in[2], "n");
+            mc_buf_puts(b, ";\n");
+        }
+        mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc", q ? "(i + 1)" : "i", "            ", res, sizeof res);
+        mc_buf_printf(b, "            r%d = %s;\n        }\n", q, res);
+    }
+    mc_buf_puts(b, "        *(float2 *)&");
+    load(b, o, "i");
+    mc_buf_puts(b, " = make_float2(r0, r1);\n    };\n");
+}
+
 static int
 is_contig(const View *v, int64_t rows, int64_t cols)
 {
@@ -279,6 +313,7 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc", "i", "        ", res, sizeof res);
     store(b, k, "        ", "i", res);
     mc_buf_puts(b, "    };\n");
+    if (!thin) print_epi2(b, k, N);
     if (conv) snprintf(wptr, sizeof wptr, "wp");
     else if (k->in[1].offset) snprintf(wptr, sizeof wptr, "b%d + %lld", k->in[1].buf, (long long)k->in[1].offset);
     else snprintf(wptr, sizeof wptr, "b%d", k->in[1].buf);
@@ -289,7 +324,7 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
         ln->gx = (M + 255) / 256;
         return 0;
     }
-    mc_buf_printf(b, "    mc_gemm<%s, %d, %d, %lldll, %lld, %lld, %s, %s>(%s, %s, %s, epi);\n}\n\n", mode, bm, bn,
+    mc_buf_printf(b, "    mc_gemm<%s, %d, %d, %lldll, %lld, %lld, %s, %s>(%s, %s, %s, epi, epi2);\n}\n\n", mode, bm, bn,
                   (long long)M, (long long)N, (long long)K, va ? "true" : "false", vw ? "true" : "false",
                   v0 ? "A4" : "A", va ? "A4" : "A", wptr);
     ln->gx = ((M + bm - 1) / bm) * ((N + bn - 1) / bn);

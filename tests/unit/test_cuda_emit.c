@@ -173,6 +173,11 @@ test_program_structure(void)
      * FFMA kernel, never a tensor-core mode */
     CU_ASSERT_TRUE(count(bf, "    mc_gemm_thin<") + count(bf, "    mc_gemm<MC_FP32,") >= 2 * nscan);
     CU_ASSERT_TRUE(count(bf, "    mc_gemm_thin<") > 0);
+    /* every tiled GEMM passes a pair epilogue; contiguous outputs store it
+     * as one float2 */
+    CU_ASSERT_EQUAL(count(bf, "    auto epi2 = "), count(bf, "    mc_gemm<"));
+    CU_ASSERT_EQUAL(count(bf, ", epi, epi2);"), count(bf, "    mc_gemm<"));
+    CU_ASSERT_TRUE(count(bf, " = make_float2(r0, r1);") > 0);
     /* fp32: dense layers through MC_FP32_MODE (3xTF32 unless overridden) */
     CU_ASSERT_TRUE(count(fp, "    mc_gemm<MC_FP32_MODE,") > 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(fp, "#define MC_FP32_MODE MC_F32X3"));
