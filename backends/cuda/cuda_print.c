@@ -109,12 +109,26 @@ collect_params(const Kernel *k, Params *ps)
     add_param(ps, k->out.buf);
 }
 
+/* bf16 activation storage (bf16 mode): every scratch buffer holds
+ * __nv_bfloat16 (in its planned slot, of which it uses half); the input,
+ * output, weights and scan carries stay float.  Loads convert to float
+ * (mc_ld, mc_ldv4), stores round once (__float2bfloat16_rn): the arithmetic,
+ * the scan state and every reduction stay fp32. */
+static const KProgram *cur_prog;
+static int cur_bf16;
+
+static int
+buf_bf16(int buf)
+{
+    return cur_bf16 && cur_prog->bufs[buf].kind == BUF_SCRATCH;
+}
+
 static void
 print_params(McBuf *b, const Params *ps, const char *extra)
 {
     for (int i = 0; i < ps->n; i++)
-        mc_buf_printf(b, "%s%sfloat *__restrict__ b%d", i ? ", " : "", ps->buf[i] == ps->out ? "" : "const ",
-                      ps->buf[i]);
+        mc_buf_printf(b, "%s%s%s *__restrict__ b%d", i ? ", " : "", ps->buf[i] == ps->out ? "" : "const ",
+                      buf_bf16(ps->buf[i]) ? "__nv_bfloat16" : "float", ps->buf[i]);
     if (extra) mc_buf_printf(b, ", %s", extra);
 }
 
@@ -122,25 +136,43 @@ static void
 print_args(McBuf *b, const KProgram *p, const CudaLayout *lay, const Params *ps, const char *extra)
 {
     for (int i = 0; i < ps->n; i++)
-        mc_buf_printf(b, "%sP(%lld)", i ? ", " : "", (long long)mc_cuda_buf_offset(p, lay, ps->buf[i]));
+        mc_buf_printf(b, "%s%s(%lld)", i ? ", " : "", buf_bf16(ps->buf[i]) ? "PB" : "P",
+                      (long long)mc_cuda_buf_offset(p, lay, ps->buf[i]));
     if (extra) mc_buf_printf(b, ", %s", extra);
 }
 
 /* b<buf>[<index of view v at lin>] */
 static void
-load(McBuf *b, const View *v, const char *lin)
+ref(McBuf *b, const View *v, const char *lin)
 {
     mc_buf_printf(b, "b%d[", v->buf);
     mc_cemit_view_index(b, v, lin);
     mc_buf_puts(b, "]");
 }
 
+/* the element as a float rvalue */
+static void
+load(McBuf *b, const View *v, const char *lin)
+{
+    if (!buf_bf16(v->buf)) { ref(b, v, lin); return; }
+    mc_buf_puts(b, "mc_ld(");
+    ref(b, v, lin);
+    mc_buf_puts(b, ")");
+}
+
+static void
+store_view(McBuf *b, const View *v, const char *indent, const char *lin, const char *val)
+{
+    mc_buf_printf(b, "%s", indent);
+    ref(b, v, lin);
+    if (buf_bf16(v->buf)) mc_buf_printf(b, " = __float2bfloat16_rn(%s);\n", val);
+    else mc_buf_printf(b, " = %s;\n", val);
+}
+
 static void
 store(McBuf *b, const Kernel *k, const char *indent, const char *lin, const char *val)
 {
-    mc_buf_printf(b, "%s", indent);
-    load(b, &k->out, lin);
-    mc_buf_printf(b, " = %s;\n", val);
+    store_view(b, &k->out, indent, lin, val);
 }
 
 static void
@@ -181,8 +213,15 @@ print_epi2(McBuf *b, const Kernel *k, int64_t N)
         mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc", q ? "(i + 1)" : "i", "            ", res, sizeof res);
         mc_buf_printf(b, "            r%d = %s;\n        }\n", q, res);
     }
+    if (buf_bf16(o->buf)) {
+        /* bf16 storage: both columns rounded and stored as one 4-byte pair */
+        mc_buf_puts(b, "        *(__nv_bfloat162 *)&");
+        ref(b, o, "i");
+        mc_buf_puts(b, " = __floats2bfloat162_rn(r0, r1);\n    };\n");
+        return;
+    }
     mc_buf_puts(b, "        *(float2 *)&");
-    load(b, o, "i");
+    ref(b, o, "i");
     mc_buf_puts(b, " = make_float2(r0, r1);\n    };\n");
 }
 
@@ -196,8 +235,6 @@ is_contig(const View *v, int64_t rows, int64_t cols)
 /* Index arithmetic in 32 bits when every buffer the kernel touches (and
  * 4x its largest one, for the scan carries) stays under 2^31 elements:
  * 64-bit division and multiplication cost several instructions each. */
-static const KProgram *cur_prog;
-
 static int
 small_index(const Kernel *k)
 {
@@ -262,6 +299,16 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     int thin = skinny && va && N <= 24 && N * K <= 9216;
     /* the one-element loader A is emitted only where the GEMM reads it */
     int v0 = thin || (va && !skinny && o->precision != MC_CUDA_FP32) ? 1 : 0;
+    /* bf16 storage feeding a bf16 tensor-core GEMM: A4 returns eight
+     * consecutive k as raw bf16 (one 16-byte load, uint4) that go into
+     * shared memory as they are (no float round trip); needs 8-element
+     * alignment of k runs */
+    int a8 = va && !skinny && o->precision == MC_CUDA_BF16 && buf_bf16(a->buf) && K % 8 == 0 && a->offset % 8 == 0;
+    if (a8 && conv)
+        a8 = Ci % 8 == 0 && a->stride[0] % 8 == 0 && a->stride[1] % 8 == 0 && a->stride[2] % 8 == 0;
+    else if (a8)
+        a8 = a->shape[0] == 1 || a->stride[0] % 8 == 0;
+    const char *ty4 = a8 ? "uint4" : "float4", *ld4 = a8 ? "*(const uint4 *)&" : "mc_ldv4(&", *cl4 = a8 ? "" : ")";
     Params ps;
     collect_params(k, &ps);
     header(b, p, k, ki);
@@ -274,7 +321,7 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
                       (long long)Ci);
         idx_typedef(b, k);
         for (int v = v0; v < 1 + va; v++) {
-            const char *ty = v ? "float4" : "float";
+            const char *ty = v ? ty4 : "float";
             mc_buf_printf(b, "    auto A%s = [=](int64_t m64, int k) -> %s {\n", v ? "4" : "", ty);
             mc_buf_puts(b, "        const idx_t m = (idx_t)m64;\n");
             mc_buf_printf(b, "        idx_t ow = m %% %lld, oh = (m / %lld) %% %lld, bb = m / %lld;\n", (long long)Wo,
@@ -285,21 +332,21 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
                           (long long)k->attrs.stride[0], (long long)k->attrs.pad[0], (long long)k->attrs.dil[0],
                           (long long)k->attrs.stride[1], (long long)k->attrs.pad[1], (long long)k->attrs.dil[1]);
             mc_buf_printf(b, "        if (ih < 0 || ih >= %lld || iw < 0 || iw >= %lld) return %s;\n", (long long)H,
-                          (long long)W, v ? "make_float4(0.0f, 0.0f, 0.0f, 0.0f)" : "0.0f");
+                          (long long)W, v ? (a8 ? "make_uint4(0u, 0u, 0u, 0u)" : "make_float4(0.0f, 0.0f, 0.0f, 0.0f)") : "0.0f");
             mc_buf_printf(b, "        return %sb%d[%lld + bb * %lld + ih * %lld + iw * %lld + ci * %lld]%s;\n",
-                          v ? "*(const float4 *)&" : "", a->buf, (long long)a->offset, (long long)a->stride[0],
-                          (long long)a->stride[1], (long long)a->stride[2], (long long)a->stride[3], "");
+                          v ? ld4 : "mc_ld(", a->buf, (long long)a->offset, (long long)a->stride[0],
+                          (long long)a->stride[1], (long long)a->stride[2], (long long)a->stride[3], v ? cl4 : ")");
             mc_buf_puts(b, "    };\n");
         }
     } else {
         for (int v = v0; v < 1 + va; v++) {
             mc_buf_printf(b, "    auto A%s = [=](int64_t m, int k) -> %s { return %sb%d[", v ? "4" : "",
-                          v ? "float4" : "float", v ? "*(const float4 *)&" : "", a->buf);
+                          v ? ty4 : "float", v ? ld4 : "mc_ld(", a->buf);
             if (a->offset) mc_buf_printf(b, "%lld + ", (long long)a->offset);
             if (a->shape[0] == 1) mc_buf_puts(b, "0");
             else mc_buf_printf(b, "m * %lld", (long long)a->stride[0]);
-            if (a->stride[1] == 1) mc_buf_puts(b, " + k]; };\n");
-            else mc_buf_printf(b, " + k * %lld]; };\n", (long long)a->stride[1]);
+            if (a->stride[1] == 1) mc_buf_printf(b, " + k]%s; };\n", v ? cl4 : ")");
+            else mc_buf_printf(b, " + k * %lld]%s; };\n", (long long)a->stride[1], v ? cl4 : ")");
         }
     }
     mc_buf_puts(b, "    auto epi = [=](int64_t m, int n, float acc) {\n");
@@ -456,9 +503,9 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
         mc_buf_printf(b, "        const idx_t xx = min(max(x + mc_f25_dx[t], (idx_t)0), (idx_t)%lld);\n", W - 1);
         snprintf(lin, sizeof lin, "((bb * %lld + yy) * %lld + xx) * %lld + d", H, W, D);
         mc_buf_printf(b, "        const float4 w = *(const float4 *)&wp[t * %lld + d];\n", D);
-        mc_buf_printf(b, "        const float4 v = *(const float4 *)&b%d[", h->buf);
+        mc_buf_printf(b, "        const float4 v = mc_ldv4(&b%d[", h->buf);
         mc_cemit_view_index(b, h, lin);
-        mc_buf_puts(b, "];\n        ");
+        mc_buf_puts(b, "]);\n        ");
         fma4(b, "acc", "w", "v");
         mc_buf_puts(b, "    }\n");
         vec4_finish(b, k);
@@ -604,9 +651,8 @@ print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
         mc_buf_puts(b, ");\n");
         if (pass == 1) mc_buf_puts(b, "        prod *= decay;\n    }\n");
         else {
-            mc_buf_puts(b, "        ");
-            load(b, &k->out, lin);
-            mc_buf_puts(b, " = h;\n    }\n");
+            store_view(b, &k->out, "        ", lin, "h");
+            mc_buf_puts(b, "    }\n");
         }
         if (pass == 1) mc_buf_printf(b, "    carry[i] = h;\n    carry[%lld + i] = prod;\n", B * NC * D);
         mc_buf_puts(b, "}\n\n");
@@ -621,6 +667,7 @@ int
 mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay, McBuf *b, McErr *err)
 {
     cur_prog = p;
+    cur_bf16 = o->precision == MC_CUDA_BF16;
     mc_buf_puts(b, prelude);
     mc_cemit_prelude(b, &mc_dialect_cuda);
     mc_buf_puts(b, "\n");
@@ -645,6 +692,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
     /* mc_forward: the launches in order; ev (when not NULL) gets an event
      * before each kernel and one after the last (profiling) */
     mc_buf_puts(b, "#define P(off) ((float *)(mc_arena + (off)))\n");
+    mc_buf_puts(b, "#define PB(off) ((__nv_bfloat16 *)(mc_arena + (off)))\n");
     mc_buf_puts(b, "static char *mc_arena;   /* the device arena */\n\n");
     mc_buf_puts(b, "static void\nmc_forward(cudaStream_t s, cudaEvent_t *ev)\n{\n");
     for (int i = 0; i < p->nk; i++) {

@@ -177,7 +177,22 @@ test_program_structure(void)
      * as one float2 */
     CU_ASSERT_EQUAL(count(bf, "    auto epi2 = "), count(bf, "    mc_gemm<"));
     CU_ASSERT_EQUAL(count(bf, ", epi, epi2);"), count(bf, "    mc_gemm<"));
-    CU_ASSERT_TRUE(count(bf, " = make_float2(r0, r1);") > 0);
+    /* bf16 mode stores activations (scratch buffers) as bf16: loads through
+     * mc_ld/mc_ldv4 or raw 16-byte bf16 A tiles, GEMM pairs as one
+     * __nv_bfloat162; the input stays float; fp32 mode has no bf16 */
+    CU_ASSERT_TRUE(count(bf, " = __floats2bfloat162_rn(r0, r1);") > 0);
+    CU_ASSERT_EQUAL(count(bf, " = make_float2(r0, r1);"), 0);
+    CU_ASSERT_TRUE(count(bf, "__nv_bfloat16 *__restrict__ b") > 0);
+    CU_ASSERT_TRUE(count(bf, " = __float2bfloat16_rn(") > 0);
+    CU_ASSERT_TRUE(count(bf, "mc_ldv4(&b") > 0);
+    CU_ASSERT_TRUE(count(bf, "-> uint4 { return *(const uint4 *)&b") > 0);
+    CU_ASSERT_TRUE(count(bf, ", PB(") + count(bf, "(PB(") > 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(bf, "(const float *__restrict__ b0,"));
+    CU_ASSERT_EQUAL(count(fp, "__nv_bfloat16 *__restrict__ b"), 0);
+    CU_ASSERT_EQUAL(count(fp, "__float2bfloat16_rn("), 0);
+    CU_ASSERT_EQUAL(count(fp, "-> uint4"), 0);
+    CU_ASSERT_EQUAL(count(fp, "PB("), 1); /* the macro's definition only */
+    CU_ASSERT_TRUE(count(fp, " = make_float2(r0, r1);") > 0);
     /* fp32: dense layers through MC_FP32_MODE (3xTF32 unless overridden) */
     CU_ASSERT_TRUE(count(fp, "    mc_gemm<MC_FP32_MODE,") > 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(fp, "#define MC_FP32_MODE MC_F32X3"));
@@ -207,7 +222,7 @@ test_nvcc_compiles(void)
         return;
     }
     int nk, nscan;
-    char *s = print_model(MC_CUDA_TF32, 3, &nk, &nscan);
+    char *s = print_model(MC_CUDA_BF16, 3, &nk, &nscan);
     char dir[] = "/tmp/mc-cuda-unit-XXXXXX";
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
     char path[256], cmd[1024];
