@@ -149,7 +149,8 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, Plan *pl)
         case KK_FUSION25: {
             int64_t D = k->in[1].shape[0];
             kp->pack_bytes = 25 * cdiv(D, L) * L * 4;
-            kp->n = o->shape[0] * o->shape[1];
+            int64_t nch = cdiv(D, L), rows = o->shape[0] * o->shape[1];
+            kp->n = rows * cdiv(nch, mc_llvm_f25_chunk(rows, nch));
             break;
         }
         case KK_SCAN:

@@ -7,17 +7,18 @@
  * builder's position and a few internal functions in the module (one per
  * math routine, created on first use).  Owns nothing.
  *
- * Math (all on <L x float>, no libm calls):
+ * Math (on <L x float>, or <n*L x float> in wide mode; no libm calls):
  *   exp      Cody-Waite reduction by ln2, degree-7 polynomial, 2^n by
  *            exponent bits; |rel err| < 2e-7 on [-87, 88].
- *   log      mantissa in [sqrt(1/2), sqrt(2)), 2*atanh series of degree 11.
+ *   log      mantissa in [sqrt(1/2), sqrt(2)), log(1+f) = f - f^2/2 +
+ *            f^3 P(f), P of degree 8 fitted in double.
  *   softplus log1p(exp(v)) = max(v,0) + log1p(exp(-|v|)), v > 20 -> v; log1p
- *            via log(u)*t/(u-1) (exact for tiny t).
- *   gelu     x*Phi(x); |z| = |x|/sqrt2 < 0.9: erf Taylor series (11 terms);
- *            else erfc(|z|) = exp(-z^2) * g(1/|z|) / |z| with g a degree-12
- *            least-squares polynomial fitted (numpy, double) to
- *            erfcx(z)*z on z in [0.9, 10] (rel err 1e-7 in float), z^2
- *            rounding corrected with an fma; rel err of gelu ~2e-7.
+ *            via log(u) + (t - (u-1))/u (exact for tiny t).
+ *   gelu     x*Phi(x); erfc(a) = t exp(-a^2) Q(u), t = 1/(1 + a/2), Q of
+ *            degree 6 fitted in double (2e-6 relative), exp(-a^2) inline
+ *            with a degree-5 fitted polynomial (see cg_vgelu).
+ * Wide mode (cg_wide_begin/end) swaps the lane count and vector types so
+ * the same routines are built for n vectors at once.
  */
 #include "llvm_internal.h"
 #include <math.h>
@@ -298,6 +299,46 @@ cg_load_packed(CG *c, LLVMValueRef byte_off)
     return v;
 }
 
+/* ------------------------------------------------------------ wide mode */
+
+void
+cg_wide_begin(CG *c, int n, CGWide *w)
+{
+    w->L = c->L;
+    w->n = n;
+    w->vf = c->vf;
+    w->vi = c->vi;
+    w->vd = c->vd;
+    w->vb = c->vb;
+    memcpy(w->vfn, c->vfn, sizeof w->vfn);
+    memcpy(c->vfn, c->vfnw[n], sizeof c->vfn);
+    c->L = n * w->L;
+    c->vf = LLVMVectorType(c->f32, (unsigned)c->L);
+    c->vi = LLVMVectorType(c->i32, (unsigned)c->L);
+    c->vd = LLVMVectorType(c->f64, (unsigned)c->L);
+    c->vb = LLVMVectorType(c->i1, (unsigned)c->L);
+}
+
+void
+cg_wide_end(CG *c, CGWide *w)
+{
+    memcpy(c->vfnw[w->n], c->vfn, sizeof c->vfn);
+    memcpy(c->vfn, w->vfn, sizeof c->vfn);
+    c->L = w->L;
+    c->vf = w->vf;
+    c->vi = w->vi;
+    c->vd = w->vd;
+    c->vb = w->vb;
+}
+
+LLVMValueRef
+cg_wide_part(CG *c, LLVMValueRef v, int i)
+{
+    LLVMValueRef idx[64];
+    for (int j = 0; j < c->L; j++) idx[j] = cg_i32(c, i * c->L + j);
+    return LLVMBuildShuffleVector(c->b, v, LLVMGetPoison(LLVMTypeOf(v)), LLVMConstVector(idx, (unsigned)c->L), "");
+}
+
 /* ------------------------------------------------------------ vector math */
 
 enum { VF_EXP, VF_LOG1P_EXP_NEG, VF_SOFTPLUS, VF_SILU, VF_GELU };
@@ -384,7 +425,30 @@ cg_vexp(CG *c, LLVMValueRef x)
 LLVMValueRef
 cg_vrecip(CG *c, LLVMValueRef x)
 {
-    if (!c->t->x86_avx512) return LLVMBuildFDiv(c->b, cg_vf(c, 1.0), x, "");
+    if (!c->t->x86_avx512 || c->L % 16 || c->L == 48) return LLVMBuildFDiv(c->b, cg_vf(c, 1.0), x, "");
+    if (c->L > 16) { /* wide mode: one rcp14 per 16 lanes */
+        LLVMTypeRef v16 = LLVMVectorType(c->f32, 16);
+        LLVMValueRef part[4] = {NULL, NULL, NULL, NULL}, idx[64];
+        int n = c->L / 16;
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < 16; j++) idx[j] = cg_i32(c, i * 16 + j);
+            LLVMValueRef xi = LLVMBuildShuffleVector(c->b, x, LLVMGetPoison(c->vf), LLVMConstVector(idx, 16), "");
+            LLVMValueRef args[3] = {xi, LLVMConstNull(v16), LLVMConstInt(LLVMInt16TypeInContext(c->ctx), 0xffff, 0)};
+            part[i] = cg_intrinsic(c, "llvm.x86.avx512.rcp14.ps.512", NULL, 0, args, 3);
+        }
+        /* concatenate: pairs of 16 -> 32, then 32 -> 64 */
+        while (n > 1) {
+            int w = LLVMGetVectorSize(LLVMTypeOf(part[0]));
+            for (int j = 0; j < 2 * w; j++) idx[j] = cg_i32(c, j);
+            int m = 0;
+            for (int i = 0; i + 1 < n; i += 2)
+                part[m++] = LLVMBuildShuffleVector(c->b, part[i], part[i + 1], LLVMConstVector(idx, (unsigned)(2 * w)), "");
+            n = m;
+        }
+        LLVMValueRef r = part[0];
+        LLVMValueRef e = cg_fma(c, LLVMBuildFNeg(c->b, x, ""), r, cg_vf(c, 1.0));
+        return cg_fma(c, r, e, r);
+    }
     /* vrcp14ps (relative error < 2^-14) and one Newton step: r += r*(1 - x*r) */
     LLVMValueRef args[3] = {x, cg_vf(c, 0.0), LLVMConstInt(LLVMInt16TypeInContext(c->ctx), 0xffff, 0)};
     LLVMValueRef r = cg_intrinsic(c, "llvm.x86.avx512.rcp14.ps.512", NULL, 0, args, 3);
@@ -461,28 +525,35 @@ cg_vgelu(CG *c, LLVMValueRef x)
 {
     if (!c->vfn[VF_GELU]) {
         /* erfc(a) = t exp(-a^2) Q(u), t = 1/(1 + a/2), u = s1 t - s0 in [-1, 1],
-         * a in [0, 9]; Q of degree 9 fitted by least squares on the relative
-         * error (double, numpy, mpmath erfc); erfc rel err 2.2e-7 in float */
-        static const double Q[10] = {0.57797705912084907,    0.32393949540747136,   0.098654912385210458,
-                                     0.0052189698527177197,  -0.0057663814132539182, -0.00051000346418744735,
-                                     0.00052721122230270367, 1.619128179752849e-06, -4.6599493037646766e-05,
-                                     3.646068925000634e-06};
+         * a in [0, 9]; Q of degree 6 fitted by least squares on the relative
+         * error (double, numpy, math.erfc): 2.0e-6 (degree 9: 7e-8, ~6 more
+         * operations; the fc1 epilogue is throughput bound) */
+        static const double Q[7] = {0.5779776327718373,    0.32393868797830794,   0.098638055011518950,
+                                    0.0052205876805042906, -0.005691271409179521, -0.00050680487266487050,
+                                    0.00042113166575975800};
+        /* exp(r), r in [-ln2/2, ln2/2], degree 5 fitted the same way: 1.7e-7 */
+        static const double E[6] = {1.0000000491655043,  0.9999997433886425,   0.49999112453900957,
+                                    0.16667571465161102, 0.041892141087709424, 0.008287935695491125};
         LLVMBasicBlockRef sb;
         LLVMValueRef sf;
         LLVMValueRef v = vfn_begin(c, VF_GELU, "mc_vgelu", &sb, &sf);
-        /* a = |v|/sqrt2 clamped to 9; a^2 = v^2/2 from the exact product v*v
-         * (no rounding of a enters the exponent) */
+        /* a = |v|/sqrt2 clamped to 9; exp(-a^2) = exp(-v^2/2), its argument
+         * in [-81, 0]: no clamping; the rounding of v*v (6e-8 relative) gives
+         * at most 5e-6 relative in exp for |v| = 12.7, where gelu(v) < 1e-35 */
         LLVMValueRef xa = bin(c, "llvm.minnum", un(c, "llvm.fabs", v), cg_vf(c, 12.727922061357855));
-        LLVMValueRef a = LLVMBuildFMul(c->b, xa, cg_vf(c, 0.70710678118654752), "");
-        LLVMValueRef t = cg_vrecip(c, cg_fma(c, a, cg_vf(c, 0.5), cg_vf(c, 1.0)));
+        LLVMValueRef t = cg_vrecip(c, cg_fma(c, xa, cg_vf(c, 0.35355339059327376), cg_vf(c, 1.0)));
         LLVMValueRef u = cg_fma(c, t, cg_vf(c, 2.4444444444444446), cg_vf(c, -1.4444444444444446));
-        LLVMValueRef q = poly(c, u, Q, 10);
-        LLVMValueRef xx = LLVMBuildFMul(c->b, xa, xa, "");
-        LLVMValueRef aa = LLVMBuildFMul(c->b, xx, cg_vf(c, 0.5), "");
-        LLVMValueRef aerr = LLVMBuildFMul(c->b, cg_fma(c, xa, xa, LLVMBuildFNeg(c->b, xx, "")), cg_vf(c, 0.5), "");
-        LLVMValueRef ex = exp_body(c, LLVMBuildFNeg(c->b, aa, ""));
-        ex = cg_fma(c, ex, LLVMBuildFNeg(c->b, aerr, ""), ex);            /* * exp(-aerr) */
-        LLVMValueRef half = LLVMBuildFMul(c->b, LLVMBuildFMul(c->b, ex, cg_vf(c, 0.5), ""), LLVMBuildFMul(c->b, t, q, ""), "");
+        LLVMValueRef q = poly(c, u, Q, 7);
+        LLVMValueRef mx = LLVMBuildFMul(c->b, xa, LLVMBuildFMul(c->b, xa, cg_vf(c, -0.5), ""), "");
+        LLVMValueRef n = un(c, "llvm.rint", LLVMBuildFMul(c->b, mx, cg_vf(c, 1.4426950408889634), ""));
+        LLVMValueRef r = cg_fma(c, n, cg_vf(c, -0.693359375), mx);
+        r = cg_fma(c, n, cg_vf(c, 2.12194440e-4), r);
+        LLVMValueRef p = poly(c, r, E, 6);
+        LLVMValueRef ni = LLVMBuildFPToSI(c->b, n, c->vi, "");
+        /* 2^n * 0.5 (the 1/2 of Phi) in the exponent bits: n >= -117 */
+        LLVMValueRef bits = LLVMBuildShl(c->b, LLVMBuildAdd(c->b, ni, cg_vi(c, 126), ""), cg_vi(c, 23), "");
+        LLVMValueRef half = LLVMBuildFMul(c->b, LLVMBuildFMul(c->b, p, LLVMBuildBitCast(c->b, bits, c->vf, ""), ""),
+                                          LLVMBuildFMul(c->b, t, q, ""), "");
         LLVMValueRef pos = LLVMBuildFCmp(c->b, LLVMRealOGT, v, cg_vf(c, 0.0), "");
         LLVMValueRef phi = LLVMBuildSelect(c->b, pos, LLVMBuildFSub(c->b, cg_vf(c, 1.0), half, ""), half, "");
         vfn_end(c, LLVMBuildFMul(c->b, v, phi, ""), sb, sf);

@@ -78,7 +78,24 @@ typedef struct CG {
     LLVMValueRef vfn[CG_MAX_VFN];    /* cached vector math functions */
     int ki;                          /* kernel being built */
     LLVMValueRef img;                /* i64 image index in a per-image segment's kernel, else NULL */
+    LLVMValueRef vfnw[5][CG_MAX_VFN]; /* the same for <n*L x float>, n = 2..4 (wide mode) */
 } CG;
+
+/* Wide mode: between cg_wide_begin(c, n, &w) and cg_wide_end(c, &w), c->L,
+ * c->vf, c->vi, c->vb, c->vd describe n*L lanes (n = 2..4, n*L <= 64), so
+ * loads, splats and the vector math (cg_vexp, cg_vsoftplus, ...) work on n
+ * vectors at once; LLVM splits each operation into n register operations
+ * issued together, n independent dependency chains interleaved.  Only
+ * full vectors (nvalid = c->L) in wide mode: no masked tails. */
+typedef struct CGWide {
+    int L, n;
+    LLVMTypeRef vf, vi, vd, vb;
+    LLVMValueRef vfn[CG_MAX_VFN];
+} CGWide;
+void cg_wide_begin(CG *c, int n, CGWide *w);
+void cg_wide_end(CG *c, CGWide *w);
+/* lanes [i*L, (i+1)*L) of a wide vector of n*L lanes, outside wide mode */
+LLVMValueRef cg_wide_part(CG *c, LLVMValueRef v, int i);
 
 /* constants and small helpers (llvm_expr.c) */
 LLVMValueRef cg_i64(CG *c, int64_t v);
@@ -152,6 +169,9 @@ void mc_llvm_eltwise_merge(const Kernel *k, Kernel *merged);
 
 /* channel vectors per scan task (plan and codegen agree) */
 int64_t mc_llvm_scan_group(int64_t nch);
+/* FUSION25: channel vectors per task for `rows` output rows (B*H) and nch
+ * channel vectors; tasks = rows * ceil(nch / result) */
+int64_t mc_llvm_f25_chunk(int64_t rows, int64_t nch);
 
 /* rows of a view/shape: product of all dims but the last (1 for rank <= 1) */
 int64_t mc_llvm_rows(const int64_t *shape, int rank);

@@ -10,7 +10,10 @@
  *   DWCONV    output rows (b, oy), n = B*Ho; channel vectors outer (weights
  *             in registers), pixels inner, border pixels tested apart
  *   SCAN      (b, group of up to 4 channel vectors), sequential over H*W
- *   FUSION25  output rows (b, y), n = B*H; coordinates clamped (replicate)
+ *   FUSION25  (output row (b, y), chunk of channel vectors), n >= 32 where
+ *             the channels allow; channel vectors outer (25 tap
+ *             weights in registers), pixels inner, coordinates clamped
+ *             (replicate) only in the border pixels
  *   LAYERNORM rows of the view, n = rows
  *   MEAN_HW   batch, n = B
  *   ELTWISE   rows after merging contiguous trailing dims, n = rows
@@ -167,6 +170,37 @@ mc_llvm_scan_group(int64_t nch)
     return g < 1 ? 1 : g > 4 ? 4 : g;
 }
 
+/* The group's nvec full vectors as one wide vector (cg_wide_begin): the
+ * softplus, exp and recurrence of the nvec vectors are issued interleaved,
+ * nvec independent dependency chains instead of one after the other (the
+ * chain of one step, ~45 dependent operations, is longer than what the
+ * out-of-order window overlaps).  Unit channel strides only. */
+static void
+scan_group_wide(CG *c, const Kernel *k, LLVMValueRef b, LLVMValueRef col0, int nvec, int64_t Lr)
+{
+    const View *u = &k->in[0], *dt = &k->in[1], *A = &k->in[2], *bv = &k->in[3];
+    int ru = u->rank, rd = dt->rank, rb = bv->rank;
+    CGWide w;
+    cg_wide_begin(c, nvec, &w);
+    LLVMValueRef av = cg_load_vec(c, A->buf, add(c, cg_i64(c, A->offset), col0), 1, c->L);
+    LLVMValueRef h0 = cg_vf(c, 0.0);
+    Loop l;
+    cg_loop_begin(c, &l, cg_i64(c, 0), cg_i64(c, Lr), &h0, 1, "l");
+    LLVMValueRef row = add(c, mul(c, b, Lr), l.iv);
+    LLVMValueRef uoff = cg_row_off(c, u, NULL, ru - 1, row), doff = cg_row_off(c, dt, NULL, rd - 1, row);
+    LLVMValueRef bs = cg_load_vec(c, bv->buf, cg_row_off(c, bv, NULL, rb - 1, row), 0, 1);
+    LLVMValueRef uv = cg_load_vec(c, u->buf, add(c, uoff, col0), 1, c->L);
+    LLVMValueRef dv = cg_load_vec(c, dt->buf, add(c, doff, col0), 1, c->L);
+    LLVMValueRef delta = k->softplus_dt ? cg_vsoftplus(c, dv) : dv;
+    LLVMValueRef da = cg_vexp(c, LLVMBuildFMul(c->b, delta, av, ""));
+    LLVMValueRef x = LLVMBuildFMul(c->b, LLVMBuildFMul(c->b, delta, bs, ""), uv, "");
+    LLVMValueRef h = cg_fma(c, da, l.phi[0], x);
+    cg_wide_end(c, &w);
+    for (int v = 0; v < nvec; v++)
+        cg_emit_out(c, k, row, add(c, col0, cg_i64(c, (int64_t)v * c->L)), cg_wide_part(c, h, v), c->L);
+    cg_loop_end(c, &l, &h);
+}
+
 /* one task: channel vectors [col0/L, +nvec) of image b, the last one with
  * `last` valid lanes; sequential over the Lr positions */
 static void
@@ -175,6 +209,10 @@ scan_group(CG *c, const Kernel *k, LLVMValueRef b, LLVMValueRef col0, int nvec, 
     const View *u = &k->in[0], *dt = &k->in[1], *A = &k->in[2], *bv = &k->in[3];
     int ru = u->rank, rd = dt->rank, rb = bv->rank;
     int64_t sa = A->stride[0], su = u->stride[ru - 1], sd = dt->stride[rd - 1];
+    if ((nvec == 2 || nvec == 4) && last == c->L && sa == 1 && su == 1 && sd == 1 && nvec * c->L <= 64) {
+        scan_group_wide(c, k, b, col0, nvec, Lr);
+        return;
+    }
     LLVMValueRef col[4], av[4], h0[4];
     int nval[4];
     for (int v = 0; v < nvec; v++) {
@@ -236,36 +274,30 @@ cg_scan(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRe
 
 static const int f25_dy[8] = {-1, -1, -1, 0, 0, 1, 1, 1};
 static const int f25_dx[8] = {-1, 0, 1, -1, 1, -1, 0, 1};
+static const int f25_offs[7] = {-5, -3, -1, 0, 1, 3, 5};
 
+/* Per output row (b, y) and channel vector: the 25 tap weight vectors are
+ * loaded once (registers) and the row's pixels loop inside, so a pixel
+ * costs 25 loads of h and 25 FMAs (it was 50 loads: weights re-read per
+ * pixel).  Rows are clamped once per row; pixels at least 5 from both
+ * edges (the interior) need no clamping in x, the border pixels clamp. */
 typedef struct F25Arg {
     const Kernel *k;
     const KPlan *kp;
-    int64_t Dp, sd;
-    LLVMValueRef yoff[11], xoff[11], orow; /* index = offset + 5 */
+    int64_t Dp, sd, sx, W;
+    LLVMValueRef yoff[11], orow0; /* index = offset + 5 */
 } F25Arg;
 
 static void
-f25_body(CG *c, void *va, LLVMValueRef col, int nval)
+f25_tap(int t, int *dy, int *dx)
 {
-    F25Arg *f = va;
-    const View *h = &f->k->in[0];
-    LLVMValueRef coff = mul(c, col, f->sd);
-    LLVMValueRef acc = cg_vf(c, 0.0);
-    for (int t = 0; t < 25; t++) {
-        int dy = 0, dx = 0;
-        if (t > 0) {
-            static const int dil[3] = {1, 3, 5};
-            int r = (t - 1) / 8, kk = (t - 1) % 8;
-            dy = f25_dy[kk] * dil[r];
-            dx = f25_dx[kk] * dil[r];
-        }
-        LLVMValueRef off = add(c, add(c, f->yoff[dy + 5], f->xoff[dx + 5]), coff);
-        LLVMValueRef hv = cg_load_vec(c, h->buf, off, f->sd, nval);
-        LLVMValueRef w = cg_load_packed(c, add(c, cg_i64(c, f->kp->pack_off + (int64_t)t * f->Dp * 4), mul(c, col, 4)));
-        LLVMSetAlignment(w, 4);
-        acc = cg_fma(c, hv, w, acc);
+    static const int dil[3] = {1, 3, 5};
+    *dy = *dx = 0;
+    if (t > 0) {
+        int r = (t - 1) / 8, kk = (t - 1) % 8;
+        *dy = f25_dy[kk] * dil[r];
+        *dx = f25_dx[kk] * dil[r];
     }
-    cg_emit_out(c, f->k, f->orow, col, acc, nval);
 }
 
 static LLVMValueRef
@@ -277,32 +309,98 @@ clampi(CG *c, LLVMValueRef v, int64_t hi)
     return LLVMBuildSelect(c->b, big, cg_i64(c, hi), v, "");
 }
 
+static void
+f25_pixels(CG *c, F25Arg *f, LLVMValueRef col, int nval, LLVMValueRef *w, int64_t lo, int64_t hi, int border)
+{
+    const View *h = &f->k->in[0];
+    Loop lx;
+    cg_loop_begin(c, &lx, cg_i64(c, lo), cg_i64(c, hi), NULL, 0, border ? "xb" : "x");
+    LLVMValueRef xoff[11], coff = mul(c, col, f->sd);
+    for (int i = 0; i < 7; i++) {
+        LLVMValueRef xi = add(c, lx.iv, cg_i64(c, f25_offs[i]));
+        if (border) xi = clampi(c, xi, f->W - 1);
+        xoff[f25_offs[i] + 5] = add(c, mul(c, xi, f->sx), coff);
+    }
+    LLVMValueRef acc = NULL;
+    for (int t = 0; t < 25; t++) {
+        int dy, dx;
+        f25_tap(t, &dy, &dx);
+        LLVMValueRef hv = cg_load_vec(c, h->buf, add(c, f->yoff[dy + 5], xoff[dx + 5]), f->sd, nval);
+        acc = acc ? cg_fma(c, hv, w[t], acc) : LLVMBuildFMul(c->b, hv, w[t], "");
+    }
+    cg_emit_out(c, f->k, add(c, f->orow0, lx.iv), col, acc, nval);
+    cg_loop_end(c, &lx, NULL);
+}
+
+static void
+f25_body(CG *c, void *va, LLVMValueRef col, int nval)
+{
+    F25Arg *f = va;
+    LLVMValueRef w[25];
+    for (int t = 0; t < 25; t++) {
+        w[t] = cg_load_packed(c, add(c, cg_i64(c, f->kp->pack_off + (int64_t)t * f->Dp * 4), mul(c, col, 4)));
+        LLVMSetAlignment(w[t], 4);
+    }
+    int64_t W = f->W, xlo = W > 10 ? 5 : W, xhi = W > 10 ? W - 5 : W;
+    if (xlo > 0) f25_pixels(c, f, col, nval, w, 0, xlo, 1);
+    if (xhi > xlo) f25_pixels(c, f, col, nval, w, xlo, xhi, 0);
+    if (W > xhi) f25_pixels(c, f, col, nval, w, xhi, W, 1);
+}
+
+/* At least 32 tasks where the channels allow: the late stages have few
+ * rows (7 or 14 at 224x224), too few to balance 2+ threads. */
+int64_t
+mc_llvm_f25_chunk(int64_t rows, int64_t nch)
+{
+    if (rows < 1) rows = 1;
+    if (nch < 1) return 1;
+    int64_t nck = (32 + rows - 1) / rows;
+    if (nck > nch) nck = nch;
+    return (nch + nck - 1) / nck;
+}
+
 void
 cg_fusion25(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end)
 {
     const View *h = &k->in[0];
-    int64_t H = h->shape[1], W = h->shape[2], D = h->shape[3];
+    int64_t B = h->shape[0], H = h->shape[1], W = h->shape[2], D = h->shape[3];
+    int64_t full = D / c->L, rem = D % c->L, nch = full + (rem != 0);
+    int64_t vpc = mc_llvm_f25_chunk(B * H, nch), nck = (nch + vpc - 1) / vpc;
     F25Arg f;
     memset(&f, 0, sizeof f);
     f.k = k;
     f.kp = kp;
-    f.Dp = (D + c->L - 1) / c->L * c->L;
+    f.Dp = nch * c->L;
     f.sd = h->stride[3];
-    static const int offs[7] = {-5, -3, -1, 0, 1, 3, 5};
-    Loop lr;
-    cg_loop_begin(c, &lr, begin, end, NULL, 0, "row");
-    LLVMValueRef b = LLVMBuildUDiv(c->b, lr.iv, cg_i64(c, H), "");
-    LLVMValueRef y = LLVMBuildURem(c->b, lr.iv, cg_i64(c, H), "");
+    f.sx = h->stride[2];
+    f.W = W;
+    Loop lt;
+    cg_loop_begin(c, &lt, begin, end, NULL, 0, "task");
+    LLVMValueRef row = LLVMBuildUDiv(c->b, lt.iv, cg_i64(c, nck), "");
+    LLVMValueRef ck = LLVMBuildURem(c->b, lt.iv, cg_i64(c, nck), "");
+    LLVMValueRef b = LLVMBuildUDiv(c->b, row, cg_i64(c, H), "");
+    LLVMValueRef y = LLVMBuildURem(c->b, row, cg_i64(c, H), "");
     LLVMValueRef boff = add(c, cg_i64(c, h->offset), mul(c, b, h->stride[0]));
     for (int i = 0; i < 7; i++)
-        f.yoff[offs[i] + 5] = add(c, boff, mul(c, clampi(c, add(c, y, cg_i64(c, offs[i])), H - 1), h->stride[1]));
-    Loop lx;
-    cg_loop_begin(c, &lx, cg_i64(c, 0), cg_i64(c, W), NULL, 0, "x");
-    for (int i = 0; i < 7; i++) f.xoff[offs[i] + 5] = mul(c, clampi(c, add(c, lx.iv, cg_i64(c, offs[i])), W - 1), h->stride[2]);
-    f.orow = add(c, mul(c, lr.iv, W), lx.iv);
-    chan_loop(c, D, f25_body, &f);
-    cg_loop_end(c, &lx, NULL);
-    cg_loop_end(c, &lr, NULL);
+        f.yoff[f25_offs[i] + 5] = add(c, boff, mul(c, clampi(c, add(c, y, cg_i64(c, f25_offs[i])), H - 1), h->stride[1]));
+    f.orow0 = mul(c, row, W);
+    /* full vectors [ck*vpc, min((ck+1)*vpc, full)), then the tail vector in the last chunk */
+    LLVMValueRef v0 = mul(c, ck, vpc), v1 = add(c, v0, cg_i64(c, vpc));
+    LLVMValueRef big = LLVMBuildICmp(c->b, LLVMIntSGT, v1, cg_i64(c, full), "");
+    v1 = LLVMBuildSelect(c->b, big, cg_i64(c, full), v1, "");
+    if (full > 0) {
+        Loop l;
+        cg_loop_begin(c, &l, v0, v1, NULL, 0, "ch");
+        f25_body(c, &f, mul(c, l.iv, c->L), c->L);
+        cg_loop_end(c, &l, NULL);
+    }
+    if (rem) {
+        If fi;
+        cg_if_begin(c, &fi, LLVMBuildICmp(c->b, LLVMIntEQ, ck, cg_i64(c, nck - 1), ""), "tail");
+        f25_body(c, &f, cg_i64(c, full * c->L), (int)rem);
+        cg_if_end(c, &fi);
+    }
+    cg_loop_end(c, &lt, NULL);
 }
 
 /* ------------------------------------------------------------ layernorm */

@@ -397,6 +397,7 @@ test_fusion25(void)
     fusion_case(1, 7, 9, 19);   /* smaller than the dilation-5 reach: borders dominate */
     fusion_case(2, 12, 13, 32);
     fusion_case(1, 1, 2, 3);
+    fusion_case(1, 12, 17, 100); /* interior pixels unclamped; chunks of 3 vectors (L=16), tail alone */
 }
 
 /* ------------------------------------------------------------ norms, pooling */
