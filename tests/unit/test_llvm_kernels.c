@@ -16,6 +16,7 @@
  * of batched programs (segments) computes what the batched program does.
  */
 #include <CUnit/Basic.h>
+#include "unit.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -31,41 +32,6 @@
 
 extern const Backend mc_backend_llvm;
 
-static uint64_t rng_state;
-
-static double
-rng_uniform(double lo, double hi) /* splitmix64 */
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return lo + (hi - lo) * (double)(z >> 11) / 9007199254740992.0;
-}
-
-static float *
-rand_vec(int64_t n, double lo, double hi)
-{
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
-    for (int64_t i = 0; i < n; i++) p[i] = (float)rng_uniform(lo, hi);
-    return p;
-}
-
-static Shape
-shp(int rank, ...)
-{
-    Shape s;
-    memset(&s, 0, sizeof s);
-    va_list ap;
-    va_start(ap, rank);
-    s.rank = rank;
-    for (int i = 0; i < rank; i++) s.d[i] = va_arg(ap, int64_t);
-    va_end(ap);
-    return s;
-}
-#define S1(a) shp(1, (int64_t)(a))
-#define S2(a, b) shp(2, (int64_t)(a), (int64_t)(b))
-#define S4(a, b, c, d) shp(4, (int64_t)(a), (int64_t)(b), (int64_t)(c), (int64_t)(d))
 
 typedef struct TG {
     Graph g;

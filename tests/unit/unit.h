@@ -26,4 +26,56 @@ mc_unit_finish(void)
         return mc_unit_finish();                                                \
     }
 
+/* ------------------------------------------------------------ shared helpers
+ * A fixed-seed splitmix64 RNG and shape literals for the suites that build
+ * graphs by hand. */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ir/graph.h"
+
+static uint64_t rng_state;
+
+static inline void
+rng_seed(uint64_t s)
+{
+    rng_state = s;
+}
+
+static inline double
+rng_uniform(double lo, double hi) /* splitmix64 */
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return lo + (hi - lo) * (double)(z >> 11) / 9007199254740992.0;
+}
+
+static inline float *
+rand_vec(int64_t n, double lo, double hi)
+{
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    for (int64_t i = 0; i < n; i++) p[i] = (float)rng_uniform(lo, hi);
+    return p;
+}
+
+static inline Shape
+shp(int rank, ...)
+{
+    Shape s;
+    memset(&s, 0, sizeof s);
+    va_list ap;
+    va_start(ap, rank);
+    s.rank = rank;
+    for (int i = 0; i < rank; i++) s.d[i] = va_arg(ap, int64_t);
+    va_end(ap);
+    return s;
+}
+#define S1(a) shp(1, (int64_t)(a))
+#define S2(a, b) shp(2, (int64_t)(a), (int64_t)(b))
+#define S3(a, b, c) shp(3, (int64_t)(a), (int64_t)(b), (int64_t)(c))
+#define S4(a, b, c, d) shp(4, (int64_t)(a), (int64_t)(b), (int64_t)(c), (int64_t)(d))
+
 #endif
