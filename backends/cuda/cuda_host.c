@@ -139,6 +139,17 @@ mc_cuda_weights_blob(const KProgram *p, const WeightStore *ws, int64_t *len, McE
                 for (int64_t j = 0; j < 25; j++) dst[j * t->shape[0] + d] = src[d * t->stride[0] + j * t->stride[1]];
             continue;
         }
+        if (p->k[i].kind == KK_DWCONV) { /* [C,1,kh,kw] -> [kh][kw][C] */
+            const View *t = &p->k[i].in[1];
+            const float *src = (const float *)(blob + p->bufs[t->buf].offset) + t->offset;
+            float *dst = (float *)(blob + lay.repack[i]);
+            int64_t C = t->shape[0], KH = t->shape[2], KW = t->shape[3];
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t kh = 0; kh < KH; kh++)
+                    for (int64_t kw = 0; kw < KW; kw++)
+                        dst[(kh * KW + kw) * C + c] = src[c * t->stride[0] + kh * t->stride[2] + kw * t->stride[3]];
+            continue;
+        }
         const View *w = &p->k[i].in[1]; /* OIHW -> [Co][kh][kw][Ci] */
         const Buffer *wb = &p->bufs[w->buf];
         const float *src = (const float *)(blob + wb->offset) + w->offset;

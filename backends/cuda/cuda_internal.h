@@ -10,7 +10,7 @@ typedef struct CudaOpts {
 
 /* Byte offsets in the one device arena (cuda_print.c, top comment). */
 typedef struct CudaLayout {
-    int64_t *repack;        /* [nk]: blob offset of a KK_CONV's re-packed weights, else -1 */
+    int64_t *repack;        /* [nk]: blob offset of a KK_CONV / KK_FUSION25 / KK_DWCONV (C % 8 == 0) kernel's re-packed weights, else -1 */
     int64_t blob_bytes;
     int64_t scratch_off, input_off, output_off, carry_off, arena_bytes;
 } CudaLayout;

@@ -48,7 +48,11 @@ mc_cuda_layout(const KProgram *p, CudaLayout *lay)
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];
         lay->repack[i] = -1;
-        if (k->kind != KK_CONV && k->kind != KK_FUSION25) continue;
+        /* depthwise weights [C,1,kh,kw] -> [kh][kw][C] (C % 8 == 0; used by
+         * the bf16 mode's 8-channel kernel, packed in every mode so that the
+         * blob does not depend on the precision) */
+        if (k->kind != KK_CONV && k->kind != KK_FUSION25 && !(k->kind == KK_DWCONV && k->out.shape[3] % 8 == 0))
+            continue;
         off = (off + 63) & ~(int64_t)63;
         lay->repack[i] = off;
         off += mc_cuda_numel(&k->in[1]) * 4;
@@ -403,15 +407,105 @@ finish(McBuf *b, const Kernel *k, const char *acc)
     mc_buf_puts(b, "}\n\n");
 }
 
+/* 8 bf16 (16 bytes) along the last (channel) axis: contiguous, every other
+ * stride and the offset multiples of 8 (buffers are 64-byte aligned) */
+static int
+vec8_view(const View *v, int64_t C)
+{
+    if (C % 8 || v->rank < 1 || v->stride[v->rank - 1] != 1 || v->offset % 8) return 0;
+    for (int i = 0; i < v->rank - 1; i++)
+        if (v->stride[i] % 8) return 0;
+    return 1;
+}
+
+/* eight channels per thread i8 (bf16 mode): the epilogue runs per element
+ * (i = i8 * 8 + q) into r[8]; a bf16 output whose view keeps 8-element
+ * alignment gets one 16-byte store, else per-element stores */
 static void
-print_dwconv(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
+vec8_finish(McBuf *b, const Kernel *k, const char *indent)
+{
+    char res[32], ind2[32];
+    snprintf(ind2, sizeof ind2, "%s    ", indent);
+    mc_buf_printf(b, "%sfloat r[8];\n", indent);
+    mc_buf_printf(b, "#pragma unroll\n%sfor (int q = 0; q < 8; q++) {\n", indent);
+    mc_buf_printf(b, "%s    const idx_t i = i8 * 8 + q;\n%s    (void)i;\n", indent, indent);
+    mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc[q]", "i", ind2, res, sizeof res);
+    if (buf_bf16(k->out.buf) && vec8_view(&k->out, k->out.shape[k->out.rank - 1])) {
+        mc_buf_printf(b, "%s    r[q] = %s;\n%s}\n", indent, res, indent);
+        mc_buf_printf(b, "%smc_stv8(&", indent);
+        ref(b, &k->out, "i8 * 8");
+        mc_buf_puts(b, ", r);\n");
+    } else {
+        store(b, k, ind2, "i", res);
+        mc_buf_printf(b, "%s}\n", indent);
+    }
+}
+
+/* bf16 mode, C % 8 == 0, x and out 8-aligned: 8 channels per thread, one
+ * 16-byte load of x per tap, the taps re-packed [kh][kw][C] (two float4) */
+static int
+print_dwconv8(McBuf *b, const Kernel *k, const char *id, CudaLaunch *ln)
+{
+    const View *x = &k->in[0], *w = &k->in[1];
+    long long Ho = k->out.shape[1], Wo = k->out.shape[2], C = k->out.shape[3];
+    long long H = x->shape[1], W = x->shape[2], KH = w->shape[2], KW = w->shape[3];
+    char lin[160];
+    int64_t n = mc_cuda_numel(&k->out);
+    /* fewer than ~4 blocks of 256 threads per SM (batch 1): one channel per
+     * thread keeps more loads in flight (measured: 8-wide made batch 1 slower) */
+    if (n / 8 < 4 * 132 * 256) return 0;
+    if (!cur_bf16 || !buf_bf16(x->buf) || !vec8_view(x, C) || !vec8_view(&k->out, C) || k->out.rank != 4) return 0;
+    Params ps;
+    collect_params(k, &ps);
+    mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
+    print_params(b, &ps, "const float *__restrict__ wp");
+    mc_buf_puts(b, ")\n{\n");
+    idx_typedef(b, k);
+    mc_buf_puts(b, "    const idx_t i8 = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
+    mc_buf_printf(b, "    if (i8 >= %lld) return;\n", (long long)(n / 8));
+    ln->gx = (n / 8 + 255) / 256;
+    ln->gy = 1;
+    mc_buf_printf(b, "    const idx_t c = (i8 %% %lld) * 8, ow = (i8 / %lld) %% %lld, oh = (i8 / %lld) %% %lld, bb = i8 / %lld;\n",
+                  C / 8, C / 8, Wo, C / 8 * Wo, Ho, C / 8 * Wo * Ho);
+    mc_buf_puts(b, "    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};\n");
+    mc_buf_printf(b, "#pragma unroll\n    for (int kh = 0; kh < %lld; kh++) {\n", KH);
+    mc_buf_printf(b, "        const idx_t ih = oh * %lld - %lld + kh * %lld;\n", (long long)k->attrs.stride[0],
+                  (long long)k->attrs.pad[0], (long long)k->attrs.dil[0]);
+    mc_buf_printf(b, "        if (ih < 0 || ih >= %lld) continue;\n", H);
+    mc_buf_printf(b, "#pragma unroll\n        for (int kw = 0; kw < %lld; kw++) {\n", KW);
+    mc_buf_printf(b, "            const idx_t iw = ow * %lld - %lld + kw * %lld;\n", (long long)k->attrs.stride[1],
+                  (long long)k->attrs.pad[1], (long long)k->attrs.dil[1]);
+    mc_buf_printf(b, "            if (iw < 0 || iw >= %lld) continue;\n", W);
+    snprintf(lin, sizeof lin, "((bb * %lld + ih) * %lld + iw) * %lld + c", H, W, C);
+    mc_buf_puts(b, "            float v[8];\n            mc_ldv8(&");
+    ref(b, x, lin);
+    mc_buf_printf(b, ", v);\n            const float *wt = &wp[(kh * %lld + kw) * %lld + c];\n", KW, C);
+    mc_buf_puts(b, "            const float4 w0 = *(const float4 *)wt, w1 = *(const float4 *)(wt + 4);\n");
+    mc_buf_puts(b, "            acc[0] = fmaf(v[0], w0.x, acc[0]); acc[1] = fmaf(v[1], w0.y, acc[1]); "
+                   "acc[2] = fmaf(v[2], w0.z, acc[2]); acc[3] = fmaf(v[3], w0.w, acc[3]);\n");
+    mc_buf_puts(b, "            acc[4] = fmaf(v[4], w1.x, acc[4]); acc[5] = fmaf(v[5], w1.y, acc[5]); "
+                   "acc[6] = fmaf(v[6], w1.z, acc[6]); acc[7] = fmaf(v[7], w1.w, acc[7]);\n");
+    mc_buf_puts(b, "        }\n    }\n");
+    if (k->nin == 3) {
+        mc_buf_puts(b, "#pragma unroll\n    for (int q = 0; q < 8; q++) acc[q] += ");
+        load(b, &k->in[2], "c + q");
+        mc_buf_puts(b, ";\n");
+    }
+    vec8_finish(b, k, "    ");
+    mc_buf_puts(b, "}\n\n");
+    return 1;
+}
+
+static void
+print_dwconv(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln, int repacked)
 {
     const View *x = &k->in[0], *w = &k->in[1];
     long long Ho = k->out.shape[1], Wo = k->out.shape[2], C = k->out.shape[3];
     long long H = x->shape[1], W = x->shape[2], KH = w->shape[2], KW = w->shape[3];
     char lin[160], wl[64];
     header(b, p, k, ki);
-    elementwise_head(b, k, id, NULL, mc_cuda_numel(&k->out), ln);
+    if (repacked && print_dwconv8(b, k, id, ln)) return;
+    elementwise_head(b, k, id, repacked ? "const float *__restrict__ wp" : NULL, mc_cuda_numel(&k->out), ln);
     mc_buf_printf(b, "    const idx_t c = i %% %lld, ow = (i / %lld) %% %lld, oh = (i / %lld) %% %lld, bb = i / %lld;\n",
                   C, C, Wo, C * Wo, Ho, C * Wo * Ho);
     mc_buf_puts(b, "    float acc = 0.0f;\n");
@@ -680,7 +774,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         switch (k->kind) {
         case KK_GEMM:
         case KK_CONV: rc = print_gemm(b, p, k, i, id, o, &ln[i], err); break;
-        case KK_DWCONV: print_dwconv(b, p, k, i, id, &ln[i]); break;
+        case KK_DWCONV: print_dwconv(b, p, k, i, id, &ln[i], lay->repack[i] >= 0); break;
         case KK_FUSION25: print_fusion25(b, p, k, i, id, &ln[i]); break;
         case KK_LAYERNORM: print_layernorm(b, p, k, i, id, &ln[i]); break;
         case KK_MEAN_HW: print_mean(b, p, k, i, id, &ln[i]); break;

@@ -196,6 +196,17 @@ test_program_structure(void)
     /* fp32: dense layers through MC_FP32_MODE (3xTF32 unless overridden) */
     CU_ASSERT_TRUE(count(fp, "    mc_gemm<MC_FP32_MODE,") > 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(fp, "#define MC_FP32_MODE MC_F32X3"));
+    /* depthwise convs: 8 channels per thread (16-byte bf16 loads and
+     * stores, taps re-packed [kh][kw][C]) only in bf16 mode and only with
+     * enough threads (batch 1024 here, not batch 1) */
+    char *bf128 = print_model(MC_CUDA_BF16, 1024, &nk, &nscan);
+    CU_ASSERT_TRUE(count(bf128, "mc_ldv8(&b") > 0);
+    CU_ASSERT_EQUAL(count(bf128, "mc_ldv8(&b"), count(bf128, "const float *wt = &wp[(kh * "));
+    CU_ASSERT_TRUE(count(bf128, "    mc_stv8(&b") > 0);
+    CU_ASSERT_EQUAL(count(bf, "mc_ldv8(&b"), 0);
+    CU_ASSERT_EQUAL(count(fp, "mc_ldv8(&b"), 0);
+    CU_ASSERT_EQUAL(count(fp, "mc_stv8(&b"), 0);
+    free(bf128);
     /* deterministic */
     char *bf2 = print_model(MC_CUDA_BF16, 1, &nk, &nscan);
     CU_ASSERT_STRING_EQUAL(bf, bf2);
