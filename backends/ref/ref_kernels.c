@@ -420,24 +420,15 @@ clampi(int64_t v, int64_t lo, int64_t hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-int
-mc_ref_state_fusion(int64_t B, int64_t H, int64_t W, int64_t D, const float *h,
-                    const float *k3, const float *k3_1, const float *k3_2, const float *alpha,
-                    float *y)
+/* y[b,i,j,:] = sum_t cf[t,:] * h[b, clamp(i+ty[t]), clamp(j+tx[t]), :]: a
+ * depthwise stencil of ntaps taps with replicate borders, accumulated in
+ * double.  cf is [ntaps, D]. */
+static int
+clamped_stencil(int64_t B, int64_t H, int64_t W, int64_t D, const float *h, int ntaps, const int *ty,
+                const int *tx, const double *cf, float *y)
 {
-    /* 27 taps (3 kernels x 3x3) at offsets (ky-1)*dil, (kx-1)*dil, sampled
-     * at clamped coordinates; the coefficient alpha_k * w_k[d, ky, kx] is
-     * exact in double. */
-    const float *ks[3] = {k3, k3_1, k3_2};
-    static const int dil[3] = {1, 3, 5};
-    double *cf = malloc((size_t)(27 * D) * sizeof(double)); /* [27, D] */
-    if (!cf) return -1;
-    for (int k = 0; k < 3; k++)
-        for (int t = 0; t < 9; t++)
-            for (int64_t d = 0; d < D; d++)
-                cf[(k * 9 + t) * D + d] = (double)alpha[k] * (double)ks[k][d * 9 + t];
     int failed = 0;
-    #pragma omp parallel if (B * H * W * D * 27 >= PAR_MIN)
+    #pragma omp parallel if (B * H * W * D * ntaps >= PAR_MIN)
     {
         double *acc = malloc((size_t)D * sizeof(double));
         if (!acc) {
@@ -450,12 +441,10 @@ mc_ref_state_fusion(int64_t B, int64_t H, int64_t W, int64_t D, const float *h,
             int64_t bi = r / H, yy = r % H;
             for (int64_t xx = 0; xx < W; xx++) {
                 for (int64_t d = 0; d < D; d++) acc[d] = 0.0;
-                for (int kt = 0; kt < 27; kt++) {
-                    int k = kt / 9, t = kt % 9;
-                    int64_t sy = clampi(yy + (t / 3 - 1) * dil[k], 0, H - 1);
-                    int64_t sx = clampi(xx + (t % 3 - 1) * dil[k], 0, W - 1);
+                for (int t = 0; t < ntaps; t++) {
+                    int64_t sy = clampi(yy + ty[t], 0, H - 1), sx = clampi(xx + tx[t], 0, W - 1);
                     const float *hp = h + ((bi * H + sy) * W + sx) * D;
-                    const double *cp = cf + kt * D;
+                    const double *cp = cf + t * D;
                     for (int64_t d = 0; d < D; d++) acc[d] += cp[d] * hp[d];
                 }
                 float *yp = y + ((bi * H + yy) * W + xx) * D;
@@ -464,8 +453,56 @@ mc_ref_state_fusion(int64_t B, int64_t H, int64_t W, int64_t D, const float *h,
         }
         free(acc);
     }
-    free(cf);
     return failed ? -1 : 0;
+}
+
+int
+mc_ref_state_fusion(int64_t B, int64_t H, int64_t W, int64_t D, const float *h,
+                    const float *k3, const float *k3_1, const float *k3_2, const float *alpha,
+                    float *y)
+{
+    /* 27 taps (3 kernels x 3x3) at offsets (ky-1)*dil, (kx-1)*dil, sampled
+     * at clamped coordinates; the coefficient alpha_k * w_k[d, ky, kx] is
+     * exact in double. */
+    const float *ks[3] = {k3, k3_1, k3_2};
+    static const int dil[3] = {1, 3, 5};
+    int ty[27], tx[27];
+    double *cf = malloc((size_t)(27 * D) * sizeof(double)); /* [27, D] */
+    if (!cf) return -1;
+    for (int k = 0; k < 3; k++)
+        for (int t = 0; t < 9; t++) {
+            ty[k * 9 + t] = (t / 3 - 1) * dil[k];
+            tx[k * 9 + t] = (t % 3 - 1) * dil[k];
+            for (int64_t d = 0; d < D; d++)
+                cf[(k * 9 + t) * D + d] = (double)alpha[k] * (double)ks[k][d * 9 + t];
+        }
+    int rc = clamped_stencil(B, H, W, D, h, 27, ty, tx, cf, y);
+    free(cf);
+    return rc;
+}
+
+/* The 25-tap form (op state_fusion25, made by fold-state-fusion), from the
+ * tap order in ir/ops.def: tap 0 is the centre, tap 1+8*r+k the k-th
+ * non-centre position of the 3x3 pattern (row-major) at dilation (1,3,5)[r]. */
+int
+mc_ref_state_fusion25(int64_t B, int64_t H, int64_t W, int64_t D, const float *h,
+                      const float *taps, float *y)
+{
+    static const int dil[3] = {1, 3, 5};
+    static const int off[8][2] = {{-1, -1}, {-1, 0}, {-1, 1}, {0, -1}, {0, 1}, {1, -1}, {1, 0}, {1, 1}};
+    int ty[25] = {0}, tx[25] = {0};
+    for (int r = 0; r < 3; r++)
+        for (int k = 0; k < 8; k++) {
+            ty[1 + 8 * r + k] = off[k][0] * dil[r];
+            tx[1 + 8 * r + k] = off[k][1] * dil[r];
+        }
+    double *cf = malloc((size_t)(25 * D) * sizeof(double)); /* [25, D] */
+    if (!cf) return -1;
+    for (int64_t d = 0; d < D; d++)
+        for (int t = 0; t < 25; t++) cf[t * D + d] = taps[d * 25 + t];
+    int rc = clamped_stencil(B, H, W, D, h, 25, ty, tx, cf, y);
+    free(cf);
+    return rc;
 }
 
 /* ------------------------------------------------------------- reductions */
