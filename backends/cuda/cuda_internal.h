@@ -13,6 +13,7 @@ typedef struct CudaLayout {
     int64_t *repack;        /* [nk]: blob offset of a KK_CONV / KK_FUSION25 / KK_DWCONV (C % 8 == 0) kernel's re-packed weights, else -1 */
     int64_t blob_bytes;
     int64_t scratch_off, input_off, output_off, carry_off, arena_bytes;
+    int64_t splitk_off, counter_off; /* split-K partial tiles (float), tile counters (unsigned, zero between kernels) */
 } CudaLayout;
 
 typedef struct CudaLaunch {
@@ -22,6 +23,8 @@ typedef struct CudaLaunch {
 void mc_cuda_layout(const KProgram *p, CudaLayout *lay);
 int64_t mc_cuda_buf_offset(const KProgram *p, const CudaLayout *lay, int buf);
 int64_t mc_cuda_numel(const View *v);
+void mc_cuda_scan_chunks(const Kernel *k, int v, int64_t *T, int64_t *NC);
+void mc_cuda_gemm_tiles(const Kernel *k, int *bm, int *bn, int *sk, int64_t *kc);
 int mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay, McBuf *b, McErr *err);
 
 #endif

@@ -36,8 +36,67 @@ mc_cuda_numel(const View *v)
     return n;
 }
 
-/* scan chunk length (positions per chunk) */
-#define SCAN_T 64
+/* Threads the scan passes and split-K GEMMs aim for: two blocks of 256 per
+ * SM of an H100 (132 SMs).  Below it a kernel is latency-bound. */
+#define MC_CUDA_FILL (132 * 256 * 2)
+
+/* The scan's chunking: NC chunks of T positions per (b, d), V channels per
+ * thread.  64 positions per chunk while B * NC * D / V threads fill the GPU;
+ * else shorter chunks (down to 8) so that more threads share the sequential
+ * work; then
+ * T evened out so that the last chunk is not a stub (196 positions: 4 x 49,
+ * not 3 x 64 + 4). */
+void
+mc_cuda_scan_chunks(const Kernel *k, int v, int64_t *T, int64_t *NC)
+{
+    int64_t B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
+    int64_t t = 64;
+    while (t > 8 && B * ((L + t - 1) / t) * D / v < MC_CUDA_FILL) t /= 2;
+    *NC = (L + t - 1) / t;
+    *T = (L + *NC - 1) / *NC;
+}
+
+/* M, N, K of a GEMM or implicit-GEMM convolution */
+static void
+gemm_dims(const Kernel *k, int64_t *M, int64_t *N, int64_t *K)
+{
+    if (k->kind == KK_CONV) {
+        *M = k->out.shape[0] * k->out.shape[1] * k->out.shape[2];
+        *N = k->in[1].shape[0];
+        *K = k->in[1].shape[1] * k->in[1].shape[2] * k->in[1].shape[3];
+    } else {
+        *M = k->M; *N = k->N; *K = k->K;
+    }
+}
+
+/* Tile shape and split-K of a tensor-core GEMM (skinny products, N or K <
+ * 32, run FFMA and never split).  Large M: 128-row tiles.  When the tiles
+ * alone would leave most SMs idle (batch 1: stage-3 fc2 has 4 tiles of
+ * 64 x 128), 64-column tiles and K split into SK slices of KC (a multiple
+ * of 32, at least 128): each slice's block writes its partial tile to a
+ * float workspace, the last block of a tile (an atomic counter) sums the
+ * slices in slice order -- deterministic -- and runs the epilogue. */
+void
+mc_cuda_gemm_tiles(const Kernel *k, int *bm, int *bn, int *sk, int64_t *kc)
+{
+    int64_t M, N, K;
+    gemm_dims(k, &M, &N, &K);
+    *bm = M >= 128 * 132 ? 128 : 64;
+    *bn = N >= 96 ? 128 : 64;
+    *sk = 1;
+    *kc = K;
+    if (N < 32 || K < 32) return;
+    int64_t tiles = ((M + *bm - 1) / *bm) * ((N + *bn - 1) / *bn);
+    if (tiles * 256 >= MC_CUDA_FILL / 2) return;
+    *bn = 64;
+    tiles = ((M + *bm - 1) / *bm) * ((N + *bn - 1) / *bn);
+    int64_t s = (132 + tiles - 1) / tiles;
+    if (s > K / 128) s = K / 128;
+    if (s < 2) return;
+    int64_t c = ((K + s - 1) / s + 31) / 32 * 32;
+    *kc = c;
+    *sk = (int)((K + c - 1) / c);
+}
 
 void
 mc_cuda_layout(const KProgram *p, CudaLayout *lay)
@@ -63,15 +122,33 @@ mc_cuda_layout(const KProgram *p, CudaLayout *lay)
     const Buffer *in = &p->bufs[p->input_buf], *out = &p->bufs[p->output_buf];
     lay->output_off = align256(lay->input_off + in->bytes);
     lay->carry_off = align256(lay->output_off + out->bytes);
-    int64_t carry = 0;
+    int64_t carry = 0, ws = 0, cnt = 0;
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];
-        if (k->kind != KK_SCAN) continue;
-        int64_t B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
-        int64_t nc = (L + SCAN_T - 1) / SCAN_T;
-        if (2 * B * nc * D * 4 > carry) carry = 2 * B * nc * D * 4;
+        if (k->kind == KK_SCAN) {
+            /* per (b, chunk, d): the chunk's own scan S, its decay product P,
+             * and (pass 2) its carry-in; sized for either channels per thread */
+            for (int v = 1; v <= 8; v += 7) {
+                int64_t T, NC;
+                mc_cuda_scan_chunks(k, v, &T, &NC);
+                int64_t n = 3 * k->out.shape[0] * NC * k->out.shape[3] * 4;
+                if (n > carry) carry = n;
+            }
+        }
+        if (k->kind == KK_GEMM || k->kind == KK_CONV) {
+            int bm, bn, sk;
+            int64_t kc, M, N, K;
+            mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
+            if (sk < 2) continue;
+            gemm_dims(k, &M, &N, &K);
+            if (sk * M * N * 4 > ws) ws = sk * M * N * 4;
+            int64_t tiles = ((M + bm - 1) / bm) * ((N + bn - 1) / bn);
+            if (tiles * 4 > cnt) cnt = tiles * 4;
+        }
     }
-    lay->arena_bytes = align256(lay->carry_off + carry);
+    lay->splitk_off = align256(lay->carry_off + carry);
+    lay->counter_off = align256(lay->splitk_off + ws);
+    lay->arena_bytes = align256(lay->counter_off + cnt);
 }
 
 int64_t
@@ -268,7 +345,7 @@ static const char *mode_name[] = {"MC_FP32_MODE", "MC_TF32", "MC_BF16"};
 
 static int
 print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, const CudaOpts *o,
-           CudaLaunch *ln, McErr *err)
+           const CudaLayout *lay, CudaLaunch *ln, McErr *err)
 {
     int64_t M, N, K;
     const View *a = &k->in[0];
@@ -286,7 +363,9 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
         if (!is_contig(&k->in[1], N, K))
             return mc_err(err, "cuda: %s: GEMM weight is not a contiguous [N,K] matrix", k->name);
     }
-    int bm = M >= 128 * 132 ? 128 : 64, bn = N >= 96 ? 128 : 64;
+    int bm, bn, sk;
+    int64_t kc;
+    mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
     /* skinny products (x_proj: N = R + 2; dt_projs: K = R; the first stem
      * convolution: K = 27) are memory-bound, gain nothing from tensor cores,
      * and feed the scan's exp(delta * A): they always run FFMA in fp32 */
@@ -317,7 +396,10 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     collect_params(k, &ps);
     header(b, p, k, ki);
     mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
-    print_params(b, &ps, conv ? "const float *__restrict__ wp" : NULL);
+    char extra[128];
+    snprintf(extra, sizeof extra, "%s%s%s", conv ? "const float *__restrict__ wp" : "", conv && sk > 1 ? ", " : "",
+             sk > 1 ? "float *__restrict__ ws, unsigned *__restrict__ cnt" : "");
+    print_params(b, &ps, extra[0] ? extra : NULL);
     mc_buf_puts(b, ")\n{\n");
     if (conv) {
         mc_buf_printf(b, "    /* implicit GEMM: m = (b, oh, ow) of [%lld,%lld,%lld], k = (kh, kw, ci) of [%lld,%lld,%lld] */\n",
@@ -369,16 +451,26 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     else if (k->in[1].offset) snprintf(wptr, sizeof wptr, "b%d + %lld", k->in[1].buf, (long long)k->in[1].offset);
     else snprintf(wptr, sizeof wptr, "b%d", k->in[1].buf);
     ln->gy = 1;
+    if (thin && M <= MC_CUDA_FILL / 4) { /* few rows: a warp per row */
+        mc_buf_printf(b, "    mc_gemm_warp<%lldll, %lld, %lld>(A4, %s, epi);\n}\n\n", (long long)M, (long long)N,
+                      (long long)K, wptr);
+        ln->gx = (M + 7) / 8;
+        return 0;
+    }
     if (thin) {
         mc_buf_printf(b, "    mc_gemm_thin<%lldll, %lld, %lld>(A4, %s, epi);\n}\n\n", (long long)M, (long long)N,
                       (long long)K, wptr);
         ln->gx = (M + 255) / 256;
         return 0;
     }
-    mc_buf_printf(b, "    mc_gemm<%s, %d, %d, %lldll, %lld, %lld, %s, %s>(%s, %s, %s, epi, epi2);\n}\n\n", mode, bm, bn,
-                  (long long)M, (long long)N, (long long)K, va ? "true" : "false", vw ? "true" : "false",
-                  v0 ? "A4" : "A", va ? "A4" : "A", wptr);
-    ln->gx = ((M + bm - 1) / bm) * ((N + bn - 1) / bn);
+    mc_buf_printf(b, "    mc_gemm<%s, %d, %d, %lldll, %lld, %lld, %s, %s", mode, bm, bn, (long long)M, (long long)N,
+                  (long long)K, va ? "true" : "false", vw ? "true" : "false");
+    if (sk > 1)
+        mc_buf_printf(b, ", %d, %lld>(%s, %s, %s, epi, epi2, ws, cnt);\n}\n\n", sk, (long long)kc,
+                      v0 ? "A4" : "A", va ? "A4" : "A", wptr);
+    else
+        mc_buf_printf(b, ">(%s, %s, %s, epi, epi2);\n}\n\n", v0 ? "A4" : "A", va ? "A4" : "A", wptr);
+    ln->gx = ((M + bm - 1) / bm) * ((N + bn - 1) / bn) * sk;
     return 0;
 }
 
@@ -644,6 +736,76 @@ print_mean(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     finish(b, k, "acc");
 }
 
+/* the view is a dense [rows, C] array (row * C + c) */
+static int
+is_contig_rows(const View *v, int64_t C)
+{
+    int64_t st = 1;
+    for (int d = v->rank - 1; d >= 0; d--) {
+        if (v->shape[d] != 1 && v->stride[d] != st) return 0;
+        st *= v->shape[d];
+    }
+    return v->shape[v->rank - 1] == C;
+}
+
+/* bf16 mode, rows of C % 8 == 0 contiguous bf16: a group of G lanes per row
+ * (G the power of two >= C / 8, at most 32), each lane holding VPL vectors
+ * of 8 channels in registers (one 16-byte load each): mean and variance
+ * from the registers (two passes, butterfly sums within the group), one
+ * 16-byte store per vector. */
+static int
+print_layernorm8(McBuf *b, const Kernel *k, const char *id, CudaLaunch *ln)
+{
+    const View *x = &k->in[0];
+    long long C = x->shape[x->rank - 1], rows = mc_cuda_numel(x) / C, C8 = C / 8;
+    double eps = k->attrs.eps > 0 ? k->attrs.eps : 1e-5;
+    if (!cur_bf16 || !buf_bf16(x->buf) || !vec8_view(x, C) || !vec8_view(&k->out, C)) return 0;
+    if (!is_contig_rows(x, C) || !is_contig_rows(&k->out, C)) return 0;
+    int G = 1;
+    while (G < 32 && G < C8) G *= 2;
+    long long VPL = (C8 + G - 1) / G, RPB = 256 / G;
+    Params ps;
+    collect_params(k, &ps);
+    mc_buf_printf(b, "/* %d lanes per row, %lld x 8 channels per lane */\n", G, VPL);
+    mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
+    print_params(b, &ps, NULL);
+    mc_buf_puts(b, ")\n{\n");
+    idx_typedef(b, k);
+    /* rows past the end compute on the last row (the shuffles need every
+     * lane of the warp) and store nothing */
+    mc_buf_printf(b, "    const idx_t row = min((idx_t)blockIdx.x * %lld + threadIdx.x / %d, (idx_t)%lld);\n", RPB, G, rows - 1);
+    mc_buf_printf(b, "    const bool live = (idx_t)blockIdx.x * %lld + threadIdx.x / %d < %lld;\n", RPB, G, rows);
+    mc_buf_printf(b, "    const int g = threadIdx.x %% %d;\n", G);
+    mc_buf_printf(b, "    float v[%lld][8];\n    float s = 0.0f;\n", VPL);
+    mc_buf_printf(b, "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n", VPL);
+    mc_buf_printf(b, "        const int c = (g + %d * j) * 8;\n", G);
+    if (C8 % G) mc_buf_printf(b, "        if (c >= %lld) { for (int q = 0; q < 8; q++) v[j][q] = 0.0f; continue; }\n", C);
+    mc_buf_printf(b, "        mc_ldv8(&b%d[%lld + row * %lld + c], v[j]);\n", x->buf, (long long)x->offset, C);
+    mc_buf_puts(b, "#pragma unroll\n        for (int q = 0; q < 8; q++) s += v[j][q];\n    }\n");
+    mc_buf_printf(b, "    const float mean = mc_group_sum<%d>(s) * %.9gf;\n", G, 1.0 / (double)C);
+    mc_buf_puts(b, "    float ss = 0.0f;\n");
+    mc_buf_printf(b, "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n", VPL);
+    if (C8 % G) mc_buf_printf(b, "        if ((g + %d * j) * 8 >= %lld) continue;\n", G, C);
+    mc_buf_puts(b, "#pragma unroll\n        for (int q = 0; q < 8; q++) { const float t = v[j][q] - mean; ss = fmaf(t, t, ss); }\n    }\n");
+    mc_buf_printf(b, "    const float rstd = 1.0f / sqrtf(mc_group_sum<%d>(ss) * %.9gf + %.9gf);\n", G, 1.0 / (double)C, eps);
+    mc_buf_puts(b, "    if (!live) return;\n");
+    mc_buf_printf(b, "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n", VPL);
+    mc_buf_printf(b, "        const int c = (g + %d * j) * 8;\n", G);
+    if (C8 % G) mc_buf_printf(b, "        if (c >= %lld) continue;\n", C);
+    mc_buf_printf(b, "        const idx_t i8 = (row * %lld + c) / 8;\n", C);
+    mc_buf_puts(b, "        float acc[8];\n");
+    mc_buf_puts(b, "#pragma unroll\n        for (int q = 0; q < 8; q++) acc[q] = (v[j][q] - mean) * rstd * ");
+    load(b, &k->in[1], "c + q");
+    mc_buf_puts(b, " + ");
+    load(b, &k->in[2], "c + q");
+    mc_buf_puts(b, ";\n");
+    vec8_finish(b, k, "        ");
+    mc_buf_puts(b, "    }\n}\n\n");
+    ln->gx = (rows + RPB - 1) / RPB;
+    ln->gy = 1;
+    return 1;
+}
+
 static void
 print_layernorm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
 {
@@ -654,6 +816,7 @@ print_layernorm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char
     Params ps;
     collect_params(k, &ps);
     header(b, p, k, ki);
+    if (print_layernorm8(b, k, id, ln)) return;
     mc_buf_puts(b, "/* one warp per row */\n");
     mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
     print_params(b, &ps, NULL);
@@ -687,33 +850,65 @@ print_layernorm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char
     ln->gy = 1;
 }
 
+/* channels per thread of the scan's passes 1 and 3: 8 in bf16 mode where
+ * the views allow and 8-position chunks would still fill the GPU, else 1 */
+static int
+scan_vec(const Kernel *k)
+{
+    const View *u = &k->in[0], *dt = &k->in[1];
+    int64_t B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
+    int ok = cur_bf16 && buf_bf16(u->buf) && buf_bf16(dt->buf) && buf_bf16(k->out.buf) && vec8_view(u, D) &&
+             vec8_view(dt, D) && vec8_view(&k->out, D) && k->out.rank == 4;
+    return ok && B * ((L + 7) / 8) * D / 8 >= MC_CUDA_FILL ? 8 : 1;
+}
+
 /* The scan as a chunked parallel scan: h_l = a_l h_{l-1} + x_l with
  * a_l = exp(delta_l A), x_l = delta_l Bv_l u_l, a linear recurrence, so a
  * chunk of T positions maps a carry-in c to P c + S (P = prod a, S = the
- * chunk's own scan from 0).  Pass 1 computes (P, S) per (b, chunk, d);
- * pass 2 runs the carries across chunks per (b, d); pass 3 rescans each
- * chunk from its carry and stores every state. */
+ * chunk's own scan from 0).  Pass 1 (_chunks) computes (P, S) per (b, chunk,
+ * d); pass 2 (_carry) turns them into each chunk's carry-in: a block per
+ * (b, 32 channels), its 8 warps each composing a run of chunks, the runs
+ * combined through shared memory, then each run walked again; pass 3 rescans
+ * each chunk from its carry-in and stores every state.  Chunking:
+ * mc_cuda_scan_chunks.  The carries region holds [S | P | carry-in], each
+ * [B][NC][D] float.  bf16 mode, D % 8 == 0, 8-aligned views and enough
+ * threads: passes 1 and 3 run 8 channels per thread (16-byte loads of u and
+ * delta, one 16-byte store of h). */
 static void
 print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
 {
     const View *u = &k->in[0], *dt = &k->in[1], *A = &k->in[2], *bv = &k->in[3];
     long long B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
-    long long NC = (L + SCAN_T - 1) / SCAN_T;
+    int V = scan_vec(k);
+    int64_t T64, NC64;
+    mc_cuda_scan_chunks(k, V, &T64, &NC64);
+    long long T = T64, NC = NC64, BNCD = B * NC * D;
+    long long DV = D / V, QW = (NC + 7) / 8, DG = (D + 31) / 32;
     Params ps;
     collect_params(k, &ps);
     header(b, p, k, ki);
+    mc_buf_printf(b, "/* %lld chunks of %lld positions, %d channel%s per thread */\n", NC, T, V, V > 1 ? "s" : "");
     for (int pass = 1; pass <= 3; pass++) {
         if (pass == 2) {
-            mc_buf_printf(b, "%s __launch_bounds__(256)\n%s_carry(float *__restrict__ carry)\n{\n", mc_dialect_cuda.kernel_qual, id);
+            mc_buf_printf(b, "%s __launch_bounds__(256)\n%s_carry(const float *__restrict__ cs, float *__restrict__ cin)\n{\n",
+                          mc_dialect_cuda.kernel_qual, id);
             idx_typedef(b, k);
-            mc_buf_puts(b, "    const idx_t i = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
-            mc_buf_printf(b, "    if (i >= %lld) return;\n", B * D);
-            mc_buf_printf(b, "    const idx_t d = i %% %lld, bb = i / %lld;\n", D, D);
-            mc_buf_puts(b, "    float c = 0.0f;\n");
-            mc_buf_printf(b, "    for (idx_t q = 0; q < %lld; q++) {\n", NC);
-            mc_buf_printf(b, "        const idx_t j = (bb * %lld + q) * %lld + d;\n", NC, D);
-            mc_buf_printf(b, "        const float s = carry[j], pr = carry[%lld + j];\n", B * NC * D);
-            mc_buf_puts(b, "        carry[j] = c;\n        c = fmaf(pr, c, s);\n    }\n}\n\n");
+            mc_buf_puts(b, "    __shared__ float rp[8][32], rs[8][32];\n");
+            mc_buf_puts(b, "    const int lane = threadIdx.x % 32, w = threadIdx.x / 32;\n");
+            mc_buf_printf(b, "    const idx_t bb = blockIdx.x / %lld, d = (blockIdx.x %% %lld) * 32 + lane;\n", DG, DG);
+            mc_buf_printf(b, "    const idx_t q0 = min((idx_t)w * %lld, (idx_t)%lld), q1 = min(q0 + %lld, (idx_t)%lld);\n",
+                          QW, NC, QW, NC);
+            mc_buf_puts(b, "    /* this warp's run of chunks as one map c -> pr c + sr */\n");
+            mc_buf_puts(b, "    float pr = 1.0f, sr = 0.0f;\n");
+            mc_buf_printf(b, "    if (d < %lld)\n        for (idx_t q = q0; q < q1; q++) {\n", D);
+            mc_buf_printf(b, "            const idx_t j = (bb * %lld + q) * %lld + d;\n", NC, D);
+            mc_buf_printf(b, "            const float pq = cs[%lld + j];\n", BNCD);
+            mc_buf_puts(b, "            sr = fmaf(pq, sr, cs[j]);\n            pr *= pq;\n        }\n");
+            mc_buf_puts(b, "    rp[w][lane] = pr;\n    rs[w][lane] = sr;\n    __syncthreads();\n");
+            mc_buf_puts(b, "    float c = 0.0f;\n    for (int v = 0; v < w; v++) c = fmaf(rp[v][lane], c, rs[v][lane]);\n");
+            mc_buf_printf(b, "    if (d < %lld)\n        for (idx_t q = q0; q < q1; q++) {\n", D);
+            mc_buf_printf(b, "            const idx_t j = (bb * %lld + q) * %lld + d;\n", NC, D);
+            mc_buf_printf(b, "            cin[j] = c;\n            c = fmaf(cs[%lld + j], c, cs[j]);\n        }\n}\n\n", BNCD);
             continue;
         }
         mc_buf_printf(b, "%s __launch_bounds__(256)\n%s%s(", mc_dialect_cuda.kernel_qual, id, pass == 1 ? "_chunks" : "");
@@ -721,38 +916,63 @@ print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
         mc_buf_puts(b, ")\n{\n");
         idx_typedef(b, k);
         mc_buf_puts(b, "    const idx_t i = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
-        mc_buf_printf(b, "    if (i >= %lld) return;\n", B * NC * D);
-        mc_buf_printf(b, "    const idx_t d = i %% %lld, q = (i / %lld) %% %lld, bb = i / %lld;\n", D, D, NC, D * NC);
-        mc_buf_puts(b, "    const float a = ");
-        load(b, A, "d");
-        mc_buf_puts(b, ";\n");
-        if (pass == 1) mc_buf_puts(b, "    float h = 0.0f, prod = 1.0f;\n");
-        else mc_buf_puts(b, "    float h = carry[i];\n");
-        mc_buf_printf(b, "    const idx_t l1 = min((q + 1) * %d, (idx_t)%lld);\n", SCAN_T, L);
-        mc_buf_printf(b, "#pragma unroll 4\n    for (idx_t l = q * %d; l < l1; l++) {\n", SCAN_T);
-        char lin[96], linb[64];
+        mc_buf_printf(b, "    if (i >= %lld) return;\n", BNCD / V);
+        mc_buf_printf(b, "    const idx_t d = (i %% %lld) * %d, q = (i / %lld) %% %lld, bb = i / %lld;\n", DV, V, DV, NC,
+                      DV * NC);
+        mc_buf_printf(b, "    const idx_t j = (bb * %lld + q) * %lld + d;\n", NC, D);
+        char lin[96], linb[64], ad[16];
         snprintf(lin, sizeof lin, "(bb * %lld + l) * %lld + d", L, D);
         snprintf(linb, sizeof linb, "bb * %lld + l", L);
-        mc_buf_puts(b, "        const float delta = ");
-        if (k->softplus_dt) mc_buf_puts(b, "mc_softplus(");
-        load(b, dt, lin);
-        mc_buf_puts(b, k->softplus_dt ? ");\n" : ";\n");
-        mc_buf_puts(b, "        const float decay = expf(delta * a);\n");
-        mc_buf_puts(b, "        h = fmaf(decay, h, delta * ");
-        load(b, bv, linb);
-        mc_buf_puts(b, " * ");
-        load(b, u, lin);
-        mc_buf_puts(b, ");\n");
-        if (pass == 1) mc_buf_puts(b, "        prod *= decay;\n    }\n");
-        else {
-            store_view(b, &k->out, "        ", lin, "h");
-            mc_buf_puts(b, "    }\n");
+        mc_buf_printf(b, "    float a[%d], h[%d]%s;\n", V, V, pass == 1 ? (V == 8 ? ", prod[8]" : ", prod[1]") : "");
+        mc_buf_printf(b, "#pragma unroll\n    for (int c = 0; c < %d; c++) {\n        a[c] = ", V);
+        snprintf(ad, sizeof ad, "d + c");
+        load(b, A, ad);
+        /* pass 1 starts each chunk from 0, pass 3 from its carry-in */
+        if (pass == 1) mc_buf_puts(b, ";\n        h[c] = 0.0f;\n");
+        else mc_buf_printf(b, ";\n        h[c] = carry[%lld + j + c];\n", 2 * BNCD);
+        mc_buf_puts(b, pass == 1 ? "        prod[c] = 1.0f;\n    }\n" : "    }\n");
+        mc_buf_printf(b, "    const idx_t l1 = min((q + 1) * %lld, (idx_t)%lld);\n", T, L);
+        mc_buf_printf(b, "#pragma unroll %d\n    for (idx_t l = q * %lld; l < l1; l++) {\n", V > 1 ? 2 : 4, T);
+        mc_buf_printf(b, "        float dv[%d], uv[%d];\n", V, V);
+        if (V == 8) {
+            mc_buf_puts(b, "        mc_ldv8(&");
+            ref(b, dt, lin);
+            mc_buf_puts(b, ", dv);\n        mc_ldv8(&");
+            ref(b, u, lin);
+            mc_buf_puts(b, ", uv);\n");
+        } else {
+            mc_buf_puts(b, "        dv[0] = ");
+            load(b, dt, lin);
+            mc_buf_puts(b, ";\n        uv[0] = ");
+            load(b, u, lin);
+            mc_buf_puts(b, ";\n");
         }
-        if (pass == 1) mc_buf_printf(b, "    carry[i] = h;\n    carry[%lld + i] = prod;\n", B * NC * D);
+        mc_buf_puts(b, "        const float bl = ");
+        load(b, bv, linb);
+        mc_buf_puts(b, ";\n");
+        mc_buf_printf(b, "#pragma unroll\n        for (int c = 0; c < %d; c++) {\n", V);
+        mc_buf_printf(b, "            const float delta = %s(dv[c]);\n", k->softplus_dt ? "mc_softplus" : "");
+        mc_buf_puts(b, "            const float decay = expf(delta * a[c]);\n");
+        mc_buf_puts(b, "            h[c] = fmaf(decay, h[c], delta * bl * uv[c]);\n");
+        if (pass == 1) mc_buf_puts(b, "            prod[c] *= decay;\n        }\n");
+        else mc_buf_puts(b, "        }\n");
+        if (pass == 3) {
+            if (V == 8) {
+                mc_buf_puts(b, "        mc_stv8(&");
+                ref(b, &k->out, lin);
+                mc_buf_puts(b, ", h);\n");
+            } else {
+                store_view(b, &k->out, "        ", lin, "h[0]");
+            }
+        }
+        mc_buf_puts(b, "    }\n");
+        if (pass == 1)
+            mc_buf_printf(b, "#pragma unroll\n    for (int c = 0; c < %d; c++) {\n        carry[j + c] = h[c];\n"
+                             "        carry[%lld + j + c] = prod[c];\n    }\n", V, BNCD);
         mc_buf_puts(b, "}\n\n");
     }
-    ln->gx = (B * NC * D + 255) / 256;
-    ln->gy = (B * D + 255) / 256; /* pass 2 grid */
+    ln->gx = (BNCD / V + 255) / 256;
+    ln->gy = B * DG; /* pass 2 grid */
 }
 
 /* ------------------------------------------------------------ the program */
@@ -773,7 +993,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         mc_cemit_ident(id, sizeof id, i, k->name);
         switch (k->kind) {
         case KK_GEMM:
-        case KK_CONV: rc = print_gemm(b, p, k, i, id, o, &ln[i], err); break;
+        case KK_CONV: rc = print_gemm(b, p, k, i, id, o, lay, &ln[i], err); break;
         case KK_DWCONV: print_dwconv(b, p, k, i, id, &ln[i], lay->repack[i] >= 0); break;
         case KK_FUSION25: print_fusion25(b, p, k, i, id, &ln[i]); break;
         case KK_LAYERNORM: print_layernorm(b, p, k, i, id, &ln[i]); break;
@@ -795,20 +1015,31 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         collect_params(k, &ps);
         mc_cemit_ident(id, sizeof id, i, k->name);
         mc_buf_printf(b, "    if (ev) cudaEventRecord(ev[%d], s);\n", i);
-        char extra[64];
+        char extra[128];
         if (k->kind == KK_SCAN) {
             snprintf(extra, sizeof extra, "P(%lld)", (long long)lay->carry_off);
             mc_buf_printf(b, "    %s_chunks<<<%lld, 256, 0, s>>>(", id, (long long)ln[i].gx);
             print_args(b, p, lay, &ps, extra);
-            mc_buf_printf(b, ");\n    %s_carry<<<%lld, 256, 0, s>>>(%s);\n", id, (long long)ln[i].gy, extra);
+            int64_t T, NC;
+            mc_cuda_scan_chunks(k, scan_vec(k), &T, &NC);
+            mc_buf_printf(b, ");\n    %s_carry<<<%lld, 256, 0, s>>>(P(%lld), P(%lld));\n", id, (long long)ln[i].gy,
+                          (long long)lay->carry_off,
+                          (long long)(lay->carry_off + 2 * k->out.shape[0] * NC * k->out.shape[3] * 4));
             mc_buf_printf(b, "    %s<<<%lld, 256, 0, s>>>(", id, (long long)ln[i].gx);
             print_args(b, p, lay, &ps, extra);
             mc_buf_puts(b, ");\n");
             continue;
         }
-        if (lay->repack[i] >= 0) snprintf(extra, sizeof extra, "P(%lld)", (long long)lay->repack[i]);
+        int n = 0, bm, bn, sk = 1;
+        int64_t kc;
+        extra[0] = 0;
+        if (k->kind == KK_GEMM || k->kind == KK_CONV) mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
+        if (lay->repack[i] >= 0) n = snprintf(extra, sizeof extra, "P(%lld)", (long long)lay->repack[i]);
+        if (sk > 1)
+            snprintf(extra + n, sizeof extra - (size_t)n, "%sP(%lld), (unsigned *)P(%lld)", n ? ", " : "",
+                     (long long)lay->splitk_off, (long long)lay->counter_off);
         mc_buf_printf(b, "    %s<<<dim3(%lld, %lld), 256, 0, s>>>(", id, (long long)ln[i].gx, (long long)ln[i].gy);
-        print_args(b, p, lay, &ps, lay->repack[i] >= 0 ? extra : NULL);
+        print_args(b, p, lay, &ps, extra[0] ? extra : NULL);
         mc_buf_puts(b, ");\n");
     }
     mc_buf_printf(b, "    if (ev) cudaEventRecord(ev[%d], s);\n}\n\n", p->nk);

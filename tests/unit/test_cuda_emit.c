@@ -171,12 +171,19 @@ test_program_structure(void)
     CU_ASSERT_TRUE(count(bf, "    mc_gemm<MC_BF16") > 0);
     /* skinny x_proj / dt_projs stay fp32 (FFMA): the thin-row or the tiled
      * FFMA kernel, never a tensor-core mode */
-    CU_ASSERT_TRUE(count(bf, "    mc_gemm_thin<") + count(bf, "    mc_gemm<MC_FP32,") >= 2 * nscan);
-    CU_ASSERT_TRUE(count(bf, "    mc_gemm_thin<") > 0);
+    CU_ASSERT_TRUE(count(bf, "    mc_gemm_warp<") + count(bf, "    mc_gemm<MC_FP32,") >= 2 * nscan);
+    /* batch 1: x_proj's few rows a warp each; the tiled GEMMs leave SMs idle
+     * and split K (workspace and tile counters passed in) */
+    CU_ASSERT_TRUE(count(bf, "    mc_gemm_warp<") > 0);
+    CU_ASSERT_EQUAL(count(bf, "    mc_gemm_thin<"), 0);
+    CU_ASSERT_TRUE(count(bf, ", epi, epi2, ws, cnt);") > 0);
+    CU_ASSERT_EQUAL(count(bf, ", epi, epi2, ws, cnt);"), count(bf, "float *__restrict__ ws, unsigned *__restrict__ cnt)"));
     /* every tiled GEMM passes a pair epilogue; contiguous outputs store it
      * as one float2 */
     CU_ASSERT_EQUAL(count(bf, "    auto epi2 = "), count(bf, "    mc_gemm<"));
-    CU_ASSERT_EQUAL(count(bf, ", epi, epi2);"), count(bf, "    mc_gemm<"));
+    CU_ASSERT_EQUAL(count(bf, ", epi, epi2);") + count(bf, ", epi, epi2, ws, cnt);"), count(bf, "    mc_gemm<"));
+    /* the scan's carry pass: one block per (b, 32 channels) */
+    CU_ASSERT_EQUAL(count(bf, "_scan_carry(const float *__restrict__ cs, float *__restrict__ cin)"), nscan);
     /* bf16 mode stores activations (scratch buffers) as bf16: loads through
      * mc_ld/mc_ldv4 or raw 16-byte bf16 A tiles, GEMM pairs as one
      * __nv_bfloat162; the input stays float; fp32 mode has no bf16 */
@@ -196,14 +203,20 @@ test_program_structure(void)
     /* fp32: dense layers through MC_FP32_MODE (3xTF32 unless overridden) */
     CU_ASSERT_TRUE(count(fp, "    mc_gemm<MC_FP32_MODE,") > 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(fp, "#define MC_FP32_MODE MC_F32X3"));
-    /* depthwise convs: 8 channels per thread (16-byte bf16 loads and
-     * stores, taps re-packed [kh][kw][C]) only in bf16 mode and only with
-     * enough threads (batch 1024 here, not batch 1) */
-    char *bf128 = print_model(MC_CUDA_BF16, 1024, &nk, &nscan);
-    CU_ASSERT_TRUE(count(bf128, "mc_ldv8(&b") > 0);
-    CU_ASSERT_EQUAL(count(bf128, "mc_ldv8(&b"), count(bf128, "const float *wt = &wp[(kh * "));
+    /* depthwise convs and the scan: 8 channels per thread (16-byte bf16
+     * loads and stores, dwconv taps re-packed [kh][kw][C]) only in bf16 mode
+     * and only with enough threads (batch 2048 here, not batch 1);
+     * layernorms 8 channels per lane in bf16 mode at any batch */
+    char *bf128 = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
+    CU_ASSERT_TRUE(count(bf128, "const float *wt = &wp[(kh * ") > 0);
+    CU_ASSERT_TRUE(count(bf128, " 8 channels per thread */") > 0);
     CU_ASSERT_TRUE(count(bf128, "    mc_stv8(&b") > 0);
-    CU_ASSERT_EQUAL(count(bf, "mc_ldv8(&b"), 0);
+    CU_ASSERT_TRUE(count(bf128, ", ws, cnt);") < count(bf, ", ws, cnt);"));
+    CU_ASSERT_TRUE(count(bf128, "    mc_gemm_thin<") > 0);
+    CU_ASSERT_EQUAL(count(bf, "const float *wt = &wp[(kh * "), 0);
+    CU_ASSERT_EQUAL(count(bf, " 1 channel per thread */"), nscan);
+    CU_ASSERT_TRUE(count(bf, " lanes per row, ") > 0);
+    CU_ASSERT_EQUAL(count(bf, " lanes per row, "), count(bf128, " lanes per row, "));
     CU_ASSERT_EQUAL(count(fp, "mc_ldv8(&b"), 0);
     CU_ASSERT_EQUAL(count(fp, "mc_stv8(&b"), 0);
     free(bf128);
