@@ -18,7 +18,10 @@
 # (GEMM, implicit-GEMM conv, depthwise conv, chunked scan, 25-tap fusion,
 # layernorm, mean, elementwise) through whole small models at odd,
 # non-square sizes, batch 1 and > 1, against the float64 PyTorch reference,
-# per precision (fp32 <= 1e-4, tf32 <= 1e-3, bf16 <= 2e-2).  Bench: tiny,
+# per precision (fp32 <= 1e-4, tf32 <= 1e-3, bf16 <= 2e-2).  Real data: a
+# small model trained on scikit-learn's digits (tests/gpu/digits.py; the
+# build needs python3-sklearn): fp32 and bf16 against the float64 reference,
+# and bf16's top-1 equal to fp32's on >= 99% of the test set.  Bench: tiny,
 # small and base at 224x224 (synthetic weights), plus the GPU's ceilings.
 # The last lines are a summary table; exit status 1 if any check failed.
 set -u
@@ -30,6 +33,7 @@ dir=${1:-$root/build-gpu}
 PY=${PYTHON:-python3}
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import numpy' 2>/dev/null; then PY=/usr/bin/python3; fi
 PRECS="fp32 tf32 bf16"
+DIGITS_PRECS="fp32 bf16"
 # name model batch precision
 BENCHES="tiny_b128_fp32 tiny 128 fp32
 tiny_b128_tf32 tiny 128 tf32
@@ -41,16 +45,31 @@ base_b128_bf16 base 128 bf16"
 
 NVCCFLAGS="-O3 -std=c++17 -gencode=arch=compute_90,code=sm_90 -cudart static"
 
+# keep_blob CASE CONFIG PRECISION: the first weights blob of CONFIG becomes
+# cases/CONFIG.weights, any later one must be identical to it
+keep_blob() {
+    f=$dir/exe/$1_$3.weights
+    if [ -f "$dir/cases/$2.weights" ]; then
+        cmp -s "$f" "$dir/cases/$2.weights" || { echo "build: $f differs from $2.weights"; return 1; }
+        rm -f "$f"
+    else
+        mv "$f" "$dir/cases/$2.weights"
+    fi
+}
+
 # build [gen]: with 'gen', cudagen writes only OUT.cu (+ weights)
 build() {
     emit=exe
     [ "${1:-}" = gen ] && emit=cuda
     lib=${MAMBAC_BUILD:-$root/build}
+    "$PY" -c 'import sklearn' 2>/dev/null ||
+        { echo "build: the digits check needs scikit-learn: apt-get install -y python3-sklearn"; exit 1; }
     mkdir -p "$dir/exe" "$dir/bench"
     gcc -std=gnu11 -O2 -fopenmp -I"$root" "$root/tests/gpu/cudagen.c" "$root"/backends/cuda/cuda_*.c \
         "$root/backends/cemit/cemit.c" "$lib/libmc_core.a" "$lib/libmc_runtime.a" -lyaml -lm \
         -o "$dir/cudagen" || exit 1
     "$PY" "$here/prepare.py" "$dir/cases" || exit 1
+    "$PY" "$here/digits.py" "$dir/cases" || { echo "build: digits.py failed"; exit 1; }
     jobs=$dir/jobs.txt
     : > "$jobs"
     while read -r case cfg B H W; do
@@ -58,6 +77,11 @@ build() {
             echo "$dir/cases/$cfg.yaml --weights $dir/cases/$cfg.pth --batch $B --image-size ${H}x$W --precision $p --external-weights --emit $emit -o $dir/exe/${case}_$p" >> "$jobs"
         done
     done < "$dir/cases/cases.txt"
+    # the digits model at its test set's size (batch = number of test images)
+    read -r dcase dcfg B H W < "$dir/cases/digits.txt"
+    for p in $DIGITS_PRECS; do
+        echo "$dir/cases/$dcfg.yaml --weights $dir/cases/$dcfg.pth --batch $B --image-size ${H}x$W --precision $p --external-weights --emit $emit -o $dir/exe/${dcase}_$p" >> "$jobs"
+    done
     echo "$BENCHES" | while read -r name m B p; do
         echo "$root/examples/spatialmamba_$m.yaml --batch $B --precision $p --external-weights --emit $emit -o $dir/bench/$name" >> "$jobs"
     done
@@ -67,22 +91,16 @@ build() {
     # or precision): keep the first, check the others are identical
     rm -f "$dir"/cases/*.weights
     while read -r case cfg B H W; do
-        for p in $PRECS; do
-            f=$dir/exe/${case}_$p.weights
-            if [ -f "$dir/cases/$cfg.weights" ]; then
-                cmp -s "$f" "$dir/cases/$cfg.weights" || { echo "build: $f differs from $cfg.weights"; exit 1; }
-                rm -f "$f"
-            else
-                mv "$f" "$dir/cases/$cfg.weights"
-            fi
-        done
+        for p in $PRECS; do keep_blob "$case" "$cfg" "$p" || exit 1; done
     done < "$dir/cases/cases.txt"
+    for p in $DIGITS_PRECS; do keep_blob "$dcase" "$dcfg" "$p" || exit 1; done
     rm -f "$dir"/bench/*.weights
     [ "$emit" = exe ] && rm -f "$dir"/exe/*.cu "$dir"/bench/*.cu
     # what 'check' needs, compressed (the executables compress ~20x), for
     # copying to a GPU machine
     rm -f "$dir/gpu-suite.tar.xz"
-    (cd "$dir" && tar cJf gpu-suite.tar.xz exe bench cases/cases.txt cases/*.weights cases/x_*.npy cases/want_*.npy)
+    (cd "$dir" && tar cJf gpu-suite.tar.xz exe bench cases/cases.txt cases/*.weights cases/x_*.npy cases/want_*.npy \
+        cases/digits.txt cases/labels_digits.npy)
     echo "build: ok ($(ls "$dir/exe" | wc -l) check executables, $(ls "$dir/bench" | wc -l) bench executables)"
 }
 
@@ -123,6 +141,29 @@ check() {
             printf 'check %-16s %-5s %s\n' "$case" "$p" "$line" | tee -a "$summary"
         done
     done < "$dir/cases/cases.txt"
+    # real data: the digits model on its test set (tests/gpu/digits.py)
+    dcase=digits dcfg=digits
+    [ -f "$dir/cases/digits.txt" ] && read -r dcase dcfg B H W < "$dir/cases/digits.txt"
+    for p in $DIGITS_PRECS; do
+        case $p in fp32) tol=1e-4 ;; bf16) tol=2e-2 ;; esac
+        y=$dir/y_${dcase}_$p.npy
+        rm -f "$y"
+        if ! "$dir/exe/${dcase}_$p" --weights "$dir/cases/$dcfg.weights" --input "$dir/cases/x_$dcase.npy" --output "$y"; then
+            line="FAIL run"
+        else
+            line=$("$PY" "$here/compare.py" "$y" "$dir/cases/want_$dcase.npy" "$tol")
+        fi
+        case $line in ok*) ;; *) fails=$((fails + 1)) ;; esac
+        printf 'check %-16s %-5s %s\n' "$dcase" "$p" "$line" | tee -a "$summary"
+    done
+    if [ -f "$dir/y_${dcase}_bf16.npy" ] && [ -f "$dir/y_${dcase}_fp32.npy" ]; then
+        line=$("$PY" "$here/top1.py" "$dir/y_${dcase}_bf16.npy" "$dir/y_${dcase}_fp32.npy" \
+            "$dir/cases/labels_$dcase.npy" 0.99)
+    else
+        line="FAIL top-1: no bf16 or fp32 output"
+    fi
+    case $line in ok*) ;; *) fails=$((fails + 1)) ;; esac
+    printf 'check %-16s %-5s %s\n' "$dcase" top-1 "$line" | tee -a "$summary"
     "$PY" "$here/ceiling.py" 2>&1 | tee -a "$summary"
     "$dir/bench/tiny_b128_fp32" --synthetic-weights --profile 3 | head -22
     "$dir/bench/tiny_b128_bf16" --synthetic-weights --profile 3 | head -22
