@@ -14,13 +14,15 @@ typedef struct CudaLayout {
     int64_t blob_bytes;
     int64_t scratch_off, input_off, output_off, carry_off, arena_bytes;
     int64_t splitk_off, counter_off; /* split-K partial tiles (float), tile counters (unsigned, zero between kernels) */
+    int64_t *w16;           /* [nk]: bf16 mode: arena offset of a tensor-core GEMM's weights as bf16 (converted at start-up), else -1 */
 } CudaLayout;
 
 typedef struct CudaLaunch {
     int64_t gx, gy;
 } CudaLaunch;
 
-void mc_cuda_layout(const KProgram *p, CudaLayout *lay);
+void mc_cuda_layout(const KProgram *p, McCudaPrecision prec, CudaLayout *lay);
+void mc_cuda_layout_free(CudaLayout *lay);
 int64_t mc_cuda_buf_offset(const KProgram *p, const CudaLayout *lay, int buf);
 int64_t mc_cuda_numel(const View *v);
 void mc_cuda_scan_chunks(const Kernel *k, int v, int64_t *T, int64_t *NC);

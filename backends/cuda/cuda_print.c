@@ -99,11 +99,32 @@ mc_cuda_gemm_tiles(const Kernel *k, int *bm, int *bn, int *sk, int64_t *kc)
 }
 
 void
-mc_cuda_layout(const KProgram *p, CudaLayout *lay)
+mc_cuda_layout_free(CudaLayout *lay)
+{
+    free(lay->repack);
+    free(lay->w16);
+    lay->repack = lay->w16 = NULL;
+}
+
+/* bf16 mode: the tensor-core GEMMs read their weights as bf16 from a copy
+ * made at start-up (half the bytes, no conversion per tile); needs K % 8
+ * == 0 (16-byte rows) */
+static int
+gemm_w16(const Kernel *k, McCudaPrecision prec)
+{
+    if (prec != MC_CUDA_BF16 || (k->kind != KK_GEMM && k->kind != KK_CONV)) return 0;
+    int64_t M, N, K;
+    gemm_dims(k, &M, &N, &K);
+    return N >= 32 && K >= 32 && K % 8 == 0;
+}
+
+void
+mc_cuda_layout(const KProgram *p, McCudaPrecision prec, CudaLayout *lay)
 {
     memset(lay, 0, sizeof *lay);
     int64_t off = p->weights_bytes;
     lay->repack = calloc((size_t)(p->nk ? p->nk : 1), sizeof(int64_t));
+    lay->w16 = calloc((size_t)(p->nk ? p->nk : 1), sizeof(int64_t));
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];
         lay->repack[i] = -1;
@@ -148,7 +169,14 @@ mc_cuda_layout(const KProgram *p, CudaLayout *lay)
     }
     lay->splitk_off = align256(lay->carry_off + carry);
     lay->counter_off = align256(lay->splitk_off + ws);
-    lay->arena_bytes = align256(lay->counter_off + cnt);
+    off = align256(lay->counter_off + cnt);
+    for (int i = 0; i < p->nk; i++) {
+        lay->w16[i] = -1;
+        if (!gemm_w16(&p->k[i], prec)) continue;
+        lay->w16[i] = off;
+        off = align256(off + mc_cuda_numel(&p->k[i].in[1]) * 2);
+    }
+    lay->arena_bytes = off;
 }
 
 int64_t
@@ -395,10 +423,15 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     Params ps;
     collect_params(k, &ps);
     header(b, p, k, ki);
-    mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
-    char extra[128];
-    snprintf(extra, sizeof extra, "%s%s%s", conv ? "const float *__restrict__ wp" : "", conv && sk > 1 ? ", " : "",
-             sk > 1 ? "float *__restrict__ ws, unsigned *__restrict__ cnt" : "");
+    /* blocks per SM the register allocation must allow (MC_GEMM_MINB_L for
+     * 128-row or 128-column tensor-core tiles, MC_GEMM_MINB_S otherwise) */
+    mc_buf_printf(b, "%s __launch_bounds__(256, %s)\n%s(", mc_dialect_cuda.kernel_qual,
+                  thin ? "1" : (bm == 128 || bn == 128) && !skinny ? "MC_GEMM_MINB_L" : "MC_GEMM_MINB_S", id);
+    char extra[192];
+    int w16 = lay->w16[ki] >= 0 && !thin;
+    snprintf(extra, sizeof extra, "%s%s%s%s%s", conv ? "const float *__restrict__ wp" : "", conv && sk > 1 ? ", " : "",
+             sk > 1 ? "float *__restrict__ ws, unsigned *__restrict__ cnt" : "", w16 && (conv || sk > 1) ? ", " : "",
+             w16 ? "const __nv_bfloat16 *__restrict__ w16" : "");
     print_params(b, &ps, extra[0] ? extra : NULL);
     mc_buf_puts(b, ")\n{\n");
     if (conv) {
@@ -447,7 +480,8 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     store(b, k, "        ", "i", res);
     mc_buf_puts(b, "    };\n");
     if (!thin) print_epi2(b, k, N);
-    if (conv) snprintf(wptr, sizeof wptr, "wp");
+    if (w16) snprintf(wptr, sizeof wptr, "w16");
+    else if (conv) snprintf(wptr, sizeof wptr, "wp");
     else if (k->in[1].offset) snprintf(wptr, sizeof wptr, "b%d + %lld", k->in[1].buf, (long long)k->in[1].offset);
     else snprintf(wptr, sizeof wptr, "b%d", k->in[1].buf);
     ln->gy = 1;
@@ -1015,7 +1049,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         collect_params(k, &ps);
         mc_cemit_ident(id, sizeof id, i, k->name);
         mc_buf_printf(b, "    if (ev) cudaEventRecord(ev[%d], s);\n", i);
-        char extra[128];
+        char extra[192];
         if (k->kind == KK_SCAN) {
             snprintf(extra, sizeof extra, "P(%lld)", (long long)lay->carry_off);
             mc_buf_printf(b, "    %s_chunks<<<%lld, 256, 0, s>>>(", id, (long long)ln[i].gx);
@@ -1036,13 +1070,27 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         if (k->kind == KK_GEMM || k->kind == KK_CONV) mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
         if (lay->repack[i] >= 0) n = snprintf(extra, sizeof extra, "P(%lld)", (long long)lay->repack[i]);
         if (sk > 1)
-            snprintf(extra + n, sizeof extra - (size_t)n, "%sP(%lld), (unsigned *)P(%lld)", n ? ", " : "",
-                     (long long)lay->splitk_off, (long long)lay->counter_off);
+            n += snprintf(extra + n, sizeof extra - (size_t)n, "%sP(%lld), (unsigned *)P(%lld)", n ? ", " : "",
+                          (long long)lay->splitk_off, (long long)lay->counter_off);
+        if (lay->w16[i] >= 0)
+            snprintf(extra + n, sizeof extra - (size_t)n, "%sPB(%lld)", n ? ", " : "", (long long)lay->w16[i]);
         mc_buf_printf(b, "    %s<<<dim3(%lld, %lld), 256, 0, s>>>(", id, (long long)ln[i].gx, (long long)ln[i].gy);
         print_args(b, p, lay, &ps, extra[0] ? extra : NULL);
         mc_buf_puts(b, ");\n");
     }
     mc_buf_printf(b, "    if (ev) cudaEventRecord(ev[%d], s);\n}\n\n", p->nk);
+    /* mc_prepare: once, after the weights are uploaded */
+    mc_buf_puts(b, "/* start-up work on the uploaded weights: bf16 copies for the tensor-core GEMMs */\n");
+    mc_buf_puts(b, "static void\nmc_prepare(cudaStream_t s)\n{\n    (void)s;\n");
+    for (int i = 0; i < p->nk; i++) {
+        if (lay->w16[i] < 0) continue;
+        const View *w = &p->k[i].in[1];
+        int64_t n = mc_cuda_numel(w);
+        int64_t src = lay->repack[i] >= 0 ? lay->repack[i] : mc_cuda_buf_offset(p, lay, w->buf) + w->offset * 4;
+        mc_buf_printf(b, "    mc_f2bf<<<%lld, 256, 0, s>>>(P(%lld), PB(%lld), %lldll);\n", (long long)((n + 255) / 256),
+                      (long long)src, (long long)lay->w16[i], (long long)n);
+    }
+    mc_buf_puts(b, "}\n\n");
     free(ln);
     return b->oom ? mc_err(err, "cuda: out of memory printing the program") : 0;
 }
