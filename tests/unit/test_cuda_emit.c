@@ -161,7 +161,8 @@ test_program_structure(void)
     int nk, nscan;
     char *fp = print_model(MC_CUDA_FP32, 2, &nk, &nscan);
     CU_ASSERT_EQUAL(nscan, 4);
-    CU_ASSERT_EQUAL(count(fp, "__global__ void"), nk + 2 * nscan);
+    /* one per kernel, two more per scan, the start-up bf16 converter */
+    CU_ASSERT_EQUAL(count(fp, "__global__ void"), nk + 2 * nscan + 1);
     CU_ASSERT_EQUAL(count(fp, "    mc_gemm<MC_BF16"), 0);
     CU_ASSERT_EQUAL(count(fp, "    mc_gemm<MC_TF32"), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(fp, "cudaStreamBeginCapture"));
@@ -177,7 +178,12 @@ test_program_structure(void)
     CU_ASSERT_TRUE(count(bf, "    mc_gemm_warp<") > 0);
     CU_ASSERT_EQUAL(count(bf, "    mc_gemm_thin<"), 0);
     CU_ASSERT_TRUE(count(bf, ", epi, epi2, ws, cnt);") > 0);
-    CU_ASSERT_EQUAL(count(bf, ", epi, epi2, ws, cnt);"), count(bf, "float *__restrict__ ws, unsigned *__restrict__ cnt)"));
+    CU_ASSERT_EQUAL(count(bf, ", epi, epi2, ws, cnt);"), count(bf, "float *__restrict__ ws, unsigned *__restrict__ cnt"));
+    /* bf16 mode: the tensor-core GEMMs read bf16 weight copies made once at
+     * start-up (one converter launch each); fp32 mode makes none */
+    CU_ASSERT_TRUE(count(bf, "const __nv_bfloat16 *__restrict__ w16)") > 0);
+    CU_ASSERT_EQUAL(count(bf, "    mc_f2bf<<<"), count(bf, "const __nv_bfloat16 *__restrict__ w16)"));
+    CU_ASSERT_EQUAL(count(bf, "    mc_f2bf<<<"), count(bf, "    mc_gemm<MC_BF16,"));
     /* every tiled GEMM passes a pair epilogue; contiguous outputs store it
      * as one float2 */
     CU_ASSERT_EQUAL(count(bf, "    auto epi2 = "), count(bf, "    mc_gemm<"));
@@ -196,7 +202,8 @@ test_program_structure(void)
     CU_ASSERT_TRUE(count(bf, ", PB(") + count(bf, "(PB(") > 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(bf, "(const float *__restrict__ b0,"));
     CU_ASSERT_EQUAL(count(fp, "__nv_bfloat16 *__restrict__ b"), 0);
-    CU_ASSERT_EQUAL(count(fp, "__float2bfloat16_rn("), 0);
+    CU_ASSERT_EQUAL(count(fp, "__float2bfloat16_rn("), 1); /* the converter, never launched */
+    CU_ASSERT_EQUAL(count(fp, "    mc_f2bf<<<"), 0);
     CU_ASSERT_EQUAL(count(fp, "-> uint4"), 0);
     CU_ASSERT_EQUAL(count(fp, "PB("), 1); /* the macro's definition only */
     CU_ASSERT_TRUE(count(fp, " = make_float2(r0, r1);") > 0);
