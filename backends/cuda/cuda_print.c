@@ -296,42 +296,53 @@ header(McBuf *b, const KProgram *p, const Kernel *k, int ki)
 /* The GEMM epilogue for two adjacent columns n0, n0 + 1 of row m (the pair
  * a thread holds in the mma accumulator layout): one 8-byte store where the
  * output is a contiguous, 8-byte aligned [.., N] array (N even: every pair
- * starts at an even element; buffers are 64-byte aligned), else two epi. */
-static void
-print_epi2(McBuf *b, const Kernel *k, int64_t N)
+ * starts at an even element; buffers are 64-byte aligned), else two epi.
+ * With stage (bf16 output, N % 8 == 0, 8-aligned) also epv2, the same pair
+ * computed but returned (the GEMM stages it through shared memory); returns
+ * whether it printed epv2. */
+static int
+print_epi2(McBuf *b, const Kernel *k, int64_t N, int stage)
 {
     const View *o = &k->out;
     int vec = N % 2 == 0 && o->offset % 2 == 0 && o->rank >= 1 && o->stride[o->rank - 1] == 1;
     for (int d = o->rank - 2; d >= 0 && vec; d--)
         if (o->shape[d] != 1 && o->stride[d] != o->stride[d + 1] * o->shape[d + 1]) vec = 0;
-    mc_buf_puts(b, "    auto epi2 = [=](int64_t m, int n0, float acc0, float acc1) {\n");
     if (!vec) {
+        mc_buf_puts(b, "    auto epi2 = [=](int64_t m, int n0, float acc0, float acc1) {\n");
         mc_buf_puts(b, "        epi(m, n0, acc0);\n        epi(m, n0 + 1, acc1);\n    };\n");
-        return;
+        return 0;
     }
-    mc_buf_printf(b, "        const int64_t i = m * %lld + n0;\n        float r0, r1;\n", (long long)N);
-    for (int q = 0; q < 2; q++) {
-        char res[32];
-        mc_buf_puts(b, "        {\n");
-        mc_buf_printf(b, "            float acc = acc%d;\n", q);
-        if (k->nin == 3) {
-            mc_buf_printf(b, "            const int n = n0 + %d;\n            acc += ", q);
-            load(b, &k->in[2], "n");
-            mc_buf_puts(b, ";\n");
+    stage = stage && buf_bf16(o->buf) && N % 8 == 0 && o->offset % 8 == 0;
+    for (int f = 0; f < 1 + stage; f++) {
+        mc_buf_printf(b, "    auto %s = [=](int64_t m, int n0, float acc0, float acc1)%s {\n", f ? "epv2" : "epi2",
+                      f ? " -> float2" : "");
+        mc_buf_printf(b, "        const int64_t i = m * %lld + n0;\n        float r0, r1;\n", (long long)N);
+        for (int q = 0; q < 2; q++) {
+            char res[32];
+            mc_buf_puts(b, "        {\n");
+            mc_buf_printf(b, "            float acc = acc%d;\n", q);
+            if (k->nin == 3) {
+                mc_buf_printf(b, "            const int n = n0 + %d;\n            acc += ", q);
+                load(b, &k->in[2], "n");
+                mc_buf_puts(b, ";\n");
+            }
+            mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc", q ? "(i + 1)" : "i", "            ", res, sizeof res);
+            mc_buf_printf(b, "            r%d = %s;\n        }\n", q, res);
         }
-        mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc", q ? "(i + 1)" : "i", "            ", res, sizeof res);
-        mc_buf_printf(b, "            r%d = %s;\n        }\n", q, res);
+        if (f) {
+            mc_buf_puts(b, "        (void)i;\n        return make_float2(r0, r1);\n    };\n");
+        } else if (buf_bf16(o->buf)) {
+            /* bf16 storage: both columns rounded and stored as one 4-byte pair */
+            mc_buf_puts(b, "        *(__nv_bfloat162 *)&");
+            ref(b, o, "i");
+            mc_buf_puts(b, " = __floats2bfloat162_rn(r0, r1);\n    };\n");
+        } else {
+            mc_buf_puts(b, "        *(float2 *)&");
+            ref(b, o, "i");
+            mc_buf_puts(b, " = make_float2(r0, r1);\n    };\n");
+        }
     }
-    if (buf_bf16(o->buf)) {
-        /* bf16 storage: both columns rounded and stored as one 4-byte pair */
-        mc_buf_puts(b, "        *(__nv_bfloat162 *)&");
-        ref(b, o, "i");
-        mc_buf_puts(b, " = __floats2bfloat162_rn(r0, r1);\n    };\n");
-        return;
-    }
-    mc_buf_puts(b, "        *(float2 *)&");
-    ref(b, o, "i");
-    mc_buf_puts(b, " = make_float2(r0, r1);\n    };\n");
+    return stage;
 }
 
 static int
@@ -479,7 +490,8 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc", "i", "        ", res, sizeof res);
     store(b, k, "        ", "i", res);
     mc_buf_puts(b, "    };\n");
-    if (!thin) print_epi2(b, k, N);
+    /* bf16 tensor-core GEMMs stage their bf16 results through shared memory */
+    int staged = !thin && print_epi2(b, k, N, !skinny && o->precision == MC_CUDA_BF16);
     if (w16) snprintf(wptr, sizeof wptr, "w16");
     else if (conv) snprintf(wptr, sizeof wptr, "wp");
     else if (k->in[1].offset) snprintf(wptr, sizeof wptr, "b%d + %lld", k->in[1].buf, (long long)k->in[1].offset);
@@ -499,11 +511,12 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     }
     mc_buf_printf(b, "    mc_gemm<%s, %d, %d, %lldll, %lld, %lld, %s, %s", mode, bm, bn, (long long)M, (long long)N,
                   (long long)K, va ? "true" : "false", vw ? "true" : "false");
-    if (sk > 1)
-        mc_buf_printf(b, ", %d, %lld>(%s, %s, %s, epi, epi2, ws, cnt);\n}\n\n", sk, (long long)kc,
-                      v0 ? "A4" : "A", va ? "A4" : "A", wptr);
-    else
-        mc_buf_printf(b, ">(%s, %s, %s, epi, epi2);\n}\n\n", v0 ? "A4" : "A", va ? "A4" : "A", wptr);
+    if (sk > 1) mc_buf_printf(b, ", %d, %lld", sk, (long long)kc);
+    mc_buf_printf(b, ">(%s, %s, %s, epi, epi2", v0 ? "A4" : "A", va ? "A4" : "A", wptr);
+    if (sk > 1) mc_buf_puts(b, ", ws, cnt");
+    if (staged)
+        mc_buf_printf(b, "%s, epv2, b%d + %lld", sk > 1 ? "" : ", nullptr, nullptr", k->out.buf, (long long)k->out.offset);
+    mc_buf_puts(b, ");\n}\n\n");
     ln->gx = ((M + bm - 1) / bm) * ((N + bn - 1) / bn) * sk;
     return 0;
 }

@@ -177,8 +177,8 @@ test_program_structure(void)
      * and split K (workspace and tile counters passed in) */
     CU_ASSERT_TRUE(count(bf, "    mc_gemm_warp<") > 0);
     CU_ASSERT_EQUAL(count(bf, "    mc_gemm_thin<"), 0);
-    CU_ASSERT_TRUE(count(bf, ", epi, epi2, ws, cnt);") > 0);
-    CU_ASSERT_EQUAL(count(bf, ", epi, epi2, ws, cnt);"), count(bf, "float *__restrict__ ws, unsigned *__restrict__ cnt"));
+    CU_ASSERT_TRUE(count(bf, ", epi, epi2, ws, cnt") > 0);
+    CU_ASSERT_EQUAL(count(bf, ", epi, epi2, ws, cnt"), count(bf, "float *__restrict__ ws, unsigned *__restrict__ cnt"));
     /* bf16 mode: the tensor-core GEMMs read bf16 weight copies made once at
      * start-up (one converter launch each); fp32 mode makes none */
     CU_ASSERT_TRUE(count(bf, "const __nv_bfloat16 *__restrict__ w16)") > 0);
@@ -187,13 +187,19 @@ test_program_structure(void)
     /* every tiled GEMM passes a pair epilogue; contiguous outputs store it
      * as one float2 */
     CU_ASSERT_EQUAL(count(bf, "    auto epi2 = "), count(bf, "    mc_gemm<"));
-    CU_ASSERT_EQUAL(count(bf, ", epi, epi2);") + count(bf, ", epi, epi2, ws, cnt);"), count(bf, "    mc_gemm<"));
+    CU_ASSERT_EQUAL(count(bf, ", epi, epi2);") + count(bf, ", epi, epi2, ws, cnt") + count(bf, ", epi, epi2, nullptr, nullptr, epv2, b"),
+                    count(bf, "    mc_gemm<"));
     /* the scan's carry pass: one block per (b, 32 channels) */
     CU_ASSERT_EQUAL(count(bf, "_scan_carry(const float *__restrict__ cs, float *__restrict__ cin)"), nscan);
     /* bf16 mode stores activations (scratch buffers) as bf16: loads through
      * mc_ld/mc_ldv4 or raw 16-byte bf16 A tiles, GEMM pairs as one
      * __nv_bfloat162; the input stays float; fp32 mode has no bf16 */
     CU_ASSERT_TRUE(count(bf, " = __floats2bfloat162_rn(r0, r1);") > 0);
+    /* bf16 GEMMs with dense bf16 outputs stage the tile through shared
+     * memory: an epv2 lambda and the output pointer passed to mc_gemm */
+    CU_ASSERT_TRUE(count(bf, "    auto epv2 = ") > 0);
+    CU_ASSERT_EQUAL(count(bf, "    auto epv2 = "), count(bf, ", epv2, b"));
+    CU_ASSERT_EQUAL(count(fp, "    auto epv2 = "), 0);
     CU_ASSERT_EQUAL(count(bf, " = make_float2(r0, r1);"), 0);
     CU_ASSERT_TRUE(count(bf, "__nv_bfloat16 *__restrict__ b") > 0);
     CU_ASSERT_TRUE(count(bf, " = __float2bfloat16_rn(") > 0);
@@ -218,7 +224,7 @@ test_program_structure(void)
     CU_ASSERT_TRUE(count(bf128, "const float *wt = &wp[(kh * ") > 0);
     CU_ASSERT_TRUE(count(bf128, " 8 channels per thread */") > 0);
     CU_ASSERT_TRUE(count(bf128, "    mc_stv8(&b") > 0);
-    CU_ASSERT_TRUE(count(bf128, ", ws, cnt);") < count(bf, ", ws, cnt);"));
+    CU_ASSERT_TRUE(count(bf128, ", ws, cnt") < count(bf, ", ws, cnt"));
     CU_ASSERT_TRUE(count(bf128, "    mc_gemm_thin<") > 0);
     CU_ASSERT_EQUAL(count(bf, "const float *wt = &wp[(kh * "), 0);
     CU_ASSERT_EQUAL(count(bf, " 1 channel per thread */"), nscan);
