@@ -82,13 +82,15 @@ mc_cuda_gemm_tiles(const Kernel *k, int *bm, int *bn, int *sk, int64_t *kc)
     int64_t M, N, K;
     gemm_dims(k, &M, &N, &K);
     *bm = M >= 128 * 132 ? 128 : 64;
-    *bn = N >= 96 ? 128 : 64;
+    /* 32-column tiles for the 32-channel stem convolutions (64 would
+     * compute half zeros) */
+    *bn = N >= 96 ? 128 : N == 32 && K >= 32 ? 32 : 64;
     *sk = 1;
     *kc = K;
     if (N < 32 || K < 32) return;
     int64_t tiles = ((M + *bm - 1) / *bm) * ((N + *bn - 1) / *bn);
     if (tiles * 256 >= MC_CUDA_FILL / 2) return;
-    *bn = 64;
+    if (*bn == 128) *bn = 64;
     tiles = ((M + *bm - 1) / *bm) * ((N + *bn - 1) / *bn);
     int64_t s = (132 + tiles - 1) / tiles;
     if (s > K / 128) s = K / 128;
