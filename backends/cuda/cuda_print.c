@@ -559,9 +559,9 @@ vec8_view(const View *v, int64_t C)
     return 1;
 }
 
-/* eight channels per thread i8 (bf16 mode): the epilogue runs per element
- * (i = i8 * 8 + q) into r[8]; a bf16 output whose view keeps 8-element
- * alignment gets one 16-byte store, else per-element stores */
+/* eight channels per thread i8: the epilogue runs per element (i = i8 * 8 +
+ * q) into r[8]; an output whose view keeps 8-element alignment gets one
+ * mc_stv8 (bf16: one 16-byte store; float: two), else per-element stores */
 static void
 vec8_finish(McBuf *b, const Kernel *k, const char *indent)
 {
@@ -571,7 +571,7 @@ vec8_finish(McBuf *b, const Kernel *k, const char *indent)
     mc_buf_printf(b, "#pragma unroll\n%sfor (int q = 0; q < 8; q++) {\n", indent);
     mc_buf_printf(b, "%s    const idx_t i = i8 * 8 + q;\n%s    (void)i;\n", indent, indent);
     mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc[q]", "i", ind2, res, sizeof res);
-    if (buf_bf16(k->out.buf) && vec8_view(&k->out, k->out.shape[k->out.rank - 1])) {
+    if (vec8_view(&k->out, k->out.shape[k->out.rank - 1])) {
         mc_buf_printf(b, "%s    r[q] = %s;\n%s}\n", indent, res, indent);
         mc_buf_printf(b, "%smc_stv8(&", indent);
         ref(b, &k->out, "i8 * 8");
@@ -582,8 +582,9 @@ vec8_finish(McBuf *b, const Kernel *k, const char *indent)
     }
 }
 
-/* bf16 mode, C % 8 == 0, x and out 8-aligned: 8 channels per thread, one
- * 16-byte load of x per tap, the taps re-packed [kh][kw][C] (two float4) */
+/* C % 8 == 0, x and out 8-aligned: 8 channels per thread, one mc_ldv8 of x
+ * per tap (bf16: 16 bytes; float: two float4), the taps re-packed
+ * [kh][kw][C] (two float4) */
 static int
 print_dwconv8(McBuf *b, const Kernel *k, const char *id, CudaLaunch *ln)
 {
@@ -595,7 +596,7 @@ print_dwconv8(McBuf *b, const Kernel *k, const char *id, CudaLaunch *ln)
     /* fewer than ~4 blocks of 256 threads per SM (batch 1): one channel per
      * thread keeps more loads in flight (measured: 8-wide made batch 1 slower) */
     if (n / 8 < 4 * 132 * 256) return 0;
-    if (!cur_bf16 || !buf_bf16(x->buf) || !vec8_view(x, C) || !vec8_view(&k->out, C) || k->out.rank != 4) return 0;
+    if (!vec8_view(x, C) || !vec8_view(&k->out, C) || k->out.rank != 4) return 0;
     Params ps;
     collect_params(k, &ps);
     mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
@@ -797,22 +798,24 @@ is_contig_rows(const View *v, int64_t C)
     return v->shape[v->rank - 1] == C;
 }
 
-/* bf16 mode, rows of C % 8 == 0 contiguous bf16: a group of G lanes per row
- * (G the power of two >= C / 8, at most 32), each lane holding VPL vectors
- * of 8 channels in registers (one 16-byte load each): mean and variance
- * from the registers (two passes, butterfly sums within the group), one
- * 16-byte store per vector. */
+/* Rows of C % 8 == 0 contiguous elements: a group of G lanes per row (G
+ * the power of two >= C / 8, at most 32), each lane holding VPL vectors of
+ * 8 channels in registers (one mc_ldv8 each): mean and variance from the
+ * registers (two passes, butterfly sums within the group), one mc_stv8 per
+ * vector. */
 static int
 print_layernorm8(McBuf *b, const Kernel *k, const char *id, CudaLaunch *ln)
 {
     const View *x = &k->in[0];
     long long C = x->shape[x->rank - 1], rows = mc_cuda_numel(x) / C, C8 = C / 8;
     double eps = k->attrs.eps > 0 ? k->attrs.eps : 1e-5;
-    if (!cur_bf16 || !buf_bf16(x->buf) || !vec8_view(x, C) || !vec8_view(&k->out, C)) return 0;
+    if (!vec8_view(x, C) || !vec8_view(&k->out, C)) return 0;
     if (!is_contig_rows(x, C) || !is_contig_rows(&k->out, C)) return 0;
     int G = 1;
     while (G < 32 && G < C8) G *= 2;
     long long VPL = (C8 + G - 1) / G, RPB = 256 / G;
+    /* float storage with more than one vector per lane: measured slower */
+    if (!buf_bf16(x->buf) && VPL > 1) return 0;
     Params ps;
     collect_params(k, &ps);
     mc_buf_printf(b, "/* %d lanes per row, %lld x 8 channels per lane */\n", G, VPL);
@@ -899,15 +902,15 @@ print_layernorm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char
     ln->gy = 1;
 }
 
-/* channels per thread of the scan's passes 1 and 3: 8 in bf16 mode where
- * the views allow and 8-position chunks would still fill the GPU, else 1 */
+/* channels per thread of the scan's passes 1 and 3: 8 where the views allow
+ * and 8-position chunks would still fill the GPU, else 1 */
 static int
 scan_vec(const Kernel *k)
 {
     const View *u = &k->in[0], *dt = &k->in[1];
     int64_t B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
-    int ok = cur_bf16 && buf_bf16(u->buf) && buf_bf16(dt->buf) && buf_bf16(k->out.buf) && vec8_view(u, D) &&
-             vec8_view(dt, D) && vec8_view(&k->out, D) && k->out.rank == 4;
+    /* float storage: measured no faster (tiny fp32: stage 2 slower) */
+    int ok = buf_bf16(u->buf) && vec8_view(u, D) && vec8_view(dt, D) && vec8_view(&k->out, D) && k->out.rank == 4;
     return ok && B * ((L + 7) / 8) * D / 8 >= MC_CUDA_FILL ? 8 : 1;
 }
 
