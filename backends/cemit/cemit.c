@@ -124,6 +124,13 @@ void
 mc_cemit_epilogue(McBuf *b, const McDialect *d, const Kernel *k, const char *acc, const char *lin,
                   const char *indent, char *res, size_t nres)
 {
+    mc_cemit_epilogue_ex(b, d, k, acc, lin, indent, res, nres, NULL);
+}
+
+void
+mc_cemit_epilogue_ex(McBuf *b, const McDialect *d, const Kernel *k, const char *acc, const char *lin,
+                     const char *indent, char *res, size_t nres, const char *const *argexpr)
+{
     if (k->nexpr == 0) { snprintf(res, nres, "%s", acc); return; }
     char nm[MC_MAX_EXPR][16];
     for (int i = 0; i < k->nexpr; i++) {
@@ -134,6 +141,10 @@ mc_cemit_epilogue(McBuf *b, const McDialect *d, const Kernel *k, const char *acc
         const char *A = e->a >= 0 ? nm[e->a] : "", *B = e->b >= 0 ? nm[e->b] : "";
         switch (e->op) {
         case E_LOAD: {
+            if (argexpr && argexpr[e->arg]) {
+                mc_buf_puts(b, argexpr[e->arg]);
+                break;
+            }
             const View *v = &k->args[e->arg];
             mc_buf_printf(b, "b%d[", v->buf);
             mc_cemit_view_index(b, v, lin);

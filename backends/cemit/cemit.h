@@ -49,6 +49,11 @@ void mc_cemit_view_index(McBuf *b, const View *v, const char *lin);
 void mc_cemit_epilogue(McBuf *b, const McDialect *d, const Kernel *k, const char *acc,
                        const char *lin, const char *indent, char *res, size_t nres);
 
+/* The same, where argexpr[a] (when argexpr and it are not NULL) is printed
+ * instead of the load of epilogue operand a (a value the caller loaded). */
+void mc_cemit_epilogue_ex(McBuf *b, const McDialect *d, const Kernel *k, const char *acc, const char *lin,
+                          const char *indent, char *res, size_t nres, const char *const *argexpr);
+
 /* A C identifier from a kernel name: "k12_layers_0_blocks_0_ssm_add". */
 void mc_cemit_ident(char *buf, size_t n, int k, const char *name);
 

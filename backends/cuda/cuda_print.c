@@ -559,18 +559,59 @@ vec8_view(const View *v, int64_t C)
     return 1;
 }
 
+/* The epilogue operands of a thread's W consecutive channels (linear index
+ * lin0 + q, q < W), loaded once before the per-element epilogue: an operand
+ * broadcast along the channel axis as one scalar (as<a>), one contiguous
+ * along it with W-aligned strides as one mc_ldv8 / mc_ldv4 (av<a>[q]);
+ * ax[a] is the expression to use, NULL where the operand is loaded per
+ * element as before. */
+static int vec4_view(const View *v, int64_t C);
+
+static void
+vec_args(McBuf *b, const Kernel *k, int W, const char *lin0, const char *indent, char names[][24], const char **ax)
+{
+    int64_t C = k->out.shape[k->out.rank - 1];
+    for (int a = 0; a < k->nargs; a++) {
+        const View *v = &k->args[a];
+        ax[a] = NULL;
+        if (v->rank != k->out.rank || v->shape[v->rank - 1] != C || cur_prog->bufs[v->buf].offset % 64) continue;
+        int64_t st = v->stride[v->rank - 1];
+        if (st == 0) {
+            mc_buf_printf(b, "%sconst float as%d = ", indent, a);
+            load(b, v, lin0);
+            mc_buf_puts(b, ";\n");
+            snprintf(names[a], sizeof names[a], "as%d", a);
+        } else if (W == 8 && vec8_view(v, C)) {
+            mc_buf_printf(b, "%sfloat av%d[8];\n%smc_ldv8(&", indent, a, indent);
+            ref(b, v, lin0);
+            mc_buf_printf(b, ", av%d);\n", a);
+            snprintf(names[a], sizeof names[a], "av%d[q]", a);
+        } else if (W == 4 && vec4_view(v, C)) {
+            mc_buf_printf(b, "%sconst float4 a4_%d = mc_ldv4(&", indent, a);
+            ref(b, v, lin0);
+            mc_buf_printf(b, ");\n%sconst float av%d[4] = {a4_%d.x, a4_%d.y, a4_%d.z, a4_%d.w};\n", indent, a, a, a, a, a);
+            snprintf(names[a], sizeof names[a], "av%d[q]", a);
+        } else {
+            continue;
+        }
+        ax[a] = names[a];
+    }
+}
+
 /* eight channels per thread i8: the epilogue runs per element (i = i8 * 8 +
  * q) into r[8]; an output whose view keeps 8-element alignment gets one
  * mc_stv8 (bf16: one 16-byte store; float: two), else per-element stores */
 static void
 vec8_finish(McBuf *b, const Kernel *k, const char *indent)
 {
-    char res[32], ind2[32];
+    char res[32], ind2[32], names[MC_MAX_ARGS][24];
+    const char *ax[MC_MAX_ARGS];
     snprintf(ind2, sizeof ind2, "%s    ", indent);
     mc_buf_printf(b, "%sfloat r[8];\n", indent);
+    vec_args(b, k, 8, "i8 * 8", indent, names, ax);
     mc_buf_printf(b, "#pragma unroll\n%sfor (int q = 0; q < 8; q++) {\n", indent);
     mc_buf_printf(b, "%s    const idx_t i = i8 * 8 + q;\n%s    (void)i;\n", indent, indent);
-    mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc[q]", "i", ind2, res, sizeof res);
+    mc_cemit_epilogue_ex(b, &mc_dialect_cuda, k, "acc[q]", "i", ind2, res, sizeof res, ax);
     if (vec8_view(&k->out, k->out.shape[k->out.rank - 1])) {
         mc_buf_printf(b, "%s    r[q] = %s;\n%s}\n", indent, res, indent);
         mc_buf_printf(b, "%smc_stv8(&", indent);
@@ -705,11 +746,13 @@ vec4_head(McBuf *b, const Kernel *k, const char *id, const char *extra, int64_t 
 static void
 vec4_finish(McBuf *b, const Kernel *k)
 {
-    char res[32];
+    char res[32], names[MC_MAX_ARGS][24];
+    const char *ax[MC_MAX_ARGS];
     mc_buf_puts(b, "    const float accv[4] = {acc.x, acc.y, acc.z, acc.w};\n");
+    vec_args(b, k, 4, "i4 * 4", "    ", names, ax);
     mc_buf_puts(b, "#pragma unroll\n    for (int q = 0; q < 4; q++) {\n");
     mc_buf_puts(b, "        const idx_t i = i4 * 4 + q;\n");
-    mc_cemit_epilogue(b, &mc_dialect_cuda, k, "accv[q]", "i", "        ", res, sizeof res);
+    mc_cemit_epilogue_ex(b, &mc_dialect_cuda, k, "accv[q]", "i", "        ", res, sizeof res, ax);
     store(b, k, "        ", "i", res);
     mc_buf_puts(b, "    }\n}\n\n");
 }

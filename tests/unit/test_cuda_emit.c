@@ -224,6 +224,11 @@ test_program_structure(void)
     CU_ASSERT_TRUE(count(bf128, "const float *wt = &wp[(kh * ") > 0);
     CU_ASSERT_TRUE(count(bf128, " 8 channels per thread */") > 0);
     CU_ASSERT_TRUE(count(bf128, "    mc_stv8(&b") > 0);
+    /* epilogue operands of 8-channel kernels loaded once per thread:
+     * contiguous ones as one mc_ldv8, per-position ones as one scalar */
+    CU_ASSERT_TRUE(count(bf128, "        mc_ldv8(&b") + count(bf128, "    mc_ldv8(&b") > 0);
+    CU_ASSERT_TRUE(count(bf128, "float av") > 0);
+    CU_ASSERT_TRUE(count(fp, "const float4 a4_") > 0);
     CU_ASSERT_TRUE(count(bf128, ", ws, cnt") < count(bf, ", ws, cnt"));
     CU_ASSERT_TRUE(count(bf128, "    mc_gemm_thin<") > 0);
     CU_ASSERT_EQUAL(count(bf, "const float *wt = &wp[(kh * "), 0);
