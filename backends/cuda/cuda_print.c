@@ -743,18 +743,27 @@ vec4_head(McBuf *b, const Kernel *k, const char *id, const char *extra, int64_t 
     ln->gy = 1;
 }
 
+/* the epilogue of the four channels i4 * 4 + q, q < 4, of the float4 acc */
+static void
+vec4_epi(McBuf *b, const Kernel *k, const char *acc, const char *indent)
+{
+    char res[32], names[MC_MAX_ARGS][24], ind2[32];
+    const char *ax[MC_MAX_ARGS];
+    snprintf(ind2, sizeof ind2, "%s    ", indent);
+    mc_buf_printf(b, "%sconst float accv[4] = {%s.x, %s.y, %s.z, %s.w};\n", indent, acc, acc, acc, acc);
+    vec_args(b, k, 4, "i4 * 4", indent, names, ax);
+    mc_buf_printf(b, "#pragma unroll\n%sfor (int q = 0; q < 4; q++) {\n", indent);
+    mc_buf_printf(b, "%s    const idx_t i = i4 * 4 + q;\n", indent);
+    mc_cemit_epilogue_ex(b, &mc_dialect_cuda, k, "accv[q]", "i", ind2, res, sizeof res, ax);
+    store(b, k, ind2, "i", res);
+    mc_buf_printf(b, "%s}\n", indent);
+}
+
 static void
 vec4_finish(McBuf *b, const Kernel *k)
 {
-    char res[32], names[MC_MAX_ARGS][24];
-    const char *ax[MC_MAX_ARGS];
-    mc_buf_puts(b, "    const float accv[4] = {acc.x, acc.y, acc.z, acc.w};\n");
-    vec_args(b, k, 4, "i4 * 4", "    ", names, ax);
-    mc_buf_puts(b, "#pragma unroll\n    for (int q = 0; q < 4; q++) {\n");
-    mc_buf_puts(b, "        const idx_t i = i4 * 4 + q;\n");
-    mc_cemit_epilogue_ex(b, &mc_dialect_cuda, k, "accv[q]", "i", "        ", res, sizeof res, ax);
-    store(b, k, "        ", "i", res);
-    mc_buf_puts(b, "    }\n}\n\n");
+    vec4_epi(b, k, "acc", "    ");
+    mc_buf_puts(b, "}\n\n");
 }
 
 static void
@@ -772,6 +781,45 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
     long long H = k->out.shape[1], W = k->out.shape[2], D = k->out.shape[3];
     char lin[160];
     header(b, p, k, ki);
+    /* 4 channels x P = 4 positions along x per thread: each tap's weights
+     * loaded once for the P positions (the loads of h and of the taps went
+     * through L1 at 2 : 4 wavefronts; Nsight: L1-bound), while that still
+     * leaves enough threads */
+    const long long P = 4, WG = (W + P - 1) / P, NT = k->out.shape[0] * H * WG * D / 4;
+    if (vec4_view(h, D) && vec4_view(&k->out, D) && NT >= MC_CUDA_FILL) {
+        Params ps;
+        collect_params(k, &ps);
+        mc_buf_printf(b, "/* 4 channels x %lld positions per thread */\n", P);
+        mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
+        print_params(b, &ps, "const float *__restrict__ wp");
+        mc_buf_puts(b, ")\n{\n");
+        idx_typedef(b, k);
+        mc_buf_puts(b, "    const idx_t it = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
+        mc_buf_printf(b, "    if (it >= %lld) return;\n", NT);
+        ln->gx = (NT + 255) / 256;
+        ln->gy = 1;
+        mc_buf_printf(b, "    const idx_t d = (it %% %lld) * 4, x0 = ((it / %lld) %% %lld) * %lld, y = (it / %lld) %% %lld, bb = it / %lld;\n",
+                      D / 4, D / 4, WG, P, D / 4 * WG, H, D / 4 * WG * H);
+        mc_buf_printf(b, "    float4 acc[%lld];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) acc[p] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);\n",
+                      P, P);
+        mc_buf_puts(b, "#pragma unroll\n    for (int t = 0; t < 25; t++) {\n");
+        mc_buf_printf(b, "        const idx_t yy = min(max(y + mc_f25_dy[t], (idx_t)0), (idx_t)%lld);\n", H - 1);
+        mc_buf_printf(b, "        const float4 w = *(const float4 *)&wp[t * %lld + d];\n", D);
+        mc_buf_printf(b, "#pragma unroll\n        for (int p = 0; p < %lld; p++) {\n", P);
+        mc_buf_printf(b, "            const idx_t xx = min(max(x0 + p + mc_f25_dx[t], (idx_t)0), (idx_t)%lld);\n", W - 1);
+        snprintf(lin, sizeof lin, "((bb * %lld + yy) * %lld + xx) * %lld + d", H, W, D);
+        mc_buf_printf(b, "            const float4 v = mc_ldv4(&b%d[", h->buf);
+        mc_cemit_view_index(b, h, lin);
+        mc_buf_puts(b, "]);\n            ");
+        fma4(b, "acc[p]", "w", "v");
+        mc_buf_puts(b, "        }\n    }\n");
+        mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %lld; p++) {\n", P);
+        if (W % P) mc_buf_printf(b, "        if (x0 + p >= %lld) break;\n", W);
+        mc_buf_printf(b, "        const idx_t i4 = ((bb * %lld + y) * %lld + x0 + p) * %lld + d / 4;\n", H, W, D / 4);
+        vec4_epi(b, k, "acc[p]", "        ");
+        mc_buf_puts(b, "    }\n}\n\n");
+        return;
+    }
     if (vec4_view(h, D)) {
         vec4_head(b, k, id, "const float *__restrict__ wp", mc_cuda_numel(&k->out), ln);
         mc_buf_printf(b, "    const idx_t d = (i4 %% %lld) * 4, x = (i4 / %lld) %% %lld, y = (i4 / %lld) %% %lld, bb = i4 / %lld;\n",

@@ -229,6 +229,9 @@ test_program_structure(void)
     CU_ASSERT_TRUE(count(bf128, "        mc_ldv8(&b") + count(bf128, "    mc_ldv8(&b") > 0);
     CU_ASSERT_TRUE(count(bf128, "float av") > 0);
     CU_ASSERT_TRUE(count(fp, "const float4 a4_") > 0);
+    /* the 25-tap fusion: 4 positions per thread when that fills the GPU */
+    CU_ASSERT_TRUE(count(bf128, "/* 4 channels x 4 positions per thread */") > 0);
+    CU_ASSERT_EQUAL(count(bf, "/* 4 channels x 4 positions per thread */"), 0);
     CU_ASSERT_TRUE(count(bf128, ", ws, cnt") < count(bf, ", ws, cnt"));
     CU_ASSERT_TRUE(count(bf128, "    mc_gemm_thin<") > 0);
     CU_ASSERT_EQUAL(count(bf, "const float *wt = &wp[(kh * "), 0);
