@@ -638,44 +638,56 @@ print_dwconv8(McBuf *b, const Kernel *k, const char *id, CudaLaunch *ln)
      * thread keeps more loads in flight (measured: 8-wide made batch 1 slower) */
     if (n / 8 < 4 * 132 * 256) return 0;
     if (!vec8_view(x, C) || !vec8_view(&k->out, C) || k->out.rank != 4) return 0;
+    /* P = 4 output positions along x per thread where that still leaves
+     * ~4 blocks per SM: each tap's weights (two float4: twice the L1 bytes
+     * of the 16-byte load of x) loaded once for the 4 */
+    long long P = n / 32 >= 4 * 132 * 256 ? 4 : 1, WG = (Wo + P - 1) / P, NT = k->out.shape[0] * Ho * WG * (C / 8);
     Params ps;
     collect_params(k, &ps);
+    if (P > 1) mc_buf_printf(b, "/* 8 channels x %lld positions per thread */\n", P);
     mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
     print_params(b, &ps, "const float *__restrict__ wp");
     mc_buf_puts(b, ")\n{\n");
     idx_typedef(b, k);
-    mc_buf_puts(b, "    const idx_t i8 = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
-    mc_buf_printf(b, "    if (i8 >= %lld) return;\n", (long long)(n / 8));
-    ln->gx = (n / 8 + 255) / 256;
+    mc_buf_puts(b, "    const idx_t it = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
+    mc_buf_printf(b, "    if (it >= %lld) return;\n", NT);
+    ln->gx = (NT + 255) / 256;
     ln->gy = 1;
-    mc_buf_printf(b, "    const idx_t c = (i8 %% %lld) * 8, ow = (i8 / %lld) %% %lld, oh = (i8 / %lld) %% %lld, bb = i8 / %lld;\n",
-                  C / 8, C / 8, Wo, C / 8 * Wo, Ho, C / 8 * Wo * Ho);
-    mc_buf_puts(b, "    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};\n");
+    mc_buf_printf(b, "    const idx_t c = (it %% %lld) * 8, ow0 = ((it / %lld) %% %lld) * %lld, oh = (it / %lld) %% %lld, bb = it / %lld;\n",
+                  C / 8, C / 8, WG, P, C / 8 * WG, Ho, C / 8 * WG * Ho);
+    mc_buf_printf(b, "    float accp[%lld][8];\n#pragma unroll\n    for (int p = 0; p < %lld; p++)\n"
+                     "#pragma unroll\n        for (int q = 0; q < 8; q++) accp[p][q] = 0.0f;\n", P, P);
     mc_buf_printf(b, "#pragma unroll\n    for (int kh = 0; kh < %lld; kh++) {\n", KH);
     mc_buf_printf(b, "        const idx_t ih = oh * %lld - %lld + kh * %lld;\n", (long long)k->attrs.stride[0],
                   (long long)k->attrs.pad[0], (long long)k->attrs.dil[0]);
     mc_buf_printf(b, "        if (ih < 0 || ih >= %lld) continue;\n", H);
     mc_buf_printf(b, "#pragma unroll\n        for (int kw = 0; kw < %lld; kw++) {\n", KW);
-    mc_buf_printf(b, "            const idx_t iw = ow * %lld - %lld + kw * %lld;\n", (long long)k->attrs.stride[1],
-                  (long long)k->attrs.pad[1], (long long)k->attrs.dil[1]);
-    mc_buf_printf(b, "            if (iw < 0 || iw >= %lld) continue;\n", W);
-    snprintf(lin, sizeof lin, "((bb * %lld + ih) * %lld + iw) * %lld + c", H, W, C);
-    mc_buf_puts(b, "            float v[8];\n            mc_ldv8(&");
-    ref(b, x, lin);
-    mc_buf_printf(b, ", v);\n            const float *wt = &wp[(kh * %lld + kw) * %lld + c];\n", KW, C);
+    mc_buf_printf(b, "            const float *wt = &wp[(kh * %lld + kw) * %lld + c];\n", KW, C);
     mc_buf_puts(b, "            const float4 w0 = *(const float4 *)wt, w1 = *(const float4 *)(wt + 4);\n");
-    mc_buf_puts(b, "            acc[0] = fmaf(v[0], w0.x, acc[0]); acc[1] = fmaf(v[1], w0.y, acc[1]); "
+    mc_buf_printf(b, "#pragma unroll\n            for (int p = 0; p < %lld; p++) {\n", P);
+    mc_buf_printf(b, "                const idx_t iw = (ow0 + p) * %lld - %lld + kw * %lld;\n", (long long)k->attrs.stride[1],
+                  (long long)k->attrs.pad[1], (long long)k->attrs.dil[1]);
+    mc_buf_printf(b, "                if (iw < 0 || iw >= %lld) continue;\n", W);
+    snprintf(lin, sizeof lin, "((bb * %lld + ih) * %lld + iw) * %lld + c", H, W, C);
+    mc_buf_puts(b, "                float v[8], *acc = accp[p];\n                mc_ldv8(&");
+    ref(b, x, lin);
+    mc_buf_puts(b, ", v);\n");
+    mc_buf_puts(b, "                acc[0] = fmaf(v[0], w0.x, acc[0]); acc[1] = fmaf(v[1], w0.y, acc[1]); "
                    "acc[2] = fmaf(v[2], w0.z, acc[2]); acc[3] = fmaf(v[3], w0.w, acc[3]);\n");
-    mc_buf_puts(b, "            acc[4] = fmaf(v[4], w1.x, acc[4]); acc[5] = fmaf(v[5], w1.y, acc[5]); "
+    mc_buf_puts(b, "                acc[4] = fmaf(v[4], w1.x, acc[4]); acc[5] = fmaf(v[5], w1.y, acc[5]); "
                    "acc[6] = fmaf(v[6], w1.z, acc[6]); acc[7] = fmaf(v[7], w1.w, acc[7]);\n");
-    mc_buf_puts(b, "        }\n    }\n");
+    mc_buf_puts(b, "            }\n        }\n    }\n");
+    mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %lld; p++) {\n", P);
+    if (Wo % P) mc_buf_printf(b, "        if (ow0 + p >= %lld) break;\n", Wo);
+    mc_buf_printf(b, "        const idx_t i8 = ((bb * %lld + oh) * %lld + ow0 + p) * %lld + c / 8;\n", Ho, Wo, C / 8);
+    mc_buf_puts(b, "        float acc[8];\n#pragma unroll\n        for (int q = 0; q < 8; q++) acc[q] = accp[p][q];\n");
     if (k->nin == 3) {
-        mc_buf_puts(b, "#pragma unroll\n    for (int q = 0; q < 8; q++) acc[q] += ");
+        mc_buf_puts(b, "#pragma unroll\n        for (int q = 0; q < 8; q++) acc[q] += ");
         load(b, &k->in[2], "c + q");
         mc_buf_puts(b, ";\n");
     }
-    vec8_finish(b, k, "    ");
-    mc_buf_puts(b, "}\n\n");
+    vec8_finish(b, k, "        ");
+    mc_buf_puts(b, "    }\n}\n\n");
     return 1;
 }
 
