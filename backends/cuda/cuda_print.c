@@ -523,9 +523,9 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     return 0;
 }
 
-/* one thread per output element (linear index i), the last axis fastest */
+/* "__global__ void __launch_bounds__(256) ID(buffers, extra) {" and idx_t */
 static void
-elementwise_head(McBuf *b, const Kernel *k, const char *id, const char *extra, int64_t n, CudaLaunch *ln)
+kernel_open(McBuf *b, const Kernel *k, const char *id, const char *extra)
 {
     Params ps;
     collect_params(k, &ps);
@@ -533,10 +533,25 @@ elementwise_head(McBuf *b, const Kernel *k, const char *id, const char *extra, i
     print_params(b, &ps, extra);
     mc_buf_puts(b, ")\n{\n");
     idx_typedef(b, k);
-    mc_buf_printf(b, "    const idx_t i = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
-    mc_buf_printf(b, "    if (i >= %lld) return;\n", (long long)n);
+}
+
+/* kernel_open, then one thread per unit: `var` = the global thread index,
+ * threads past n units return; the launch is ceil(n / 256) blocks */
+static void
+thread_head(McBuf *b, const Kernel *k, const char *id, const char *extra, const char *var, int64_t n, CudaLaunch *ln)
+{
+    kernel_open(b, k, id, extra);
+    mc_buf_printf(b, "    const idx_t %s = (idx_t)blockIdx.x * 256 + threadIdx.x;\n", var);
+    mc_buf_printf(b, "    if (%s >= %lld) return;\n", var, (long long)n);
     ln->gx = (n + 255) / 256;
     ln->gy = 1;
+}
+
+/* one thread per output element (linear index i), the last axis fastest */
+static void
+elementwise_head(McBuf *b, const Kernel *k, const char *id, const char *extra, int64_t n, CudaLaunch *ln)
+{
+    thread_head(b, k, id, extra, "i", n, ln);
 }
 
 static void
@@ -642,17 +657,8 @@ print_dwconv8(McBuf *b, const Kernel *k, const char *id, CudaLaunch *ln)
      * ~4 blocks per SM: each tap's weights (two float4: twice the L1 bytes
      * of the 16-byte load of x) loaded once for the 4 */
     long long P = n / 32 >= 4 * 132 * 256 ? 4 : 1, WG = (Wo + P - 1) / P, NT = k->out.shape[0] * Ho * WG * (C / 8);
-    Params ps;
-    collect_params(k, &ps);
     if (P > 1) mc_buf_printf(b, "/* 8 channels x %lld positions per thread */\n", P);
-    mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
-    print_params(b, &ps, "const float *__restrict__ wp");
-    mc_buf_puts(b, ")\n{\n");
-    idx_typedef(b, k);
-    mc_buf_puts(b, "    const idx_t it = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
-    mc_buf_printf(b, "    if (it >= %lld) return;\n", NT);
-    ln->gx = (NT + 255) / 256;
-    ln->gy = 1;
+    thread_head(b, k, id, "const float *__restrict__ wp", "it", NT, ln);
     mc_buf_printf(b, "    const idx_t c = (it %% %lld) * 8, ow0 = ((it / %lld) %% %lld) * %lld, oh = (it / %lld) %% %lld, bb = it / %lld;\n",
                   C / 8, C / 8, WG, P, C / 8 * WG, Ho, C / 8 * WG * Ho);
     mc_buf_printf(b, "    float accp[%lld][8];\n#pragma unroll\n    for (int p = 0; p < %lld; p++)\n"
@@ -743,16 +749,7 @@ vec4_view(const View *v, int64_t C)
 static void
 vec4_head(McBuf *b, const Kernel *k, const char *id, const char *extra, int64_t n, CudaLaunch *ln)
 {
-    Params ps;
-    collect_params(k, &ps);
-    mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
-    print_params(b, &ps, extra);
-    mc_buf_puts(b, ")\n{\n");
-    idx_typedef(b, k);
-    mc_buf_printf(b, "    const idx_t i4 = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
-    mc_buf_printf(b, "    if (i4 >= %lld) return;\n", (long long)(n / 4));
-    ln->gx = (n / 4 + 255) / 256;
-    ln->gy = 1;
+    thread_head(b, k, id, extra, "i4", n / 4, ln);
 }
 
 /* the epilogue of the four channels i4 * 4 + q, q < 4, of the float4 acc */
@@ -799,17 +796,8 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
      * leaves enough threads */
     const long long P = 4, WG = (W + P - 1) / P, NT = k->out.shape[0] * H * WG * D / 4;
     if (vec4_view(h, D) && vec4_view(&k->out, D) && NT >= MC_CUDA_FILL) {
-        Params ps;
-        collect_params(k, &ps);
         mc_buf_printf(b, "/* 4 channels x %lld positions per thread */\n", P);
-        mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
-        print_params(b, &ps, "const float *__restrict__ wp");
-        mc_buf_puts(b, ")\n{\n");
-        idx_typedef(b, k);
-        mc_buf_puts(b, "    const idx_t it = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
-        mc_buf_printf(b, "    if (it >= %lld) return;\n", NT);
-        ln->gx = (NT + 255) / 256;
-        ln->gy = 1;
+        thread_head(b, k, id, "const float *__restrict__ wp", "it", NT, ln);
         mc_buf_printf(b, "    const idx_t d = (it %% %lld) * 4, x0 = ((it / %lld) %% %lld) * %lld, y = (it / %lld) %% %lld, bb = it / %lld;\n",
                       D / 4, D / 4, WG, P, D / 4 * WG, H, D / 4 * WG * H);
         mc_buf_printf(b, "    float4 acc[%lld];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) acc[p] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);\n",
@@ -919,13 +907,8 @@ print_layernorm8(McBuf *b, const Kernel *k, const char *id, CudaLaunch *ln)
     long long VPL = (C8 + G - 1) / G, RPB = 256 / G;
     /* float storage with more than one vector per lane: measured slower */
     if (!buf_bf16(x->buf) && VPL > 1) return 0;
-    Params ps;
-    collect_params(k, &ps);
     mc_buf_printf(b, "/* %d lanes per row, %lld x 8 channels per lane */\n", G, VPL);
-    mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
-    print_params(b, &ps, NULL);
-    mc_buf_puts(b, ")\n{\n");
-    idx_typedef(b, k);
+    kernel_open(b, k, id, NULL);
     /* rows past the end compute on the last row (the shuffles need every
      * lane of the warp) and store nothing */
     mc_buf_printf(b, "    const idx_t row = min((idx_t)blockIdx.x * %lld + threadIdx.x / %d, (idx_t)%lld);\n", RPB, G, rows - 1);
@@ -968,15 +951,10 @@ print_layernorm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char
     long long C = x->shape[x->rank - 1], rows = mc_cuda_numel(x) / C;
     double eps = k->attrs.eps > 0 ? k->attrs.eps : 1e-5;
     char lin[64];
-    Params ps;
-    collect_params(k, &ps);
     header(b, p, k, ki);
     if (print_layernorm8(b, k, id, ln)) return;
     mc_buf_puts(b, "/* one warp per row */\n");
-    mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
-    print_params(b, &ps, NULL);
-    mc_buf_puts(b, ")\n{\n");
-    idx_typedef(b, k);
+    kernel_open(b, k, id, NULL);
     mc_buf_puts(b, "    const idx_t row = (idx_t)blockIdx.x * 8 + threadIdx.x / 32;\n");
     mc_buf_puts(b, "    const int lane = threadIdx.x % 32;\n");
     mc_buf_printf(b, "    if (row >= %lld) return;\n", rows);
@@ -1066,12 +1044,9 @@ print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
             mc_buf_printf(b, "            cin[j] = c;\n            c = fmaf(cs[%lld + j], c, cs[j]);\n        }\n}\n\n", BNCD);
             continue;
         }
-        mc_buf_printf(b, "%s __launch_bounds__(256)\n%s%s(", mc_dialect_cuda.kernel_qual, id, pass == 1 ? "_chunks" : "");
-        print_params(b, &ps, "float *__restrict__ carry");
-        mc_buf_puts(b, ")\n{\n");
-        idx_typedef(b, k);
-        mc_buf_puts(b, "    const idx_t i = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
-        mc_buf_printf(b, "    if (i >= %lld) return;\n", BNCD / V);
+        char nm[112];
+        snprintf(nm, sizeof nm, "%s%s", id, pass == 1 ? "_chunks" : "");
+        thread_head(b, k, nm, "float *__restrict__ carry", "i", BNCD / V, ln);
         mc_buf_printf(b, "    const idx_t d = (i %% %lld) * %d, q = (i / %lld) %% %lld, bb = i / %lld;\n", DV, V, DV, NC,
                       DV * NC);
         mc_buf_printf(b, "    const idx_t j = (bb * %lld + q) * %lld + d;\n", NC, D);
