@@ -1017,8 +1017,6 @@ print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     mc_cuda_scan_chunks(k, V, &T64, &NC64);
     long long T = T64, NC = NC64, BNCD = B * NC * D;
     long long DV = D / V, QW = (NC + 7) / 8, DG = (D + 31) / 32;
-    Params ps;
-    collect_params(k, &ps);
     header(b, p, k, ki);
     mc_buf_printf(b, "/* %lld chunks of %lld positions, %d channel%s per thread */\n", NC, T, V, V > 1 ? "s" : "");
     for (int pass = 1; pass <= 3; pass++) {
