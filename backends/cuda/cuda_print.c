@@ -9,7 +9,10 @@
  * arena.  The host half (main) comes from cuda_host.c.  Owns nothing.
  *
  * Device arena layout (bytes, each part 256-aligned):
- *   [ weights blob | scratch (memplan) | input | output | scan carries ]
+ *   [ weights blob | scratch (memplan) | input | output | scan carries |
+ *     split-K partial tiles | split-K tile counters | bf16 weight copies ]
+ * (everything after the blob zeroed at start-up; the bf16 copies, bf16
+ * mode only, made from the blob by mc_prepare()).
  * The weights blob is the graph-layout blob followed by re-packed weights:
  * dense convolutions as [Co][kh][kw][Ci] (the implicit-GEMM K order), the
  * 25-tap tables as [25][D] (coalesced across the channel threads).
