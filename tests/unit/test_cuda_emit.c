@@ -105,16 +105,31 @@ static const char cfg_text[] =
     "MODEL:\n  TYPE: spatial_mamba\n  NAME: t16\n  NUM_CLASSES: 5\n  SPATIALMAMBA:\n"
     "    EMBED_DIM: 16\n    DEPTHS: [1, 1, 1, 1]\n    D_STATE: 1\n    MLP_RATIO: 2.0\n";
 
+/* a 24-channel model: layernorm rows of 24/48/96/192 channels (8-channel
+ * vectors not a power of two per row) */
+static const char cfg24_text[] =
+    "MODEL:\n  TYPE: spatial_mamba\n  NAME: t24\n  NUM_CLASSES: 7\n  SPATIALMAMBA:\n"
+    "    EMBED_DIM: 24\n    DEPTHS: [1, 1, 2, 1]\n    D_STATE: 1\n    MLP_RATIO: 2.0\n";
+
+static char *print_model_cfg(const char *text, size_t len, McCudaPrecision prec, int B, int H, int W, int *nk,
+                             int *nscan);
+
 /* the .cu of a small model (16 channels, one block per stage) at B x 37x45 */
 static char *
 print_model(McCudaPrecision prec, int B, int *nk, int *nscan)
+{
+    return print_model_cfg(cfg_text, sizeof cfg_text - 1, prec, B, 37, 45, nk, nscan);
+}
+
+static char *
+print_model_cfg(const char *text, size_t len, McCudaPrecision prec, int B, int H, int W, int *nk, int *nscan)
 {
     McErr err = {{0}};
     ModelConfig cfg;
     Graph g;
     memset(&g, 0, sizeof g);
-    CU_ASSERT_FATAL(mc_config_load_mem(cfg_text, sizeof cfg_text - 1, "t16.yaml", &cfg, &err) == 0);
-    CU_ASSERT_FATAL(mc_model_build(&cfg, B, 37, 45, &g, &err) == 0);
+    CU_ASSERT_FATAL(mc_config_load_mem(text, len, "t.yaml", &cfg, &err) == 0);
+    CU_ASSERT_FATAL(mc_model_build(&cfg, B, H, W, &g, &err) == 0);
     WeightStore ws;
     mc_weights_init(&ws);
     mc_weights_random(&g, &ws, 3);
@@ -260,6 +275,11 @@ nvcc_path(void)
     return system("command -v nvcc >/dev/null 2>&1") == 0 ? "nvcc" : NULL;
 }
 
+/* nvcc (sm_90) compiles the whole .cu of: the 16-channel model in bf16 at
+ * batch 3; a 24-channel one in bf16 at batch 400, 96x84 (4-position 25-tap
+ * fusion and depthwise kernels with an x tail, layernorm rows of 3, 6, 12
+ * vectors of 8, staged GEMM epilogues); the same in fp32 at batch 1
+ * (split-K 3xTF32 GEMMs, warp-per-row x_proj).  In parallel, ~10 s. */
 static void
 test_nvcc_compiles(void)
 {
@@ -269,27 +289,45 @@ test_nvcc_compiles(void)
         return;
     }
     int nk, nscan;
-    char *s = print_model(MC_CUDA_BF16, 3, &nk, &nscan);
+    char *src[3];
+    src[0] = print_model(MC_CUDA_BF16, 3, &nk, &nscan);
+    src[1] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_BF16, 400, 96, 84, &nk, &nscan);
+    src[2] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_FP32, 1, 96, 80, &nk, &nscan);
+    /* the paths named above are in the text */
+    CU_ASSERT_TRUE(count(src[1], "if (x0 + p >= ") > 0);
+    CU_ASSERT_TRUE(count(src[1], "if (ow0 + p >= ") > 0);
+    CU_ASSERT_TRUE(count(src[1], "v[j][q] = 0.0f; continue; }") > 0);
+    CU_ASSERT_TRUE(count(src[1], ", epv2, b") > 0);
+    CU_ASSERT_TRUE(count(src[2], "    mc_gemm<MC_FP32_MODE,") > 0);
+    CU_ASSERT_TRUE(count(src[2], ", ws, cnt") > 0);
+    CU_ASSERT_TRUE(count(src[2], "    mc_gemm_warp<") > 0);
     char dir[] = "/tmp/mc-cuda-unit-XXXXXX";
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-    char path[256], cmd[1024];
-    snprintf(path, sizeof path, "%s/t16.cu", dir);
-    FILE *f = fopen(path, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(s, f);
-    fclose(f);
-    free(s);
-    snprintf(cmd, sizeof cmd, "'%s' -std=c++17 -gencode=arch=compute_90,code=sm_90 -c '%s' -o '%s/t16.o' 2>&1 | head -20",
-             nvcc, path, dir);
+    char path[256], cmd[2048];
+    int m = snprintf(cmd, sizeof cmd, "(");
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/t%d.cu", dir, i);
+        FILE *f = fopen(path, "w");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        fputs(src[i], f);
+        fclose(f);
+        free(src[i]);
+        m += snprintf(cmd + m, sizeof cmd - (size_t)m,
+                      "'%s' -std=c++17 -gencode=arch=compute_90,code=sm_90 -c '%s' -o '%s/t%d.o' 2>&1 | head -20 & ",
+                      nvcc, path, dir, i);
+    }
+    snprintf(cmd + m, sizeof cmd - (size_t)m, "wait)");
     FILE *p = popen(cmd, "r");
-    char out[4096] = "";
+    char out[8192] = "";
     size_t n = fread(out, 1, sizeof out - 1, p);
     out[n] = 0;
     pclose(p);
-    snprintf(cmd, sizeof cmd, "%s/t16.o", dir);
-    int ok = access(cmd, R_OK) == 0;
-    if (!ok) fprintf(stderr, "\nnvcc output:\n%s\n", out);
-    CU_ASSERT_TRUE(ok);
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/t%d.o", dir, i);
+        int ok = access(path, R_OK) == 0;
+        if (!ok) fprintf(stderr, "\nnvcc failed on t%d.cu:\n%s\n", i, out);
+        CU_ASSERT_TRUE(ok);
+    }
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd)) {}
 }
