@@ -15,22 +15,9 @@
 #include <string.h>
 
 #include "ir/graph.h"
+#include "unit.h"
 
 /* ------------------------------------------------------------ helpers */
-
-static Shape
-shp(int rank, ...)
-{
-    Shape s;
-    memset(&s, 0, sizeof s);
-    va_list ap;
-    va_start(ap, rank);
-    s.rank = rank;
-    for (int i = 0; i < rank; i++)
-        s.d[i] = va_arg(ap, int);
-    va_end(ap);
-    return s;
-}
 
 static int
 wt(Graph *g, const char *name, Shape s)
@@ -138,7 +125,7 @@ build_allops(Graph *g)
 {
     McErr e;
     mc_graph_init(g, "allops");
-    Shape xs = shp(4, 1, 3, 8, 8);
+    Shape xs = S4(1, 3, 8, 8);
     int x = mc_graph_input(g, "x", DT_F32, &xs, &e);
     CU_ASSERT_FATAL(x >= 0);
     Attrs pa;
@@ -149,27 +136,27 @@ build_allops(Graph *g)
     ca.eps = 0;
     ca.stride[0] = ca.stride[1] = 2;
     ca.pad[0] = ca.pad[1] = 1;
-    int cw = wt(g, "conv.weight", shp(4, 4, 3, 3, 3));
-    int cb = wt(g, "conv.bias", shp(1, 4));
+    int cw = wt(g, "conv.weight", S4(4, 3, 3, 3));
+    int cb = wt(g, "conv.bias", S1(4));
     int conv = op(g, OP_CONV2D, &ca, "conv", 3, xn, cw, cb);
     Attrs da = mc_attrs_default();
     da.eps = 0;
     da.pad[0] = da.pad[1] = 2;
     da.dil[0] = da.dil[1] = 2;
     da.groups = 4;
-    int dww = wt(g, "dw.weight", shp(4, 4, 1, 3, 3));
+    int dww = wt(g, "dw.weight", S4(4, 1, 3, 3));
     int dw = op(g, OP_CONV2D, &da, "dw", 2, conv, dww);
     Attrs ea;
     memset(&ea, 0, sizeof ea);
     ea.eps = 1e-5;
-    int bw = wt(g, "bn.weight", shp(1, 4)), bb = wt(g, "bn.bias", shp(1, 4));
-    int bm = wt(g, "bn.mean", shp(1, 4)), bv = wt(g, "bn.var", shp(1, 4));
+    int bw = wt(g, "bn.weight", S1(4)), bb = wt(g, "bn.bias", S1(4));
+    int bm = wt(g, "bn.mean", S1(4)), bv = wt(g, "bn.var", S1(4));
     int bn = op(g, OP_BATCHNORM, &ea, "bn", 5, dw, bw, bb, bm, bv);
     int relu = op(g, OP_RELU, NULL, "relu", 1, bn);
-    int lw = wt(g, "ln.weight", shp(1, 4)), lb = wt(g, "ln.bias", shp(1, 4));
+    int lw = wt(g, "ln.weight", S1(4)), lb = wt(g, "ln.bias", S1(4));
     ea.eps = 1.0 / 3.0; /* needs %.17g */
     int ln = op(g, OP_LAYERNORM, &ea, "ln", 3, relu, lw, lb);
-    int fw = wt(g, "fc.weight", shp(2, 8, 4)), fb = wt(g, "fc.bias", shp(1, 8));
+    int fw = wt(g, "fc.weight", S2(8, 4)), fb = wt(g, "fc.bias", S1(8));
     int fc = op(g, OP_LINEAR, NULL, "fc", 3, ln, fw, fb);
     Attrs sa;
     memset(&sa, 0, sizeof sa);
@@ -180,18 +167,18 @@ build_allops(Graph *g)
     int za = op(g, OP_SILU, NULL, "z.act", 1, z);
     int ug = op(g, OP_GELU, NULL, "u.gelu", 1, u);
     int delta = op(g, OP_SOFTPLUS, NULL, "delta", 1, ug);
-    int al = wt(g, "A_logs", shp(2, 4, 1));
+    int al = wt(g, "A_logs", S2(4, 1));
     int ae = op(g, OP_EXP, NULL, "A.exp", 1, al);
     int A = op(g, OP_NEG, NULL, "A", 1, ae);
-    int bp = wt(g, "Bv.proj", shp(2, 4, 1));
+    int bp = wt(g, "Bv.proj", S2(4, 1));
     int Bv = op(g, OP_MATMUL, NULL, "Bv", 2, u, bp);
     int scan = op(g, OP_SCAN, NULL, "scan", 4, u, delta, A, Bv);
-    int k3 = wt(g, "k3", shp(4, 4, 1, 3, 3));
-    int k31 = wt(g, "k3_1", shp(4, 4, 1, 3, 3));
-    int k32 = wt(g, "k3_2", shp(4, 4, 1, 3, 3));
-    int alpha = wt(g, "alpha", shp(1, 3));
+    int k3 = wt(g, "k3", S4(4, 1, 3, 3));
+    int k31 = wt(g, "k3_1", S4(4, 1, 3, 3));
+    int k32 = wt(g, "k3_2", S4(4, 1, 3, 3));
+    int alpha = wt(g, "alpha", S1(3));
     int fused = op(g, OP_STATE_FUSION, NULL, "fused", 5, scan, k3, k31, k32, alpha);
-    int taps = wt(g, "taps", shp(2, 4, 25));
+    int taps = wt(g, "taps", S2(4, 25));
     int f25 = op(g, OP_STATE_FUSION25, NULL, "fused25", 2, fused, taps);
     int gate = op(g, OP_MUL, NULL, "gate", 2, f25, za);
     int res = op(g, OP_ADD, NULL, "res", 2, gate, relu);
@@ -329,9 +316,9 @@ test_float_format(void)
         Graph g;
         McErr e;
         mc_graph_init(&g, "f");
-        Shape s = shp(2, 2, 3);
+        Shape s = S2(2, 3);
         int x = mc_graph_input(&g, "x", DT_F32, &s, &e);
-        int gw = wt(&g, "g", shp(1, 3)), gb = wt(&g, "b", shp(1, 3));
+        int gw = wt(&g, "g", S1(3)), gb = wt(&g, "b", S1(3));
         Attrs a;
         memset(&a, 0, sizeof a);
         a.eps = cases[i].v;
