@@ -387,55 +387,95 @@ idx_typedef(McBuf *b, const Kernel *k)
  * on tensor cores) unless the .cu is built with -DMC_FP32_MODE=MC_FP32 */
 static const char *mode_name[] = {"MC_FP32_MODE", "MC_TF32", "MC_BF16"};
 
+/* How a GEMM / implicit-GEMM conv reads its operands */
+typedef struct GemmOps {
+    int conv, skinny, va, vw, thin, a8, w16;
+    int pipe; /* tensor cores through the cp.async pipeline (AP address loader, dynamic shared memory) */
+    int64_t M, N, K;
+} GemmOps;
+
+static void
+gemm_ops(const Kernel *k, int ki, const CudaOpts *o, const CudaLayout *lay, GemmOps *g)
+{
+    const View *a = &k->in[0];
+    g->conv = k->kind == KK_CONV;
+    gemm_dims(k, &g->M, &g->N, &g->K);
+    int64_t N = g->N, K = g->K, Ci = g->conv ? a->shape[3] : 0;
+    /* skinny products (x_proj: N = R + 2; dt_projs: K = R; the first stem
+     * convolution: K = 27) are memory-bound, gain nothing from tensor cores,
+     * and feed the scan's exp(delta * A): they always run FFMA in fp32 */
+    g->skinny = N < 32 || K < 32;
+    /* 16-byte operand loads: four consecutive k are contiguous and aligned */
+    g->vw = K % 4 == 0 && k->in[1].offset % 4 == 0;
+    if (g->conv)
+        g->va = Ci % 4 == 0 && a->stride[3] == 1 && a->offset % 4 == 0 && a->stride[0] % 4 == 0 &&
+                a->stride[1] % 4 == 0 && a->stride[2] % 4 == 0;
+    else
+        g->va = K % 4 == 0 && a->stride[1] == 1 && a->offset % 4 == 0 && (a->shape[0] == 1 || a->stride[0] % 4 == 0);
+    /* x_proj (and other thin products): a thread per row */
+    g->thin = g->skinny && g->va && N <= 24 && N * K <= 9216;
+    /* bf16 storage feeding a bf16 tensor-core GEMM: A4 returns eight
+     * consecutive k as raw bf16 (one 16-byte load, uint4) that go into
+     * shared memory as they are (no float round trip); needs 8-element
+     * alignment of k runs */
+    int a8 = g->va && !g->skinny && o->precision == MC_CUDA_BF16 && buf_bf16(a->buf) && K % 8 == 0 && a->offset % 8 == 0;
+    if (a8 && g->conv)
+        a8 = Ci % 8 == 0 && a->stride[0] % 8 == 0 && a->stride[1] % 8 == 0 && a->stride[2] % 8 == 0;
+    else if (a8)
+        a8 = a->shape[0] == 1 || a->stride[0] % 8 == 0;
+    g->a8 = a8;
+    g->w16 = lay->w16[ki] >= 0 && !g->thin;
+    /* the cp.async pipeline copies raw 16-byte chunks: bf16 A and bf16
+     * weights (bf16 mode), float A and float weights (tf32, fp32) */
+    g->pipe = !g->skinny && g->va && (o->precision == MC_CUDA_BF16 ? a8 && g->w16 : !buf_bf16(a->buf) && g->vw && !g->w16);
+}
+
+/* the dynamic shared memory a GEMM kernel is launched with ("0": none) */
+static void
+gemm_smem(const Kernel *k, int ki, const CudaOpts *o, const CudaLayout *lay, char *s, size_t n)
+{
+    GemmOps g;
+    gemm_ops(k, ki, o, lay, &g);
+    snprintf(s, n, "0");
+    if (!g.pipe) return;
+    int bm, bn, sk;
+    int64_t kc;
+    mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
+    snprintf(s, n, "mc_gemm_dsm<%s, %d, %d, %lld>()", mode_name[o->precision], bm, bn, (long long)(sk > 1 ? kc : g.K));
+}
+
 static int
 print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, const CudaOpts *o,
            const CudaLayout *lay, CudaLaunch *ln, McErr *err)
 {
-    int64_t M, N, K;
+    GemmOps g;
+    gemm_ops(k, ki, o, lay, &g);
+    int64_t M = g.M, N = g.N, K = g.K;
     const View *a = &k->in[0];
-    int conv = k->kind == KK_CONV;
+    int conv = g.conv;
     int64_t Ho = 0, Wo = 0, H = 0, W = 0, Ci = 0, KH = 0, KW = 0;
     if (conv) {
         Ho = k->out.shape[1]; Wo = k->out.shape[2];
         H = a->shape[1]; W = a->shape[2]; Ci = a->shape[3];
         KH = k->in[1].shape[2]; KW = k->in[1].shape[3];
-        M = k->out.shape[0] * Ho * Wo;
-        N = k->in[1].shape[0];
-        K = KH * KW * Ci;
-    } else {
-        M = k->M; N = k->N; K = k->K;
-        if (!is_contig(&k->in[1], N, K))
-            return mc_err(err, "cuda: %s: GEMM weight is not a contiguous [N,K] matrix", k->name);
+    } else if (!is_contig(&k->in[1], N, K)) {
+        return mc_err(err, "cuda: %s: GEMM weight is not a contiguous [N,K] matrix", k->name);
     }
     int bm, bn, sk;
     int64_t kc;
     mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
-    /* skinny products (x_proj: N = R + 2; dt_projs: K = R; the first stem
-     * convolution: K = 27) are memory-bound, gain nothing from tensor cores,
-     * and feed the scan's exp(delta * A): they always run FFMA in fp32 */
-    int skinny = N < 32 || K < 32;
+    int skinny = g.skinny, va = g.va, vw = g.vw, thin = g.thin, a8 = g.a8;
     const char *mode = skinny ? "MC_FP32" : mode_name[o->precision];
-    /* 16-byte operand loads: four consecutive k are contiguous and aligned */
-    int va, vw = K % 4 == 0 && k->in[1].offset % 4 == 0;
-    if (conv)
-        va = Ci % 4 == 0 && a->stride[3] == 1 && a->offset % 4 == 0 && a->stride[0] % 4 == 0 &&
-             a->stride[1] % 4 == 0 && a->stride[2] % 4 == 0;
-    else
-        va = K % 4 == 0 && a->stride[1] == 1 && a->offset % 4 == 0 && (a->shape[0] == 1 || a->stride[0] % 4 == 0);
-    /* x_proj (and other thin products): a thread per row */
-    int thin = skinny && va && N <= 24 && N * K <= 9216;
-    /* the one-element loader A is emitted only where the GEMM reads it */
-    int v0 = thin || (va && !skinny && o->precision != MC_CUDA_FP32) ? 1 : 0;
-    /* bf16 storage feeding a bf16 tensor-core GEMM: A4 returns eight
-     * consecutive k as raw bf16 (one 16-byte load, uint4) that go into
-     * shared memory as they are (no float round trip); needs 8-element
-     * alignment of k runs */
-    int a8 = va && !skinny && o->precision == MC_CUDA_BF16 && buf_bf16(a->buf) && K % 8 == 0 && a->offset % 8 == 0;
-    if (a8 && conv)
-        a8 = Ci % 8 == 0 && a->stride[0] % 8 == 0 && a->stride[1] % 8 == 0 && a->stride[2] % 8 == 0;
-    else if (a8)
-        a8 = a->shape[0] == 1 || a->stride[0] % 8 == 0;
+    /* the loaders emitted: A (one element) only where the GEMM reads it, A4
+     * (a 16-byte chunk), AP (its address, for the cp.async pipeline) */
+    int v0 = thin || g.pipe || (va && !skinny && o->precision != MC_CUDA_FP32) ? 1 : 0;
+    int vn = g.pipe ? 3 : 1 + va;
     const char *ty4 = a8 ? "uint4" : "float4", *ld4 = a8 ? "*(const uint4 *)&" : "mc_ldv4(&", *cl4 = a8 ? "" : ")";
+    const char *typ = a8 ? "const __nv_bfloat16 *" : "const float *";
+    /* per loader: result type, the load around the element reference, zero */
+    const char *lty[3] = {"float", ty4, typ}, *lpre[3] = {"mc_ld(", ld4, "&"}, *lpost[3] = {")", cl4, ""};
+    const char *lzero[3] = {"0.0f", a8 ? "make_uint4(0u, 0u, 0u, 0u)" : "make_float4(0.0f, 0.0f, 0.0f, 0.0f)", "nullptr"};
+    const char *lname[3] = {"A", "A4", "AP"};
     Params ps;
     collect_params(k, &ps);
     header(b, p, k, ki);
@@ -444,7 +484,7 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     mc_buf_printf(b, "%s __launch_bounds__(256, %s)\n%s(", mc_dialect_cuda.kernel_qual,
                   thin ? "1" : (bm == 128 || bn == 128) && !skinny ? "MC_GEMM_MINB_L" : "MC_GEMM_MINB_S", id);
     char extra[192];
-    int w16 = lay->w16[ki] >= 0 && !thin;
+    int w16 = g.w16;
     snprintf(extra, sizeof extra, "%s%s%s%s%s", conv ? "const float *__restrict__ wp" : "", conv && sk > 1 ? ", " : "",
              sk > 1 ? "float *__restrict__ ws, unsigned *__restrict__ cnt" : "", w16 && (conv || sk > 1) ? ", " : "",
              w16 ? "const __nv_bfloat16 *__restrict__ w16" : "");
@@ -455,9 +495,8 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
                       (long long)k->out.shape[0], (long long)Ho, (long long)Wo, (long long)KH, (long long)KW,
                       (long long)Ci);
         idx_typedef(b, k);
-        for (int v = v0; v < 1 + va; v++) {
-            const char *ty = v ? ty4 : "float";
-            mc_buf_printf(b, "    auto A%s = [=](int64_t m64, int k) -> %s {\n", v ? "4" : "", ty);
+        for (int v = v0; v < vn; v++) {
+            mc_buf_printf(b, "    auto %s = [=](int64_t m64, int k) -> %s {\n", lname[v], lty[v]);
             mc_buf_puts(b, "        const idx_t m = (idx_t)m64;\n");
             mc_buf_printf(b, "        idx_t ow = m %% %lld, oh = (m / %lld) %% %lld, bb = m / %lld;\n", (long long)Wo,
                           (long long)Wo, (long long)Ho, (long long)(Ho * Wo));
@@ -467,21 +506,20 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
                           (long long)k->attrs.stride[0], (long long)k->attrs.pad[0], (long long)k->attrs.dil[0],
                           (long long)k->attrs.stride[1], (long long)k->attrs.pad[1], (long long)k->attrs.dil[1]);
             mc_buf_printf(b, "        if (ih < 0 || ih >= %lld || iw < 0 || iw >= %lld) return %s;\n", (long long)H,
-                          (long long)W, v ? (a8 ? "make_uint4(0u, 0u, 0u, 0u)" : "make_float4(0.0f, 0.0f, 0.0f, 0.0f)") : "0.0f");
+                          (long long)W, lzero[v]);
             mc_buf_printf(b, "        return %sb%d[%lld + bb * %lld + ih * %lld + iw * %lld + ci * %lld]%s;\n",
-                          v ? ld4 : "mc_ld(", a->buf, (long long)a->offset, (long long)a->stride[0],
-                          (long long)a->stride[1], (long long)a->stride[2], (long long)a->stride[3], v ? cl4 : ")");
+                          lpre[v], a->buf, (long long)a->offset, (long long)a->stride[0],
+                          (long long)a->stride[1], (long long)a->stride[2], (long long)a->stride[3], lpost[v]);
             mc_buf_puts(b, "    };\n");
         }
     } else {
-        for (int v = v0; v < 1 + va; v++) {
-            mc_buf_printf(b, "    auto A%s = [=](int64_t m, int k) -> %s { return %sb%d[", v ? "4" : "",
-                          v ? ty4 : "float", v ? ld4 : "mc_ld(", a->buf);
+        for (int v = v0; v < vn; v++) {
+            mc_buf_printf(b, "    auto %s = [=](int64_t m, int k) -> %s { return %sb%d[", lname[v], lty[v], lpre[v], a->buf);
             if (a->offset) mc_buf_printf(b, "%lld + ", (long long)a->offset);
             if (a->shape[0] == 1) mc_buf_puts(b, "0");
             else mc_buf_printf(b, "m * %lld", (long long)a->stride[0]);
-            if (a->stride[1] == 1) mc_buf_printf(b, " + k]%s; };\n", v ? cl4 : ")");
-            else mc_buf_printf(b, " + k * %lld]%s; };\n", (long long)a->stride[1], v ? cl4 : ")");
+            if (a->stride[1] == 1) mc_buf_printf(b, " + k]%s; };\n", lpost[v]);
+            else mc_buf_printf(b, " + k * %lld]%s; };\n", (long long)a->stride[1], lpost[v]);
         }
     }
     mc_buf_puts(b, "    auto epi = [=](int64_t m, int n, float acc) {\n");
@@ -517,7 +555,7 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     mc_buf_printf(b, "    mc_gemm<%s, %d, %d, %lldll, %lld, %lld, %s, %s", mode, bm, bn, (long long)M, (long long)N,
                   (long long)K, va ? "true" : "false", vw ? "true" : "false");
     if (sk > 1) mc_buf_printf(b, ", %d, %lld", sk, (long long)kc);
-    mc_buf_printf(b, ">(%s, %s, %s, epi, epi2", v0 ? "A4" : "A", va ? "A4" : "A", wptr);
+    mc_buf_printf(b, ">(%s, %s, %s, epi, epi2", g.pipe ? "AP" : v0 ? "A4" : "A", va ? "A4" : "A", wptr);
     if (sk > 1) mc_buf_puts(b, ", ws, cnt");
     if (staged)
         mc_buf_printf(b, "%s, epv2, b%d + %lld", sk > 1 ? "" : ", nullptr, nullptr", k->out.buf, (long long)k->out.offset);
@@ -1171,7 +1209,9 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
                           (long long)lay->splitk_off, (long long)lay->counter_off);
         if (lay->w16[i] >= 0)
             snprintf(extra + n, sizeof extra - (size_t)n, "%sPB(%lld)", n ? ", " : "", (long long)lay->w16[i]);
-        mc_buf_printf(b, "    %s<<<dim3(%lld, %lld), 256, 0, s>>>(", id, (long long)ln[i].gx, (long long)ln[i].gy);
+        char smem[96] = "0";
+        if (k->kind == KK_GEMM || k->kind == KK_CONV) gemm_smem(k, i, o, lay, smem, sizeof smem);
+        mc_buf_printf(b, "    %s<<<dim3(%lld, %lld), 256, %s, s>>>(", id, (long long)ln[i].gx, (long long)ln[i].gy, smem);
         print_args(b, p, lay, &ps, extra[0] ? extra : NULL);
         mc_buf_puts(b, ");\n");
     }
@@ -1179,6 +1219,18 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
     /* mc_prepare: once, after the weights are uploaded */
     mc_buf_puts(b, "/* start-up work on the uploaded weights: bf16 copies for the tensor-core GEMMs */\n");
     mc_buf_puts(b, "static void\nmc_prepare(cudaStream_t s)\n{\n    (void)s;\n");
+    /* the pipelined GEMMs: their dynamic shared memory may pass 48 KiB */
+    for (int i = 0; i < p->nk; i++) {
+        char smem[96] = "0";
+        const Kernel *k = &p->k[i];
+        if (k->kind != KK_GEMM && k->kind != KK_CONV) continue;
+        gemm_smem(k, i, o, lay, smem, sizeof smem);
+        if (!strcmp(smem, "0")) continue;
+        mc_cemit_ident(id, sizeof id, i, k->name);
+        mc_buf_printf(b, "    if (cudaFuncSetAttribute(%s, cudaFuncAttributeMaxDynamicSharedMemorySize, %s) != cudaSuccess) {\n"
+                         "        fprintf(stderr, \"%s: %%d bytes of shared memory refused\\n\", %s);\n        exit(1);\n    }\n",
+                      id, smem, id, smem);
+    }
     for (int i = 0; i < p->nk; i++) {
         if (lay->w16[i] < 0) continue;
         const View *w = &p->k[i].in[1];

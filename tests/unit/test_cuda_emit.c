@@ -204,6 +204,27 @@ test_program_structure(void)
     CU_ASSERT_EQUAL(count(bf, "    auto epi2 = "), count(bf, "    mc_gemm<"));
     CU_ASSERT_EQUAL(count(bf, ", epi, epi2);") + count(bf, ", epi, epi2, ws, cnt") + count(bf, ", epi, epi2, nullptr, nullptr, epv2, b"),
                     count(bf, "    mc_gemm<"));
+    /* tensor-core GEMMs whose operands are stored as the tensor cores read
+     * them (bf16 A and w16 in bf16 mode, float in fp32 mode) run the
+     * cp.async pipeline: an address loader AP, launched with the dynamic
+     * shared memory mc_gemm_dsm gives, its limit raised once at start-up */
+    CU_ASSERT_TRUE(count(bf, "    auto AP = [=](int64_t m") > 0);
+    CU_ASSERT_EQUAL(count(bf, "    auto AP = [=](int64_t m"), count(bf, ">(AP, A4, "));
+    CU_ASSERT_EQUAL(count(bf, ">(AP, A4, "), count(bf, ", 256, mc_gemm_dsm<MC_BF16, "));
+    CU_ASSERT_EQUAL(count(bf, ">(AP, A4, "), count(bf, "cudaFuncAttributeMaxDynamicSharedMemorySize, mc_gemm_dsm<MC_BF16, "));
+    CU_ASSERT_TRUE(count(bf, "-> const __nv_bfloat16 * {") > 0);
+    CU_ASSERT_TRUE(count(fp, ">(AP, A4, ") > 0);
+    CU_ASSERT_EQUAL(count(fp, ">(AP, A4, "), count(fp, ", 256, mc_gemm_dsm<MC_FP32_MODE, "));
+    CU_ASSERT_EQUAL(count(fp, "-> const __nv_bfloat16 * {"), 0);
+    CU_ASSERT_TRUE(count(fp, "-> const float * {") > 0);
+    /* skinny FFMA products are never pipelined */
+    int nffma = 0;
+    for (const char *q = bf; (q = strstr(q, "    mc_gemm<MC_FP32, ")); q++, nffma++) {
+        const char *eol = strchr(q, '\n'), *ap = strstr(q, ">(AP, ");
+        CU_ASSERT_TRUE(ap == NULL || ap > eol);
+    }
+    CU_ASSERT_TRUE(nffma > 0);
+    CU_ASSERT_EQUAL(count(bf, ", 256, mc_gemm_dsm<MC_FP32, "), 0);
     /* the scan's carry pass: one block per (b, 32 channels) */
     CU_ASSERT_EQUAL(count(bf, "_scan_carry(const float *__restrict__ cs, float *__restrict__ cin)"), nscan);
     /* bf16 mode stores activations (scratch buffers) as bf16: loads through
