@@ -844,10 +844,10 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
         mc_buf_printf(b, "    float4 acc[%lld];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) acc[p] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);\n",
                       P, P);
         mc_buf_puts(b, "#pragma unroll\n    for (int t = 0; t < 25; t++) {\n");
-        mc_buf_printf(b, "        const idx_t yy = min(max(y + mc_f25_dy[t], (idx_t)0), (idx_t)%lld);\n", H - 1);
+        mc_buf_printf(b, "        const idx_t yy = min(max(y + mc_f25_dy(t), (idx_t)0), (idx_t)%lld);\n", H - 1);
         mc_buf_printf(b, "        const float4 w = *(const float4 *)&wp[t * %lld + d];\n", D);
         mc_buf_printf(b, "#pragma unroll\n        for (int p = 0; p < %lld; p++) {\n", P);
-        mc_buf_printf(b, "            const idx_t xx = min(max(x0 + p + mc_f25_dx[t], (idx_t)0), (idx_t)%lld);\n", W - 1);
+        mc_buf_printf(b, "            const idx_t xx = min(max(x0 + p + mc_f25_dx(t), (idx_t)0), (idx_t)%lld);\n", W - 1);
         snprintf(lin, sizeof lin, "((bb * %lld + yy) * %lld + xx) * %lld + d", H, W, D);
         mc_buf_printf(b, "            const float4 v = mc_ldv4(&b%d[", h->buf);
         mc_cemit_view_index(b, h, lin);
@@ -867,8 +867,8 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
                       D / 4, D / 4, W, D / 4 * W, H, D / 4 * W * H);
         mc_buf_puts(b, "    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);\n");
         mc_buf_puts(b, "#pragma unroll\n    for (int t = 0; t < 25; t++) {\n");
-        mc_buf_printf(b, "        const idx_t yy = min(max(y + mc_f25_dy[t], (idx_t)0), (idx_t)%lld);\n", H - 1);
-        mc_buf_printf(b, "        const idx_t xx = min(max(x + mc_f25_dx[t], (idx_t)0), (idx_t)%lld);\n", W - 1);
+        mc_buf_printf(b, "        const idx_t yy = min(max(y + mc_f25_dy(t), (idx_t)0), (idx_t)%lld);\n", H - 1);
+        mc_buf_printf(b, "        const idx_t xx = min(max(x + mc_f25_dx(t), (idx_t)0), (idx_t)%lld);\n", W - 1);
         snprintf(lin, sizeof lin, "((bb * %lld + yy) * %lld + xx) * %lld + d", H, W, D);
         mc_buf_printf(b, "        const float4 w = *(const float4 *)&wp[t * %lld + d];\n", D);
         mc_buf_printf(b, "        const float4 v = mc_ldv4(&b%d[", h->buf);
@@ -884,8 +884,8 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
                   D, D, W, D * W, H, D * W * H);
     mc_buf_puts(b, "    float acc = 0.0f;\n");
     mc_buf_puts(b, "#pragma unroll\n    for (int t = 0; t < 25; t++) {\n");
-    mc_buf_printf(b, "        const idx_t yy = min(max(y + mc_f25_dy[t], (idx_t)0), (idx_t)%lld);\n", H - 1);
-    mc_buf_printf(b, "        const idx_t xx = min(max(x + mc_f25_dx[t], (idx_t)0), (idx_t)%lld);\n", W - 1);
+    mc_buf_printf(b, "        const idx_t yy = min(max(y + mc_f25_dy(t), (idx_t)0), (idx_t)%lld);\n", H - 1);
+    mc_buf_printf(b, "        const idx_t xx = min(max(x + mc_f25_dx(t), (idx_t)0), (idx_t)%lld);\n", W - 1);
     snprintf(lin, sizeof lin, "((bb * %lld + yy) * %lld + xx) * %lld + d", H, W, D);
     mc_buf_printf(b, "        acc = fmaf(wp[t * %lld + d], ", D);
     load(b, h, lin);

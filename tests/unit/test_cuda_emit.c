@@ -202,6 +202,11 @@ test_program_structure(void)
     /* every tiled GEMM passes a pair epilogue; contiguous outputs store it
      * as one float2 */
     CU_ASSERT_EQUAL(count(bf, "    auto epi2 = "), count(bf, "    mc_gemm<"));
+    /* the 25-tap offsets are constant expressions in the kernels (no table
+     * in memory), checked against the table at compile time */
+    CU_ASSERT_TRUE(count(bf, "mc_f25_dy(t)") >= nscan);
+    CU_ASSERT_EQUAL(count(bf, "mc_f25_dy["), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(bf, "static_assert(mc_f25_check(), "));
     CU_ASSERT_EQUAL(count(bf, ", epi, epi2);") + count(bf, ", epi, epi2, ws, cnt") + count(bf, ", epi, epi2, nullptr, nullptr, epv2, b"),
                     count(bf, "    mc_gemm<"));
     /* tensor-core GEMMs whose operands are stored as the tensor cores read
