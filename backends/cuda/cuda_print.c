@@ -708,6 +708,28 @@ print_dwconv8(McBuf *b, const Kernel *k, const char *id, CudaLaunch *ln)
     mc_buf_printf(b, "        const idx_t ih = oh * %lld - %lld + kh * %lld;\n", (long long)k->attrs.stride[0],
                   (long long)k->attrs.pad[0], (long long)k->attrs.dil[0]);
     mc_buf_printf(b, "        if (ih < 0 || ih >= %lld) continue;\n", H);
+    if (k->attrs.stride[1] == 1 && k->attrs.dil[1] == 1) {
+        /* stride 1: the P + KW - 1 input columns of this row loaded once
+         * (zeros outside), each used by every (position, tap) that reads it */
+        mc_buf_printf(b, "        float v[%lld][8];\n#pragma unroll\n        for (int j = 0; j < %lld; j++) {\n", P + KW - 1,
+                      P + KW - 1);
+        mc_buf_printf(b, "            const idx_t iw = ow0 - %lld + j;\n", (long long)k->attrs.pad[1]);
+        mc_buf_printf(b, "            if (iw < 0 || iw >= %lld) {\n#pragma unroll\n                for (int q = 0; q < 8; q++) v[j][q] = 0.0f;\n"
+                         "                continue;\n            }\n            mc_ldv8(&", W);
+        snprintf(lin, sizeof lin, "((bb * %lld + ih) * %lld + iw) * %lld + c", H, W, C);
+        ref(b, x, lin);
+        mc_buf_puts(b, ", v[j]);\n        }\n");
+        mc_buf_printf(b, "#pragma unroll\n        for (int kw = 0; kw < %lld; kw++) {\n", KW);
+        mc_buf_printf(b, "            const float *wt = &wp[(kh * %lld + kw) * %lld + c];\n", KW, C);
+        mc_buf_puts(b, "            const float4 w0 = *(const float4 *)wt, w1 = *(const float4 *)(wt + 4);\n");
+        mc_buf_printf(b, "#pragma unroll\n            for (int p = 0; p < %lld; p++) {\n", P);
+        mc_buf_puts(b, "                const float *u = v[p + kw];\n                float *acc = accp[p];\n");
+        mc_buf_puts(b, "                acc[0] = fmaf(u[0], w0.x, acc[0]); acc[1] = fmaf(u[1], w0.y, acc[1]); "
+                       "acc[2] = fmaf(u[2], w0.z, acc[2]); acc[3] = fmaf(u[3], w0.w, acc[3]);\n");
+        mc_buf_puts(b, "                acc[4] = fmaf(u[4], w1.x, acc[4]); acc[5] = fmaf(u[5], w1.y, acc[5]); "
+                       "acc[6] = fmaf(u[6], w1.z, acc[6]); acc[7] = fmaf(u[7], w1.w, acc[7]);\n");
+        mc_buf_puts(b, "            }\n        }\n    }\n");
+    } else {
     mc_buf_printf(b, "#pragma unroll\n        for (int kw = 0; kw < %lld; kw++) {\n", KW);
     mc_buf_printf(b, "            const float *wt = &wp[(kh * %lld + kw) * %lld + c];\n", KW, C);
     mc_buf_puts(b, "            const float4 w0 = *(const float4 *)wt, w1 = *(const float4 *)(wt + 4);\n");
@@ -724,6 +746,7 @@ print_dwconv8(McBuf *b, const Kernel *k, const char *id, CudaLaunch *ln)
     mc_buf_puts(b, "                acc[4] = fmaf(v[4], w1.x, acc[4]); acc[5] = fmaf(v[5], w1.y, acc[5]); "
                    "acc[6] = fmaf(v[6], w1.z, acc[6]); acc[7] = fmaf(v[7], w1.w, acc[7]);\n");
     mc_buf_puts(b, "            }\n        }\n    }\n");
+    }
     mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %lld; p++) {\n", P);
     if (Wo % P) mc_buf_printf(b, "        if (ow0 + p >= %lld) break;\n", Wo);
     mc_buf_printf(b, "        const idx_t i8 = ((bb * %lld + oh) * %lld + ow0 + p) * %lld + c / 8;\n", Ho, Wo, C / 8);

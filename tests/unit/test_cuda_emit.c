@@ -263,6 +263,9 @@ test_program_structure(void)
      * layernorms 8 channels per lane in bf16 mode at any batch */
     char *bf128 = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
     CU_ASSERT_TRUE(count(bf128, "const float *wt = &wp[(kh * ") > 0);
+    /* stride 1: each input column of a row loaded once for all the
+     * (position, tap) pairs that read it */
+    CU_ASSERT_TRUE(count(bf128, "                const float *u = v[p + kw];\n") > 0);
     CU_ASSERT_TRUE(count(bf128, " 8 channels per thread */") > 0);
     CU_ASSERT_TRUE(count(bf128, "    mc_stv8(&b") > 0);
     /* epilogue operands of 8-channel kernels loaded once per thread:
