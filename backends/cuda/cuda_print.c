@@ -1124,7 +1124,7 @@ print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
         else mc_buf_printf(b, ";\n        h[c] = carry[%lld + j + c];\n", 2 * BNCD);
         mc_buf_puts(b, pass == 1 ? "        prod[c] = 1.0f;\n    }\n" : "    }\n");
         mc_buf_printf(b, "    const idx_t l1 = min((q + 1) * %lld, (idx_t)%lld);\n", T, L);
-        mc_buf_printf(b, "#pragma unroll %d\n    for (idx_t l = q * %lld; l < l1; l++) {\n", V > 1 ? 2 : 4, T);
+        mc_buf_printf(b, "#pragma unroll %s\n    for (idx_t l = q * %lld; l < l1; l++) {\n", V > 1 ? "mc_scan_unroll" : "4", T);
         mc_buf_printf(b, "        float dv[%d], uv[%d];\n", V, V);
         if (V == 8) {
             mc_buf_puts(b, "        mc_ldv8(&");
