@@ -13,12 +13,12 @@
 
 const McDialect mc_dialect_cuda = {
     "cuda", "__global__ void", "static __device__ __forceinline__", "__restrict__",
-    "expf", "sqrtf", "erff", "log1pf",
+    "expf", "sqrtf", "erff", "log1pf", 1,
 };
 
 const McDialect mc_dialect_c = {
     "c", "static void", "static inline", "restrict",
-    "expf", "sqrtf", "erff", "log1pf",
+    "expf", "sqrtf", "erff", "log1pf", 0,
 };
 
 void
@@ -60,10 +60,28 @@ mc_cemit_prelude(McBuf *b, const McDialect *d)
 {
     const char *q = d->func_qual;
     mc_buf_printf(b, "%s float mc_relu(float x) { return x > 0.0f ? x : 0.0f; }\n", q);
-    mc_buf_printf(b, "/* GELU, exact erf form */\n");
+    if (d->fast_act) {
+        /* fast forms (a few ulp): the libm ones cost ~25 instructions (a
+         * precise division; erff's two polynomials and a branch) */
+        mc_buf_printf(b, "/* GELU: exact erf form, or (MC_FAST_GELU) erfc by Abramowitz & Stegun 7.1.26\n"
+                         " * (|error| <= 1.5e-7; GELU within 6.5e-7 of float64, as the erff form) */\n"
+                         "#if MC_FAST_GELU\n");
+        mc_buf_printf(b, "%s float mc_gelu(float x)\n{\n"
+                         "    const float z = fabsf(x) * 0.70710678118654752f, t = __fdividef(1.0f, fmaf(0.3275911f, z, 1.0f));\n"
+                         "    const float p = fmaf(t, fmaf(t, fmaf(t, fmaf(t, 1.061405429f, -1.453152027f), 1.421413741f), -0.284496736f),\n"
+                         "                         0.254829592f);\n"
+                         "    const float e = t * p * __expf(-z * z); /* erfc(|x| / sqrt 2) */\n"
+                         "    return 0.5f * x * (x >= 0.0f ? 2.0f - e : e);\n}\n#else\n", q);
+    } else {
+        mc_buf_printf(b, "/* GELU, exact erf form */\n");
+    }
     mc_buf_printf(b, "%s float mc_gelu(float x) { return 0.5f * x * (1.0f + %s(x * 0.70710678118654752f)); }\n",
                   q, d->erff);
+    if (d->fast_act)
+        mc_buf_printf(b, "#endif\n/* SiLU: x / (1 + e^-x), or (MC_FAST_SILU) with __expf and __fdividef */\n"
+                         "#if MC_FAST_SILU\n%s float mc_silu(float x) { return __fdividef(x, 1.0f + __expf(-x)); }\n#else\n", q);
     mc_buf_printf(b, "%s float mc_silu(float x) { return x / (1.0f + %s(-x)); }\n", q, d->expf);
+    if (d->fast_act) mc_buf_puts(b, "#endif\n");
     mc_buf_printf(b, "/* softplus with PyTorch's threshold 20 */\n");
     mc_buf_printf(b, "%s float mc_softplus(float x) { return x > 20.0f ? x : %s(%s(x)); }\n", q,
                   d->log1pf, d->expf);

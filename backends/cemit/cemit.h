@@ -28,6 +28,7 @@ typedef struct McDialect {
     const char *func_qual;     /* before a helper function */
     const char *restrict_kw;   /* "__restrict__" | "restrict" */
     const char *expf, *sqrtf, *erff, *log1pf;
+    int fast_act;              /* also fast SiLU / GELU forms, chosen by MC_FAST_SILU / MC_FAST_GELU (cuda) */
 } McDialect;
 
 extern const McDialect mc_dialect_cuda;

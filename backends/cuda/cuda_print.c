@@ -42,6 +42,12 @@ mc_cuda_numel(const View *v)
 /* Threads the scan passes and split-K GEMMs aim for: two blocks of 256 per
  * SM of an H100 (132 SMs).  Below it a kernel is latency-bound. */
 #define MC_CUDA_FILL (132 * 256 * 2)
+/* which precisions use the fast SiLU / GELU forms by default (measured on
+ * the H100, docs/gpu.md): SiLU in fp32 and bf16, GELU in bf16; tf32 keeps
+ * the libm forms (its check of the C32 model has no margin for another
+ * rounding: 9.6e-4 against 1e-3) */
+#define MC_CUDA_FAST_SILU(prec) ((prec) != MC_CUDA_TF32)
+#define MC_CUDA_FAST_GELU(prec) ((prec) == MC_CUDA_BF16)
 
 /* The scan's chunking: NC chunks of T positions per (b, d), V channels per
  * thread.  64 positions per chunk while B * NC * D / V threads fill the GPU;
@@ -1175,6 +1181,9 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
     cur_prog = p;
     cur_bf16 = o->precision == MC_CUDA_BF16;
     mc_buf_puts(b, prelude);
+    /* the activations' fast forms (mc_silu, mc_gelu below) */
+    mc_buf_printf(b, "#ifndef MC_FAST_SILU\n#define MC_FAST_SILU %d\n#endif\n#ifndef MC_FAST_GELU\n#define MC_FAST_GELU %d\n#endif\n",
+                  MC_CUDA_FAST_SILU(o->precision), MC_CUDA_FAST_GELU(o->precision));
     mc_cemit_prelude(b, &mc_dialect_cuda);
     mc_buf_puts(b, "\n");
     CudaLaunch *ln = calloc((size_t)(p->nk ? p->nk : 1), sizeof *ln);
