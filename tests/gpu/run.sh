@@ -14,7 +14,8 @@
 #                                      torch for the ceilings)
 #
 # DIR defaults to build-gpu.  MAMBAC_BUILD (default build) holds
-# libmc_core.a and libmc_runtime.a.  Checks: every kernel kind of the model
+# libmc_core.a and libmc_runtime.a.  MC_NVCC_EXTRA: more nvcc flags for
+# 'check' (e.g. "-DMC_FAST_SILU=0" to check the libm SiLU).  Checks: every kernel kind of the model
 # (GEMM, implicit-GEMM conv, depthwise conv, chunked scan, 25-tap fusion,
 # layernorm, mean, elementwise) through whole small models at odd,
 # non-square sizes, batch 1 and > 1, against the float64 PyTorch reference,
