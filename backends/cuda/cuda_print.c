@@ -48,6 +48,7 @@ mc_cuda_numel(const View *v)
  * rounding: 9.6e-4 against 1e-3) */
 #define MC_CUDA_FAST_SILU(prec) ((prec) != MC_CUDA_TF32)
 #define MC_CUDA_FAST_GELU(prec) ((prec) == MC_CUDA_BF16)
+#define MC_CUDA_FAST_SCAN(prec) ((prec) == MC_CUDA_BF16)
 
 /* The scan's chunking: NC chunks of T positions per (b, d), V channels per
  * thread.  64 positions per chunk while B * NC * D / V threads fill the GPU;
@@ -397,6 +398,7 @@ static const char *mode_name[] = {"MC_FP32_MODE", "MC_TF32", "MC_BF16"};
 typedef struct GemmOps {
     int conv, skinny, va, vw, thin, a8, w16;
     int pipe; /* tensor cores through the cp.async pipeline (AP address loader, dynamic shared memory) */
+    int ts;   /* thin product with rows staged through shared memory (mc_gemm_thin_s, AP) */
     int64_t M, N, K;
 } GemmOps;
 
@@ -434,6 +436,10 @@ gemm_ops(const Kernel *k, int ki, const CudaOpts *o, const CudaLayout *lay, Gemm
     /* the cp.async pipeline copies raw 16-byte chunks: bf16 A and bf16
      * weights (bf16 mode), float A and float weights (tf32, fp32) */
     g->pipe = !g->skinny && g->va && (o->precision == MC_CUDA_BF16 ? a8 && g->w16 : !buf_bf16(a->buf) && g->vw && !g->w16);
+    /* thin products with many rows (else a warp per row) over bf16 rows,
+     * 16-byte aligned (float rows: measured no faster) */
+    g->ts = g->thin && !g->conv && g->M > MC_CUDA_FILL / 4 && a->stride[1] == 1 && buf_bf16(a->buf) && K % 8 == 0 &&
+            a->offset % 8 == 0 && (a->shape[0] == 1 || a->stride[0] % 8 == 0);
 }
 
 /* the dynamic shared memory a GEMM kernel is launched with ("0": none) */
@@ -443,6 +449,7 @@ gemm_smem(const Kernel *k, int ki, const CudaOpts *o, const CudaLayout *lay, cha
     GemmOps g;
     gemm_ops(k, ki, o, lay, &g);
     snprintf(s, n, "0");
+    if (g.ts) snprintf(s, n, "mc_thin_dsm<%lld, %lld>()", (long long)g.N, (long long)g.K);
     if (!g.pipe) return;
     int bm, bn, sk;
     int64_t kc;
@@ -475,9 +482,10 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     /* the loaders emitted: A (one element) only where the GEMM reads it, A4
      * (a 16-byte chunk), AP (its address, for the cp.async pipeline) */
     int v0 = thin || g.pipe || (va && !skinny && o->precision != MC_CUDA_FP32) ? 1 : 0;
-    int vn = g.pipe ? 3 : 1 + va;
+    int vn = g.pipe || g.ts ? 3 : 1 + va;
+    if (g.ts) v0 = 2; /* mc_gemm_thin_s reads AP only */
     const char *ty4 = a8 ? "uint4" : "float4", *ld4 = a8 ? "*(const uint4 *)&" : "mc_ldv4(&", *cl4 = a8 ? "" : ")";
-    const char *typ = a8 ? "const __nv_bfloat16 *" : "const float *";
+    const char *typ = buf_bf16(a->buf) ? "const __nv_bfloat16 *" : "const float *";
     /* per loader: result type, the load around the element reference, zero */
     const char *lty[3] = {"float", ty4, typ}, *lpre[3] = {"mc_ld(", ld4, "&"}, *lpost[3] = {")", cl4, ""};
     const char *lzero[3] = {"0.0f", a8 ? "make_uint4(0u, 0u, 0u, 0u)" : "make_float4(0.0f, 0.0f, 0.0f, 0.0f)", "nullptr"};
@@ -553,8 +561,8 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
         return 0;
     }
     if (thin) {
-        mc_buf_printf(b, "    mc_gemm_thin<%lldll, %lld, %lld>(A4, %s, epi);\n}\n\n", (long long)M, (long long)N,
-                      (long long)K, wptr);
+        mc_buf_printf(b, "    mc_gemm_thin%s<%lldll, %lld, %lld>(%s, %s, epi);\n}\n\n", g.ts ? "_s" : "", (long long)M, (long long)N,
+                      (long long)K, g.ts ? "AP" : "A4", wptr);
         ln->gx = (M + 255) / 256;
         return 0;
     }
@@ -1149,8 +1157,8 @@ print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
         load(b, bv, linb);
         mc_buf_puts(b, ";\n");
         mc_buf_printf(b, "#pragma unroll\n        for (int c = 0; c < %d; c++) {\n", V);
-        mc_buf_printf(b, "            const float delta = %s(dv[c]);\n", k->softplus_dt ? "mc_softplus" : "");
-        mc_buf_puts(b, "            const float decay = expf(delta * a[c]);\n");
+        mc_buf_printf(b, "            const float delta = %s(dv[c]);\n", k->softplus_dt ? "mc_scan_softplus" : "");
+        mc_buf_puts(b, "            const float decay = mc_scan_exp(delta * a[c]);\n");
         mc_buf_puts(b, "            h[c] = fmaf(decay, h[c], delta * bl * uv[c]);\n");
         if (pass == 1) mc_buf_puts(b, "            prod[c] *= decay;\n        }\n");
         else mc_buf_puts(b, "        }\n");
@@ -1185,6 +1193,20 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
     mc_buf_printf(b, "#ifndef MC_FAST_SILU\n#define MC_FAST_SILU %d\n#endif\n#ifndef MC_FAST_GELU\n#define MC_FAST_GELU %d\n#endif\n",
                   MC_CUDA_FAST_SILU(o->precision), MC_CUDA_FAST_GELU(o->precision));
     mc_cemit_prelude(b, &mc_dialect_cuda);
+    /* the scan's softplus(delta) and exp(delta * A): the libm forms, or fast ones */
+    mc_buf_printf(b, "/* the scan's exp and softplus: libm forms, or (MC_FAST_SCAN) __expf / __logf, with\n"
+                     " * softplus(x) = max(x, 0) + log1p(e^-|x|) and log1p(y) = y (1 - y/2 + y^2/3) below\n"
+                     " * y = 1/64 (relative error <= 7e-6; x > 20 still gives x) */\n"
+                     "#ifndef MC_FAST_SCAN\n#define MC_FAST_SCAN %d\n#endif\n"
+                     "#if MC_FAST_SCAN\n"
+                     "static __device__ __forceinline__ float mc_scan_exp(float x) { return __expf(x); }\n"
+                     "static __device__ __forceinline__ float\nmc_scan_softplus(float x)\n{\n"
+                     "    const float y = __expf(-fabsf(x));\n"
+                     "    return fmaxf(x, 0.0f) + (y < 0.015625f ? y * fmaf(y, fmaf(y, 0.333333333f, -0.5f), 1.0f) : __logf(1.0f + y));\n}\n"
+                     "#else\n"
+                     "static __device__ __forceinline__ float mc_scan_exp(float x) { return expf(x); }\n"
+                     "static __device__ __forceinline__ float mc_scan_softplus(float x) { return mc_softplus(x); }\n"
+                     "#endif\n", MC_CUDA_FAST_SCAN(o->precision));
     mc_buf_puts(b, "\n");
     CudaLaunch *ln = calloc((size_t)(p->nk ? p->nk : 1), sizeof *ln);
     char id[96];

@@ -273,6 +273,11 @@ test_program_structure(void)
     char *tf = print_model(MC_CUDA_TF32, 1, &nk, &nscan);
     CU_ASSERT_PTR_NOT_NULL(strstr(tf, "#define MC_FAST_SILU 0\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(tf, "#define MC_FAST_GELU 0\n"));
+    /* the scan's fast exp / softplus in bf16 only */
+    CU_ASSERT_PTR_NOT_NULL(strstr(bf, "#define MC_FAST_SCAN 1\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(fp, "#define MC_FAST_SCAN 0\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(tf, "#define MC_FAST_SCAN 0\n"));
+    CU_ASSERT_TRUE(count(bf, "const float decay = mc_scan_exp(delta * a[c]);") >= 2 * nscan);
     free(tf);
     /* fp32: dense layers through MC_FP32_MODE (3xTF32 unless overridden) */
     CU_ASSERT_TRUE(count(fp, "    mc_gemm<MC_FP32_MODE,") > 0);
@@ -298,6 +303,12 @@ test_program_structure(void)
     CU_ASSERT_EQUAL(count(bf, "/* 4 channels x 4 positions per thread */"), 0);
     CU_ASSERT_TRUE(count(bf128, ", ws, cnt") < count(bf, ", ws, cnt"));
     CU_ASSERT_TRUE(count(bf128, "    mc_gemm_thin<") > 0);
+    /* thin products with many rows (not convs): rows staged through shared
+     * memory, launched with mc_thin_dsm bytes, the limit raised at start-up */
+    CU_ASSERT_TRUE(count(bf128, "    mc_gemm_thin_s<") > 0);
+    CU_ASSERT_EQUAL(count(bf128, "    mc_gemm_thin_s<"), count(bf128, "), 256, mc_thin_dsm<"));
+    CU_ASSERT_EQUAL(count(bf128, "    mc_gemm_thin_s<"), count(bf128, "MaxDynamicSharedMemorySize, mc_thin_dsm<"));
+    CU_ASSERT_EQUAL(count(bf, "    mc_gemm_thin_s<"), 0);
     CU_ASSERT_EQUAL(count(bf, "const float *wt = &wp[(kh * "), 0);
     CU_ASSERT_EQUAL(count(bf, " 1 channel per thread */"), nscan);
     CU_ASSERT_TRUE(count(bf, " lanes per row, ") > 0);
@@ -328,7 +339,9 @@ nvcc_path(void)
  * batch 3; a 24-channel one in bf16 at batch 400, 96x84 (4-position 25-tap
  * fusion and depthwise kernels with an x tail, layernorm rows of 3, 6, 12
  * vectors of 8, staged GEMM epilogues); the same in fp32 at batch 1
- * (split-K 3xTF32 GEMMs, warp-per-row x_proj).  In parallel, ~10 s. */
+ * (split-K 3xTF32 GEMMs, warp-per-row x_proj) and in tf32 at batch 400
+ * (cp.async tf32 GEMMs, thin products over float rows).  In parallel,
+ * ~15 s. */
 static void
 test_nvcc_compiles(void)
 {
@@ -338,10 +351,11 @@ test_nvcc_compiles(void)
         return;
     }
     int nk, nscan;
-    char *src[3];
+    char *src[4];
     src[0] = print_model(MC_CUDA_BF16, 3, &nk, &nscan);
     src[1] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_BF16, 400, 96, 84, &nk, &nscan);
     src[2] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_FP32, 1, 96, 80, &nk, &nscan);
+    src[3] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_TF32, 400, 96, 84, &nk, &nscan);
     /* the paths named above are in the text */
     CU_ASSERT_TRUE(count(src[1], "if (x0 + p >= ") > 0);
     CU_ASSERT_TRUE(count(src[1], "if (ow0 + p >= ") > 0);
@@ -350,11 +364,17 @@ test_nvcc_compiles(void)
     CU_ASSERT_TRUE(count(src[2], "    mc_gemm<MC_FP32_MODE,") > 0);
     CU_ASSERT_TRUE(count(src[2], ", ws, cnt") > 0);
     CU_ASSERT_TRUE(count(src[2], "    mc_gemm_warp<") > 0);
+    /* staged thin products over bf16 rows only; tf32's cp.async GEMMs */
+    CU_ASSERT_TRUE(count(src[1], "    mc_gemm_thin_s<") > 0);
+    CU_ASSERT_EQUAL(count(src[3], "    mc_gemm_thin_s<"), 0);
+    CU_ASSERT_TRUE(count(src[3], "    mc_gemm_thin<") > 0);
+    CU_ASSERT_TRUE(count(src[3], "    mc_gemm<MC_TF32, ") > 0);
+    CU_ASSERT_TRUE(count(src[3], ">(AP, A4, ") > 0);
     char dir[] = "/tmp/mc-cuda-unit-XXXXXX";
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
     char path[256], cmd[2048];
     int m = snprintf(cmd, sizeof cmd, "(");
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         snprintf(path, sizeof path, "%s/t%d.cu", dir, i);
         FILE *f = fopen(path, "w");
         CU_ASSERT_PTR_NOT_NULL_FATAL(f);
@@ -362,19 +382,19 @@ test_nvcc_compiles(void)
         fclose(f);
         free(src[i]);
         m += snprintf(cmd + m, sizeof cmd - (size_t)m,
-                      "'%s' -std=c++17 -gencode=arch=compute_90,code=sm_90 -c '%s' -o '%s/t%d.o' 2>&1 | head -20 & ",
-                      nvcc, path, dir, i);
+                      "'%s' -std=c++17 -gencode=arch=compute_90,code=sm_90 -c '%s' -o '%s/t%d.o' > '%s/t%d.log' 2>&1 & ",
+                      nvcc, path, dir, i, dir, i);
     }
     snprintf(cmd + m, sizeof cmd - (size_t)m, "wait)");
-    FILE *p = popen(cmd, "r");
-    char out[8192] = "";
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    pclose(p);
-    for (int i = 0; i < 3; i++) {
+    if (system(cmd)) {}
+    for (int i = 0; i < 4; i++) {
         snprintf(path, sizeof path, "%s/t%d.o", dir, i);
         int ok = access(path, R_OK) == 0;
-        if (!ok) fprintf(stderr, "\nnvcc failed on t%d.cu:\n%s\n", i, out);
+        if (!ok) {
+            fprintf(stderr, "\nnvcc failed on t%d.cu (first lines of its errors):\n", i);
+            snprintf(cmd, sizeof cmd, "grep -A3 error '%s/t%d.log' | head -30 >&2", dir, i);
+            if (system(cmd)) {}
+        }
         CU_ASSERT_TRUE(ok);
     }
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
