@@ -618,16 +618,20 @@ finish(McBuf *b, const Kernel *k, const char *acc)
     mc_buf_puts(b, "}\n\n");
 }
 
-/* 8 bf16 (16 bytes) along the last (channel) axis: contiguous, every other
- * stride and the offset multiples of 8 (buffers are 64-byte aligned) */
+/* Vector loads of n elements along the last (channel) axis (n = 4: 16
+ * bytes of float; n = 8: 16 bytes of bf16 or two float4): it is contiguous,
+ * and every other stride and the offset are multiples of n (buffers are
+ * 64-byte aligned) */
 static int
-vec8_view(const View *v, int64_t C)
+vecn_view(const View *v, int64_t C, int n)
 {
-    if (C % 8 || v->rank < 1 || v->stride[v->rank - 1] != 1 || v->offset % 8) return 0;
+    if (C % n || v->rank < 1 || v->stride[v->rank - 1] != 1 || v->offset % n) return 0;
     for (int i = 0; i < v->rank - 1; i++)
-        if (v->stride[i] % 8) return 0;
+        if (v->stride[i] % n) return 0;
     return 1;
 }
+#define vec8_view(v, C) vecn_view((v), (C), 8)
+#define vec4_view(v, C) vecn_view((v), (C), 4)
 
 /* The epilogue operands of a thread's W consecutive channels (linear index
  * lin0 + q, q < W), loaded once before the per-element epilogue: an operand
@@ -635,7 +639,6 @@ vec8_view(const View *v, int64_t C)
  * along it with W-aligned strides as one mc_ldv8 / mc_ldv4 (av<a>[q]);
  * ax[a] is the expression to use, NULL where the operand is loaded per
  * element as before. */
-static int vec4_view(const View *v, int64_t C);
 
 static void
 vec_args(McBuf *b, const Kernel *k, int W, const char *lin0, const char *indent, char names[][24], const char **ax)
@@ -811,16 +814,6 @@ print_dwconv(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *i
     finish(b, k, "acc");
 }
 
-/* 16-byte loads along the last (channel) axis: it is contiguous and every
- * other stride and the offset keep 4-element alignment */
-static int
-vec4_view(const View *v, int64_t C)
-{
-    if (C % 4 || v->rank < 1 || v->stride[v->rank - 1] != 1 || v->offset % 4) return 0;
-    for (int i = 0; i < v->rank - 1; i++)
-        if (v->stride[i] % 4) return 0;
-    return 1;
-}
 
 /* four channels per thread (VEC4): the main loads are float4, the epilogue
  * runs per element with i = i4 * 4 + q */
