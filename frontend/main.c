@@ -117,7 +117,7 @@ static const char *usage_compile =
     "  --list-targets     list the targets this LLVM knows and exit\n"
     "  --target cuda      CUDA C for NVIDIA GPUs instead (needs nvcc for --emit exe):\n"
     "                     --emit cuda writes OUT.cu + OUT.weights, --emit exe also builds OUT\n"
-    "  --sm N             CUDA compute capability (default 90)\n"
+    "  --sm N             CUDA compute capability, 80 or newer (default 90)\n"
     "  --precision P      CUDA only: fp32 (default), tf32 or bf16 tensor cores\n"
     "  --list-cpus TRIPLE what is known of the CPUs of TRIPLE, and exit\n"
     "  -v                 print the triple, CPU and features used, the memory plan and\n"
@@ -244,7 +244,9 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
         else if (!strcmp(key, "--emit")) o->emit = val;
         else if (!strcmp(key, "--precision")) o->precision = val;
         else if (!strcmp(key, "--sm")) {
-            if (parse_int(val, 50, 200, &o->sm)) return usage_error(cmd, "--sm wants a compute capability such as 90, got '%s'", val);
+            if (parse_int(val, 80, 200, &o->sm))
+                return usage_error(cmd, "--sm wants a compute capability of 80 or newer such as 90 (the generated code uses "
+                                        "cp.async and bf16 mma.sync), got '%s'", val);
         }
         else if (!strcmp(key, "--list-cpus")) {
             McErr e;

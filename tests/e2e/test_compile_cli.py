@@ -106,7 +106,9 @@ for label, args in (("--emit bogus", ["compile", cfg, "--emit", "bogus", "-o", t
                     ("-o without a value", ["compile", cfg, "-o"]),
                     ("unknown option", ["compile", cfg, "--no-such-option", "-o", t.path("z")]),
                     ("--disable-pass of no pass", ["compile", cfg, "--disable-pass=nope", "-o",
-                                                   t.path("z")])):
+                                                   t.path("z")]),
+                    ("--sm 75 (the CUDA code needs sm_80+)", ["compile", cfg, "--target", "cuda", "--sm", "75",
+                                                               "--emit", "cuda", "-o", t.path("z")])):
     rc, out, err, dt = t.run(args, timeout=60)
     t.check(rc == 2 and err.strip() != "" and clean(rc, err) and not os.path.exists(t.path("z")),
             "compile %s: usage error, exit 2 with a message (rc=%s: %s)" % (
