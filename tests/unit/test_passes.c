@@ -282,6 +282,17 @@ build_small(Graph *g, int B, int H, int W)
     CU_ASSERT_FATAL(mc_model_build(&cfg, B, H, W, g, &e) == 0);
 }
 
+/* build_small, random weights (seed 1), every graph pass */
+static void
+prepare_small(Graph *g, WeightStore *ws, int B, int H, int W)
+{
+    build_small(g, B, H, W);
+    mc_weights_init(ws);
+    mc_weights_random(g, ws, 1);
+    McErr e;
+    CU_ASSERT_FATAL(mc_passes_run(g, ws, NULL, &e) == 0);
+}
+
 /* The whole pipeline on a small model at an odd size: same logits. */
 static void
 test_pipeline_model(void)
@@ -325,12 +336,9 @@ static void
 test_lower_kernel_counts(void)
 {
     Graph g;
-    build_small(&g, 1, 40, 33);
     WeightStore ws;
-    mc_weights_init(&ws);
-    mc_weights_random(&g, &ws, 1);
+    prepare_small(&g, &ws, 1, 40, 33);
     McErr e;
-    CU_ASSERT_FATAL(mc_passes_run(&g, &ws, NULL, &e) == 0);
     KProgram p;
     CU_ASSERT_FATAL(mc_lower(&g, &ws, &p, &e) == 0);
     int blocks = 1 + 2 + 1 + 1;
@@ -377,12 +385,9 @@ static void
 test_image_schedule(void)
 {
     Graph g;
-    build_small(&g, 3, 40, 33);
     WeightStore ws;
-    mc_weights_init(&ws);
-    mc_weights_random(&g, &ws, 1);
+    prepare_small(&g, &ws, 3, 40, 33);
     McErr e;
-    CU_ASSERT_FATAL(mc_passes_run(&g, &ws, NULL, &e) == 0);
     KProgram p, q;
     CU_ASSERT_FATAL(mc_lower(&g, &ws, &p, &e) == 0);
     mc_memplan(&p);
