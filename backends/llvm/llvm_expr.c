@@ -395,19 +395,28 @@ call_vfn(CG *c, int slot, LLVMValueRef x)
     return LLVMBuildCall2(c->b, ft, c->vfn[slot], &x, 1, "");
 }
 
+/* exp(x) * 2^(bias - 127) for x already in range: x = n ln2 + r (Cody-Waite,
+ * two-part ln2), exp(r) by the ncoef coefficients P, 2^(n + bias - 127)
+ * built in the exponent bits */
+static LLVMValueRef
+exp_scaled(CG *c, LLVMValueRef x, const double *P, int ncoef, int bias)
+{
+    LLVMValueRef n = un(c, "llvm.rint", LLVMBuildFMul(c->b, x, cg_vf(c, 1.4426950408889634), ""));
+    LLVMValueRef r = cg_fma(c, n, cg_vf(c, -0.693359375), x);
+    r = cg_fma(c, n, cg_vf(c, 2.12194440e-4), r);
+    LLVMValueRef p = poly(c, r, P, ncoef);
+    LLVMValueRef ni = LLVMBuildFPToSI(c->b, n, c->vi, "");
+    LLVMValueRef bits = LLVMBuildShl(c->b, LLVMBuildAdd(c->b, ni, cg_vi(c, bias), ""), cg_vi(c, 23), "");
+    return LLVMBuildFMul(c->b, p, LLVMBuildBitCast(c->b, bits, c->vf, ""), "");
+}
+
 static LLVMValueRef
 exp_body(CG *c, LLVMValueRef x)
 {
     static const double P[8] = {1.0, 1.0, 0.5, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040};
     x = bin(c, "llvm.minnum", x, cg_vf(c, 88.3));
     x = bin(c, "llvm.maxnum", x, cg_vf(c, -87.3));
-    LLVMValueRef n = un(c, "llvm.rint", LLVMBuildFMul(c->b, x, cg_vf(c, 1.4426950408889634), ""));
-    LLVMValueRef r = cg_fma(c, n, cg_vf(c, -0.693359375), x);
-    r = cg_fma(c, n, cg_vf(c, 2.12194440e-4), r);
-    LLVMValueRef p = poly(c, r, P, 8);
-    LLVMValueRef ni = LLVMBuildFPToSI(c->b, n, c->vi, "");
-    LLVMValueRef bits = LLVMBuildShl(c->b, LLVMBuildAdd(c->b, ni, cg_vi(c, 127), ""), cg_vi(c, 23), "");
-    return LLVMBuildFMul(c->b, p, LLVMBuildBitCast(c->b, bits, c->vf, ""), "");
+    return exp_scaled(c, x, P, 8, 127);
 }
 
 LLVMValueRef
@@ -545,15 +554,8 @@ cg_vgelu(CG *c, LLVMValueRef x)
         LLVMValueRef u = cg_fma(c, t, cg_vf(c, 2.4444444444444446), cg_vf(c, -1.4444444444444446));
         LLVMValueRef q = poly(c, u, Q, 7);
         LLVMValueRef mx = LLVMBuildFMul(c->b, xa, LLVMBuildFMul(c->b, xa, cg_vf(c, -0.5), ""), "");
-        LLVMValueRef n = un(c, "llvm.rint", LLVMBuildFMul(c->b, mx, cg_vf(c, 1.4426950408889634), ""));
-        LLVMValueRef r = cg_fma(c, n, cg_vf(c, -0.693359375), mx);
-        r = cg_fma(c, n, cg_vf(c, 2.12194440e-4), r);
-        LLVMValueRef p = poly(c, r, E, 6);
-        LLVMValueRef ni = LLVMBuildFPToSI(c->b, n, c->vi, "");
-        /* 2^n * 0.5 (the 1/2 of Phi) in the exponent bits: n >= -117 */
-        LLVMValueRef bits = LLVMBuildShl(c->b, LLVMBuildAdd(c->b, ni, cg_vi(c, 126), ""), cg_vi(c, 23), "");
-        LLVMValueRef half = LLVMBuildFMul(c->b, LLVMBuildFMul(c->b, p, LLVMBuildBitCast(c->b, bits, c->vf, ""), ""),
-                                          LLVMBuildFMul(c->b, t, q, ""), "");
+        /* exp(mx) * 0.5 (the 1/2 of Phi) through the exponent bits: n >= -117 */
+        LLVMValueRef half = LLVMBuildFMul(c->b, exp_scaled(c, mx, E, 6, 126), LLVMBuildFMul(c->b, t, q, ""), "");
         LLVMValueRef pos = LLVMBuildFCmp(c->b, LLVMRealOGT, v, cg_vf(c, 0.0), "");
         LLVMValueRef phi = LLVMBuildSelect(c->b, pos, LLVMBuildFSub(c->b, cg_vf(c, 1.0), half, ""), half, "");
         vfn_end(c, LLVMBuildFMul(c->b, v, phi, ""), sb, sf);
