@@ -42,13 +42,14 @@ mc_cuda_numel(const View *v)
 /* Threads the scan passes and split-K GEMMs aim for: two blocks of 256 per
  * SM of an H100 (132 SMs).  Below it a kernel is latency-bound. */
 #define MC_CUDA_FILL (132 * 256 * 2)
-/* which precisions use the fast SiLU / GELU forms by default (measured on
- * the H100, docs/gpu.md): SiLU in fp32 and bf16, GELU in bf16; tf32 keeps
- * the libm forms (its check of the C32 model has no margin for another
- * rounding: 9.6e-4 against 1e-3) */
+/* which precisions use the fast SiLU / GELU / scan forms by default
+ * (measured on the H100, docs/gpu.md): SiLU and the scan's exp/softplus in
+ * fp32 and bf16, GELU in bf16 (fp32: no gain); tf32 keeps the libm forms
+ * (its check of the C32 model has no margin for another rounding: 9.6e-4
+ * against 1e-3) */
 #define MC_CUDA_FAST_SILU(prec) ((prec) != MC_CUDA_TF32)
 #define MC_CUDA_FAST_GELU(prec) ((prec) == MC_CUDA_BF16)
-#define MC_CUDA_FAST_SCAN(prec) ((prec) == MC_CUDA_BF16)
+#define MC_CUDA_FAST_SCAN(prec) ((prec) != MC_CUDA_TF32)
 
 /* The scan's chunking: NC chunks of T positions per (b, d), V channels per
  * thread.  64 positions per chunk while B * NC * D / V threads fill the GPU;
