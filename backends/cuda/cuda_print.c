@@ -1182,6 +1182,10 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
 {
     cur_prog = p;
     cur_bf16 = o->precision == MC_CUDA_BF16;
+    /* fp32 mode rounds its split's high parts to tf32 on the integer pipes
+     * (the same values as cvt.rna, measured faster: docs/gpu.md); tf32
+     * mode keeps cvt.rna */
+    mc_buf_printf(b, "#ifndef MC_TF32_INT\n#define MC_TF32_INT %d\n#endif\n", o->precision == MC_CUDA_FP32);
     mc_buf_puts(b, prelude);
     /* the activations' fast forms (mc_silu, mc_gelu below) */
     mc_buf_printf(b, "#ifndef MC_FAST_SILU\n#define MC_FAST_SILU %d\n#endif\n#ifndef MC_FAST_GELU\n#define MC_FAST_GELU %d\n#endif\n",

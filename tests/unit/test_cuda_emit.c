@@ -278,12 +278,16 @@ test_program_structure(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(fp, "#define MC_FAST_SCAN 1\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(tf, "#define MC_FAST_SCAN 0\n"));
     CU_ASSERT_TRUE(count(bf, "const float decay = mc_scan_exp(delta * a[c]);") >= 2 * nscan);
+    CU_ASSERT_PTR_NOT_NULL(strstr(tf, "#define MC_TF32_INT 0\n"));
     free(tf);
     /* fp32: dense layers through MC_FP32_MODE (3xTF32 unless overridden) */
     CU_ASSERT_TRUE(count(fp, "    mc_gemm<MC_FP32_MODE,") > 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(fp, "#define MC_FP32_MODE MC_F32X3"));
-    /* its two correction products as one bf16 MMA by default */
+    /* its two correction products as one bf16 MMA by default, its tf32
+     * rounding on the integer pipes (tf32 mode: cvt.rna) */
     CU_ASSERT_PTR_NOT_NULL(strstr(fp, "#define MC_F32X3_BF16C 1\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(fp, "#define MC_TF32_INT 1\n"));
+    CU_ASSERT_PTR_NULL(strstr(bf, "#define MC_TF32_INT 1\n"));
     /* depthwise convs and the scan: 8 channels per thread (16-byte bf16
      * loads and stores, dwconv taps re-packed [kh][kw][C]) only in bf16 mode
      * and only with enough threads (batch 2048 here, not batch 1);
