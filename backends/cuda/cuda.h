@@ -16,7 +16,7 @@
 #include "../cemit/cemit.h"
 
 typedef enum McCudaPrecision {
-    MC_CUDA_FP32,   /* float32 accuracy: dense layers 3xTF32 on tensor cores, the rest FFMA */
+    MC_CUDA_FP32,   /* float32 accuracy: dense layers as split tf32/bf16 products on tensor cores, the rest FFMA */
     MC_CUDA_TF32,   /* dense layers and convolutions on tensor cores, TF32 operands */
     MC_CUDA_BF16,   /* dense layers on tensor cores, bf16 operands, fp32 accumulation */
 } McCudaPrecision;

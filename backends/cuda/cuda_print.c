@@ -391,8 +391,9 @@ idx_typedef(McBuf *b, const Kernel *k)
 
 /* ------------------------------------------------------------ kernels */
 
-/* the dense-layer GEMM mode per precision; MC_FP32_MODE is MC_F32X3 (3xTF32
- * on tensor cores) unless the .cu is built with -DMC_FP32_MODE=MC_FP32 */
+/* the dense-layer GEMM mode per precision; MC_FP32_MODE is MC_F32X3 (split
+ * products on tensor cores: tf32 high parts, bf16 corrections) unless the
+ * .cu is built with -DMC_FP32_MODE=MC_FP32 */
 static const char *mode_name[] = {"MC_FP32_MODE", "MC_TF32", "MC_BF16"};
 
 /* How a GEMM / implicit-GEMM conv reads its operands */
@@ -1183,8 +1184,9 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
     cur_prog = p;
     cur_bf16 = o->precision == MC_CUDA_BF16;
     /* fp32 mode rounds its split's high parts to tf32 on the integer pipes
-     * (the same values as cvt.rna, measured faster: docs/gpu.md); tf32
-     * mode keeps cvt.rna */
+     * (measured faster, byte-identical outputs: docs/gpu.md); tf32 mode
+     * keeps cvt.rna (the two disagree on some values, and tf32's C32 check
+     * has no margin) */
     mc_buf_printf(b, "#ifndef MC_TF32_INT\n#define MC_TF32_INT %d\n#endif\n", o->precision == MC_CUDA_FP32);
     mc_buf_puts(b, prelude);
     /* the activations' fast forms (mc_silu, mc_gelu below) */
