@@ -43,12 +43,13 @@ mc_cuda_numel(const View *v)
  * SM of an H100 (132 SMs).  Below it a kernel is latency-bound. */
 #define MC_CUDA_FILL (132 * 256 * 2)
 /* which precisions use the fast SiLU / GELU / scan forms by default
- * (measured on the H100, docs/gpu.md): SiLU and the scan's exp/softplus in
- * fp32 and bf16, GELU in bf16 (fp32: no gain); tf32 keeps the libm forms
+ * (measured on the H100, docs/gpu.md): bf16 the hardware-tanh SiLU and
+ * GELU (form 2: one MUFU op each, ~2^-11 relative), fp32 the __expf SiLU
+ * (form 1); the scan's exp/softplus in both; tf32 keeps the libm forms
  * (its check of the C32 model has no margin for another rounding: 9.6e-4
- * against 1e-3) */
-#define MC_CUDA_FAST_SILU(prec) ((prec) != MC_CUDA_TF32)
-#define MC_CUDA_FAST_GELU(prec) ((prec) == MC_CUDA_BF16)
+ * against 1e-3); fp32's GELU stays libm (form 1 measured no gain) */
+#define MC_CUDA_FAST_SILU(prec) ((prec) == MC_CUDA_BF16 ? 2 : (prec) == MC_CUDA_FP32 ? 1 : 0)
+#define MC_CUDA_FAST_GELU(prec) ((prec) == MC_CUDA_BF16 ? 2 : 0)
 #define MC_CUDA_FAST_SCAN(prec) ((prec) != MC_CUDA_TF32)
 
 /* The scan's chunking: NC chunks of T positions per (b, d), V channels per

@@ -93,14 +93,20 @@ test_dialects(void)
     CU_ASSERT_PTR_NULL(strstr(c.s, "__device__"));
     CU_ASSERT_PTR_NOT_NULL(strstr(g.s, "static __device__ __forceinline__ float mc_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }"));
     /* CUDA: the libm SiLU / GELU, or their fast forms under MC_FAST_SILU /
-     * MC_FAST_GELU; the C dialect has only the libm forms */
-    const char *fg = strstr(g.s, "#if MC_FAST_GELU\n"), *fs = strstr(g.s, "#if MC_FAST_SILU\n");
-    CU_ASSERT_TRUE_FATAL(fg && fs && fg < fs);
-    const char *fgelu = strstr(g.s, "float mc_gelu(float x)\n{\n"), *pgelu = strstr(g.s, "(1.0f + erff(x * 0.70710678118654752f))");
+     * MC_FAST_GELU (2: hardware tanh, 1: __expf); the C dialect has only
+     * the libm forms */
+    const char *fg = strstr(g.s, "#if MC_FAST_GELU == 2\n"), *fg1 = strstr(g.s, "#elif MC_FAST_GELU\n");
+    const char *fs = strstr(g.s, "#if MC_FAST_SILU == 2\n"), *fs1 = strstr(g.s, "#elif MC_FAST_SILU\n");
+    CU_ASSERT_TRUE_FATAL(fg && fg1 && fs && fs1 && fg < fg1 && fg1 < fs && fs < fs1);
+    const char *tgelu = strstr(g.s, "mc_tanh_approx(x * fmaf(0.0356774081f, x * x, 0.7978845608f))");
+    const char *fgelu = strstr(g.s, "float mc_gelu(float x)\n{\n    const float z"), *pgelu = strstr(g.s, "(1.0f + erff(x * 0.70710678118654752f))");
+    const char *tsilu = strstr(g.s, "mc_silu(float x) { const float h = 0.5f * x; return fmaf(h, mc_tanh_approx(h), h); }");
     const char *fsilu = strstr(g.s, "mc_silu(float x) { return __fdividef(x, 1.0f + __expf(-x)); }");
     const char *psilu = strstr(g.s, "mc_silu(float x) { return x / (1.0f + expf(-x)); }");
-    CU_ASSERT_TRUE(fgelu && pgelu && fg < fgelu && fgelu < pgelu && pgelu < fs);
-    CU_ASSERT_TRUE(fsilu && psilu && fs < fsilu && fsilu < psilu);
+    CU_ASSERT_TRUE(tgelu && fg < tgelu && tgelu < fg1);
+    CU_ASSERT_TRUE(fgelu && pgelu && fg1 < fgelu && fgelu < pgelu && pgelu < fs);
+    CU_ASSERT_TRUE(tsilu && fs < tsilu && tsilu < fs1);
+    CU_ASSERT_TRUE(fsilu && psilu && fs1 < fsilu && fsilu < psilu);
     CU_ASSERT_PTR_NULL(strstr(c.s, "MC_FAST_"));
     CU_ASSERT_PTR_NULL(strstr(c.s, "__fdividef"));
     mc_buf_free(&c);
@@ -265,9 +271,11 @@ test_program_structure(void)
     CU_ASSERT_EQUAL(count(fp, "-> uint4"), 0);
     CU_ASSERT_EQUAL(count(fp, "PB("), 1); /* the macro's definition only */
     CU_ASSERT_TRUE(count(fp, " = make_float2(r0, r1);") > 0);
-    /* fast SiLU in fp32 and bf16, fast GELU in bf16, neither in tf32 */
-    CU_ASSERT_PTR_NOT_NULL(strstr(bf, "#define MC_FAST_SILU 1\n"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(bf, "#define MC_FAST_GELU 1\n"));
+    /* fast SiLU in fp32 (__expf) and bf16 (hardware tanh), the tanh GELU
+     * in bf16, neither in tf32 */
+    CU_ASSERT_PTR_NOT_NULL(strstr(bf, "#define MC_FAST_SILU 2\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(bf, "#define MC_FAST_GELU 2\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(bf, "asm(\"tanh.approx.f32 %0, %1;\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(fp, "#define MC_FAST_SILU 1\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(fp, "#define MC_FAST_GELU 0\n"));
     char *tf = print_model(MC_CUDA_TF32, 1, &nk, &nscan);
