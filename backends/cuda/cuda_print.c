@@ -232,6 +232,26 @@ collect_params(const Kernel *k, Params *ps)
     add_param(ps, k->out.buf);
 }
 
+/* The parameters of kernel i of p as launched: with fuse_ln(p, i) also
+ * those of the LayerNorm i + 1 it absorbs (its gamma, beta, epilogue
+ * operands and output), less the fusion's own output, never written. */
+static int fuse_ln(const KProgram *p, int i);
+
+static void
+collect_launch_params(const KProgram *p, int i, Params *ps)
+{
+    const Kernel *k = &p->k[i];
+    if (!fuse_ln(p, i)) { collect_params(k, ps); return; }
+    const Kernel *l = &p->k[i + 1];
+    memset(ps, 0, sizeof *ps);
+    for (int a = 0; a < k->nin; a++) add_param(ps, k->in[a].buf);
+    for (int a = 0; a < k->nargs; a++) add_param(ps, k->args[a].buf);
+    for (int a = 1; a < l->nin; a++) add_param(ps, l->in[a].buf);
+    for (int a = 0; a < l->nargs; a++) add_param(ps, l->args[a].buf);
+    ps->out = l->out.buf;
+    add_param(ps, l->out.buf);
+}
+
 /* bf16 activation storage (bf16 mode): every scratch buffer holds
  * __nv_bfloat16 (in its planned slot, of which it uses half); the input,
  * output, weights and scan carries stay float.  Loads convert to float
@@ -826,9 +846,10 @@ vec4_head(McBuf *b, const Kernel *k, const char *id, const char *extra, int64_t 
     thread_head(b, k, id, extra, "i4", n / 4, ln);
 }
 
-/* the epilogue of the four channels i4 * 4 + q, q < 4, of the float4 acc */
+/* the epilogue of the four channels i4 * 4 + q, q < 4, of the float4 acc:
+ * stored, or (dst) assigned to dst[q] */
 static void
-vec4_epi(McBuf *b, const Kernel *k, const char *acc, const char *indent)
+vec4_epi_to(McBuf *b, const Kernel *k, const char *acc, const char *indent, const char *dst)
 {
     char res[32], names[MC_MAX_ARGS][24], ind2[32];
     const char *ax[MC_MAX_ARGS];
@@ -838,8 +859,15 @@ vec4_epi(McBuf *b, const Kernel *k, const char *acc, const char *indent)
     mc_buf_printf(b, "#pragma unroll\n%sfor (int q = 0; q < 4; q++) {\n", indent);
     mc_buf_printf(b, "%s    const idx_t i = i4 * 4 + q;\n", indent);
     mc_cemit_epilogue_ex(b, &mc_dialect_cuda, k, "accv[q]", "i", ind2, res, sizeof res, ax);
-    store(b, k, ind2, "i", res);
+    if (dst) mc_buf_printf(b, "%s%s[q] = %s;\n", ind2, dst, res);
+    else store(b, k, ind2, "i", res);
     mc_buf_printf(b, "%s}\n", indent);
+}
+
+static void
+vec4_epi(McBuf *b, const Kernel *k, const char *acc, const char *indent)
+{
+    vec4_epi_to(b, k, acc, indent, NULL);
 }
 
 static void
@@ -857,6 +885,102 @@ fma4(McBuf *b, const char *acc, const char *w, const char *x)
                   acc, w, x, acc, acc, w, x, acc, acc, w, x, acc, acc, w, x, acc);
 }
 
+/* the 4-channels x 4-positions form of the 25-tap fusion applies */
+#define F25_P 4
+static int
+fusion25_wide(const Kernel *k)
+{
+    long long H = k->out.shape[1], W = k->out.shape[2], D = k->out.shape[3];
+    long long NT = k->out.shape[0] * H * ((W + F25_P - 1) / F25_P) * D / 4;
+    return vec4_view(&k->in[0], D) && vec4_view(&k->out, D) && NT >= MC_CUDA_FILL;
+}
+
+static int
+same_view(const View *a, const View *b)
+{
+    if (a->buf != b->buf || a->rank != b->rank || a->offset != b->offset) return 0;
+    for (int d = 0; d < a->rank; d++)
+        if (a->shape[d] != b->shape[d] || a->stride[d] != b->stride[d]) return 0;
+    return 1;
+}
+
+/* Kernel i, a 25-tap fusion in its wide form, absorbs kernel i + 1 when
+ * that is the LayerNorm of exactly its output over the D channels (the
+ * out_norm of the SSM: LN(y) * SiLU(z)), its output is read by no other
+ * kernel, and the D / 4 threads of a position make a power of two of at
+ * most 256: the LayerNorm's sums then run across those threads (shuffles,
+ * and shared memory across warps), y never goes to memory. */
+static int
+fuse_ln(const KProgram *p, int i)
+{
+    if (i + 1 >= p->nk) return 0;
+    const Kernel *k = &p->k[i], *l = &p->k[i + 1];
+    if (k->kind != KK_FUSION25 || l->kind != KK_LAYERNORM || k->out.rank != 4 || !fusion25_wide(k)) return 0;
+    long long D = k->out.shape[3], G = D / 4;
+    if (G > 256 || (G & (G - 1)) || l->nin != 3 || !same_view(&l->in[0], &k->out)) return 0;
+    if (p->bufs[k->out.buf].kind != BUF_SCRATCH || !vec4_view(&l->out, D)) return 0;
+    if (l->out.rank != 4 || l->out.shape[3] != D) return 0;
+    for (int j = 0; j < p->nk; j++) {
+        const Kernel *o = &p->k[j];
+        for (int a = 0; a < o->nin; a++)
+            if (o->in[a].buf == k->out.buf && !(j == i + 1 && a == 0)) return 0;
+        for (int a = 0; a < o->nargs; a++)
+            if (o->args[a].buf == k->out.buf) return 0;
+    }
+    return 1;
+}
+
+/* the LayerNorm l over the 4 x 4 values yv[p][q] of this thread: sums of
+ * the G threads of a position (shuffles; over G / 32 warps through shared
+ * memory), then (yv - mean) * rstd * gamma + beta and l's epilogue, stored
+ * for the live positions */
+static void
+print_f25_layernorm(McBuf *b, const Kernel *l, long long D, long long W)
+{
+    long long G = D / 4;
+    double eps = l->attrs.eps > 0 ? l->attrs.eps : 1e-5;
+    const char *red = G > 32 ? "warp" : "group";
+    if (G > 32) mc_buf_printf(b, "    __shared__ float red[8][%d];\n", F25_P);
+    for (int pass = 0; pass < 2; pass++) {
+        const char *v = pass ? "ss" : "s";
+        mc_buf_printf(b, "    float %s[%d];\n#pragma unroll\n    for (int p = 0; p < %d; p++) {\n", v, F25_P, F25_P);
+        if (pass)
+            mc_buf_puts(b, "        ss[p] = 0.0f;\n#pragma unroll\n        for (int q = 0; q < 4; q++) { const float t = yv[p][q] - mean[p]; ss[p] = fmaf(t, t, ss[p]); }\n");
+        else
+            mc_buf_puts(b, "        s[p] = (yv[p][0] + yv[p][1]) + (yv[p][2] + yv[p][3]);\n");
+        if (G > 32) mc_buf_printf(b, "        %s[p] = mc_warp_sum(%s[p]);\n    }\n", v, v);
+        else mc_buf_printf(b, "        %s[p] = mc_group_sum<%lld>(%s[p]);\n    }\n", v, G, v);
+        if (G > 32) {
+            /* warps w0 .. w0 + G / 32 - 1 hold the position group */
+            mc_buf_printf(b, "    if (threadIdx.x %% 32 == 0)\n#pragma unroll\n        for (int p = 0; p < %d; p++) red[threadIdx.x / 32][p] = %s[p];\n",
+                          F25_P, v);
+            mc_buf_puts(b, "    __syncthreads();\n");
+            mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %d; p++) {\n        %s[p] = 0.0f;\n", F25_P, v);
+            mc_buf_printf(b, "#pragma unroll\n        for (int w = 0; w < %lld; w++) %s[p] += red[threadIdx.x / %lld * %lld + w][p];\n    }\n",
+                          G / 32, v, G, G / 32);
+            mc_buf_puts(b, "    __syncthreads();\n");
+        }
+        if (pass)
+            mc_buf_printf(b, "    float rstd[%d];\n#pragma unroll\n    for (int p = 0; p < %d; p++) rstd[p] = 1.0f / sqrtf(ss[p] * %.9gf + %.9gf);\n",
+                          F25_P, F25_P, 1.0 / (double)D, eps);
+        else
+            mc_buf_printf(b, "    float mean[%d];\n#pragma unroll\n    for (int p = 0; p < %d; p++) mean[p] = s[p] * %.9gf;\n",
+                          F25_P, F25_P, 1.0 / (double)D);
+    }
+    (void)red;
+    mc_buf_puts(b, "    if (!live) return;\n");
+    mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %d; p++) {\n", F25_P);
+    if (W % F25_P) mc_buf_printf(b, "        if (x0 + p >= %lld) break;\n", W);
+    mc_buf_printf(b, "        const idx_t i4 = ((bb * %lld + y) * %lld + x0 + p) * %lld + d / 4;\n", (long long)l->out.shape[1], W, D / 4);
+    mc_buf_puts(b, "        float o[4];\n#pragma unroll\n        for (int q = 0; q < 4; q++) o[q] = (yv[p][q] - mean[p]) * rstd[p] * ");
+    load(b, &l->in[1], "d + q");
+    mc_buf_puts(b, " + ");
+    load(b, &l->in[2], "d + q");
+    mc_buf_puts(b, ";\n        const float4 o4 = make_float4(o[0], o[1], o[2], o[3]);\n");
+    vec4_epi(b, l, "o4", "        ");
+    mc_buf_puts(b, "    }\n}\n\n");
+}
+
 static void
 print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
 {
@@ -868,10 +992,29 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
      * loaded once for the P positions (the loads of h and of the taps went
      * through L1 at 2 : 4 wavefronts; Nsight: L1-bound), while that still
      * leaves enough threads */
-    const long long P = 4, WG = (W + P - 1) / P, NT = k->out.shape[0] * H * WG * D / 4;
-    if (vec4_view(h, D) && vec4_view(&k->out, D) && NT >= MC_CUDA_FILL) {
+    const long long P = F25_P, WG = (W + P - 1) / P, NT = k->out.shape[0] * H * WG * D / 4;
+    const Kernel *l = fuse_ln(p, ki) ? &p->k[ki + 1] : NULL;
+    if (fusion25_wide(k)) {
         mc_buf_printf(b, "/* 4 channels x %lld positions per thread */\n", P);
-        thread_head(b, k, id, "const float *__restrict__ wp", "it", NT, ln);
+        if (l) {
+            /* every thread reaches the LayerNorm's shuffles and barriers:
+             * those past the end compute on the last unit, store nothing */
+            Params ps;
+            collect_launch_params(p, ki, &ps);
+            mc_buf_printf(b, "/* with k%d %s \"%s\": LayerNorm over the %lld channels of each position (%lld threads)\n"
+                             " * and its epilogue; y stays in registers */\n",
+                          ki + 1, mc_kernel_kind_name(l->kind), l->name, D, D / 4);
+            mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
+            print_params(b, &ps, "const float *__restrict__ wp");
+            mc_buf_puts(b, ")\n{\n");
+            idx_typedef(b, k);
+            mc_buf_printf(b, "    const bool live = (idx_t)blockIdx.x * 256 + threadIdx.x < %lld;\n", NT);
+            mc_buf_printf(b, "    const idx_t it = min((idx_t)blockIdx.x * 256 + threadIdx.x, (idx_t)%lld);\n", NT - 1);
+            ln->gx = (NT + 255) / 256;
+            ln->gy = 1;
+        } else {
+            thread_head(b, k, id, "const float *__restrict__ wp", "it", NT, ln);
+        }
         mc_buf_printf(b, "    const idx_t d = (it %% %lld) * 4, x0 = ((it / %lld) %% %lld) * %lld, y = (it / %lld) %% %lld, bb = it / %lld;\n",
                       D / 4, D / 4, WG, P, D / 4 * WG, H, D / 4 * WG * H);
         mc_buf_printf(b, "    float4 acc[%lld];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) acc[p] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);\n",
@@ -887,6 +1030,16 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
         mc_buf_puts(b, "]);\n            ");
         fma4(b, "acc[p]", "w", "v");
         mc_buf_puts(b, "        }\n    }\n");
+        if (l) {
+            /* y of each position (past the right edge: of the last one) */
+            mc_buf_printf(b, "    float yv[%lld][4];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) {\n", P, P);
+            mc_buf_printf(b, "        const idx_t i4 = ((bb * %lld + y) * %lld + min(x0 + p, (idx_t)%lld)) * %lld + d / 4;\n", H, W,
+                          W - 1, D / 4);
+            vec4_epi_to(b, k, "acc[p]", "        ", "yv[p]");
+            mc_buf_puts(b, "    }\n");
+            print_f25_layernorm(b, l, D, W);
+            return;
+        }
         mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %lld; p++) {\n", P);
         if (W % P) mc_buf_printf(b, "        if (x0 + p >= %lld) break;\n", W);
         mc_buf_printf(b, "        const idx_t i4 = ((bb * %lld + y) * %lld + x0 + p) * %lld + d / 4;\n", H, W, D / 4);
@@ -1220,7 +1373,10 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         case KK_CONV: rc = print_gemm(b, p, k, i, id, o, lay, &ln[i], err); break;
         case KK_DWCONV: print_dwconv(b, p, k, i, id, &ln[i], lay->repack[i] >= 0); break;
         case KK_FUSION25: print_fusion25(b, p, k, i, id, &ln[i]); break;
-        case KK_LAYERNORM: print_layernorm(b, p, k, i, id, &ln[i]); break;
+        case KK_LAYERNORM:
+            if (i > 0 && fuse_ln(p, i - 1)) mc_buf_printf(b, "/* k%d \"%s\": inside k%d */\n\n", i, k->name, i - 1);
+            else print_layernorm(b, p, k, i, id, &ln[i]);
+            break;
         case KK_MEAN_HW: print_mean(b, p, k, i, id, &ln[i]); break;
         case KK_SCAN: print_scan(b, p, k, i, id, &ln[i]); break;
         case KK_ELTWISE: print_eltwise(b, p, k, i, id, &ln[i]); break;
@@ -1236,9 +1392,13 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];
         Params ps;
-        collect_params(k, &ps);
+        collect_launch_params(p, i, &ps);
         mc_cemit_ident(id, sizeof id, i, k->name);
         mc_buf_printf(b, "    if (ev) cudaEventRecord(ev[%d], s);\n", i);
+        if (i > 0 && fuse_ln(p, i - 1)) {
+            mc_buf_printf(b, "    /* k%d: inside k%d */\n", i, i - 1);
+            continue;
+        }
         char extra[192];
         if (k->kind == KK_SCAN) {
             snprintf(extra, sizeof extra, "P(%lld)", (long long)lay->carry_off);

@@ -326,7 +326,15 @@ test_program_structure(void)
     CU_ASSERT_EQUAL(count(bf, "const float *wt = &wp[(kh * "), 0);
     CU_ASSERT_EQUAL(count(bf, " 1 channel per thread */"), nscan);
     CU_ASSERT_TRUE(count(bf, " lanes per row, ") > 0);
-    CU_ASSERT_EQUAL(count(bf, " lanes per row, "), count(bf128, " lanes per row, "));
+    /* at batch 2048 each out_norm (LN(y) * SiLU(z)) runs inside the 25-tap
+     * fusion before it: its kernel and its launch are gone, y is never
+     * stored; at batch 1 (one position per thread) they stay apart */
+    int nfused = count(bf128, "\": inside k");
+    CU_ASSERT_TRUE(nfused > 0);
+    CU_ASSERT_EQUAL(nfused, count(bf128, "LayerNorm over the "));
+    CU_ASSERT_EQUAL(nfused, count(bf128, "    /* k") - count(bf, "    /* k"));
+    CU_ASSERT_EQUAL(count(bf, "\": inside k"), 0);
+    CU_ASSERT_EQUAL(count(bf, " lanes per row, "), count(bf128, " lanes per row, ") + nfused);
     /* float storage (fp32 mode) takes the same 8-wide layernorms (two float4
      * per mc_ldv8 / mc_stv8) */
     CU_ASSERT_EQUAL(count(fp, " lanes per row, "), count(bf, " lanes per row, "));
@@ -354,8 +362,9 @@ nvcc_path(void)
  * fusion and depthwise kernels with an x tail, layernorm rows of 3, 6, 12
  * vectors of 8, staged GEMM epilogues); the same in fp32 at batch 1
  * (split-K 3xTF32 GEMMs, warp-per-row x_proj) and in tf32 at batch 400
- * (cp.async tf32 GEMMs, thin products over float rows).  In parallel,
- * ~15 s. */
+ * (cp.async tf32 GEMMs, thin products over float rows); the 16-channel
+ * model in tf32 at batch 2048 (out_norm inside the 25-tap fusion).  In
+ * parallel, ~20 s. */
 static void
 test_nvcc_compiles(void)
 {
@@ -365,11 +374,12 @@ test_nvcc_compiles(void)
         return;
     }
     int nk, nscan;
-    char *src[4];
+    char *src[5];
     src[0] = print_model(MC_CUDA_BF16, 3, &nk, &nscan);
     src[1] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_BF16, 400, 96, 84, &nk, &nscan);
     src[2] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_FP32, 1, 96, 80, &nk, &nscan);
     src[3] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_TF32, 400, 96, 84, &nk, &nscan);
+    src[4] = print_model(MC_CUDA_TF32, 2048, &nk, &nscan);
     /* the paths named above are in the text */
     CU_ASSERT_TRUE(count(src[1], "if (x0 + p >= ") > 0);
     CU_ASSERT_TRUE(count(src[1], "if (ow0 + p >= ") > 0);
@@ -384,11 +394,15 @@ test_nvcc_compiles(void)
     CU_ASSERT_TRUE(count(src[3], "    mc_gemm_thin<") > 0);
     CU_ASSERT_TRUE(count(src[3], "    mc_gemm<MC_TF32, ") > 0);
     CU_ASSERT_TRUE(count(src[3], ">(AP, A4, ") > 0);
+    /* out_norm inside the 25-tap fusion, its sums across warps through
+     * shared memory where a position spans several */
+    CU_ASSERT_TRUE(count(src[4], "\": inside k") > 0);
+    CU_ASSERT_TRUE(count(src[4], "    __shared__ float red[8][4];\n") > 0);
     char dir[] = "/tmp/mc-cuda-unit-XXXXXX";
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
     char path[256], cmd[2048];
     int m = snprintf(cmd, sizeof cmd, "(");
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         snprintf(path, sizeof path, "%s/t%d.cu", dir, i);
         FILE *f = fopen(path, "w");
         CU_ASSERT_PTR_NOT_NULL_FATAL(f);
@@ -401,7 +415,7 @@ test_nvcc_compiles(void)
     }
     snprintf(cmd + m, sizeof cmd - (size_t)m, "wait)");
     if (system(cmd)) {}
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         snprintf(path, sizeof path, "%s/t%d.o", dir, i);
         int ok = access(path, R_OK) == 0;
         if (!ok) {
