@@ -102,13 +102,22 @@ mc_cuda_print(const KProgram *p, const McCudaOptions *o, McBuf *b, int64_t *blob
         mc_buf_puts(b, "#define MC_OUTPUT_SHAPE_STR ");
         shape_list(b, &out->shape, "\"[", "]\"\n");
         mc_buf_printf(b, "static const char *mc_kernel_names[%d] = {\n", p->nk ? p->nk : 1);
+        /* a kernel run inside another is named so, its FLOPs counted there */
         for (int i = 0; i < p->nk; i++) {
+            char nm[320];
+            int f = mc_cuda_fused_into(p, i);
+            if (f >= 0) snprintf(nm, sizeof nm, "%s (inside %s)", p->k[i].name, p->k[f].name);
+            else snprintf(nm, sizeof nm, "%s", p->k[i].name);
             mc_buf_puts(b, "    ");
-            c_string(b, p->k[i].name);
+            c_string(b, nm);
             mc_buf_puts(b, ",\n");
         }
         mc_buf_printf(b, "};\nstatic const double mc_kernel_flops[%d] = {\n", p->nk ? p->nk : 1);
-        for (int i = 0; i < p->nk; i++) mc_buf_printf(b, "    %.17g,\n", p->k[i].flops);
+        for (int i = 0; i < p->nk; i++) {
+            double fl = mc_cuda_fused_into(p, i) >= 0 ? 0.0 : p->k[i].flops;
+            if (mc_cuda_fused_into(p, i + 1) == i) fl += p->k[i + 1].flops;
+            mc_buf_printf(b, "    %.17g,\n", fl);
+        }
         mc_buf_puts(b, "};\n\n");
         mc_buf_puts(b, host_main);
     }

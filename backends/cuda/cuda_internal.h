@@ -27,6 +27,9 @@ int64_t mc_cuda_buf_offset(const KProgram *p, const CudaLayout *lay, int buf);
 int64_t mc_cuda_numel(const View *v);
 void mc_cuda_scan_chunks(const Kernel *k, int v, int64_t *T, int64_t *NC);
 void mc_cuda_gemm_tiles(const Kernel *k, int *bm, int *bn, int *sk, int64_t *kc);
+/* the kernel that runs kernel i inside itself (i - 1: out_norm inside the
+ * 25-tap fusion before it), or -1 */
+int mc_cuda_fused_into(const KProgram *p, int i);
 int mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay, McBuf *b, McErr *err);
 
 #endif

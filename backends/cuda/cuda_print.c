@@ -930,6 +930,12 @@ fuse_ln(const KProgram *p, int i)
     return 1;
 }
 
+int
+mc_cuda_fused_into(const KProgram *p, int i)
+{
+    return i > 0 && fuse_ln(p, i - 1) ? i - 1 : -1;
+}
+
 /* the LayerNorm l over the 4 x 4 values yv[p][q] of this thread: sums of
  * the G threads of a position (shuffles; over G / 32 warps through shared
  * memory), then (yv - mean) * rstd * gamma + beta and l's epilogue, stored

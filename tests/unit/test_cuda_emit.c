@@ -334,6 +334,10 @@ test_program_structure(void)
     CU_ASSERT_EQUAL(nfused, count(bf128, "LayerNorm over the "));
     CU_ASSERT_EQUAL(nfused, count(bf128, "    /* k") - count(bf, "    /* k"));
     CU_ASSERT_EQUAL(count(bf, "\": inside k"), 0);
+    /* --profile names each absorbed kernel so and counts its FLOPs in the
+     * kernel that runs it (the absorbed one: 0) */
+    CU_ASSERT_EQUAL(count(bf128, ".out_norm (inside "), nfused);
+    CU_ASSERT_EQUAL(count(bf, ".out_norm (inside "), 0);
     CU_ASSERT_EQUAL(count(bf, " lanes per row, "), count(bf128, " lanes per row, ") + nfused);
     /* float storage (fp32 mode) takes the same 8-wide layernorms (two float4
      * per mc_ldv8 / mc_stv8) */
