@@ -222,34 +222,35 @@ add_param(Params *ps, int buf)
     ps->buf[ps->n++] = buf;
 }
 
+/* the buffers kernel k reads and writes; with l (a LayerNorm k runs
+ * inside itself, reading k's output) also l's other inputs and operands,
+ * and l's output instead of k's, which is never written */
 static void
-collect_params(const Kernel *k, Params *ps)
+collect_params_with(const Kernel *k, const Kernel *l, Params *ps)
 {
     memset(ps, 0, sizeof *ps);
     for (int i = 0; i < k->nin; i++) add_param(ps, k->in[i].buf);
     for (int i = 0; i < k->nargs; i++) add_param(ps, k->args[i].buf);
-    ps->out = k->out.buf;
-    add_param(ps, k->out.buf);
+    if (l) {
+        for (int i = 1; i < l->nin; i++) add_param(ps, l->in[i].buf);
+        for (int i = 0; i < l->nargs; i++) add_param(ps, l->args[i].buf);
+    }
+    ps->out = l ? l->out.buf : k->out.buf;
+    add_param(ps, ps->out);
 }
 
-/* The parameters of kernel i of p as launched: with fuse_ln(p, i) also
- * those of the LayerNorm i + 1 it absorbs (its gamma, beta, epilogue
- * operands and output), less the fusion's own output, never written. */
-static int fuse_ln(const KProgram *p, int i);
+static void
+collect_params(const Kernel *k, Params *ps)
+{
+    collect_params_with(k, NULL, ps);
+}
 
+/* the parameters of kernel i of p as launched (with the LayerNorm it runs
+ * inside itself, if any) */
 static void
 collect_launch_params(const KProgram *p, int i, Params *ps)
 {
-    const Kernel *k = &p->k[i];
-    if (!fuse_ln(p, i)) { collect_params(k, ps); return; }
-    const Kernel *l = &p->k[i + 1];
-    memset(ps, 0, sizeof *ps);
-    for (int a = 0; a < k->nin; a++) add_param(ps, k->in[a].buf);
-    for (int a = 0; a < k->nargs; a++) add_param(ps, k->args[a].buf);
-    for (int a = 1; a < l->nin; a++) add_param(ps, l->in[a].buf);
-    for (int a = 0; a < l->nargs; a++) add_param(ps, l->args[a].buf);
-    ps->out = l->out.buf;
-    add_param(ps, l->out.buf);
+    collect_params_with(&p->k[i], mc_cuda_fused_into(p, i + 1) == i ? &p->k[i + 1] : NULL, ps);
 }
 
 /* bf16 activation storage (bf16 mode): every scratch buffer holds
@@ -945,7 +946,6 @@ print_f25_layernorm(McBuf *b, const Kernel *l, long long D, long long W)
 {
     long long G = D / 4;
     double eps = l->attrs.eps > 0 ? l->attrs.eps : 1e-5;
-    const char *red = G > 32 ? "warp" : "group";
     if (G > 32) mc_buf_printf(b, "    __shared__ float red[8][%d];\n", F25_P);
     for (int pass = 0; pass < 2; pass++) {
         const char *v = pass ? "ss" : "s";
@@ -973,7 +973,6 @@ print_f25_layernorm(McBuf *b, const Kernel *l, long long D, long long W)
             mc_buf_printf(b, "    float mean[%d];\n#pragma unroll\n    for (int p = 0; p < %d; p++) mean[p] = s[p] * %.9gf;\n",
                           F25_P, F25_P, 1.0 / (double)D);
     }
-    (void)red;
     mc_buf_puts(b, "    if (!live) return;\n");
     mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %d; p++) {\n", F25_P);
     if (W % F25_P) mc_buf_printf(b, "        if (x0 + p >= %lld) break;\n", W);
@@ -999,7 +998,7 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
      * through L1 at 2 : 4 wavefronts; Nsight: L1-bound), while that still
      * leaves enough threads */
     const long long P = F25_P, WG = (W + P - 1) / P, NT = k->out.shape[0] * H * WG * D / 4;
-    const Kernel *l = fuse_ln(p, ki) ? &p->k[ki + 1] : NULL;
+    const Kernel *l = mc_cuda_fused_into(p, ki + 1) == ki ? &p->k[ki + 1] : NULL;
     if (fusion25_wide(k)) {
         mc_buf_printf(b, "/* 4 channels x %lld positions per thread */\n", P);
         if (l) {
@@ -1380,7 +1379,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         case KK_DWCONV: print_dwconv(b, p, k, i, id, &ln[i], lay->repack[i] >= 0); break;
         case KK_FUSION25: print_fusion25(b, p, k, i, id, &ln[i]); break;
         case KK_LAYERNORM:
-            if (i > 0 && fuse_ln(p, i - 1)) mc_buf_printf(b, "/* k%d \"%s\": inside k%d */\n\n", i, k->name, i - 1);
+            if (mc_cuda_fused_into(p, i) >= 0) mc_buf_printf(b, "/* k%d \"%s\": inside k%d */\n\n", i, k->name, i - 1);
             else print_layernorm(b, p, k, i, id, &ln[i]);
             break;
         case KK_MEAN_HW: print_mean(b, p, k, i, id, &ln[i]); break;
@@ -1401,7 +1400,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         collect_launch_params(p, i, &ps);
         mc_cemit_ident(id, sizeof id, i, k->name);
         mc_buf_printf(b, "    if (ev) cudaEventRecord(ev[%d], s);\n", i);
-        if (i > 0 && fuse_ln(p, i - 1)) {
+        if (mc_cuda_fused_into(p, i) >= 0) {
             mc_buf_printf(b, "    /* k%d: inside k%d */\n", i, i - 1);
             continue;
         }
