@@ -905,6 +905,18 @@ same_view(const View *a, const View *b)
     return 1;
 }
 
+/* buffers a and b may share bytes: the same buffer, or scratch buffers
+ * whose planned slots overlap (the memory plan reuses the slot of a buffer
+ * after its last reader) */
+static int
+bufs_overlap(const KProgram *p, int a, int b)
+{
+    const Buffer *x = &p->bufs[a], *y = &p->bufs[b];
+    if (a == b) return 1;
+    if (x->kind != BUF_SCRATCH || y->kind != BUF_SCRATCH) return 0;
+    return x->offset < y->offset + y->bytes && y->offset < x->offset + x->bytes;
+}
+
 /* Kernel i, a 25-tap fusion in its wide form, absorbs kernel i + 1 when
  * that is the LayerNorm of exactly its output over the D channels (the
  * out_norm of the SSM: LN(y) * SiLU(z)), its output is read by no other
@@ -927,6 +939,21 @@ fuse_ln(const KProgram *p, int i)
             if (o->in[a].buf == k->out.buf && !(j == i + 1 && a == 0)) return 0;
         for (int a = 0; a < o->nargs; a++)
             if (o->args[a].buf == k->out.buf) return 0;
+    }
+    /* the fused kernel writes l's output while it still reads k's inputs
+     * (h at neighbouring positions): the plan may have given l's output
+     * the slot of one of them, dead only after k.  Allowed: an operand
+     * read element for element where the output is written (u of u * Ds:
+     * the same slot, the same layout), by the thread that writes it,
+     * before it does */
+    for (int a = 0; a < k->nin; a++)
+        if (bufs_overlap(p, k->in[a].buf, l->out.buf)) return 0;
+    for (int a = 0; a < k->nargs; a++) {
+        const View *v = &k->args[a];
+        if (!bufs_overlap(p, v->buf, l->out.buf)) continue;
+        View w = *v;
+        w.buf = l->out.buf;
+        if (p->bufs[v->buf].offset != p->bufs[l->out.buf].offset || !same_view(&w, &l->out)) return 0;
     }
     return 1;
 }

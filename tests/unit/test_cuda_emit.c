@@ -138,6 +138,10 @@ print_model(McCudaPrecision prec, int B, int *nk, int *nscan)
     return print_model_cfg(cfg_text, sizeof cfg_text - 1, prec, B, 37, 45, nk, nscan);
 }
 
+/* when set, runs on the memory-planned program before printing (tests
+ * that move buffers' slots) */
+static void (*plan_hook)(KProgram *);
+
 static char *
 print_model_cfg(const char *text, size_t len, McCudaPrecision prec, int B, int H, int W, int *nk, int *nscan)
 {
@@ -157,6 +161,7 @@ print_model_cfg(const char *text, size_t len, McCudaPrecision prec, int B, int H
     KProgram kp;
     CU_ASSERT_FATAL(mc_lower(&g, &ws, &kp, &err) == 0);
     mc_memplan(&kp);
+    if (plan_hook) plan_hook(&kp);
     McCudaOptions o;
     memset(&o, 0, sizeof o);
     o.precision = prec;
@@ -433,6 +438,56 @@ test_nvcc_compiles(void)
     if (system(cmd)) {}
 }
 
+/* slot moves for test_fuse_alias: out_norm's output onto the slot of the
+ * fusion's stencil input h, onto u's slot shifted by 64 bytes, or onto
+ * u's slot exactly */
+static int alias_mode;
+
+static void
+alias_out_norm(KProgram *kp)
+{
+    for (int i = 0; i + 1 < kp->nk; i++) {
+        const Kernel *k = &kp->k[i], *l = &kp->k[i + 1];
+        if (k->kind != KK_FUSION25 || l->kind != KK_LAYERNORM) continue;
+        Buffer *o = &kp->bufs[l->out.buf];
+        int u = -1;
+        for (int a = 0; a < k->nargs; a++) {
+            const View *v = &k->args[a];
+            if (kp->bufs[v->buf].kind == BUF_SCRATCH && v->rank == 4 && v->stride[3] == 1 && v->shape[3] == l->out.shape[3])
+                u = v->buf;
+        }
+        CU_ASSERT_TRUE_FATAL(u >= 0);
+        if (alias_mode == 0) o->offset = kp->bufs[k->in[0].buf].offset;
+        else o->offset = kp->bufs[u].offset + (alias_mode == 1 ? 64 : 0);
+    }
+}
+
+/* out_norm runs inside the fusion only where its output cannot overwrite
+ * what the fusion still reads */
+static void
+test_fuse_alias(void)
+{
+    int nk, nscan;
+    char *plain = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
+    int n = count(plain, "\": inside k");
+    CU_ASSERT_TRUE(n > 0);
+    plan_hook = alias_out_norm;
+    alias_mode = 0;
+    char *onh = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
+    alias_mode = 1;
+    char *shifted = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
+    alias_mode = 2;
+    char *onu = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
+    plan_hook = NULL;
+    CU_ASSERT_EQUAL(count(onh, "\": inside k"), 0);
+    CU_ASSERT_EQUAL(count(shifted, "\": inside k"), 0);
+    CU_ASSERT_EQUAL(count(onu, "\": inside k"), n);
+    free(plain);
+    free(onh);
+    free(shifted);
+    free(onu);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -440,6 +495,7 @@ static const struct {
     {"view index: contiguous, broadcast, slice, permute", test_view_index},
     {"epilogue text (cuda and c dialects)", test_epilogue},
     {"dialect preludes, identifiers, precision names", test_dialects},
+    {"out_norm fused only where its output aliases nothing still read", test_fuse_alias},
     {"whole program: kernels, precision, determinism", test_program_structure},
     {"generated .cu compiles with nvcc for sm_90", test_nvcc_compiles},
 };
