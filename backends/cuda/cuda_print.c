@@ -886,14 +886,15 @@ fma4(McBuf *b, const char *acc, const char *w, const char *x)
                   acc, w, x, acc, acc, w, x, acc, acc, w, x, acc, acc, w, x, acc);
 }
 
-/* the 4-channels x 4-positions form of the 25-tap fusion applies */
+/* the threads of the 4-channels x 4-positions form of the 25-tap fusion,
+ * 0 where that form does not apply */
 #define F25_P 4
-static int
+static long long
 fusion25_wide(const Kernel *k)
 {
     long long H = k->out.shape[1], W = k->out.shape[2], D = k->out.shape[3];
     long long NT = k->out.shape[0] * H * ((W + F25_P - 1) / F25_P) * D / 4;
-    return vec4_view(&k->in[0], D) && vec4_view(&k->out, D) && NT >= MC_CUDA_FILL;
+    return vec4_view(&k->in[0], D) && vec4_view(&k->out, D) && NT >= MC_CUDA_FILL ? NT : 0;
 }
 
 static int
@@ -1024,9 +1025,9 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
      * loaded once for the P positions (the loads of h and of the taps went
      * through L1 at 2 : 4 wavefronts; Nsight: L1-bound), while that still
      * leaves enough threads */
-    const long long P = F25_P, WG = (W + P - 1) / P, NT = k->out.shape[0] * H * WG * D / 4;
+    const long long P = F25_P, WG = (W + P - 1) / P, NT = fusion25_wide(k);
     const Kernel *l = mc_cuda_fused_into(p, ki + 1) == ki ? &p->k[ki + 1] : NULL;
-    if (fusion25_wide(k)) {
+    if (NT) {
         mc_buf_printf(b, "/* 4 channels x %lld positions per thread */\n", P);
         if (l) {
             /* every thread reaches the LayerNorm's shuffles and barriers:
