@@ -619,7 +619,8 @@ cmd_compile(int argc, char **argv)
     progress(&o, "graph passes", t0);
     KProgram kp;
     if (mc_lower(&g, &ws, &kp, &err)) return fail(&err);
-    mc_memplan(&kp);
+    if (cuda) mc_cuda_memplan(&kp);
+    else mc_memplan(&kp);
     if (o.verbose || o.po.stats) mc_memplan_report(&kp, stderr);
     progress(&o, "lowered to kernels", t0);
     if (cuda) {

@@ -37,6 +37,11 @@ typedef struct McCudaOptions {
 int mc_cuda_precision_parse(const char *s);
 const char *mc_cuda_precision_name(McCudaPrecision p);
 
+/* The memory plan for this backend (instead of mc_memplan): the output of
+ * a LayerNorm that runs inside the kernel before it is planned as written
+ * by that kernel, so that it shares no bytes with that kernel's inputs. */
+void mc_cuda_memplan(KProgram *p);
+
 /* Prints the whole .cu for p.  `blob_bytes` receives the size of the device
  * weights blob it expects (graph layout plus re-packed weights); NULL ok. */
 int mc_cuda_print(const KProgram *p, const McCudaOptions *o, McBuf *out, int64_t *blob_bytes,

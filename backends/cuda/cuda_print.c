@@ -18,6 +18,7 @@
  * 25-tap tables as [25][D] (coalesced across the channel threads).
  */
 #include "cuda_internal.h"
+#include "../../passes/lower.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,13 +121,16 @@ mc_cuda_layout_free(CudaLayout *lay)
     lay->repack = lay->w16 = NULL;
 }
 
+static int conv_direct(const KProgram *p, int i);
+
 /* bf16 mode: the tensor-core GEMMs read their weights as bf16 from a copy
  * made at start-up (half the bytes, no conversion per tile); needs K % 8
  * == 0 (16-byte rows) */
 static int
-gemm_w16(const Kernel *k, McCudaPrecision prec)
+gemm_w16(const KProgram *p, int i, McCudaPrecision prec)
 {
-    if (prec != MC_CUDA_BF16 || (k->kind != KK_GEMM && k->kind != KK_CONV)) return 0;
+    const Kernel *k = &p->k[i];
+    if (prec != MC_CUDA_BF16 || (k->kind != KK_GEMM && k->kind != KK_CONV) || conv_direct(p, i)) return 0;
     int64_t M, N, K;
     gemm_dims(k, &M, &N, &K);
     return N >= 32 && K >= 32 && K % 8 == 0;
@@ -170,7 +174,7 @@ mc_cuda_layout(const KProgram *p, McCudaPrecision prec, CudaLayout *lay)
                 if (n > carry) carry = n;
             }
         }
-        if (k->kind == KK_GEMM || k->kind == KK_CONV) {
+        if (k->kind == KK_GEMM || (k->kind == KK_CONV && !conv_direct(p, i))) {
             int bm, bn, sk;
             int64_t kc, M, N, K;
             mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
@@ -186,7 +190,7 @@ mc_cuda_layout(const KProgram *p, McCudaPrecision prec, CudaLayout *lay)
     off = align256(lay->counter_off + cnt);
     for (int i = 0; i < p->nk; i++) {
         lay->w16[i] = -1;
-        if (!gemm_w16(&p->k[i], prec)) continue;
+        if (!gemm_w16(p, i, prec)) continue;
         lay->w16[i] = off;
         off = align256(off + mc_cuda_numel(&p->k[i].in[1]) * 2);
     }
@@ -209,9 +213,9 @@ mc_cuda_buf_offset(const KProgram *p, const CudaLayout *lay, int buf)
 /* ------------------------------------------------------------ parameters */
 
 typedef struct Params {
-    int buf[4 + MC_MAX_ARGS + 2];
+    int buf[8 + 2 * MC_MAX_ARGS];
     int n;
-    int out;
+    int out, out2; /* the buffers written (out2: -1 or a second one) */
 } Params;
 
 static void
@@ -223,8 +227,9 @@ add_param(Params *ps, int buf)
 }
 
 /* the buffers kernel k reads and writes; with l (a LayerNorm k runs
- * inside itself, reading k's output) also l's other inputs and operands,
- * and l's output instead of k's, which is never written */
+ * inside itself, reading k's output) also l's other inputs and operands
+ * and l's output: instead of k's where k is a 25-tap fusion (its output
+ * never goes to memory), else besides it */
 static void
 collect_params_with(const Kernel *k, const Kernel *l, Params *ps)
 {
@@ -236,7 +241,9 @@ collect_params_with(const Kernel *k, const Kernel *l, Params *ps)
         for (int i = 0; i < l->nargs; i++) add_param(ps, l->args[i].buf);
     }
     ps->out = l ? l->out.buf : k->out.buf;
+    ps->out2 = l && k->kind != KK_FUSION25 ? k->out.buf : -1;
     add_param(ps, ps->out);
+    if (ps->out2 >= 0) add_param(ps, ps->out2);
 }
 
 static void
@@ -271,7 +278,7 @@ static void
 print_params(McBuf *b, const Params *ps, const char *extra)
 {
     for (int i = 0; i < ps->n; i++)
-        mc_buf_printf(b, "%s%s%s *__restrict__ b%d", i ? ", " : "", ps->buf[i] == ps->out ? "" : "const ",
+        mc_buf_printf(b, "%s%s%s *__restrict__ b%d", i ? ", " : "", ps->buf[i] == ps->out || ps->buf[i] == ps->out2 ? "" : "const ",
                       buf_bf16(ps->buf[i]) ? "__nv_bfloat16" : "float", ps->buf[i]);
     if (extra) mc_buf_printf(b, ", %s", extra);
 }
@@ -699,7 +706,7 @@ vec_args(McBuf *b, const Kernel *k, int W, const char *lin0, const char *indent,
  * q) into r[8]; an output whose view keeps 8-element alignment gets one
  * mc_stv8 (bf16: one 16-byte store; float: two), else per-element stores */
 static void
-vec8_finish(McBuf *b, const Kernel *k, const char *indent)
+vec8_finish_ex(McBuf *b, const Kernel *k, const char *indent, const char *guard, const char *keep)
 {
     char res[32], ind2[32], names[MC_MAX_ARGS][24];
     const char *ax[MC_MAX_ARGS];
@@ -711,36 +718,159 @@ vec8_finish(McBuf *b, const Kernel *k, const char *indent)
     mc_cemit_epilogue_ex(b, &mc_dialect_cuda, k, "acc[q]", "i", ind2, res, sizeof res, ax);
     if (vec8_view(&k->out, k->out.shape[k->out.rank - 1])) {
         mc_buf_printf(b, "%s    r[q] = %s;\n%s}\n", indent, res, indent);
-        mc_buf_printf(b, "%smc_stv8(&", indent);
+        mc_buf_printf(b, guard ? "%sif (%s) mc_stv8(&" : "%s%smc_stv8(&", indent, guard ? guard : "");
         ref(b, &k->out, "i8 * 8");
         mc_buf_puts(b, ", r);\n");
+        if (keep) mc_buf_printf(b, "#pragma unroll\n%sfor (int q = 0; q < 8; q++) %s[q] = r[q];\n", indent, keep);
     } else {
         store(b, k, ind2, "i", res);
         mc_buf_printf(b, "%s}\n", indent);
     }
 }
 
+static void
+vec8_finish(McBuf *b, const Kernel *k, const char *indent)
+{
+    vec8_finish_ex(b, k, indent, NULL, NULL);
+}
+
+/* the 8-channel x P-position form of a depthwise conv (print_dwconv8):
+ * its thread count, P in *pp; 0 where it does not apply */
+static long long
+dwconv8_form(const Kernel *k, long long *pp)
+{
+    if (k->kind != KK_DWCONV || k->out.rank != 4 || k->out.shape[3] % 8) return 0;
+    long long Ho = k->out.shape[1], Wo = k->out.shape[2], C = k->out.shape[3];
+    int64_t n = mc_cuda_numel(&k->out);
+    /* fewer than ~4 blocks of 256 threads per SM (batch 1): one channel per
+     * thread keeps more loads in flight (measured: 8-wide made batch 1 slower) */
+    if (n / 8 < 4 * 132 * 256) return 0;
+    if (!vec8_view(&k->in[0], C) || !vec8_view(&k->out, C)) return 0;
+    /* P = 4 output positions along x per thread where that still leaves
+     * ~4 blocks per SM: each tap's weights (two float4: twice the L1 bytes
+     * of the 16-byte load of x) loaded once for the 4 */
+    long long P = n / 32 >= 4 * 132 * 256 ? 4 : 1, WG = (Wo + P - 1) / P;
+    *pp = P;
+    return k->out.shape[0] * Ho * WG * (C / 8);
+}
+
+/* A dense conv with few taps x input channels (K = Ci * KH * KW < 32: the
+ * RGB stem conv, K = 27) and Co % 8 == 0, Co <= 64 output channels: as a
+ * GEMM it ran on FFMA tiles, mostly padding.  Direct form: a thread per
+ * output position, its K inputs loaded once into registers, the K x Co
+ * weights (at most 8 KB) in constant memory, copied there at start-up:
+ * every lane of a warp reads the same weight, an FFMA operand straight
+ * from the constant cache.  At most MC_DIRECT_MAX such kernels (48 KB of
+ * the 64 KB of constant memory). */
+#define MC_DIRECT_MAX 6
+static int
+conv_direct1(const Kernel *k)
+{
+    if (k->kind != KK_CONV || k->out.rank != 4 || k->in[0].rank != 4) return 0;
+    const View *w = &k->in[1];
+    long long Co = k->out.shape[3], K = w->shape[1] * w->shape[2] * w->shape[3];
+    return K < 32 && Co % 8 == 0 && Co <= 64 && vec8_view(&k->out, Co);
+}
+
+static int
+conv_direct(const KProgram *p, int i)
+{
+    if (!conv_direct1(&p->k[i])) return 0;
+    int n = 0;
+    for (int j = 0; j < i; j++) n += conv_direct1(&p->k[j]);
+    return n < MC_DIRECT_MAX;
+}
+
+static void
+print_conv_direct(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
+{
+    const View *x = &k->in[0], *w = &k->in[1];
+    long long Ho = k->out.shape[1], Wo = k->out.shape[2], Co = k->out.shape[3];
+    long long H = x->shape[1], W = x->shape[2], Ci = x->shape[3], KH = w->shape[2], KW = w->shape[3];
+    long long K = Ci * KH * KW, M = k->out.shape[0] * Ho * Wo;
+    char lin[192];
+    header(b, p, k, ki);
+    mc_buf_printf(b, "/* direct: a thread per output position, its %lld inputs in registers, the weights\n"
+                     " * [co][kh][kw][ci] in constant memory (copied from wp by mc_prepare) */\n", K);
+    mc_buf_printf(b, "__constant__ float %s_wc[%lld];\n", id, K * Co);
+    kernel_open(b, k, id, "const float *__restrict__ wp");
+    mc_buf_puts(b, "    (void)wp;\n");
+    mc_buf_puts(b, "    const idx_t m = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
+    mc_buf_printf(b, "    if (m >= %lld) return;\n", M);
+    mc_buf_printf(b, "    const idx_t ow = m %% %lld, oh = (m / %lld) %% %lld, bb = m / %lld;\n", Wo, Wo, Ho, Wo * Ho);
+    mc_buf_printf(b, "    float xv[%lld];\n", K);
+    mc_buf_printf(b, "#pragma unroll\n    for (int kh = 0; kh < %lld; kh++)\n#pragma unroll\n        for (int kw = 0; kw < %lld; kw++) {\n",
+                  KH, KW);
+    mc_buf_printf(b, "            const idx_t ih = oh * %lld - %lld + kh * %lld, iw = ow * %lld - %lld + kw * %lld;\n",
+                  (long long)k->attrs.stride[0], (long long)k->attrs.pad[0], (long long)k->attrs.dil[0],
+                  (long long)k->attrs.stride[1], (long long)k->attrs.pad[1], (long long)k->attrs.dil[1]);
+    mc_buf_printf(b, "            const bool in = ih >= 0 && ih < %lld && iw >= 0 && iw < %lld;\n", H, W);
+    mc_buf_printf(b, "#pragma unroll\n            for (int ci = 0; ci < %lld; ci++)\n", Ci);
+    /* the element (bb, ih, iw, ci) through the view's strides (the input is
+     * a permuted view of the NCHW image) */
+    snprintf(lin, sizeof lin, "%lld + bb * %lld + ih * %lld + iw * %lld + ci * %lld", (long long)x->offset,
+             (long long)x->stride[0], (long long)x->stride[1], (long long)x->stride[2], (long long)x->stride[3]);
+    mc_buf_printf(b, "                xv[(kh * %lld + kw) * %lld + ci] = in ? %sb%d[%s]%s : 0.0f;\n        }\n", KW, Ci,
+                  buf_bf16(x->buf) ? "mc_ld(" : "", x->buf, lin, buf_bf16(x->buf) ? ")" : "");
+    mc_buf_printf(b, "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n", Co / 8);
+    mc_buf_puts(b, "        float acc[8];\n#pragma unroll\n        for (int q = 0; q < 8; q++) {\n            acc[q] = 0.0f;\n");
+    mc_buf_printf(b, "#pragma unroll\n            for (int kk = 0; kk < %lld; kk++) acc[q] = fmaf(xv[kk], %s_wc[(j * 8 + q) * %lld + kk], acc[q]);\n        }\n",
+                  K, id, K);
+    if (k->nin == 3) {
+        mc_buf_puts(b, "#pragma unroll\n        for (int q = 0; q < 8; q++) acc[q] += ");
+        load(b, &k->in[2], "j * 8 + q");
+        mc_buf_puts(b, ";\n");
+    }
+    mc_buf_printf(b, "        const idx_t i8 = m * %lld + j;\n", Co / 8);
+    vec8_finish(b, k, "        ");
+    mc_buf_puts(b, "    }\n}\n\n");
+    ln->gx = (M + 255) / 256;
+    ln->gy = 1;
+}
+
+static void print_group_layernorm(McBuf *b, const Kernel *l, int V, long long P, const char *ch, const char *yvar,
+                                  const char *xv, long long H, long long W);
+
+/* The head of kernel ki with the LayerNorm ki + 1 inside it, NT threads (G
+ * per position): every thread reaches the LayerNorm's shuffles and
+ * barriers, those past the end compute on the last unit (it clamped) and
+ * store nothing (live false) */
+static void
+fused_ln_head(McBuf *b, const KProgram *p, int ki, const char *id, long long NT, long long G, const char *note,
+              CudaLaunch *ln)
+{
+    const Kernel *k = &p->k[ki], *l = &p->k[ki + 1];
+    Params ps;
+    collect_launch_params(p, ki, &ps);
+    mc_buf_printf(b, "/* with k%d %s \"%s\": LayerNorm over the %lld channels of each position (%lld threads)\n"
+                     " * and its epilogue; %s */\n",
+                  ki + 1, mc_kernel_kind_name(l->kind), l->name, (long long)k->out.shape[3], G, note);
+    mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
+    print_params(b, &ps, "const float *__restrict__ wp");
+    mc_buf_puts(b, ")\n{\n");
+    idx_typedef(b, k);
+    mc_buf_printf(b, "    const bool live = (idx_t)blockIdx.x * 256 + threadIdx.x < %lld;\n", NT);
+    mc_buf_printf(b, "    const idx_t it = min((idx_t)blockIdx.x * 256 + threadIdx.x, (idx_t)%lld);\n", NT - 1);
+    ln->gx = (NT + 255) / 256;
+    ln->gy = 1;
+}
+
 /* C % 8 == 0, x and out 8-aligned: 8 channels per thread, one mc_ldv8 of x
  * per tap (bf16: 16 bytes; float: two float4), the taps re-packed
  * [kh][kw][C] (two float4) */
 static int
-print_dwconv8(McBuf *b, const Kernel *k, const char *id, CudaLaunch *ln)
+print_dwconv8(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
 {
     const View *x = &k->in[0], *w = &k->in[1];
     long long Ho = k->out.shape[1], Wo = k->out.shape[2], C = k->out.shape[3];
     long long H = x->shape[1], W = x->shape[2], KH = w->shape[2], KW = w->shape[3];
     char lin[160];
-    int64_t n = mc_cuda_numel(&k->out);
-    /* fewer than ~4 blocks of 256 threads per SM (batch 1): one channel per
-     * thread keeps more loads in flight (measured: 8-wide made batch 1 slower) */
-    if (n / 8 < 4 * 132 * 256) return 0;
-    if (!vec8_view(x, C) || !vec8_view(&k->out, C) || k->out.rank != 4) return 0;
-    /* P = 4 output positions along x per thread where that still leaves
-     * ~4 blocks per SM: each tap's weights (two float4: twice the L1 bytes
-     * of the 16-byte load of x) loaded once for the 4 */
-    long long P = n / 32 >= 4 * 132 * 256 ? 4 : 1, WG = (Wo + P - 1) / P, NT = k->out.shape[0] * Ho * WG * (C / 8);
+    long long P = 1, NT = dwconv8_form(k, &P), WG = (Wo + P - 1) / P;
+    if (!NT) return 0;
+    const Kernel *l = mc_cuda_fused_into(p, ki + 1) == ki ? &p->k[ki + 1] : NULL;
     if (P > 1) mc_buf_printf(b, "/* 8 channels x %lld positions per thread */\n", P);
-    thread_head(b, k, id, "const float *__restrict__ wp", "it", NT, ln);
+    if (l) fused_ln_head(b, p, ki, id, NT, C / 8, "from the registers that hold this kernel's output", ln);
+    else thread_head(b, k, id, "const float *__restrict__ wp", "it", NT, ln);
     mc_buf_printf(b, "    const idx_t c = (it %% %lld) * 8, ow0 = ((it / %lld) %% %lld) * %lld, oh = (it / %lld) %% %lld, bb = it / %lld;\n",
                   C / 8, C / 8, WG, P, C / 8 * WG, Ho, C / 8 * WG * Ho);
     mc_buf_printf(b, "    float accp[%lld][8];\n#pragma unroll\n    for (int p = 0; p < %lld; p++)\n"
@@ -788,14 +918,30 @@ print_dwconv8(McBuf *b, const Kernel *k, const char *id, CudaLaunch *ln)
                    "acc[6] = fmaf(v[6], w1.z, acc[6]); acc[7] = fmaf(v[7], w1.w, acc[7]);\n");
     mc_buf_puts(b, "            }\n        }\n    }\n");
     }
+    if (l) mc_buf_printf(b, "    float yv[%lld][8];\n", P);
     mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %lld; p++) {\n", P);
-    if (Wo % P) mc_buf_printf(b, "        if (ow0 + p >= %lld) break;\n", Wo);
-    mc_buf_printf(b, "        const idx_t i8 = ((bb * %lld + oh) * %lld + ow0 + p) * %lld + c / 8;\n", Ho, Wo, C / 8);
+    if (l)
+        /* past the right edge: the last position's index (not stored) */
+        mc_buf_printf(b, "        const idx_t i8 = ((bb * %lld + oh) * %lld + min(ow0 + p, (idx_t)%lld)) * %lld + c / 8;\n", Ho, Wo,
+                      Wo - 1, C / 8);
+    else {
+        if (Wo % P) mc_buf_printf(b, "        if (ow0 + p >= %lld) break;\n", Wo);
+        mc_buf_printf(b, "        const idx_t i8 = ((bb * %lld + oh) * %lld + ow0 + p) * %lld + c / 8;\n", Ho, Wo, C / 8);
+    }
     mc_buf_puts(b, "        float acc[8];\n#pragma unroll\n        for (int q = 0; q < 8; q++) acc[q] = accp[p][q];\n");
     if (k->nin == 3) {
         mc_buf_puts(b, "#pragma unroll\n        for (int q = 0; q < 8; q++) acc[q] += ");
         load(b, &k->in[2], "c + q");
         mc_buf_puts(b, ";\n");
+    }
+    if (l) {
+        char guard[64];
+        if (Wo % P) snprintf(guard, sizeof guard, "live && ow0 + p < %lld", Wo);
+        else snprintf(guard, sizeof guard, "live");
+        vec8_finish_ex(b, k, "        ", guard, "yv[p]");
+        mc_buf_puts(b, "    }\n");
+        print_group_layernorm(b, l, 8, P, "c", "oh", "ow0", Ho, Wo);
+        return 1;
     }
     vec8_finish(b, k, "        ");
     mc_buf_puts(b, "    }\n}\n\n");
@@ -810,7 +956,7 @@ print_dwconv(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *i
     long long H = x->shape[1], W = x->shape[2], KH = w->shape[2], KW = w->shape[3];
     char lin[160], wl[64];
     header(b, p, k, ki);
-    if (repacked && print_dwconv8(b, k, id, ln)) return;
+    if (repacked && print_dwconv8(b, p, k, ki, id, ln)) return;
     elementwise_head(b, k, id, repacked ? "const float *__restrict__ wp" : NULL, mc_cuda_numel(&k->out), ln);
     mc_buf_printf(b, "    const idx_t c = i %% %lld, ow = (i / %lld) %% %lld, oh = (i / %lld) %% %lld, bb = i / %lld;\n",
                   C, C, Wo, C * Wo, Ho, C * Wo * Ho);
@@ -918,22 +1064,46 @@ bufs_overlap(const KProgram *p, int a, int b)
     return x->offset < y->offset + y->bytes && y->offset < x->offset + x->bytes;
 }
 
-/* Kernel i, a 25-tap fusion in its wide form, absorbs kernel i + 1 when
- * that is the LayerNorm of exactly its output over the D channels (the
- * out_norm of the SSM: LN(y) * SiLU(z)), its output is read by no other
- * kernel, and the D / 4 threads of a position make a power of two of at
- * most 256: the LayerNorm's sums then run across those threads (shuffles,
- * and shared memory across warps), y never goes to memory. */
+/* A LayerNorm runs inside the kernel before it when that kernel keeps a
+ * position's channels in the registers of an aligned group of threads:
+ * the wide 25-tap fusion (4 channels per thread) and the 8-channel form of
+ * a depthwise conv (8).  Returns those channels per thread (0: neither),
+ * the G threads of a position in *g. */
 static int
-fuse_ln(const KProgram *p, int i)
+ln_producer(const Kernel *k, long long *g)
+{
+    long long P;
+    if (k->kind == KK_FUSION25 && k->out.rank == 4 && fusion25_wide(k)) {
+        *g = k->out.shape[3] / 4;
+        return 4;
+    }
+    if (k->kind == KK_DWCONV && dwconv8_form(k, &P)) {
+        *g = k->out.shape[3] / 8;
+        return 8;
+    }
+    return 0;
+}
+
+/* The shape of the pair: kernel i + 1 is the LayerNorm of exactly kernel
+ * i's output over its D channels (the out_norm of the SSM after the 25-tap
+ * fusion: LN(y) * SiLU(z); the ln_1 / ln_2 after the cpe depthwise convs),
+ * and the G threads of a position make a power of two of at most 256: the
+ * sums then run across those threads (shuffles, and shared memory across
+ * warps).  The fusion's y never goes to memory, so no other kernel may read
+ * it; a depthwise conv still stores its output (the residual stream). */
+static int
+fuse_ln_shape(const KProgram *p, int i)
 {
     if (i + 1 >= p->nk) return 0;
     const Kernel *k = &p->k[i], *l = &p->k[i + 1];
-    if (k->kind != KK_FUSION25 || l->kind != KK_LAYERNORM || k->out.rank != 4 || !fusion25_wide(k)) return 0;
-    long long D = k->out.shape[3], G = D / 4;
+    long long G;
+    int V = ln_producer(k, &G);
+    if (!V || l->kind != KK_LAYERNORM) return 0;
+    long long D = k->out.shape[3];
     if (G > 256 || (G & (G - 1)) || l->nin != 3 || !same_view(&l->in[0], &k->out)) return 0;
-    if (p->bufs[k->out.buf].kind != BUF_SCRATCH || !vec4_view(&l->out, D)) return 0;
+    if (p->bufs[k->out.buf].kind != BUF_SCRATCH || !vecn_view(&l->out, D, V)) return 0;
     if (l->out.rank != 4 || l->out.shape[3] != D) return 0;
+    if (k->kind != KK_FUSION25) return 1;
     for (int j = 0; j < p->nk; j++) {
         const Kernel *o = &p->k[j];
         for (int a = 0; a < o->nin; a++)
@@ -941,20 +1111,30 @@ fuse_ln(const KProgram *p, int i)
         for (int a = 0; a < o->nargs; a++)
             if (o->args[a].buf == k->out.buf) return 0;
     }
-    /* the fused kernel writes l's output while it still reads k's inputs
-     * (h at neighbouring positions): the plan may have given l's output
-     * the slot of one of them, dead only after k.  Allowed: an operand
-     * read element for element where the output is written (u of u * Ds:
-     * the same slot, the same layout), by the thread that writes it,
-     * before it does */
+    return 1;
+}
+
+/* ... and the memory plan lets it: the fused kernel writes l's output while
+ * it still reads k's inputs at neighbouring positions, so l's output may
+ * share no bytes with them (mc_cuda_memplan plans it so).  Allowed under
+ * an older plan: an operand of the fusion read element for element where
+ * the output is written (u of u * Ds: the same slot, the same layout), by
+ * the thread that writes it, before it does. */
+static int
+fuse_ln(const KProgram *p, int i)
+{
+    if (!fuse_ln_shape(p, i)) return 0;
+    const Kernel *k = &p->k[i], *l = &p->k[i + 1];
     for (int a = 0; a < k->nin; a++)
         if (bufs_overlap(p, k->in[a].buf, l->out.buf)) return 0;
+    if (bufs_overlap(p, k->out.buf, l->out.buf)) return 0;
     for (int a = 0; a < k->nargs; a++) {
         const View *v = &k->args[a];
         if (!bufs_overlap(p, v->buf, l->out.buf)) continue;
         View w = *v;
         w.buf = l->out.buf;
-        if (p->bufs[v->buf].offset != p->bufs[l->out.buf].offset || !same_view(&w, &l->out)) return 0;
+        if (k->kind != KK_FUSION25 || p->bufs[v->buf].offset != p->bufs[l->out.buf].offset || !same_view(&w, &l->out))
+            return 0;
     }
     return 1;
 }
@@ -965,52 +1145,81 @@ mc_cuda_fused_into(const KProgram *p, int i)
     return i > 0 && fuse_ln(p, i - 1) ? i - 1 : -1;
 }
 
-/* the LayerNorm l over the 4 x 4 values yv[p][q] of this thread: sums of
- * the G threads of a position (shuffles; over G / 32 warps through shared
- * memory), then (yv - mean) * rstd * gamma + beta and l's epilogue, stored
- * for the live positions */
-static void
-print_f25_layernorm(McBuf *b, const Kernel *l, long long D, long long W)
+void
+mc_cuda_memplan(KProgram *p)
 {
-    long long G = D / 4;
+    /* the output of a LayerNorm that runs inside kernel i is written by
+     * kernel i: live from there, it gets no slot of kernel i's inputs */
+    for (int i = 0; i + 1 < p->nk; i++)
+        if (fuse_ln_shape(p, i)) {
+            Buffer *o = &p->bufs[p->k[i + 1].out.buf];
+            if (o->kind == BUF_SCRATCH && o->first > i) o->first = i;
+        }
+    mc_memplan(p);
+}
+
+/* The LayerNorm l over the P x V values yv[p][q] of this thread (V
+ * channels from ch, P positions along x from xv at row yvar): sums of the
+ * G threads of a position (shuffles; over G / 32 warps through shared
+ * memory), then (yv - mean) * rstd * gamma + beta and l's epilogue, stored
+ * for the live positions. */
+static void
+print_group_layernorm(McBuf *b, const Kernel *l, int V, long long P, const char *ch, const char *yvar, const char *xv,
+                      long long H, long long W)
+{
+    long long D = l->out.shape[3], G = D / V;
     double eps = l->attrs.eps > 0 ? l->attrs.eps : 1e-5;
-    if (G > 32) mc_buf_printf(b, "    __shared__ float red[8][%d];\n", F25_P);
+    if (G > 32) mc_buf_printf(b, "    __shared__ float red[8][%lld];\n", P);
     for (int pass = 0; pass < 2; pass++) {
         const char *v = pass ? "ss" : "s";
-        mc_buf_printf(b, "    float %s[%d];\n#pragma unroll\n    for (int p = 0; p < %d; p++) {\n", v, F25_P, F25_P);
+        mc_buf_printf(b, "    float %s[%lld];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) {\n", v, P, P);
         if (pass)
-            mc_buf_puts(b, "        ss[p] = 0.0f;\n#pragma unroll\n        for (int q = 0; q < 4; q++) { const float t = yv[p][q] - mean[p]; ss[p] = fmaf(t, t, ss[p]); }\n");
-        else
+            mc_buf_printf(b, "        ss[p] = 0.0f;\n#pragma unroll\n        for (int q = 0; q < %d; q++) { const float t = yv[p][q] - mean[p]; ss[p] = fmaf(t, t, ss[p]); }\n", V);
+        else if (V == 4)
             mc_buf_puts(b, "        s[p] = (yv[p][0] + yv[p][1]) + (yv[p][2] + yv[p][3]);\n");
+        else
+            mc_buf_puts(b, "        s[p] = ((yv[p][0] + yv[p][1]) + (yv[p][2] + yv[p][3])) + ((yv[p][4] + yv[p][5]) + (yv[p][6] + yv[p][7]));\n");
         if (G > 32) mc_buf_printf(b, "        %s[p] = mc_warp_sum(%s[p]);\n    }\n", v, v);
         else mc_buf_printf(b, "        %s[p] = mc_group_sum<%lld>(%s[p]);\n    }\n", v, G, v);
         if (G > 32) {
             /* warps w0 .. w0 + G / 32 - 1 hold the position group */
-            mc_buf_printf(b, "    if (threadIdx.x %% 32 == 0)\n#pragma unroll\n        for (int p = 0; p < %d; p++) red[threadIdx.x / 32][p] = %s[p];\n",
-                          F25_P, v);
+            mc_buf_printf(b, "    if (threadIdx.x %% 32 == 0)\n#pragma unroll\n        for (int p = 0; p < %lld; p++) red[threadIdx.x / 32][p] = %s[p];\n",
+                          P, v);
             mc_buf_puts(b, "    __syncthreads();\n");
-            mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %d; p++) {\n        %s[p] = 0.0f;\n", F25_P, v);
+            mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %lld; p++) {\n        %s[p] = 0.0f;\n", P, v);
             mc_buf_printf(b, "#pragma unroll\n        for (int w = 0; w < %lld; w++) %s[p] += red[threadIdx.x / %lld * %lld + w][p];\n    }\n",
                           G / 32, v, G, G / 32);
             mc_buf_puts(b, "    __syncthreads();\n");
         }
         if (pass)
-            mc_buf_printf(b, "    float rstd[%d];\n#pragma unroll\n    for (int p = 0; p < %d; p++) rstd[p] = 1.0f / sqrtf(ss[p] * %.9gf + %.9gf);\n",
-                          F25_P, F25_P, 1.0 / (double)D, eps);
+            mc_buf_printf(b, "    float rstd[%lld];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) rstd[p] = 1.0f / sqrtf(ss[p] * %.9gf + %.9gf);\n",
+                          P, P, 1.0 / (double)D, eps);
         else
-            mc_buf_printf(b, "    float mean[%d];\n#pragma unroll\n    for (int p = 0; p < %d; p++) mean[p] = s[p] * %.9gf;\n",
-                          F25_P, F25_P, 1.0 / (double)D);
+            mc_buf_printf(b, "    float mean[%lld];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) mean[p] = s[p] * %.9gf;\n",
+                          P, P, 1.0 / (double)D);
     }
     mc_buf_puts(b, "    if (!live) return;\n");
-    mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %d; p++) {\n", F25_P);
-    if (W % F25_P) mc_buf_printf(b, "        if (x0 + p >= %lld) break;\n", W);
-    mc_buf_printf(b, "        const idx_t i4 = ((bb * %lld + y) * %lld + x0 + p) * %lld + d / 4;\n", (long long)l->out.shape[1], W, D / 4);
-    mc_buf_puts(b, "        float o[4];\n#pragma unroll\n        for (int q = 0; q < 4; q++) o[q] = (yv[p][q] - mean[p]) * rstd[p] * ");
-    load(b, &l->in[1], "d + q");
+    mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %lld; p++) {\n", P);
+    if (W % P) mc_buf_printf(b, "        if (%s + p >= %lld) break;\n", xv, W);
+    if (V == 4) {
+        mc_buf_printf(b, "        const idx_t i4 = ((bb * %lld + %s) * %lld + %s + p) * %lld + %s / 4;\n", H, yvar, W, xv, D / 4, ch);
+        mc_buf_puts(b, "        float o[4];\n#pragma unroll\n        for (int q = 0; q < 4; q++) o[q] = (yv[p][q] - mean[p]) * rstd[p] * ");
+    } else {
+        mc_buf_printf(b, "        const idx_t i8 = ((bb * %lld + %s) * %lld + %s + p) * %lld + %s / 8;\n", H, yvar, W, xv, D / 8, ch);
+        mc_buf_puts(b, "        float acc[8];\n#pragma unroll\n        for (int q = 0; q < 8; q++) acc[q] = (yv[p][q] - mean[p]) * rstd[p] * ");
+    }
+    char cq[16];
+    snprintf(cq, sizeof cq, "%s + q", ch);
+    load(b, &l->in[1], cq);
     mc_buf_puts(b, " + ");
-    load(b, &l->in[2], "d + q");
-    mc_buf_puts(b, ";\n        const float4 o4 = make_float4(o[0], o[1], o[2], o[3]);\n");
-    vec4_epi(b, l, "o4", "        ");
+    load(b, &l->in[2], cq);
+    mc_buf_puts(b, ";\n");
+    if (V == 4) {
+        mc_buf_puts(b, "        const float4 o4 = make_float4(o[0], o[1], o[2], o[3]);\n");
+        vec4_epi(b, l, "o4", "        ");
+    } else {
+        vec8_finish(b, l, "        ");
+    }
     mc_buf_puts(b, "    }\n}\n\n");
 }
 
@@ -1029,25 +1238,8 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
     const Kernel *l = mc_cuda_fused_into(p, ki + 1) == ki ? &p->k[ki + 1] : NULL;
     if (NT) {
         mc_buf_printf(b, "/* 4 channels x %lld positions per thread */\n", P);
-        if (l) {
-            /* every thread reaches the LayerNorm's shuffles and barriers:
-             * those past the end compute on the last unit, store nothing */
-            Params ps;
-            collect_launch_params(p, ki, &ps);
-            mc_buf_printf(b, "/* with k%d %s \"%s\": LayerNorm over the %lld channels of each position (%lld threads)\n"
-                             " * and its epilogue; y stays in registers */\n",
-                          ki + 1, mc_kernel_kind_name(l->kind), l->name, D, D / 4);
-            mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
-            print_params(b, &ps, "const float *__restrict__ wp");
-            mc_buf_puts(b, ")\n{\n");
-            idx_typedef(b, k);
-            mc_buf_printf(b, "    const bool live = (idx_t)blockIdx.x * 256 + threadIdx.x < %lld;\n", NT);
-            mc_buf_printf(b, "    const idx_t it = min((idx_t)blockIdx.x * 256 + threadIdx.x, (idx_t)%lld);\n", NT - 1);
-            ln->gx = (NT + 255) / 256;
-            ln->gy = 1;
-        } else {
-            thread_head(b, k, id, "const float *__restrict__ wp", "it", NT, ln);
-        }
+        if (l) fused_ln_head(b, p, ki, id, NT, D / 4, "y stays in registers", ln);
+        else thread_head(b, k, id, "const float *__restrict__ wp", "it", NT, ln);
         mc_buf_printf(b, "    const idx_t d = (it %% %lld) * 4, x0 = ((it / %lld) %% %lld) * %lld, y = (it / %lld) %% %lld, bb = it / %lld;\n",
                       D / 4, D / 4, WG, P, D / 4 * WG, H, D / 4 * WG * H);
         mc_buf_printf(b, "    float4 acc[%lld];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) acc[p] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);\n",
@@ -1070,7 +1262,7 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
                           W - 1, D / 4);
             vec4_epi_to(b, k, "acc[p]", "        ", "yv[p]");
             mc_buf_puts(b, "    }\n");
-            print_f25_layernorm(b, l, D, W);
+            print_group_layernorm(b, l, 4, P, "d", "y", "x0", H, W);
             return;
         }
         mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %lld; p++) {\n", P);
@@ -1403,7 +1595,10 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         mc_cemit_ident(id, sizeof id, i, k->name);
         switch (k->kind) {
         case KK_GEMM:
-        case KK_CONV: rc = print_gemm(b, p, k, i, id, o, lay, &ln[i], err); break;
+        case KK_CONV:
+            if (conv_direct(p, i)) print_conv_direct(b, p, k, i, id, &ln[i]);
+            else rc = print_gemm(b, p, k, i, id, o, lay, &ln[i], err);
+            break;
         case KK_DWCONV: print_dwconv(b, p, k, i, id, &ln[i], lay->repack[i] >= 0); break;
         case KK_FUSION25: print_fusion25(b, p, k, i, id, &ln[i]); break;
         case KK_LAYERNORM:
@@ -1450,7 +1645,8 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         int n = 0, bm, bn, sk = 1;
         int64_t kc;
         extra[0] = 0;
-        if (k->kind == KK_GEMM || k->kind == KK_CONV) mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
+        const int gemm = k->kind == KK_GEMM || (k->kind == KK_CONV && !conv_direct(p, i));
+        if (gemm) mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
         if (lay->repack[i] >= 0) n = snprintf(extra, sizeof extra, "P(%lld)", (long long)lay->repack[i]);
         if (sk > 1)
             n += snprintf(extra + n, sizeof extra - (size_t)n, "%sP(%lld), (unsigned *)P(%lld)", n ? ", " : "",
@@ -1458,26 +1654,32 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         if (lay->w16[i] >= 0)
             snprintf(extra + n, sizeof extra - (size_t)n, "%sPB(%lld)", n ? ", " : "", (long long)lay->w16[i]);
         char smem[96] = "0";
-        if (k->kind == KK_GEMM || k->kind == KK_CONV) gemm_smem(k, i, o, lay, smem, sizeof smem);
+        if (gemm) gemm_smem(k, i, o, lay, smem, sizeof smem);
         mc_buf_printf(b, "    %s<<<dim3(%lld, %lld), 256, %s, s>>>(", id, (long long)ln[i].gx, (long long)ln[i].gy, smem);
         print_args(b, p, lay, &ps, extra[0] ? extra : NULL);
         mc_buf_puts(b, ");\n");
     }
     mc_buf_printf(b, "    if (ev) cudaEventRecord(ev[%d], s);\n}\n\n", p->nk);
     /* mc_prepare: once, after the weights are uploaded */
-    mc_buf_puts(b, "/* start-up work on the uploaded weights: bf16 copies for the tensor-core GEMMs */\n");
+    mc_buf_puts(b, "/* start-up work on the uploaded weights: bf16 copies for the tensor-core GEMMs, the\n * direct convs' weights into constant memory */\n");
     mc_buf_puts(b, "static void\nmc_prepare(cudaStream_t s)\n{\n    (void)s;\n");
     /* the pipelined GEMMs: their dynamic shared memory may pass 48 KiB */
     for (int i = 0; i < p->nk; i++) {
         char smem[96] = "0";
         const Kernel *k = &p->k[i];
-        if (k->kind != KK_GEMM && k->kind != KK_CONV) continue;
+        if ((k->kind != KK_GEMM && k->kind != KK_CONV) || conv_direct(p, i)) continue;
         gemm_smem(k, i, o, lay, smem, sizeof smem);
         if (!strcmp(smem, "0")) continue;
         mc_cemit_ident(id, sizeof id, i, k->name);
         mc_buf_printf(b, "    if (cudaFuncSetAttribute(%s, cudaFuncAttributeMaxDynamicSharedMemorySize, %s) != cudaSuccess) {\n"
                          "        fprintf(stderr, \"%s: %%d bytes of shared memory refused\\n\", %s);\n        exit(1);\n    }\n",
                       id, smem, id, smem);
+    }
+    for (int i = 0; i < p->nk; i++) {
+        if (!conv_direct(p, i)) continue;
+        mc_cemit_ident(id, sizeof id, i, p->k[i].name);
+        mc_buf_printf(b, "    cudaMemcpyToSymbolAsync(%s_wc, P(%lld), %lld, 0, cudaMemcpyDeviceToDevice, s);\n", id,
+                      (long long)lay->repack[i], (long long)mc_cuda_numel(&p->k[i].in[1]) * 4);
     }
     for (int i = 0; i < p->nk; i++) {
         if (lay->w16[i] < 0) continue;

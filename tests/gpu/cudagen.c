@@ -78,7 +78,7 @@ main(int argc, char **argv)
     if (mc_passes_run(&g, &ws, &po, &err)) goto fail;
     KProgram kp;
     if (mc_lower(&g, &ws, &kp, &err)) goto fail;
-    mc_memplan(&kp);
+    mc_cuda_memplan(&kp);
     o.out = out;
     if (mc_cuda_compile(&kp, &ws, &o, &err)) goto fail;
     mc_kprogram_free(&kp);

@@ -160,7 +160,7 @@ print_model_cfg(const char *text, size_t len, McCudaPrecision prec, int B, int H
     CU_ASSERT_FATAL(mc_passes_run(&g, &ws, &po, &err) == 0);
     KProgram kp;
     CU_ASSERT_FATAL(mc_lower(&g, &ws, &kp, &err) == 0);
-    mc_memplan(&kp);
+    mc_cuda_memplan(&kp);
     if (plan_hook) plan_hook(&kp);
     McCudaOptions o;
     memset(&o, 0, sizeof o);
@@ -317,6 +317,12 @@ test_program_structure(void)
     CU_ASSERT_TRUE(count(bf128, "        mc_ldv8(&b") + count(bf128, "    mc_ldv8(&b") > 0);
     CU_ASSERT_TRUE(count(bf128, "float av") > 0);
     CU_ASSERT_TRUE(count(fp, "const float4 a4_") > 0);
+    /* the RGB stem conv (K = 27): direct, its weights in constant memory,
+     * copied there once at start-up; no GEMM, no bf16 weight copy */
+    CU_ASSERT_EQUAL(count(bf128, "/* direct: a thread per output position"), 1);
+    CU_ASSERT_EQUAL(count(bf128, "    cudaMemcpyToSymbolAsync("), 1);
+    CU_ASSERT_EQUAL(count(bf, "/* direct: a thread per output position"), 1);
+    CU_ASSERT_EQUAL(count(fp, "__constant__ float k0_"), 1);
     /* the 25-tap fusion: 4 positions per thread when that fills the GPU */
     CU_ASSERT_TRUE(count(bf128, "/* 4 channels x 4 positions per thread */") > 0);
     CU_ASSERT_EQUAL(count(bf, "/* 4 channels x 4 positions per thread */"), 0);
@@ -333,15 +339,22 @@ test_program_structure(void)
     CU_ASSERT_TRUE(count(bf, " lanes per row, ") > 0);
     /* at batch 2048 each out_norm (LN(y) * SiLU(z)) runs inside the 25-tap
      * fusion before it: its kernel and its launch are gone, y is never
-     * stored; at batch 1 (one position per thread) they stay apart */
-    int nfused = count(bf128, "\": inside k");
-    CU_ASSERT_TRUE(nfused > 0);
+     * stored; ln_1 and ln_2 inside the cpe depthwise convs before them
+     * (which still store their output, the residual stream); at batch 1
+     * (one position per thread) they stay apart */
+    int nfused = count(bf128, "\": inside k"), non = count(bf128, ".out_norm\": inside k");
+    int nln = count(bf128, ".ln_1\": inside k") + count(bf128, ".ln_2\": inside k");
+    CU_ASSERT_TRUE(non > 0);
+    CU_ASSERT_TRUE(nln > 0);
+    CU_ASSERT_EQUAL(non + nln, nfused);
+    CU_ASSERT_EQUAL(nln, count(bf128, "from the registers that hold this kernel's output */"));
     CU_ASSERT_EQUAL(nfused, count(bf128, "LayerNorm over the "));
     CU_ASSERT_EQUAL(nfused, count(bf128, "    /* k") - count(bf, "    /* k"));
     CU_ASSERT_EQUAL(count(bf, "\": inside k"), 0);
     /* --profile names each absorbed kernel so and counts its FLOPs in the
      * kernel that runs it (the absorbed one: 0) */
-    CU_ASSERT_EQUAL(count(bf128, ".out_norm (inside "), nfused);
+    CU_ASSERT_EQUAL(count(bf128, ".out_norm (inside "), non);
+    CU_ASSERT_EQUAL(count(bf128, " (inside "), nfused);
     CU_ASSERT_EQUAL(count(bf, ".out_norm (inside "), 0);
     CU_ASSERT_EQUAL(count(bf, " lanes per row, "), count(bf128, " lanes per row, ") + nfused);
     /* float storage (fp32 mode) takes the same 8-wide layernorms (two float4
@@ -440,7 +453,8 @@ test_nvcc_compiles(void)
 
 /* slot moves for test_fuse_alias: out_norm's output onto the slot of the
  * fusion's stencil input h, onto u's slot shifted by 64 bytes, or onto
- * u's slot exactly */
+ * u's slot exactly (modes 0-2); ln_1 / ln_2's output onto the slot of the
+ * depthwise conv's input (mode 3) */
 static int alias_mode;
 
 static void
@@ -448,7 +462,9 @@ alias_out_norm(KProgram *kp)
 {
     for (int i = 0; i + 1 < kp->nk; i++) {
         const Kernel *k = &kp->k[i], *l = &kp->k[i + 1];
-        if (k->kind != KK_FUSION25 || l->kind != KK_LAYERNORM) continue;
+        if (alias_mode == 3 && k->kind == KK_DWCONV && l->kind == KK_LAYERNORM)
+            kp->bufs[l->out.buf].offset = kp->bufs[k->in[0].buf].offset;
+        if (alias_mode == 3 || k->kind != KK_FUSION25 || l->kind != KK_LAYERNORM) continue;
         Buffer *o = &kp->bufs[l->out.buf];
         int u = -1;
         for (int a = 0; a < k->nargs; a++) {
@@ -469,8 +485,9 @@ test_fuse_alias(void)
 {
     int nk, nscan;
     char *plain = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
-    int n = count(plain, "\": inside k");
+    int n = count(plain, ".out_norm\": inside k"), nln = count(plain, "\": inside k") - n;
     CU_ASSERT_TRUE(n > 0);
+    CU_ASSERT_TRUE(nln > 0);
     plan_hook = alias_out_norm;
     alias_mode = 0;
     char *onh = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
@@ -478,10 +495,16 @@ test_fuse_alias(void)
     char *shifted = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
     alias_mode = 2;
     char *onu = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
+    alias_mode = 3;
+    char *onx = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
     plan_hook = NULL;
-    CU_ASSERT_EQUAL(count(onh, "\": inside k"), 0);
-    CU_ASSERT_EQUAL(count(shifted, "\": inside k"), 0);
-    CU_ASSERT_EQUAL(count(onu, "\": inside k"), n);
+    CU_ASSERT_EQUAL(count(onh, ".out_norm\": inside k"), 0);
+    CU_ASSERT_EQUAL(count(shifted, ".out_norm\": inside k"), 0);
+    CU_ASSERT_EQUAL(count(onu, ".out_norm\": inside k"), n);
+    CU_ASSERT_EQUAL(count(onu, "\": inside k"), n + nln);
+    CU_ASSERT_EQUAL(count(onx, ".out_norm\": inside k"), n);
+    CU_ASSERT_EQUAL(count(onx, "\": inside k"), n);
+    free(onx);
     free(plain);
     free(onh);
     free(shifted);
@@ -495,7 +518,7 @@ static const struct {
     {"view index: contiguous, broadcast, slice, permute", test_view_index},
     {"epilogue text (cuda and c dialects)", test_epilogue},
     {"dialect preludes, identifiers, precision names", test_dialects},
-    {"out_norm fused only where its output aliases nothing still read", test_fuse_alias},
+    {"LayerNorms fused only where their output aliases nothing still read", test_fuse_alias},
     {"whole program: kernels, precision, determinism", test_program_structure},
     {"generated .cu compiles with nvcc for sm_90", test_nvcc_compiles},
 };
