@@ -755,8 +755,9 @@ dwconv8_form(const Kernel *k, long long *pp)
 }
 
 /* A dense conv with few taps x input channels (K = Ci * KH * KW < 32: the
- * RGB stem conv, K = 27) and Co % 8 == 0, Co <= 64 output channels: as a
- * GEMM it ran on FFMA tiles, mostly padding.  Direct form: a thread per
+ * RGB stem conv, K = 27), Co % 8 == 0, Co <= 64 output channels and
+ * enough output positions to fill the GPU: as a GEMM it ran on FFMA tiles,
+ * mostly padding.  Direct form: a thread per
  * output position, its K inputs loaded once into registers, the K x Co
  * weights (at most 8 KB) in constant memory, copied there at start-up:
  * every lane of a warp reads the same weight, an FFMA operand straight
@@ -769,6 +770,9 @@ conv_direct1(const Kernel *k)
     if (k->kind != KK_CONV || k->out.rank != 4 || k->in[0].rank != 4) return 0;
     const View *w = &k->in[1];
     long long Co = k->out.shape[3], K = w->shape[1] * w->shape[2] * w->shape[3];
+    /* few positions (batch 1: 12544 threads of ~900 FMAs each, 49 blocks)
+     * measured slower than the GEMM's tiles: 1.369 -> 1.416 ms */
+    if (k->out.shape[0] * k->out.shape[1] * k->out.shape[2] < MC_CUDA_FILL) return 0;
     return K < 32 && Co % 8 == 0 && Co <= 64 && vec8_view(&k->out, Co);
 }
 

@@ -317,12 +317,14 @@ test_program_structure(void)
     CU_ASSERT_TRUE(count(bf128, "        mc_ldv8(&b") + count(bf128, "    mc_ldv8(&b") > 0);
     CU_ASSERT_TRUE(count(bf128, "float av") > 0);
     CU_ASSERT_TRUE(count(fp, "const float4 a4_") > 0);
-    /* the RGB stem conv (K = 27): direct, its weights in constant memory,
-     * copied there once at start-up; no GEMM, no bf16 weight copy */
+    /* the RGB stem conv (K = 27) at batch 2048: direct, its weights in
+     * constant memory, copied there once at start-up */
     CU_ASSERT_EQUAL(count(bf128, "/* direct: a thread per output position"), 1);
     CU_ASSERT_EQUAL(count(bf128, "    cudaMemcpyToSymbolAsync("), 1);
-    CU_ASSERT_EQUAL(count(bf, "/* direct: a thread per output position"), 1);
-    CU_ASSERT_EQUAL(count(fp, "__constant__ float k0_"), 1);
+    CU_ASSERT_EQUAL(count(bf128, "__constant__ float k0_"), 1);
+    /* batch 1 (few positions): the GEMM, as before */
+    CU_ASSERT_EQUAL(count(bf, "/* direct: a thread per output position"), 0);
+    CU_ASSERT_EQUAL(count(bf, "__constant__"), 0);
     /* the 25-tap fusion: 4 positions per thread when that fills the GPU */
     CU_ASSERT_TRUE(count(bf128, "/* 4 channels x 4 positions per thread */") > 0);
     CU_ASSERT_EQUAL(count(bf, "/* 4 channels x 4 positions per thread */"), 0);
