@@ -122,6 +122,7 @@ mc_cuda_layout_free(CudaLayout *lay)
 }
 
 static int conv_direct(const KProgram *p, int i);
+static int is_contig_rows(const View *v, int64_t C);
 
 /* bf16 mode: the tensor-core GEMMs read their weights as bf16 from a copy
  * made at start-up (half the bytes, no conversion per tile); needs K % 8
@@ -228,8 +229,9 @@ add_param(Params *ps, int buf)
 
 /* the buffers kernel k reads and writes; with l (a LayerNorm k runs
  * inside itself, reading k's output) also l's other inputs and operands
- * and l's output: instead of k's where k is a 25-tap fusion (its output
- * never goes to memory), else besides it */
+ * and l's output: besides k's where k is a depthwise conv (the residual
+ * stream), else instead of it (the 25-tap fusion's y, the MLP's hidden
+ * activations never go to memory) */
 static void
 collect_params_with(const Kernel *k, const Kernel *l, Params *ps)
 {
@@ -241,7 +243,7 @@ collect_params_with(const Kernel *k, const Kernel *l, Params *ps)
         for (int i = 0; i < l->nargs; i++) add_param(ps, l->args[i].buf);
     }
     ps->out = l ? l->out.buf : k->out.buf;
-    ps->out2 = l && k->kind != KK_FUSION25 ? k->out.buf : -1;
+    ps->out2 = l && k->kind == KK_DWCONV ? k->out.buf : -1;
     add_param(ps, ps->out);
     if (ps->out2 >= 0) add_param(ps, ps->out2);
 }
@@ -342,6 +344,41 @@ header(McBuf *b, const KProgram *p, const Kernel *k, int ki)
  * With stage (bf16 output, N % 8 == 0, 8-aligned) also epv2, the same pair
  * computed but returned (the GEMM stages it through shared memory); returns
  * whether it printed epv2. */
+/* the epilogue of a column pair (n0, n0 + 1) of row m of GEMM k (N
+ * columns, a dense output): stored as one pair (ret 0), or returned as a
+ * float2 (ret 1) */
+static void
+epi2_lambda(McBuf *b, const Kernel *k, int64_t N, const char *name, int ret)
+{
+    const View *o = &k->out;
+    mc_buf_printf(b, "    auto %s = [=](int64_t m, int n0, float acc0, float acc1)%s {\n", name, ret ? " -> float2" : "");
+    mc_buf_printf(b, "        const int64_t i = m * %lld + n0;\n        float r0, r1;\n", (long long)N);
+    for (int q = 0; q < 2; q++) {
+        char res[32];
+        mc_buf_puts(b, "        {\n");
+        mc_buf_printf(b, "            float acc = acc%d;\n", q);
+        if (k->nin == 3) {
+            mc_buf_printf(b, "            const int n = n0 + %d;\n            acc += ", q);
+            load(b, &k->in[2], "n");
+            mc_buf_puts(b, ";\n");
+        }
+        mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc", q ? "(i + 1)" : "i", "            ", res, sizeof res);
+        mc_buf_printf(b, "            r%d = %s;\n        }\n", q, res);
+    }
+    if (ret) {
+        mc_buf_puts(b, "        (void)i;\n        return make_float2(r0, r1);\n    };\n");
+    } else if (buf_bf16(o->buf)) {
+        /* bf16 storage: both columns rounded and stored as one 4-byte pair */
+        mc_buf_puts(b, "        *(__nv_bfloat162 *)&");
+        ref(b, o, "i");
+        mc_buf_puts(b, " = __floats2bfloat162_rn(r0, r1);\n    };\n");
+    } else {
+        mc_buf_puts(b, "        *(float2 *)&");
+        ref(b, o, "i");
+        mc_buf_puts(b, " = make_float2(r0, r1);\n    };\n");
+    }
+}
+
 static int
 print_epi2(McBuf *b, const Kernel *k, int64_t N, int stage)
 {
@@ -355,35 +392,7 @@ print_epi2(McBuf *b, const Kernel *k, int64_t N, int stage)
         return 0;
     }
     stage = stage && buf_bf16(o->buf) && N % 8 == 0 && o->offset % 8 == 0;
-    for (int f = 0; f < 1 + stage; f++) {
-        mc_buf_printf(b, "    auto %s = [=](int64_t m, int n0, float acc0, float acc1)%s {\n", f ? "epv2" : "epi2",
-                      f ? " -> float2" : "");
-        mc_buf_printf(b, "        const int64_t i = m * %lld + n0;\n        float r0, r1;\n", (long long)N);
-        for (int q = 0; q < 2; q++) {
-            char res[32];
-            mc_buf_puts(b, "        {\n");
-            mc_buf_printf(b, "            float acc = acc%d;\n", q);
-            if (k->nin == 3) {
-                mc_buf_printf(b, "            const int n = n0 + %d;\n            acc += ", q);
-                load(b, &k->in[2], "n");
-                mc_buf_puts(b, ";\n");
-            }
-            mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc", q ? "(i + 1)" : "i", "            ", res, sizeof res);
-            mc_buf_printf(b, "            r%d = %s;\n        }\n", q, res);
-        }
-        if (f) {
-            mc_buf_puts(b, "        (void)i;\n        return make_float2(r0, r1);\n    };\n");
-        } else if (buf_bf16(o->buf)) {
-            /* bf16 storage: both columns rounded and stored as one 4-byte pair */
-            mc_buf_puts(b, "        *(__nv_bfloat162 *)&");
-            ref(b, o, "i");
-            mc_buf_puts(b, " = __floats2bfloat162_rn(r0, r1);\n    };\n");
-        } else {
-            mc_buf_puts(b, "        *(float2 *)&");
-            ref(b, o, "i");
-            mc_buf_puts(b, " = make_float2(r0, r1);\n    };\n");
-        }
-    }
+    for (int f = 0; f < 1 + stage; f++) epi2_lambda(b, k, N, f ? "epv2" : "epi2", f);
     return stage;
 }
 
@@ -1143,19 +1152,65 @@ fuse_ln(const KProgram *p, int i)
     return 1;
 }
 
+/* The MLP pair: kernel i (fc1) and i + 1 (fc2) are GEMMs over many rows,
+ * fc2 reads exactly fc1's output and nothing else does, both dense: fc2
+ * then runs inside fc1 with the hidden activations on chip (mc_mlp; C <=
+ * 128 channels in, a multiple of 16, CO <= 128 out, a multiple of 32, the
+ * hidden width a multiple of 8).  The
+ * shape only; fuse_mlp adds what the printing context decides. */
+static int
+fuse_mlp_shape(const KProgram *p, int i)
+{
+    if (i + 1 >= p->nk) return 0;
+    const Kernel *k = &p->k[i], *l = &p->k[i + 1];
+    if (k->kind != KK_GEMM || l->kind != KK_GEMM) return 0;
+    int64_t M, N, K, M2, N2, K2;
+    gemm_dims(k, &M, &N, &K);
+    gemm_dims(l, &M2, &N2, &K2);
+    if (M2 != M || K2 != N || M < MC_CUDA_FILL || K % 16 || K > 128 || N % 8 || N2 % 32 || N2 > 128) return 0;
+    if (!is_contig(&k->in[0], M, K) || k->in[0].offset % 8 || !is_contig_rows(&k->out, N))
+        return 0;
+    /* fc2 reads fc1's output as the same dense [M, N] rows */
+    if (l->in[0].buf != k->out.buf || l->in[0].offset != k->out.offset || !is_contig(&l->in[0], M, N)) return 0;
+    if (!is_contig_rows(&l->out, N2) || l->out.offset % 2 || !is_contig(&k->in[1], N, K) || !is_contig(&l->in[1], N2, K2))
+        return 0;
+    if (p->bufs[k->out.buf].kind != BUF_SCRATCH) return 0;
+    for (int j = 0; j < p->nk; j++) {
+        const Kernel *o = &p->k[j];
+        for (int a = 0; a < o->nin; a++)
+            if (o->in[a].buf == k->out.buf && !(j == i + 1 && a == 0)) return 0;
+        for (int a = 0; a < o->nargs; a++)
+            if (o->args[a].buf == k->out.buf) return 0;
+    }
+    return 1;
+}
+
+/* ... in bf16 mode (bf16 rows and weight copies), and where fc2's output
+ * shares no bytes with fc1's input (blocks write their rows while others
+ * still read theirs) */
+static int
+fuse_mlp(const KProgram *p, int i)
+{
+    if (!cur_bf16 || !fuse_mlp_shape(p, i)) return 0;
+    const Kernel *k = &p->k[i], *l = &p->k[i + 1];
+    if (!buf_bf16(k->in[0].buf) || !gemm_w16(p, i, MC_CUDA_BF16) || !gemm_w16(p, i + 1, MC_CUDA_BF16)) return 0;
+    return !bufs_overlap(p, k->in[0].buf, l->out.buf);
+}
+
 int
 mc_cuda_fused_into(const KProgram *p, int i)
 {
-    return i > 0 && fuse_ln(p, i - 1) ? i - 1 : -1;
+    return i > 0 && (fuse_ln(p, i - 1) || fuse_mlp(p, i - 1)) ? i - 1 : -1;
 }
 
 void
 mc_cuda_memplan(KProgram *p)
 {
-    /* the output of a LayerNorm that runs inside kernel i is written by
-     * kernel i: live from there, it gets no slot of kernel i's inputs */
+    /* the output of a LayerNorm (or an fc2) that runs inside kernel i is
+     * written by kernel i: live from there, it gets no slot of kernel i's
+     * inputs (in every precision: the plan does not depend on it) */
     for (int i = 0; i + 1 < p->nk; i++)
-        if (fuse_ln_shape(p, i)) {
+        if (fuse_ln_shape(p, i) || fuse_mlp_shape(p, i)) {
             Buffer *o = &p->bufs[p->k[i + 1].out.buf];
             if (o->kind == BUF_SCRATCH && o->first > i) o->first = i;
         }
@@ -1561,6 +1616,50 @@ print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
 
 /* ------------------------------------------------------------ the program */
 
+/* fc1 (kernel ki) with fc2 (ki + 1) inside it: mc_mlp */
+static void
+print_mlp(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
+{
+    const Kernel *l = &p->k[ki + 1];
+    const View *a = &k->in[0];
+    int64_t M, N, K, M2, N2, K2;
+    gemm_dims(k, &M, &N, &K);
+    gemm_dims(l, &M2, &N2, &K2);
+    Params ps;
+    collect_launch_params(p, ki, &ps);
+    header(b, p, k, ki);
+    mc_buf_printf(b, "/* with k%d gemm \"%s\": the MLP, its %lld hidden activations per row on chip (mc_mlp) */\n",
+                  ki + 1, l->name, (long long)N);
+    mc_buf_printf(b, "%s __launch_bounds__(256, %d)\n%s(", mc_dialect_cuda.kernel_qual, N2 <= 64 ? 2 : 1, id);
+    print_params(b, &ps, "const __nv_bfloat16 *__restrict__ w16, const __nv_bfloat16 *__restrict__ w16b");
+    mc_buf_puts(b, ")\n{\n");
+    mc_buf_printf(b, "    auto AP = [=](int64_t m, int k) -> const __nv_bfloat16 * { return &b%d[%lld + m * %lld + k]; };\n",
+                  a->buf, (long long)a->offset, (long long)K);
+    mc_buf_puts(b, "    /* fc1's epilogue, returned (rounded to bf16 by mc_mlp); fc2's, stored */\n");
+    epi2_lambda(b, k, N, "h2", 1);
+    epi2_lambda(b, l, N2, "epi2", 0);
+    mc_buf_printf(b, "    mc_mlp<%lldll, %lld, %lld, %lld>(AP, w16, w16b, h2, epi2);\n}\n\n", (long long)M, (long long)K,
+                  (long long)N, (long long)N2);
+    ln->gx = (M + 127) / 128;
+    ln->gy = 1;
+}
+
+/* the dynamic shared memory of kernel i as launched ("0": none) */
+static void
+kernel_smem(const KProgram *p, int i, const CudaOpts *o, const CudaLayout *lay, char *s, size_t n)
+{
+    const Kernel *k = &p->k[i];
+    snprintf(s, n, "0");
+    if (k->kind == KK_GEMM && mc_cuda_fused_into(p, i + 1) == i) {
+        int64_t M, N, K, M2, N2, K2;
+        gemm_dims(k, &M, &N, &K);
+        gemm_dims(&p->k[i + 1], &M2, &N2, &K2);
+        snprintf(s, n, "mc_mlp_dsm<%lld, %lld>()", (long long)K, (long long)N2);
+    } else if (k->kind == KK_GEMM || (k->kind == KK_CONV && !conv_direct(p, i))) {
+        gemm_smem(k, i, o, lay, s, n);
+    }
+}
+
 int
 mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay, McBuf *b, McErr *err)
 {
@@ -1597,18 +1696,22 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
     for (int i = 0; i < p->nk && !rc; i++) {
         const Kernel *k = &p->k[i];
         mc_cemit_ident(id, sizeof id, i, k->name);
+        if (mc_cuda_fused_into(p, i) >= 0) {
+            mc_buf_printf(b, "/* k%d \"%s\": inside k%d */\n\n", i, k->name, i - 1);
+            continue;
+        }
         switch (k->kind) {
         case KK_GEMM:
+            if (mc_cuda_fused_into(p, i + 1) == i) print_mlp(b, p, k, i, id, &ln[i]);
+            else rc = print_gemm(b, p, k, i, id, o, lay, &ln[i], err);
+            break;
         case KK_CONV:
             if (conv_direct(p, i)) print_conv_direct(b, p, k, i, id, &ln[i]);
             else rc = print_gemm(b, p, k, i, id, o, lay, &ln[i], err);
             break;
         case KK_DWCONV: print_dwconv(b, p, k, i, id, &ln[i], lay->repack[i] >= 0); break;
         case KK_FUSION25: print_fusion25(b, p, k, i, id, &ln[i]); break;
-        case KK_LAYERNORM:
-            if (mc_cuda_fused_into(p, i) >= 0) mc_buf_printf(b, "/* k%d \"%s\": inside k%d */\n\n", i, k->name, i - 1);
-            else print_layernorm(b, p, k, i, id, &ln[i]);
-            break;
+        case KK_LAYERNORM: print_layernorm(b, p, k, i, id, &ln[i]); break;
         case KK_MEAN_HW: print_mean(b, p, k, i, id, &ln[i]); break;
         case KK_SCAN: print_scan(b, p, k, i, id, &ln[i]); break;
         case KK_ELTWISE: print_eltwise(b, p, k, i, id, &ln[i]); break;
@@ -1649,16 +1752,18 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         int n = 0, bm, bn, sk = 1;
         int64_t kc;
         extra[0] = 0;
-        const int gemm = k->kind == KK_GEMM || (k->kind == KK_CONV && !conv_direct(p, i));
+        const int mlp = k->kind == KK_GEMM && mc_cuda_fused_into(p, i + 1) == i;
+        const int gemm = !mlp && (k->kind == KK_GEMM || (k->kind == KK_CONV && !conv_direct(p, i)));
         if (gemm) mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
         if (lay->repack[i] >= 0) n = snprintf(extra, sizeof extra, "P(%lld)", (long long)lay->repack[i]);
         if (sk > 1)
             n += snprintf(extra + n, sizeof extra - (size_t)n, "%sP(%lld), (unsigned *)P(%lld)", n ? ", " : "",
                           (long long)lay->splitk_off, (long long)lay->counter_off);
         if (lay->w16[i] >= 0)
-            snprintf(extra + n, sizeof extra - (size_t)n, "%sPB(%lld)", n ? ", " : "", (long long)lay->w16[i]);
-        char smem[96] = "0";
-        if (gemm) gemm_smem(k, i, o, lay, smem, sizeof smem);
+            n += snprintf(extra + n, sizeof extra - (size_t)n, "%sPB(%lld)", n ? ", " : "", (long long)lay->w16[i]);
+        if (mlp) snprintf(extra + n, sizeof extra - (size_t)n, ", PB(%lld)", (long long)lay->w16[i + 1]);
+        char smem[96];
+        kernel_smem(p, i, o, lay, smem, sizeof smem);
         mc_buf_printf(b, "    %s<<<dim3(%lld, %lld), 256, %s, s>>>(", id, (long long)ln[i].gx, (long long)ln[i].gy, smem);
         print_args(b, p, lay, &ps, extra[0] ? extra : NULL);
         mc_buf_puts(b, ");\n");
@@ -1669,10 +1774,10 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
     mc_buf_puts(b, "static void\nmc_prepare(cudaStream_t s)\n{\n    (void)s;\n");
     /* the pipelined GEMMs: their dynamic shared memory may pass 48 KiB */
     for (int i = 0; i < p->nk; i++) {
-        char smem[96] = "0";
+        char smem[96];
         const Kernel *k = &p->k[i];
-        if ((k->kind != KK_GEMM && k->kind != KK_CONV) || conv_direct(p, i)) continue;
-        gemm_smem(k, i, o, lay, smem, sizeof smem);
+        if (mc_cuda_fused_into(p, i) >= 0) continue;
+        kernel_smem(p, i, o, lay, smem, sizeof smem);
         if (!strcmp(smem, "0")) continue;
         mc_cemit_ident(id, sizeof id, i, k->name);
         mc_buf_printf(b, "    if (cudaFuncSetAttribute(%s, cudaFuncAttributeMaxDynamicSharedMemorySize, %s) != cudaSuccess) {\n"

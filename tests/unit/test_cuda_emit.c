@@ -128,6 +128,12 @@ static const char cfg24_text[] =
     "MODEL:\n  TYPE: spatial_mamba\n  NAME: t24\n  NUM_CLASSES: 7\n  SPATIALMAMBA:\n"
     "    EMBED_DIM: 24\n    DEPTHS: [1, 1, 2, 1]\n    D_STATE: 1\n    MLP_RATIO: 2.0\n";
 
+/* a 32-channel model with a 2.5x MLP (hidden 80: a 64-column chunk and a
+ * 16-column tail) */
+static const char cfg32_text[] =
+    "MODEL:\n  TYPE: spatial_mamba\n  NAME: t32\n  NUM_CLASSES: 6\n  SPATIALMAMBA:\n"
+    "    EMBED_DIM: 32\n    DEPTHS: [1, 1, 1, 1]\n    D_STATE: 1\n    MLP_RATIO: 2.5\n";
+
 static char *print_model_cfg(const char *text, size_t len, McCudaPrecision prec, int B, int H, int W, int *nk,
                              int *nscan);
 
@@ -398,12 +404,25 @@ test_nvcc_compiles(void)
         return;
     }
     int nk, nscan;
-    char *src[5];
+    char *src[6];
     src[0] = print_model(MC_CUDA_BF16, 3, &nk, &nscan);
     src[1] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_BF16, 400, 96, 84, &nk, &nscan);
     src[2] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_FP32, 1, 96, 80, &nk, &nscan);
     src[3] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_TF32, 400, 96, 84, &nk, &nscan);
     src[4] = print_model(MC_CUDA_TF32, 2048, &nk, &nscan);
+    src[5] = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_BF16, 512, 64, 64, &nk, &nscan);
+    /* bf16, 131072 rows at stage 0: the MLP with its hidden activations on
+     * chip (C = CO = 32, hidden 80); stage 1 (32768 rows) unfused: fc2's
+     * kernel and launch gone, both bf16 weight copies passed, the shared
+     * memory limit raised; not in float storage */
+    CU_ASSERT_EQUAL(count(src[5], "    mc_mlp<131072ll, 32, 80, 32>(AP, w16, w16b, h2, epi2);\n"), 1);
+    CU_ASSERT_EQUAL(count(src[5], "    mc_mlp<"), 1);
+    CU_ASSERT_EQUAL(count(src[5], ".fc2\": inside k"), 1);
+    CU_ASSERT_EQUAL(count(src[5], ".fc2 (inside "), 1);
+    CU_ASSERT_EQUAL(count(src[5], "mc_mlp_dsm<32, 32>()"), 3);
+    char *f32 = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_FP32, 512, 64, 64, &nk, &nscan);
+    CU_ASSERT_EQUAL(count(f32, "    mc_mlp<"), 0);
+    free(f32);
     /* the paths named above are in the text */
     CU_ASSERT_TRUE(count(src[1], "if (x0 + p >= ") > 0);
     CU_ASSERT_TRUE(count(src[1], "if (ow0 + p >= ") > 0);
@@ -426,7 +445,7 @@ test_nvcc_compiles(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
     char path[256], cmd[2048];
     int m = snprintf(cmd, sizeof cmd, "(");
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         snprintf(path, sizeof path, "%s/t%d.cu", dir, i);
         FILE *f = fopen(path, "w");
         CU_ASSERT_PTR_NOT_NULL_FATAL(f);
@@ -439,7 +458,7 @@ test_nvcc_compiles(void)
     }
     snprintf(cmd + m, sizeof cmd - (size_t)m, "wait)");
     if (system(cmd)) {}
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         snprintf(path, sizeof path, "%s/t%d.o", dir, i);
         int ok = access(path, R_OK) == 0;
         if (!ok) {
@@ -456,7 +475,8 @@ test_nvcc_compiles(void)
 /* slot moves for test_fuse_alias: out_norm's output onto the slot of the
  * fusion's stencil input h, onto u's slot shifted by 64 bytes, or onto
  * u's slot exactly (modes 0-2); ln_1 / ln_2's output onto the slot of the
- * depthwise conv's input (mode 3) */
+ * depthwise conv's input (mode 3); fc2's output onto the slot of fc1's
+ * input (mode 4) */
 static int alias_mode;
 
 static void
@@ -466,7 +486,9 @@ alias_out_norm(KProgram *kp)
         const Kernel *k = &kp->k[i], *l = &kp->k[i + 1];
         if (alias_mode == 3 && k->kind == KK_DWCONV && l->kind == KK_LAYERNORM)
             kp->bufs[l->out.buf].offset = kp->bufs[k->in[0].buf].offset;
-        if (alias_mode == 3 || k->kind != KK_FUSION25 || l->kind != KK_LAYERNORM) continue;
+        if (alias_mode == 4 && k->kind == KK_GEMM && l->kind == KK_GEMM && l->in[0].buf == k->out.buf)
+            kp->bufs[l->out.buf].offset = kp->bufs[k->in[0].buf].offset + 64;
+        if (alias_mode >= 3 || k->kind != KK_FUSION25 || l->kind != KK_LAYERNORM) continue;
         Buffer *o = &kp->bufs[l->out.buf];
         int u = -1;
         for (int a = 0; a < k->nargs; a++) {
@@ -507,6 +529,16 @@ test_fuse_alias(void)
     CU_ASSERT_EQUAL(count(onx, ".out_norm\": inside k"), n);
     CU_ASSERT_EQUAL(count(onx, "\": inside k"), n);
     free(onx);
+    /* the MLP pair likewise (the 32-channel model at batch 512) */
+    char *mlp = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_BF16, 512, 64, 64, &nk, &nscan);
+    CU_ASSERT_EQUAL(count(mlp, "    mc_mlp<"), 1);
+    plan_hook = alias_out_norm;
+    alias_mode = 4;
+    char *moved = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_BF16, 512, 64, 64, &nk, &nscan);
+    plan_hook = NULL;
+    CU_ASSERT_EQUAL(count(moved, "    mc_mlp<"), 0);
+    free(mlp);
+    free(moved);
     free(plain);
     free(onh);
     free(shifted);
