@@ -1097,6 +1097,21 @@ ln_producer(const Kernel *k, long long *g)
     return 0;
 }
 
+/* kernel i + 1 (its first operand) is the only reader of kernel i's output */
+static int
+sole_reader(const KProgram *p, int i)
+{
+    const int buf = p->k[i].out.buf;
+    for (int j = 0; j < p->nk; j++) {
+        const Kernel *o = &p->k[j];
+        for (int a = 0; a < o->nin; a++)
+            if (o->in[a].buf == buf && !(j == i + 1 && a == 0)) return 0;
+        for (int a = 0; a < o->nargs; a++)
+            if (o->args[a].buf == buf) return 0;
+    }
+    return 1;
+}
+
 /* The shape of the pair: kernel i + 1 is the LayerNorm of exactly kernel
  * i's output over its D channels (the out_norm of the SSM after the 25-tap
  * fusion: LN(y) * SiLU(z); the ln_1 / ln_2 after the cpe depthwise convs),
@@ -1117,14 +1132,7 @@ fuse_ln_shape(const KProgram *p, int i)
     if (p->bufs[k->out.buf].kind != BUF_SCRATCH || !vecn_view(&l->out, D, V)) return 0;
     if (l->out.rank != 4 || l->out.shape[3] != D) return 0;
     if (k->kind != KK_FUSION25) return 1;
-    for (int j = 0; j < p->nk; j++) {
-        const Kernel *o = &p->k[j];
-        for (int a = 0; a < o->nin; a++)
-            if (o->in[a].buf == k->out.buf && !(j == i + 1 && a == 0)) return 0;
-        for (int a = 0; a < o->nargs; a++)
-            if (o->args[a].buf == k->out.buf) return 0;
-    }
-    return 1;
+    return sole_reader(p, i);
 }
 
 /* ... and the memory plan lets it: the fused kernel writes l's output while
@@ -1175,14 +1183,7 @@ fuse_mlp_shape(const KProgram *p, int i)
     if (!is_contig_rows(&l->out, N2) || l->out.offset % 2 || !is_contig(&k->in[1], N, K) || !is_contig(&l->in[1], N2, K2))
         return 0;
     if (p->bufs[k->out.buf].kind != BUF_SCRATCH) return 0;
-    for (int j = 0; j < p->nk; j++) {
-        const Kernel *o = &p->k[j];
-        for (int a = 0; a < o->nin; a++)
-            if (o->in[a].buf == k->out.buf && !(j == i + 1 && a == 0)) return 0;
-        for (int a = 0; a < o->nargs; a++)
-            if (o->args[a].buf == k->out.buf) return 0;
-    }
-    return 1;
+    return sole_reader(p, i);
 }
 
 /* ... in bf16 mode (bf16 rows and weight copies), and where fc2's output
