@@ -348,7 +348,7 @@ header(McBuf *b, const KProgram *p, const Kernel *k, int ki)
  * columns, a dense output): stored as one pair (ret 0), or returned as a
  * float2 (ret 1) */
 static void
-epi2_lambda(McBuf *b, const Kernel *k, int64_t N, const char *name, int ret)
+epi2_lambda(McBuf *b, const Kernel *k, int64_t N, const char *name, int ret, int nobias)
 {
     const View *o = &k->out;
     mc_buf_printf(b, "    auto %s = [=](int64_t m, int n0, float acc0, float acc1)%s {\n", name, ret ? " -> float2" : "");
@@ -357,7 +357,7 @@ epi2_lambda(McBuf *b, const Kernel *k, int64_t N, const char *name, int ret)
         char res[32];
         mc_buf_puts(b, "        {\n");
         mc_buf_printf(b, "            float acc = acc%d;\n", q);
-        if (k->nin == 3) {
+        if (k->nin == 3 && !nobias) {
             mc_buf_printf(b, "            const int n = n0 + %d;\n            acc += ", q);
             load(b, &k->in[2], "n");
             mc_buf_puts(b, ";\n");
@@ -392,7 +392,7 @@ print_epi2(McBuf *b, const Kernel *k, int64_t N, int stage)
         return 0;
     }
     stage = stage && buf_bf16(o->buf) && N % 8 == 0 && o->offset % 8 == 0;
-    for (int f = 0; f < 1 + stage; f++) epi2_lambda(b, k, N, f ? "epv2" : "epi2", f);
+    for (int f = 0; f < 1 + stage; f++) epi2_lambda(b, k, N, f ? "epv2" : "epi2", f, 0);
     return stage;
 }
 
@@ -1631,17 +1631,25 @@ print_mlp(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, 
     header(b, p, k, ki);
     mc_buf_printf(b, "/* with k%d gemm \"%s\": the MLP, its %lld hidden activations per row on chip (mc_mlp) */\n",
                   ki + 1, l->name, (long long)N);
-    mc_buf_printf(b, "%s __launch_bounds__(256, %d)\n%s(", mc_dialect_cuda.kernel_qual, N2 <= 64 ? 2 : 1, id);
+    /* two blocks per SM where the accumulators allow (BM 128 with CO <= 64,
+     * BM 64: mc_mlp_bm) */
+    mc_buf_printf(b, "%s __launch_bounds__(256, %d)\n%s(", mc_dialect_cuda.kernel_qual, N2 <= 64 || N2 % 64 == 0 ? 2 : 1, id);
     print_params(b, &ps, "const __nv_bfloat16 *__restrict__ w16, const __nv_bfloat16 *__restrict__ w16b");
     mc_buf_puts(b, ")\n{\n");
     mc_buf_printf(b, "    auto AP = [=](int64_t m, int k) -> const __nv_bfloat16 * { return &b%d[%lld + m * %lld + k]; };\n",
                   a->buf, (long long)a->offset, (long long)K);
-    mc_buf_puts(b, "    /* fc1's epilogue, returned (rounded to bf16 by mc_mlp); fc2's, stored */\n");
-    epi2_lambda(b, k, N, "h2", 1);
-    epi2_lambda(b, l, N2, "epi2", 0);
-    mc_buf_printf(b, "    mc_mlp<%lldll, %lld, %lld, %lld>(AP, w16, w16b, h2, epi2);\n}\n\n", (long long)M, (long long)K,
-                  (long long)N, (long long)N2);
-    ln->gx = (M + 127) / 128;
+    /* fc1's bias: added by mc_mlp from registers (8-byte aligned), else by h2 */
+    const View *bv = k->nin == 3 ? &k->in[2] : NULL;
+    char b1[64] = "nullptr";
+    int nobias = bv && bv->rank == 1 && bv->stride[0] == 1 && bv->offset % 2 == 0 && !buf_bf16(bv->buf);
+    if (nobias) snprintf(b1, sizeof b1, "b%d + %lld", bv->buf, (long long)bv->offset);
+    mc_buf_printf(b, "    /* fc1's epilogue%s, returned (rounded to bf16 by mc_mlp); fc2's, stored */\n",
+                  nobias ? " after the bias" : "");
+    epi2_lambda(b, k, N, "h2", 1, nobias);
+    epi2_lambda(b, l, N2, "epi2", 0, 0);
+    mc_buf_printf(b, "    mc_mlp<%lldll, %lld, %lld, %lld>(AP, w16, w16b, %s, h2, epi2);\n}\n\n", (long long)M, (long long)K,
+                  (long long)N, (long long)N2, b1);
+    ln->gx = 0; /* mc_mlp_grid<M, CO>() */
     ln->gy = 1;
 }
 
@@ -1765,7 +1773,14 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         if (mlp) snprintf(extra + n, sizeof extra - (size_t)n, ", PB(%lld)", (long long)lay->w16[i + 1]);
         char smem[96];
         kernel_smem(p, i, o, lay, smem, sizeof smem);
-        mc_buf_printf(b, "    %s<<<dim3(%lld, %lld), 256, %s, s>>>(", id, (long long)ln[i].gx, (long long)ln[i].gy, smem);
+        if (mlp) {
+            int64_t M, N, K, M2, N2, K2;
+            gemm_dims(k, &M, &N, &K);
+            gemm_dims(&p->k[i + 1], &M2, &N2, &K2);
+            mc_buf_printf(b, "    %s<<<dim3(mc_mlp_grid<%lldll, %lld>(), 1), 256, %s, s>>>(", id, (long long)M, (long long)N2, smem);
+        } else {
+            mc_buf_printf(b, "    %s<<<dim3(%lld, %lld), 256, %s, s>>>(", id, (long long)ln[i].gx, (long long)ln[i].gy, smem);
+        }
         print_args(b, p, lay, &ps, extra[0] ? extra : NULL);
         mc_buf_puts(b, ");\n");
     }

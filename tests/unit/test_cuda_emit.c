@@ -415,7 +415,10 @@ test_nvcc_compiles(void)
      * chip (C = CO = 32, hidden 80); stage 1 (32768 rows) unfused: fc2's
      * kernel and launch gone, both bf16 weight copies passed, the shared
      * memory limit raised; not in float storage */
-    CU_ASSERT_EQUAL(count(src[5], "    mc_mlp<131072ll, 32, 80, 32>(AP, w16, w16b, h2, epi2);\n"), 1);
+    CU_ASSERT_EQUAL(count(src[5], "    mc_mlp<131072ll, 32, 80, 32>(AP, w16, w16b, b"), 1);
+    CU_ASSERT_EQUAL(count(src[5], "<<<dim3(mc_mlp_grid<131072ll, 32>(), 1), 256, mc_mlp_dsm<32, 32>(), s>>>("), 1);
+    /* fc1's bias added from registers by mc_mlp, not by its epilogue */
+    CU_ASSERT_EQUAL(count(src[5], "/* fc1's epilogue after the bias, returned"), 1);
     CU_ASSERT_EQUAL(count(src[5], "    mc_mlp<"), 1);
     CU_ASSERT_EQUAL(count(src[5], ".fc2\": inside k"), 1);
     CU_ASSERT_EQUAL(count(src[5], ".fc2 (inside "), 1);
