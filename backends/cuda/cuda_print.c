@@ -26,6 +26,10 @@ static const char prelude[] =
 #include "cuda_prelude.inc"
     ;
 
+/* the opening of every kernel's body: mc_pdl_begin() first (programmatic
+ * dependent launch: wait until the kernel before has completed) */
+#define KERNEL_BODY ")\n{\n    mc_pdl_begin();\n"
+
 static int64_t
 align256(int64_t v)
 {
@@ -543,7 +547,7 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
              sk > 1 ? "float *__restrict__ ws, unsigned *__restrict__ cnt" : "", w16 && (conv || sk > 1) ? ", " : "",
              w16 ? "const __nv_bfloat16 *__restrict__ w16" : "");
     print_params(b, &ps, extra[0] ? extra : NULL);
-    mc_buf_puts(b, ")\n{\n");
+    mc_buf_puts(b, KERNEL_BODY);
     if (conv) {
         mc_buf_printf(b, "    /* implicit GEMM: m = (b, oh, ow) of [%lld,%lld,%lld], k = (kh, kw, ci) of [%lld,%lld,%lld] */\n",
                       (long long)k->out.shape[0], (long long)Ho, (long long)Wo, (long long)KH, (long long)KW,
@@ -626,7 +630,7 @@ kernel_open(McBuf *b, const Kernel *k, const char *id, const char *extra)
     collect_params(k, &ps);
     mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
     print_params(b, &ps, extra);
-    mc_buf_puts(b, ")\n{\n");
+    mc_buf_puts(b, KERNEL_BODY);
     idx_typedef(b, k);
 }
 
@@ -860,7 +864,7 @@ fused_ln_head(McBuf *b, const KProgram *p, int ki, const char *id, long long NT,
                   ki + 1, mc_kernel_kind_name(l->kind), l->name, (long long)k->out.shape[3], G, note);
     mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
     print_params(b, &ps, "const float *__restrict__ wp");
-    mc_buf_puts(b, ")\n{\n");
+    mc_buf_puts(b, KERNEL_BODY);
     idx_typedef(b, k);
     mc_buf_printf(b, "    const bool live = (idx_t)blockIdx.x * 256 + threadIdx.x < %lld;\n", NT);
     mc_buf_printf(b, "    const idx_t it = min((idx_t)blockIdx.x * 256 + threadIdx.x, (idx_t)%lld);\n", NT - 1);
@@ -1533,7 +1537,7 @@ print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     mc_buf_printf(b, "/* %lld chunks of %lld positions, %d channel%s per thread */\n", NC, T, V, V > 1 ? "s" : "");
     for (int pass = 1; pass <= 3; pass++) {
         if (pass == 2) {
-            mc_buf_printf(b, "%s __launch_bounds__(256)\n%s_carry(const float *__restrict__ cs, float *__restrict__ cin)\n{\n",
+            mc_buf_printf(b, "%s __launch_bounds__(256)\n%s_carry(const float *__restrict__ cs, float *__restrict__ cin" KERNEL_BODY,
                           mc_dialect_cuda.kernel_qual, id);
             idx_typedef(b, k);
             mc_buf_puts(b, "    __shared__ float rp[8][32], rs[8][32];\n");
@@ -1635,7 +1639,7 @@ print_mlp(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, 
      * BM 64: mc_mlp_bm) */
     mc_buf_printf(b, "%s __launch_bounds__(256, %d)\n%s(", mc_dialect_cuda.kernel_qual, N2 <= 64 || N2 % 64 == 0 ? 2 : 1, id);
     print_params(b, &ps, "const __nv_bfloat16 *__restrict__ w16, const __nv_bfloat16 *__restrict__ w16b");
-    mc_buf_puts(b, ")\n{\n");
+    mc_buf_puts(b, KERNEL_BODY);
     mc_buf_printf(b, "    auto AP = [=](int64_t m, int k) -> const __nv_bfloat16 * { return &b%d[%lld + m * %lld + k]; };\n",
                   a->buf, (long long)a->offset, (long long)K);
     /* fc1's bias: added by mc_mlp from registers (8-byte aligned), else by h2 */
@@ -1746,14 +1750,14 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         char extra[192];
         if (k->kind == KK_SCAN) {
             snprintf(extra, sizeof extra, "P(%lld)", (long long)lay->carry_off);
-            mc_buf_printf(b, "    %s_chunks<<<%lld, 256, 0, s>>>(", id, (long long)ln[i].gx);
+            mc_buf_printf(b, "    mc_launch(%s_chunks, dim3(%lld), 0, s, ", id, (long long)ln[i].gx);
             print_args(b, p, lay, &ps, extra);
             int64_t T, NC;
             mc_cuda_scan_chunks(k, scan_vec(k), &T, &NC);
-            mc_buf_printf(b, ");\n    %s_carry<<<%lld, 256, 0, s>>>(P(%lld), P(%lld));\n", id, (long long)ln[i].gy,
+            mc_buf_printf(b, ");\n    mc_launch(%s_carry, dim3(%lld), 0, s, P(%lld), P(%lld));\n", id, (long long)ln[i].gy,
                           (long long)lay->carry_off,
                           (long long)(lay->carry_off + 2 * k->out.shape[0] * NC * k->out.shape[3] * 4));
-            mc_buf_printf(b, "    %s<<<%lld, 256, 0, s>>>(", id, (long long)ln[i].gx);
+            mc_buf_printf(b, "    mc_launch(%s, dim3(%lld), 0, s, ", id, (long long)ln[i].gx);
             print_args(b, p, lay, &ps, extra);
             mc_buf_puts(b, ");\n");
             continue;
@@ -1777,9 +1781,9 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
             int64_t M, N, K, M2, N2, K2;
             gemm_dims(k, &M, &N, &K);
             gemm_dims(&p->k[i + 1], &M2, &N2, &K2);
-            mc_buf_printf(b, "    %s<<<dim3(mc_mlp_grid<%lldll, %lld>(), 1), 256, %s, s>>>(", id, (long long)M, (long long)N2, smem);
+            mc_buf_printf(b, "    mc_launch(%s, dim3(mc_mlp_grid<%lldll, %lld>(), 1), %s, s, ", id, (long long)M, (long long)N2, smem);
         } else {
-            mc_buf_printf(b, "    %s<<<dim3(%lld, %lld), 256, %s, s>>>(", id, (long long)ln[i].gx, (long long)ln[i].gy, smem);
+            mc_buf_printf(b, "    mc_launch(%s, dim3(%lld, %lld), %s, s, ", id, (long long)ln[i].gx, (long long)ln[i].gy, smem);
         }
         print_args(b, p, lay, &ps, extra[0] ? extra : NULL);
         mc_buf_puts(b, ");\n");
@@ -1787,7 +1791,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
     mc_buf_printf(b, "    if (ev) cudaEventRecord(ev[%d], s);\n}\n\n", p->nk);
     /* mc_prepare: once, after the weights are uploaded */
     mc_buf_puts(b, "/* start-up work on the uploaded weights: bf16 copies for the tensor-core GEMMs, the\n * direct convs' weights into constant memory */\n");
-    mc_buf_puts(b, "static void\nmc_prepare(cudaStream_t s)\n{\n    (void)s;\n");
+    mc_buf_puts(b, "static void\nmc_prepare(cudaStream_t s)\n{\n    (void)s;\n    mc_pdl_init();\n");
     /* the pipelined GEMMs: their dynamic shared memory may pass 48 KiB */
     for (int i = 0; i < p->nk; i++) {
         char smem[96];

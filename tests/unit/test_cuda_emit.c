@@ -243,11 +243,11 @@ test_program_structure(void)
      * shared memory mc_gemm_dsm gives, its limit raised once at start-up */
     CU_ASSERT_TRUE(count(bf, "    auto AP = [=](int64_t m") > 0);
     CU_ASSERT_EQUAL(count(bf, "    auto AP = [=](int64_t m"), count(bf, ">(AP, A4, "));
-    CU_ASSERT_EQUAL(count(bf, ">(AP, A4, "), count(bf, ", 256, mc_gemm_dsm<MC_BF16, "));
+    CU_ASSERT_EQUAL(count(bf, ">(AP, A4, "), count(bf, "), mc_gemm_dsm<MC_BF16, "));
     CU_ASSERT_EQUAL(count(bf, ">(AP, A4, "), count(bf, "cudaFuncAttributeMaxDynamicSharedMemorySize, mc_gemm_dsm<MC_BF16, "));
     CU_ASSERT_TRUE(count(bf, "-> const __nv_bfloat16 * {") > 0);
     CU_ASSERT_TRUE(count(fp, ">(AP, A4, ") > 0);
-    CU_ASSERT_EQUAL(count(fp, ">(AP, A4, "), count(fp, ", 256, mc_gemm_dsm<MC_FP32_MODE, "));
+    CU_ASSERT_EQUAL(count(fp, ">(AP, A4, "), count(fp, "), mc_gemm_dsm<MC_FP32_MODE, "));
     CU_ASSERT_EQUAL(count(fp, "-> const __nv_bfloat16 * {"), 0);
     CU_ASSERT_TRUE(count(fp, "-> const float * {") > 0);
     /* skinny FFMA products are never pipelined */
@@ -339,7 +339,7 @@ test_program_structure(void)
     /* thin products with many rows (not convs): rows staged through shared
      * memory, launched with mc_thin_dsm bytes, the limit raised at start-up */
     CU_ASSERT_TRUE(count(bf128, "    mc_gemm_thin_s<") > 0);
-    CU_ASSERT_EQUAL(count(bf128, "    mc_gemm_thin_s<"), count(bf128, "), 256, mc_thin_dsm<"));
+    CU_ASSERT_EQUAL(count(bf128, "    mc_gemm_thin_s<"), count(bf128, "), mc_thin_dsm<"));
     CU_ASSERT_EQUAL(count(bf128, "    mc_gemm_thin_s<"), count(bf128, "MaxDynamicSharedMemorySize, mc_thin_dsm<"));
     CU_ASSERT_EQUAL(count(bf, "    mc_gemm_thin_s<"), 0);
     CU_ASSERT_EQUAL(count(bf, "const float *wt = &wp[(kh * "), 0);
@@ -370,6 +370,13 @@ test_program_structure(void)
     CU_ASSERT_EQUAL(count(fp, " lanes per row, "), count(bf, " lanes per row, "));
     CU_ASSERT_TRUE(count(fp, "mc_ldv8(&b") > 0);
     free(bf128);
+    /* programmatic dependent launch: every kernel starts with
+     * mc_pdl_begin() and is launched through mc_launch (only the start-up
+     * bf16 weight copies keep <<< >>>) */
+    CU_ASSERT_EQUAL(count(bf, "    mc_pdl_begin();\n"), count(bf, "__global__ void __launch_bounds__("));
+    CU_ASSERT_EQUAL(count(bf, "    mc_launch("), count(bf, "__global__ void __launch_bounds__("));
+    CU_ASSERT_EQUAL(count(bf, "<<<"), count(bf, "    mc_f2bf<<<"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(bf, "mc_prepare(cudaStream_t s)\n{\n    (void)s;\n    mc_pdl_init();\n"));
     /* deterministic */
     char *bf2 = print_model(MC_CUDA_BF16, 1, &nk, &nscan);
     CU_ASSERT_STRING_EQUAL(bf, bf2);
@@ -416,7 +423,7 @@ test_nvcc_compiles(void)
      * kernel and launch gone, both bf16 weight copies passed, the shared
      * memory limit raised; not in float storage */
     CU_ASSERT_EQUAL(count(src[5], "    mc_mlp<131072ll, 32, 80, 32>(AP, w16, w16b, b"), 1);
-    CU_ASSERT_EQUAL(count(src[5], "<<<dim3(mc_mlp_grid<131072ll, 32>(), 1), 256, mc_mlp_dsm<32, 32>(), s>>>("), 1);
+    CU_ASSERT_EQUAL(count(src[5], ", dim3(mc_mlp_grid<131072ll, 32>(), 1), mc_mlp_dsm<32, 32>(), s, "), 1);
     /* fc1's bias added from registers by mc_mlp, not by its epilogue */
     CU_ASSERT_EQUAL(count(src[5], "/* fc1's epilogue after the bias, returned"), 1);
     CU_ASSERT_EQUAL(count(src[5], "    mc_mlp<"), 1);
