@@ -126,6 +126,7 @@ mc_cuda_layout_free(CudaLayout *lay)
 }
 
 static int conv_direct(const KProgram *p, int i);
+static int conv3_tc(const KProgram *p, int i);
 static int is_contig_rows(const View *v, int64_t C);
 
 /* bf16 mode: the tensor-core GEMMs read their weights as bf16 from a copy
@@ -610,6 +611,12 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
         ln->gx = (M + 255) / 256;
         return 0;
     }
+    if (conv && conv3_tc(p, ki)) {
+        mc_buf_printf(b, "    mc_conv3<%lld, %lld, %lld, %lld, %lld>(b%d + %lld, w16, epi2);\n}\n\n", (long long)a->shape[0],
+                      (long long)H, (long long)W, (long long)Ci, (long long)N, a->buf, (long long)a->offset);
+        ln->gx = (M + 255) / 256;
+        return 0;
+    }
     mc_buf_printf(b, "    mc_gemm<%s, %d, %d, %lldll, %lld, %lld, %s, %s", mode, bm, bn, (long long)M, (long long)N,
                   (long long)K, va ? "true" : "false", vw ? "true" : "false");
     if (sk > 1) mc_buf_printf(b, ", %d, %lld", sk, (long long)kc);
@@ -796,6 +803,29 @@ conv_direct(const KProgram *p, int i)
     int n = 0;
     for (int j = 0; j < i; j++) n += conv_direct1(&p->k[j]);
     return n < MC_DIRECT_MAX;
+}
+
+/* A 3x3 stride-1 pad-1 conv in bf16 mode with C % 16 == 0 input channels
+ * (<= 64) and CO % 16 == 0 outputs (<= 64), dense NHWC bf16 input, over
+ * many positions (the stem's 32 -> 32 convs): mc_conv3, its A fragments
+ * straight from the input rows in shared memory (no im2col copies through
+ * the cp.async k-loop) */
+static int
+conv3_tc(const KProgram *p, int i)
+{
+    const Kernel *k = &p->k[i];
+    const View *x = &k->in[0];
+    if (!cur_bf16 || k->kind != KK_CONV || k->out.rank != 4 || x->rank != 4 || conv_direct(p, i)) return 0;
+    const View *w = &k->in[1];
+    long long C = x->shape[3], CO = k->out.shape[3], H = x->shape[1], W = x->shape[2];
+    if (w->shape[2] != 3 || w->shape[3] != 3 || w->shape[1] != C || k->attrs.stride[0] != 1 || k->attrs.stride[1] != 1)
+        return 0;
+    if (k->attrs.pad[0] != 1 || k->attrs.pad[1] != 1 || k->attrs.dil[0] != 1 || k->attrs.dil[1] != 1) return 0;
+    if (C % 16 || C > 64 || CO % 16 || CO > 64 || k->out.shape[1] != H || k->out.shape[2] != W || H * W < 256) return 0;
+    if (!buf_bf16(x->buf) || x->offset % 8 || x->stride[3] != 1 || x->stride[2] != C || x->stride[1] != W * C ||
+        x->stride[0] != H * W * C)
+        return 0;
+    return mc_cuda_numel(&k->out) / CO >= MC_CUDA_FILL && gemm_w16(p, i, MC_CUDA_BF16) && is_contig_rows(&k->out, CO);
 }
 
 static void
@@ -1668,6 +1698,9 @@ kernel_smem(const KProgram *p, int i, const CudaOpts *o, const CudaLayout *lay, 
         gemm_dims(k, &M, &N, &K);
         gemm_dims(&p->k[i + 1], &M2, &N2, &K2);
         snprintf(s, n, "mc_mlp_dsm<%lld, %lld>()", (long long)K, (long long)N2);
+    } else if (k->kind == KK_CONV && conv3_tc(p, i)) {
+        snprintf(s, n, "mc_conv3_dsm<%lld, %lld, %lld, %lld>()", (long long)k->in[0].shape[2], (long long)k->in[0].shape[3],
+                 (long long)k->out.shape[3], (long long)k->out.shape[2]);
     } else if (k->kind == KK_GEMM || (k->kind == KK_CONV && !conv_direct(p, i))) {
         gemm_smem(k, i, o, lay, s, n);
     }
