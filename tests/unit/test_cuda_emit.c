@@ -134,6 +134,11 @@ static const char cfg32_text[] =
     "MODEL:\n  TYPE: spatial_mamba\n  NAME: t32\n  NUM_CLASSES: 6\n  SPATIALMAMBA:\n"
     "    EMBED_DIM: 32\n    DEPTHS: [1, 1, 1, 1]\n    D_STATE: 1\n    MLP_RATIO: 2.5\n";
 
+/* a 64-channel model: a 32-channel stem, so that its 3x3 convs run mc_conv3 */
+static const char cfg64_text[] =
+    "MODEL:\n  TYPE: spatial_mamba\n  NAME: t64\n  NUM_CLASSES: 6\n  SPATIALMAMBA:\n"
+    "    EMBED_DIM: 64\n    DEPTHS: [1, 1, 1, 1]\n    D_STATE: 1\n    MLP_RATIO: 2.5\n";
+
 static char *print_model_cfg(const char *text, size_t len, McCudaPrecision prec, int B, int H, int W, int *nk,
                              int *nscan);
 
@@ -411,7 +416,7 @@ test_nvcc_compiles(void)
         return;
     }
     int nk, nscan;
-    char *src[6];
+    char *src[7];
     src[0] = print_model(MC_CUDA_BF16, 3, &nk, &nscan);
     src[1] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_BF16, 400, 96, 84, &nk, &nscan);
     src[2] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_FP32, 1, 96, 80, &nk, &nscan);
@@ -432,7 +437,18 @@ test_nvcc_compiles(void)
     CU_ASSERT_EQUAL(count(src[5], "mc_mlp_dsm<32, 32>()"), 3);
     char *f32 = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_FP32, 512, 64, 64, &nk, &nscan);
     CU_ASSERT_EQUAL(count(f32, "    mc_mlp<"), 0);
+    CU_ASSERT_EQUAL(count(f32, "    mc_conv3<"), 0);
     free(f32);
+    /* 3x3 stride-1 convs without im2col copies (bf16, 16 <= C, CO <= 64,
+     * many positions): the 64-channel model's 32 -> 32 stem convs at batch
+     * 80 (the 32-channel model's 16-channel ones stay GEMMs: no bf16 weight
+     * copy below 32 outputs; stride-2 convs stay GEMMs) */
+    CU_ASSERT_EQUAL(count(src[5], "    mc_conv3<"), 0);
+    src[6] = print_model_cfg(cfg64_text, sizeof cfg64_text - 1, MC_CUDA_BF16, 80, 128, 128, &nk, &nscan);
+    CU_ASSERT_EQUAL(count(src[6], "    mc_conv3<80, 64, 64, 32, 32>(b"), 2);
+    CU_ASSERT_EQUAL(count(src[6], "    mc_conv3<"), 2);
+    CU_ASSERT_EQUAL(count(src[6], ", dim3(1280, 1), mc_conv3_dsm<64, 32, 32, 64>(), s, "), 2);
+    CU_ASSERT_EQUAL(count(src[6], "cudaFuncAttributeMaxDynamicSharedMemorySize, mc_conv3_dsm<"), 2);
     /* the paths named above are in the text */
     CU_ASSERT_TRUE(count(src[1], "if (x0 + p >= ") > 0);
     CU_ASSERT_TRUE(count(src[1], "if (ow0 + p >= ") > 0);
@@ -455,7 +471,7 @@ test_nvcc_compiles(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
     char path[256], cmd[2048];
     int m = snprintf(cmd, sizeof cmd, "(");
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 7; i++) {
         snprintf(path, sizeof path, "%s/t%d.cu", dir, i);
         FILE *f = fopen(path, "w");
         CU_ASSERT_PTR_NOT_NULL_FATAL(f);
@@ -468,7 +484,7 @@ test_nvcc_compiles(void)
     }
     snprintf(cmd + m, sizeof cmd - (size_t)m, "wait)");
     if (system(cmd)) {}
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 7; i++) {
         snprintf(path, sizeof path, "%s/t%d.o", dir, i);
         int ok = access(path, R_OK) == 0;
         if (!ok) {
