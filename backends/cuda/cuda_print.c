@@ -1665,9 +1665,8 @@ print_mlp(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, 
     header(b, p, k, ki);
     mc_buf_printf(b, "/* with k%d gemm \"%s\": the MLP, its %lld hidden activations per row on chip (mc_mlp) */\n",
                   ki + 1, l->name, (long long)N);
-    /* two blocks per SM where the accumulators allow (BM 128 with CO <= 64,
-     * BM 64: mc_mlp_bm) */
-    mc_buf_printf(b, "%s __launch_bounds__(256, %d)\n%s(", mc_dialect_cuda.kernel_qual, N2 <= 64 || N2 % 64 == 0 ? 2 : 1, id);
+    /* two blocks per SM where the accumulators allow (CO <= 64) */
+    mc_buf_printf(b, "%s __launch_bounds__(256, %d)\n%s(", mc_dialect_cuda.kernel_qual, N2 <= 64 ? 2 : 1, id);
     print_params(b, &ps, "const __nv_bfloat16 *__restrict__ w16, const __nv_bfloat16 *__restrict__ w16b");
     mc_buf_puts(b, KERNEL_BODY);
     mc_buf_printf(b, "    auto AP = [=](int64_t m, int k) -> const __nv_bfloat16 * { return &b%d[%lld + m * %lld + k]; };\n",
@@ -1683,7 +1682,7 @@ print_mlp(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, 
     epi2_lambda(b, l, N2, "epi2", 0, 0);
     mc_buf_printf(b, "    mc_mlp<%lldll, %lld, %lld, %lld>(AP, w16, w16b, %s, h2, epi2);\n}\n\n", (long long)M, (long long)K,
                   (long long)N, (long long)N2, b1);
-    ln->gx = 0; /* mc_mlp_grid<M, CO>() */
+    ln->gx = (M + 127) / 128;
     ln->gy = 1;
 }
 
@@ -1810,14 +1809,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         if (mlp) snprintf(extra + n, sizeof extra - (size_t)n, ", PB(%lld)", (long long)lay->w16[i + 1]);
         char smem[96];
         kernel_smem(p, i, o, lay, smem, sizeof smem);
-        if (mlp) {
-            int64_t M, N, K, M2, N2, K2;
-            gemm_dims(k, &M, &N, &K);
-            gemm_dims(&p->k[i + 1], &M2, &N2, &K2);
-            mc_buf_printf(b, "    mc_launch(%s, dim3(mc_mlp_grid<%lldll, %lld>(), 1), %s, s, ", id, (long long)M, (long long)N2, smem);
-        } else {
-            mc_buf_printf(b, "    mc_launch(%s, dim3(%lld, %lld), %s, s, ", id, (long long)ln[i].gx, (long long)ln[i].gy, smem);
-        }
+        mc_buf_printf(b, "    mc_launch(%s, dim3(%lld, %lld), %s, s, ", id, (long long)ln[i].gx, (long long)ln[i].gy, smem);
         print_args(b, p, lay, &ps, extra[0] ? extra : NULL);
         mc_buf_puts(b, ");\n");
     }

@@ -428,7 +428,7 @@ test_nvcc_compiles(void)
      * kernel and launch gone, both bf16 weight copies passed, the shared
      * memory limit raised; not in float storage */
     CU_ASSERT_EQUAL(count(src[5], "    mc_mlp<131072ll, 32, 80, 32>(AP, w16, w16b, b"), 1);
-    CU_ASSERT_EQUAL(count(src[5], ", dim3(mc_mlp_grid<131072ll, 32>(), 1), mc_mlp_dsm<32, 32>(), s, "), 1);
+    CU_ASSERT_EQUAL(count(src[5], ", dim3(1024, 1), mc_mlp_dsm<32, 32>(), s, "), 1);
     /* fc1's bias added from registers by mc_mlp, not by its epilogue */
     CU_ASSERT_EQUAL(count(src[5], "/* fc1's epilogue after the bias, returned"), 1);
     CU_ASSERT_EQUAL(count(src[5], "    mc_mlp<"), 1);
