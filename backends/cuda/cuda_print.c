@@ -889,9 +889,14 @@ fused_ln_head(McBuf *b, const KProgram *p, int ki, const char *id, long long NT,
     const Kernel *k = &p->k[ki], *l = &p->k[ki + 1];
     Params ps;
     collect_launch_params(p, ki, &ps);
-    mc_buf_printf(b, "/* with k%d %s \"%s\": LayerNorm over the %lld channels of each position (%lld threads)\n"
-                     " * and its epilogue; %s */\n",
-                  ki + 1, mc_kernel_kind_name(l->kind), l->name, (long long)k->out.shape[3], G, note);
+    if (l->kind == KK_LAYERNORM)
+        mc_buf_printf(b, "/* with k%d %s \"%s\": LayerNorm over the %lld channels of each position (%lld threads)\n"
+                         " * and its epilogue; %s */\n",
+                      ki + 1, mc_kernel_kind_name(l->kind), l->name, (long long)k->out.shape[3], G, note);
+    else
+        mc_buf_printf(b, "/* with k%d %s \"%s\": its %lld-column product of each position, summed across the\n"
+                         " * position's %lld threads (shared memory); %s */\n",
+                      ki + 1, mc_kernel_kind_name(l->kind), l->name, (long long)l->N, G, note);
     mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
     print_params(b, &ps, "const float *__restrict__ wp");
     mc_buf_puts(b, KERNEL_BODY);
@@ -900,6 +905,42 @@ fused_ln_head(McBuf *b, const KProgram *p, int ki, const char *id, long long NT,
     mc_buf_printf(b, "    const idx_t it = min((idx_t)blockIdx.x * 256 + threadIdx.x, (idx_t)%lld);\n", NT - 1);
     ln->gx = (NT + 255) / 256;
     ln->gy = 1;
+}
+
+/* x_proj l over the P x 8 values yv[p][q] of this thread (channels c ..
+ * c + 7 of positions ow0 + p of row oh), u as stored (bf16 storage: the
+ * rounded values the unfused product read): N partial sums per position,
+ * into this warp's rows of shared memory; then each of the position's G
+ * lanes sums its share of the P x N outputs over the G lanes and stores it */
+static void
+print_group_xproj(McBuf *b, const Kernel *k, const Kernel *l, long long P, long long Ho, long long Wo)
+{
+    long long D = k->out.shape[3], G = D / 8, N = l->N, PN = P * N;
+    const View *w = &l->in[1];
+    char lin[160];
+    if (buf_bf16(k->out.buf))
+        mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %lld; p++)\n#pragma unroll\n"
+                         "        for (int q = 0; q < 8; q++) yv[p][q] = __bfloat162float(__float2bfloat16_rn(yv[p][q]));\n", P);
+    mc_buf_printf(b, "    __shared__ float xr[8][32][%lld];\n", PN + 1);
+    mc_buf_puts(b, "    float *xw = xr[threadIdx.x / 32][threadIdx.x % 32];\n");
+    mc_buf_printf(b, "#pragma unroll\n    for (int n = 0; n < %lld; n++) {\n", N);
+    mc_buf_printf(b, "        const float *wn = &b%d[%lld + n * %lld + c];\n", w->buf, (long long)w->offset, D);
+    mc_buf_puts(b, "        const float4 w0 = *(const float4 *)wn, w1 = *(const float4 *)(wn + 4);\n");
+    mc_buf_printf(b, "#pragma unroll\n        for (int p = 0; p < %lld; p++)\n", P);
+    mc_buf_printf(b, "            xw[p * %lld + n] = ((yv[p][0] * w0.x + yv[p][1] * w0.y) + (yv[p][2] * w0.z + yv[p][3] * w0.w)) +\n"
+                     "                               ((yv[p][4] * w1.x + yv[p][5] * w1.y) + (yv[p][6] * w1.z + yv[p][7] * w1.w));\n",
+                  N);
+    mc_buf_puts(b, "    }\n    __syncwarp();\n");
+    mc_buf_printf(b, "    const int g0 = threadIdx.x %% 32 - threadIdx.x %% %lld;\n", G);
+    mc_buf_printf(b, "    for (int o = threadIdx.x %% %lld; o < %lld; o += %lld) {\n", G, PN, G);
+    mc_buf_printf(b, "        const int p = o / %lld, n = o %% %lld;\n", N, N);
+    mc_buf_puts(b, "        float v = 0.0f;\n");
+    mc_buf_printf(b, "#pragma unroll\n        for (int j = 0; j < %lld; j++) v += xr[threadIdx.x / 32][g0 + j][o];\n", G);
+    if (Wo % P) mc_buf_printf(b, "        if (!live || ow0 + p >= %lld) continue;\n", Wo);
+    else mc_buf_puts(b, "        if (!live) continue;\n");
+    snprintf(lin, sizeof lin, "((bb * %lld + oh) * %lld + ow0 + p) * %lld + n", Ho, Wo, N);
+    store(b, l, "        ", lin, "v");
+    mc_buf_puts(b, "    }\n}\n\n");
 }
 
 /* C % 8 == 0, x and out 8-aligned: 8 channels per thread, one mc_ldv8 of x
@@ -987,7 +1028,8 @@ print_dwconv8(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *
         else snprintf(guard, sizeof guard, "live");
         vec8_finish_ex(b, k, "        ", guard, "yv[p]");
         mc_buf_puts(b, "    }\n");
-        print_group_layernorm(b, l, 8, P, "c", "oh", "ow0", Ho, Wo);
+        if (l->kind == KK_LAYERNORM) print_group_layernorm(b, l, 8, P, "c", "oh", "ow0", Ho, Wo);
+        else print_group_xproj(b, k, l, P, Ho, Wo);
         return 1;
     }
     vec8_finish(b, k, "        ");
@@ -1232,10 +1274,48 @@ fuse_mlp(const KProgram *p, int i)
     return !bufs_overlap(p, k->in[0].buf, l->out.buf);
 }
 
+/* The SSM's x_proj (a thin product of the depthwise conv's output u,
+ * N = R + 2 columns) inside that conv when it runs its 8-channel form with
+ * the D / 8 threads of a position inside one warp: each thread's 8
+ * channels give partial sums, summed across the position's threads
+ * through shared memory; u is still stored (the scan reads it).  The
+ * product sums the channels in another order than the GEMM (float
+ * rounding apart, the same values); at most 48 partial sums per thread. */
+#define XP_MAX 48
+static int
+fuse_xproj_shape(const KProgram *p, int i)
+{
+    if (i + 1 >= p->nk) return 0;
+    const Kernel *k = &p->k[i], *l = &p->k[i + 1];
+    long long P;
+    if (k->kind != KK_DWCONV || l->kind != KK_GEMM || !dwconv8_form(k, &P)) return 0;
+    int64_t M, N, K;
+    gemm_dims(l, &M, &N, &K);
+    long long D = k->out.shape[3], G = D / 8;
+    if (K != D || M * D != mc_cuda_numel(&k->out) || G > 32 || (G & (G - 1)) || N * P > XP_MAX) return 0;
+    if (l->nin != 2 || l->nexpr != 0 || l->nargs != 0 || l->in[1].offset % 4) return 0;
+    if (l->in[0].buf != k->out.buf || l->in[0].offset != k->out.offset || !is_contig(&l->in[0], M, K)) return 0;
+    return is_contig_rows(&k->out, D) && is_contig(&l->in[1], N, K) && is_contig_rows(&l->out, N);
+}
+
+/* ... where the product's output shares no bytes with what the conv reads
+ * or writes */
+static int
+fuse_xproj(const KProgram *p, int i)
+{
+    if (!fuse_xproj_shape(p, i)) return 0;
+    const Kernel *k = &p->k[i], *l = &p->k[i + 1];
+    for (int a = 0; a < k->nin; a++)
+        if (bufs_overlap(p, k->in[a].buf, l->out.buf)) return 0;
+    for (int a = 0; a < k->nargs; a++)
+        if (bufs_overlap(p, k->args[a].buf, l->out.buf)) return 0;
+    return !bufs_overlap(p, k->out.buf, l->out.buf);
+}
+
 int
 mc_cuda_fused_into(const KProgram *p, int i)
 {
-    return i > 0 && (fuse_ln(p, i - 1) || fuse_mlp(p, i - 1)) ? i - 1 : -1;
+    return i > 0 && (fuse_ln(p, i - 1) || fuse_mlp(p, i - 1) || fuse_xproj(p, i - 1)) ? i - 1 : -1;
 }
 
 void
@@ -1245,7 +1325,7 @@ mc_cuda_memplan(KProgram *p)
      * written by kernel i: live from there, it gets no slot of kernel i's
      * inputs (in every precision: the plan does not depend on it) */
     for (int i = 0; i + 1 < p->nk; i++)
-        if (fuse_ln_shape(p, i) || fuse_mlp_shape(p, i)) {
+        if (fuse_ln_shape(p, i) || fuse_mlp_shape(p, i) || fuse_xproj_shape(p, i)) {
             Buffer *o = &p->bufs[p->k[i + 1].out.buf];
             if (o->kind == BUF_SCRATCH && o->first > i) o->first = i;
         }

@@ -353,15 +353,21 @@ test_program_structure(void)
     /* at batch 2048 each out_norm (LN(y) * SiLU(z)) runs inside the 25-tap
      * fusion before it: its kernel and its launch are gone, y is never
      * stored; ln_1 and ln_2 inside the cpe depthwise convs before them
-     * (which still store their output, the residual stream); at batch 1
-     * (one position per thread) they stay apart */
+     * (which still store their output, the residual stream), and the SSM's
+     * x_proj inside its depthwise conv (u still stored; partial sums across
+     * the position's threads through shared memory); at batch 1 (one
+     * position per thread) they stay apart */
     int nfused = count(bf128, "\": inside k"), non = count(bf128, ".out_norm\": inside k");
     int nln = count(bf128, ".ln_1\": inside k") + count(bf128, ".ln_2\": inside k");
+    int nxp = count(bf128, ".x_proj\": inside k");
     CU_ASSERT_TRUE(non > 0);
     CU_ASSERT_TRUE(nln > 0);
-    CU_ASSERT_EQUAL(non + nln, nfused);
-    CU_ASSERT_EQUAL(nln, count(bf128, "from the registers that hold this kernel's output */"));
-    CU_ASSERT_EQUAL(nfused, count(bf128, "LayerNorm over the "));
+    CU_ASSERT_TRUE(nxp > 0);
+    CU_ASSERT_EQUAL(non + nln + nxp, nfused);
+    CU_ASSERT_EQUAL(nln + nxp, count(bf128, "from the registers that hold this kernel's output */"));
+    CU_ASSERT_EQUAL(non + nln, count(bf128, "LayerNorm over the "));
+    CU_ASSERT_EQUAL(nxp, count(bf128, "    __shared__ float xr[8][32]["));
+    CU_ASSERT_EQUAL(nxp, count(bf128, "-column product of each position, summed across the\n"));
     CU_ASSERT_EQUAL(nfused, count(bf128, "    /* k") - count(bf, "    /* k"));
     CU_ASSERT_EQUAL(count(bf, "\": inside k"), 0);
     /* --profile names each absorbed kernel so and counts its FLOPs in the
@@ -369,7 +375,7 @@ test_program_structure(void)
     CU_ASSERT_EQUAL(count(bf128, ".out_norm (inside "), non);
     CU_ASSERT_EQUAL(count(bf128, " (inside "), nfused);
     CU_ASSERT_EQUAL(count(bf, ".out_norm (inside "), 0);
-    CU_ASSERT_EQUAL(count(bf, " lanes per row, "), count(bf128, " lanes per row, ") + nfused);
+    CU_ASSERT_EQUAL(count(bf, " lanes per row, "), count(bf128, " lanes per row, ") + non + nln);
     /* float storage (fp32 mode) takes the same 8-wide layernorms (two float4
      * per mc_ldv8 / mc_stv8) */
     CU_ASSERT_EQUAL(count(fp, " lanes per row, "), count(bf, " lanes per row, "));
@@ -502,7 +508,8 @@ test_nvcc_compiles(void)
  * fusion's stencil input h, onto u's slot shifted by 64 bytes, or onto
  * u's slot exactly (modes 0-2); ln_1 / ln_2's output onto the slot of the
  * depthwise conv's input (mode 3); fc2's output onto the slot of fc1's
- * input (mode 4) */
+ * input (mode 4); x_proj's output onto the slot of the depthwise conv's
+ * input (mode 5) */
 static int alias_mode;
 
 static void
@@ -514,6 +521,8 @@ alias_out_norm(KProgram *kp)
             kp->bufs[l->out.buf].offset = kp->bufs[k->in[0].buf].offset;
         if (alias_mode == 4 && k->kind == KK_GEMM && l->kind == KK_GEMM && l->in[0].buf == k->out.buf)
             kp->bufs[l->out.buf].offset = kp->bufs[k->in[0].buf].offset + 64;
+        if (alias_mode == 5 && k->kind == KK_DWCONV && l->kind == KK_GEMM)
+            kp->bufs[l->out.buf].offset = kp->bufs[k->in[0].buf].offset;
         if (alias_mode >= 3 || k->kind != KK_FUSION25 || l->kind != KK_LAYERNORM) continue;
         Buffer *o = &kp->bufs[l->out.buf];
         int u = -1;
@@ -535,9 +544,11 @@ test_fuse_alias(void)
 {
     int nk, nscan;
     char *plain = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
-    int n = count(plain, ".out_norm\": inside k"), nln = count(plain, "\": inside k") - n;
+    int n = count(plain, ".out_norm\": inside k"), nxp = count(plain, ".x_proj\": inside k");
+    int nln = count(plain, "\": inside k") - n - nxp;
     CU_ASSERT_TRUE(n > 0);
     CU_ASSERT_TRUE(nln > 0);
+    CU_ASSERT_TRUE(nxp > 0);
     plan_hook = alias_out_norm;
     alias_mode = 0;
     char *onh = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
@@ -551,10 +562,17 @@ test_fuse_alias(void)
     CU_ASSERT_EQUAL(count(onh, ".out_norm\": inside k"), 0);
     CU_ASSERT_EQUAL(count(shifted, ".out_norm\": inside k"), 0);
     CU_ASSERT_EQUAL(count(onu, ".out_norm\": inside k"), n);
-    CU_ASSERT_EQUAL(count(onu, "\": inside k"), n + nln);
+    CU_ASSERT_EQUAL(count(onu, "\": inside k"), n + nln + nxp);
     CU_ASSERT_EQUAL(count(onx, ".out_norm\": inside k"), n);
-    CU_ASSERT_EQUAL(count(onx, "\": inside k"), n);
+    CU_ASSERT_EQUAL(count(onx, "\": inside k"), n + nxp);
     free(onx);
+    plan_hook = alias_out_norm;
+    alias_mode = 5;
+    char *onxp = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
+    plan_hook = NULL;
+    CU_ASSERT_EQUAL(count(onxp, ".x_proj\": inside k"), 0);
+    CU_ASSERT_EQUAL(count(onxp, "\": inside k"), n + nln);
+    free(onxp);
     /* the MLP pair likewise (the 32-channel model at batch 512) */
     char *mlp = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_BF16, 512, 64, 64, &nk, &nscan);
     CU_ASSERT_EQUAL(count(mlp, "    mc_mlp<"), 1);
