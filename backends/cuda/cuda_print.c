@@ -1217,14 +1217,21 @@ fuse_ln_shape(const KProgram *p, int i)
  * an older plan: an operand of the fusion read element for element where
  * the output is written (u of u * Ds: the same slot, the same layout), by
  * the thread that writes it, before it does. */
+/* buffer b shares no bytes with kernel k's inputs or its output */
+static int
+clear_of(const KProgram *p, const Kernel *k, int b)
+{
+    for (int a = 0; a < k->nin; a++)
+        if (bufs_overlap(p, k->in[a].buf, b)) return 0;
+    return !bufs_overlap(p, k->out.buf, b);
+}
+
 static int
 fuse_ln(const KProgram *p, int i)
 {
     if (!fuse_ln_shape(p, i)) return 0;
     const Kernel *k = &p->k[i], *l = &p->k[i + 1];
-    for (int a = 0; a < k->nin; a++)
-        if (bufs_overlap(p, k->in[a].buf, l->out.buf)) return 0;
-    if (bufs_overlap(p, k->out.buf, l->out.buf)) return 0;
+    if (!clear_of(p, k, l->out.buf)) return 0;
     for (int a = 0; a < k->nargs; a++) {
         const View *v = &k->args[a];
         if (!bufs_overlap(p, v->buf, l->out.buf)) continue;
@@ -1305,11 +1312,9 @@ fuse_xproj(const KProgram *p, int i)
 {
     if (!fuse_xproj_shape(p, i)) return 0;
     const Kernel *k = &p->k[i], *l = &p->k[i + 1];
-    for (int a = 0; a < k->nin; a++)
-        if (bufs_overlap(p, k->in[a].buf, l->out.buf)) return 0;
     for (int a = 0; a < k->nargs; a++)
         if (bufs_overlap(p, k->args[a].buf, l->out.buf)) return 0;
-    return !bufs_overlap(p, k->out.buf, l->out.buf);
+    return clear_of(p, k, l->out.buf);
 }
 
 int
