@@ -528,6 +528,9 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
      * (a 16-byte chunk), AP (its address, for the cp.async pipeline) */
     int v0 = thin || g.pipe || (va && !skinny && o->precision != MC_CUDA_FP32) ? 1 : 0;
     int vn = g.pipe || g.ts ? 3 : 1 + va;
+    /* mc_conv3 reads the input rows itself and stores through epi2 alone */
+    const int c3 = conv && conv3_tc(p, ki);
+    if (c3) vn = v0;
     if (g.ts) v0 = 2; /* mc_gemm_thin_s reads AP only */
     const char *ty4 = a8 ? "uint4" : "float4", *ld4 = a8 ? "*(const uint4 *)&" : "mc_ldv4(&", *cl4 = a8 ? "" : ")";
     const char *typ = buf_bf16(a->buf) ? "const __nv_bfloat16 *" : "const float *";
@@ -581,6 +584,15 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
             else mc_buf_printf(b, " + k * %lld]%s; };\n", (long long)a->stride[1], lpost[v]);
         }
     }
+    char res[32], wptr[64];
+    if (c3) {
+        epi2_lambda(b, k, N, "epi2", 0, 0);
+        mc_buf_printf(b, "    mc_conv3<%lld, %lld, %lld, %lld, %lld>(b%d + %lld, w16, epi2);\n}\n\n", (long long)a->shape[0],
+                      (long long)H, (long long)W, (long long)Ci, (long long)N, a->buf, (long long)a->offset);
+        ln->gx = (M + 255) / 256;
+        ln->gy = 1;
+        return 0;
+    }
     mc_buf_puts(b, "    auto epi = [=](int64_t m, int n, float acc) {\n");
     mc_buf_printf(b, "        int64_t i = m * %lld + n;\n", (long long)N);
     if (k->nin == 3) {
@@ -588,7 +600,6 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
         load(b, &k->in[2], "n");
         mc_buf_puts(b, ";\n");
     }
-    char res[32], wptr[64];
     mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc", "i", "        ", res, sizeof res);
     store(b, k, "        ", "i", res);
     mc_buf_puts(b, "    };\n");
@@ -608,12 +619,6 @@ print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     if (thin) {
         mc_buf_printf(b, "    mc_gemm_thin%s<%lldll, %lld, %lld>(%s, %s, epi);\n}\n\n", g.ts ? "_s" : "", (long long)M, (long long)N,
                       (long long)K, g.ts ? "AP" : "A4", wptr);
-        ln->gx = (M + 255) / 256;
-        return 0;
-    }
-    if (conv && conv3_tc(p, ki)) {
-        mc_buf_printf(b, "    mc_conv3<%lld, %lld, %lld, %lld, %lld>(b%d + %lld, w16, epi2);\n}\n\n", (long long)a->shape[0],
-                      (long long)H, (long long)W, (long long)Ci, (long long)N, a->buf, (long long)a->offset);
         ln->gx = (M + 255) / 256;
         return 0;
     }
@@ -1093,7 +1098,7 @@ vec4_epi_to(McBuf *b, const Kernel *k, const char *acc, const char *indent, cons
     mc_buf_printf(b, "%sconst float accv[4] = {%s.x, %s.y, %s.z, %s.w};\n", indent, acc, acc, acc, acc);
     vec_args(b, k, 4, "i4 * 4", indent, names, ax);
     mc_buf_printf(b, "#pragma unroll\n%sfor (int q = 0; q < 4; q++) {\n", indent);
-    mc_buf_printf(b, "%s    const idx_t i = i4 * 4 + q;\n", indent);
+    mc_buf_printf(b, "%s    const idx_t i = i4 * 4 + q;\n%s    (void)i;\n", indent, indent);
     mc_cemit_epilogue_ex(b, &mc_dialect_cuda, k, "accv[q]", "i", ind2, res, sizeof res, ax);
     if (dst) mc_buf_printf(b, "%s%s[q] = %s;\n", ind2, dst, res);
     else store(b, k, ind2, "i", res);
