@@ -32,4 +32,48 @@ void mc_cuda_gemm_tiles(const Kernel *k, int *bm, int *bn, int *sk, int64_t *kc)
 int mc_cuda_fused_into(const KProgram *p, int i);
 int mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay, McBuf *b, McErr *err);
 
+/* the opening of every kernel's body: mc_pdl_begin() first (programmatic
+ * dependent launch: wait until the kernel before has completed) */
+#define KERNEL_BODY ")\n{\n    mc_pdl_begin();\n"
+
+/* Threads the scan passes and split-K GEMMs aim for: two blocks of 256 per
+ * SM of an H100 (132 SMs).  Below it a kernel is latency-bound. */
+#define MC_CUDA_FILL (132 * 256 * 2)
+
+/* the buffers of a kernel's parameter list (cuda_print.c) */
+typedef struct Params {
+    int buf[8 + 2 * MC_MAX_ARGS];
+    int n;
+    int out, out2; /* the buffers written (out2: -1 or a second one) */
+} Params;
+
+/* shared by the printer files (cuda_print.c, cuda_gemm.c) */
+int mc_cu_bf16_mode(void);
+int mc_cu_buf_bf16(int buf);
+void mc_cu_header(McBuf *b, const KProgram *p, const Kernel *k, int ki);
+void mc_cu_ref(McBuf *b, const View *v, const char *lin);
+void mc_cu_load(McBuf *b, const View *v, const char *lin);
+void mc_cu_store(McBuf *b, const Kernel *k, const char *indent, const char *lin, const char *val);
+void mc_cu_print_params(McBuf *b, const Params *ps, const char *extra);
+void mc_cu_collect_params(const Kernel *k, Params *ps);
+void mc_cu_collect_launch_params(const KProgram *p, int i, Params *ps);
+void mc_cu_idx_typedef(McBuf *b, const Kernel *k);
+void mc_cu_kernel_open(McBuf *b, const Kernel *k, const char *id, const char *extra);
+void mc_cu_vec8_finish(McBuf *b, const Kernel *k, const char *indent);
+int mc_cu_is_contig(const View *v, int64_t rows, int64_t cols);
+int mc_cu_is_contig_rows(const View *v, int64_t C);
+int mc_cu_vecn_view(const View *v, int64_t C, int n);
+#define vec8_view(v, C) mc_cu_vecn_view((v), (C), 8)
+#define vec4_view(v, C) mc_cu_vecn_view((v), (C), 4)
+void mc_cu_gemm_dims(const Kernel *k, int64_t *M, int64_t *N, int64_t *K);
+/* cuda_gemm.c */
+int mc_cu_conv_direct(const KProgram *p, int i);
+int mc_cu_conv3_tc(const KProgram *p, int i);
+int mc_cu_gemm_w16(const KProgram *p, int i, McCudaPrecision prec);
+void mc_cu_gemm_smem(const Kernel *k, int ki, const CudaOpts *o, const CudaLayout *lay, char *s, size_t n);
+int mc_cu_print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, const CudaOpts *o,
+                     const CudaLayout *lay, CudaLaunch *ln, McErr *err);
+void mc_cu_print_mlp(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln);
+void mc_cu_print_conv_direct(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln);
+
 #endif

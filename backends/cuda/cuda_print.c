@@ -6,7 +6,10 @@
  * a constant (the selective scan is three: chunk states, carries across
  * chunks, the final pass), and mc_forward(), which launches them in order
  * on one stream with every buffer at its planned offset in one device
- * arena.  The host half (main) comes from cuda_host.c.  Owns nothing.
+ * arena; which adjacent kernels run as one (mc_cuda_fused_into) and the
+ * memory plan that keeps them safe (mc_cuda_memplan).  The dense products'
+ * kernels come from cuda_gemm.c, the host half (main) from cuda_host.c.
+ * Owns nothing.
  *
  * Device arena layout (bytes, each part 256-aligned):
  *   [ weights blob | scratch (memplan) | input | output | scan carries |
@@ -26,10 +29,6 @@ static const char prelude[] =
 #include "cuda_prelude.inc"
     ;
 
-/* the opening of every kernel's body: mc_pdl_begin() first (programmatic
- * dependent launch: wait until the kernel before has completed) */
-#define KERNEL_BODY ")\n{\n    mc_pdl_begin();\n"
-
 static int64_t
 align256(int64_t v)
 {
@@ -44,9 +43,6 @@ mc_cuda_numel(const View *v)
     return n;
 }
 
-/* Threads the scan passes and split-K GEMMs aim for: two blocks of 256 per
- * SM of an H100 (132 SMs).  Below it a kernel is latency-bound. */
-#define MC_CUDA_FILL (132 * 256 * 2)
 /* which precisions use the fast SiLU / GELU / scan forms by default
  * (measured on the H100, docs/gpu.md): bf16 the hardware-tanh SiLU and
  * GELU (form 2: one MUFU op each, ~2^-11 relative), fp32 the __expf SiLU
@@ -74,8 +70,8 @@ mc_cuda_scan_chunks(const Kernel *k, int v, int64_t *T, int64_t *NC)
 }
 
 /* M, N, K of a GEMM or implicit-GEMM convolution */
-static void
-gemm_dims(const Kernel *k, int64_t *M, int64_t *N, int64_t *K)
+void
+mc_cu_gemm_dims(const Kernel *k, int64_t *M, int64_t *N, int64_t *K)
 {
     if (k->kind == KK_CONV) {
         *M = k->out.shape[0] * k->out.shape[1] * k->out.shape[2];
@@ -86,37 +82,6 @@ gemm_dims(const Kernel *k, int64_t *M, int64_t *N, int64_t *K)
     }
 }
 
-/* Tile shape and split-K of a tensor-core GEMM (skinny products, N or K <
- * 32, run FFMA and never split).  Large M: 128-row tiles.  When the tiles
- * alone would leave most SMs idle (batch 1: stage-3 fc2 has 4 tiles of
- * 64 x 128), 64-column tiles and K split into SK slices of KC (a multiple
- * of 32, at least 128): each slice's block writes its partial tile to a
- * float workspace, the last block of a tile (an atomic counter) sums the
- * slices in slice order -- deterministic -- and runs the epilogue. */
-void
-mc_cuda_gemm_tiles(const Kernel *k, int *bm, int *bn, int *sk, int64_t *kc)
-{
-    int64_t M, N, K;
-    gemm_dims(k, &M, &N, &K);
-    *bm = M >= 128 * 132 ? 128 : 64;
-    /* 32-column tiles for the 32-channel stem convolutions (64 would
-     * compute half zeros) */
-    *bn = N >= 96 ? 128 : N == 32 && K >= 32 ? 32 : 64;
-    *sk = 1;
-    *kc = K;
-    if (N < 32 || K < 32) return;
-    int64_t tiles = ((M + *bm - 1) / *bm) * ((N + *bn - 1) / *bn);
-    if (tiles * 256 >= MC_CUDA_FILL / 2) return;
-    if (*bn == 128) *bn = 64;
-    tiles = ((M + *bm - 1) / *bm) * ((N + *bn - 1) / *bn);
-    int64_t s = (132 + tiles - 1) / tiles;
-    if (s > K / 128) s = K / 128;
-    if (s < 2) return;
-    int64_t c = ((K + s - 1) / s + 31) / 32 * 32;
-    *kc = c;
-    *sk = (int)((K + c - 1) / c);
-}
-
 void
 mc_cuda_layout_free(CudaLayout *lay)
 {
@@ -125,22 +90,6 @@ mc_cuda_layout_free(CudaLayout *lay)
     lay->repack = lay->w16 = NULL;
 }
 
-static int conv_direct(const KProgram *p, int i);
-static int conv3_tc(const KProgram *p, int i);
-static int is_contig_rows(const View *v, int64_t C);
-
-/* bf16 mode: the tensor-core GEMMs read their weights as bf16 from a copy
- * made at start-up (half the bytes, no conversion per tile); needs K % 8
- * == 0 (16-byte rows) */
-static int
-gemm_w16(const KProgram *p, int i, McCudaPrecision prec)
-{
-    const Kernel *k = &p->k[i];
-    if (prec != MC_CUDA_BF16 || (k->kind != KK_GEMM && k->kind != KK_CONV) || conv_direct(p, i)) return 0;
-    int64_t M, N, K;
-    gemm_dims(k, &M, &N, &K);
-    return N >= 32 && K >= 32 && K % 8 == 0;
-}
 
 void
 mc_cuda_layout(const KProgram *p, McCudaPrecision prec, CudaLayout *lay)
@@ -180,12 +129,12 @@ mc_cuda_layout(const KProgram *p, McCudaPrecision prec, CudaLayout *lay)
                 if (n > carry) carry = n;
             }
         }
-        if (k->kind == KK_GEMM || (k->kind == KK_CONV && !conv_direct(p, i))) {
+        if (k->kind == KK_GEMM || (k->kind == KK_CONV && !mc_cu_conv_direct(p, i))) {
             int bm, bn, sk;
             int64_t kc, M, N, K;
             mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
             if (sk < 2) continue;
-            gemm_dims(k, &M, &N, &K);
+            mc_cu_gemm_dims(k, &M, &N, &K);
             if (sk * M * N * 4 > ws) ws = sk * M * N * 4;
             int64_t tiles = ((M + bm - 1) / bm) * ((N + bn - 1) / bn);
             if (tiles * 4 > cnt) cnt = tiles * 4;
@@ -196,7 +145,7 @@ mc_cuda_layout(const KProgram *p, McCudaPrecision prec, CudaLayout *lay)
     off = align256(lay->counter_off + cnt);
     for (int i = 0; i < p->nk; i++) {
         lay->w16[i] = -1;
-        if (!gemm_w16(p, i, prec)) continue;
+        if (!mc_cu_gemm_w16(p, i, prec)) continue;
         lay->w16[i] = off;
         off = align256(off + mc_cuda_numel(&p->k[i].in[1]) * 2);
     }
@@ -217,12 +166,6 @@ mc_cuda_buf_offset(const KProgram *p, const CudaLayout *lay, int buf)
 }
 
 /* ------------------------------------------------------------ parameters */
-
-typedef struct Params {
-    int buf[8 + 2 * MC_MAX_ARGS];
-    int n;
-    int out, out2; /* the buffers written (out2: -1 or a second one) */
-} Params;
 
 static void
 add_param(Params *ps, int buf)
@@ -253,16 +196,16 @@ collect_params_with(const Kernel *k, const Kernel *l, Params *ps)
     if (ps->out2 >= 0) add_param(ps, ps->out2);
 }
 
-static void
-collect_params(const Kernel *k, Params *ps)
+void
+mc_cu_collect_params(const Kernel *k, Params *ps)
 {
     collect_params_with(k, NULL, ps);
 }
 
 /* the parameters of kernel i of p as launched (with the LayerNorm it runs
  * inside itself, if any) */
-static void
-collect_launch_params(const KProgram *p, int i, Params *ps)
+void
+mc_cu_collect_launch_params(const KProgram *p, int i, Params *ps)
 {
     collect_params_with(&p->k[i], mc_cuda_fused_into(p, i + 1) == i ? &p->k[i + 1] : NULL, ps);
 }
@@ -275,18 +218,24 @@ collect_launch_params(const KProgram *p, int i, Params *ps)
 static const KProgram *cur_prog;
 static int cur_bf16;
 
-static int
-buf_bf16(int buf)
+int
+mc_cu_bf16_mode(void)
+{
+    return cur_bf16;
+}
+
+int
+mc_cu_buf_bf16(int buf)
 {
     return cur_bf16 && cur_prog->bufs[buf].kind == BUF_SCRATCH;
 }
 
-static void
-print_params(McBuf *b, const Params *ps, const char *extra)
+void
+mc_cu_print_params(McBuf *b, const Params *ps, const char *extra)
 {
     for (int i = 0; i < ps->n; i++)
         mc_buf_printf(b, "%s%s%s *__restrict__ b%d", i ? ", " : "", ps->buf[i] == ps->out || ps->buf[i] == ps->out2 ? "" : "const ",
-                      buf_bf16(ps->buf[i]) ? "__nv_bfloat16" : "float", ps->buf[i]);
+                      mc_cu_buf_bf16(ps->buf[i]) ? "__nv_bfloat16" : "float", ps->buf[i]);
     if (extra) mc_buf_printf(b, ", %s", extra);
 }
 
@@ -294,14 +243,14 @@ static void
 print_args(McBuf *b, const KProgram *p, const CudaLayout *lay, const Params *ps, const char *extra)
 {
     for (int i = 0; i < ps->n; i++)
-        mc_buf_printf(b, "%s%s(%lld)", i ? ", " : "", buf_bf16(ps->buf[i]) ? "PB" : "P",
+        mc_buf_printf(b, "%s%s(%lld)", i ? ", " : "", mc_cu_buf_bf16(ps->buf[i]) ? "PB" : "P",
                       (long long)mc_cuda_buf_offset(p, lay, ps->buf[i]));
     if (extra) mc_buf_printf(b, ", %s", extra);
 }
 
 /* b<buf>[<index of view v at lin>] */
-static void
-ref(McBuf *b, const View *v, const char *lin)
+void
+mc_cu_ref(McBuf *b, const View *v, const char *lin)
 {
     mc_buf_printf(b, "b%d[", v->buf);
     mc_cemit_view_index(b, v, lin);
@@ -309,12 +258,12 @@ ref(McBuf *b, const View *v, const char *lin)
 }
 
 /* the element as a float rvalue */
-static void
-load(McBuf *b, const View *v, const char *lin)
+void
+mc_cu_load(McBuf *b, const View *v, const char *lin)
 {
-    if (!buf_bf16(v->buf)) { ref(b, v, lin); return; }
+    if (!mc_cu_buf_bf16(v->buf)) { mc_cu_ref(b, v, lin); return; }
     mc_buf_puts(b, "mc_ld(");
-    ref(b, v, lin);
+    mc_cu_ref(b, v, lin);
     mc_buf_puts(b, ")");
 }
 
@@ -322,19 +271,19 @@ static void
 store_view(McBuf *b, const View *v, const char *indent, const char *lin, const char *val)
 {
     mc_buf_printf(b, "%s", indent);
-    ref(b, v, lin);
-    if (buf_bf16(v->buf)) mc_buf_printf(b, " = __float2bfloat16_rn(%s);\n", val);
+    mc_cu_ref(b, v, lin);
+    if (mc_cu_buf_bf16(v->buf)) mc_buf_printf(b, " = __float2bfloat16_rn(%s);\n", val);
     else mc_buf_printf(b, " = %s;\n", val);
 }
 
-static void
-store(McBuf *b, const Kernel *k, const char *indent, const char *lin, const char *val)
+void
+mc_cu_store(McBuf *b, const Kernel *k, const char *indent, const char *lin, const char *val)
 {
     store_view(b, &k->out, indent, lin, val);
 }
 
-static void
-header(McBuf *b, const KProgram *p, const Kernel *k, int ki)
+void
+mc_cu_header(McBuf *b, const KProgram *p, const Kernel *k, int ki)
 {
     (void)p;
     mc_buf_printf(b, "/* k%d %s \"%s\"  %.3f MFLOP", ki, mc_kernel_kind_name(k->kind), k->name, k->flops / 1e6);
@@ -342,67 +291,8 @@ header(McBuf *b, const KProgram *p, const Kernel *k, int ki)
     mc_buf_puts(b, " */\n");
 }
 
-/* The GEMM epilogue for two adjacent columns n0, n0 + 1 of row m (the pair
- * a thread holds in the mma accumulator layout): one 8-byte store where the
- * output is a contiguous, 8-byte aligned [.., N] array (N even: every pair
- * starts at an even element; buffers are 64-byte aligned), else two epi.
- * With stage (bf16 output, N % 8 == 0, 8-aligned) also epv2, the same pair
- * computed but returned (the GEMM stages it through shared memory); returns
- * whether it printed epv2. */
-/* the epilogue of a column pair (n0, n0 + 1) of row m of GEMM k (N
- * columns, a dense output): stored as one pair (ret 0), or returned as a
- * float2 (ret 1) */
-static void
-epi2_lambda(McBuf *b, const Kernel *k, int64_t N, const char *name, int ret, int nobias)
-{
-    const View *o = &k->out;
-    mc_buf_printf(b, "    auto %s = [=](int64_t m, int n0, float acc0, float acc1)%s {\n", name, ret ? " -> float2" : "");
-    mc_buf_printf(b, "        const int64_t i = m * %lld + n0;\n        float r0, r1;\n", (long long)N);
-    for (int q = 0; q < 2; q++) {
-        char res[32];
-        mc_buf_puts(b, "        {\n");
-        mc_buf_printf(b, "            float acc = acc%d;\n", q);
-        if (k->nin == 3 && !nobias) {
-            mc_buf_printf(b, "            const int n = n0 + %d;\n            acc += ", q);
-            load(b, &k->in[2], "n");
-            mc_buf_puts(b, ";\n");
-        }
-        mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc", q ? "(i + 1)" : "i", "            ", res, sizeof res);
-        mc_buf_printf(b, "            r%d = %s;\n        }\n", q, res);
-    }
-    if (ret) {
-        mc_buf_puts(b, "        (void)i;\n        return make_float2(r0, r1);\n    };\n");
-    } else if (buf_bf16(o->buf)) {
-        /* bf16 storage: both columns rounded and stored as one 4-byte pair */
-        mc_buf_puts(b, "        *(__nv_bfloat162 *)&");
-        ref(b, o, "i");
-        mc_buf_puts(b, " = __floats2bfloat162_rn(r0, r1);\n    };\n");
-    } else {
-        mc_buf_puts(b, "        *(float2 *)&");
-        ref(b, o, "i");
-        mc_buf_puts(b, " = make_float2(r0, r1);\n    };\n");
-    }
-}
-
-static int
-print_epi2(McBuf *b, const Kernel *k, int64_t N, int stage)
-{
-    const View *o = &k->out;
-    int vec = N % 2 == 0 && o->offset % 2 == 0 && o->rank >= 1 && o->stride[o->rank - 1] == 1;
-    for (int d = o->rank - 2; d >= 0 && vec; d--)
-        if (o->shape[d] != 1 && o->stride[d] != o->stride[d + 1] * o->shape[d + 1]) vec = 0;
-    if (!vec) {
-        mc_buf_puts(b, "    auto epi2 = [=](int64_t m, int n0, float acc0, float acc1) {\n");
-        mc_buf_puts(b, "        epi(m, n0, acc0);\n        epi(m, n0 + 1, acc1);\n    };\n");
-        return 0;
-    }
-    stage = stage && buf_bf16(o->buf) && N % 8 == 0 && o->offset % 8 == 0;
-    for (int f = 0; f < 1 + stage; f++) epi2_lambda(b, k, N, f ? "epv2" : "epi2", f, 0);
-    return stage;
-}
-
-static int
-is_contig(const View *v, int64_t rows, int64_t cols)
+int
+mc_cu_is_contig(const View *v, int64_t rows, int64_t cols)
 {
     return v->rank == 2 && v->shape[0] == rows && v->shape[1] == cols && (v->stride[0] == cols || rows == 1) &&
            v->stride[1] == 1;
@@ -426,8 +316,8 @@ small_index(const Kernel *k)
     return 4 * mx < ((int64_t)1 << 31);
 }
 
-static void
-idx_typedef(McBuf *b, const Kernel *k)
+void
+mc_cu_idx_typedef(McBuf *b, const Kernel *k)
 {
     mc_buf_printf(b, "    typedef %s idx_t;\n", small_index(k) ? "int" : "int64_t");
 }
@@ -437,213 +327,17 @@ idx_typedef(McBuf *b, const Kernel *k)
 /* the dense-layer GEMM mode per precision; MC_FP32_MODE is MC_F32X3 (split
  * products on tensor cores: tf32 high parts, bf16 corrections) unless the
  * .cu is built with -DMC_FP32_MODE=MC_FP32 */
-static const char *mode_name[] = {"MC_FP32_MODE", "MC_TF32", "MC_BF16"};
-
-/* How a GEMM / implicit-GEMM conv reads its operands */
-typedef struct GemmOps {
-    int conv, skinny, va, vw, thin, a8, w16;
-    int pipe; /* tensor cores through the cp.async pipeline (AP address loader, dynamic shared memory) */
-    int ts;   /* thin product with rows staged through shared memory (mc_gemm_thin_s, AP) */
-    int64_t M, N, K;
-} GemmOps;
-
-static void
-gemm_ops(const Kernel *k, int ki, const CudaOpts *o, const CudaLayout *lay, GemmOps *g)
-{
-    const View *a = &k->in[0];
-    g->conv = k->kind == KK_CONV;
-    gemm_dims(k, &g->M, &g->N, &g->K);
-    int64_t N = g->N, K = g->K, Ci = g->conv ? a->shape[3] : 0;
-    /* skinny products (x_proj: N = R + 2; dt_projs: K = R; the first stem
-     * convolution: K = 27) are memory-bound, gain nothing from tensor cores,
-     * and feed the scan's exp(delta * A): they always run FFMA in fp32 */
-    g->skinny = N < 32 || K < 32;
-    /* 16-byte operand loads: four consecutive k are contiguous and aligned */
-    g->vw = K % 4 == 0 && k->in[1].offset % 4 == 0;
-    if (g->conv)
-        g->va = Ci % 4 == 0 && a->stride[3] == 1 && a->offset % 4 == 0 && a->stride[0] % 4 == 0 &&
-                a->stride[1] % 4 == 0 && a->stride[2] % 4 == 0;
-    else
-        g->va = K % 4 == 0 && a->stride[1] == 1 && a->offset % 4 == 0 && (a->shape[0] == 1 || a->stride[0] % 4 == 0);
-    /* x_proj (and other thin products): a thread per row */
-    g->thin = g->skinny && g->va && N <= 24 && N * K <= 9216;
-    /* bf16 storage feeding a bf16 tensor-core GEMM: A4 returns eight
-     * consecutive k as raw bf16 (one 16-byte load, uint4) that go into
-     * shared memory as they are (no float round trip); needs 8-element
-     * alignment of k runs */
-    int a8 = g->va && !g->skinny && o->precision == MC_CUDA_BF16 && buf_bf16(a->buf) && K % 8 == 0 && a->offset % 8 == 0;
-    if (a8 && g->conv)
-        a8 = Ci % 8 == 0 && a->stride[0] % 8 == 0 && a->stride[1] % 8 == 0 && a->stride[2] % 8 == 0;
-    else if (a8)
-        a8 = a->shape[0] == 1 || a->stride[0] % 8 == 0;
-    g->a8 = a8;
-    g->w16 = lay->w16[ki] >= 0 && !g->thin;
-    /* the cp.async pipeline copies raw 16-byte chunks: bf16 A and bf16
-     * weights (bf16 mode), float A and float weights (tf32, fp32) */
-    g->pipe = !g->skinny && g->va && (o->precision == MC_CUDA_BF16 ? a8 && g->w16 : !buf_bf16(a->buf) && g->vw && !g->w16);
-    /* thin products with many rows (else a warp per row) over bf16 rows,
-     * 16-byte aligned (float rows: measured no faster) */
-    g->ts = g->thin && !g->conv && g->M > MC_CUDA_FILL / 4 && a->stride[1] == 1 && buf_bf16(a->buf) && K % 8 == 0 &&
-            a->offset % 8 == 0 && (a->shape[0] == 1 || a->stride[0] % 8 == 0);
-}
-
-/* the dynamic shared memory a GEMM kernel is launched with ("0": none) */
-static void
-gemm_smem(const Kernel *k, int ki, const CudaOpts *o, const CudaLayout *lay, char *s, size_t n)
-{
-    GemmOps g;
-    gemm_ops(k, ki, o, lay, &g);
-    snprintf(s, n, "0");
-    if (g.ts) snprintf(s, n, "mc_thin_dsm<%lld, %lld>()", (long long)g.N, (long long)g.K);
-    if (!g.pipe) return;
-    int bm, bn, sk;
-    int64_t kc;
-    mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
-    snprintf(s, n, "mc_gemm_dsm<%s, %d, %d, %lld>()", mode_name[o->precision], bm, bn, (long long)(sk > 1 ? kc : g.K));
-}
-
-static int
-print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, const CudaOpts *o,
-           const CudaLayout *lay, CudaLaunch *ln, McErr *err)
-{
-    GemmOps g;
-    gemm_ops(k, ki, o, lay, &g);
-    int64_t M = g.M, N = g.N, K = g.K;
-    const View *a = &k->in[0];
-    int conv = g.conv;
-    int64_t Ho = 0, Wo = 0, H = 0, W = 0, Ci = 0, KH = 0, KW = 0;
-    if (conv) {
-        Ho = k->out.shape[1]; Wo = k->out.shape[2];
-        H = a->shape[1]; W = a->shape[2]; Ci = a->shape[3];
-        KH = k->in[1].shape[2]; KW = k->in[1].shape[3];
-    } else if (!is_contig(&k->in[1], N, K)) {
-        return mc_err(err, "cuda: %s: GEMM weight is not a contiguous [N,K] matrix", k->name);
-    }
-    int bm, bn, sk;
-    int64_t kc;
-    mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
-    int skinny = g.skinny, va = g.va, vw = g.vw, thin = g.thin, a8 = g.a8;
-    const char *mode = skinny ? "MC_FP32" : mode_name[o->precision];
-    /* the loaders emitted: A (one element) only where the GEMM reads it, A4
-     * (a 16-byte chunk), AP (its address, for the cp.async pipeline) */
-    int v0 = thin || g.pipe || (va && !skinny && o->precision != MC_CUDA_FP32) ? 1 : 0;
-    int vn = g.pipe || g.ts ? 3 : 1 + va;
-    /* mc_conv3 reads the input rows itself and stores through epi2 alone */
-    const int c3 = conv && conv3_tc(p, ki);
-    if (c3) vn = v0;
-    if (g.ts) v0 = 2; /* mc_gemm_thin_s reads AP only */
-    const char *ty4 = a8 ? "uint4" : "float4", *ld4 = a8 ? "*(const uint4 *)&" : "mc_ldv4(&", *cl4 = a8 ? "" : ")";
-    const char *typ = buf_bf16(a->buf) ? "const __nv_bfloat16 *" : "const float *";
-    /* per loader: result type, the load around the element reference, zero */
-    const char *lty[3] = {"float", ty4, typ}, *lpre[3] = {"mc_ld(", ld4, "&"}, *lpost[3] = {")", cl4, ""};
-    const char *lzero[3] = {"0.0f", a8 ? "make_uint4(0u, 0u, 0u, 0u)" : "make_float4(0.0f, 0.0f, 0.0f, 0.0f)", "nullptr"};
-    const char *lname[3] = {"A", "A4", "AP"};
-    Params ps;
-    collect_params(k, &ps);
-    header(b, p, k, ki);
-    /* blocks per SM the register allocation must allow (MC_GEMM_MINB_L for
-     * 128-row or 128-column tensor-core tiles, MC_GEMM_MINB_S otherwise) */
-    mc_buf_printf(b, "%s __launch_bounds__(256, %s)\n%s(", mc_dialect_cuda.kernel_qual,
-                  thin ? "1" : (bm == 128 || bn == 128) && !skinny ? "MC_GEMM_MINB_L" : "MC_GEMM_MINB_S", id);
-    char extra[192];
-    int w16 = g.w16;
-    snprintf(extra, sizeof extra, "%s%s%s%s%s", conv ? "const float *__restrict__ wp" : "", conv && sk > 1 ? ", " : "",
-             sk > 1 ? "float *__restrict__ ws, unsigned *__restrict__ cnt" : "", w16 && (conv || sk > 1) ? ", " : "",
-             w16 ? "const __nv_bfloat16 *__restrict__ w16" : "");
-    print_params(b, &ps, extra[0] ? extra : NULL);
-    mc_buf_puts(b, KERNEL_BODY);
-    if (conv) {
-        mc_buf_printf(b, "    /* implicit GEMM: m = (b, oh, ow) of [%lld,%lld,%lld], k = (kh, kw, ci) of [%lld,%lld,%lld] */\n",
-                      (long long)k->out.shape[0], (long long)Ho, (long long)Wo, (long long)KH, (long long)KW,
-                      (long long)Ci);
-        idx_typedef(b, k);
-        for (int v = v0; v < vn; v++) {
-            mc_buf_printf(b, "    auto %s = [=](int64_t m64, int k) -> %s {\n", lname[v], lty[v]);
-            mc_buf_puts(b, "        const idx_t m = (idx_t)m64;\n");
-            mc_buf_printf(b, "        idx_t ow = m %% %lld, oh = (m / %lld) %% %lld, bb = m / %lld;\n", (long long)Wo,
-                          (long long)Wo, (long long)Ho, (long long)(Ho * Wo));
-            mc_buf_printf(b, "        int ci = k %% %lld, kw = (k / %lld) %% %lld, kh = k / %lld;\n", (long long)Ci,
-                          (long long)Ci, (long long)KW, (long long)(Ci * KW));
-            mc_buf_printf(b, "        idx_t ih = oh * %lld - %lld + kh * %lld, iw = ow * %lld - %lld + kw * %lld;\n",
-                          (long long)k->attrs.stride[0], (long long)k->attrs.pad[0], (long long)k->attrs.dil[0],
-                          (long long)k->attrs.stride[1], (long long)k->attrs.pad[1], (long long)k->attrs.dil[1]);
-            mc_buf_printf(b, "        if (ih < 0 || ih >= %lld || iw < 0 || iw >= %lld) return %s;\n", (long long)H,
-                          (long long)W, lzero[v]);
-            mc_buf_printf(b, "        return %sb%d[%lld + bb * %lld + ih * %lld + iw * %lld + ci * %lld]%s;\n",
-                          lpre[v], a->buf, (long long)a->offset, (long long)a->stride[0],
-                          (long long)a->stride[1], (long long)a->stride[2], (long long)a->stride[3], lpost[v]);
-            mc_buf_puts(b, "    };\n");
-        }
-    } else {
-        for (int v = v0; v < vn; v++) {
-            mc_buf_printf(b, "    auto %s = [=](int64_t m, int k) -> %s { return %sb%d[", lname[v], lty[v], lpre[v], a->buf);
-            if (a->offset) mc_buf_printf(b, "%lld + ", (long long)a->offset);
-            if (a->shape[0] == 1) mc_buf_puts(b, "0");
-            else mc_buf_printf(b, "m * %lld", (long long)a->stride[0]);
-            if (a->stride[1] == 1) mc_buf_printf(b, " + k]%s; };\n", lpost[v]);
-            else mc_buf_printf(b, " + k * %lld]%s; };\n", (long long)a->stride[1], lpost[v]);
-        }
-    }
-    char res[32], wptr[64];
-    if (c3) {
-        epi2_lambda(b, k, N, "epi2", 0, 0);
-        mc_buf_printf(b, "    mc_conv3<%lld, %lld, %lld, %lld, %lld>(b%d + %lld, w16, epi2);\n}\n\n", (long long)a->shape[0],
-                      (long long)H, (long long)W, (long long)Ci, (long long)N, a->buf, (long long)a->offset);
-        ln->gx = (M + 255) / 256;
-        ln->gy = 1;
-        return 0;
-    }
-    mc_buf_puts(b, "    auto epi = [=](int64_t m, int n, float acc) {\n");
-    mc_buf_printf(b, "        int64_t i = m * %lld + n;\n", (long long)N);
-    if (k->nin == 3) {
-        mc_buf_puts(b, "        acc += ");
-        load(b, &k->in[2], "n");
-        mc_buf_puts(b, ";\n");
-    }
-    mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc", "i", "        ", res, sizeof res);
-    store(b, k, "        ", "i", res);
-    mc_buf_puts(b, "    };\n");
-    /* bf16 tensor-core GEMMs stage their bf16 results through shared memory */
-    int staged = !thin && print_epi2(b, k, N, !skinny && o->precision == MC_CUDA_BF16);
-    if (w16) snprintf(wptr, sizeof wptr, "w16");
-    else if (conv) snprintf(wptr, sizeof wptr, "wp");
-    else if (k->in[1].offset) snprintf(wptr, sizeof wptr, "b%d + %lld", k->in[1].buf, (long long)k->in[1].offset);
-    else snprintf(wptr, sizeof wptr, "b%d", k->in[1].buf);
-    ln->gy = 1;
-    if (thin && M <= MC_CUDA_FILL / 4) { /* few rows: a warp per row */
-        mc_buf_printf(b, "    mc_gemm_warp<%lldll, %lld, %lld>(A4, %s, epi);\n}\n\n", (long long)M, (long long)N,
-                      (long long)K, wptr);
-        ln->gx = (M + 7) / 8;
-        return 0;
-    }
-    if (thin) {
-        mc_buf_printf(b, "    mc_gemm_thin%s<%lldll, %lld, %lld>(%s, %s, epi);\n}\n\n", g.ts ? "_s" : "", (long long)M, (long long)N,
-                      (long long)K, g.ts ? "AP" : "A4", wptr);
-        ln->gx = (M + 255) / 256;
-        return 0;
-    }
-    mc_buf_printf(b, "    mc_gemm<%s, %d, %d, %lldll, %lld, %lld, %s, %s", mode, bm, bn, (long long)M, (long long)N,
-                  (long long)K, va ? "true" : "false", vw ? "true" : "false");
-    if (sk > 1) mc_buf_printf(b, ", %d, %lld", sk, (long long)kc);
-    mc_buf_printf(b, ">(%s, %s, %s, epi, epi2", g.pipe ? "AP" : v0 ? "A4" : "A", va ? "A4" : "A", wptr);
-    if (sk > 1) mc_buf_puts(b, ", ws, cnt");
-    if (staged)
-        mc_buf_printf(b, "%s, epv2, b%d + %lld", sk > 1 ? "" : ", nullptr, nullptr", k->out.buf, (long long)k->out.offset);
-    mc_buf_puts(b, ");\n}\n\n");
-    ln->gx = ((M + bm - 1) / bm) * ((N + bn - 1) / bn) * sk;
-    return 0;
-}
 
 /* "__global__ void __launch_bounds__(256) ID(buffers, extra) {" and idx_t */
-static void
-kernel_open(McBuf *b, const Kernel *k, const char *id, const char *extra)
+void
+mc_cu_kernel_open(McBuf *b, const Kernel *k, const char *id, const char *extra)
 {
     Params ps;
-    collect_params(k, &ps);
+    mc_cu_collect_params(k, &ps);
     mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
-    print_params(b, &ps, extra);
+    mc_cu_print_params(b, &ps, extra);
     mc_buf_puts(b, KERNEL_BODY);
-    idx_typedef(b, k);
+    mc_cu_idx_typedef(b, k);
 }
 
 /* kernel_open, then one thread per unit: `var` = the global thread index,
@@ -651,7 +345,7 @@ kernel_open(McBuf *b, const Kernel *k, const char *id, const char *extra)
 static void
 thread_head(McBuf *b, const Kernel *k, const char *id, const char *extra, const char *var, int64_t n, CudaLaunch *ln)
 {
-    kernel_open(b, k, id, extra);
+    mc_cu_kernel_open(b, k, id, extra);
     mc_buf_printf(b, "    const idx_t %s = (idx_t)blockIdx.x * 256 + threadIdx.x;\n", var);
     mc_buf_printf(b, "    if (%s >= %lld) return;\n", var, (long long)n);
     ln->gx = (n + 255) / 256;
@@ -670,7 +364,7 @@ finish(McBuf *b, const Kernel *k, const char *acc)
 {
     char res[32];
     mc_cemit_epilogue(b, &mc_dialect_cuda, k, acc, "i", "    ", res, sizeof res);
-    store(b, k, "    ", "i", res);
+    mc_cu_store(b, k, "    ", "i", res);
     mc_buf_puts(b, "}\n\n");
 }
 
@@ -678,16 +372,14 @@ finish(McBuf *b, const Kernel *k, const char *acc)
  * bytes of float; n = 8: 16 bytes of bf16 or two float4): it is contiguous,
  * and every other stride and the offset are multiples of n (buffers are
  * 64-byte aligned) */
-static int
-vecn_view(const View *v, int64_t C, int n)
+int
+mc_cu_vecn_view(const View *v, int64_t C, int n)
 {
     if (C % n || v->rank < 1 || v->stride[v->rank - 1] != 1 || v->offset % n) return 0;
     for (int i = 0; i < v->rank - 1; i++)
         if (v->stride[i] % n) return 0;
     return 1;
 }
-#define vec8_view(v, C) vecn_view((v), (C), 8)
-#define vec4_view(v, C) vecn_view((v), (C), 4)
 
 /* The epilogue operands of a thread's W consecutive channels (linear index
  * lin0 + q, q < W), loaded once before the per-element epilogue: an operand
@@ -707,17 +399,17 @@ vec_args(McBuf *b, const Kernel *k, int W, const char *lin0, const char *indent,
         int64_t st = v->stride[v->rank - 1];
         if (st == 0) {
             mc_buf_printf(b, "%sconst float as%d = ", indent, a);
-            load(b, v, lin0);
+            mc_cu_load(b, v, lin0);
             mc_buf_puts(b, ";\n");
             snprintf(names[a], sizeof names[a], "as%d", a);
         } else if (W == 8 && vec8_view(v, C)) {
             mc_buf_printf(b, "%sfloat av%d[8];\n%smc_ldv8(&", indent, a, indent);
-            ref(b, v, lin0);
+            mc_cu_ref(b, v, lin0);
             mc_buf_printf(b, ", av%d);\n", a);
             snprintf(names[a], sizeof names[a], "av%d[q]", a);
         } else if (W == 4 && vec4_view(v, C)) {
             mc_buf_printf(b, "%sconst float4 a4_%d = mc_ldv4(&", indent, a);
-            ref(b, v, lin0);
+            mc_cu_ref(b, v, lin0);
             mc_buf_printf(b, ");\n%sconst float av%d[4] = {a4_%d.x, a4_%d.y, a4_%d.z, a4_%d.w};\n", indent, a, a, a, a, a);
             snprintf(names[a], sizeof names[a], "av%d[q]", a);
         } else {
@@ -744,17 +436,17 @@ vec8_finish_ex(McBuf *b, const Kernel *k, const char *indent, const char *guard,
     if (vec8_view(&k->out, k->out.shape[k->out.rank - 1])) {
         mc_buf_printf(b, "%s    r[q] = %s;\n%s}\n", indent, res, indent);
         mc_buf_printf(b, guard ? "%sif (%s) mc_stv8(&" : "%s%smc_stv8(&", indent, guard ? guard : "");
-        ref(b, &k->out, "i8 * 8");
+        mc_cu_ref(b, &k->out, "i8 * 8");
         mc_buf_puts(b, ", r);\n");
         if (keep) mc_buf_printf(b, "#pragma unroll\n%sfor (int q = 0; q < 8; q++) %s[q] = r[q];\n", indent, keep);
     } else {
-        store(b, k, ind2, "i", res);
+        mc_cu_store(b, k, ind2, "i", res);
         mc_buf_printf(b, "%s}\n", indent);
     }
 }
 
-static void
-vec8_finish(McBuf *b, const Kernel *k, const char *indent)
+void
+mc_cu_vec8_finish(McBuf *b, const Kernel *k, const char *indent)
 {
     vec8_finish_ex(b, k, indent, NULL, NULL);
 }
@@ -779,107 +471,6 @@ dwconv8_form(const Kernel *k, long long *pp)
     return k->out.shape[0] * Ho * WG * (C / 8);
 }
 
-/* A dense conv with few taps x input channels (K = Ci * KH * KW < 32: the
- * RGB stem conv, K = 27), Co % 8 == 0, Co <= 64 output channels and
- * enough output positions to fill the GPU: as a GEMM it ran on FFMA tiles,
- * mostly padding.  Direct form: a thread per
- * output position, its K inputs loaded once into registers, the K x Co
- * weights (at most 8 KB) in constant memory, copied there at start-up:
- * every lane of a warp reads the same weight, an FFMA operand straight
- * from the constant cache.  At most MC_DIRECT_MAX such kernels (48 KB of
- * the 64 KB of constant memory). */
-#define MC_DIRECT_MAX 6
-static int
-conv_direct1(const Kernel *k)
-{
-    if (k->kind != KK_CONV || k->out.rank != 4 || k->in[0].rank != 4) return 0;
-    const View *w = &k->in[1];
-    long long Co = k->out.shape[3], K = w->shape[1] * w->shape[2] * w->shape[3];
-    /* few positions (batch 1: 12544 threads of ~900 FMAs each, 49 blocks)
-     * measured slower than the GEMM's tiles: 1.369 -> 1.416 ms */
-    if (k->out.shape[0] * k->out.shape[1] * k->out.shape[2] < MC_CUDA_FILL) return 0;
-    return K < 32 && Co % 8 == 0 && Co <= 64 && vec8_view(&k->out, Co);
-}
-
-static int
-conv_direct(const KProgram *p, int i)
-{
-    if (!conv_direct1(&p->k[i])) return 0;
-    int n = 0;
-    for (int j = 0; j < i; j++) n += conv_direct1(&p->k[j]);
-    return n < MC_DIRECT_MAX;
-}
-
-/* A 3x3 stride-1 pad-1 conv in bf16 mode with C % 16 == 0 input channels
- * (<= 64) and CO % 16 == 0 outputs (<= 64), dense NHWC bf16 input, over
- * many positions (the stem's 32 -> 32 convs): mc_conv3, its A fragments
- * straight from the input rows in shared memory (no im2col copies through
- * the cp.async k-loop) */
-static int
-conv3_tc(const KProgram *p, int i)
-{
-    const Kernel *k = &p->k[i];
-    const View *x = &k->in[0];
-    if (!cur_bf16 || k->kind != KK_CONV || k->out.rank != 4 || x->rank != 4 || conv_direct(p, i)) return 0;
-    const View *w = &k->in[1];
-    long long C = x->shape[3], CO = k->out.shape[3], H = x->shape[1], W = x->shape[2];
-    if (w->shape[2] != 3 || w->shape[3] != 3 || w->shape[1] != C || k->attrs.stride[0] != 1 || k->attrs.stride[1] != 1)
-        return 0;
-    if (k->attrs.pad[0] != 1 || k->attrs.pad[1] != 1 || k->attrs.dil[0] != 1 || k->attrs.dil[1] != 1) return 0;
-    if (C % 16 || C > 64 || CO % 16 || CO > 64 || k->out.shape[1] != H || k->out.shape[2] != W || H * W < 256) return 0;
-    if (!buf_bf16(x->buf) || x->offset % 8 || x->stride[3] != 1 || x->stride[2] != C || x->stride[1] != W * C ||
-        x->stride[0] != H * W * C)
-        return 0;
-    return mc_cuda_numel(&k->out) / CO >= MC_CUDA_FILL && gemm_w16(p, i, MC_CUDA_BF16) && is_contig_rows(&k->out, CO);
-}
-
-static void
-print_conv_direct(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
-{
-    const View *x = &k->in[0], *w = &k->in[1];
-    long long Ho = k->out.shape[1], Wo = k->out.shape[2], Co = k->out.shape[3];
-    long long H = x->shape[1], W = x->shape[2], Ci = x->shape[3], KH = w->shape[2], KW = w->shape[3];
-    long long K = Ci * KH * KW, M = k->out.shape[0] * Ho * Wo;
-    char lin[192];
-    header(b, p, k, ki);
-    mc_buf_printf(b, "/* direct: a thread per output position, its %lld inputs in registers, the weights\n"
-                     " * [co][kh][kw][ci] in constant memory (copied from wp by mc_prepare) */\n", K);
-    mc_buf_printf(b, "__constant__ float %s_wc[%lld];\n", id, K * Co);
-    kernel_open(b, k, id, "const float *__restrict__ wp");
-    mc_buf_puts(b, "    (void)wp;\n");
-    mc_buf_puts(b, "    const idx_t m = (idx_t)blockIdx.x * 256 + threadIdx.x;\n");
-    mc_buf_printf(b, "    if (m >= %lld) return;\n", M);
-    mc_buf_printf(b, "    const idx_t ow = m %% %lld, oh = (m / %lld) %% %lld, bb = m / %lld;\n", Wo, Wo, Ho, Wo * Ho);
-    mc_buf_printf(b, "    float xv[%lld];\n", K);
-    mc_buf_printf(b, "#pragma unroll\n    for (int kh = 0; kh < %lld; kh++)\n#pragma unroll\n        for (int kw = 0; kw < %lld; kw++) {\n",
-                  KH, KW);
-    mc_buf_printf(b, "            const idx_t ih = oh * %lld - %lld + kh * %lld, iw = ow * %lld - %lld + kw * %lld;\n",
-                  (long long)k->attrs.stride[0], (long long)k->attrs.pad[0], (long long)k->attrs.dil[0],
-                  (long long)k->attrs.stride[1], (long long)k->attrs.pad[1], (long long)k->attrs.dil[1]);
-    mc_buf_printf(b, "            const bool in = ih >= 0 && ih < %lld && iw >= 0 && iw < %lld;\n", H, W);
-    mc_buf_printf(b, "#pragma unroll\n            for (int ci = 0; ci < %lld; ci++)\n", Ci);
-    /* the element (bb, ih, iw, ci) through the view's strides (the input is
-     * a permuted view of the NCHW image) */
-    snprintf(lin, sizeof lin, "%lld + bb * %lld + ih * %lld + iw * %lld + ci * %lld", (long long)x->offset,
-             (long long)x->stride[0], (long long)x->stride[1], (long long)x->stride[2], (long long)x->stride[3]);
-    mc_buf_printf(b, "                xv[(kh * %lld + kw) * %lld + ci] = in ? %sb%d[%s]%s : 0.0f;\n        }\n", KW, Ci,
-                  buf_bf16(x->buf) ? "mc_ld(" : "", x->buf, lin, buf_bf16(x->buf) ? ")" : "");
-    mc_buf_printf(b, "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n", Co / 8);
-    mc_buf_puts(b, "        float acc[8];\n#pragma unroll\n        for (int q = 0; q < 8; q++) {\n            acc[q] = 0.0f;\n");
-    mc_buf_printf(b, "#pragma unroll\n            for (int kk = 0; kk < %lld; kk++) acc[q] = fmaf(xv[kk], %s_wc[(j * 8 + q) * %lld + kk], acc[q]);\n        }\n",
-                  K, id, K);
-    if (k->nin == 3) {
-        mc_buf_puts(b, "#pragma unroll\n        for (int q = 0; q < 8; q++) acc[q] += ");
-        load(b, &k->in[2], "j * 8 + q");
-        mc_buf_puts(b, ";\n");
-    }
-    mc_buf_printf(b, "        const idx_t i8 = m * %lld + j;\n", Co / 8);
-    vec8_finish(b, k, "        ");
-    mc_buf_puts(b, "    }\n}\n\n");
-    ln->gx = (M + 255) / 256;
-    ln->gy = 1;
-}
-
 static void print_group_layernorm(McBuf *b, const Kernel *l, int V, long long P, const char *ch, const char *yvar,
                                   const char *xv, long long H, long long W);
 
@@ -893,7 +484,7 @@ fused_ln_head(McBuf *b, const KProgram *p, int ki, const char *id, long long NT,
 {
     const Kernel *k = &p->k[ki], *l = &p->k[ki + 1];
     Params ps;
-    collect_launch_params(p, ki, &ps);
+    mc_cu_collect_launch_params(p, ki, &ps);
     if (l->kind == KK_LAYERNORM)
         mc_buf_printf(b, "/* with k%d %s \"%s\": LayerNorm over the %lld channels of each position (%lld threads)\n"
                          " * and its epilogue; %s */\n",
@@ -903,9 +494,9 @@ fused_ln_head(McBuf *b, const KProgram *p, int ki, const char *id, long long NT,
                          " * position's %lld threads (shared memory); %s */\n",
                       ki + 1, mc_kernel_kind_name(l->kind), l->name, (long long)l->N, G, note);
     mc_buf_printf(b, "%s __launch_bounds__(256)\n%s(", mc_dialect_cuda.kernel_qual, id);
-    print_params(b, &ps, "const float *__restrict__ wp");
+    mc_cu_print_params(b, &ps, "const float *__restrict__ wp");
     mc_buf_puts(b, KERNEL_BODY);
-    idx_typedef(b, k);
+    mc_cu_idx_typedef(b, k);
     mc_buf_printf(b, "    const bool live = (idx_t)blockIdx.x * 256 + threadIdx.x < %lld;\n", NT);
     mc_buf_printf(b, "    const idx_t it = min((idx_t)blockIdx.x * 256 + threadIdx.x, (idx_t)%lld);\n", NT - 1);
     ln->gx = (NT + 255) / 256;
@@ -923,7 +514,7 @@ print_group_xproj(McBuf *b, const Kernel *k, const Kernel *l, long long P, long 
     long long D = k->out.shape[3], G = D / 8, N = l->N, PN = P * N;
     const View *w = &l->in[1];
     char lin[160];
-    if (buf_bf16(k->out.buf))
+    if (mc_cu_buf_bf16(k->out.buf))
         mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %lld; p++)\n#pragma unroll\n"
                          "        for (int q = 0; q < 8; q++) yv[p][q] = __bfloat162float(__float2bfloat16_rn(yv[p][q]));\n", P);
     mc_buf_printf(b, "    __shared__ float xr[8][32][%lld];\n", PN + 1);
@@ -944,7 +535,7 @@ print_group_xproj(McBuf *b, const Kernel *k, const Kernel *l, long long P, long 
     if (Wo % P) mc_buf_printf(b, "        if (!live || ow0 + p >= %lld) continue;\n", Wo);
     else mc_buf_puts(b, "        if (!live) continue;\n");
     snprintf(lin, sizeof lin, "((bb * %lld + oh) * %lld + ow0 + p) * %lld + n", Ho, Wo, N);
-    store(b, l, "        ", lin, "v");
+    mc_cu_store(b, l, "        ", lin, "v");
     mc_buf_puts(b, "    }\n}\n\n");
 }
 
@@ -981,7 +572,7 @@ print_dwconv8(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *
         mc_buf_printf(b, "            if (iw < 0 || iw >= %lld) {\n#pragma unroll\n                for (int q = 0; q < 8; q++) v[j][q] = 0.0f;\n"
                          "                continue;\n            }\n            mc_ldv8(&", W);
         snprintf(lin, sizeof lin, "((bb * %lld + ih) * %lld + iw) * %lld + c", H, W, C);
-        ref(b, x, lin);
+        mc_cu_ref(b, x, lin);
         mc_buf_puts(b, ", v[j]);\n        }\n");
         mc_buf_printf(b, "#pragma unroll\n        for (int kw = 0; kw < %lld; kw++) {\n", KW);
         mc_buf_printf(b, "            const float *wt = &wp[(kh * %lld + kw) * %lld + c];\n", KW, C);
@@ -1003,7 +594,7 @@ print_dwconv8(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *
     mc_buf_printf(b, "                if (iw < 0 || iw >= %lld) continue;\n", W);
     snprintf(lin, sizeof lin, "((bb * %lld + ih) * %lld + iw) * %lld + c", H, W, C);
     mc_buf_puts(b, "                float v[8], *acc = accp[p];\n                mc_ldv8(&");
-    ref(b, x, lin);
+    mc_cu_ref(b, x, lin);
     mc_buf_puts(b, ", v);\n");
     mc_buf_puts(b, "                acc[0] = fmaf(v[0], w0.x, acc[0]); acc[1] = fmaf(v[1], w0.y, acc[1]); "
                    "acc[2] = fmaf(v[2], w0.z, acc[2]); acc[3] = fmaf(v[3], w0.w, acc[3]);\n");
@@ -1024,7 +615,7 @@ print_dwconv8(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *
     mc_buf_puts(b, "        float acc[8];\n#pragma unroll\n        for (int q = 0; q < 8; q++) acc[q] = accp[p][q];\n");
     if (k->nin == 3) {
         mc_buf_puts(b, "#pragma unroll\n        for (int q = 0; q < 8; q++) acc[q] += ");
-        load(b, &k->in[2], "c + q");
+        mc_cu_load(b, &k->in[2], "c + q");
         mc_buf_puts(b, ";\n");
     }
     if (l) {
@@ -1037,7 +628,7 @@ print_dwconv8(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *
         else print_group_xproj(b, k, l, P, Ho, Wo);
         return 1;
     }
-    vec8_finish(b, k, "        ");
+    mc_cu_vec8_finish(b, k, "        ");
     mc_buf_puts(b, "    }\n}\n\n");
     return 1;
 }
@@ -1049,7 +640,7 @@ print_dwconv(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *i
     long long Ho = k->out.shape[1], Wo = k->out.shape[2], C = k->out.shape[3];
     long long H = x->shape[1], W = x->shape[2], KH = w->shape[2], KW = w->shape[3];
     char lin[160], wl[64];
-    header(b, p, k, ki);
+    mc_cu_header(b, p, k, ki);
     if (repacked && print_dwconv8(b, p, k, ki, id, ln)) return;
     elementwise_head(b, k, id, repacked ? "const float *__restrict__ wp" : NULL, mc_cuda_numel(&k->out), ln);
     mc_buf_printf(b, "    const idx_t c = i %% %lld, ow = (i / %lld) %% %lld, oh = (i / %lld) %% %lld, bb = i / %lld;\n",
@@ -1066,13 +657,13 @@ print_dwconv(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *i
     snprintf(lin, sizeof lin, "((bb * %lld + ih) * %lld + iw) * %lld + c", H, W, C);
     snprintf(wl, sizeof wl, "(c * %lld + kh) * %lld + kw", KH, KW);
     mc_buf_puts(b, "            acc = fmaf(");
-    load(b, x, lin);
+    mc_cu_load(b, x, lin);
     mc_buf_puts(b, ", ");
-    load(b, w, wl);
+    mc_cu_load(b, w, wl);
     mc_buf_puts(b, ", acc);\n        }\n    }\n");
     if (k->nin == 3) {
         mc_buf_puts(b, "    acc += ");
-        load(b, &k->in[2], "c");
+        mc_cu_load(b, &k->in[2], "c");
         mc_buf_puts(b, ";\n");
     }
     finish(b, k, "acc");
@@ -1101,7 +692,7 @@ vec4_epi_to(McBuf *b, const Kernel *k, const char *acc, const char *indent, cons
     mc_buf_printf(b, "%s    const idx_t i = i4 * 4 + q;\n%s    (void)i;\n", indent, indent);
     mc_cemit_epilogue_ex(b, &mc_dialect_cuda, k, "accv[q]", "i", ind2, res, sizeof res, ax);
     if (dst) mc_buf_printf(b, "%s%s[q] = %s;\n", ind2, dst, res);
-    else store(b, k, ind2, "i", res);
+    else mc_cu_store(b, k, ind2, "i", res);
     mc_buf_printf(b, "%s}\n", indent);
 }
 
@@ -1210,7 +801,7 @@ fuse_ln_shape(const KProgram *p, int i)
     if (!V || l->kind != KK_LAYERNORM) return 0;
     long long D = k->out.shape[3];
     if (G > 256 || (G & (G - 1)) || l->nin != 3 || !same_view(&l->in[0], &k->out)) return 0;
-    if (p->bufs[k->out.buf].kind != BUF_SCRATCH || !vecn_view(&l->out, D, V)) return 0;
+    if (p->bufs[k->out.buf].kind != BUF_SCRATCH || !mc_cu_vecn_view(&l->out, D, V)) return 0;
     if (l->out.rank != 4 || l->out.shape[3] != D) return 0;
     if (k->kind != KK_FUSION25) return 1;
     return sole_reader(p, i);
@@ -1261,14 +852,14 @@ fuse_mlp_shape(const KProgram *p, int i)
     const Kernel *k = &p->k[i], *l = &p->k[i + 1];
     if (k->kind != KK_GEMM || l->kind != KK_GEMM) return 0;
     int64_t M, N, K, M2, N2, K2;
-    gemm_dims(k, &M, &N, &K);
-    gemm_dims(l, &M2, &N2, &K2);
+    mc_cu_gemm_dims(k, &M, &N, &K);
+    mc_cu_gemm_dims(l, &M2, &N2, &K2);
     if (M2 != M || K2 != N || M < MC_CUDA_FILL || K % 16 || K > 128 || N % 8 || N2 % 32 || N2 > 128) return 0;
-    if (!is_contig(&k->in[0], M, K) || k->in[0].offset % 8 || !is_contig_rows(&k->out, N))
+    if (!mc_cu_is_contig(&k->in[0], M, K) || k->in[0].offset % 8 || !mc_cu_is_contig_rows(&k->out, N))
         return 0;
     /* fc2 reads fc1's output as the same dense [M, N] rows */
-    if (l->in[0].buf != k->out.buf || l->in[0].offset != k->out.offset || !is_contig(&l->in[0], M, N)) return 0;
-    if (!is_contig_rows(&l->out, N2) || l->out.offset % 2 || !is_contig(&k->in[1], N, K) || !is_contig(&l->in[1], N2, K2))
+    if (l->in[0].buf != k->out.buf || l->in[0].offset != k->out.offset || !mc_cu_is_contig(&l->in[0], M, N)) return 0;
+    if (!mc_cu_is_contig_rows(&l->out, N2) || l->out.offset % 2 || !mc_cu_is_contig(&k->in[1], N, K) || !mc_cu_is_contig(&l->in[1], N2, K2))
         return 0;
     if (p->bufs[k->out.buf].kind != BUF_SCRATCH) return 0;
     return sole_reader(p, i);
@@ -1282,7 +873,7 @@ fuse_mlp(const KProgram *p, int i)
 {
     if (!cur_bf16 || !fuse_mlp_shape(p, i)) return 0;
     const Kernel *k = &p->k[i], *l = &p->k[i + 1];
-    if (!buf_bf16(k->in[0].buf) || !gemm_w16(p, i, MC_CUDA_BF16) || !gemm_w16(p, i + 1, MC_CUDA_BF16)) return 0;
+    if (!mc_cu_buf_bf16(k->in[0].buf) || !mc_cu_gemm_w16(p, i, MC_CUDA_BF16) || !mc_cu_gemm_w16(p, i + 1, MC_CUDA_BF16)) return 0;
     return !bufs_overlap(p, k->in[0].buf, l->out.buf);
 }
 
@@ -1302,12 +893,12 @@ fuse_xproj_shape(const KProgram *p, int i)
     long long P;
     if (k->kind != KK_DWCONV || l->kind != KK_GEMM || !dwconv8_form(k, &P)) return 0;
     int64_t M, N, K;
-    gemm_dims(l, &M, &N, &K);
+    mc_cu_gemm_dims(l, &M, &N, &K);
     long long D = k->out.shape[3], G = D / 8;
     if (K != D || M * D != mc_cuda_numel(&k->out) || G > 32 || (G & (G - 1)) || N * P > XP_MAX) return 0;
     if (l->nin != 2 || l->nexpr != 0 || l->nargs != 0 || l->in[1].offset % 4) return 0;
-    if (l->in[0].buf != k->out.buf || l->in[0].offset != k->out.offset || !is_contig(&l->in[0], M, K)) return 0;
-    return is_contig_rows(&k->out, D) && is_contig(&l->in[1], N, K) && is_contig_rows(&l->out, N);
+    if (l->in[0].buf != k->out.buf || l->in[0].offset != k->out.offset || !mc_cu_is_contig(&l->in[0], M, K)) return 0;
+    return mc_cu_is_contig_rows(&k->out, D) && mc_cu_is_contig(&l->in[1], N, K) && mc_cu_is_contig_rows(&l->out, N);
 }
 
 /* ... where the product's output shares no bytes with what the conv reads
@@ -1394,15 +985,15 @@ print_group_layernorm(McBuf *b, const Kernel *l, int V, long long P, const char 
     }
     char cq[16];
     snprintf(cq, sizeof cq, "%s + q", ch);
-    load(b, &l->in[1], cq);
+    mc_cu_load(b, &l->in[1], cq);
     mc_buf_puts(b, " + ");
-    load(b, &l->in[2], cq);
+    mc_cu_load(b, &l->in[2], cq);
     mc_buf_puts(b, ";\n");
     if (V == 4) {
         mc_buf_puts(b, "        const float4 o4 = make_float4(o[0], o[1], o[2], o[3]);\n");
         vec4_epi(b, l, "o4", "        ");
     } else {
-        vec8_finish(b, l, "        ");
+        mc_cu_vec8_finish(b, l, "        ");
     }
     mc_buf_puts(b, "    }\n}\n\n");
 }
@@ -1413,7 +1004,7 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
     const View *h = &k->in[0];
     long long H = k->out.shape[1], W = k->out.shape[2], D = k->out.shape[3];
     char lin[160];
-    header(b, p, k, ki);
+    mc_cu_header(b, p, k, ki);
     /* 4 channels x P = 4 positions along x per thread: each tap's weights
      * loaded once for the P positions (the loads of h and of the taps went
      * through L1 at 2 : 4 wavefronts; Nsight: L1-bound), while that still
@@ -1483,7 +1074,7 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
     mc_buf_printf(b, "        const idx_t xx = min(max(x + mc_f25_dx(t), (idx_t)0), (idx_t)%lld);\n", W - 1);
     snprintf(lin, sizeof lin, "((bb * %lld + yy) * %lld + xx) * %lld + d", H, W, D);
     mc_buf_printf(b, "        acc = fmaf(wp[t * %lld + d], ", D);
-    load(b, h, lin);
+    mc_cu_load(b, h, lin);
     mc_buf_puts(b, ", acc);\n    }\n");
     finish(b, k, "acc");
 }
@@ -1491,7 +1082,7 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
 static void
 print_eltwise(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
 {
-    header(b, p, k, ki);
+    mc_cu_header(b, p, k, ki);
     elementwise_head(b, k, id, NULL, mc_cuda_numel(&k->out), ln);
     finish(b, k, "0.0f");
 }
@@ -1502,20 +1093,20 @@ print_mean(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     const View *x = &k->in[0];
     long long C = x->shape[3], HW = x->shape[1] * x->shape[2];
     char lin[128];
-    header(b, p, k, ki);
+    mc_cu_header(b, p, k, ki);
     elementwise_head(b, k, id, NULL, mc_cuda_numel(&k->out), ln);
     mc_buf_printf(b, "    const idx_t c = i %% %lld, bb = i / %lld;\n", C, C);
     mc_buf_puts(b, "    float acc = 0.0f;\n");
     mc_buf_printf(b, "    for (idx_t q = 0; q < %lld; q++) acc += ", HW);
     snprintf(lin, sizeof lin, "(bb * %lld + q) * %lld + c", HW, C);
-    load(b, x, lin);
+    mc_cu_load(b, x, lin);
     mc_buf_printf(b, ";\n    acc *= %.9gf;\n", 1.0 / (double)HW);
     finish(b, k, "acc");
 }
 
 /* the view is a dense [rows, C] array (row * C + c) */
-static int
-is_contig_rows(const View *v, int64_t C)
+int
+mc_cu_is_contig_rows(const View *v, int64_t C)
 {
     int64_t st = 1;
     for (int d = v->rank - 1; d >= 0; d--) {
@@ -1537,14 +1128,14 @@ print_layernorm8(McBuf *b, const Kernel *k, const char *id, CudaLaunch *ln)
     long long C = x->shape[x->rank - 1], rows = mc_cuda_numel(x) / C, C8 = C / 8;
     double eps = k->attrs.eps > 0 ? k->attrs.eps : 1e-5;
     if (!vec8_view(x, C) || !vec8_view(&k->out, C)) return 0;
-    if (!is_contig_rows(x, C) || !is_contig_rows(&k->out, C)) return 0;
+    if (!mc_cu_is_contig_rows(x, C) || !mc_cu_is_contig_rows(&k->out, C)) return 0;
     int G = 1;
     while (G < 32 && G < C8) G *= 2;
     long long VPL = (C8 + G - 1) / G, RPB = 256 / G;
     /* float storage with more than one vector per lane: measured slower */
-    if (!buf_bf16(x->buf) && VPL > 1) return 0;
+    if (!mc_cu_buf_bf16(x->buf) && VPL > 1) return 0;
     mc_buf_printf(b, "/* %d lanes per row, %lld x 8 channels per lane */\n", G, VPL);
-    kernel_open(b, k, id, NULL);
+    mc_cu_kernel_open(b, k, id, NULL);
     /* rows past the end compute on the last row (the shuffles need every
      * lane of the warp) and store nothing */
     mc_buf_printf(b, "    const idx_t row = min((idx_t)blockIdx.x * %lld + threadIdx.x / %d, (idx_t)%lld);\n", RPB, G, rows - 1);
@@ -1569,11 +1160,11 @@ print_layernorm8(McBuf *b, const Kernel *k, const char *id, CudaLaunch *ln)
     mc_buf_printf(b, "        const idx_t i8 = (row * %lld + c) / 8;\n", C);
     mc_buf_puts(b, "        float acc[8];\n");
     mc_buf_puts(b, "#pragma unroll\n        for (int q = 0; q < 8; q++) acc[q] = (v[j][q] - mean) * rstd * ");
-    load(b, &k->in[1], "c + q");
+    mc_cu_load(b, &k->in[1], "c + q");
     mc_buf_puts(b, " + ");
-    load(b, &k->in[2], "c + q");
+    mc_cu_load(b, &k->in[2], "c + q");
     mc_buf_puts(b, ";\n");
-    vec8_finish(b, k, "        ");
+    mc_cu_vec8_finish(b, k, "        ");
     mc_buf_puts(b, "    }\n}\n\n");
     ln->gx = (rows + RPB - 1) / RPB;
     ln->gy = 1;
@@ -1587,33 +1178,33 @@ print_layernorm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char
     long long C = x->shape[x->rank - 1], rows = mc_cuda_numel(x) / C;
     double eps = k->attrs.eps > 0 ? k->attrs.eps : 1e-5;
     char lin[64];
-    header(b, p, k, ki);
+    mc_cu_header(b, p, k, ki);
     if (print_layernorm8(b, k, id, ln)) return;
     mc_buf_puts(b, "/* one warp per row */\n");
-    kernel_open(b, k, id, NULL);
+    mc_cu_kernel_open(b, k, id, NULL);
     mc_buf_puts(b, "    const idx_t row = (idx_t)blockIdx.x * 8 + threadIdx.x / 32;\n");
     mc_buf_puts(b, "    const int lane = threadIdx.x % 32;\n");
     mc_buf_printf(b, "    if (row >= %lld) return;\n", rows);
     snprintf(lin, sizeof lin, "row * %lld + c", C);
     mc_buf_printf(b, "    float s = 0.0f;\n    for (int c = lane; c < %lld; c += 32) s += ", C);
-    load(b, x, lin);
+    mc_cu_load(b, x, lin);
     mc_buf_printf(b, ";\n    const float mean = mc_warp_sum(s) * %.9gf;\n", 1.0 / (double)C);
     mc_buf_printf(b, "    float v = 0.0f;\n    for (int c = lane; c < %lld; c += 32) { float t = ", C);
-    load(b, x, lin);
+    mc_cu_load(b, x, lin);
     mc_buf_printf(b, " - mean; v = fmaf(t, t, v); }\n");
     mc_buf_printf(b, "    const float rstd = 1.0f / sqrtf(mc_warp_sum(v) * %.9gf + %.9gf);\n", 1.0 / (double)C, eps);
     mc_buf_printf(b, "    for (int c = lane; c < %lld; c += 32) {\n", C);
     mc_buf_printf(b, "        const idx_t i = row * %lld + c;\n", C);
     mc_buf_puts(b, "        float acc = (");
-    load(b, x, "i");
+    mc_cu_load(b, x, "i");
     mc_buf_puts(b, " - mean) * rstd * ");
-    load(b, &k->in[1], "c");
+    mc_cu_load(b, &k->in[1], "c");
     mc_buf_puts(b, " + ");
-    load(b, &k->in[2], "c");
+    mc_cu_load(b, &k->in[2], "c");
     mc_buf_puts(b, ";\n");
     char res[32];
     mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc", "i", "        ", res, sizeof res);
-    store(b, k, "        ", "i", res);
+    mc_cu_store(b, k, "        ", "i", res);
     mc_buf_puts(b, "    }\n}\n\n");
     ln->gx = (rows + 7) / 8;
     ln->gy = 1;
@@ -1627,7 +1218,7 @@ scan_vec(const Kernel *k)
     const View *u = &k->in[0], *dt = &k->in[1];
     int64_t B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
     /* float storage: measured no faster (tiny fp32: stage 2 slower) */
-    int ok = buf_bf16(u->buf) && vec8_view(u, D) && vec8_view(dt, D) && vec8_view(&k->out, D) && k->out.rank == 4;
+    int ok = mc_cu_buf_bf16(u->buf) && vec8_view(u, D) && vec8_view(dt, D) && vec8_view(&k->out, D) && k->out.rank == 4;
     return ok && B * ((L + 7) / 8) * D / 8 >= MC_CUDA_FILL ? 8 : 1;
 }
 
@@ -1653,13 +1244,13 @@ print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     mc_cuda_scan_chunks(k, V, &T64, &NC64);
     long long T = T64, NC = NC64, BNCD = B * NC * D;
     long long DV = D / V, QW = (NC + 7) / 8, DG = (D + 31) / 32;
-    header(b, p, k, ki);
+    mc_cu_header(b, p, k, ki);
     mc_buf_printf(b, "/* %lld chunks of %lld positions, %d channel%s per thread */\n", NC, T, V, V > 1 ? "s" : "");
     for (int pass = 1; pass <= 3; pass++) {
         if (pass == 2) {
             mc_buf_printf(b, "%s __launch_bounds__(256)\n%s_carry(const float *__restrict__ cs, float *__restrict__ cin" KERNEL_BODY,
                           mc_dialect_cuda.kernel_qual, id);
-            idx_typedef(b, k);
+            mc_cu_idx_typedef(b, k);
             mc_buf_puts(b, "    __shared__ float rp[8][32], rs[8][32];\n");
             mc_buf_puts(b, "    const int lane = threadIdx.x % 32, w = threadIdx.x / 32;\n");
             mc_buf_printf(b, "    const idx_t bb = blockIdx.x / %lld, d = (blockIdx.x %% %lld) * 32 + lane;\n", DG, DG);
@@ -1690,7 +1281,7 @@ print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
         mc_buf_printf(b, "    float a[%d], h[%d]%s;\n", V, V, pass == 1 ? (V == 8 ? ", prod[8]" : ", prod[1]") : "");
         mc_buf_printf(b, "#pragma unroll\n    for (int c = 0; c < %d; c++) {\n        a[c] = ", V);
         snprintf(ad, sizeof ad, "d + c");
-        load(b, A, ad);
+        mc_cu_load(b, A, ad);
         /* pass 1 starts each chunk from 0, pass 3 from its carry-in */
         if (pass == 1) mc_buf_puts(b, ";\n        h[c] = 0.0f;\n");
         else mc_buf_printf(b, ";\n        h[c] = carry[%lld + j + c];\n", 2 * BNCD);
@@ -1700,19 +1291,19 @@ print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
         mc_buf_printf(b, "        float dv[%d], uv[%d];\n", V, V);
         if (V == 8) {
             mc_buf_puts(b, "        mc_ldv8(&");
-            ref(b, dt, lin);
+            mc_cu_ref(b, dt, lin);
             mc_buf_puts(b, ", dv);\n        mc_ldv8(&");
-            ref(b, u, lin);
+            mc_cu_ref(b, u, lin);
             mc_buf_puts(b, ", uv);\n");
         } else {
             mc_buf_puts(b, "        dv[0] = ");
-            load(b, dt, lin);
+            mc_cu_load(b, dt, lin);
             mc_buf_puts(b, ";\n        uv[0] = ");
-            load(b, u, lin);
+            mc_cu_load(b, u, lin);
             mc_buf_puts(b, ";\n");
         }
         mc_buf_puts(b, "        const float bl = ");
-        load(b, bv, linb);
+        mc_cu_load(b, bv, linb);
         mc_buf_puts(b, ";\n");
         mc_buf_printf(b, "#pragma unroll\n        for (int c = 0; c < %d; c++) {\n", V);
         mc_buf_printf(b, "            const float delta = %s(dv[c]);\n", k->softplus_dt ? "mc_scan_softplus" : "");
@@ -1723,7 +1314,7 @@ print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
         if (pass == 3) {
             if (V == 8) {
                 mc_buf_puts(b, "        mc_stv8(&");
-                ref(b, &k->out, lin);
+                mc_cu_ref(b, &k->out, lin);
                 mc_buf_puts(b, ", h);\n");
             } else {
                 store_view(b, &k->out, "        ", lin, "h[0]");
@@ -1741,41 +1332,6 @@ print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
 
 /* ------------------------------------------------------------ the program */
 
-/* fc1 (kernel ki) with fc2 (ki + 1) inside it: mc_mlp */
-static void
-print_mlp(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
-{
-    const Kernel *l = &p->k[ki + 1];
-    const View *a = &k->in[0];
-    int64_t M, N, K, M2, N2, K2;
-    gemm_dims(k, &M, &N, &K);
-    gemm_dims(l, &M2, &N2, &K2);
-    Params ps;
-    collect_launch_params(p, ki, &ps);
-    header(b, p, k, ki);
-    mc_buf_printf(b, "/* with k%d gemm \"%s\": the MLP, its %lld hidden activations per row on chip (mc_mlp) */\n",
-                  ki + 1, l->name, (long long)N);
-    /* two blocks per SM where the accumulators allow (CO <= 64) */
-    mc_buf_printf(b, "%s __launch_bounds__(256, %d)\n%s(", mc_dialect_cuda.kernel_qual, N2 <= 64 ? 2 : 1, id);
-    print_params(b, &ps, "const __nv_bfloat16 *__restrict__ w16, const __nv_bfloat16 *__restrict__ w16b");
-    mc_buf_puts(b, KERNEL_BODY);
-    mc_buf_printf(b, "    auto AP = [=](int64_t m, int k) -> const __nv_bfloat16 * { return &b%d[%lld + m * %lld + k]; };\n",
-                  a->buf, (long long)a->offset, (long long)K);
-    /* fc1's bias: added by mc_mlp from registers (8-byte aligned), else by h2 */
-    const View *bv = k->nin == 3 ? &k->in[2] : NULL;
-    char b1[64] = "nullptr";
-    int nobias = bv && bv->rank == 1 && bv->stride[0] == 1 && bv->offset % 2 == 0 && !buf_bf16(bv->buf);
-    if (nobias) snprintf(b1, sizeof b1, "b%d + %lld", bv->buf, (long long)bv->offset);
-    mc_buf_printf(b, "    /* fc1's epilogue%s, returned (rounded to bf16 by mc_mlp); fc2's, stored */\n",
-                  nobias ? " after the bias" : "");
-    epi2_lambda(b, k, N, "h2", 1, nobias);
-    epi2_lambda(b, l, N2, "epi2", 0, 0);
-    mc_buf_printf(b, "    mc_mlp<%lldll, %lld, %lld, %lld>(AP, w16, w16b, %s, h2, epi2);\n}\n\n", (long long)M, (long long)K,
-                  (long long)N, (long long)N2, b1);
-    ln->gx = (M + 127) / 128;
-    ln->gy = 1;
-}
-
 /* the dynamic shared memory of kernel i as launched ("0": none) */
 static void
 kernel_smem(const KProgram *p, int i, const CudaOpts *o, const CudaLayout *lay, char *s, size_t n)
@@ -1784,14 +1340,14 @@ kernel_smem(const KProgram *p, int i, const CudaOpts *o, const CudaLayout *lay, 
     snprintf(s, n, "0");
     if (k->kind == KK_GEMM && mc_cuda_fused_into(p, i + 1) == i) {
         int64_t M, N, K, M2, N2, K2;
-        gemm_dims(k, &M, &N, &K);
-        gemm_dims(&p->k[i + 1], &M2, &N2, &K2);
+        mc_cu_gemm_dims(k, &M, &N, &K);
+        mc_cu_gemm_dims(&p->k[i + 1], &M2, &N2, &K2);
         snprintf(s, n, "mc_mlp_dsm<%lld, %lld>()", (long long)K, (long long)N2);
-    } else if (k->kind == KK_CONV && conv3_tc(p, i)) {
+    } else if (k->kind == KK_CONV && mc_cu_conv3_tc(p, i)) {
         snprintf(s, n, "mc_conv3_dsm<%lld, %lld, %lld, %lld>()", (long long)k->in[0].shape[2], (long long)k->in[0].shape[3],
                  (long long)k->out.shape[3], (long long)k->out.shape[2]);
-    } else if (k->kind == KK_GEMM || (k->kind == KK_CONV && !conv_direct(p, i))) {
-        gemm_smem(k, i, o, lay, s, n);
+    } else if (k->kind == KK_GEMM || (k->kind == KK_CONV && !mc_cu_conv_direct(p, i))) {
+        mc_cu_gemm_smem(k, i, o, lay, s, n);
     }
 }
 
@@ -1837,12 +1393,12 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         }
         switch (k->kind) {
         case KK_GEMM:
-            if (mc_cuda_fused_into(p, i + 1) == i) print_mlp(b, p, k, i, id, &ln[i]);
-            else rc = print_gemm(b, p, k, i, id, o, lay, &ln[i], err);
+            if (mc_cuda_fused_into(p, i + 1) == i) mc_cu_print_mlp(b, p, k, i, id, &ln[i]);
+            else rc = mc_cu_print_gemm(b, p, k, i, id, o, lay, &ln[i], err);
             break;
         case KK_CONV:
-            if (conv_direct(p, i)) print_conv_direct(b, p, k, i, id, &ln[i]);
-            else rc = print_gemm(b, p, k, i, id, o, lay, &ln[i], err);
+            if (mc_cu_conv_direct(p, i)) mc_cu_print_conv_direct(b, p, k, i, id, &ln[i]);
+            else rc = mc_cu_print_gemm(b, p, k, i, id, o, lay, &ln[i], err);
             break;
         case KK_DWCONV: print_dwconv(b, p, k, i, id, &ln[i], lay->repack[i] >= 0); break;
         case KK_FUSION25: print_fusion25(b, p, k, i, id, &ln[i]); break;
@@ -1862,7 +1418,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];
         Params ps;
-        collect_launch_params(p, i, &ps);
+        mc_cu_collect_launch_params(p, i, &ps);
         mc_cemit_ident(id, sizeof id, i, k->name);
         mc_buf_printf(b, "    if (ev) cudaEventRecord(ev[%d], s);\n", i);
         if (mc_cuda_fused_into(p, i) >= 0) {
@@ -1888,7 +1444,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         int64_t kc;
         extra[0] = 0;
         const int mlp = k->kind == KK_GEMM && mc_cuda_fused_into(p, i + 1) == i;
-        const int gemm = !mlp && (k->kind == KK_GEMM || (k->kind == KK_CONV && !conv_direct(p, i)));
+        const int gemm = !mlp && (k->kind == KK_GEMM || (k->kind == KK_CONV && !mc_cu_conv_direct(p, i)));
         if (gemm) mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
         if (lay->repack[i] >= 0) n = snprintf(extra, sizeof extra, "P(%lld)", (long long)lay->repack[i]);
         if (sk > 1)
@@ -1920,7 +1476,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
                       id, smem, id, smem);
     }
     for (int i = 0; i < p->nk; i++) {
-        if (!conv_direct(p, i)) continue;
+        if (!mc_cu_conv_direct(p, i)) continue;
         mc_cemit_ident(id, sizeof id, i, p->k[i].name);
         mc_buf_printf(b, "    cudaMemcpyToSymbolAsync(%s_wc, P(%lld), %lld, 0, cudaMemcpyDeviceToDevice, s);\n", id,
                       (long long)lay->repack[i], (long long)mc_cuda_numel(&p->k[i].in[1]) * 4);
