@@ -474,13 +474,13 @@ dwconv8_form(const Kernel *k, long long *pp)
 static void print_group_layernorm(McBuf *b, const Kernel *l, int V, long long P, const char *ch, const char *yvar,
                                   const char *xv, long long H, long long W);
 
-/* The head of kernel ki with the LayerNorm ki + 1 inside it, NT threads (G
- * per position): every thread reaches the LayerNorm's shuffles and
- * barriers, those past the end compute on the last unit (it clamped) and
- * store nothing (live false) */
+/* The head of kernel ki with kernel ki + 1 (a LayerNorm, x_proj) inside
+ * it, NT threads (G per position): every thread reaches the shuffles and
+ * barriers of the sums across a position's threads, those past the end
+ * compute on the last unit (it clamped) and store nothing (live false) */
 static void
-fused_ln_head(McBuf *b, const KProgram *p, int ki, const char *id, long long NT, long long G, const char *note,
-              CudaLaunch *ln)
+fused_pair_head(McBuf *b, const KProgram *p, int ki, const char *id, long long NT, long long G, const char *note,
+                CudaLaunch *ln)
 {
     const Kernel *k = &p->k[ki], *l = &p->k[ki + 1];
     Params ps;
@@ -553,7 +553,7 @@ print_dwconv8(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *
     if (!NT) return 0;
     const Kernel *l = mc_cuda_fused_into(p, ki + 1) == ki ? &p->k[ki + 1] : NULL;
     if (P > 1) mc_buf_printf(b, "/* 8 channels x %lld positions per thread */\n", P);
-    if (l) fused_ln_head(b, p, ki, id, NT, C / 8, "from the registers that hold this kernel's output", ln);
+    if (l) fused_pair_head(b, p, ki, id, NT, C / 8, "from the registers that hold this kernel's output", ln);
     else thread_head(b, k, id, "const float *__restrict__ wp", "it", NT, ln);
     mc_buf_printf(b, "    const idx_t c = (it %% %lld) * 8, ow0 = ((it / %lld) %% %lld) * %lld, oh = (it / %lld) %% %lld, bb = it / %lld;\n",
                   C / 8, C / 8, WG, P, C / 8 * WG, Ho, C / 8 * WG * Ho);
@@ -1013,7 +1013,7 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
     const Kernel *l = mc_cuda_fused_into(p, ki + 1) == ki ? &p->k[ki + 1] : NULL;
     if (NT) {
         mc_buf_printf(b, "/* 4 channels x %lld positions per thread */\n", P);
-        if (l) fused_ln_head(b, p, ki, id, NT, D / 4, "y stays in registers", ln);
+        if (l) fused_pair_head(b, p, ki, id, NT, D / 4, "y stays in registers", ln);
         else thread_head(b, k, id, "const float *__restrict__ wp", "it", NT, ln);
         mc_buf_printf(b, "    const idx_t d = (it %% %lld) * 4, x0 = ((it / %lld) %% %lld) * %lld, y = (it / %lld) %% %lld, bb = it / %lld;\n",
                       D / 4, D / 4, WG, P, D / 4 * WG, H, D / 4 * WG * H);
