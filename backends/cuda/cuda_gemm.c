@@ -217,7 +217,7 @@ mc_cu_conv3_tc(const KProgram *p, int i)
 {
     const Kernel *k = &p->k[i];
     const View *x = &k->in[0];
-    if (!mc_cu_bf16_mode() || k->kind != KK_CONV || k->out.rank != 4 || x->rank != 4 || mc_cu_conv_direct(p, i)) return 0;
+    if (!mc_cu_bf16_mode() || k->kind != KK_CONV || k->out.rank != 4 || x->rank != 4) return 0;
     const View *w = &k->in[1];
     long long C = x->shape[3], CO = k->out.shape[3], H = x->shape[1], W = x->shape[2];
     if (w->shape[2] != 3 || w->shape[3] != 3 || w->shape[1] != C || k->attrs.stride[0] != 1 || k->attrs.stride[1] != 1)

@@ -897,6 +897,9 @@ fuse_xproj_shape(const KProgram *p, int i)
     long long D = k->out.shape[3], G = D / 8;
     if (K != D || M * D != mc_cuda_numel(&k->out) || G > 32 || (G & (G - 1)) || N * P > XP_MAX) return 0;
     if (l->nin != 2 || l->nexpr != 0 || l->nargs != 0 || l->in[1].offset % 4) return 0;
+    /* a kernel runs inside at most one other: the product may not also be
+     * the fc1 of an MLP pair */
+    if (fuse_mlp_shape(p, i + 1)) return 0;
     if (l->in[0].buf != k->out.buf || l->in[0].offset != k->out.offset || !mc_cu_is_contig(&l->in[0], M, K)) return 0;
     return mc_cu_is_contig_rows(&k->out, D) && mc_cu_is_contig(&l->in[1], N, K) && mc_cu_is_contig_rows(&l->out, N);
 }
