@@ -13,6 +13,7 @@ typedef struct CudaLayout {
     int64_t *repack;        /* [nk]: blob offset of a KK_CONV / KK_FUSION25 / KK_DWCONV (C % 8 == 0) kernel's re-packed weights, else -1 */
     int64_t blob_bytes;
     int64_t scratch_off, input_off, output_off, carry_off, arena_bytes;
+    int64_t flags_off, flags_bytes; /* the one-pass scans' chunk flags (int, zeroed at the start of each run) */
     int64_t splitk_off, counter_off; /* split-K partial tiles (float), tile counters (unsigned, zero between kernels) */
     int64_t *w16;           /* [nk]: bf16 mode: arena offset of a tensor-core GEMM's weights as bf16 (converted at start-up), else -1 */
 } CudaLayout;
@@ -75,5 +76,16 @@ int mc_cu_print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const
                      const CudaLayout *lay, CudaLaunch *ln, McErr *err);
 void mc_cu_print_mlp(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln);
 void mc_cu_print_conv_direct(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln);
+/* cuda_print.c, for the other printer files */
+void mc_cu_print_args(McBuf *b, const KProgram *p, const CudaLayout *lay, const Params *ps, const char *extra);
+void mc_cu_store_view(McBuf *b, const View *v, const char *indent, const char *lin, const char *val);
+void mc_cu_thread_head(McBuf *b, const Kernel *k, const char *id, const char *extra, const char *var, int64_t n,
+                       CudaLaunch *ln);
+/* cuda_scan.c: the selective scan */
+void mc_cu_scan_carry_bytes(const Kernel *k, int64_t *carry, int64_t *flags);
+int mc_cu_scan1(const Kernel *k, int *G, int64_t *T, int64_t *NC);
+void mc_cu_print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln);
+void mc_cu_print_scan_launch(McBuf *b, const KProgram *p, const CudaLayout *lay, int ki, const char *id, const Params *ps,
+                             const CudaLaunch *ln);
 
 #endif

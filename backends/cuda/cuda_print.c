@@ -3,19 +3,21 @@
  * Takes a lowered, memory-planned KProgram and the options (precision, SM);
  * produces the device half of OUT.cu: the prelude (tiled GEMM template,
  * reductions, tap table), one __global__ per fused kernel with every shape
- * a constant (the selective scan is three: chunk states, carries across
- * chunks, the final pass), and mc_forward(), which launches them in order
- * on one stream with every buffer at its planned offset in one device
- * arena; which adjacent kernels run as one (mc_cuda_fused_into) and the
- * memory plan that keeps them safe (mc_cuda_memplan).  The dense products'
- * kernels come from cuda_gemm.c, the host half (main) from cuda_host.c.
+ * a constant, and mc_forward(), which launches them in order on one stream
+ * with every buffer at its planned offset in one device arena; which
+ * adjacent kernels run as one (mc_cuda_fused_into) and the memory plan
+ * that keeps them safe (mc_cuda_memplan).  The dense products'
+ * kernels come from cuda_gemm.c, the selective scan's from cuda_scan.c,
+ * the host half (main) from cuda_host.c.
  * Owns nothing.
  *
  * Device arena layout (bytes, each part 256-aligned):
  *   [ weights blob | scratch (memplan) | input | output | scan carries |
- *     split-K partial tiles | split-K tile counters | bf16 weight copies ]
- * (everything after the blob zeroed at start-up; the bf16 copies, bf16
- * mode only, made from the blob by mc_prepare()).
+ *     scan flags | split-K partial tiles | split-K tile counters |
+ *     bf16 weight copies ]
+ * (everything after the blob zeroed at start-up, the scan flags again at
+ * the start of every run; the bf16 copies, bf16 mode only, made from the
+ * blob by mc_prepare()).
  * The weights blob is the graph-layout blob followed by re-packed weights:
  * dense convolutions as [Co][kh][kw][Ci] (the implicit-GEMM K order), the
  * 25-tap tables as [25][D] (coalesced across the channel threads).
@@ -52,22 +54,6 @@ mc_cuda_numel(const View *v)
 #define MC_CUDA_FAST_SILU(prec) ((prec) == MC_CUDA_BF16 ? 2 : (prec) == MC_CUDA_FP32 ? 1 : 0)
 #define MC_CUDA_FAST_GELU(prec) ((prec) == MC_CUDA_BF16 ? 2 : 0)
 #define MC_CUDA_FAST_SCAN(prec) ((prec) != MC_CUDA_TF32)
-
-/* The scan's chunking: NC chunks of T positions per (b, d), V channels per
- * thread.  64 positions per chunk while B * NC * D / V threads fill the GPU;
- * else shorter chunks (down to 8) so that more threads share the sequential
- * work; then
- * T evened out so that the last chunk is not a stub (196 positions: 4 x 49,
- * not 3 x 64 + 4). */
-void
-mc_cuda_scan_chunks(const Kernel *k, int v, int64_t *T, int64_t *NC)
-{
-    int64_t B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
-    int64_t t = 64;
-    while (t > 8 && B * ((L + t - 1) / t) * D / v < MC_CUDA_FILL) t /= 2;
-    *NC = (L + t - 1) / t;
-    *T = (L + *NC - 1) / *NC;
-}
 
 /* M, N, K of a GEMM or implicit-GEMM convolution */
 void
@@ -116,18 +102,14 @@ mc_cuda_layout(const KProgram *p, McCudaPrecision prec, CudaLayout *lay)
     const Buffer *in = &p->bufs[p->input_buf], *out = &p->bufs[p->output_buf];
     lay->output_off = align256(lay->input_off + in->bytes);
     lay->carry_off = align256(lay->output_off + out->bytes);
-    int64_t carry = 0, ws = 0, cnt = 0;
+    int64_t carry = 0, flags = 0, ws = 0, cnt = 0;
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];
         if (k->kind == KK_SCAN) {
-            /* per (b, chunk, d): the chunk's own scan S, its decay product P,
-             * and (pass 2) its carry-in; sized for either channels per thread */
-            for (int v = 1; v <= 8; v += 7) {
-                int64_t T, NC;
-                mc_cuda_scan_chunks(k, v, &T, &NC);
-                int64_t n = 3 * k->out.shape[0] * NC * k->out.shape[3] * 4;
-                if (n > carry) carry = n;
-            }
+            int64_t n, f;
+            mc_cu_scan_carry_bytes(k, &n, &f);
+            if (n > carry) carry = n;
+            if (f > flags) flags = f;
         }
         if (k->kind == KK_GEMM || (k->kind == KK_CONV && !mc_cu_conv_direct(p, i))) {
             int bm, bn, sk;
@@ -140,7 +122,9 @@ mc_cuda_layout(const KProgram *p, McCudaPrecision prec, CudaLayout *lay)
             if (tiles * 4 > cnt) cnt = tiles * 4;
         }
     }
-    lay->splitk_off = align256(lay->carry_off + carry);
+    lay->flags_off = align256(lay->carry_off + carry);
+    lay->flags_bytes = flags;
+    lay->splitk_off = align256(lay->flags_off + flags);
     lay->counter_off = align256(lay->splitk_off + ws);
     off = align256(lay->counter_off + cnt);
     for (int i = 0; i < p->nk; i++) {
@@ -239,8 +223,8 @@ mc_cu_print_params(McBuf *b, const Params *ps, const char *extra)
     if (extra) mc_buf_printf(b, ", %s", extra);
 }
 
-static void
-print_args(McBuf *b, const KProgram *p, const CudaLayout *lay, const Params *ps, const char *extra)
+void
+mc_cu_print_args(McBuf *b, const KProgram *p, const CudaLayout *lay, const Params *ps, const char *extra)
 {
     for (int i = 0; i < ps->n; i++)
         mc_buf_printf(b, "%s%s(%lld)", i ? ", " : "", mc_cu_buf_bf16(ps->buf[i]) ? "PB" : "P",
@@ -267,8 +251,8 @@ mc_cu_load(McBuf *b, const View *v, const char *lin)
     mc_buf_puts(b, ")");
 }
 
-static void
-store_view(McBuf *b, const View *v, const char *indent, const char *lin, const char *val)
+void
+mc_cu_store_view(McBuf *b, const View *v, const char *indent, const char *lin, const char *val)
 {
     mc_buf_printf(b, "%s", indent);
     mc_cu_ref(b, v, lin);
@@ -279,7 +263,7 @@ store_view(McBuf *b, const View *v, const char *indent, const char *lin, const c
 void
 mc_cu_store(McBuf *b, const Kernel *k, const char *indent, const char *lin, const char *val)
 {
-    store_view(b, &k->out, indent, lin, val);
+    mc_cu_store_view(b, &k->out, indent, lin, val);
 }
 
 void
@@ -342,8 +326,8 @@ mc_cu_kernel_open(McBuf *b, const Kernel *k, const char *id, const char *extra)
 
 /* kernel_open, then one thread per unit: `var` = the global thread index,
  * threads past n units return; the launch is ceil(n / 256) blocks */
-static void
-thread_head(McBuf *b, const Kernel *k, const char *id, const char *extra, const char *var, int64_t n, CudaLaunch *ln)
+void
+mc_cu_thread_head(McBuf *b, const Kernel *k, const char *id, const char *extra, const char *var, int64_t n, CudaLaunch *ln)
 {
     mc_cu_kernel_open(b, k, id, extra);
     mc_buf_printf(b, "    const idx_t %s = (idx_t)blockIdx.x * 256 + threadIdx.x;\n", var);
@@ -356,7 +340,7 @@ thread_head(McBuf *b, const Kernel *k, const char *id, const char *extra, const 
 static void
 elementwise_head(McBuf *b, const Kernel *k, const char *id, const char *extra, int64_t n, CudaLaunch *ln)
 {
-    thread_head(b, k, id, extra, "i", n, ln);
+    mc_cu_thread_head(b, k, id, extra, "i", n, ln);
 }
 
 static void
@@ -554,7 +538,7 @@ print_dwconv8(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *
     const Kernel *l = mc_cuda_fused_into(p, ki + 1) == ki ? &p->k[ki + 1] : NULL;
     if (P > 1) mc_buf_printf(b, "/* 8 channels x %lld positions per thread */\n", P);
     if (l) fused_pair_head(b, p, ki, id, NT, C / 8, "from the registers that hold this kernel's output", ln);
-    else thread_head(b, k, id, "const float *__restrict__ wp", "it", NT, ln);
+    else mc_cu_thread_head(b, k, id, "const float *__restrict__ wp", "it", NT, ln);
     mc_buf_printf(b, "    const idx_t c = (it %% %lld) * 8, ow0 = ((it / %lld) %% %lld) * %lld, oh = (it / %lld) %% %lld, bb = it / %lld;\n",
                   C / 8, C / 8, WG, P, C / 8 * WG, Ho, C / 8 * WG * Ho);
     mc_buf_printf(b, "    float accp[%lld][8];\n#pragma unroll\n    for (int p = 0; p < %lld; p++)\n"
@@ -675,7 +659,7 @@ print_dwconv(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *i
 static void
 vec4_head(McBuf *b, const Kernel *k, const char *id, const char *extra, int64_t n, CudaLaunch *ln)
 {
-    thread_head(b, k, id, extra, "i4", n / 4, ln);
+    mc_cu_thread_head(b, k, id, extra, "i4", n / 4, ln);
 }
 
 /* the epilogue of the four channels i4 * 4 + q, q < 4, of the float4 acc:
@@ -1017,7 +1001,7 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
     if (NT) {
         mc_buf_printf(b, "/* 4 channels x %lld positions per thread */\n", P);
         if (l) fused_pair_head(b, p, ki, id, NT, D / 4, "y stays in registers", ln);
-        else thread_head(b, k, id, "const float *__restrict__ wp", "it", NT, ln);
+        else mc_cu_thread_head(b, k, id, "const float *__restrict__ wp", "it", NT, ln);
         mc_buf_printf(b, "    const idx_t d = (it %% %lld) * 4, x0 = ((it / %lld) %% %lld) * %lld, y = (it / %lld) %% %lld, bb = it / %lld;\n",
                       D / 4, D / 4, WG, P, D / 4 * WG, H, D / 4 * WG * H);
         mc_buf_printf(b, "    float4 acc[%lld];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) acc[p] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);\n",
@@ -1213,126 +1197,6 @@ print_layernorm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char
     ln->gy = 1;
 }
 
-/* channels per thread of the scan's passes 1 and 3: 8 where the views allow
- * and 8-position chunks would still fill the GPU, else 1 */
-static int
-scan_vec(const Kernel *k)
-{
-    const View *u = &k->in[0], *dt = &k->in[1];
-    int64_t B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
-    /* float storage: measured no faster (tiny fp32: stage 2 slower) */
-    int ok = mc_cu_buf_bf16(u->buf) && vec8_view(u, D) && vec8_view(dt, D) && vec8_view(&k->out, D) && k->out.rank == 4;
-    return ok && B * ((L + 7) / 8) * D / 8 >= MC_CUDA_FILL ? 8 : 1;
-}
-
-/* The scan as a chunked parallel scan: h_l = a_l h_{l-1} + x_l with
- * a_l = exp(delta_l A), x_l = delta_l Bv_l u_l, a linear recurrence, so a
- * chunk of T positions maps a carry-in c to P c + S (P = prod a, S = the
- * chunk's own scan from 0).  Pass 1 (_chunks) computes (P, S) per (b, chunk,
- * d); pass 2 (_carry) turns them into each chunk's carry-in: a block per
- * (b, 32 channels), its 8 warps each composing a run of chunks, the runs
- * combined through shared memory, then each run walked again; pass 3 rescans
- * each chunk from its carry-in and stores every state.  Chunking:
- * mc_cuda_scan_chunks.  The carries region holds [S | P | carry-in], each
- * [B][NC][D] float.  bf16 mode, D % 8 == 0, 8-aligned views and enough
- * threads: passes 1 and 3 run 8 channels per thread (16-byte loads of u and
- * delta, one 16-byte store of h). */
-static void
-print_scan(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
-{
-    const View *u = &k->in[0], *dt = &k->in[1], *A = &k->in[2], *bv = &k->in[3];
-    long long B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
-    int V = scan_vec(k);
-    int64_t T64, NC64;
-    mc_cuda_scan_chunks(k, V, &T64, &NC64);
-    long long T = T64, NC = NC64, BNCD = B * NC * D;
-    long long DV = D / V, QW = (NC + 7) / 8, DG = (D + 31) / 32;
-    mc_cu_header(b, p, k, ki);
-    mc_buf_printf(b, "/* %lld chunks of %lld positions, %d channel%s per thread */\n", NC, T, V, V > 1 ? "s" : "");
-    for (int pass = 1; pass <= 3; pass++) {
-        if (pass == 2) {
-            mc_buf_printf(b, "%s __launch_bounds__(256)\n%s_carry(const float *__restrict__ cs, float *__restrict__ cin" KERNEL_BODY,
-                          mc_dialect_cuda.kernel_qual, id);
-            mc_cu_idx_typedef(b, k);
-            mc_buf_puts(b, "    __shared__ float rp[8][32], rs[8][32];\n");
-            mc_buf_puts(b, "    const int lane = threadIdx.x % 32, w = threadIdx.x / 32;\n");
-            mc_buf_printf(b, "    const idx_t bb = blockIdx.x / %lld, d = (blockIdx.x %% %lld) * 32 + lane;\n", DG, DG);
-            mc_buf_printf(b, "    const idx_t q0 = min((idx_t)w * %lld, (idx_t)%lld), q1 = min(q0 + %lld, (idx_t)%lld);\n",
-                          QW, NC, QW, NC);
-            mc_buf_puts(b, "    /* this warp's run of chunks as one map c -> pr c + sr */\n");
-            mc_buf_puts(b, "    float pr = 1.0f, sr = 0.0f;\n");
-            mc_buf_printf(b, "    if (d < %lld)\n        for (idx_t q = q0; q < q1; q++) {\n", D);
-            mc_buf_printf(b, "            const idx_t j = (bb * %lld + q) * %lld + d;\n", NC, D);
-            mc_buf_printf(b, "            const float pq = cs[%lld + j];\n", BNCD);
-            mc_buf_puts(b, "            sr = fmaf(pq, sr, cs[j]);\n            pr *= pq;\n        }\n");
-            mc_buf_puts(b, "    rp[w][lane] = pr;\n    rs[w][lane] = sr;\n    __syncthreads();\n");
-            mc_buf_puts(b, "    float c = 0.0f;\n    for (int v = 0; v < w; v++) c = fmaf(rp[v][lane], c, rs[v][lane]);\n");
-            mc_buf_printf(b, "    if (d < %lld)\n        for (idx_t q = q0; q < q1; q++) {\n", D);
-            mc_buf_printf(b, "            const idx_t j = (bb * %lld + q) * %lld + d;\n", NC, D);
-            mc_buf_printf(b, "            cin[j] = c;\n            c = fmaf(cs[%lld + j], c, cs[j]);\n        }\n}\n\n", BNCD);
-            continue;
-        }
-        char nm[112];
-        snprintf(nm, sizeof nm, "%s%s", id, pass == 1 ? "_chunks" : "");
-        thread_head(b, k, nm, "float *__restrict__ carry", "i", BNCD / V, ln);
-        mc_buf_printf(b, "    const idx_t d = (i %% %lld) * %d, q = (i / %lld) %% %lld, bb = i / %lld;\n", DV, V, DV, NC,
-                      DV * NC);
-        mc_buf_printf(b, "    const idx_t j = (bb * %lld + q) * %lld + d;\n", NC, D);
-        char lin[96], linb[64], ad[16];
-        snprintf(lin, sizeof lin, "(bb * %lld + l) * %lld + d", L, D);
-        snprintf(linb, sizeof linb, "bb * %lld + l", L);
-        mc_buf_printf(b, "    float a[%d], h[%d]%s;\n", V, V, pass == 1 ? (V == 8 ? ", prod[8]" : ", prod[1]") : "");
-        mc_buf_printf(b, "#pragma unroll\n    for (int c = 0; c < %d; c++) {\n        a[c] = ", V);
-        snprintf(ad, sizeof ad, "d + c");
-        mc_cu_load(b, A, ad);
-        /* pass 1 starts each chunk from 0, pass 3 from its carry-in */
-        if (pass == 1) mc_buf_puts(b, ";\n        h[c] = 0.0f;\n");
-        else mc_buf_printf(b, ";\n        h[c] = carry[%lld + j + c];\n", 2 * BNCD);
-        mc_buf_puts(b, pass == 1 ? "        prod[c] = 1.0f;\n    }\n" : "    }\n");
-        mc_buf_printf(b, "    const idx_t l1 = min((q + 1) * %lld, (idx_t)%lld);\n", T, L);
-        mc_buf_printf(b, "#pragma unroll %s\n    for (idx_t l = q * %lld; l < l1; l++) {\n", V > 1 ? "mc_scan_unroll" : "4", T);
-        mc_buf_printf(b, "        float dv[%d], uv[%d];\n", V, V);
-        if (V == 8) {
-            mc_buf_puts(b, "        mc_ldv8(&");
-            mc_cu_ref(b, dt, lin);
-            mc_buf_puts(b, ", dv);\n        mc_ldv8(&");
-            mc_cu_ref(b, u, lin);
-            mc_buf_puts(b, ", uv);\n");
-        } else {
-            mc_buf_puts(b, "        dv[0] = ");
-            mc_cu_load(b, dt, lin);
-            mc_buf_puts(b, ";\n        uv[0] = ");
-            mc_cu_load(b, u, lin);
-            mc_buf_puts(b, ";\n");
-        }
-        mc_buf_puts(b, "        const float bl = ");
-        mc_cu_load(b, bv, linb);
-        mc_buf_puts(b, ";\n");
-        mc_buf_printf(b, "#pragma unroll\n        for (int c = 0; c < %d; c++) {\n", V);
-        mc_buf_printf(b, "            const float delta = %s(dv[c]);\n", k->softplus_dt ? "mc_scan_softplus" : "");
-        mc_buf_puts(b, "            const float decay = mc_scan_exp(delta * a[c]);\n");
-        mc_buf_puts(b, "            h[c] = fmaf(decay, h[c], delta * bl * uv[c]);\n");
-        if (pass == 1) mc_buf_puts(b, "            prod[c] *= decay;\n        }\n");
-        else mc_buf_puts(b, "        }\n");
-        if (pass == 3) {
-            if (V == 8) {
-                mc_buf_puts(b, "        mc_stv8(&");
-                mc_cu_ref(b, &k->out, lin);
-                mc_buf_puts(b, ", h);\n");
-            } else {
-                store_view(b, &k->out, "        ", lin, "h[0]");
-            }
-        }
-        mc_buf_puts(b, "    }\n");
-        if (pass == 1)
-            mc_buf_printf(b, "#pragma unroll\n    for (int c = 0; c < %d; c++) {\n        carry[j + c] = h[c];\n"
-                             "        carry[%lld + j + c] = prod[c];\n    }\n", V, BNCD);
-        mc_buf_puts(b, "}\n\n");
-    }
-    ln->gx = (BNCD / V + 255) / 256;
-    ln->gy = B * DG; /* pass 2 grid */
-}
-
 /* ------------------------------------------------------------ the program */
 
 /* the dynamic shared memory of kernel i as launched ("0": none) */
@@ -1407,7 +1271,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         case KK_FUSION25: print_fusion25(b, p, k, i, id, &ln[i]); break;
         case KK_LAYERNORM: print_layernorm(b, p, k, i, id, &ln[i]); break;
         case KK_MEAN_HW: print_mean(b, p, k, i, id, &ln[i]); break;
-        case KK_SCAN: print_scan(b, p, k, i, id, &ln[i]); break;
+        case KK_SCAN: mc_cu_print_scan(b, p, k, i, id, &ln[i]); break;
         case KK_ELTWISE: print_eltwise(b, p, k, i, id, &ln[i]); break;
         }
     }
@@ -1418,6 +1282,13 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
     mc_buf_puts(b, "#define PB(off) ((__nv_bfloat16 *)(mc_arena + (off)))\n");
     mc_buf_puts(b, "static char *mc_arena;   /* the device arena */\n\n");
     mc_buf_puts(b, "static void\nmc_forward(cudaStream_t s, cudaEvent_t *ev)\n{\n");
+    /* the one-pass scans' chunk flags: zero at the start of every run */
+    for (int i = 0; i < p->nk; i++)
+        if (p->k[i].kind == KK_SCAN && mc_cu_scan1(&p->k[i], NULL, NULL, NULL)) {
+            mc_buf_printf(b, "    cudaMemsetAsync(mc_arena + %lld, 0, %lld, s);\n", (long long)lay->flags_off,
+                          (long long)lay->flags_bytes);
+            break;
+        }
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];
         Params ps;
@@ -1430,17 +1301,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         }
         char extra[192];
         if (k->kind == KK_SCAN) {
-            snprintf(extra, sizeof extra, "P(%lld)", (long long)lay->carry_off);
-            mc_buf_printf(b, "    mc_launch(%s_chunks, dim3(%lld), 0, s, ", id, (long long)ln[i].gx);
-            print_args(b, p, lay, &ps, extra);
-            int64_t T, NC;
-            mc_cuda_scan_chunks(k, scan_vec(k), &T, &NC);
-            mc_buf_printf(b, ");\n    mc_launch(%s_carry, dim3(%lld), 0, s, P(%lld), P(%lld));\n", id, (long long)ln[i].gy,
-                          (long long)lay->carry_off,
-                          (long long)(lay->carry_off + 2 * k->out.shape[0] * NC * k->out.shape[3] * 4));
-            mc_buf_printf(b, "    mc_launch(%s, dim3(%lld), 0, s, ", id, (long long)ln[i].gx);
-            print_args(b, p, lay, &ps, extra);
-            mc_buf_puts(b, ");\n");
+            mc_cu_print_scan_launch(b, p, lay, i, id, &ps, &ln[i]);
             continue;
         }
         int n = 0, bm, bn, sk = 1;
@@ -1459,7 +1320,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         char smem[96];
         kernel_smem(p, i, o, lay, smem, sizeof smem);
         mc_buf_printf(b, "    mc_launch(%s, dim3(%lld, %lld), %s, s, ", id, (long long)ln[i].gx, (long long)ln[i].gy, smem);
-        print_args(b, p, lay, &ps, extra[0] ? extra : NULL);
+        mc_cu_print_args(b, p, lay, &ps, extra[0] ? extra : NULL);
         mc_buf_puts(b, ");\n");
     }
     mc_buf_printf(b, "    if (ev) cudaEventRecord(ev[%d], s);\n}\n\n", p->nk);

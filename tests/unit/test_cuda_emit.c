@@ -349,6 +349,26 @@ test_program_structure(void)
     CU_ASSERT_EQUAL(count(bf, "    mc_gemm_thin_s<"), 0);
     CU_ASSERT_EQUAL(count(bf, "const float *wt = &wp[(kh * "), 0);
     CU_ASSERT_EQUAL(count(bf, " 1 channel per thread */"), nscan);
+    /* the scan in one pass (decoupled look-back) where the three-pass form
+     * would run 8 channels a thread and D % 64 == 0: stage 0 of the
+     * 32-channel model at batch 512, 64x64 (D = 64: 8 groups of 8 channels
+     * a block, 2 chunks of 128 positions); its later stages keep three
+     * passes (too few threads for 8 channels a thread); the flags zeroed
+     * once at the start of mc_forward; none at batch 1 */
+    {
+        int nk32, ns32;
+        char *s32 = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_BF16, 512, 64, 64, &nk32, &ns32);
+        CU_ASSERT_EQUAL(count(s32, "/* one pass: 2 chunks of 128 positions, a block per (chunk, b, 64 channels)"), 1);
+        CU_ASSERT_EQUAL(count(s32, "/* one pass: "), 1);
+        CU_ASSERT_EQUAL(count(s32, "_scan_carry(const float *__restrict__ cs"), ns32 - 1);
+        CU_ASSERT_EQUAL(count(s32, "(flags tag 4) */"), 1);
+        CU_ASSERT_EQUAL(count(s32, "mc_flag_wait(&flags[j * 8 + g], 5)"), 1);
+        CU_ASSERT_EQUAL(count(s32, "mc_flag_set(&flags[f * 8 + g], 6)"), 1);
+        CU_ASSERT_EQUAL(count(s32, "    cudaMemsetAsync(mc_arena + "), 1);
+        free(s32);
+    }
+    CU_ASSERT_EQUAL(count(bf, "/* one pass: "), 0);
+    CU_ASSERT_EQUAL(count(bf, "    cudaMemsetAsync(mc_arena + "), 0);
     CU_ASSERT_TRUE(count(bf, " lanes per row, ") > 0);
     /* at batch 2048 each out_norm (LN(y) * SiLU(z)) runs inside the 25-tap
      * fusion before it: its kernel and its launch are gone, y is never
@@ -438,6 +458,8 @@ test_nvcc_compiles(void)
     /* fc1's bias added from registers by mc_mlp, not by its epilogue */
     CU_ASSERT_EQUAL(count(src[5], "/* fc1's epilogue after the bias, returned"), 1);
     CU_ASSERT_EQUAL(count(src[5], "    mc_mlp<"), 1);
+    /* ... and its scans in one pass: compiled here */
+    CU_ASSERT_TRUE(count(src[5], "/* one pass: ") > 0);
     CU_ASSERT_EQUAL(count(src[5], ".fc2\": inside k"), 1);
     CU_ASSERT_EQUAL(count(src[5], ".fc2 (inside "), 1);
     CU_ASSERT_EQUAL(count(src[5], "mc_mlp_dsm<32, 32>()"), 3);
