@@ -443,3 +443,84 @@ mc_cu_print_mlp(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char
     ln->gx = (M + 127) / 128;
     ln->gy = 1;
 }
+
+/* mc_down's tile for a downsample of [B, H, W, C] -> HID hidden -> CO
+ * outputs: TW output columns (at most 32) x R output rows, as many rows as
+ * keep the outputs within 64 (MT3 fragments of 16, a power of two) and
+ * shared memory within 110 KB (two blocks per SM); 0 where none fits or the
+ * tile's recomputed input pixels and padded outputs would cost more than
+ * 1.3x the unfused products' FLOPs (the weights are re-read per block: a
+ * few outputs per block do not pay) or there would be fewer blocks than
+ * SMs. */
+int
+mc_cu_down_tile(int64_t B, int64_t H, int64_t W, int64_t C, int64_t HID, int64_t CO, int *R, int *TW, int *MT3)
+{
+    const int64_t HO = (H - 1) / 2 + 1, WO = (W - 1) / 2 + 1, HC = 32;
+    if (C % 16 || C > 128 || HID % HC || CO % 16) return 0;
+    int64_t tw = WO < 32 ? WO : 32;
+    for (int64_t r = HO < 64 / tw ? HO : 64 / tw; r >= 1; r--) {
+        int64_t m2 = r * tw, mt = 1;
+        while (16 * mt < m2) mt *= 2;
+        int64_t nw = CO * mt / 8, p = ((2 * r + 1) * (2 * tw + 1) + 15) / 16 * 16;
+        if (nw % 16 || nw > 128) continue;
+        int64_t dsm = (p * (C + 8 + HC + 8) + HC * (C + 8) + CO * (HC + 8) + 16 * mt * (HC + 8)) * 2 + 2 * 9 * HC * 4;
+        if (dsm > 110 * 1024) continue;
+        double blocks = (double)B * ((HO + r - 1) / r) * ((WO + tw - 1) / tw);
+        double fused = blocks * ((double)p * C * HID + 16.0 * mt * HID * CO);
+        double unfused = (double)B * H * W * C * HID + (double)B * HO * WO * HID * CO;
+        /* ... nor where the blocks would not fill the GPU (batch 1: its
+         * chunks run one after another in a few blocks) */
+        if (fused > 1.3 * unfused || blocks < 132) return 0;
+        if (R) *R = (int)r;
+        if (TW) *TW = (int)tw;
+        if (MT3) *MT3 = (int)mt;
+        return 1;
+    }
+    return 0;
+}
+
+/* the 1x1 expansion (kernel ki) with the depthwise conv (ki + 1) and the
+ * 1x1 projection (ki + 2) inside it: mc_down */
+void
+mc_cu_print_down(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
+{
+    const Kernel *d = &p->k[ki + 1], *l = &p->k[ki + 2];
+    const View *a = &k->in[0], *x = &d->in[0];
+    int64_t B = x->shape[0], H = x->shape[1], W = x->shape[2], HID = x->shape[3], M, N, C, M2, CO, K2;
+    mc_cu_gemm_dims(k, &M, &N, &C);
+    mc_cu_gemm_dims(l, &M2, &CO, &K2);
+    int R = 1, TW = 1, MT3 = 1;
+    mc_cu_down_tile(B, H, W, C, HID, CO, &R, &TW, &MT3);
+    Params ps;
+    mc_cu_collect_launch_params(p, ki, &ps);
+    mc_cu_header(b, p, k, ki);
+    mc_buf_printf(b, "/* with k%d dwconv \"%s\" and k%d gemm \"%s\": the downsample in one kernel (mc_down),\n"
+                     " * %d x %d outputs a block, its %lld hidden channels (at full and half resolution) on chip */\n",
+                  ki + 1, d->name, ki + 2, l->name, R, TW, (long long)HID);
+    mc_buf_printf(b, "%s __launch_bounds__(256, 2)\n%s(", mc_dialect_cuda.kernel_qual, id);
+    mc_cu_print_params(b, &ps, "const __nv_bfloat16 *__restrict__ w16, const float *__restrict__ wp, "
+                               "const __nv_bfloat16 *__restrict__ w16b");
+    mc_buf_puts(b, KERNEL_BODY);
+    const View *bv = k->nin == 3 ? &k->in[2] : NULL;
+    char b1[64] = "nullptr", res[32];
+    int nobias = bv && bv->rank == 1 && bv->stride[0] == 1 && bv->offset % 2 == 0 && !mc_cu_buf_bf16(bv->buf);
+    if (nobias) snprintf(b1, sizeof b1, "b%d + %lld", bv->buf, (long long)bv->offset);
+    mc_buf_printf(b, "    /* the expansion's epilogue%s, returned (rounded to bf16 by mc_down); the depthwise\n"
+                     "     * conv's, returned; the projection's, stored */\n", nobias ? " after the bias" : "");
+    epi2_lambda(b, k, N, "h2", 1, nobias);
+    mc_buf_puts(b, "    auto e2 = [=](int n, float acc) -> float {\n        const int64_t i = n;\n        (void)i;\n");
+    if (d->nin == 3) {
+        mc_buf_puts(b, "        acc += ");
+        mc_cu_load(b, &d->in[2], "n");
+        mc_buf_puts(b, ";\n");
+    }
+    mc_cemit_epilogue(b, &mc_dialect_cuda, d, "acc", "i", "        ", res, sizeof res);
+    mc_buf_printf(b, "        return %s;\n    };\n", res);
+    epi2_lambda(b, l, CO, "epi2", 0, 0);
+    mc_buf_printf(b, "    mc_down<%lld, %lld, %lld, %lld, %lld, %lld, %d, %d, %d>(b%d + %lld, w16, %s, wp, w16b, h2, e2, epi2);\n}\n\n",
+                  (long long)B, (long long)H, (long long)W, (long long)C, (long long)HID, (long long)CO, R, TW, MT3, a->buf,
+                  (long long)a->offset, b1);
+    int64_t HO = (H - 1) / 2 + 1, WO = (W - 1) / 2 + 1;
+    ln->gx = B * ((HO + R - 1) / R) * ((WO + TW - 1) / TW);
+    ln->gy = 1;
+}

@@ -75,6 +75,11 @@ void mc_cu_gemm_smem(const Kernel *k, int ki, const CudaOpts *o, const CudaLayou
 int mc_cu_print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, const CudaOpts *o,
                      const CudaLayout *lay, CudaLaunch *ln, McErr *err);
 void mc_cu_print_mlp(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln);
+int mc_cu_down_tile(int64_t B, int64_t H, int64_t W, int64_t C, int64_t HID, int64_t CO, int *R, int *TW, int *MT3);
+void mc_cu_print_down(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln);
+/* kernel i is a downsample's expansion with its depthwise conv and
+ * projection (i + 1, i + 2) inside it (cuda_print.c) */
+int mc_cu_down_fused(const KProgram *p, int i);
 void mc_cu_print_conv_direct(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln);
 /* cuda_print.c, for the other printer files */
 void mc_cu_print_args(McBuf *b, const KProgram *p, const CudaLayout *lay, const Params *ps, const char *extra);

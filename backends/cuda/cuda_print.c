@@ -163,19 +163,20 @@ add_param(Params *ps, int buf)
  * inside itself, reading k's output) also l's other inputs and operands
  * and l's output: besides k's where k is a depthwise conv (the residual
  * stream), else instead of it (the 25-tap fusion's y, the MLP's hidden
- * activations never go to memory) */
+ * activations never go to memory); with l2 too (a downsample's projection
+ * after its depthwise conv l) l2's output instead of both */
 static void
-collect_params_with(const Kernel *k, const Kernel *l, Params *ps)
+collect_params_with(const Kernel *k, const Kernel *l, const Kernel *l2, Params *ps)
 {
     memset(ps, 0, sizeof *ps);
     for (int i = 0; i < k->nin; i++) add_param(ps, k->in[i].buf);
     for (int i = 0; i < k->nargs; i++) add_param(ps, k->args[i].buf);
-    if (l) {
-        for (int i = 1; i < l->nin; i++) add_param(ps, l->in[i].buf);
-        for (int i = 0; i < l->nargs; i++) add_param(ps, l->args[i].buf);
+    for (const Kernel *o = l; o; o = o == l ? l2 : NULL) {
+        for (int i = 1; i < o->nin; i++) add_param(ps, o->in[i].buf);
+        for (int i = 0; i < o->nargs; i++) add_param(ps, o->args[i].buf);
     }
-    ps->out = l ? l->out.buf : k->out.buf;
-    ps->out2 = l && k->kind == KK_DWCONV ? k->out.buf : -1;
+    ps->out = l2 ? l2->out.buf : l ? l->out.buf : k->out.buf;
+    ps->out2 = l && !l2 && k->kind == KK_DWCONV ? k->out.buf : -1;
     add_param(ps, ps->out);
     if (ps->out2 >= 0) add_param(ps, ps->out2);
 }
@@ -183,15 +184,17 @@ collect_params_with(const Kernel *k, const Kernel *l, Params *ps)
 void
 mc_cu_collect_params(const Kernel *k, Params *ps)
 {
-    collect_params_with(k, NULL, ps);
+    collect_params_with(k, NULL, NULL, ps);
 }
 
-/* the parameters of kernel i of p as launched (with the LayerNorm it runs
- * inside itself, if any) */
+/* the parameters of kernel i of p as launched (with the kernels it runs
+ * inside itself, if any: a LayerNorm, an fc2, an x_proj; a downsample's
+ * depthwise conv and projection) */
 void
 mc_cu_collect_launch_params(const KProgram *p, int i, Params *ps)
 {
-    collect_params_with(&p->k[i], mc_cuda_fused_into(p, i + 1) == i ? &p->k[i + 1] : NULL, ps);
+    const int down = mc_cu_down_fused(p, i);
+    collect_params_with(&p->k[i], mc_cuda_fused_into(p, i + 1) == i ? &p->k[i + 1] : NULL, down ? &p->k[i + 2] : NULL, ps);
 }
 
 /* bf16 activation storage (bf16 mode): every scratch buffer holds
@@ -900,9 +903,77 @@ fuse_xproj(const KProgram *p, int i)
     return clear_of(p, k, l->out.buf);
 }
 
+/* A dense NHWC [B, H, W, C] view (64-byte aligned rows of 8-element vectors) */
+static int
+nhwc_view(const View *v)
+{
+    if (v->rank != 4) return 0;
+    const int64_t C = v->shape[3];
+    return v->stride[3] == 1 && v->stride[2] == C && v->stride[1] == v->shape[2] * C &&
+           v->stride[0] == v->shape[1] * v->shape[2] * C && v->offset % 8 == 0;
+}
+
+/* The downsample triple: kernel i a 1x1 conv as a GEMM (C -> HID), i + 1
+ * the 3x3 stride-2 pad-1 depthwise conv of exactly its output (dense
+ * NHWC), i + 2 a 1x1 conv as a GEMM (HID -> CO) of exactly that; each
+ * output read by the next kernel only, no epilogue operands in the first
+ * two, and a tile of mc_down that pays (mc_cu_down_tile).  Then the
+ * depthwise conv and the projection run inside the expansion (mc_down),
+ * the hidden activations never in memory.  The shape only. */
+static int
+fuse_down_shape(const KProgram *p, int i)
+{
+    if (i + 2 >= p->nk) return 0;
+    const Kernel *k = &p->k[i], *d = &p->k[i + 1], *l = &p->k[i + 2];
+    if (k->kind != KK_GEMM || d->kind != KK_DWCONV || l->kind != KK_GEMM || k->nargs || d->nargs) return 0;
+    const View *x = &d->in[0], *w = &d->in[1];
+    if (!nhwc_view(x) || !nhwc_view(&d->out) || w->rank != 4 || w->shape[2] != 3 || w->shape[3] != 3) return 0;
+    const Attrs *at = &d->attrs;
+    if (at->stride[0] != 2 || at->stride[1] != 2 || at->pad[0] != 1 || at->pad[1] != 1 || at->dil[0] != 1 || at->dil[1] != 1)
+        return 0;
+    int64_t M, N, K, M2, N2, K2, B = x->shape[0], H = x->shape[1], W = x->shape[2], HID = x->shape[3];
+    mc_cu_gemm_dims(k, &M, &N, &K);
+    mc_cu_gemm_dims(l, &M2, &N2, &K2);
+    if (N != HID || M != B * H * W || d->out.shape[3] != HID || d->out.shape[1] != (H - 1) / 2 + 1 ||
+        d->out.shape[2] != (W - 1) / 2 + 1 || K2 != HID || M2 != B * d->out.shape[1] * d->out.shape[2])
+        return 0;
+    if (!mc_cu_is_contig(&k->in[0], M, K) || k->in[0].offset % 8 || !mc_cu_is_contig_rows(&k->out, N) ||
+        x->buf != k->out.buf || x->offset != k->out.offset)
+        return 0;
+    if (!mc_cu_is_contig(&l->in[0], M2, K2) || l->in[0].buf != d->out.buf || l->in[0].offset != d->out.offset ||
+        !mc_cu_is_contig_rows(&l->out, N2) || l->out.offset % 2)
+        return 0;
+    if (!mc_cu_is_contig(&k->in[1], N, K) || !mc_cu_is_contig(&l->in[1], N2, K2)) return 0;
+    if (p->bufs[k->out.buf].kind != BUF_SCRATCH || p->bufs[d->out.buf].kind != BUF_SCRATCH) return 0;
+    return sole_reader(p, i) && sole_reader(p, i + 1) && mc_cu_down_tile(B, H, W, K, HID, N2, NULL, NULL, NULL);
+}
+
+/* ... in bf16 mode (bf16 activations and weight copies), where the
+ * projection's output shares no bytes with the expansion's input */
+static int
+fuse_down(const KProgram *p, int i)
+{
+    if (!cur_bf16 || !fuse_down_shape(p, i)) return 0;
+    const Kernel *k = &p->k[i], *l = &p->k[i + 2];
+    if (!mc_cu_buf_bf16(k->in[0].buf) || !mc_cu_gemm_w16(p, i, MC_CUDA_BF16) || !mc_cu_gemm_w16(p, i + 2, MC_CUDA_BF16))
+        return 0;
+    return !bufs_overlap(p, k->in[0].buf, l->out.buf);
+}
+
+int
+mc_cu_down_fused(const KProgram *p, int i)
+{
+    return i >= 0 && fuse_down(p, i);
+}
+
 int
 mc_cuda_fused_into(const KProgram *p, int i)
 {
+    if (i > 1 && fuse_down(p, i - 2)) return i - 2;
+    if (i > 0 && fuse_down(p, i - 1)) return i - 1;
+    /* a kernel runs inside at most one other */
+    if (fuse_down_shape(p, i) || (i > 0 && fuse_down_shape(p, i - 1)) || (i > 1 && fuse_down_shape(p, i - 2)))
+        return -1;
     return i > 0 && (fuse_ln(p, i - 1) || fuse_mlp(p, i - 1) || fuse_xproj(p, i - 1)) ? i - 1 : -1;
 }
 
@@ -913,8 +984,8 @@ mc_cuda_memplan(KProgram *p)
      * written by kernel i: live from there, it gets no slot of kernel i's
      * inputs (in every precision: the plan does not depend on it) */
     for (int i = 0; i + 1 < p->nk; i++)
-        if (fuse_ln_shape(p, i) || fuse_mlp_shape(p, i) || fuse_xproj_shape(p, i)) {
-            Buffer *o = &p->bufs[p->k[i + 1].out.buf];
+        if (fuse_ln_shape(p, i) || fuse_mlp_shape(p, i) || fuse_xproj_shape(p, i) || fuse_down_shape(p, i)) {
+            Buffer *o = &p->bufs[p->k[i + (fuse_down_shape(p, i) ? 2 : 1)].out.buf];
             if (o->kind == BUF_SCRATCH && o->first > i) o->first = i;
         }
     mc_memplan(p);
@@ -1205,7 +1276,15 @@ kernel_smem(const KProgram *p, int i, const CudaOpts *o, const CudaLayout *lay, 
 {
     const Kernel *k = &p->k[i];
     snprintf(s, n, "0");
-    if (k->kind == KK_GEMM && mc_cuda_fused_into(p, i + 1) == i) {
+    if (mc_cu_down_fused(p, i)) {
+        const View *x = &p->k[i + 1].in[0];
+        int64_t M, N, K, M2, N2, K2;
+        int R = 1, TW = 1, MT3 = 1;
+        mc_cu_gemm_dims(k, &M, &N, &K);
+        mc_cu_gemm_dims(&p->k[i + 2], &M2, &N2, &K2);
+        mc_cu_down_tile(x->shape[0], x->shape[1], x->shape[2], K, N, N2, &R, &TW, &MT3);
+        snprintf(s, n, "mc_down_dsm<%lld, %lld, %d, %d, %d>()", (long long)K, (long long)N2, R, TW, MT3);
+    } else if (k->kind == KK_GEMM && mc_cuda_fused_into(p, i + 1) == i) {
         int64_t M, N, K, M2, N2, K2;
         mc_cu_gemm_dims(k, &M, &N, &K);
         mc_cu_gemm_dims(&p->k[i + 1], &M2, &N2, &K2);
@@ -1255,12 +1334,13 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         const Kernel *k = &p->k[i];
         mc_cemit_ident(id, sizeof id, i, k->name);
         if (mc_cuda_fused_into(p, i) >= 0) {
-            mc_buf_printf(b, "/* k%d \"%s\": inside k%d */\n\n", i, k->name, i - 1);
+            mc_buf_printf(b, "/* k%d \"%s\": inside k%d */\n\n", i, k->name, mc_cuda_fused_into(p, i));
             continue;
         }
         switch (k->kind) {
         case KK_GEMM:
-            if (mc_cuda_fused_into(p, i + 1) == i) mc_cu_print_mlp(b, p, k, i, id, &ln[i]);
+            if (mc_cu_down_fused(p, i)) mc_cu_print_down(b, p, k, i, id, &ln[i]);
+            else if (mc_cuda_fused_into(p, i + 1) == i) mc_cu_print_mlp(b, p, k, i, id, &ln[i]);
             else rc = mc_cu_print_gemm(b, p, k, i, id, o, lay, &ln[i], err);
             break;
         case KK_CONV:
@@ -1296,7 +1376,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         mc_cemit_ident(id, sizeof id, i, k->name);
         mc_buf_printf(b, "    if (ev) cudaEventRecord(ev[%d], s);\n", i);
         if (mc_cuda_fused_into(p, i) >= 0) {
-            mc_buf_printf(b, "    /* k%d: inside k%d */\n", i, i - 1);
+            mc_buf_printf(b, "    /* k%d: inside k%d */\n", i, mc_cuda_fused_into(p, i));
             continue;
         }
         char extra[192];
@@ -1307,8 +1387,8 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         int n = 0, bm, bn, sk = 1;
         int64_t kc;
         extra[0] = 0;
-        const int mlp = k->kind == KK_GEMM && mc_cuda_fused_into(p, i + 1) == i;
-        const int gemm = !mlp && (k->kind == KK_GEMM || (k->kind == KK_CONV && !mc_cu_conv_direct(p, i)));
+        const int down = mc_cu_down_fused(p, i), mlp = !down && k->kind == KK_GEMM && mc_cuda_fused_into(p, i + 1) == i;
+        const int gemm = !mlp && !down && (k->kind == KK_GEMM || (k->kind == KK_CONV && !mc_cu_conv_direct(p, i)));
         if (gemm) mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
         if (lay->repack[i] >= 0) n = snprintf(extra, sizeof extra, "P(%lld)", (long long)lay->repack[i]);
         if (sk > 1)
@@ -1317,6 +1397,9 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         if (lay->w16[i] >= 0)
             n += snprintf(extra + n, sizeof extra - (size_t)n, "%sPB(%lld)", n ? ", " : "", (long long)lay->w16[i]);
         if (mlp) snprintf(extra + n, sizeof extra - (size_t)n, ", PB(%lld)", (long long)lay->w16[i + 1]);
+        if (down)
+            snprintf(extra + n, sizeof extra - (size_t)n, ", P(%lld), PB(%lld)", (long long)lay->repack[i + 1],
+                     (long long)lay->w16[i + 2]);
         char smem[96];
         kernel_smem(p, i, o, lay, smem, sizeof smem);
         mc_buf_printf(b, "    mc_launch(%s, dim3(%lld, %lld), %s, s, ", id, (long long)ln[i].gx, (long long)ln[i].gy, smem);

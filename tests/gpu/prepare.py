@@ -29,7 +29,9 @@ MODELS = {
     # their 8-channels-per-thread paths (stage 0: 32 x 24 positions), and that
     # every stage's out_norm runs inside its 25-tap fusion: 16 to 128 threads
     # per position (stage 3: 4 x 3 positions, a tail past the right edge)
-    "c32": (32, [1, 2, 1, 1], 17, 2.5, 7, [(1, 33, 47), (3, 64, 37), (136, 128, 96)]),
+    # (136, 116, 84): the downsample after stage 0 in one kernel (mc_down) over
+    # 29 x 21 positions (odd: the padding at the bottom and right edges)
+    "c32": (32, [1, 2, 1, 1], 17, 2.5, 7, [(1, 33, 47), (3, 64, 37), (136, 128, 96), (136, 116, 84)]),
     "c48": (48, [2, 1, 1], 10, 3.0, 8, [(2, 47, 33)]),
 }
 

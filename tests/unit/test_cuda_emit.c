@@ -365,6 +365,25 @@ test_program_structure(void)
         CU_ASSERT_EQUAL(count(s32, "mc_flag_wait(&flags[j * 8 + g], 5)"), 1);
         CU_ASSERT_EQUAL(count(s32, "mc_flag_set(&flags[f * 8 + g], 6)"), 1);
         CU_ASSERT_EQUAL(count(s32, "    cudaMemsetAsync(mc_arena + "), 1);
+        /* the downsample in one kernel (mc_down) at stage 0 (16x16 -> 8x8,
+         * 32 -> 256 hidden -> 64 channels, 8 x 8 outputs a block): the
+         * depthwise conv and the projection inside the expansion (their
+         * kernels and launches gone, their names marked), its shared memory
+         * limit raised; stages 1-2 (a few outputs per image) unfused */
+        CU_ASSERT_EQUAL(count(s32, "    mc_down<512, 16, 16, 32, 256, 64, 8, 8, 4>(b"), 1);
+        CU_ASSERT_EQUAL(count(s32, "    mc_down<"), 1);
+        CU_ASSERT_EQUAL(count(s32, "downsample.conv.1.conv\": inside k"), 1);
+        CU_ASSERT_EQUAL(count(s32, "downsample.conv.2.conv\": inside k"), 1);
+        CU_ASSERT_EQUAL(count(s32, "downsample.conv.2.conv (inside layers.0.downsample.conv.0.conv)\""), 1);
+        CU_ASSERT_EQUAL(count(s32, ", dim3(512, 1), mc_down_dsm<32, 64, 8, 8, 4>(), s, "), 1);
+        CU_ASSERT_EQUAL(count(s32, "MaxDynamicSharedMemorySize, mc_down_dsm<32, 64, 8, 8, 4>()"), 1);
+        CU_ASSERT_EQUAL(count(s32, "downsample_conv_1_conv("), 2);
+        free(s32);
+        /* float storage: unfused */
+        s32 = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_FP32, 512, 64, 64, &nk32, &ns32);
+        CU_ASSERT_EQUAL(count(s32, "    mc_down<"), 0);
+        CU_ASSERT_EQUAL(count(s32, "/* one pass: "), 0);
+        CU_ASSERT_EQUAL(count(s32, "downsample_conv_1_conv("), 3);
         free(s32);
     }
     CU_ASSERT_EQUAL(count(bf, "/* one pass: "), 0);
@@ -458,8 +477,9 @@ test_nvcc_compiles(void)
     /* fc1's bias added from registers by mc_mlp, not by its epilogue */
     CU_ASSERT_EQUAL(count(src[5], "/* fc1's epilogue after the bias, returned"), 1);
     CU_ASSERT_EQUAL(count(src[5], "    mc_mlp<"), 1);
-    /* ... and its scans in one pass: compiled here */
+    /* ... its scans in one pass, its downsample in one kernel: compiled here */
     CU_ASSERT_TRUE(count(src[5], "/* one pass: ") > 0);
+    CU_ASSERT_EQUAL(count(src[5], "    mc_down<"), 1);
     CU_ASSERT_EQUAL(count(src[5], ".fc2\": inside k"), 1);
     CU_ASSERT_EQUAL(count(src[5], ".fc2 (inside "), 1);
     CU_ASSERT_EQUAL(count(src[5], "mc_mlp_dsm<32, 32>()"), 3);
