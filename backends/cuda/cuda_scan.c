@@ -5,8 +5,8 @@
  * kernel says so): a linear recurrence, so a run of positions maps a
  * carry-in c to P c + S (P = prod a, S = the run's own scan from 0), and
  * runs compose.  Two forms:
- *   - one pass (bf16 activations, 8-aligned views, D % 64 == 0, a big
- *     enough batch): a block per chunk, decoupled look-back for the
+ *   - one pass (8-aligned views, D % 64 == 0, a big enough batch; bf16 or
+ *     float activations): a block per chunk, decoupled look-back for the
  *     carry-in (below);
  *   - three passes otherwise: chunk maps, carries across chunks, rescan.
  * The carries region of the arena holds the chunk records; the one-pass
@@ -176,13 +176,18 @@ scan1_shape(const Kernel *k, int *G, int64_t *T, int64_t *NC)
     return 1;
 }
 
-/* ... where the three-pass form would run 8 channels a thread (bf16
- * activations, 8-aligned views, enough threads to fill the GPU): a block
- * waiting on its predecessor chunk costs little when the GPU is full */
+/* ... where the views are 8-aligned (bf16 or float activations) and 8
+ * channels a thread would fill the GPU (as for the three-pass form's
+ * 8-channel threads): a block waiting on its predecessor chunk costs
+ * little when the GPU is full */
 int
 mc_cu_scan1(const Kernel *k, int *G, int64_t *T, int64_t *NC)
 {
-    return scan_vec(k) == 8 && scan1_shape(k, G, T, NC);
+    const View *u = &k->in[0], *dt = &k->in[1];
+    int64_t B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
+    if (!vec8_view(u, D) || !vec8_view(dt, D) || !vec8_view(&k->out, D) || B * ((L + 7) / 8) * D / 8 < MC_CUDA_FILL)
+        return 0;
+    return scan1_shape(k, G, T, NC);
 }
 
 /* the bytes of the carries region (the larger of either form's) and of the
