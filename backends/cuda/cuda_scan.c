@@ -300,7 +300,12 @@ print_scan1(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id
                    "            sb[c] = fmaf(pt[c], se[c], st[c]);\n            pb[c] = pe[c] * pt[c];\n"
                    "            cv[c] = 0.0f;\n        }\n");
     mc_buf_printf(b, "        float *const cp = carry + (f * %d + g) * 8;\n", G);
-    mc_buf_printf(b, "        if (q > 0) {\n            mc_st8cg(cp, pb);\n            mc_st8cg(cp + %lld, sb);\n", NTOT);
+    /* the predecessor's inclusive state already out: the carry-in is that,
+     * this chunk's map need not be published */
+    mc_buf_printf(b, "        if (q > 0 && *(const volatile int *)&flags[(f - 1) * %d + g] == %lld) {\n", G, tag + 2);
+    mc_buf_printf(b, "            __threadfence();\n            mc_ld8cg(carry + %lld + ((f - 1) * %d + g) * 8, cv);\n", 2 * NTOT, G);
+    mc_buf_puts(b, "        } else if (q > 0) {\n");
+    mc_buf_printf(b, "            mc_st8cg(cp, pb);\n            mc_st8cg(cp + %lld, sb);\n", NTOT);
     mc_buf_printf(b, "            mc_flag_set(&flags[f * %d + g], %lld);\n", G, tag + 1);
     mc_buf_puts(b, "            float ap[8], as[8];\n#pragma unroll\n            for (int c = 0; c < 8; c++) {\n"
                    "                ap[c] = 1.0f;\n                as[c] = 0.0f;\n            }\n");
