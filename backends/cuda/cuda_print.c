@@ -1077,6 +1077,23 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
                       D / 4, D / 4, WG, P, D / 4 * WG, H, D / 4 * WG * H);
         mc_buf_printf(b, "    float4 acc[%lld];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) acc[p] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);\n",
                       P, P);
+        /* positions whose 25 taps all fall inside the image (the same for
+         * a warp's threads: its lanes are channels): no clamps, every tap a
+         * constant offset from one pointer; the same loads and sums */
+        const int inner = h->rank == 4 && h->stride[3] == 1 && h->stride[2] == D && h->stride[1] == W * D &&
+                          h->stride[0] == H * W * D && H > 10 && W > P + 9;
+        if (inner) {
+            mc_buf_printf(b, "    if (y >= 5 && y < %lld && x0 >= 5 && x0 < %lld) {\n", H - 5, W - P - 4);
+            mc_buf_printf(b, "        const auto *hp = &b%d[%lld + ((bb * %lld + y) * %lld + x0) * %lld + d];\n", h->buf,
+                          (long long)h->offset, H, W, D);
+            mc_buf_puts(b, "#pragma unroll\n        for (int t = 0; t < 25; t++) {\n");
+            mc_buf_printf(b, "            const float4 w = *(const float4 *)&wp[t * %lld + d];\n", D);
+            mc_buf_printf(b, "#pragma unroll\n            for (int p = 0; p < %lld; p++) {\n", P);
+            mc_buf_printf(b, "                const float4 v = mc_ldv4(hp + (mc_f25_dy(t) * %lld + p + mc_f25_dx(t)) * %lld);\n                ",
+                          W, D);
+            fma4(b, "acc[p]", "w", "v");
+            mc_buf_puts(b, "            }\n        }\n    } else {\n");
+        }
         mc_buf_puts(b, "#pragma unroll\n    for (int t = 0; t < 25; t++) {\n");
         mc_buf_printf(b, "        const idx_t yy = min(max(y + mc_f25_dy(t), (idx_t)0), (idx_t)%lld);\n", H - 1);
         mc_buf_printf(b, "        const float4 w = *(const float4 *)&wp[t * %lld + d];\n", D);
@@ -1088,6 +1105,7 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
         mc_buf_puts(b, "]);\n            ");
         fma4(b, "acc[p]", "w", "v");
         mc_buf_puts(b, "        }\n    }\n");
+        if (inner) mc_buf_puts(b, "    }\n");
         if (l) {
             /* y of each position (past the right edge: of the last one) */
             mc_buf_printf(b, "    float yv[%lld][4];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) {\n", P, P);

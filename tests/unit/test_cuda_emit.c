@@ -378,6 +378,12 @@ test_program_structure(void)
         CU_ASSERT_EQUAL(count(s32, ", dim3(512, 1), mc_down_dsm<32, 64, 8, 8, 4>(), s, "), 1);
         CU_ASSERT_EQUAL(count(s32, "MaxDynamicSharedMemorySize, mc_down_dsm<32, 64, 8, 8, 4>()"), 1);
         CU_ASSERT_EQUAL(count(s32, "downsample_conv_1_conv("), 2);
+        /* the 25-tap fusion's unclamped path for positions whose taps all
+         * fall inside the image: stage 0 only (16 x 16; stage 1's 8 x 8 has
+         * none), the tap offsets constant from one pointer */
+        CU_ASSERT_EQUAL(count(s32, "    if (y >= 5 && y < 11 && x0 >= 5 && x0 < 8) {\n"), 1);
+        CU_ASSERT_EQUAL(count(s32, "    if (y >= 5 && "), 1);
+        CU_ASSERT_EQUAL(count(s32, "mc_ldv4(hp + (mc_f25_dy(t) * 16 + p + mc_f25_dx(t)) * 64);"), 1);
         free(s32);
         /* float storage: the downsample unfused; the scan in one pass too */
         s32 = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_FP32, 512, 64, 64, &nk32, &ns32);
