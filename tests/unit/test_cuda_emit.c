@@ -456,8 +456,11 @@ nvcc_path(void)
  * vectors of 8, staged GEMM epilogues); the same in fp32 at batch 1
  * (split-K 3xTF32 GEMMs, warp-per-row x_proj) and in tf32 at batch 400
  * (cp.async tf32 GEMMs, thin products over float rows); the 16-channel
- * model in tf32 at batch 2048 (out_norm inside the 25-tap fusion).  In
- * parallel, ~20 s. */
+ * model in tf32 at batch 2048 (out_norm inside the 25-tap fusion); the
+ * 32-channel model at batch 512, 64x64, in bf16 (the on-chip MLP, the
+ * one-pass scan, mc_down, the 25-tap inner path) and in fp32 (the one-pass
+ * scan over float rows); the 64-channel one in bf16 (mc_conv3).  In
+ * parallel, ~25 s. */
 static void
 test_nvcc_compiles(void)
 {
@@ -467,7 +470,7 @@ test_nvcc_compiles(void)
         return;
     }
     int nk, nscan;
-    char *src[7];
+    char *src[8];
     src[0] = print_model(MC_CUDA_BF16, 3, &nk, &nscan);
     src[1] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_BF16, 400, 96, 84, &nk, &nscan);
     src[2] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_FP32, 1, 96, 80, &nk, &nscan);
@@ -503,6 +506,10 @@ test_nvcc_compiles(void)
     CU_ASSERT_EQUAL(count(src[6], "    mc_conv3<"), 2);
     CU_ASSERT_EQUAL(count(src[6], ", dim3(1280, 1), mc_conv3_dsm<64, 32, 32, 64>(), s, "), 2);
     CU_ASSERT_EQUAL(count(src[6], "cudaFuncAttributeMaxDynamicSharedMemorySize, mc_conv3_dsm<"), 2);
+    /* float storage's one-pass scan (two float4 per 8 channels), compiled */
+    src[7] = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_FP32, 512, 64, 64, &nk, &nscan);
+    CU_ASSERT_EQUAL(count(src[7], "/* one pass: "), 1);
+    CU_ASSERT_TRUE(count(src[7], "const float *__restrict__ b") > 0);
     /* the paths named above are in the text */
     CU_ASSERT_TRUE(count(src[1], "if (x0 + p >= ") > 0);
     CU_ASSERT_TRUE(count(src[1], "if (ow0 + p >= ") > 0);
@@ -525,7 +532,7 @@ test_nvcc_compiles(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
     char path[256], cmd[2048];
     int m = snprintf(cmd, sizeof cmd, "(");
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 8; i++) {
         snprintf(path, sizeof path, "%s/t%d.cu", dir, i);
         FILE *f = fopen(path, "w");
         CU_ASSERT_PTR_NOT_NULL_FATAL(f);
@@ -538,7 +545,7 @@ test_nvcc_compiles(void)
     }
     snprintf(cmd + m, sizeof cmd - (size_t)m, "wait)");
     if (system(cmd)) {}
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 8; i++) {
         snprintf(path, sizeof path, "%s/t%d.o", dir, i);
         int ok = access(path, R_OK) == 0;
         if (!ok) {
