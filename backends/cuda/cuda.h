@@ -38,8 +38,9 @@ int mc_cuda_precision_parse(const char *s);
 const char *mc_cuda_precision_name(McCudaPrecision p);
 
 /* The memory plan for this backend (instead of mc_memplan): the output of
- * a LayerNorm that runs inside the kernel before it is planned as written
- * by that kernel, so that it shares no bytes with that kernel's inputs. */
+ * a kernel that runs inside an earlier one (a LayerNorm, an fc2, an x_proj,
+ * a downsample's projection) is planned as written by that kernel, so that
+ * it shares no bytes with that kernel's inputs. */
 void mc_cuda_memplan(KProgram *p);
 
 /* Prints the whole .cu for p.  `blob_bytes` receives the size of the device

@@ -6,9 +6,9 @@
  * a constant, and mc_forward(), which launches them in order on one stream
  * with every buffer at its planned offset in one device arena; which
  * adjacent kernels run as one (mc_cuda_fused_into) and the memory plan
- * that keeps them safe (mc_cuda_memplan).  The dense products'
- * kernels come from cuda_gemm.c, the selective scan's from cuda_scan.c,
- * the host half (main) from cuda_host.c.
+ * that keeps them safe (mc_cuda_memplan).  The dense products' kernels
+ * come from cuda_gemm.c, the selective scan's from cuda_scan.c, the host
+ * half (main) from cuda_host.c.
  * Owns nothing.
  *
  * Device arena layout (bytes, each part 256-aligned):
