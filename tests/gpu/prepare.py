@@ -25,13 +25,17 @@ import e2e_common as E  # noqa: E402
 
 # name: (embed_dim, depths, classes, mlp_ratio, seed, [(B, H, W), ...])
 MODELS = {
-    # (136, 128, 96): enough threads that the depthwise convs and the scan take
-    # their 8-channels-per-thread paths (stage 0: 32 x 24 positions), and that
-    # every stage's out_norm runs inside its 25-tap fusion: 16 to 128 threads
-    # per position (stage 3: 4 x 3 positions, a tail past the right edge)
-    # (136, 116, 84): the downsample after stage 0 in one kernel (mc_down) over
-    # 29 x 21 positions (odd: the padding at the bottom and right edges)
-    "c32": (32, [1, 2, 1, 1], 17, 2.5, 7, [(1, 33, 47), (3, 64, 37), (136, 128, 96), (136, 116, 84)]),
+    # (136, 116, 84): enough threads that the depthwise convs and the scan take
+    # their 8-channels-per-thread and one-pass forms (stage 0: 29 x 21
+    # positions, odd), that every stage's out_norm runs inside its 25-tap
+    # fusion (16 to 128 threads per position; stage 3: 4 x 3 positions, a tail
+    # past the right edge), that the MLP keeps its hidden layer on chip and the
+    # downsample after stage 0 runs in one kernel (mc_down; its padding at the
+    # bottom and right edges)
+    "c32": (32, [1, 2, 1, 1], 17, 2.5, 7, [(1, 33, 47), (3, 64, 37), (136, 116, 84)]),
+    # 64 channels, two stages: its 32-channel stem's 3x3 stride-1 convs run
+    # mc_conv3 (bf16, 17 x 64 x 64 positions)
+    "c64": (64, [1, 1], 11, 2.5, 9, [(17, 128, 128)]),
     "c48": (48, [2, 1, 1], 10, 3.0, 8, [(2, 47, 33)]),
 }
 
