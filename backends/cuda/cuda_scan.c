@@ -34,16 +34,24 @@ mc_cuda_scan_chunks(const Kernel *k, int v, int64_t *T, int64_t *NC)
 }
 
 
-/* channels per thread of the scan's passes 1 and 3: 8 where the views allow
- * and 8-position chunks would still fill the GPU, else 1 */
+/* 8 channels a thread fit: u, dt and the states are 8-aligned [B, H, W,
+ * D] views, and threads of 8 channels x 8 positions would fill the GPU */
 static int
-scan_vec(const Kernel *k)
+scan_8wide(const Kernel *k)
 {
     const View *u = &k->in[0], *dt = &k->in[1];
     int64_t B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
-    /* float storage: measured no faster (tiny fp32: stage 2 slower) */
-    int ok = mc_cu_buf_bf16(u->buf) && vec8_view(u, D) && vec8_view(dt, D) && vec8_view(&k->out, D) && k->out.rank == 4;
-    return ok && B * ((L + 7) / 8) * D / 8 >= MC_CUDA_FILL ? 8 : 1;
+    return k->out.rank == 4 && vec8_view(u, D) && vec8_view(dt, D) && vec8_view(&k->out, D) &&
+           B * ((L + 7) / 8) * D / 8 >= MC_CUDA_FILL;
+}
+
+/* channels per thread of the scan's passes 1 and 3: 8 where they fit and
+ * the activations are bf16 (float storage: measured no faster, tiny fp32's
+ * stage 2 slower), else 1 */
+static int
+scan_vec(const Kernel *k)
+{
+    return mc_cu_buf_bf16(k->in[0].buf) && scan_8wide(k) ? 8 : 1;
 }
 
 /* The scan as a chunked parallel scan: h_l = a_l h_{l-1} + x_l with
@@ -183,11 +191,7 @@ scan1_shape(const Kernel *k, int *G, int64_t *T, int64_t *NC)
 int
 mc_cu_scan1(const Kernel *k, int *G, int64_t *T, int64_t *NC)
 {
-    const View *u = &k->in[0], *dt = &k->in[1];
-    int64_t B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
-    if (!vec8_view(u, D) || !vec8_view(dt, D) || !vec8_view(&k->out, D) || B * ((L + 7) / 8) * D / 8 < MC_CUDA_FILL)
-        return 0;
-    return scan1_shape(k, G, T, NC);
+    return scan_8wide(k) && scan1_shape(k, G, T, NC);
 }
 
 /* the bytes of the carries region (the larger of either form's) and of the
