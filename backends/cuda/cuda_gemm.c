@@ -421,25 +421,34 @@ mc_cu_print_mlp(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char
     Params ps;
     mc_cu_collect_launch_params(p, ki, &ps);
     mc_cu_header(b, p, k, ki);
-    mc_buf_printf(b, "/* with k%d gemm \"%s\": the MLP, its %lld hidden activations per row on chip (mc_mlp) */\n",
-                  ki + 1, l->name, (long long)N);
-    /* two blocks per SM where the accumulators allow (CO <= 64) */
-    mc_buf_printf(b, "%s __launch_bounds__(256, %d)\n%s(", mc_dialect_cuda.kernel_qual, N2 <= 64 ? 2 : 1, id);
-    mc_cu_print_params(b, &ps, "const __nv_bfloat16 *__restrict__ w16, const __nv_bfloat16 *__restrict__ w16b");
+    const int bf = mc_cu_bf16_mode();
+    mc_buf_printf(b, "/* with k%d gemm \"%s\": the MLP, its %lld hidden activations per row on chip (mc_mlp%s) */\n",
+                  ki + 1, l->name, (long long)N, bf ? "" : "32");
+    /* two blocks per SM where the registers allow (bf16: CO <= 64; tf32,
+     * whose A fragments take twice the registers: C, CO <= 64) */
+    mc_buf_printf(b, "%s __launch_bounds__(256, %d)\n%s(", mc_dialect_cuda.kernel_qual, N2 <= 64 && (bf || K <= 64) ? 2 : 1, id);
+    mc_cu_print_params(b, &ps, bf ? "const __nv_bfloat16 *__restrict__ w16, const __nv_bfloat16 *__restrict__ w16b" : NULL);
     mc_buf_puts(b, KERNEL_BODY);
-    mc_buf_printf(b, "    auto AP = [=](int64_t m, int k) -> const __nv_bfloat16 * { return &b%d[%lld + m * %lld + k]; };\n",
-                  a->buf, (long long)a->offset, (long long)K);
+    if (bf)
+        mc_buf_printf(b, "    auto AP = [=](int64_t m, int k) -> const __nv_bfloat16 * { return &b%d[%lld + m * %lld + k]; };\n",
+                      a->buf, (long long)a->offset, (long long)K);
     /* fc1's bias: added by mc_mlp from registers (8-byte aligned), else by h2 */
     const View *bv = k->nin == 3 ? &k->in[2] : NULL;
     char b1[64] = "nullptr";
     int nobias = bv && bv->rank == 1 && bv->stride[0] == 1 && bv->offset % 2 == 0 && !mc_cu_buf_bf16(bv->buf);
     if (nobias) snprintf(b1, sizeof b1, "b%d + %lld", bv->buf, (long long)bv->offset);
-    mc_buf_printf(b, "    /* fc1's epilogue%s, returned (rounded to bf16 by mc_mlp); fc2's, stored */\n",
-                  nobias ? " after the bias" : "");
+    mc_buf_printf(b, "    /* fc1's epilogue%s, returned (rounded to %s by mc_mlp%s); fc2's, stored */\n",
+                  nobias ? " after the bias" : "", bf ? "bf16" : "tf32", bf ? "" : "32");
     epi2_lambda(b, k, N, "h2", 1, nobias);
     epi2_lambda(b, l, N2, "epi2", 0, 0);
-    mc_buf_printf(b, "    mc_mlp<%lldll, %lld, %lld, %lld>(AP, w16, w16b, %s, h2, epi2);\n}\n\n", (long long)M, (long long)K,
-                  (long long)N, (long long)N2, b1);
+    if (bf) {
+        mc_buf_printf(b, "    mc_mlp<%lldll, %lld, %lld, %lld>(AP, w16, w16b, %s, h2, epi2);\n}\n\n", (long long)M, (long long)K,
+                      (long long)N, (long long)N2, b1);
+    } else {
+        mc_buf_printf(b, "    mc_mlp32<%lldll, %lld, %lld, %lld>(b%d + %lld, b%d + %lld, b%d + %lld, %s, h2, epi2);\n}\n\n",
+                      (long long)M, (long long)K, (long long)N, (long long)N2, a->buf, (long long)a->offset, k->in[1].buf,
+                      (long long)k->in[1].offset, l->in[1].buf, (long long)l->in[1].offset, b1);
+    }
     ln->gx = (M + 127) / 128;
     ln->gy = 1;
 }

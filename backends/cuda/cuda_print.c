@@ -203,7 +203,7 @@ mc_cu_collect_launch_params(const KProgram *p, int i, Params *ps)
  * (mc_ld, mc_ldv4), stores round once (__float2bfloat16_rn): the arithmetic,
  * the scan state and every reduction stay fp32. */
 static const KProgram *cur_prog;
-static int cur_bf16;
+static int cur_bf16, cur_tf32;
 
 int
 mc_cu_bf16_mode(void)
@@ -852,15 +852,23 @@ fuse_mlp_shape(const KProgram *p, int i)
     return sole_reader(p, i);
 }
 
-/* ... in bf16 mode (bf16 rows and weight copies), and where fc2's output
- * shares no bytes with fc1's input (blocks write their rows while others
- * still read theirs) */
+/* ... in bf16 mode (bf16 rows and weight copies; mc_mlp) or tf32 mode
+ * (float rows, float weights 16-byte aligned for cp.async; mc_mlp32), and
+ * where fc2's output shares no bytes with fc1's input (blocks write their
+ * rows while others still read theirs) */
 static int
 fuse_mlp(const KProgram *p, int i)
 {
-    if (!cur_bf16 || !fuse_mlp_shape(p, i)) return 0;
+    if (!(cur_bf16 || cur_tf32) || !fuse_mlp_shape(p, i)) return 0;
     const Kernel *k = &p->k[i], *l = &p->k[i + 1];
-    if (!mc_cu_buf_bf16(k->in[0].buf) || !mc_cu_gemm_w16(p, i, MC_CUDA_BF16) || !mc_cu_gemm_w16(p, i + 1, MC_CUDA_BF16)) return 0;
+    if (cur_bf16 && (!mc_cu_buf_bf16(k->in[0].buf) || !mc_cu_gemm_w16(p, i, MC_CUDA_BF16) || !mc_cu_gemm_w16(p, i + 1, MC_CUDA_BF16)))
+        return 0;
+    /* tf32: C, CO <= 64 (at 128 its A fragments and accumulators leave one
+     * block per SM: measured slower than the unfused pair) */
+    int64_t M, N, K, M2, N2, K2;
+    mc_cu_gemm_dims(k, &M, &N, &K);
+    mc_cu_gemm_dims(l, &M2, &N2, &K2);
+    if (cur_tf32 && (k->in[1].offset % 4 || l->in[1].offset % 4 || K > 64 || N2 > 64)) return 0;
     return !bufs_overlap(p, k->in[0].buf, l->out.buf);
 }
 
@@ -1306,7 +1314,7 @@ kernel_smem(const KProgram *p, int i, const CudaOpts *o, const CudaLayout *lay, 
         int64_t M, N, K, M2, N2, K2;
         mc_cu_gemm_dims(k, &M, &N, &K);
         mc_cu_gemm_dims(&p->k[i + 1], &M2, &N2, &K2);
-        snprintf(s, n, "mc_mlp_dsm<%lld, %lld>()", (long long)K, (long long)N2);
+        snprintf(s, n, "mc_mlp%s_dsm<%lld, %lld>()", cur_tf32 ? "32" : "", (long long)K, (long long)N2);
     } else if (k->kind == KK_CONV && mc_cu_conv3_tc(p, i)) {
         snprintf(s, n, "mc_conv3_dsm<%lld, %lld, %lld, %lld>()", (long long)k->in[0].shape[2], (long long)k->in[0].shape[3],
                  (long long)k->out.shape[3], (long long)k->out.shape[2]);
@@ -1320,6 +1328,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
 {
     cur_prog = p;
     cur_bf16 = o->precision == MC_CUDA_BF16;
+    cur_tf32 = o->precision == MC_CUDA_TF32;
     /* fp32 mode rounds its split's high parts to tf32 on the integer pipes
      * (measured faster, byte-identical outputs: docs/gpu.md); tf32 mode
      * keeps cvt.rna (the two disagree on some values, and tf32's C32 check
@@ -1414,7 +1423,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
                           (long long)lay->splitk_off, (long long)lay->counter_off);
         if (lay->w16[i] >= 0)
             n += snprintf(extra + n, sizeof extra - (size_t)n, "%sPB(%lld)", n ? ", " : "", (long long)lay->w16[i]);
-        if (mlp) snprintf(extra + n, sizeof extra - (size_t)n, ", PB(%lld)", (long long)lay->w16[i + 1]);
+        if (mlp && lay->w16[i + 1] >= 0) snprintf(extra + n, sizeof extra - (size_t)n, ", PB(%lld)", (long long)lay->w16[i + 1]);
         if (down)
             snprintf(extra + n, sizeof extra - (size_t)n, ", P(%lld), PB(%lld)", (long long)lay->repack[i + 1],
                      (long long)lay->w16[i + 2]);
@@ -1453,6 +1462,16 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         int64_t src = lay->repack[i] >= 0 ? lay->repack[i] : mc_cuda_buf_offset(p, lay, w->buf) + w->offset * 4;
         mc_buf_printf(b, "    mc_f2bf<<<%lld, 256, 0, s>>>(P(%lld), PB(%lld), %lldll);\n", (long long)((n + 255) / 256),
                       (long long)src, (long long)lay->w16[i], (long long)n);
+    }
+    /* mc_mlp32: fc1's and fc2's weights rounded to tf32 in place */
+    for (int i = 0; i + 1 < p->nk && o->precision == MC_CUDA_TF32; i++) {
+        if (p->k[i].kind != KK_GEMM || mc_cuda_fused_into(p, i + 1) != i) continue;
+        for (int q = 0; q < 2; q++) {
+            const View *w = &p->k[i + q].in[1];
+            int64_t n = mc_cuda_numel(w);
+            mc_buf_printf(b, "    mc_round_tf32<<<%lld, 256, 0, s>>>(P(%lld), %lldll);\n", (long long)((n + 255) / 256),
+                          (long long)(mc_cuda_buf_offset(p, lay, w->buf) + w->offset * 4), (long long)n);
+        }
     }
     mc_buf_puts(b, "}\n\n");
     free(ln);

@@ -209,8 +209,9 @@ test_program_structure(void)
     int nk, nscan;
     char *fp = print_model(MC_CUDA_FP32, 2, &nk, &nscan);
     CU_ASSERT_EQUAL(nscan, 4);
-    /* one per kernel, two more per scan, the start-up bf16 converter */
-    CU_ASSERT_EQUAL(count(fp, "__global__ void"), nk + 2 * nscan + 1);
+    /* one per kernel, two more per scan, the start-up bf16 converter and
+     * tf32 rounding */
+    CU_ASSERT_EQUAL(count(fp, "__global__ void"), nk + 2 * nscan + 2);
     CU_ASSERT_EQUAL(count(fp, "    mc_gemm<MC_BF16"), 0);
     CU_ASSERT_EQUAL(count(fp, "    mc_gemm<MC_TF32"), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(fp, "cudaStreamBeginCapture"));
@@ -458,8 +459,8 @@ nvcc_path(void)
  * (cp.async tf32 GEMMs, thin products over float rows); the 16-channel
  * model in tf32 at batch 2048 (out_norm inside the 25-tap fusion); the
  * 32-channel model at batch 512, 64x64, in bf16 (the on-chip MLP, the
- * one-pass scan, mc_down, the 25-tap inner path) and in fp32 (the one-pass
- * scan over float rows); the 64-channel one in bf16 (mc_conv3).  In
+ * one-pass scan, mc_down, the 25-tap inner path) and in tf32 (the one-pass
+ * scan over float rows, mc_mlp32); the 64-channel one in bf16 (mc_conv3).  In
  * parallel, ~25 s. */
 static void
 test_nvcc_compiles(void)
@@ -506,10 +507,22 @@ test_nvcc_compiles(void)
     CU_ASSERT_EQUAL(count(src[6], "    mc_conv3<"), 2);
     CU_ASSERT_EQUAL(count(src[6], ", dim3(1280, 1), mc_conv3_dsm<64, 32, 32, 64>(), s, "), 2);
     CU_ASSERT_EQUAL(count(src[6], "cudaFuncAttributeMaxDynamicSharedMemorySize, mc_conv3_dsm<"), 2);
-    /* float storage's one-pass scan (two float4 per 8 channels), compiled */
-    src[7] = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_FP32, 512, 64, 64, &nk, &nscan);
+    /* float storage's one-pass scan (two float4 per 8 channels) and, in
+     * tf32 mode, the on-chip MLP over float rows (mc_mlp32: stage 0, C =
+     * CO = 32, hidden 80; fc1's and fc2's weights rounded to tf32 once at
+     * start-up), compiled */
+    src[7] = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_TF32, 512, 64, 64, &nk, &nscan);
     CU_ASSERT_EQUAL(count(src[7], "/* one pass: "), 1);
     CU_ASSERT_TRUE(count(src[7], "const float *__restrict__ b") > 0);
+    CU_ASSERT_EQUAL(count(src[7], "    mc_mlp32<131072ll, 32, 80, 32>(b"), 1);
+    CU_ASSERT_EQUAL(count(src[7], "    mc_mlp32<"), 1);
+    CU_ASSERT_EQUAL(count(src[7], "    mc_mlp<"), 0);
+    CU_ASSERT_EQUAL(count(src[7], ", dim3(1024, 1), mc_mlp32_dsm<32, 32>(), s, "), 1);
+    CU_ASSERT_EQUAL(count(src[7], "mc_mlp32_dsm<32, 32>()"), 3);
+    CU_ASSERT_EQUAL(count(src[7], ".fc2\": inside k"), 1);
+    CU_ASSERT_EQUAL(count(src[7], "    mc_round_tf32<<<"), 2);
+    CU_ASSERT_EQUAL(count(src[7], "/* fc1's epilogue after the bias, returned (rounded to tf32 by mc_mlp32)"), 1);
+    CU_ASSERT_EQUAL(count(src[7], "(mc_mlp32) */\n__global__ void __launch_bounds__(256, 2)\n"), 1);
     /* the paths named above are in the text */
     CU_ASSERT_TRUE(count(src[1], "if (x0 + p >= ") > 0);
     CU_ASSERT_TRUE(count(src[1], "if (ow0 + p >= ") > 0);
