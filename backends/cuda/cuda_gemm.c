@@ -217,17 +217,21 @@ mc_cu_conv3_tc(const KProgram *p, int i)
 {
     const Kernel *k = &p->k[i];
     const View *x = &k->in[0];
-    if (!mc_cu_bf16_mode() || k->kind != KK_CONV || k->out.rank != 4 || x->rank != 4) return 0;
+    const int bf = mc_cu_bf16_mode();
+    if (!(bf || mc_cu_tf32_mode()) || k->kind != KK_CONV || k->out.rank != 4 || x->rank != 4) return 0;
     const View *w = &k->in[1];
     long long C = x->shape[3], CO = k->out.shape[3], H = x->shape[1], W = x->shape[2];
     if (w->shape[2] != 3 || w->shape[3] != 3 || w->shape[1] != C || k->attrs.stride[0] != 1 || k->attrs.stride[1] != 1)
         return 0;
     if (k->attrs.pad[0] != 1 || k->attrs.pad[1] != 1 || k->attrs.dil[0] != 1 || k->attrs.dil[1] != 1) return 0;
     if (C % 16 || C > 64 || CO % 16 || CO > 64 || k->out.shape[1] != H || k->out.shape[2] != W || H * W < 256) return 0;
-    if (!mc_cu_buf_bf16(x->buf) || x->offset % 8 || x->stride[3] != 1 || x->stride[2] != C || x->stride[1] != W * C ||
+    if (mc_cu_buf_bf16(x->buf) != bf || x->offset % 8 || x->stride[3] != 1 || x->stride[2] != C || x->stride[1] != W * C ||
         x->stride[0] != H * W * C)
         return 0;
-    return mc_cuda_numel(&k->out) / CO >= MC_CUDA_FILL && mc_cu_gemm_w16(p, i, MC_CUDA_BF16) && mc_cu_is_contig_rows(&k->out, CO);
+    /* bf16: the bf16 weight copy; tf32: the re-packed float weights (every
+     * dense conv has them) */
+    if (bf && !mc_cu_gemm_w16(p, i, MC_CUDA_BF16)) return 0;
+    return mc_cuda_numel(&k->out) / CO >= MC_CUDA_FILL && mc_cu_is_contig_rows(&k->out, CO);
 }
 
 void
@@ -318,8 +322,9 @@ mc_cu_print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const cha
     mc_cu_header(b, p, k, ki);
     /* blocks per SM the register allocation must allow (MC_GEMM_MINB_L for
      * 128-row or 128-column tensor-core tiles, MC_GEMM_MINB_S otherwise) */
+    /* (mc_conv3t: its float rows and weights leave one block per SM) */
     mc_buf_printf(b, "%s __launch_bounds__(256, %s)\n%s(", mc_dialect_cuda.kernel_qual,
-                  thin ? "1" : (bm == 128 || bn == 128) && !skinny ? "MC_GEMM_MINB_L" : "MC_GEMM_MINB_S", id);
+                  thin || (c3 && !g.w16) ? "1" : (bm == 128 || bn == 128) && !skinny ? "MC_GEMM_MINB_L" : "MC_GEMM_MINB_S", id);
     char extra[192];
     int w16 = g.w16;
     snprintf(extra, sizeof extra, "%s%s%s%s%s", conv ? "const float *__restrict__ wp" : "", conv && sk > 1 ? ", " : "",
@@ -362,8 +367,8 @@ mc_cu_print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const cha
     char res[32], wptr[64];
     if (c3) {
         epi2_lambda(b, k, N, "epi2", 0, 0);
-        mc_buf_printf(b, "    mc_conv3<%lld, %lld, %lld, %lld, %lld>(b%d + %lld, w16, epi2);\n}\n\n", (long long)a->shape[0],
-                      (long long)H, (long long)W, (long long)Ci, (long long)N, a->buf, (long long)a->offset);
+        mc_buf_printf(b, "    mc_conv3%s<%lld, %lld, %lld, %lld, %lld>(b%d + %lld, %s, epi2);\n}\n\n", w16 ? "" : "t", (long long)a->shape[0],
+                      (long long)H, (long long)W, (long long)Ci, (long long)N, a->buf, (long long)a->offset, w16 ? "w16" : "wp");
         ln->gx = (M + 255) / 256;
         ln->gy = 1;
         return 0;

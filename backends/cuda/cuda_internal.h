@@ -50,6 +50,7 @@ typedef struct Params {
 
 /* shared by the printer files (cuda_print.c, cuda_gemm.c) */
 int mc_cu_bf16_mode(void);
+int mc_cu_tf32_mode(void);
 int mc_cu_buf_bf16(int buf);
 void mc_cu_header(McBuf *b, const KProgram *p, const Kernel *k, int ki);
 void mc_cu_ref(McBuf *b, const View *v, const char *lin);

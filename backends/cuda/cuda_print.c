@@ -212,6 +212,12 @@ mc_cu_bf16_mode(void)
 }
 
 int
+mc_cu_tf32_mode(void)
+{
+    return cur_tf32;
+}
+
+int
 mc_cu_buf_bf16(int buf)
 {
     return cur_bf16 && cur_prog->bufs[buf].kind == BUF_SCRATCH;
@@ -1316,7 +1322,7 @@ kernel_smem(const KProgram *p, int i, const CudaOpts *o, const CudaLayout *lay, 
         mc_cu_gemm_dims(&p->k[i + 1], &M2, &N2, &K2);
         snprintf(s, n, "mc_mlp%s_dsm<%lld, %lld>()", cur_tf32 ? "32" : "", (long long)K, (long long)N2);
     } else if (k->kind == KK_CONV && mc_cu_conv3_tc(p, i)) {
-        snprintf(s, n, "mc_conv3_dsm<%lld, %lld, %lld, %lld>()", (long long)k->in[0].shape[2], (long long)k->in[0].shape[3],
+        snprintf(s, n, "mc_conv3%s_dsm<%lld, %lld, %lld, %lld>()", cur_tf32 ? "t" : "", (long long)k->in[0].shape[2], (long long)k->in[0].shape[3],
                  (long long)k->out.shape[3], (long long)k->out.shape[2]);
     } else if (k->kind == KK_GEMM || (k->kind == KK_CONV && !mc_cu_conv_direct(p, i))) {
         mc_cu_gemm_smem(k, i, o, lay, s, n);
@@ -1463,9 +1469,15 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         mc_buf_printf(b, "    mc_f2bf<<<%lld, 256, 0, s>>>(P(%lld), PB(%lld), %lldll);\n", (long long)((n + 255) / 256),
                       (long long)src, (long long)lay->w16[i], (long long)n);
     }
-    /* mc_mlp32: fc1's and fc2's weights rounded to tf32 in place */
-    for (int i = 0; i + 1 < p->nk && o->precision == MC_CUDA_TF32; i++) {
-        if (p->k[i].kind != KK_GEMM || mc_cuda_fused_into(p, i + 1) != i) continue;
+    /* mc_mlp32: fc1's and fc2's weights rounded to tf32 in place; mc_conv3t:
+     * its re-packed weights */
+    for (int i = 0; i < p->nk && o->precision == MC_CUDA_TF32; i++) {
+        if (mc_cu_conv3_tc(p, i)) {
+            int64_t n = mc_cuda_numel(&p->k[i].in[1]);
+            mc_buf_printf(b, "    mc_round_tf32<<<%lld, 256, 0, s>>>(P(%lld), %lldll);\n", (long long)((n + 255) / 256),
+                          (long long)lay->repack[i], (long long)n);
+        }
+        if (i + 1 >= p->nk || p->k[i].kind != KK_GEMM || mc_cuda_fused_into(p, i + 1) != i) continue;
         for (int q = 0; q < 2; q++) {
             const View *w = &p->k[i + q].in[1];
             int64_t n = mc_cuda_numel(w);

@@ -460,7 +460,8 @@ nvcc_path(void)
  * model in tf32 at batch 2048 (out_norm inside the 25-tap fusion); the
  * 32-channel model at batch 512, 64x64, in bf16 (the on-chip MLP, the
  * one-pass scan, mc_down, the 25-tap inner path) and in tf32 (the one-pass
- * scan over float rows, mc_mlp32); the 64-channel one in bf16 (mc_conv3).  In
+ * scan over float rows, mc_mlp32, mc_conv3t); the 64-channel one in bf16
+ * (mc_conv3).  In
  * parallel, ~25 s. */
 static void
 test_nvcc_compiles(void)
@@ -520,9 +521,17 @@ test_nvcc_compiles(void)
     CU_ASSERT_EQUAL(count(src[7], ", dim3(1024, 1), mc_mlp32_dsm<32, 32>(), s, "), 1);
     CU_ASSERT_EQUAL(count(src[7], "mc_mlp32_dsm<32, 32>()"), 3);
     CU_ASSERT_EQUAL(count(src[7], ".fc2\": inside k"), 1);
-    CU_ASSERT_EQUAL(count(src[7], "    mc_round_tf32<<<"), 2);
+    CU_ASSERT_EQUAL(count(src[7], "    mc_round_tf32<<<"), 4);
     CU_ASSERT_EQUAL(count(src[7], "/* fc1's epilogue after the bias, returned (rounded to tf32 by mc_mlp32)"), 1);
     CU_ASSERT_EQUAL(count(src[7], "(mc_mlp32) */\n__global__ void __launch_bounds__(256, 2)\n"), 1);
+    /* ... and its 16 -> 16 stem convs as mc_conv3t (float rows and weights,
+     * one block per SM, the re-packed weights rounded to tf32 at start-up:
+     * two more mc_round_tf32) */
+    CU_ASSERT_EQUAL(count(src[7], "    mc_conv3t<512, 32, 32, 16, 16>(b"), 2);
+    CU_ASSERT_EQUAL(count(src[7], ", wp, epi2);\n"), 2);
+    CU_ASSERT_EQUAL(count(src[7], ", dim3(2048, 1), mc_conv3t_dsm<32, 16, 16, 32>(), s, "), 2);
+    CU_ASSERT_EQUAL(count(src[7], "cudaFuncAttributeMaxDynamicSharedMemorySize, mc_conv3t_dsm<"), 2);
+    CU_ASSERT_EQUAL(count(src[7], "    mc_conv3<"), 0);
     /* the paths named above are in the text */
     CU_ASSERT_TRUE(count(src[1], "if (x0 + p >= ") > 0);
     CU_ASSERT_TRUE(count(src[1], "if (ow0 + p >= ") > 0);
