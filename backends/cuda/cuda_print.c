@@ -1087,8 +1087,21 @@ print_fusion25(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char 
         mc_buf_printf(b, "/* 4 channels x %lld positions per thread */\n", P);
         if (l) fused_pair_head(b, p, ki, id, NT, D / 4, "y stays in registers", ln);
         else mc_cu_thread_head(b, k, id, "const float *__restrict__ wp", "it", NT, ln);
-        mc_buf_printf(b, "    const idx_t d = (it %% %lld) * 4, x0 = ((it / %lld) %% %lld) * %lld, y = (it / %lld) %% %lld, bb = it / %lld;\n",
-                      D / 4, D / 4, WG, P, D / 4 * WG, H, D / 4 * WG * H);
+        /* a block's 256 / (D / 4) position groups as a TX x TY tile of
+         * them (TX groups of P along x, TY rows) where the tiles cover the
+         * image: the taps of neighbouring rows hit lines L1 already holds
+         * (docs/gpu.md, "25-tap fusion: 2D tiles of positions") */
+        const long long GPB = D / 4 <= 256 && 256 % (D / 4) == 0 ? 256 / (D / 4) : 1;
+        const long long TY = GPB >= 4 ? 4 : GPB, TX = GPB / TY;
+        if (GPB > 1 && WG % TX == 0 && H % TY == 0) {
+            mc_buf_printf(b, "    /* position groups in tiles of %lld x %lld (x groups of %lld, rows) */\n", TX, TY, P);
+            mc_buf_printf(b, "    const idx_t d = (it %% %lld) * 4, q = it / %lld, tq = q / %lld, r = q %% %lld;\n", D / 4, D / 4, GPB, GPB);
+            mc_buf_printf(b, "    const idx_t x0 = ((tq %% %lld) * %lld + r %% %lld) * %lld, y = ((tq / %lld) %% %lld) * %lld + r / %lld, bb = tq / %lld;\n",
+                          WG / TX, TX, TX, P, WG / TX, H / TY, TY, TX, WG / TX * (H / TY));
+        } else {
+            mc_buf_printf(b, "    const idx_t d = (it %% %lld) * 4, x0 = ((it / %lld) %% %lld) * %lld, y = (it / %lld) %% %lld, bb = it / %lld;\n",
+                          D / 4, D / 4, WG, P, D / 4 * WG, H, D / 4 * WG * H);
+        }
         mc_buf_printf(b, "    float4 acc[%lld];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) acc[p] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);\n",
                       P, P);
         /* positions whose 25 taps all fall inside the image (the same for

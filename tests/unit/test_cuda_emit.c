@@ -494,6 +494,15 @@ test_nvcc_compiles(void)
     CU_ASSERT_EQUAL(count(src[5], ".fc2\": inside k"), 1);
     CU_ASSERT_EQUAL(count(src[5], ".fc2 (inside "), 1);
     CU_ASSERT_EQUAL(count(src[5], "mc_mlp_dsm<32, 32>()"), 3);
+    /* the 25-tap fusion's position groups in 2D tiles (stage 0: D = 64, 16
+     * groups a block as 4 x 4; 16 x 16 positions: 4 groups of 4 along x;
+     * then 2 x 4, 1 x 4, 1 x 2 at stages 1-3) */
+    CU_ASSERT_EQUAL(count(src[5], "    /* position groups in tiles of 4 x 4 (x groups of 4, rows) */\n"
+                                  "    const idx_t d = (it % 16) * 4, q = it / 16, tq = q / 16, r = q % 16;\n"
+                                  "    const idx_t x0 = ((tq % 1) * 4 + r % 4) * 4, y = ((tq / 1) % 4) * 4 + r / 4, bb = tq / 4;\n"), 1);
+    CU_ASSERT_EQUAL(count(src[5], "position groups in tiles of 2 x 4 "), 1);
+    CU_ASSERT_EQUAL(count(src[5], "position groups in tiles of 1 x 4 "), 1);
+    CU_ASSERT_EQUAL(count(src[5], "position groups in tiles of 1 x 2 "), 1);
     char *f32 = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_FP32, 512, 64, 64, &nk, &nscan);
     CU_ASSERT_EQUAL(count(f32, "    mc_mlp<"), 0);
     CU_ASSERT_EQUAL(count(f32, "    mc_conv3<"), 0);
