@@ -777,6 +777,21 @@ sole_reader(const KProgram *p, int i)
     return 1;
 }
 
+/* kernel i is the only kernel that reads buffer buf (a weight rounded in
+ * place at start-up must not change what another kernel reads) */
+static int
+only_reader(const KProgram *p, int buf, int i)
+{
+    for (int j = 0; j < p->nk; j++) {
+        const Kernel *o = &p->k[j];
+        for (int a = 0; a < o->nin; a++)
+            if (o->in[a].buf == buf && j != i) return 0;
+        for (int a = 0; a < o->nargs; a++)
+            if (o->args[a].buf == buf && j != i) return 0;
+    }
+    return 1;
+}
+
 /* The shape of the pair: kernel i + 1 is the LayerNorm of exactly kernel
  * i's output over its D channels (the out_norm of the SSM after the 25-tap
  * fusion: LN(y) * SiLU(z); the ln_1 / ln_2 after the cpe depthwise convs),
@@ -870,11 +885,14 @@ fuse_mlp(const KProgram *p, int i)
     if (cur_bf16 && (!mc_cu_buf_bf16(k->in[0].buf) || !mc_cu_gemm_w16(p, i, MC_CUDA_BF16) || !mc_cu_gemm_w16(p, i + 1, MC_CUDA_BF16)))
         return 0;
     /* tf32: C, CO <= 64 (at 128 its A fragments and accumulators leave one
-     * block per SM: measured slower than the unfused pair) */
+     * block per SM: measured slower than the unfused pair); weights that no
+     * other kernel reads (mc_prepare rounds them to tf32 in place) */
     int64_t M, N, K, M2, N2, K2;
     mc_cu_gemm_dims(k, &M, &N, &K);
     mc_cu_gemm_dims(l, &M2, &N2, &K2);
-    if (cur_tf32 && (k->in[1].offset % 4 || l->in[1].offset % 4 || K > 64 || N2 > 64)) return 0;
+    if (cur_tf32 && (k->in[1].offset % 4 || l->in[1].offset % 4 || K > 64 || N2 > 64 || !only_reader(p, k->in[1].buf, i) ||
+                     !only_reader(p, l->in[1].buf, i + 1)))
+        return 0;
     return !bufs_overlap(p, k->in[0].buf, l->out.buf);
 }
 

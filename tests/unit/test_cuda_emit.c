@@ -609,6 +609,16 @@ alias_out_norm(KProgram *kp)
             kp->bufs[l->out.buf].offset = kp->bufs[k->in[0].buf].offset + 64;
         if (alias_mode == 5 && k->kind == KK_DWCONV && l->kind == KK_GEMM)
             kp->bufs[l->out.buf].offset = kp->bufs[k->in[0].buf].offset;
+        if (alias_mode == 6 && k->kind == KK_GEMM && l->kind == KK_GEMM && l->in[0].buf == k->out.buf &&
+            strstr(k->name, "mlp.fc1")) {
+            /* the last GEMM (the head) reads the first fc1's weight buffer too */
+            for (int j = kp->nk - 1; j > i + 1; j--)
+                if (kp->k[j].kind == KK_GEMM) {
+                    kp->k[j].in[1].buf = k->in[1].buf;
+                    break;
+                }
+            alias_mode = 7;
+        }
         if (alias_mode >= 3 || k->kind != KK_FUSION25 || l->kind != KK_LAYERNORM) continue;
         Buffer *o = &kp->bufs[l->out.buf];
         int u = -1;
@@ -667,6 +677,18 @@ test_fuse_alias(void)
     char *moved = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_BF16, 512, 64, 64, &nk, &nscan);
     plan_hook = NULL;
     CU_ASSERT_EQUAL(count(moved, "    mc_mlp<"), 0);
+    /* tf32 rounds the MLP's weights in place at start-up: not where another
+     * kernel reads them too */
+    char *t32 = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_TF32, 512, 64, 64, &nk, &nscan);
+    CU_ASSERT_EQUAL(count(t32, "    mc_mlp32<"), 1);
+    plan_hook = alias_out_norm;
+    alias_mode = 6;
+    char *shared = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_TF32, 512, 64, 64, &nk, &nscan);
+    plan_hook = NULL;
+    CU_ASSERT_EQUAL(count(shared, "    mc_mlp32<"), 0);
+    CU_ASSERT_EQUAL(count(shared, "mlp.fc2\": inside k"), 0);
+    free(t32);
+    free(shared);
     free(mlp);
     free(moved);
     free(plain);
