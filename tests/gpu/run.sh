@@ -17,8 +17,10 @@
 # libmc_core.a and libmc_runtime.a.  MC_NVCC_EXTRA: more nvcc flags for
 # 'check' (e.g. "-DMC_FAST_SILU=0" to check the libm SiLU).  Checks: every kernel kind of the model
 # (GEMM, implicit-GEMM conv, depthwise conv, the scan in three passes and in
-# one, 25-tap fusion, layernorm, mean, elementwise, and the fused forms: the
-# on-chip MLP, mc_conv3, mc_down, the kernels run inside others) through
+# one, 25-tap fusion (also in 2D position tiles), layernorm, mean,
+# elementwise, and the fused forms: the on-chip MLP (mc_mlp, tf32's
+# mc_mlp32), mc_conv3 (tf32: mc_conv3t), mc_down, the kernels run inside
+# others) through
 # whole small models at odd,
 # non-square sizes, batch 1 and > 1, against the float64 PyTorch reference,
 # per precision (fp32 <= 1e-4, tf32 <= 1e-3, bf16 <= 2e-2).  Real data: a
