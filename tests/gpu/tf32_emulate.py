@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""tests/gpu/tf32_emulate.py DIR [CASE ...]
+"""tests/gpu/tf32_emulate.py DIR [CASE ...] [--fp16 KINDS]
 
 The error that tf32 operand rounding alone gives: the float64 PyTorch
 reference (tests/reference/spatial_mamba.py) with the operands of every
@@ -9,7 +9,10 @@ rounded to tf32 (10-bit mantissa, nearest, ties away: cvt.rna.tf32.f32),
 products and sums exact.  Prints, per check case of DIR (from
 `tests/gpu/run.sh build|gen DIR`), the relative L2 error of that against
 the exact float64 logits: the floor under the tf32 check's measured error.
-Runs on the CPU (no GPU), a few seconds per case."""
+--fp16 KINDS (comma-separated kinds of spatial_mamba.store, or 'all'):
+also round those stored activations to float16 (what a tf32 mode with
+16-bit activation storage would add).  Runs on the CPU (no GPU), a few
+seconds per case."""
 import os
 import sys
 
@@ -26,8 +29,11 @@ def tf32(t):
     return ((i + 0x1000) & ~0x1FFF).view(torch.float32).double()
 
 
-def emulated(forward_args):
-    exact_linear, exact_conv = R.linear, R.conv_layer
+def emulated(forward_args, fp16=()):
+    exact_linear, exact_conv, exact_store = R.linear, R.conv_layer, R.store
+
+    def store(t, kind):
+        return t.to(torch.float16).double() if kind in fp16 or "all" in fp16 else t
 
     def linear(x, w, b=None):
         n, k = w.shape
@@ -43,18 +49,28 @@ def emulated(forward_args):
             x = tf32(x)
         return exact_conv(x, sd, p, stride, pad, groups, bn, relu)
 
-    R.linear, R.conv_layer = linear, conv_layer
+    R.linear, R.conv_layer, R.store = linear, conv_layer, store
     try:
         return R.forward(*forward_args, dtype=torch.float64)
     finally:
-        R.linear, R.conv_layer = exact_linear, exact_conv
+        R.linear, R.conv_layer, R.store = exact_linear, exact_conv, exact_store
 
 
 def main(argv):
     if len(argv) < 2:
         print(__doc__.strip())
         return 2
+    fp16 = ()
+    if "--fp16" in argv:
+        i = argv.index("--fp16")
+        if i + 1 >= len(argv):
+            print(__doc__.strip())
+            return 2
+        fp16 = tuple(argv[i + 1].split(","))
+        argv = argv[:i] + argv[i + 2:]
     cases = os.path.join(argv[1], "cases")
+    if not os.path.isdir(cases):
+        cases = argv[1]
     want_cases = argv[2:]
     with open(os.path.join(cases, "cases.txt")) as f:
         rows = [ln.split() for ln in f if ln.strip()]
@@ -70,8 +86,9 @@ def main(argv):
         if R.rel_l2(exact, want) > 1e-12:
             print("%s: the reference does not reproduce want_%s.npy" % (case, case))
             return 1
-        got = emulated((x, sd, depths))
-        print("tf32-emulate %-16s rel L2 %.3e (operand rounding only, float64 sums)" % (case, R.rel_l2(got, exact)))
+        got = emulated((x, sd, depths), fp16)
+        what = "operand rounding" + (", float16 storage of " + ",".join(fp16) if fp16 else " only")
+        print("tf32-emulate %-16s rel L2 %.3e (%s, float64 sums)" % (case, R.rel_l2(got, exact), what))
     return 0
 
 

@@ -25,6 +25,17 @@ import torch.nn.functional as F
 
 EPS = 1e-5
 
+
+def store(t, kind):
+    """Where an implementation stores an activation (kind: 'xz' in_proj's
+    output, 'u' the SSM conv's, 'xd' x_proj's, 'dt' dt_projs' (with its
+    bias), 'h' the scan's states, 'yg' out_norm's gated output, 'x' the
+    residual stream, 'ln' ln_1 / ln_2 outputs, 't' the MLP's hidden values,
+    'conv' a stem or downsample conv's output).  The identity here; an
+    emulation (tests/gpu/tf32_emulate.py) replaces it to round what it
+    stores."""
+    return t
+
 CONFIGS = {
     # name: (embed_dim, depths)
     "tiny": (64, [2, 4, 8, 4]),
@@ -214,7 +225,7 @@ def conv_layer(x, sd, p, stride=1, pad=0, groups=1, bn=True, relu=True):
     x = F.conv2d(x, sd[p + ".conv.weight"], sd.get(p + ".conv.bias"), stride, pad, 1, groups)
     if bn:
         x = batchnorm(x, sd, p + ".norm")
-    return F.relu(x) if relu else x
+    return store(F.relu(x) if relu else x, "conv")
 
 
 def linear(x, w, b=None):
@@ -257,32 +268,32 @@ def state_fusion(h, sd, p):
 def ssm(x, sd, p):
     """x [B,H,W,C] (already layer-normed) -> [B,H,W,C]."""
     Bsz, H, W, C = x.shape
-    xz = linear(x, sd[p + ".in_proj.weight"])
+    xz = store(linear(x, sd[p + ".in_proj.weight"]), "xz")
     D = xz.shape[-1] // 2
     u, z = xz[..., :D], xz[..., D:]
-    u = F.silu(dwconv3x3_nhwc(u, sd[p + ".conv2d.weight"], sd[p + ".conv2d.bias"]))
+    u = store(F.silu(dwconv3x3_nhwc(u, sd[p + ".conv2d.weight"], sd[p + ".conv2d.bias"])), "u")
     xpw = sd[p + ".x_proj_weight"]
     R = xpw.shape[0] - 2
-    xd = linear(u, xpw)                                   # [B,H,W,R+2]
+    xd = store(linear(u, xpw), "xd")                      # [B,H,W,R+2]
     dt_low, Bv, Cv = xd[..., :R], xd[..., R:R + 1], xd[..., R + 1:R + 2]
-    delta = softplus(linear(dt_low.contiguous(), sd[p + ".dt_projs_weight"]) + sd[p + ".dt_projs_bias"])
+    delta = softplus(store(linear(dt_low.contiguous(), sd[p + ".dt_projs_weight"]) + sd[p + ".dt_projs_bias"], "dt"))
     A = -torch.exp(sd[p + ".A_logs"].reshape(D))
     L = H * W
-    h = scan(u.reshape(Bsz, L, D), delta.reshape(Bsz, L, D), A, Bv.reshape(Bsz, L, 1))
+    h = store(scan(u.reshape(Bsz, L, D), delta.reshape(Bsz, L, D), A, Bv.reshape(Bsz, L, 1)), "h")
     hf = state_fusion(h.reshape(Bsz, H, W, D), sd, p + ".state_fusion")
     y = hf * Cv + u * sd[p + ".Ds"]
-    y = layernorm(y, sd, p + ".out_norm") * F.silu(z)
+    y = store(layernorm(y, sd, p + ".out_norm") * F.silu(z), "yg")
     return linear(y, sd[p + ".out_proj.weight"])
 
 
 def block(x, sd, p):
-    x = x + dwconv3x3_nhwc(x, sd[p + ".cpe1.weight"], sd[p + ".cpe1.bias"])
-    x = x + ssm(layernorm(x, sd, p + ".ln_1"), sd, p + ".self_attention")
-    x = x + dwconv3x3_nhwc(x, sd[p + ".cpe2.weight"], sd[p + ".cpe2.bias"])
-    t = layernorm(x, sd, p + ".ln_2")
+    x = store(x + dwconv3x3_nhwc(x, sd[p + ".cpe1.weight"], sd[p + ".cpe1.bias"]), "x")
+    x = store(x + ssm(store(layernorm(x, sd, p + ".ln_1"), "ln"), sd, p + ".self_attention"), "x")
+    x = store(x + dwconv3x3_nhwc(x, sd[p + ".cpe2.weight"], sd[p + ".cpe2.bias"]), "x")
+    t = store(layernorm(x, sd, p + ".ln_2"), "ln")
     t = linear(t, sd[p + ".mlp.fc1.weight"], sd[p + ".mlp.fc1.bias"])
-    t = F.gelu(t)
-    return x + linear(t, sd[p + ".mlp.fc2.weight"], sd[p + ".mlp.fc2.bias"])
+    t = store(F.gelu(t), "t")
+    return store(x + linear(t, sd[p + ".mlp.fc2.weight"], sd[p + ".mlp.fc2.bias"]), "x")
 
 
 def stem(x, sd):
