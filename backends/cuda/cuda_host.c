@@ -84,6 +84,7 @@ mc_cuda_print(const KProgram *p, const McCudaOptions *o, McBuf *b, int64_t *blob
         c_string(b, p->name ? p->name : "model");
         mc_buf_printf(b, "\n#define MC_PRECISION \"%s\"\n", mc_cuda_precision_name(o->precision));
         mc_buf_printf(b, "#define MC_BATCH %lld\n", (long long)in->shape.d[0]);
+        mc_buf_printf(b, "#define MC_SM %d\n", o->sm ? o->sm : 90);
         mc_buf_printf(b, "#define MC_NK %d\n", p->nk);
         mc_buf_printf(b, "#define MC_WEIGHTS_BYTES %lldll\n", (long long)lay.blob_bytes);
         mc_buf_printf(b, "#define MC_ARENA_BYTES %lldll\n", (long long)lay.arena_bytes);
@@ -259,6 +260,8 @@ mc_cuda_compile(const KProgram *p, const WeightStore *ws, const McCudaOptions *o
     }
     if (!rc) {
         int sm = o->sm ? o->sm : 90;
+        /* the slow step (~20-60 s for a whole model): say so */
+        fprintf(stderr, "mambac: nvcc: building %s from %s (sm_%d)...\n", o->out, path, sm);
         snprintf(cmd, sizeof cmd,
                  "'%s' -O3 -std=c++17 -gencode=arch=compute_%d,code=sm_%d -cudart static -Xcompiler -fno-ident "
                  "-o '%s' '%s'%s",

@@ -11,6 +11,9 @@ shares with `run` and `dump`.
   the IR printed around every pass parses back (`mambac dump FILE.mir`
   prints the same bytes); --disable-pass=fold-state-fusion still gives the
   reference's logits (compile + run, ref and llvm backends).
+- --target cuda: --emit cuda writes the .cu and its weights blob; --emit
+  exe (with nvcc) announces nvcc, and the executable's --help works
+  without a GPU, which it otherwise reports as missing (exit 1).
 """
 import os
 import re
@@ -267,4 +270,44 @@ for backend in ("ref", "llvm"):
     if t.check(rc == 0, "run --backend %s --disable-pass=fold-state-fusion: rc=%s %s" % (
             backend, rc, err.strip()[-300:])):
         E.check_logits(t, "run --backend %s --disable-pass=fold-state-fusion" % backend, y, want, dt)
+
+# ------------------------------------------------------------ --target cuda
+# --emit cuda: the readable .cu (one __global__ per fused kernel, the
+# precision named) and the weights blob of the size it expects; --emit exe
+# (where nvcc is installed): a progress line for nvcc, an executable whose
+# --help needs no GPU and that, run without a usable GPU, says so (exit 1).
+cu = t.path("cu")
+rc, out, err, dt = t.run(["compile", cfg, "--weights", w] + SHAPE +
+                         ["--target", "cuda", "--precision", "bf16", "--emit", "cuda", "-o", cu], timeout=120)
+src = open(cu + ".cu").read() if rc == 0 and os.path.exists(cu + ".cu") else ""
+m = re.search(r"#define MC_WEIGHTS_BYTES (\d+)ll", src)
+wbytes = os.path.getsize(cu + ".weights") if os.path.exists(cu + ".weights") else -1
+t.check(rc == 0 and src.count("__global__ void") > 10 and m is not None and int(m.group(1)) == wbytes and
+        '#define MC_PRECISION "bf16"' in src,
+        "compile --target cuda --emit cuda: rc=%s, %d kernels, weights blob %d bytes as the .cu expects (%s)%s" % (
+            rc, src.count("__global__ void"), wbytes, m.group(1) if m else "none",
+            "" if rc == 0 else " " + err.strip()[-300:]))
+nvcc = os.environ.get("NVCC") or ("/usr/local/cuda/bin/nvcc" if os.access("/usr/local/cuda/bin/nvcc", os.X_OK) else None)
+if nvcc:
+    exe = t.path("cuexe")
+    rc, out, err, dt = t.run(["compile", cfg, "--weights", w] + SHAPE + ["--target", "cuda", "-o", exe], timeout=900)
+    built = rc == 0 and os.access(exe, os.X_OK)
+    t.check(built and "nvcc" in err, "compile --target cuda (--emit exe): rc=%s, an executable, nvcc's step "
+            "announced (%.1fs)%s" % (rc, dt, "" if built else " " + err.strip()[-300:]))
+    if built:
+        rc, out, err, dt = E.run_prog([exe, "--help"])
+        text = (out + err).decode(errors="replace") if isinstance(out, bytes) else out + err
+        t.check(rc == 0 and "on the GPU" in text and "[%d, 3, %d, %d]" % (B, H, W) in text,
+                "cuda executable --help without touching the GPU: rc=%s, names the input shape" % rc)
+        y = t.path("y_cu.npy")
+        rc, out, err, dt = E.run_prog([exe, "--input", xin, "--output", y])
+        text = err.decode(errors="replace") if isinstance(err, bytes) else err
+        if rc == 0:
+            E.check_logits(t, "cuda executable (bf16) on this machine's GPU", y, want, dt, tol=2e-2)
+        else:
+            t.check(rc == 1 and "no usable NVIDIA GPU" in text,
+                    "cuda executable without a usable GPU: exit 1 with a clear message (rc=%s: %s)" % (
+                        rc, text.strip()[:200]))
+else:
+    print("skip: no nvcc (--target cuda --emit exe)")
 t.finish()
