@@ -79,8 +79,13 @@ void mc_cu_print_mlp(McBuf *b, const KProgram *p, const Kernel *k, int ki, const
 int mc_cu_down_tile(int64_t B, int64_t H, int64_t W, int64_t C, int64_t HID, int64_t CO, int *R, int *TW, int *MT3);
 void mc_cu_print_down(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln);
 /* kernel i is a downsample's expansion with its depthwise conv and
- * projection (i + 1, i + 2) inside it (cuda_print.c) */
+ * projection (i + 1, i + 2) inside it (cuda_fuse.c) */
 int mc_cu_down_fused(const KProgram *p, int i);
+/* cuda_print.c: the threads of the 4-channel form of the 25-tap fusion and
+ * of the 8-channel form of a depthwise conv (*pp positions a thread), 0
+ * where the form does not apply */
+long long mc_cu_fusion25_wide(const Kernel *k);
+long long mc_cu_dwconv8_form(const Kernel *k, long long *pp);
 void mc_cu_print_conv_direct(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln);
 /* cuda_print.c, for the other printer files */
 void mc_cu_print_args(McBuf *b, const KProgram *p, const CudaLayout *lay, const Params *ps, const char *extra);
