@@ -321,8 +321,8 @@ mc_cu_print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const cha
     mc_cu_collect_params(k, &ps);
     mc_cu_header(b, p, k, ki);
     /* blocks per SM the register allocation must allow (MC_GEMM_MINB_L for
-     * 128-row or 128-column tensor-core tiles, MC_GEMM_MINB_S otherwise) */
-    /* (mc_conv3t: its float rows and weights leave one block per SM) */
+     * 128-row or 128-column tensor-core tiles, MC_GEMM_MINB_S otherwise;
+     * one for mc_conv3t, whose float rows and weights leave one block per SM) */
     mc_buf_printf(b, "%s __launch_bounds__(256, %s)\n%s(", mc_dialect_cuda.kernel_qual,
                   thin || (c3 && !g.w16) ? "1" : (bm == 128 || bn == 128) && !skinny ? "MC_GEMM_MINB_L" : "MC_GEMM_MINB_S", id);
     char extra[192];
