@@ -1201,17 +1201,12 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
     /* mc_mlp32: fc1's and fc2's weights rounded to tf32 in place; mc_conv3t:
      * its re-packed weights */
     for (int i = 0; i < p->nk && o->precision == MC_CUDA_TF32; i++) {
-        if (mc_cu_conv3_tc(p, i)) {
-            int64_t n = mc_cuda_numel(&p->k[i].in[1]);
-            mc_buf_printf(b, "    mc_round_tf32<<<%lld, 256, 0, s>>>(P(%lld), %lldll);\n", (long long)((n + 255) / 256),
-                          (long long)lay->repack[i], (long long)n);
-        }
-        if (i + 1 >= p->nk || p->k[i].kind != KK_GEMM || mc_cuda_fused_into(p, i + 1) != i) continue;
-        for (int q = 0; q < 2; q++) {
+        const int mlp = i + 1 < p->nk && p->k[i].kind == KK_GEMM && mc_cuda_fused_into(p, i + 1) == i;
+        for (int q = 0; q < (mlp ? 2 : mc_cu_conv3_tc(p, i)); q++) {
             const View *w = &p->k[i + q].in[1];
-            int64_t n = mc_cuda_numel(w);
+            int64_t n = mc_cuda_numel(w), at = mlp ? mc_cuda_buf_offset(p, lay, w->buf) + w->offset * 4 : lay->repack[i];
             mc_buf_printf(b, "    mc_round_tf32<<<%lld, 256, 0, s>>>(P(%lld), %lldll);\n", (long long)((n + 255) / 256),
-                          (long long)(mc_cuda_buf_offset(p, lay, w->buf) + w->offset * 4), (long long)n);
+                          (long long)at, (long long)n);
         }
     }
     mc_buf_puts(b, "}\n\n");
