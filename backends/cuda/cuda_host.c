@@ -71,11 +71,11 @@ mc_cuda_print(const KProgram *p, const McCudaOptions *o, McBuf *b, int64_t *blob
                   co.sm);
     mc_buf_printf(b, " * %d fused kernels; device arena %lld bytes: weights %lld @0, scratch %lld @%lld,\n"
                      " * input @%lld, output @%lld, scan carries @%lld.\n"
-                     " * Build: nvcc -O3 -std=c++17 -arch=sm_%d -cudart static %s.cu -o %s\n"
+                     " * Build: nvcc -O3 -std=c++17 -arch=sm_%d%s -cudart static %s.cu -o %s\n"
                      " *        (-DMC_EMBEDDED_WEIGHTS=1 and an object defining mc_cuda_weights to embed them). */\n",
                   p->nk, (long long)lay.arena_bytes, (long long)lay.blob_bytes, (long long)p->scratch_bytes,
                   (long long)lay.scratch_off, (long long)lay.input_off, (long long)lay.output_off,
-                  (long long)lay.carry_off, co.sm, p->name ? p->name : "model", p->name ? p->name : "model");
+                  (long long)lay.carry_off, co.sm, co.sm == 90 ? "a" : "", p->name ? p->name : "model", p->name ? p->name : "model");
     int rc = mc_cuda_print_device(p, &co, &lay, b, err);
     if (!rc) {
         mc_buf_puts(b, "/* ---------------------------------------------------------------- model */\n");
@@ -262,10 +262,13 @@ mc_cuda_compile(const KProgram *p, const WeightStore *ws, const McCudaOptions *o
         int sm = o->sm ? o->sm : 90;
         /* the slow step (~20-60 s for a whole model): say so */
         fprintf(stderr, "mambac: nvcc: building %s from %s (sm_%d)...\n", o->out, path, sm);
+        /* sm_90 builds for sm_90a, Hopper's own features (wgmma): the
+         * binary runs on sm_90 devices only, as an sm_90 one does */
+        const char *feat = sm == 90 ? "a" : "";
         snprintf(cmd, sizeof cmd,
-                 "'%s' -O3 -std=c++17 -gencode=arch=compute_%d,code=sm_%d -cudart static -Xcompiler -fno-ident "
+                 "'%s' -O3 -std=c++17 -gencode=arch=compute_%d%s,code=sm_%d%s -cudart static -Xcompiler -fno-ident "
                  "-o '%s' '%s'%s",
-                 find_nvcc(o), sm, sm, o->out, path, extra);
+                 find_nvcc(o), sm, feat, sm, feat, o->out, path, extra);
         rc = run_cmd(cmd, o->verbose, err);
     }
     if (embed) {

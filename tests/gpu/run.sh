@@ -49,7 +49,7 @@ small_b128_bf16 small 128 bf16
 base_b128_bf16 base 128 bf16"
 
 # MC_NVCC_EXTRA: more nvcc flags for 'check' (e.g. -DMC_FAST_SILU=1)
-NVCCFLAGS="-O3 -std=c++17 -gencode=arch=compute_90,code=sm_90 -cudart static ${MC_NVCC_EXTRA:-}"
+NVCCFLAGS="-O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -cudart static ${MC_NVCC_EXTRA:-}"
 
 # keep_blob CASE CONFIG PRECISION: the first weights blob of CONFIG becomes
 # cases/CONFIG.weights, any later one must be identical to it

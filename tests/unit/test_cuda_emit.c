@@ -6,7 +6,7 @@
  * .cu (one __global__ per fused kernel, three for a scan, the precision's
  * GEMM instantiations, graph capture); and, when nvcc is installed
  * (/usr/local/cuda/bin/nvcc, $NVCC or on PATH), that the .cu compiles for
- * sm_90 (skipped, and said so, otherwise).  The GPU suite that runs the
+ * sm_90 and sm_90a (skipped, and said so, otherwise).  The GPU suite that runs the
  * code is tests/gpu/run.sh.
  */
 #define _GNU_SOURCE
@@ -451,7 +451,7 @@ nvcc_path(void)
     return system("command -v nvcc >/dev/null 2>&1") == 0 ? "nvcc" : NULL;
 }
 
-/* nvcc (sm_90) compiles the whole .cu of: the 16-channel model in bf16 at
+/* nvcc (sm_90, and sm_90a: the wgmma forms) compiles the whole .cu of: the 16-channel model in bf16 at
  * batch 3; a 24-channel one in bf16 at batch 400, 96x84 (4-position 25-tap
  * fusion and depthwise kernels with an x tail, layernorm rows of 3, 6, 12
  * vectors of 8, staged GEMM epilogues); the same in fp32 at batch 1
@@ -571,7 +571,8 @@ test_nvcc_compiles(void)
         fclose(f);
         free(src[i]);
         m += snprintf(cmd + m, sizeof cmd - (size_t)m,
-                      "'%s' -std=c++17 -gencode=arch=compute_90,code=sm_90 -c '%s' -o '%s/t%d.o' > '%s/t%d.log' 2>&1 & ",
+                      "'%s' -std=c++17 -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_90a,code=sm_90a "
+                      "-c '%s' -o '%s/t%d.o' > '%s/t%d.log' 2>&1 & ",
                       nvcc, path, dir, i, dir, i);
     }
     snprintf(cmd + m, sizeof cmd - (size_t)m, "wait)");
@@ -706,7 +707,7 @@ static const struct {
     {"dialect preludes, identifiers, precision names", test_dialects},
     {"LayerNorms fused only where their output aliases nothing still read", test_fuse_alias},
     {"whole program: kernels, precision, determinism", test_program_structure},
-    {"generated .cu compiles with nvcc for sm_90", test_nvcc_compiles},
+    {"generated .cu compiles with nvcc for sm_90 and sm_90a", test_nvcc_compiles},
 };
 
 MC_UNIT_MAIN("cuda_emit", tests)
