@@ -37,6 +37,12 @@ typedef struct McCudaOptions {
 int mc_cuda_precision_parse(const char *s);
 const char *mc_cuda_precision_name(McCudaPrecision p);
 
+/* Tests only: the row and thread count from which kernels take their
+ * many-row forms (the on-chip MLP, the one-pass scan, split-K, ...; 0: the
+ * default, 132 * 256 * 2, what fills an H100).  Lower, small test models
+ * run those forms.  Call before mc_cuda_memplan. */
+void mc_cuda_set_fill(int rows);
+
 /* The memory plan for this backend (instead of mc_memplan): the output of
  * a kernel that runs inside an earlier one (a LayerNorm, an fc2, an x_proj,
  * a downsample's projection) is planned as written by that kernel, so that

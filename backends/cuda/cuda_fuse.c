@@ -142,6 +142,14 @@ fuse_ln(const KProgram *p, int i)
  * 128 channels in, a multiple of 16, CO <= 128 out, a multiple of 32, the
  * hidden width a multiple of 8).  The
  * shape only; fuse_mlp adds what the printing context decides. */
+int mc_cu_fill_rows = MC_CUDA_FILL_DEFAULT;
+
+void
+mc_cuda_set_fill(int rows)
+{
+    mc_cu_fill_rows = rows > 0 ? rows : MC_CUDA_FILL_DEFAULT;
+}
+
 static int
 fuse_mlp_shape(const KProgram *p, int i)
 {

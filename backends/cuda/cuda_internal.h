@@ -38,8 +38,12 @@ int mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout 
 #define KERNEL_BODY ")\n{\n    mc_pdl_begin();\n"
 
 /* Threads the scan passes and split-K GEMMs aim for: two blocks of 256 per
- * SM of an H100 (132 SMs).  Below it a kernel is latency-bound. */
-#define MC_CUDA_FILL (132 * 256 * 2)
+ * SM of an H100 (132 SMs).  Below it a kernel is latency-bound.  Also the
+ * row count from which kernels take their many-row forms.  Tests lower it
+ * (mc_cuda_set_fill) to run those forms on small models. */
+#define MC_CUDA_FILL_DEFAULT (132 * 256 * 2)
+extern int mc_cu_fill_rows;
+#define MC_CUDA_FILL mc_cu_fill_rows
 
 /* the buffers of a kernel's parameter list (cuda_print.c) */
 typedef struct Params {

@@ -5,7 +5,10 @@
  *
  *   cudagen MODEL.yaml [--batch B] [--image-size H[xW]] [--weights W] [--seed N]
  *           [--precision fp32|tf32|bf16] [--sm 90] [--emit cuda|exe]
- *           [--external-weights] -o OUT
+ *           [--external-weights] [--fill ROWS] -o OUT
+ *
+ * --fill ROWS lowers the row count from which kernels take their many-row
+ * forms (mc_cuda_set_fill): the GPU suite's small models then run them.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +39,7 @@ main(int argc, char **argv)
         else if (!strcmp(a, "--weights") && v) weights = argv[++i];
         else if (!strcmp(a, "--seed") && v) seed = atoi(argv[++i]);
         else if (!strcmp(a, "--sm") && v) o.sm = atoi(argv[++i]);
+        else if (!strcmp(a, "--fill") && v) mc_cuda_set_fill(atoi(argv[++i]));
         else if (!strcmp(a, "--precision") && v) {
             int p = mc_cuda_precision_parse(argv[++i]);
             if (p < 0) { fprintf(stderr, "cudagen: --precision must be fp32, tf32 or bf16\n"); return 2; }

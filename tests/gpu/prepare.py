@@ -7,8 +7,8 @@ widths at odd, non-square sizes and batch 1 and > 1 (borders dominate at
 these sizes): CONFIG.yaml, CONFIG.pth (random weights in the public
 checkpoint format), x_CASE.npy and want_CASE.npy (logits of the plain
 PyTorch float64 reference, tests/reference/spatial_mamba.py), and cases.txt,
-one line per case: "name config B H W".  Expected values never come from
-the code under test.
+one line per case: "name config B H W [cudagen flags]".  Expected values
+never come from the code under test.
 """
 import os
 import sys
@@ -34,8 +34,11 @@ MODELS = {
     # bottom and right edges)
     "c32": (32, [1, 2, 1, 1], 17, 2.5, 7, [(1, 33, 47), (3, 64, 37), (136, 116, 84)]),
     # 64 channels, two stages: its 32-channel stem's 3x3 stride-1 convs run
-    # mc_conv3 (bf16, 17 x 64 x 64 positions)
-    "c64": (64, [1, 1], 11, 2.5, 9, [(17, 128, 128)]),
+    # mc_conv3 (bf16, 17 x 64 x 64 positions).  Its second case is built with
+    # --fill 1024 (cudagen: the many-row forms from 1024 rows on): the MLP
+    # runs on chip at 64 and 128 channels (mc_mlp's wgmma forms on sm_90a;
+    # 160 hidden columns: a last chunk cut at 32), as on tiny's stages 0-1
+    "c64": (64, [1, 1], 11, 2.5, 9, [(17, 128, 128), (17, 128, 128, 1024)]),
     "c48": (48, [2, 1, 1], 10, 3.0, 8, [(2, 47, 33)]),
 }
 
@@ -48,14 +51,16 @@ def main(out):
         E.write_config(cfg, C, depths, num_classes=ncls, mlp_ratio=mlp)
         sd = sm.random_state_dict(C, depths, ncls, 3, mlp, seed=seed)
         ck.save_model(os.path.join(out, name + ".pth"), sd)
-        for i, (B, H, W) in enumerate(cases):
-            case = "%s_b%d_%dx%d" % (name, B, H, W)
+        for i, c in enumerate(cases):
+            B, H, W = c[:3]
+            fill = c[3] if len(c) > 3 else 0
+            case = "%s_b%d_%dx%d" % (name, B, H, W) + ("_fill%d" % fill if fill else "")
             x = E.image((B, 3, H, W), 100 * seed + i).astype(np.float32)
             np.save(os.path.join(out, "x_%s.npy" % case), x)
             with torch.no_grad():
                 want = sm.forward(torch.from_numpy(x).double(), sd, depths, dtype=torch.float64).numpy()
             np.save(os.path.join(out, "want_%s.npy" % case), want)
-            lines.append("%s %s %d %d %d\n" % (case, name, B, H, W))
+            lines.append("%s %s %d %d %d%s\n" % (case, name, B, H, W, " --fill %d" % fill if fill else ""))
     with open(os.path.join(out, "cases.txt"), "w") as f:
         f.writelines(lines)
     return 0

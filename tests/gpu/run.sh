@@ -19,7 +19,8 @@
 # (GEMM, implicit-GEMM conv, depthwise conv, the scan in three passes and in
 # one, 25-tap fusion (also in 2D position tiles), layernorm, mean,
 # elementwise, and the fused forms: the on-chip MLP (mc_mlp, tf32's
-# mc_mlp32), mc_conv3 (tf32: mc_conv3t), mc_down, the kernels run inside
+# mc_mlp32; a case built with cudagen --fill runs it, on sm_90a on wgmma,
+# at 64 and 128 channels), mc_conv3 (tf32: mc_conv3t), mc_down, the kernels run inside
 # others) through
 # whole small models at odd,
 # non-square sizes, batch 1 and > 1, against the float64 PyTorch reference,
@@ -78,9 +79,9 @@ build() {
     "$PY" "$here/digits.py" "$dir/cases" || { echo "build: digits.py failed"; exit 1; }
     jobs=$dir/jobs.txt
     : > "$jobs"
-    while read -r case cfg B H W; do
+    while read -r case cfg B H W extra; do
         for p in $PRECS; do
-            echo "$dir/cases/$cfg.yaml --weights $dir/cases/$cfg.pth --batch $B --image-size ${H}x$W --precision $p --external-weights --emit $emit -o $dir/exe/${case}_$p" >> "$jobs"
+            echo "$dir/cases/$cfg.yaml --weights $dir/cases/$cfg.pth --batch $B --image-size ${H}x$W --precision $p --external-weights --emit $emit${extra:+ $extra} -o $dir/exe/${case}_$p" >> "$jobs"
         done
     done < "$dir/cases/cases.txt"
     # the digits model at its test set's size (batch = number of test images)
@@ -96,7 +97,7 @@ build() {
     # one weights blob per small model (the layout does not depend on shapes
     # or precision): keep the first, check the others are identical
     rm -f "$dir"/cases/*.weights
-    while read -r case cfg B H W; do
+    while read -r case cfg B H W extra; do
         for p in $PRECS; do keep_blob "$case" "$cfg" "$p" || exit 1; done
     done < "$dir/cases/cases.txt"
     for p in $DIGITS_PRECS; do keep_blob "$dcase" "$dcfg" "$p" || exit 1; done
@@ -131,7 +132,7 @@ check() {
     summary=$dir/summary.txt
     : > "$summary"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
-    while read -r case cfg B H W; do
+    while read -r case cfg B H W extra; do
         for p in $PRECS; do
             case $p in fp32) tol=1e-4 ;; tf32) tol=1e-3 ;; bf16) tol=2e-2 ;; esac
             y=$dir/y_${case}_$p.npy
@@ -144,7 +145,7 @@ check() {
                 line=$("$PY" "$here/compare.py" "$y" "$dir/cases/want_$case.npy" "$tol" $ref)
             fi
             case $line in ok*) ;; *) fails=$((fails + 1)) ;; esac
-            printf 'check %-16s %-5s %s\n' "$case" "$p" "$line" | tee -a "$summary"
+            printf 'check %-24s %-5s %s\n' "$case" "$p" "$line" | tee -a "$summary"
         done
     done < "$dir/cases/cases.txt"
     # real data: the digits model on its test set (tests/gpu/digits.py)
@@ -160,7 +161,7 @@ check() {
             line=$("$PY" "$here/compare.py" "$y" "$dir/cases/want_$dcase.npy" "$tol")
         fi
         case $line in ok*) ;; *) fails=$((fails + 1)) ;; esac
-        printf 'check %-16s %-5s %s\n' "$dcase" "$p" "$line" | tee -a "$summary"
+        printf 'check %-24s %-5s %s\n' "$dcase" "$p" "$line" | tee -a "$summary"
     done
     if [ -f "$dir/y_${dcase}_bf16.npy" ] && [ -f "$dir/y_${dcase}_fp32.npy" ]; then
         line=$("$PY" "$here/top1.py" "$dir/y_${dcase}_bf16.npy" "$dir/y_${dcase}_fp32.npy" \
@@ -169,7 +170,7 @@ check() {
         line="FAIL top-1: no bf16 or fp32 output"
     fi
     case $line in ok*) ;; *) fails=$((fails + 1)) ;; esac
-    printf 'check %-16s %-5s %s\n' "$dcase" top-1 "$line" | tee -a "$summary"
+    printf 'check %-24s %-5s %s\n' "$dcase" top-1 "$line" | tee -a "$summary"
     "$PY" "$here/ceiling.py" 2>&1 | tee -a "$summary"
     "$dir/bench/tiny_b128_fp32" --synthetic-weights --profile 3 | head -22
     "$dir/bench/tiny_b128_bf16" --synthetic-weights --profile 3 | head -22
