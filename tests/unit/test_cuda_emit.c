@@ -461,8 +461,8 @@ nvcc_path(void)
  * 32-channel model at batch 512, 64x64, in bf16 (the on-chip MLP, the
  * one-pass scan, mc_down, the 25-tap inner path) and in tf32 (the one-pass
  * scan over float rows, mc_mlp32, mc_conv3t); the 64-channel one in bf16
- * (mc_conv3).  In
- * parallel, ~25 s. */
+ * (mc_conv3), and at batch 8 built with mc_cuda_set_fill(1024) (mc_mlp at
+ * 64 and 128 channels).  In parallel, ~60 s on 2 cores. */
 static void
 test_nvcc_compiles(void)
 {
@@ -472,7 +472,7 @@ test_nvcc_compiles(void)
         return;
     }
     int nk, nscan;
-    char *src[8];
+    char *src[9];
     src[0] = print_model(MC_CUDA_BF16, 3, &nk, &nscan);
     src[1] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_BF16, 400, 96, 84, &nk, &nscan);
     src[2] = print_model_cfg(cfg24_text, sizeof cfg24_text - 1, MC_CUDA_FP32, 1, 96, 80, &nk, &nscan);
@@ -541,6 +541,23 @@ test_nvcc_compiles(void)
     CU_ASSERT_EQUAL(count(src[7], ", dim3(2048, 1), mc_conv3t_dsm<32, 16, 16, 32>(), s, "), 2);
     CU_ASSERT_EQUAL(count(src[7], "cudaFuncAttributeMaxDynamicSharedMemorySize, mc_conv3t_dsm<"), 2);
     CU_ASSERT_EQUAL(count(src[7], "    mc_conv3<"), 0);
+    /* mc_cuda_set_fill (cudagen --fill, for the GPU suite's small models):
+     * from 1024 rows on the many-row forms, so the 64-channel model at
+     * batch 8 keeps the MLP on chip at stages 0 and 1 (64 and 128 channels,
+     * mc_mlp's wgmma forms on sm_90a), which the default leaves as GEMMs;
+     * 0 restores the default */
+    char *d64 = print_model_cfg(cfg64_text, sizeof cfg64_text - 1, MC_CUDA_BF16, 8, 128, 128, &nk, &nscan);
+    CU_ASSERT_EQUAL(count(d64, "    mc_mlp<"), 0);
+    mc_cuda_set_fill(1024);
+    src[8] = print_model_cfg(cfg64_text, sizeof cfg64_text - 1, MC_CUDA_BF16, 8, 128, 128, &nk, &nscan);
+    mc_cuda_set_fill(0);
+    CU_ASSERT_EQUAL(count(src[8], "    mc_mlp<8192ll, 64, 160, 64>(AP, w16, w16b, b"), 1);
+    CU_ASSERT_EQUAL(count(src[8], "    mc_mlp<2048ll, 128, 320, 128>(AP, w16, w16b, b"), 1);
+    CU_ASSERT_EQUAL(count(src[8], "    mc_mlp<"), 2);
+    char *d64b = print_model_cfg(cfg64_text, sizeof cfg64_text - 1, MC_CUDA_BF16, 8, 128, 128, &nk, &nscan);
+    CU_ASSERT_STRING_EQUAL(d64b, d64);
+    free(d64);
+    free(d64b);
     /* the paths named above are in the text */
     CU_ASSERT_TRUE(count(src[1], "if (x0 + p >= ") > 0);
     CU_ASSERT_TRUE(count(src[1], "if (ow0 + p >= ") > 0);
@@ -563,7 +580,7 @@ test_nvcc_compiles(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
     char path[256], cmd[2048];
     int m = snprintf(cmd, sizeof cmd, "(");
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 9; i++) {
         snprintf(path, sizeof path, "%s/t%d.cu", dir, i);
         FILE *f = fopen(path, "w");
         CU_ASSERT_PTR_NOT_NULL_FATAL(f);
@@ -577,7 +594,7 @@ test_nvcc_compiles(void)
     }
     snprintf(cmd + m, sizeof cmd - (size_t)m, "wait)");
     if (system(cmd)) {}
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 9; i++) {
         snprintf(path, sizeof path, "%s/t%d.o", dir, i);
         int ok = access(path, R_OK) == 0;
         if (!ok) {
