@@ -215,6 +215,26 @@ find_nvcc(const McCudaOptions *o)
     return "nvcc";
 }
 
+/* 1 when nvcc can build for sm_90a: CUDA 12.0 or newer ("release 12.0"
+ * in --version; 1 too when it cannot say: the build then reports the
+ * error) */
+static int
+nvcc_has_sm90a(const char *nvcc)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "'%s' --version 2>/dev/null", nvcc);
+    FILE *f = popen(cmd, "r");
+    if (!f) return 1;
+    char line[256];
+    int major = -1;
+    while (fgets(line, sizeof line, f)) {
+        const char *r = strstr(line, "release ");
+        if (r && major < 0) major = atoi(r + 8);
+    }
+    pclose(f);
+    return major < 0 || major >= 12;
+}
+
 int
 mc_cuda_compile(const KProgram *p, const WeightStore *ws, const McCudaOptions *o, McErr *err)
 {
@@ -260,15 +280,20 @@ mc_cuda_compile(const KProgram *p, const WeightStore *ws, const McCudaOptions *o
     }
     if (!rc) {
         int sm = o->sm ? o->sm : 90;
-        /* the slow step (~20-60 s for a whole model): say so */
-        fprintf(stderr, "mambac: nvcc: building %s from %s (sm_%d)...\n", o->out, path, sm);
+        const char *nvcc = find_nvcc(o);
         /* sm_90 builds for sm_90a, Hopper's own features (wgmma): the
-         * binary runs on sm_90 devices only, as an sm_90 one does */
-        const char *feat = sm == 90 ? "a" : "";
+         * binary runs on sm_90 devices only, as an sm_90 one does.  An
+         * nvcc older than 12.0 has no sm_90a: plain sm_90 (mma.sync) */
+        const char *feat = sm == 90 && nvcc_has_sm90a(nvcc) ? "a" : "";
+        if (sm == 90 && !*feat)
+            fprintf(stderr, "mambac: nvcc: %s is older than CUDA 12.0 (no sm_90a): building for sm_90, "
+                            "without wgmma\n", nvcc);
+        /* the slow step (~20-60 s for a whole model): say so */
+        fprintf(stderr, "mambac: nvcc: building %s from %s (sm_%d%s)...\n", o->out, path, sm, feat);
         snprintf(cmd, sizeof cmd,
                  "'%s' -O3 -std=c++17 -gencode=arch=compute_%d%s,code=sm_%d%s -cudart static -Xcompiler -fno-ident "
                  "-o '%s' '%s'%s",
-                 find_nvcc(o), sm, feat, sm, feat, o->out, path, extra);
+                 nvcc, sm, feat, sm, feat, o->out, path, extra);
         rc = run_cmd(cmd, o->verbose, err);
     }
     if (embed) {

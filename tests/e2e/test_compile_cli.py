@@ -287,13 +287,29 @@ t.check(rc == 0 and src.count("__global__ void") > 10 and m is not None and int(
         "compile --target cuda --emit cuda: rc=%s, %d kernels, weights blob %d bytes as the .cu expects (%s)%s" % (
             rc, src.count("__global__ void"), wbytes, m.group(1) if m else "none",
             "" if rc == 0 else " " + err.strip()[-300:]))
+# --sm 90 builds for sm_90a (wgmma); an nvcc older than CUDA 12.0 has no
+# sm_90a: a note, then plain sm_90 (a stand-in nvcc that reports 11.8 and
+# fails the build shows the command)
+fake = t.path("old-nvcc")
+with open(fake, "w") as f:
+    f.write('#!/bin/sh\n[ "$1" = --version ] && { echo "Cuda compilation tools, release 11.8, V11.8.89"; exit 0; }\n'
+            'echo "stand-in nvcc: $*"; exit 3\n')
+os.chmod(fake, 0o755)
+rc, out, err, dt = t.run(["compile", cfg, "--weights", w] + SHAPE + ["--target", "cuda", "--precision", "bf16",
+                                                                     "-o", t.path("oldexe")],
+                         timeout=120, env=dict(os.environ, NVCC=fake))
+t.check(rc == 1 and "older than CUDA 12.0 (no sm_90a): building for sm_90" in err and
+        "-gencode=arch=compute_90,code=sm_90 " in err and "stand-in nvcc: " in err and "sm_90a" not in err.split(
+            "stand-in nvcc: ")[1],
+        "compile --target cuda with an nvcc older than 12.0: a note, sm_90 instead of sm_90a, its failure "
+        "reported (rc=%s: %s)" % (rc, err.strip()[-300:]))
 nvcc = os.environ.get("NVCC") or ("/usr/local/cuda/bin/nvcc" if os.access("/usr/local/cuda/bin/nvcc", os.X_OK) else None)
 if nvcc:
     exe = t.path("cuexe")
     rc, out, err, dt = t.run(["compile", cfg, "--weights", w] + SHAPE + ["--target", "cuda", "-o", exe], timeout=900)
     built = rc == 0 and os.access(exe, os.X_OK)
-    t.check(built and "nvcc" in err, "compile --target cuda (--emit exe): rc=%s, an executable, nvcc's step "
-            "announced (%.1fs)%s" % (rc, dt, "" if built else " " + err.strip()[-300:]))
+    t.check(built and "(sm_90a)..." in err, "compile --target cuda (--emit exe): rc=%s, an executable, nvcc's "
+            "step announced, for sm_90a (%.1fs)%s" % (rc, dt, "" if built else " " + err.strip()[-300:]))
     if built:
         rc, out, err, dt = E.run_prog([exe, "--help"])
         text = (out + err).decode(errors="replace") if isinstance(out, bytes) else out + err
