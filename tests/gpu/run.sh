@@ -2,7 +2,9 @@
 # tests/gpu/run.sh -- the GPU suite of the CUDA backend, in one invocation.
 #
 #   sh tests/gpu/run.sh [DIR]          build + check + bench (needs mambac's
-#                                      build deps, nvcc, torch AND a GPU)
+#                                      build deps, nvcc 12.0 or newer: the
+#                                      executables are built for sm_90a,
+#                                      torch AND an sm_90 GPU)
 #   sh tests/gpu/run.sh build [DIR]    build only (no GPU needed): inputs and
 #                                      float64 expected logits, executables
 #   sh tests/gpu/run.sh gen [DIR]      as build, but only the generated .cu
