@@ -651,6 +651,19 @@ alias_out_norm(KProgram *kp)
     }
 }
 
+/* the 32-channel model at batch 512, 64x64, its memory plan moved by
+ * alias_out_norm in mode m */
+static char *
+print_moved32(McCudaPrecision prec, int m)
+{
+    int nk, nscan;
+    plan_hook = alias_out_norm;
+    alias_mode = m;
+    char *s = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, prec, 512, 64, 64, &nk, &nscan);
+    plan_hook = NULL;
+    return s;
+}
+
 /* out_norm runs inside the fusion only where its output cannot overwrite
  * what the fusion still reads */
 static void
@@ -690,19 +703,13 @@ test_fuse_alias(void)
     /* the MLP pair likewise (the 32-channel model at batch 512) */
     char *mlp = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_BF16, 512, 64, 64, &nk, &nscan);
     CU_ASSERT_EQUAL(count(mlp, "    mc_mlp<"), 1);
-    plan_hook = alias_out_norm;
-    alias_mode = 4;
-    char *moved = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_BF16, 512, 64, 64, &nk, &nscan);
-    plan_hook = NULL;
+    char *moved = print_moved32(MC_CUDA_BF16, 4);
     CU_ASSERT_EQUAL(count(moved, "    mc_mlp<"), 0);
     /* tf32 rounds the MLP's weights in place at start-up: not where another
      * kernel reads them too */
     char *t32 = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_TF32, 512, 64, 64, &nk, &nscan);
     CU_ASSERT_EQUAL(count(t32, "    mc_mlp32<"), 1);
-    plan_hook = alias_out_norm;
-    alias_mode = 6;
-    char *shared = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_TF32, 512, 64, 64, &nk, &nscan);
-    plan_hook = NULL;
+    char *shared = print_moved32(MC_CUDA_TF32, 6);
     CU_ASSERT_EQUAL(count(shared, "    mc_mlp32<"), 0);
     CU_ASSERT_EQUAL(count(shared, "mlp.fc2\": inside k"), 0);
     free(t32);
