@@ -239,6 +239,86 @@ scan_softplus(const Lower *L, int i)
            g->nodes[u].in[1] == i && i != g->outputs[0];
 }
 
+/* ------------------------------------------------------------ splitting */
+
+/* What one elementwise node costs inside its kernel's epilogue when the
+ * nodes marked inl are inlined into it: build() emits this many
+ * instructions, records this many fused nodes and reads these operands. */
+typedef struct TreeCost {
+    int instrs, nodes, nargs;
+    int args[MC_MAX_ARGS + 1];
+} TreeCost;
+
+static int
+own_instrs(OpKind op)
+{
+    return op == OP_BATCHNORM ? 7 : 1; /* batchnorm: const, add, sqrt, sub, div, mul, add */
+}
+
+/* Cost of node v from its operands' costs (operands have smaller ids). */
+static void
+tree_cost(const Lower *L, const TreeCost *cost, int v, TreeCost *c)
+{
+    const Node *nd = &L->g->nodes[v];
+    memset(c, 0, sizeof *c);
+    c->instrs = own_instrs(nd->op);
+    c->nodes = 1;
+    for (int k = 0; k < nd->nin; k++) {
+        int o = nd->in[k];
+        const int *add = &o;
+        int nadd = 1;
+        if (L->inl[o]) {
+            c->instrs += cost[o].instrs;
+            c->nodes += cost[o].nodes;
+            add = cost[o].args;
+            nadd = cost[o].nargs;
+        } else {
+            c->instrs++; /* E_LOAD (or E_ACC for the anchor, counted as a load) */
+        }
+        for (int a = 0; a < nadd; a++) {
+            int seen = 0;
+            for (int j = 0; j < c->nargs && !seen; j++) seen = c->args[j] == add[a];
+            if (!seen && c->nargs <= MC_MAX_ARGS) c->args[c->nargs++] = add[a];
+        }
+    }
+}
+
+static int
+tree_fits(const TreeCost *c)
+{
+    /* one node slot stays free for an anchor */
+    return c->instrs <= MC_MAX_EXPR && c->nargs <= MC_MAX_ARGS && c->nodes <= MC_MAX_FUSED - 1;
+}
+
+/* Splits fused elementwise groups that would exceed the kernel IR's limits
+ * (MC_MAX_EXPR instructions, MC_MAX_ARGS operands, MC_MAX_FUSED nodes): in
+ * topological order, while a node's inlined tree does not fit, its largest
+ * inlined operand becomes the root of a kernel of its own.  A node with no
+ * inlined operand always fits, so this ends; groups that fit are unchanged. */
+static void
+split_groups(Lower *L)
+{
+    const Graph *g = L->g;
+    TreeCost *cost = calloc((size_t)g->nnodes, sizeof *cost);
+    if (!cost) mc_die("lower: out of memory");
+    for (int v = 0; v < g->nnodes; v++) {
+        if (!is_elementwise(g->nodes[v].op)) continue;
+        for (;;) {
+            tree_cost(L, cost, v, &cost[v]);
+            if (tree_fits(&cost[v])) break;
+            int big = -1;
+            for (int k = 0; k < g->nodes[v].nin; k++) {
+                int o = g->nodes[v].in[k];
+                if (L->inl[o] && (big < 0 || cost[o].instrs + cost[o].nargs > cost[big].instrs + cost[big].nargs))
+                    big = o;
+            }
+            if (big < 0) mc_die("lower: %%%s alone exceeds a kernel's limits", g->nodes[v].name);
+            L->inl[big] = 0;
+        }
+    }
+    free(cost);
+}
+
 /* ------------------------------------------------------------ kernels */
 
 static Kernel *
@@ -472,6 +552,8 @@ mc_lower(const Graph *g, WeightStore *ws, KProgram *p, McErr *err)
         if (!is_elementwise(nd->op) || i == out || L.users[i] != 1 || u < 0) continue;
         if (is_elementwise(g->nodes[u].op) && mc_shape_eq(&g->nodes[u].shape, &nd->shape)) L.inl[i] = 1;
     }
+    /* 1b. no fused group larger than one kernel can hold */
+    split_groups(&L);
     /* 2. epilogue anchors: an elementwise root takes one single-use anchor leaf */
     for (int r = 0; r < n; r++) {
         if (!is_elementwise(g->nodes[r].op) || L.inl[r] || scan_softplus(&L, r)) continue;
