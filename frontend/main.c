@@ -14,6 +14,7 @@
 #include "backends/backend.h"
 #include "frontend/frontend.h"
 #include "frontend/weights.h"
+#include "frontend/yamlutil.h"
 #include "passes/pass.h"
 #include "passes/lower.h"
 #include "backends/artifact.h"
@@ -293,16 +294,9 @@ load_model(const Opts *o, int B, int H, int W, Graph *g, McErr *err, int *fixed_
         return mc_model_build(&cfg, B, H, W, g, err);
     }
     if (kind == 2) return mc_graph_yaml_load(o->model, g, err);
-    FILE *f = fopen(o->model, "rb");
-    if (!f) return mc_err(err, "%s: cannot open: %s", o->model, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t r;
-    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
+    size_t n;
+    char *buf = mc_read_file(o->model, &n, err);
+    if (!buf) return -1;
     mc_graph_init(g, "graph");
     int rc = mc_graph_parse(g, buf, n, o->model, err);
     free(buf);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+#include "mc_file.h"
 
 #define Y_MAX_DEPTH 64
 #define Y_MAX_NODES (1 << 20)
@@ -224,34 +225,7 @@ mc_ydoc_free(YDoc *d)
 char *
 mc_read_file(const char *path, size_t *len, McErr *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        mc_err(err, "%s: error: cannot open file: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap + 1);
-    if (!buf) { fclose(f); mc_err(err, "%s: error: out of memory", path); return NULL; }
-    for (;;) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        char *nb = realloc(buf, 2 * cap + 1);
-        if (!nb) { free(buf); fclose(f); mc_err(err, "%s: error: out of memory", path); return NULL; }
-        buf = nb;
-        cap *= 2;
-    }
-    if (ferror(f)) {
-        int e = errno;
-        free(buf);
-        fclose(f);
-        mc_err(err, "%s: error: cannot read file: %s", path, strerror(e));
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = 0;
-    *len = n;
-    return buf;
+    return mc_file_read_all(path, "YAML or IR text", MC_TEXT_MAX_BYTES, len, err->msg, sizeof err->msg);
 }
 
 bool

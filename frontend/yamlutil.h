@@ -39,7 +39,10 @@ typedef struct YDoc {
 int mc_ydoc_load(YDoc *d, const char *text, size_t len, const char *file, McErr *err);
 void mc_ydoc_free(YDoc *d);
 
-/* Reads a whole file into a malloc'd NUL-terminated buffer. */
+/* Largest model file (config, graph YAML, IR text) read. */
+#define MC_TEXT_MAX_BYTES ((uint64_t)64 << 20)
+/* Reads a whole regular file of at most MC_TEXT_MAX_BYTES into a malloc'd
+ * NUL-terminated buffer (a FIFO, device or directory is refused unread). */
 char *mc_read_file(const char *path, size_t *len, McErr *err);
 
 /* Number of key/value pairs of a mapping, and the i-th key / value. */

@@ -8,11 +8,10 @@
  */
 #include "zip.h"
 #include <errno.h>
-#include <fcntl.h>
+#include "mc_file.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static uint16_t
@@ -222,25 +221,25 @@ mc_zip_data(ZipArchive *z, ZipEntry *e, const uint8_t **data, size_t *len, McErr
 int
 mc_file_map(const char *path, const uint8_t **buf, size_t *len, McErr *err)
 {
-    int fd = open(path, O_RDONLY);
+    uint64_t size;
+    int fd = mc_file_open(path, "checkpoint", 0, &size, err->msg, sizeof err->msg);
     if (fd < 0)
-        return mc_err(err, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return mc_err(err, "%s: not a regular file", path);
-    }
-    if (st.st_size == 0) {
+        return -1;
+    if (size == 0) {
         close(fd);
         return mc_err(err, "%s: empty file", path);
     }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (size > SIZE_MAX) {
+        close(fd);
+        return mc_err(err, "%s: too large to map", path);
+    }
+    void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
     close(fd);
     if (p == MAP_FAILED)
         return mc_err(err, "%s: cannot map: %s", path, strerror(e));
     *buf = p;
-    *len = (size_t)st.st_size;
+    *len = (size_t)size;
     return 0;
 }
 

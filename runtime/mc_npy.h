@@ -6,6 +6,9 @@
 #include <stdint.h>
 
 #define MC_NPY_MAX_RANK 8
+/* Longest header dict accepted (numpy writes < 200 bytes; its own reader
+ * refuses > 10000 by default). */
+#define MC_NPY_MAX_HEADER (1 << 20)
 typedef enum { MC_NPY_F32 = 0, MC_NPY_F64, MC_NPY_I64, MC_NPY_I32, MC_NPY_U8, MC_NPY_OTHER } McNpyType;
 
 typedef struct McNpy {
@@ -18,7 +21,10 @@ typedef struct McNpy {
 
 /* Reads a .npy. Accepts '<f4', '<f8', '<i8', '<i4', '|u1', C order only
  * (fortran_order True is converted or rejected with a message).  On error
- * returns -1 and writes a message (<= errlen bytes) naming the file. */
+ * returns -1 and writes a message (<= errlen bytes) naming the file.
+ * mc_npy_read opens with mc_file_open (no FIFOs or devices) and reads the
+ * header first: the data are read only when the file's size is exactly
+ * what the header's shape and dtype need. */
 int mc_npy_read(const char *path, McNpy *out, char *errmsg, size_t errlen);
 int mc_npy_read_mem(const uint8_t *buf, size_t len, const char *name, McNpy *out,
                     char *errmsg, size_t errlen);

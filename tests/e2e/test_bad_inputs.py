@@ -207,4 +207,28 @@ t.expect_user_error("missing input", run_args(good, inp=t.path("nope.npy")),
 args = run_args(good)
 args[args.index(out)] = t.path("no", "such", "dir", "y.npy")
 t.expect_user_error("output in a missing directory", args, must_contain=("y.npy",))
+
+# ------------------------------------------------------------ hostile files
+# Row 2 (issue 15): a FIFO, a device or a directory in place of any input file
+# is refused before a byte is read: no hang (nothing writes to the FIFO).
+fifo = t.path("fifo")
+os.mkfifo(fifo)
+for label, args, what in (("a FIFO as --weights", run_args(fifo), "fifo"),
+                          ("a FIFO as --input", run_args(good, inp=fifo), "fifo"),
+                          ("a FIFO as MODEL", run_args(good, model=fifo), "fifo"),
+                          ("a FIFO as the IR of dump", ["dump", fifo], "fifo"),
+                          ("/dev/zero as MODEL", run_args(good, model="/dev/zero"), "device"),
+                          ("/dev/zero as --input", run_args(good, inp="/dev/zero"), "device"),
+                          ("a directory as MODEL", run_args(good, model=t.work), "directory"),
+                          ("a directory as --input", run_args(good, inp=t.work), "directory")):
+    t.expect_user_error(label, args, must_contain=("not a regular file", what))
+exe = t.path("tiny_exe")
+rc, _, err, _ = t.run(["compile", cfg, "--weights", good, "--batch", "1", "--image-size", "32x36",
+                       "-o", exe], timeout=300)
+t.check(rc == 0, "compile an executable for the hostile-input cases: rc=%s %s" % (rc, err.strip()[:300]))
+if rc == 0:
+    for label, path, what in (("FIFO", fifo, "fifo"), ("/dev/zero", "/dev/zero", "device")):
+        rc, _, err, dt = E.run_prog([exe, "--input", path, "--output", out], timeout=30)
+        t.check(rc == 1 and "not a regular file" in err and what in err.lower() and dt < 10,
+                "the executable's --input is a %s: rc=%s %.1fs %s" % (label, rc, dt, err.strip()[:200]))
 t.finish()

@@ -13,7 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "runtime/mc_file.h"
 #include "runtime/mc_npy.h"
 
 #define FIX "unit/data/"
@@ -100,7 +105,7 @@ test_rejected_files(void)
     file_fail(FIX "a_f2.npy", "unsupported dtype '<f2'");
     file_fail(FIX "no_such.npy", "cannot open");
     file_fail(FIX "small.safetensors", "not a .npy file");
-    file_fail(FIX, "cannot");
+    file_fail(FIX, "not a regular file (a directory)");
 }
 
 static void
@@ -131,7 +136,7 @@ test_bad_headers(void)
     mem_fail("{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }\n", 8, "tuple");
     mem_fail("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }\n", 8, "too large");
     mem_fail("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }\n", 8,
-             "overflows");
+             "shape is too large");
     mem_fail("{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }\n", 4, "rank");
     mem_fail("{'descr': '<f4', 'fortran_order': False}\n", 4, "lacks");
     mem_fail("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': ()}\n", 4, "repeated");
@@ -226,6 +231,152 @@ test_write(void)
     check_contains(em, "no/such/dir/x.npy");
 }
 
+/* A scratch path under $TMPDIR (or /tmp). */
+static const char *
+tmp_path(char *buf, size_t n, const char *leaf)
+{
+    const char *d = getenv("TMPDIR");
+    snprintf(buf, n, "%s/unit_npy_%d_%s", d && *d ? d : "/tmp", (int)getpid(), leaf);
+    return buf;
+}
+
+static long
+max_rss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* Issue 15 row 2: a FIFO (nobody writing), a device or a directory is
+ * refused at once, naming what it is; the old reader blocked in fopen. */
+static void
+test_not_regular(void)
+{
+    char fifo[256], em[256];
+    tmp_path(fifo, sizeof fifo, "fifo");
+    unlink(fifo);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    alarm(20); /* a hang fails the suite instead of blocking ctest */
+    static const struct { const char *path, *kind; } cases[] = {
+        {NULL, "(a FIFO)"}, {"/dev/zero", "(a character device)"}, {"/tmp", "(a directory)"}};
+    for (int i = 0; i < 3; i++) {
+        const char *p = cases[i].path ? cases[i].path : fifo;
+        McNpy a;
+        em[0] = 0;
+        CU_ASSERT_EQUAL(mc_npy_read(p, &a, em, sizeof em), -1);
+        check_contains(em, "not a regular file");
+        check_contains(em, cases[i].kind);
+        check_contains(em, p);
+        size_t len;
+        CU_ASSERT_PTR_NULL(mc_file_read_all(p, "config", 0, &len, em, sizeof em));
+        check_contains(em, cases[i].kind);
+    }
+    alarm(0);
+    unlink(fifo);
+    /* the size cap */
+    char big[256];
+    tmp_path(big, sizeof big, "big");
+    FILE *f = fopen(big, "wb");
+    fputs("0123456789", f);
+    fclose(f);
+    size_t len;
+    CU_ASSERT_PTR_NULL(mc_file_read_all(big, "config", 8, &len, em, sizeof em));
+    check_contains(em, "10 bytes, more than the 8 bytes limit for a config");
+    char *t = mc_file_read_all(big, "config", 10, &len, em, sizeof em);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_EQUAL(len, 10u);
+    CU_ASSERT_STRING_EQUAL(t, "0123456789");
+    free(t);
+    unlink(big);
+}
+
+/* Issue 15 row 7: a 4 GiB file (sparse) that is not a .npy, or whose size
+ * does not match its header, is refused without reading its data: the
+ * old reader read all 4 GiB first. */
+static void
+test_huge_files(void)
+{
+    char p[256], em[256];
+    tmp_path(p, sizeof p, "huge");
+    static const char hdr[] = "\x93NUMPY\x01\x00\x76\x00{'descr': '<f4', 'fortran_order': False, "
+                              "'shape': (1, 3, 224, 224), }";
+    for (int k = 0; k < 2; k++) {
+        int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        CU_ASSERT_FATAL(fd >= 0);
+        if (k == 1) { /* a valid header, then 4 GiB of data for a 600 KB shape */
+            char h[128];
+            memset(h, ' ', sizeof h);
+            memcpy(h, hdr, sizeof hdr - 1);
+            h[127] = '\n';
+            CU_ASSERT_EQUAL(write(fd, h, sizeof h), (ssize_t)sizeof h);
+        }
+        CU_ASSERT_EQUAL_FATAL(ftruncate(fd, (off_t)4 << 30), 0);
+        close(fd);
+        long rss0 = max_rss_kb();
+        McNpy a;
+        em[0] = 0;
+        CU_ASSERT_EQUAL(mc_npy_read(p, &a, em, sizeof em), -1);
+        check_contains(em, k ? "shape needs 602112" : "no \\x93NUMPY magic");
+        CU_ASSERT(max_rss_kb() - rss0 < 64 * 1024);
+    }
+    unlink(p);
+}
+
+/* Issue 15 rows 14 and 20: shapes whose sizes overflow, and a file that
+ * ends inside the header, get precise messages. */
+static void
+test_overflow_and_truncation(void)
+{
+    char em[256];
+    McNpy a;
+    static const char six[] = "\x93NUMPY";
+    CU_ASSERT_EQUAL(mc_npy_read_mem((const uint8_t *)six, 6, "six.npy", &a, em, sizeof em), -1);
+    check_contains(em, "six.npy: truncated .npy file: the header is incomplete");
+    static const char *shapes[] = {"(0, 4611686018427387904, 4611686018427387904)",
+                                   "(4611686018427387904, 4611686018427387904, 0)",
+                                   "(0, 2305843009213693952)"};
+    for (int i = 0; i < 3; i++) {
+        uint8_t b[256];
+        int n = snprintf((char *)b + 10, sizeof b - 10,
+                         "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }\n", shapes[i]);
+        memcpy(b, "\x93NUMPY\x01\x00", 8);
+        b[8] = (uint8_t)n;
+        b[9] = 0;
+        em[0] = 0;
+        CU_ASSERT_EQUAL(mc_npy_read_mem(b, (size_t)n + 10, "big.npy", &a, em, sizeof em), -1);
+        check_contains(em, "big.npy: .npy shape is too large");
+    }
+    /* the shared helper itself */
+    int64_t d[3] = {0, (int64_t)1 << 62, (int64_t)1 << 62};
+    uint64_t numel, bytes;
+    CU_ASSERT_EQUAL(mc_dims_numel(d, 3, 4, &numel, &bytes), -1);
+    int64_t e[3] = {0, 1 << 20, 1 << 20};
+    CU_ASSERT_EQUAL(mc_dims_numel(e, 3, 4, &numel, &bytes), 0);
+    CU_ASSERT_EQUAL(numel, 0u);
+    int64_t g[2] = {3, 5};
+    CU_ASSERT_EQUAL(mc_dims_numel(g, 2, 8, &numel, &bytes), 0);
+    CU_ASSERT_EQUAL(numel, 15u);
+    CU_ASSERT_EQUAL(bytes, 120u);
+    int64_t neg[1] = {-1};
+    CU_ASSERT_EQUAL(mc_dims_numel(neg, 1, 1, &numel, &bytes), -1);
+}
+
+/* Issue 15 row 13: what a file names is printed with control characters,
+ * C1 codes and invalid UTF-8 escaped; valid UTF-8 is kept. */
+static void
+test_escape(void)
+{
+    char o[64];
+    CU_ASSERT_STRING_EQUAL(mc_str_escape(o, sizeof o, "a\x1b]0;x\x07" "b", 8), "a\\x1B]0;x\\x07b");
+    CU_ASSERT_STRING_EQUAL(mc_str_escape(o, sizeof o, "caf\xc3\xa9 \xc2\x9b\xff\x7f", 10),
+                           "caf\xc3\xa9 \\xC2\\x9B\\xFF\\x7F");
+    CU_ASSERT_STRING_EQUAL(mc_str_escape(o, sizeof o, "\xc0\xaf\xed\xa0\x80", 5),
+                           "\\xC0\\xAF\\xED\\xA0\\x80");
+    CU_ASSERT_STRING_EQUAL(mc_str_escape(o, 12, "0123456789abcdef", 16), "01234567...");
+    CU_ASSERT_STRING_EQUAL(mc_str_escape(o, 12, "\n\n\n\n", 4), "\\x0A\\x0A...");
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -235,6 +386,10 @@ static const struct {
     {"bad_headers", test_bad_headers},
     {"truncate_all", test_truncate_all},
     {"write", test_write},
+    {"not_regular", test_not_regular},
+    {"huge_files", test_huge_files},
+    {"overflow_and_truncation", test_overflow_and_truncation},
+    {"escape", test_escape},
 };
 
 MC_UNIT_MAIN("npy", tests)
