@@ -2,9 +2,12 @@
  *
  * Takes views and epilogue expressions of the kernel IR; produces text in
  * an McBuf.  Owns the buffer's memory.  Deterministic: the same input gives
- * the same text (constants print with %.9g, enough to round-trip a float).
+ * the same text.  Every floating constant prints through
+ * mc_cemit_float_literal / mc_cemit_double_literal: valid C and CUDA C,
+ * read back as exactly the value printed.
  */
 #include "cemit.h"
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -141,14 +144,58 @@ mc_cemit_view_index(McBuf *b, const View *v, const char *lin)
     for (int i = terms - 1; i >= 0; i--) mc_buf_printf(b, "%s%s", t[i], i ? " + " : "");
 }
 
-static void
-print_float(McBuf *b, float f)
+/* v rounded to the nearest float; a double past the float range converts
+ * to infinity here, not undefined behaviour (C11 6.3.1.5): up to FLT_MAX +
+ * half an ulp it rounds down to FLT_MAX, from there (ties to even: FLT_MAX's
+ * last bit is odd) to infinity */
+static float
+nearest_float(double v)
 {
-    if (isinf(f)) { mc_buf_puts(b, f > 0 ? "INFINITY" : "(-INFINITY)"); return; }
+    if (isfinite(v) && fabs(v) > FLT_MAX) {
+        float m = fabs(v) < 0x1.ffffffp127 ? FLT_MAX : INFINITY;
+        return v < 0 ? -m : m;
+    }
+    return (float)v;
+}
+
+static int
+same_float(float a, float b)
+{
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* the shared end of both printers: a finite value's decimal text `s`
+ * (the sign included) made a floating literal with `suffix` */
+static char *
+literal(char *buf, size_t n, char *s, size_t ns, const char *suffix)
+{
+    int neg = s[0] == '-';
+    if (!strpbrk(s, ".e") && strlen(s) + 2 < ns) strcat(s, ".0");
+    snprintf(buf, n, "%s%s%s%s", neg ? "(" : "", s, suffix, neg ? ")" : "");
+    return buf;
+}
+
+char *
+mc_cemit_float_literal(char *buf, size_t n, double v)
+{
+    if (isnan(v)) { snprintf(buf, n, "NAN"); return buf; }
+    float f = nearest_float(v);
+    if (isinf(f)) { snprintf(buf, n, "%s", f > 0 ? "INFINITY" : "(-INFINITY)"); return buf; }
     char s[48];
-    snprintf(s, sizeof s, "%.9g", (double)f);
-    if (!strpbrk(s, ".eEn")) strcat(s, ".0");
-    mc_buf_printf(b, "%s%sf%s", f < 0 ? "(" : "", s, f < 0 ? ")" : "");
+    snprintf(s, sizeof s, "%.9g", v);
+    /* a zero prints as such, not as a constant that underflows to it */
+    if (f == 0 || !same_float(strtof(s, NULL), f)) snprintf(s, sizeof s, "%.9g", (double)f);
+    return literal(buf, n, s, sizeof s, "f");
+}
+
+char *
+mc_cemit_double_literal(char *buf, size_t n, double v)
+{
+    if (isnan(v)) { snprintf(buf, n, "((double)NAN)"); return buf; }
+    if (isinf(v)) { snprintf(buf, n, "%s", v > 0 ? "((double)INFINITY)" : "(-(double)INFINITY)"); return buf; }
+    char s[48];
+    snprintf(s, sizeof s, "%.17g", v);
+    return literal(buf, n, s, sizeof s, "");
 }
 
 void
@@ -182,7 +229,11 @@ mc_cemit_epilogue_ex(McBuf *b, const McDialect *d, const Kernel *k, const char *
             mc_buf_puts(b, "]");
             break;
         }
-        case E_CONST: print_float(b, e->imm); break;
+        case E_CONST: {
+            char c[MC_CEMIT_LITERAL_MAX];
+            mc_buf_puts(b, mc_cemit_float_literal(c, sizeof c, e->imm));
+            break;
+        }
         case E_ADD: mc_buf_printf(b, "%s + %s", A, B); break;
         case E_SUB: mc_buf_printf(b, "%s - %s", A, B); break;
         case E_MUL: mc_buf_printf(b, "%s * %s", A, B); break;

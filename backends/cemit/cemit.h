@@ -55,6 +55,30 @@ void mc_cemit_epilogue(McBuf *b, const McDialect *d, const Kernel *k, const char
 void mc_cemit_epilogue_ex(McBuf *b, const McDialect *d, const Kernel *k, const char *acc, const char *lin,
                           const char *indent, char *res, size_t nres, const char *const *argexpr);
 
+/* Floating literals: the one printer of every floating constant in the
+ * generated C / CUDA C text (n >= MC_CEMIT_LITERAL_MAX; returns buf).
+ *
+ * mc_cemit_float_literal writes an expression of type float whose value is
+ * exactly (float)v, v rounded to the nearest float as a conversion does
+ * (past FLT_MAX + half an ulp: infinity): a decimal literal with a '.' or
+ * an exponent and the f suffix, never "1f".  The text is v's own %.9g when
+ * that reads back as the same float (1/49 prints 0.0204081633f, a float
+ * constant as it always did), else the float's %.9g (9 significant digits
+ * read back every float; a zero prints 0.0f or (-0.0f)).  Negative values, -0.0 included, are in
+ * parentheses ("(-0.5f)"), so that the text may follow any operator.
+ * Infinities print INFINITY / (-INFINITY), NaN NAN (<math.h>, valid in
+ * CUDA device code too).
+ *
+ * mc_cemit_double_literal: the same for a double (%.17g, no suffix, the
+ * non-finite values cast to double). */
+#define MC_CEMIT_LITERAL_MAX 40
+char *mc_cemit_float_literal(char *buf, size_t n, double v);
+char *mc_cemit_double_literal(char *buf, size_t n, double v);
+/* the same in a compound literal, which lives to the end of the enclosing
+ * block: mc_buf_printf(b, "x * %s", MC_FLOAT_LIT(1.0 / n)) */
+#define MC_FLOAT_LIT(v) mc_cemit_float_literal((char[MC_CEMIT_LITERAL_MAX]){0}, MC_CEMIT_LITERAL_MAX, (v))
+#define MC_DOUBLE_LIT(v) mc_cemit_double_literal((char[MC_CEMIT_LITERAL_MAX]){0}, MC_CEMIT_LITERAL_MAX, (v))
+
 /* A C identifier from a kernel name: "k12_layers_0_blocks_0_ssm_add". */
 void mc_cemit_ident(char *buf, size_t n, int k, const char *name);
 

@@ -117,7 +117,7 @@ mc_cuda_print(const KProgram *p, const McCudaOptions *o, McBuf *b, int64_t *blob
         for (int i = 0; i < p->nk; i++) {
             double fl = mc_cuda_fused_into(p, i) >= 0 ? 0.0 : p->k[i].flops;
             for (int j = i + 1; j < p->nk && mc_cuda_fused_into(p, j) == i; j++) fl += p->k[j].flops;
-            mc_buf_printf(b, "    %.17g,\n", fl);
+            mc_buf_printf(b, "    %s,\n", MC_DOUBLE_LIT(fl));
         }
         mc_buf_puts(b, "};\n\n");
         mc_buf_puts(b, host_main);

@@ -755,11 +755,11 @@ print_group_layernorm(McBuf *b, const Kernel *l, int V, long long P, const char 
             mc_buf_puts(b, "    __syncthreads();\n");
         }
         if (pass)
-            mc_buf_printf(b, "    float rstd[%lld];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) rstd[p] = 1.0f / sqrtf(ss[p] * %.9gf + %.9gf);\n",
-                          P, P, 1.0 / (double)D, eps);
+            mc_buf_printf(b, "    float rstd[%lld];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) rstd[p] = 1.0f / sqrtf(ss[p] * %s + %s);\n",
+                          P, P, MC_FLOAT_LIT(1.0 / (double)D), MC_FLOAT_LIT(eps));
         else
-            mc_buf_printf(b, "    float mean[%lld];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) mean[p] = s[p] * %.9gf;\n",
-                          P, P, 1.0 / (double)D);
+            mc_buf_printf(b, "    float mean[%lld];\n#pragma unroll\n    for (int p = 0; p < %lld; p++) mean[p] = s[p] * %s;\n",
+                          P, P, MC_FLOAT_LIT(1.0 / (double)D));
     }
     mc_buf_puts(b, "    if (!live) return;\n");
     mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %lld; p++) {\n", P);
@@ -919,7 +919,7 @@ print_mean(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id,
     mc_buf_printf(b, "    for (idx_t q = 0; q < %lld; q++) acc += ", HW);
     snprintf(lin, sizeof lin, "(bb * %lld + q) * %lld + c", HW, C);
     mc_cu_load(b, x, lin);
-    mc_buf_printf(b, ";\n    acc *= %.9gf;\n", 1.0 / (double)HW);
+    mc_buf_printf(b, ";\n    acc *= %s;\n", MC_FLOAT_LIT(1.0 / (double)HW));
     finish(b, k, "acc");
 }
 
@@ -966,12 +966,13 @@ print_layernorm8(McBuf *b, const Kernel *k, const char *id, CudaLaunch *ln)
     if (C8 % G) mc_buf_printf(b, "        if (c >= %lld) { for (int q = 0; q < 8; q++) v[j][q] = 0.0f; continue; }\n", C);
     mc_buf_printf(b, "        mc_ldv8(&b%d[%lld + row * %lld + c], v[j]);\n", x->buf, (long long)x->offset, C);
     mc_buf_puts(b, "#pragma unroll\n        for (int q = 0; q < 8; q++) s += v[j][q];\n    }\n");
-    mc_buf_printf(b, "    const float mean = mc_group_sum<%d>(s) * %.9gf;\n", G, 1.0 / (double)C);
+    mc_buf_printf(b, "    const float mean = mc_group_sum<%d>(s) * %s;\n", G, MC_FLOAT_LIT(1.0 / (double)C));
     mc_buf_puts(b, "    float ss = 0.0f;\n");
     mc_buf_printf(b, "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n", VPL);
     if (C8 % G) mc_buf_printf(b, "        if ((g + %d * j) * 8 >= %lld) continue;\n", G, C);
     mc_buf_puts(b, "#pragma unroll\n        for (int q = 0; q < 8; q++) { const float t = v[j][q] - mean; ss = fmaf(t, t, ss); }\n    }\n");
-    mc_buf_printf(b, "    const float rstd = 1.0f / sqrtf(mc_group_sum<%d>(ss) * %.9gf + %.9gf);\n", G, 1.0 / (double)C, eps);
+    mc_buf_printf(b, "    const float rstd = 1.0f / sqrtf(mc_group_sum<%d>(ss) * %s + %s);\n", G,
+                  MC_FLOAT_LIT(1.0 / (double)C), MC_FLOAT_LIT(eps));
     mc_buf_puts(b, "    if (!live) return;\n");
     mc_buf_printf(b, "#pragma unroll\n    for (int j = 0; j < %lld; j++) {\n", VPL);
     mc_buf_printf(b, "        const int c = (g + %d * j) * 8;\n", G);
@@ -1007,11 +1008,12 @@ print_layernorm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char
     snprintf(lin, sizeof lin, "row * %lld + c", C);
     mc_buf_printf(b, "    float s = 0.0f;\n    for (int c = lane; c < %lld; c += 32) s += ", C);
     mc_cu_load(b, x, lin);
-    mc_buf_printf(b, ";\n    const float mean = mc_warp_sum(s) * %.9gf;\n", 1.0 / (double)C);
+    mc_buf_printf(b, ";\n    const float mean = mc_warp_sum(s) * %s;\n", MC_FLOAT_LIT(1.0 / (double)C));
     mc_buf_printf(b, "    float v = 0.0f;\n    for (int c = lane; c < %lld; c += 32) { float t = ", C);
     mc_cu_load(b, x, lin);
     mc_buf_printf(b, " - mean; v = fmaf(t, t, v); }\n");
-    mc_buf_printf(b, "    const float rstd = 1.0f / sqrtf(mc_warp_sum(v) * %.9gf + %.9gf);\n", 1.0 / (double)C, eps);
+    mc_buf_printf(b, "    const float rstd = 1.0f / sqrtf(mc_warp_sum(v) * %s + %s);\n",
+                  MC_FLOAT_LIT(1.0 / (double)C), MC_FLOAT_LIT(eps));
     mc_buf_printf(b, "    for (int c = lane; c < %lld; c += 32) {\n", C);
     mc_buf_printf(b, "        const idx_t i = row * %lld + c;\n", C);
     mc_buf_puts(b, "        float acc = (");
