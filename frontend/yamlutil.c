@@ -17,7 +17,7 @@
 #define Y_MAX_NODES (1 << 20)
 
 typedef struct Anchor {
-    const char *name;
+    const char *name;       /* NULL: free slot */
     YNode *node;
 } Anchor;
 
@@ -26,8 +26,8 @@ typedef struct Builder {
     YNode *stack[Y_MAX_DEPTH];
     char *stack_anchor[Y_MAX_DEPTH];
     int depth;
-    Anchor *anchors;
-    int nanchors, acap;
+    Anchor *anchors;        /* open-addressing table by name (malloc'd) */
+    size_t nanchors, acap;  /* acap: 0 or a power of two */
     int nnodes;
 } Builder;
 
@@ -69,28 +69,43 @@ attach(Builder *b, YNode *n, const yaml_mark_t *m, McErr *err)
     return 0;
 }
 
-static void
+/* Slot of name in the anchor table (the free slot where it would go). */
+static Anchor *
+anchor_slot(Anchor *t, size_t cap, const char *name)
+{
+    size_t h = (size_t)mc_hash_bytes(name, strlen(name)) & (cap - 1);
+    while (t[h].name && strcmp(t[h].name, name) != 0)
+        h = (h + 1) & (cap - 1);
+    return &t[h];
+}
+
+static int
 add_anchor(Builder *b, const char *name, YNode *n)
 {
-    if (!name) return;
-    if (b->nanchors == b->acap) {
-        int cap = b->acap ? 2 * b->acap : 16;
-        Anchor *na = mc_arena_alloc(&b->d->arena, sizeof *na * (size_t)cap);
-        if (b->nanchors) memcpy(na, b->anchors, sizeof *na * (size_t)b->nanchors);
+    if (!name) return 0;
+    if (2 * (b->nanchors + 1) > b->acap) { /* keep the load at most 1/2 */
+        size_t cap = b->acap ? 2 * b->acap : 64;
+        Anchor *na = calloc(cap, sizeof *na);
+        if (!na) return -1;
+        for (size_t i = 0; i < b->acap; i++)
+            if (b->anchors[i].name) *anchor_slot(na, cap, b->anchors[i].name) = b->anchors[i];
+        free(b->anchors);
         b->anchors = na;
         b->acap = cap;
     }
-    b->anchors[b->nanchors].name = name;
-    b->anchors[b->nanchors].node = n;
-    b->nanchors++;
+    Anchor *a = anchor_slot(b->anchors, b->acap, name);
+    if (!a->name) b->nanchors++;
+    a->name = name; /* a later definition replaces the earlier one */
+    a->node = n;
+    return 0;
 }
 
 static YNode *
 find_anchor(const Builder *b, const char *name)
 {
-    for (int i = b->nanchors - 1; i >= 0; i--) /* latest definition wins */
-        if (strcmp(b->anchors[i].name, name) == 0) return b->anchors[i].node;
-    return NULL;
+    if (!b->acap) return NULL;
+    Anchor *a = anchor_slot(b->anchors, b->acap, name);
+    return a->name ? a->node : NULL;
 }
 
 static YNode *
@@ -175,8 +190,9 @@ mc_ydoc_load(YDoc *d, const char *text, size_t len, const char *file, McErr *err
             n->len = ev.data.scalar.length;
             n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
             rc = attach(&b, n, &m, err);
-            if (!rc && ev.data.scalar.anchor)
-                add_anchor(&b, mc_arena_strdup(&d->arena, (const char *)ev.data.scalar.anchor), n);
+            if (!rc && ev.data.scalar.anchor &&
+                add_anchor(&b, mc_arena_strdup(&d->arena, (const char *)ev.data.scalar.anchor), n))
+                rc = mc_err(err, "%s: out of memory while parsing YAML", d->file);
             break;
         case YAML_SEQUENCE_START_EVENT:
         case YAML_MAPPING_START_EVENT: {
@@ -198,7 +214,8 @@ mc_ydoc_load(YDoc *d, const char *text, size_t len, const char *file, McErr *err
         case YAML_MAPPING_END_EVENT:
             if (b.depth > 0) {
                 b.depth--;
-                add_anchor(&b, b.stack_anchor[b.depth], b.stack[b.depth]);
+                if (add_anchor(&b, b.stack_anchor[b.depth], b.stack[b.depth]))
+                    rc = mc_err(err, "%s: out of memory while parsing YAML", d->file);
             }
             break;
         default:
@@ -208,6 +225,7 @@ mc_ydoc_load(YDoc *d, const char *text, size_t len, const char *file, McErr *err
         if (rc) break;
     }
     yaml_parser_delete(&p);
+    free(b.anchors);
     if (rc) {
         mc_ydoc_free(d);
         return -1;
@@ -286,17 +304,31 @@ int
 y_check_dups(const YDoc *d, const YNode *m, const char *where, McErr *err)
 {
     if (!m || m->kind != YN_MAP) return 0;
-    for (int i = 1; i < y_npairs(m); i++) {
+    int n = y_npairs(m), rc = 0;
+    if (n < 2) return 0;
+    size_t cap = 16;
+    while (cap < 2 * (size_t)n) cap *= 2;
+    int *t = malloc(cap * sizeof *t); /* key index per slot, -1 free */
+    if (!t) return mc_err(err, "%s: out of memory", d->file);
+    for (size_t i = 0; i < cap; i++) t[i] = -1;
+    for (int i = 0; i < n && !rc; i++) {
         const YNode *k = y_key(m, i);
         if (k->kind != YN_SCALAR) continue;
-        for (int j = 0; j < i; j++) {
-            const YNode *o = y_key(m, j);
-            if (o->kind == YN_SCALAR && o->len == k->len && memcmp(o->str, k->str, k->len) == 0)
-                return y_err(d, k, err, "duplicate key '%.64s' in %s (first at %d:%d)", k->str,
-                             where, o->line, o->col);
+        size_t h = (size_t)mc_hash_bytes(k->str, k->len) & (cap - 1);
+        for (; t[h] >= 0; h = (h + 1) & (cap - 1)) {
+            const YNode *o = y_key(m, t[h]);
+            if (o->len == k->len && memcmp(o->str, k->str, k->len) == 0) {
+                char esc[96];
+                rc = y_err(d, k, err, "duplicate key '%s' in %s (first at %d:%d)",
+                           mc_str_escape(esc, sizeof esc, k->str, k->len > 64 ? 64 : k->len), where,
+                           o->line, o->col);
+                break;
+            }
         }
+        t[h] = i;
     }
-    return 0;
+    free(t);
+    return rc;
 }
 
 int

@@ -9,6 +9,7 @@
  * mc_dims_numel() are the overflow-checked size arithmetic of every reader.
  * mc_str_escape() makes a name or string taken from a user's file safe to
  * print (control characters, C1 codes and invalid UTF-8 become \xNN).
+ * mc_hash_bytes() is the hash of the readers' tables.
  *
  * Part of the runtime (standard C and POSIX only): implemented in npy.c,
  * which every artifact compiles, so artifacts need no other file.
@@ -76,6 +77,21 @@ mc_dims_numel(const int64_t *d, int rank, uint64_t es, uint64_t *numel, uint64_t
     *numel = n;
     *bytes = n * es;
     return 0;
+}
+
+/* The readers' string hash (their tables: YAML anchors and keys, tensor
+ * names): FNV-1a, then a final mix so that the low bits used as a table
+ * index depend on every byte. */
+static inline uint64_t
+mc_hash_bytes(const void *p, size_t n)
+{
+    const uint8_t *s = (const uint8_t *)p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 1099511628211ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ (h >> 33);
 }
 
 #ifdef __cplusplus

@@ -231,4 +231,30 @@ if rc == 0:
         rc, _, err, dt = E.run_prog([exe, "--input", path, "--output", out], timeout=30)
         t.check(rc == 1 and "not a regular file" in err and what in err.lower() and dt < 10,
                 "the executable's --input is a %s: rc=%s %.1fs %s" % (label, rc, dt, err.strip()[:200]))
+
+# Row 5: YAML that made the loader quadratic.  400k anchors whose aliases
+# come after all of them (the old linear search walked the whole list for
+# each), and 100k keys under MODEL (the old duplicate check compared every
+# pair): each must be answered in seconds.
+N = 400000
+text = open(cfg).read() + "EXTRA: [" + ", ".join("&a%d %d" % (i, i) for i in range(N)) + ", " + \
+    ", ".join("*a%d" % i for i in range(N)) + "]\n"
+p = t.path("anchors.yaml")
+with open(p, "w") as f:
+    f.write(text)
+rc, _, err, dt = t.run(["dump", p], timeout=120)
+t.check(rc == 0 and dt < 5, "a config with %d anchors and %d aliases (%d MB): rc=%s %.1fs %s" % (
+    N, N, len(text) >> 20, rc, dt, err.strip()[:200]))
+keys = "".join("  K%d: 1\n" % i for i in range(100000))
+model_keys = open(cfg).read().replace("MODEL:\n", "MODEL:\n" + keys, 1)
+p = t.path("keys.yaml")
+with open(p, "w") as f:
+    f.write(model_keys)
+rc, _, err, dt = t.run(["dump", p], timeout=120)
+t.check(rc == 0 and dt < 5, "a config with 100k unknown keys under MODEL: rc=%s %.1fs %s" % (
+    rc, dt, err.strip()[:200]))
+with open(p, "w") as f:
+    f.write(model_keys.replace("MODEL:\n", "MODEL:\n  K99999: 2\n", 1))
+t.expect_user_error("config: 100k keys under MODEL, one twice", run_args(good, model=p),
+                    must_contain=("duplicate key 'K99999'",), max_seconds=5)
 t.finish()
