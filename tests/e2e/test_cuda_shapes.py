@@ -1,0 +1,83 @@
+"""e2e: the CUDA C that `mambac compile --target cuda --emit cuda` writes
+compiles with nvcc at the shapes where code generation has edge cases.
+
+- Every precision (fp32, tf32, bf16), each at a 32x32 input (the last stage
+  1x1: the mean pool's scale 1/1 once printed as `acc *= 1f;`, which nvcc
+  rejects) and at an odd non-square 33x47, at batch 1 and 3 (each
+  precision sees both sizes and both batches; every size-batch pair is
+  among the six).
+- A small model (EMBED_DIM 16, DEPTHS [1, 1, 1, 1], random weights), so
+  that the six nvcc runs (sm_90a, the arch `--emit exe` builds for, to an
+  object), two at a time, take well under a minute and a half.
+- Each .cu: nvcc exits 0, the object exists, and no floating literal
+  without a '.' or an exponent ("1f") is in the text.
+
+Skipped (exit 77) where no nvcc runs ($NVCC, /usr/local/cuda/bin/nvcc or
+on PATH).
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+nvcc = os.environ.get("NVCC") or (
+    "/usr/local/cuda/bin/nvcc" if os.access("/usr/local/cuda/bin/nvcc", os.X_OK) else "nvcc")
+if not shutil.which(nvcc):
+    print("SKIP: nvcc not found (%s; $NVCC, /usr/local/cuda/bin/nvcc, PATH)" % nvcc)
+    sys.exit(77)
+
+import e2e_common as E  # noqa: E402
+
+t = E.Test("cuda_shapes")
+cfg = E.write_config(t.path("s16.yaml"), 16, [1, 1, 1, 1], num_classes=5, mlp_ratio=2.0, name="s16")
+
+# (precision, batch, H, W)
+CASES = [("fp32", 1, 32, 32), ("fp32", 3, 33, 47),
+         ("tf32", 3, 32, 32), ("tf32", 1, 33, 47),
+         ("bf16", 1, 32, 32), ("bf16", 3, 33, 47)]
+# a digit sequence with the f suffix and no '.' or exponent, not inside an
+# identifier, a hex number or an exponent (the 05f of 1e-05f)
+BAD_LITERAL = re.compile(r"(?<![\w.])(?<![eE][-+])(?!0[xX])\d+f\b")
+
+jobs = []
+for prec, b, h, w in CASES:
+    name = "%s_b%d_%dx%d" % (prec, b, h, w)
+    out = t.path(name)
+    rc, _, err, dt = t.run(["compile", cfg, "--target", "cuda", "--precision", prec, "--emit", "cuda",
+                            "--batch", str(b), "--image-size", "%dx%d" % (h, w), "-o", out], timeout=120)
+    src = open(out + ".cu").read() if rc == 0 and os.path.exists(out + ".cu") else ""
+    if not t.check(rc == 0 and "__global__ void" in src,
+                   "%s: compile --emit cuda rc=%s%s" % (name, rc, "" if rc == 0 else " " + err.strip()[-300:])):
+        continue
+    bad = sorted(set(m.group(0) for m in BAD_LITERAL.finditer(src)))
+    t.check(not bad, "%s: every floating literal has a '.' or an exponent%s" % (
+        name, " (found: %s)" % " ".join(bad[:5]) if bad else ""))
+    jobs.append((name, out))
+
+# nvcc, two at a time (the machine's cores are shared)
+par = max(1, min(2, os.cpu_count() or 1))
+running = []
+
+
+def reap(p, name, obj, log):
+    rc = p.wait()
+    with open(log, errors="replace") as f:
+        text = f.read()
+    errs = [l for l in text.splitlines() if "error" in l][:3]
+    t.check(rc == 0 and os.path.exists(obj), "%s: nvcc -arch sm_90a -c: rc=%s%s" % (
+        name, rc, "" if rc == 0 else " " + " | ".join(errs or text.splitlines()[-3:])))
+
+
+for name, out in jobs:
+    while len(running) >= par:
+        reap(*running.pop(0))
+    log = out + ".nvcc.log"
+    with open(log, "w") as lf:
+        p = subprocess.Popen([nvcc, "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-c", out + ".cu",
+                              "-o", out + ".o"], stdout=lf, stderr=subprocess.STDOUT)
+    running.append((p, name, out + ".o", log))
+for r in running:
+    reap(*r)
+
+t.finish()
