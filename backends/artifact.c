@@ -13,9 +13,11 @@
  */
 #define _GNU_SOURCE
 #include "artifact.h"
+#include "../runtime/mc_out.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,7 @@
 #endif
 
 #define MAX_ARGS 48
+#define EXE_SOURCES 4 /* runtime files compiled into an executable (build) */
 
 /* ------------------------------------------------------------ small helpers */
 
@@ -281,23 +284,28 @@ read_file(const char *path, unsigned char **data, size_t *n, McErr *err)
     return 0;
 }
 
-/* Moves tmp (inside the temp dir) to dst; copies across file systems. */
+/* Copies src (inside the temp dir) into the open output o, then commits
+ * it: dst is replaced whole or not at all. */
 static int
-move_file(const char *src, const char *dst, int mode, McErr *err)
+copy_out(const char *src, McOut *o, McErr *err)
 {
-    if (rename(src, dst) == 0)
-        return chmod(dst, mode) ? mc_err(err, "cannot chmod %s: %s", dst, strerror(errno)) : 0;
-    if (errno != EXDEV)
-        return mc_err(err, "cannot write %s: %s", dst, strerror(errno));
-    unsigned char *d;
-    size_t n;
-    if (read_file(src, &d, &n, err))
-        return -1;
-    int rc = write_file(dst, d, n, err);
-    free(d);
-    if (!rc && chmod(dst, mode))
-        rc = mc_err(err, "cannot chmod %s: %s", dst, strerror(errno));
-    return rc;
+    FILE *f = fopen(src, "rb");
+    if (!f) {
+        mc_out_discard(o);
+        return mc_err(err, "cannot read %s: %s", src, strerror(errno));
+    }
+    static char buf[1 << 16];
+    size_t r;
+    while ((r = fread(buf, 1, sizeof buf, f)) > 0)
+        if (fwrite(buf, 1, r, o->f) != r)
+            break;
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        mc_out_discard(o);
+        return mc_err(err, "cannot read %s", src);
+    }
+    return mc_out_commit(o, err->msg, sizeof err->msg);
 }
 
 static int
@@ -363,8 +371,13 @@ cmd_str(const Cmd *c, char *buf, size_t n)
         k += snprintf(buf + k, n - k, "%s%s", i ? " " : "", c->argv[i]);
 }
 
+extern char **environ;
+
 /* Runs c in dir with stdout+stderr to dir/log (and, with out, stdout to out).
- * Returns 0 on exit status 0; else -1 with the command and the log's tail. */
+ * The tool runs in its own process group with TMPDIR=. (its temporaries
+ * inside dir), so that a signal's cleanup (mc_out.h) kills it and removes
+ * everything it wrote.  Returns 0 on exit status 0; else -1 with the
+ * command and the log's tail. */
 static int
 cmd_run(const Cmd *c, const char *dir, int verbose, char *out, size_t outn, McErr *err)
 {
@@ -373,25 +386,46 @@ cmd_run(const Cmd *c, const char *dir, int verbose, char *out, size_t outn, McEr
     cmd_str(c, line, sizeof line);
     if (verbose)
         fprintf(stderr, "mambac: (cd %s && %s)\n", dir, line);
+    size_t nenv = 0;
+    while (environ && environ[nenv])
+        nenv++;
+    char **env = malloc((nenv + 2) * sizeof *env);
+    if (!env)
+        return mc_err(err, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < nenv; i++)
+        if (strncmp(environ[i], "TMPDIR=", 7))
+            env[k++] = environ[i];
+    env[k++] = "TMPDIR=.";
+    env[k] = NULL;
     fflush(NULL);
     pid_t pid = fork();
-    if (pid < 0)
+    if (pid < 0) {
+        free(env);
         return mc_err(err, "cannot run %s: %s", c->argv[0], strerror(errno));
+    }
     if (pid == 0) {
+        setpgid(0, 0);
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd < 0 || chdir(dir))
             _exit(126);
         dup2(fd, 1);
         dup2(fd, 2);
         close(fd);
-        execvp(c->argv[0], (char *const *)c->argv);
+        execvpe(c->argv[0], (char *const *)c->argv, env);
         fprintf(stderr, "cannot execute %s: %s\n", c->argv[0], strerror(errno));
         _exit(127);
     }
+    setpgid(pid, pid); /* also here: no window where a signal misses the group */
+    mc_cleanup_set_child(pid);
+    free(env);
     int st;
     while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
+        if (errno != EINTR) {
+            mc_cleanup_set_child(0);
             return mc_err(err, "waiting for %s: %s", c->argv[0], strerror(errno));
+        }
+    mc_cleanup_set_child(0);
     unsigned char *text = NULL;
     size_t n = 0;
     McErr dummy;
@@ -455,6 +489,25 @@ out_base(const McArtifact *a, char *buf, size_t n)
     if (ext && k > strlen(ext) + 1 && !strcmp(buf + k - strlen(ext), ext) &&
         buf[k - strlen(ext) - 1] != '/')
         buf[k - strlen(ext)] = 0;
+}
+
+int
+mc_artifact_outputs(McArtifactKind emit, const char *out, char paths[3][4096])
+{
+    McArtifact a;
+    memset(&a, 0, sizeof a);
+    a.emit = emit;
+    a.out = out;
+    if (emit == MC_ART_EXE) {
+        snprintf(paths[0], 4096, "%s", out);
+        return 1;
+    }
+    char base[4096];
+    out_base(&a, base, sizeof base);
+    snprintf(paths[0], 4096, "%s%s", base, emit == MC_ART_SHARED ? ".so" : ".o");
+    snprintf(paths[1], 4096, "%s.weights", base);
+    snprintf(paths[2], 4096, "%s.h", base);
+    return 3;
 }
 
 int
@@ -637,7 +690,7 @@ static int
 build(const McArtifact *a, const char *dir, const char *rt, const char *cc, McErr *err)
 {
     Cmd c = {0};
-    char src[3][4096];
+    char src[EXE_SOURCES][4096];
     if (a->emit == MC_ART_EXE) {
         if (write_glue(a, dir, err))
             return -1;
@@ -651,11 +704,12 @@ build(const McArtifact *a, const char *dir, const char *rt, const char *cc, McEr
             cmd_add(&c, "-static");
         cmd_add(&c, "mc_glue.c");
         cmd_add(&c, "mc_weights.S");
-        snprintf(src[0], sizeof src[0], "%s/rt.c", rt);
-        snprintf(src[1], sizeof src[1], "%s/npy.c", rt);
-        snprintf(src[2], sizeof src[2], "%s/exe/exe_main.c", rt);
-        for (int i = 0; i < 3; i++)
+        /* the runtime sources an executable needs */
+        static const char *const exe_src[] = {"rt.c", "npy.c", "out.c", "exe/exe_main.c"};
+        for (int i = 0; i < EXE_SOURCES; i++) {
+            snprintf(src[i], sizeof src[i], "%s/%s", rt, exe_src[i]);
             cmd_add(&c, src[i]);
+        }
         cmd_add(&c, "model.o");
         cmd_add(&c, "-lm");
         cmd_add(&c, "-o");
@@ -737,15 +791,40 @@ mc_artifact_write(const McArtifact *a, McErr *err)
         return mc_err(err, "C compiler '%s' not found: install gcc or set CC/MAMBAC_CC", cc0);
     }
 
+    /* the outputs first: a path that cannot be written is refused before the
+     * compiler runs, and the files appear only when all are complete */
+    char outs[3][4096];
+    int nout = mc_artifact_outputs(a->emit, a->out, outs);
+    McOut o[3];
+    for (int i = 0; i < nout; i++)
+        if (mc_out_open(&o[i], outs[i], i == 0 && a->emit != MC_ART_OBJ ? 0777 : 0666, err->msg,
+                        sizeof err->msg)) {
+            while (i--)
+                mc_out_discard(&o[i]);
+            return -1;
+        }
+
     const char *tmp = getenv("TMPDIR");
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/mambac-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir))
-        return mc_err(err, "cannot create a temporary directory %s: %s", dir, strerror(errno));
+    /* registered at once: its files are removed if a signal ends mambac */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    int made = mkdtemp(dir) != NULL, e = errno;
+    int slot = made ? mc_cleanup_add(dir, 1) : -1;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (!made) {
+        for (int i = 0; i < nout; i++)
+            mc_out_discard(&o[i]);
+        return mc_err(err, "cannot create a temporary directory %s: %s", dir, strerror(e));
+    }
 
-    int rc = -1;
-    char p[4096], base[4096], dst[4096];
-    out_base(a, base, sizeof base);
+    int rc = -1, committed = 0;
+    char p[4096];
 
     /* inputs into the temp dir */
     snprintf(p, sizeof p, "%s/model.o", dir);
@@ -770,35 +849,30 @@ mc_artifact_write(const McArtifact *a, McErr *err)
     if (build(a, dir, rt, cc, err))
         goto done;
 
+    /* OUT (or OUT.so / OUT.o), then OUT.weights and OUT.h */
+    if (nout > 1) {
+        /* a failed write sets the stream's error flag: its commit reports it */
+        if (a->weights_len)
+            fwrite(a->weights, 1, a->weights_len, o[1].f);
+        mc_artifact_header(a, o[2].f);
+    }
     snprintf(p, sizeof p, "%s/out.bin", dir);
-    if (a->emit == MC_ART_EXE) {
-        if (move_file(p, a->out, 0755, err))
-            goto done;
-    } else {
-        snprintf(dst, sizeof dst, "%s%s", base, a->emit == MC_ART_SHARED ? ".so" : ".o");
-        if (move_file(p, dst, a->emit == MC_ART_SHARED ? 0755 : 0644, err))
-            goto done;
-        snprintf(dst, sizeof dst, "%s.weights", base);
-        if (write_file(dst, a->weights, a->weights_len, err))
-            goto done;
-        snprintf(dst, sizeof dst, "%s.h", base);
-        FILE *f = fopen(dst, "w");
-        if (!f) {
-            mc_err(err, "cannot write %s: %s", dst, strerror(errno));
-            goto done;
-        }
-        int bad = mc_artifact_header(a, f);
-        bad |= fclose(f) != 0;
-        if (bad) {
-            mc_err(err, "cannot write %s", dst);
+    for (; committed < nout; committed++) {
+        int r = committed ? mc_out_commit(&o[committed], err->msg, sizeof err->msg)
+                          : copy_out(p, &o[0], err);
+        if (r) {
+            committed++;
             goto done;
         }
     }
     rc = 0;
 done:
+    for (int i = committed; i < nout; i++)
+        mc_out_discard(&o[i]);
     if (getenv("MAMBAC_KEEP_TEMPS"))
         fprintf(stderr, "mambac: temporary files kept in %s\n", dir);
     else
         nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    mc_cleanup_remove(slot);
     return rc;
 }

@@ -76,6 +76,12 @@ int mc_artifact_cc(const char *triple, char *buf, size_t n, McErr *err);
  * else ../runtime next to the running executable.  -1 if none has rt.c. */
 int mc_artifact_runtime_dir(char *buf, size_t n, McErr *err);
 
+/* The files mc_artifact_write(a) replaces for emit and out: OUT for an
+ * executable; OUT.so or OUT.o, OUT.weights and OUT.h otherwise (in that
+ * order).  Returns their number (1 or 3).  Each is written to a temporary
+ * beside it and renamed into place only when all are complete. */
+int mc_artifact_outputs(McArtifactKind emit, const char *out, char paths[3][4096]);
+
 /* The header text `mambac compile` writes as OUT.h (deterministic). */
 int mc_artifact_header(const McArtifact *a, FILE *f);
 

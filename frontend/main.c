@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "backends/backend.h"
@@ -21,6 +22,8 @@
 #include "backends/llvm/llvm.h"
 #include "backends/cuda/cuda.h"
 #include "runtime/mc_npy.h"
+#include "runtime/mc_out.h"
+#include "runtime/mc_rt.h"
 
 #define MC_VERSION "0.1.0"
 
@@ -345,16 +348,51 @@ write_dot(const Graph *g, WeightStore *ws, const char *path, McErr *err)
     for (int i = 0; i < g->nnodes; i++) group[i] = -1;
     for (int k = 0; k < kp.nk; k++)
         for (int j = 0; j < kp.k[k].nnodes; j++) group[kp.k[k].nodes[j]] = k;
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        free(group);
-        mc_kprogram_free(&kp);
-        return mc_err(err, "mambac: error: cannot write %s: %s", path, strerror(errno));
+    McOut o;
+    char msg[1024];
+    int rc = mc_out_open(&o, path, 0666, msg, sizeof msg);
+    if (!rc) {
+        mc_graph_print_dot_groups(g, group, o.f);
+        rc = mc_out_commit(&o, msg, sizeof msg);
     }
-    mc_graph_print_dot_groups(g, group, f);
-    fclose(f);
     free(group);
     mc_kprogram_free(&kp);
+    return rc ? mc_err(err, "mambac: error: %s", msg) : 0;
+}
+
+/* A file named on the command line and its role in messages. */
+typedef struct Named {
+    const char *path, *role;
+} Named;
+
+/* Before any work: refuses an output that is the same file as an input or
+ * as another output (device and inode; resolved paths for files that do not
+ * exist yet), and one whose directory does not take a new file (a
+ * temporary is created and removed there).  0, or 1 with a message. */
+static int
+check_outputs(const Named *outs, int nout, const Named *ins, int nin)
+{
+    for (int i = 0; i < nout; i++) {
+        if (!outs[i].path) continue;
+        for (int j = 0; j < nin + i; j++) {
+            const Named *other = j < nin ? &ins[j] : &outs[j - nin];
+            if (!other->path || !mc_out_same_file(outs[i].path, other->path)) continue;
+            fprintf(stderr, "mambac: error: %s %s is the same file as the %s %s; %s\n", outs[i].role,
+                    outs[i].path, other->role, other->path,
+                    j < nin ? "refusing to overwrite an input" : "give each output its own path");
+            return 1;
+        }
+        struct stat st;
+        if (stat(outs[i].path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+            continue; /* a device or FIFO: opened only when written */
+        McOut o;
+        char msg[1024];
+        if (mc_out_open(&o, outs[i].path, 0666, msg, sizeof msg)) {
+            fprintf(stderr, "mambac: error: %s\n", msg);
+            return 1;
+        }
+        mc_out_discard(&o);
+    }
     return 0;
 }
 
@@ -366,29 +404,13 @@ fail(McErr *err)
 }
 
 /* Prints the k best classes of each row of logits [B, N]. */
-static void
+static int
 print_top(const HostTensor *y, int k)
 {
-    if (y->shape.rank != 2) return;
-    int64_t B = y->shape.d[0], N = y->shape.d[1];
-    if (k > N) k = (int)N;
-    int *best = malloc(sizeof(int) * (size_t)k);
-    for (int64_t b = 0; b < B; b++) {
-        const float *row = y->data + b * N;
-        for (int j = 0; j < k; j++) {
-            int bi = -1;
-            for (int64_t c = 0; c < N; c++) {
-                int taken = 0;
-                for (int q = 0; q < j; q++) taken |= best[q] == c;
-                if (!taken && (bi < 0 || row[c] > row[bi])) bi = (int)c;
-            }
-            best[j] = bi;
-        }
-        printf("image %lld: top-%d", (long long)b, k);
-        for (int j = 0; j < k; j++) printf("  class %d (%.4f)", best[j], row[best[j]]);
-        printf("\n");
-    }
-    free(best);
+    if (y->shape.rank != 2) return 0;
+    if (!mc_rt_print_top(stdout, y->data, y->shape.d[0], y->shape.d[1], k)) return 0;
+    fprintf(stderr, "mambac: error: out of memory for --top\n");
+    return 1;
 }
 
 static int
@@ -402,6 +424,9 @@ cmd_run(int argc, char **argv)
     if (!o.output) return usage_error("run", "%s", "--output Y.npy is required");
     const Backend *be = mc_backend_find(o.backend);
     if (!be) return usage_error("run", "unknown backend '%s' (see --list-backends)", o.backend);
+    const Named run_outs[] = {{o.output, "--output"}, {o.dot, "--dump-dot"}};
+    const Named run_ins[] = {{o.model, "MODEL file"}, {o.weights, "--weights file"}, {o.input, "--input file"}};
+    if (check_outputs(run_outs, 2, run_ins, 3)) return 1;
 
     McErr err = {{0}};
     McNpy x;
@@ -493,7 +518,7 @@ cmd_run(int argc, char **argv)
         return 1;
     }
     if (o.top) {
-        print_top(&outs[0], o.top);
+        if (print_top(&outs[0], o.top)) return 1;
         printf("time: %.1f ms (%s backend, %lld image%s)\n", (t2 - t1) * 1e3, be->name,
                (long long)xs.d[0], xs.d[0] > 1 ? "s" : "");
     }
@@ -519,6 +544,9 @@ cmd_dump(int argc, char **argv)
     if (strcmp(o.format, "ir") && strcmp(o.format, "dot") && strcmp(o.format, "yaml") && strcmp(o.format, "kernels"))
         return usage_error("dump", "--format must be ir, dot, yaml or kernels, got '%s'", o.format);
     if (!strcmp(o.format, "kernels")) o.opt = 1;
+    const Named dump_outs[] = {{o.outfile, "-o"}, {o.dot, "--dump-dot"}};
+    const Named dump_ins[] = {{o.model, "MODEL file"}, {o.weights, "--weights file"}};
+    if (check_outputs(dump_outs, 2, dump_ins, 2)) return 1;
     McErr err = {{0}};
     Graph g;
     if (load_sized_model(&o, &g, &err)) return fail(&err);
@@ -536,16 +564,19 @@ cmd_dump(int argc, char **argv)
             return fail(&err);
         }
     }
-    FILE *f = stdout;
-    if (o.outfile && !(f = fopen(o.outfile, "w"))) {
-        fprintf(stderr, "mambac: error: cannot write %s: %s\n", o.outfile, strerror(errno));
+    McOut out;
+    char msg[1024];
+    if (mc_out_open(&out, o.outfile, 0666, msg, sizeof msg)) {
+        fprintf(stderr, "mambac: error: %s\n", msg);
         return 1;
     }
+    FILE *f = out.f;
     if (!strcmp(o.format, "ir")) mc_graph_print(&g, f);
     else if (!strcmp(o.format, "dot")) mc_graph_print_dot(&g, f);
     else if (!strcmp(o.format, "kernels")) {
         KProgram kp;
         if (mc_lower(&g, &ws, &kp, &err)) {
+            mc_out_discard(&out);
             mc_weights_free(&ws);
             mc_graph_free(&g);
             return fail(&err);
@@ -556,9 +587,12 @@ cmd_dump(int argc, char **argv)
         mc_kprogram_free(&kp);
     }
     else mc_graph_yaml_write(&g, f);
-    if (f != stdout) fclose(f);
     mc_weights_free(&ws);
     mc_graph_free(&g);
+    if (mc_out_commit(&out, msg, sizeof msg)) {
+        fprintf(stderr, "mambac: error: %s\n", msg);
+        return 1;
+    }
     return 0;
 }
 
@@ -596,6 +630,25 @@ cmd_compile(int argc, char **argv)
     int prec = mc_cuda_precision_parse(o.precision ? o.precision : "fp32");
     if (prec < 0) return usage_error("compile", "--precision must be fp32, tf32 or bf16, got '%s'", o.precision);
     if (!o.outfile) return usage_error("compile", "%s", "-o OUT is required");
+    /* every file compile writes: -o (or what the artifact derives from it), --dump-dot */
+    char paths[3][4096];
+    Named outs[4];
+    int nout = 0;
+    if (cuda) {
+        snprintf(paths[0], sizeof paths[0], "%s.cu", o.outfile);
+        snprintf(paths[1], sizeof paths[1], "%s.weights", o.outfile);
+        outs[nout++] = (Named){paths[0], "output"};
+        outs[nout++] = (Named){paths[1], "output"};
+        if (!strcmp(o.emit, "exe")) outs[nout++] = (Named){o.outfile, "-o"};
+    } else if (ek >= 3) {
+        outs[nout++] = (Named){o.outfile, "-o"};
+    } else {
+        int n = mc_artifact_outputs(ek == 0 ? MC_ART_EXE : ek == 1 ? MC_ART_SHARED : MC_ART_OBJ, o.outfile, paths);
+        for (int i = 0; i < n; i++) outs[nout++] = (Named){paths[i], i ? "output" : "-o"};
+    }
+    outs[nout++] = (Named){o.dot, "--dump-dot"};
+    const Named compile_ins[] = {{o.model, "MODEL file"}, {o.weights, "--weights file"}};
+    if (check_outputs(outs, nout, compile_ins, 2)) return 1;
 
     double t0 = now_s();
     McErr err = {{0}};
@@ -641,7 +694,11 @@ cmd_compile(int argc, char **argv)
     progress(&o, "code generated (LLVM O3)", t0);
     rc = 0;
     if (ek >= 3) {
-        rc = mc_llvm_emit_file(m, ek == 3 ? MC_EMIT_IR : MC_EMIT_ASM, o.outfile, &err);
+        uint8_t *text = NULL;
+        size_t len = 0;
+        rc = mc_llvm_emit_mem(m, ek == 3 ? MC_EMIT_IR : MC_EMIT_ASM, &text, &len, &err);
+        if (!rc) rc = mc_out_write_file(o.outfile, text, len, 0666, err.msg, sizeof err.msg);
+        free(text);
     } else {
         uint8_t *obj = NULL, *blob = NULL;
         size_t objlen = 0;
@@ -680,6 +737,19 @@ cmd_compile(int argc, char **argv)
     return rc ? fail(&err) : 0;
 }
 
+/* rc, or 1 with a message when what was printed on standard output could
+ * not be written (a full disk, a closed pipe). */
+static int
+check_stdout(int rc)
+{
+    char msg[1024];
+    if (mc_out_check_stdout(msg, sizeof msg)) {
+        fprintf(stderr, "mambac: error: %s\n", msg);
+        return rc ? rc : 1;
+    }
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -690,15 +760,20 @@ main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
         fputs(usage_main, stdout);
-        return 0;
+        return check_stdout(0);
     }
     if (!strcmp(cmd, "--version")) {
         printf("mambac %s\n", MC_VERSION);
-        return 0;
+        return check_stdout(0);
     }
-    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
-    if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
-    if (!strcmp(cmd, "dump")) return cmd_dump(argc - 2, argv + 2);
-    fprintf(stderr, "mambac: unknown command '%s'\nTry 'mambac --help'.\n", cmd);
-    return 2;
+    mc_cleanup_install(); /* temporaries go when a signal ends mambac */
+    int rc;
+    if (!strcmp(cmd, "run")) rc = cmd_run(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "compile")) rc = cmd_compile(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "dump")) rc = cmd_dump(argc - 2, argv + 2);
+    else {
+        fprintf(stderr, "mambac: unknown command '%s'\nTry 'mambac --help'.\n", cmd);
+        return 2;
+    }
+    return check_stdout(rc);
 }

@@ -4,6 +4,7 @@
 #define MC_NPY_H
 #include <stddef.h>
 #include <stdint.h>
+#include "mc_out.h"
 
 #define MC_NPY_MAX_RANK 8
 /* Longest header dict accepted (numpy writes < 200 bytes; its own reader
@@ -28,9 +29,15 @@ typedef struct McNpy {
 int mc_npy_read(const char *path, McNpy *out, char *errmsg, size_t errlen);
 int mc_npy_read_mem(const uint8_t *buf, size_t len, const char *name, McNpy *out,
                     char *errmsg, size_t errlen);
-/* Writes float32 data as '<f4'. */
+/* Writes float32 data as '<f4', atomically (mc_out.h): on error the message
+ * is "cannot write PATH: <reason>" and an existing PATH is left as it was. */
 int mc_npy_write_f32(const char *path, const float *data, int rank, const int64_t *shape,
                      char *errmsg, size_t errlen);
+/* The same into an output opened with mc_out_open (so that a path that
+ * cannot be written is refused before the work): commits it, or discards
+ * it on error. */
+int mc_npy_write_f32_out(McOut *o, const float *data, int rank, const int64_t *shape,
+                         char *errmsg, size_t errlen);
 void mc_npy_free(McNpy *a);
 
 #endif

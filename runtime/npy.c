@@ -503,16 +503,21 @@ out:
 }
 
 int
-mc_npy_write_f32(const char *path, const float *data, int rank, const int64_t *shape, char *em, size_t el)
+mc_npy_write_f32_out(McOut *o, const float *data, int rank, const int64_t *shape, char *em, size_t el)
 {
-    if (rank < 0 || rank > MC_NPY_MAX_RANK)
+    const char *path = o->path ? o->path : "standard output";
+    if (rank < 0 || rank > MC_NPY_MAX_RANK) {
+        mc_out_discard(o);
         return fail(em, el, "%s: rank %d out of range", path, rank);
+    }
     char h[512];
     int n = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
     uint64_t numel = 1;
     for (int i = 0; i < rank; i++) {
-        if (shape[i] < 0 || __builtin_mul_overflow(numel, (uint64_t)shape[i], &numel))
+        if (shape[i] < 0 || __builtin_mul_overflow(numel, (uint64_t)shape[i], &numel)) {
+            mc_out_discard(o);
             return fail(em, el, "%s: bad shape", path);
+        }
         n += snprintf(h + n, sizeof h - (size_t)n, "%s%lld", i ? ", " : "", (long long)shape[i]);
     }
     n += snprintf(h + n, sizeof h - (size_t)n, "%s), }", rank == 1 ? "," : "");
@@ -522,16 +527,19 @@ mc_npy_write_f32(const char *path, const float *data, int rank, const int64_t *s
     n += pad;
     h[n++] = '\n';
     uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(n & 0xff), (uint8_t)(n >> 8)};
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return fail(em, el, "%s: cannot create", path);
-    int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(h, 1, (size_t)n, f) == (size_t)n &&
-             (numel == 0 || fwrite(data, sizeof(float), (size_t)numel, f) == numel);
-    if (fclose(f) != 0)
-        ok = 0;
-    if (!ok)
-        return fail(em, el, "%s: write error", path);
-    return 0;
+    /* a failed fwrite leaves the stream's error flag set: commit reports it */
+    if (fwrite(pre, 1, 10, o->f) == 10 && fwrite(h, 1, (size_t)n, o->f) == (size_t)n && numel)
+        fwrite(data, sizeof(float), (size_t)numel, o->f);
+    return mc_out_commit(o, em, el);
+}
+
+int
+mc_npy_write_f32(const char *path, const float *data, int rank, const int64_t *shape, char *em, size_t el)
+{
+    McOut o;
+    if (mc_out_open(&o, path, 0666, em, el))
+        return -1;
+    return mc_npy_write_f32_out(&o, data, rank, shape, em, el);
 }
 
 void

@@ -1,5 +1,5 @@
 /* runtime/rt.c -- parallel-for, threads, clock, aligned memory, profiling
- * hook (see mc_rt.h).
+ * hook, top-k of a row of scores (see mc_rt.h).
  *
  * Takes: outlined loop bodies from generated code.  Owns: the thread-count
  * setting and the pointer to the caller's profile table (never the table).
@@ -10,7 +10,10 @@
  * definitions are weak and identical, the linker keeps one.
  */
 #include "mc_rt.h"
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -154,4 +157,73 @@ mc_rt_kernel_end(int k)
     uint64_t now = mc_rt_now_ns();
     p->ns[k] += now >= rt_t0 ? now - rt_t0 : 0;
     p->calls[k]++;
+}
+
+/* Does index a come before b in the top-k order of x? */
+static int
+topk_before(const float *x, int64_t a, int64_t b)
+{
+    int na = isnan(x[a]), nb = isnan(x[b]);
+    if (na != nb)
+        return nb;
+    if (!na && x[a] != x[b])
+        return x[a] > x[b];
+    return a < b;
+}
+
+MC_RT_DEF int64_t
+mc_rt_topk(const float *x, int64_t n, int64_t k, int64_t *out)
+{
+    if (n <= 0 || k <= 0)
+        return 0;
+    if (k > n)
+        k = n;
+    if ((uint64_t)n > SIZE_MAX / 2 / sizeof(int64_t))
+        return -1;
+    int64_t *a = malloc(2 * (size_t)n * sizeof *a);
+    if (!a)
+        return -1;
+    int64_t *b = a + n;
+    for (int64_t i = 0; i < n; i++)
+        a[i] = i;
+    /* bottom-up merge sort of the indices */
+    for (int64_t w = 1; w < n; w *= 2) {
+        for (int64_t lo = 0; lo < n; lo += 2 * w) {
+            int64_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            int64_t i = lo, j = mid, o = lo;
+            while (i < mid && j < hi)
+                b[o++] = topk_before(x, a[j], a[i]) ? a[j++] : a[i++];
+            while (i < mid)
+                b[o++] = a[i++];
+            while (j < hi)
+                b[o++] = a[j++];
+        }
+        int64_t *t = a;
+        a = b;
+        b = t;
+    }
+    memcpy(out, a, (size_t)k * sizeof *out);
+    free(a < b ? a : b);
+    return k;
+}
+
+MC_RT_DEF int
+mc_rt_print_top(void *file, const float *y, int64_t B, int64_t N, int64_t k)
+{
+    FILE *f = file;
+    int64_t *best = malloc((size_t)(k < N ? k : N > 0 ? N : 1) * sizeof *best);
+    for (int64_t b = 0; b < B; b++) {
+        const float *row = y + b * N;
+        int64_t n = best ? mc_rt_topk(row, N, k, best) : -1;
+        if (n < 0) {
+            free(best);
+            return -1;
+        }
+        fprintf(f, "image %lld: top-%lld", (long long)b, (long long)n);
+        for (int64_t j = 0; j < n; j++)
+            fprintf(f, "  class %lld (%.4f)", (long long)best[j], row[best[j]]);
+        fprintf(f, "\n");
+    }
+    free(best);
+    return 0;
 }

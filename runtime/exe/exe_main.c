@@ -12,6 +12,7 @@
  * Lives in runtime/exe/ so the runtime library's glob does not pick it up.
  */
 #include "../mc_npy.h"
+#include "../mc_out.h"
 #include "../mc_rt.h"
 #include "mc_model_glue.h"
 #include <errno.h>
@@ -46,14 +47,19 @@ usage(FILE *f)
                "  --help          this text\n");
 }
 
+/* Limits of the counts (a run count's timings take 8 bytes each). */
+#define MAX_RUNS 10000000L   /* --bench, --profile */
+#define MAX_THREADS 1024L    /* --threads, as mambac's */
+#define MAX_TOP 1000000L     /* --top, as mambac's */
+
 static int
-parse_count(const char *opt, const char *s, long lo, long *out)
+parse_count(const char *opt, const char *s, long lo, long hi, long *out)
 {
     char *end;
     errno = 0;
     long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || !*s || *end || errno || v < lo) {
-        fprintf(stderr, "%s: error: %s needs an integer >= %ld, got '%s'\n", prog, opt, lo,
+    if (!s || !*s || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "%s: error: %s needs an integer in %ld..%ld, got '%s'\n", prog, opt, lo, hi,
                 s ? s : "");
         return -1;
     }
@@ -151,7 +157,7 @@ cmp_u64(const void *a, const void *b)
 static int
 bench(long n, const void *w, const float *in, float *out, void *scratch)
 {
-    uint64_t *t = malloc((size_t)n * sizeof *t);
+    uint64_t *t = calloc((size_t)n, sizeof *t); /* n <= MAX_RUNS */
     if (!t) {
         fprintf(stderr, "%s: error: out of memory\n", prog);
         return -1;
@@ -258,24 +264,22 @@ static void
 print_top(const float *out, int rank, const int64_t *shape, int k, double ms)
 {
     int64_t B = rank == 2 ? shape[0] : 1, N = rank == 2 ? shape[1] : numel(rank, shape);
-    if (k > N) k = (int)N;
-    for (int64_t b = 0; b < B; b++) {
-        const float *row = out + b * N;
-        printf("image %lld: top-%d", (long long)b, k);
-        int64_t prev = -1;
-        for (int j = 0; j < k; j++) { /* selection: the best not yet printed */
-            int64_t best = -1;
-            for (int64_t c = 0; c < N; c++) {
-                if (prev >= 0 && (row[c] > row[prev] || (row[c] == row[prev] && c <= prev))) continue;
-                if (best < 0 || row[c] > row[best]) best = c;
-            }
-            if (best < 0) break;
-            printf("  class %lld (%.4f)", (long long)best, row[best]);
-            prev = best;
-        }
-        printf("\n");
-    }
+    if (mc_rt_print_top(stdout, out, B, N, k))
+        fprintf(stderr, "%s: error: out of memory for --top\n", prog);
     printf("time: %.1f ms (one run after a warm-up, %d threads)\n", ms, mc_rt_get_threads());
+}
+
+/* 0, or 1 with a message when what was printed could not be written
+ * (a full disk, a closed pipe). */
+static int
+check_stdout(void)
+{
+    char msg[512];
+    if (mc_out_check_stdout(msg, sizeof msg)) {
+        fprintf(stderr, "%s: error: %s\n", prog, msg);
+        return 1;
+    }
+    return 0;
 }
 
 int
@@ -301,18 +305,18 @@ main(int argc, char **argv)
             if (!v) goto missing;
             out_path = v, i++;
         } else if (!strcmp(a, "--threads")) {
-            if (parse_count(a, v, 1, &threads)) return 2;
+            if (parse_count(a, v, 1, MAX_THREADS, &threads)) return 2;
             i++;
         } else if (!strcmp(a, "--bench")) {
-            if (parse_count(a, v, 1, &nbench)) return 2;
+            if (parse_count(a, v, 1, MAX_RUNS, &nbench)) return 2;
             i++;
         } else if (!strcmp(a, "--top")) {
-            if (parse_count(a, v, 1, &top)) return 2;
+            if (parse_count(a, v, 1, MAX_TOP, &top)) return 2;
             i++;
         } else if (!strcmp(a, "--profile")) {
             nprof = 10;
             if (v && v[0] >= '0' && v[0] <= '9') {
-                if (parse_count(a, v, 1, &nprof)) return 2;
+                if (parse_count(a, v, 1, MAX_RUNS, &nprof)) return 2;
                 i++;
             }
         } else {
@@ -359,14 +363,26 @@ main(int argc, char **argv)
     }
     memset(out, 0, (size_t)nout * sizeof(float));
     if (out_path || top) {
-        if (top && run_once(g->weights, in, out, scratch)) /* warm-up, so the time shown is steady */
-            goto done;
-        double t0 = mc_rt_now_ms();
-        if (run_once(g->weights, in, out, scratch))
-            goto done;
-        if (top) print_top(out, g->out_rank, g->out_shape, (int)top, mc_rt_now_ms() - t0);
+        /* the output is created (as a temporary beside it) before the run:
+         * a path that cannot be written is refused at once, with the reason */
+        McOut yo;
         char msg[512];
-        if (out_path && mc_npy_write_f32(out_path, out, g->out_rank, g->out_shape, msg, sizeof msg)) {
+        mc_cleanup_install();
+        if (out_path && mc_out_open(&yo, out_path, 0666, msg, sizeof msg)) {
+            fprintf(stderr, "%s: error: %s\n", prog, msg);
+            goto done;
+        }
+        int bad = top && run_once(g->weights, in, out, scratch); /* warm-up, so the time shown is steady */
+        double t0 = mc_rt_now_ms();
+        bad = bad || run_once(g->weights, in, out, scratch);
+        if (!bad && top)
+            print_top(out, g->out_rank, g->out_shape, (int)top, mc_rt_now_ms() - t0);
+        if (bad) {
+            if (out_path)
+                mc_out_discard(&yo);
+            goto done;
+        }
+        if (out_path && mc_npy_write_f32_out(&yo, out, g->out_rank, g->out_shape, msg, sizeof msg)) {
             fprintf(stderr, "%s: error: %s\n", prog, msg);
             goto done;
         }
@@ -375,7 +391,7 @@ main(int argc, char **argv)
         goto done;
     if (nprof && profile(nprof, g->weights, in, out, scratch))
         goto done;
-    rc = 0;
+    rc = check_stdout();
 done:
     mc_rt_free_aligned(in);
     mc_rt_free_aligned(out);
