@@ -3,7 +3,8 @@
  * Takes pickle bytes; produces PVal trees owned by a PickleCtx.  Nothing is
  * imported or called: classes stay names, calls stay records.  The machine
  * is a loop over opcodes with an explicit stack, a mark stack and a memo;
- * each opcode creates at most one value, so memory is O(pickle length).
+ * each opcode creates at most one value, and MC_PICKLE_MAX_VALUES bounds
+ * values, stack, marks, memo and container items whatever the length.
  */
 #include "pickle.h"
 #include <errno.h>
@@ -27,6 +28,7 @@ struct PickleCtx {
     size_t nmarks, mcap;
     PVal **memo;
     size_t memocap, nmemo;
+    size_t nvals, nitems;  /* values made, container items added (budgets) */
     const uint8_t *buf;
     size_t len, pos, oppos;
     const char *name;
@@ -36,6 +38,9 @@ struct PickleCtx {
 static PVal *
 pv_new(PickleCtx *c, PvKind k)
 {
+    if (c->nvals >= MC_PICKLE_MAX_VALUES) /* callers report "out of memory"; perr_budget says why */
+        return NULL;
+    c->nvals++;
     if (!c->blocks || c->blocks->used == POOL_BLOCK) {
         PoolBlock *b = malloc(sizeof *b);
         if (!b)
@@ -71,14 +76,33 @@ mc_pickle_free(PickleCtx *c)
 }
 
 static int
+budget_err(PickleCtx *c)
+{
+    return mc_err(c->err, "%s: pickle: more than %d values, stack entries, marks or memo slots (the "
+                  "limit for a checkpoint's data.pkl) at byte %zu", c->name, MC_PICKLE_MAX_VALUES, c->oppos);
+}
+
+static int
 perr(PickleCtx *c, const char *what)
 {
+    if (c->nvals >= MC_PICKLE_MAX_VALUES || c->nitems >= 2 * (size_t)MC_PICKLE_MAX_VALUES)
+        return budget_err(c); /* pv_new/item_add refused: say why */
     return mc_err(c->err, "%s: pickle: %s at byte %zu", c->name, what, c->oppos);
+}
+
+/* The budget shared by values, stack depth, marks and memo indices: a
+ * pickle's memory is bounded whatever its length. */
+static int
+over_budget(PickleCtx *c, size_t n)
+{
+    return n < MC_PICKLE_MAX_VALUES ? 0 : budget_err(c);
 }
 
 static int
 item_add(PickleCtx *c, PVal *cont, PVal *item)
 {
+    if (++c->nitems >= 2 * (size_t)MC_PICKLE_MAX_VALUES)
+        return perr(c, "budget");
     if (cont->n == cont->cap) {
         int nc = cont->cap ? cont->cap * 2 : 4;
         if (nc < 0 || (size_t)nc > c->len * 2 + 16)
@@ -98,6 +122,8 @@ push(PickleCtx *c, PVal *v)
 {
     if (!v)
         return perr(c, "out of memory");
+    if (over_budget(c, c->sp))
+        return -1;
     if (c->sp == c->scap) {
         size_t nc = c->scap ? c->scap * 2 : 64;
         PVal **ns = realloc(c->stack, nc * sizeof *ns);
@@ -185,6 +211,8 @@ memo_put(PickleCtx *c, uint64_t idx)
         return -1;
     if (idx >= c->len + 1)
         return perr(c, "memo index out of range");
+    if (over_budget(c, idx))
+        return -1;
     if (idx >= c->memocap) {
         size_t nc = c->memocap ? c->memocap : 64;
         while (nc <= idx)
@@ -323,6 +351,8 @@ run(PickleCtx *c, PVal **out)
             *out = v;
             return 0;
         case '(': /* MARK */
+            if (over_budget(c, c->nmarks))
+                return -1;
             if (c->nmarks == c->mcap) {
                 size_t nc = c->mcap ? c->mcap * 2 : 16;
                 size_t *nm = realloc(c->marks, nc * sizeof *nm);
@@ -428,8 +458,8 @@ run(PickleCtx *c, PVal **out)
                 return -1;
             break;
         case 'p': case 'g': { /* PUT, GET (text) */
-            const char *s;
-            uint32_t ln;
+            const char *s = NULL;
+            uint32_t ln = 0;
             int64_t idx;
             if (read_line(c, &s, &ln) || parse_dec(c, s, ln, &idx))
                 return -1;
@@ -476,8 +506,8 @@ run(PickleCtx *c, PVal **out)
             break;
         }
         case 'I': case 'L': { /* INT, LONG (text) */
-            const char *s;
-            uint32_t ln;
+            const char *s = NULL;
+            uint32_t ln = 0;
             if (read_line(c, &s, &ln))
                 return -1;
             if (!(v = pv_new(c, PV_INT)))
@@ -509,8 +539,8 @@ run(PickleCtx *c, PVal **out)
             break;
         }
         case 'F': { /* FLOAT (text) */
-            const char *s;
-            uint32_t ln;
+            const char *s = NULL;
+            uint32_t ln = 0;
             char tmp[64];
             if (read_line(c, &s, &ln))
                 return -1;

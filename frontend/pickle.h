@@ -7,8 +7,10 @@
  * is kept beside them.  Only collections.OrderedDict() is evaluated (to an
  * empty dict), because its items follow as SETITEMS.  BINPERSID gives
  * PV_PERSID.  All values live in the PickleCtx and are freed at once.
- * The reader is iterative (no recursion) and every allocation is bounded by
- * the pickle's length.
+ * The reader is iterative (no recursion) and its memory is bounded by
+ * MC_PICKLE_MAX_VALUES whatever the pickle's length: at most that many
+ * values, stack entries, marks and memo slots, twice that many container
+ * items (about 150 MB in all); a pickle that needs more is refused.
  */
 #ifndef MC_PICKLE_H
 #define MC_PICKLE_H
@@ -25,6 +27,9 @@ typedef enum PvKind {
     PV_BIGINT,   /* an integer that does not fit int64 */
     PV_OPAQUE,   /* anything else (extension codes, ...) */
 } PvKind;
+
+/* A torch.save state dict costs about 20 values a tensor. */
+#define MC_PICKLE_MAX_VALUES (1 << 20)
 
 typedef struct PVal PVal;
 struct PVal {

@@ -14,7 +14,9 @@
 #include "zip.h"
 
 #define JSON_MAX_DEPTH 32
-#define ST_MAX_HEADER (100u << 20)
+#define ST_MAX_HEADER (100u << 20) /* the format's own limit */
+/* JSON values in a header: ~10 a tensor; bounds the parse to ~130 MB. */
+#define ST_MAX_VALUES (1 << 21)
 
 typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } JKind;
 
@@ -57,8 +59,18 @@ skip_ws(Json *j)
 static int
 new_node(Json *j, JKind k)
 {
-    if (j->nn == j->cap)
-        return jerr(j, "too many values"); /* cap is sized from the header length */
+    if (j->nn == j->cap) {
+        if (j->cap >= ST_MAX_VALUES)
+            return mc_err(j->err, "%s: safetensors header: more than %d JSON values (the limit for a "
+                          "checkpoint header) at byte %zu", j->name, ST_MAX_VALUES,
+                          (size_t)(j->p - j->start) + 8);
+        int nc = j->cap ? 2 * j->cap : 1024;
+        JNode *nn = realloc(j->nodes, (size_t)nc * sizeof *nn);
+        if (!nn)
+            return jerr(j, "out of memory");
+        j->nodes = nn;
+        j->cap = nc;
+    }
     JNode *n = &j->nodes[j->nn];
     memset(n, 0, sizeof *n);
     n->kind = k;
@@ -434,12 +446,10 @@ mc_safetensors_load_mem(const uint8_t *buf, size_t len, const char *name, Weight
         return mc_err(err, "%s: not a safetensors file (header does not start with '{')", name);
     Json j = {.p = (const char *)buf + 8, .end = (const char *)buf + 8 + hlen, .start = (const char *)buf + 8,
               .name = name, .err = err};
-    j.cap = (int)(hlen / 2 + 2); /* every value takes at least 2 bytes with its separator */
-    j.nodes = malloc((size_t)j.cap * sizeof *j.nodes);
-    j.strbuf = malloc(hlen + 1);
+    j.strbuf = malloc(hlen + 1); /* decoded strings are never longer than their JSON text */
     Ent *ents = NULL;
     int rc = -1, n0 = ws->n, prior = ws->n > 0;
-    if (!j.nodes || !j.strbuf) {
+    if (!j.strbuf) {
         mc_err(err, "%s: out of memory", name);
         goto out;
     }

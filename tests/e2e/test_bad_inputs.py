@@ -257,4 +257,37 @@ with open(p, "w") as f:
     f.write(model_keys.replace("MODEL:\n", "MODEL:\n  K99999: 2\n", 1))
 t.expect_user_error("config: 100k keys under MODEL, one twice", run_args(good, model=p),
                     must_contain=("duplicate key 'K99999'",), max_seconds=5)
+
+# Row 6: small files that made the readers' memory explode.  Each must be
+# refused with a message naming the limit, and mambac's peak RSS (measured
+# by a child Python, so that it is this run's alone) must stay far below the
+# old 2+ GB.
+RSS_PROBE = ("import resource, subprocess, sys\n"
+             "p = subprocess.run(sys.argv[1:], capture_output=True)\n"
+             "sys.stderr.write(p.stderr.decode('utf-8', 'replace'))\n"
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+             "sys.exit(p.returncode)\n")
+
+
+def rss_case(label, weights, want, max_mb=400):
+    rc, so, err, dt = E.run_prog(["/usr/bin/python3", "-c", RSS_PROBE, t.mambac] + run_args(weights),
+                                 timeout=300)
+    mb = int(so.strip() or 0) / 1024.0
+    t.check(rc == 1 and want in err and mb < max_mb and dt < 30,
+            "%s: rc=%s %.1fs peak RSS %.0f MB (< %d) %s" % (label, rc, dt, mb, max_mb,
+                                                         err.strip()[:200]))
+
+
+p = t.path("opcodes.pth")
+with zipfile.ZipFile(p, "w", zipfile.ZIP_STORED) as z:
+    z.writestr("archive/data.pkl", b"\x80\x02" + b"]" * (42 << 20) + b".")
+rss_case("a 42 MB data.pkl of one-byte EMPTY_LIST opcodes", p, "the limit for a checkpoint's data.pkl")
+with zipfile.ZipFile(p, "w", zipfile.ZIP_STORED) as z:
+    z.writestr("archive/data.pkl", b"\x80\x02]q\x00" + b"h\x00" * (13 << 20) + b".")
+rss_case("a 26 MB data.pkl of memo gets (a deep stack)", p, "the limit for a checkpoint's data.pkl")
+hdr = b'{"__metadata__": [' + b"0," * (33 << 20) + b"0]}"
+p = t.path("bighdr.safetensors")
+with open(p, "wb") as f:
+    f.write(struct.pack("<Q", len(hdr)) + hdr)
+rss_case("a 66 MB safetensors header of 33M numbers", p, "the limit for a checkpoint header")
 t.finish()
