@@ -243,7 +243,8 @@ mc_ydoc_free(YDoc *d)
 char *
 mc_read_file(const char *path, size_t *len, McErr *err)
 {
-    return mc_file_read_all(path, "YAML or IR text", MC_TEXT_MAX_BYTES, len, err->msg, sizeof err->msg);
+    return mc_file_read_all(path, "model file (YAML or IR text)", MC_TEXT_MAX_BYTES, len, err->msg,
+                            sizeof err->msg);
 }
 
 bool

@@ -222,7 +222,7 @@ int
 mc_file_map(const char *path, const uint8_t **buf, size_t *len, McErr *err)
 {
     uint64_t size;
-    int fd = mc_file_open(path, "checkpoint", 0, &size, err->msg, sizeof err->msg);
+    int fd = mc_file_open(path, "checkpoint file", 0, &size, err->msg, sizeof err->msg);
     if (fd < 0)
         return -1;
     if (size == 0) {

@@ -71,7 +71,7 @@ mc_file_open(const char *path, const char *what, uint64_t max_bytes, uint64_t *s
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(msg, msglen, "%s: not a regular file (%s); give the path of a %s file", path,
+        return fail(msg, msglen, "%s: not a regular file (%s); give the path of a %s", path,
                     file_kind(st.st_mode), what);
     }
     if (max_bytes && (uint64_t)st.st_size > max_bytes) {
@@ -455,7 +455,7 @@ mc_npy_read(const char *path, McNpy *out, char *em, size_t el)
 {
     memset(out, 0, sizeof *out);
     uint64_t size;
-    int fd = mc_file_open(path, ".npy", 0, &size, em, el);
+    int fd = mc_file_open(path, ".npy file", 0, &size, em, el);
     if (fd < 0)
         return -1;
     /* the header first: a file that is not a .npy, or whose size does not
