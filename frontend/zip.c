@@ -72,6 +72,40 @@ find_eocd(const uint8_t *buf, size_t len)
     return -1;
 }
 
+/* Two entries of one name would be read differently by different readers
+ * (torch.load takes the last, a search the first): refused. */
+static int
+check_unique(ZipArchive *z, McErr *err)
+{
+    size_t cap = 16;
+    while (cap < 2 * (size_t)z->n)
+        cap *= 2;
+    int *t = malloc(cap * sizeof *t), rc = 0;
+    if (!t) {
+        mc_zip_close(z);
+        return mc_err(err, "%s: out of memory", z->name);
+    }
+    for (size_t i = 0; i < cap; i++)
+        t[i] = -1;
+    for (int i = 0; i < z->n && !rc; i++) {
+        const char *nm = z->e[i].name;
+        size_t h = (size_t)mc_hash_bytes(nm, strlen(nm)) & (cap - 1);
+        for (; t[h] >= 0; h = (h + 1) & (cap - 1))
+            if (strcmp(z->e[t[h]].name, nm) == 0) {
+                char esc[256];
+                rc = mc_err(err, "%s: zip entry '%s' appears twice in the central directory (entries %d "
+                            "and %d); readers disagree on which copy counts, so the archive is refused",
+                            z->name, mc_str_escape(esc, sizeof esc, nm, strlen(nm)), t[h], i);
+                break;
+            }
+        t[h] = i;
+    }
+    free(t);
+    if (rc)
+        mc_zip_close(z);
+    return rc;
+}
+
 void
 mc_zip_close(ZipArchive *z)
 {
@@ -184,7 +218,7 @@ mc_zip_open(ZipArchive *z, const uint8_t *buf, size_t len, const char *name, McE
         e->data_off = d;
         c += 46 + nlen + xlen + clen;
     }
-    return 0;
+    return check_unique(z, err);
 }
 
 ZipEntry *

@@ -294,21 +294,34 @@ rss_case("a 66 MB safetensors header of 33M numbers", p, "the limit for a checkp
 # Row 7: sizes are checked before whole files are read.  A 4 GiB (sparse)
 # garbage --input is refused by its magic, one with a valid header by its
 # size; a 100 MB config is over the 64 MiB cap for model files.
-big = t.path("huge.npy")
-with open(big, "wb") as f:
+huge = t.path("huge.npy")
+with open(huge, "wb") as f:
     f.write(b"garbage")
     f.truncate(4 << 30)
-t.expect_user_error("a 4 GiB garbage --input", run_args(good, inp=big), must_contain=("magic",),
+t.expect_user_error("a 4 GiB garbage --input", run_args(good, inp=huge), must_contain=("magic",),
                     max_seconds=3)
-with open(big, "r+b") as f:
+with open(huge, "r+b") as f:
     f.write(open(xin, "rb").read(128))
-t.expect_user_error("a 4 GiB --input whose header is for [1,3,32,36]", run_args(good, inp=big),
+t.expect_user_error("a 4 GiB --input whose header is for [1,3,32,36]", run_args(good, inp=huge),
                     must_contain=("shape needs 13824",), max_seconds=3)
-os.unlink(big)
+os.unlink(huge)
 p = t.path("huge.yaml")
 with open(p, "wb") as f:
     f.write(open(cfg, "rb").read())
     f.truncate(100 << 20)
 t.expect_user_error("a 100 MB config", run_args(good, model=p), must_contain=("64 MiB limit",),
                     max_seconds=3)
+
+# Row 9: a second zip entry of the same name (torch.load reads the last
+# copy, a first-match reader the first): refused, naming the entry.
+import warnings  # noqa: E402
+p = t.path("dupentry.pth")
+with open(p, "wb") as f:
+    f.write(blob)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    with zipfile.ZipFile(p, "a", zipfile.ZIP_STORED) as z:
+        z.writestr(big.filename, b"\0" * big.file_size)
+t.expect_user_error("a .pth with two entries %s" % big.filename, run_args(p),
+                    must_contain=("'%s' appears twice" % big.filename,))
 t.finish()
