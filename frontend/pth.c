@@ -16,6 +16,7 @@
 #include "pickle.h"
 #include "weights.h"
 #include "zip.h"
+#include "mc_file.h"
 
 typedef struct Pth {
     ZipArchive z;
@@ -101,7 +102,8 @@ torch_dtype(const PVal *g, DType *dt)
 static int
 terr(Pth *p, const char *key, const char *what)
 {
-    return mc_err(p->err, "%s: tensor '%s': %s", p->name, key, what);
+    char k[300];
+    return mc_err(p->err, "%s: tensor '%s': %s", p->name, MC_ESC(k, key), what);
 }
 
 /* Turns value v (for dict key `key`) into a store tensor.  Returns 1 when a
@@ -155,9 +157,9 @@ make_tensor(Pth *p, const char *key, const PVal *v, int depth, WTensor *out)
         return terr(p, key, "negative storage size");
     ZipEntry *e = find_entry(p, pid[2]->s, pid[2]->len);
     if (!e) {
-        char k[80];
-        snprintf(k, sizeof k, "storage 'data/%.*s' is missing from the archive",
-                 (int)(pid[2]->len > 40 ? 40 : pid[2]->len), pid[2]->s);
+        char k[200], sk[80];
+        snprintf(k, sizeof k, "storage 'data/%s' is missing from the archive",
+                 mc_str_escape(sk, sizeof sk, pid[2]->s, pid[2]->len > 40 ? 40 : pid[2]->len));
         return terr(p, key, k);
     }
     const uint8_t *data;
@@ -353,8 +355,10 @@ mc_pth_load_mem(const uint8_t *buf, size_t len, const char *name, WeightStore *w
         if (mc_zip_data(&p.z, boe, &bod, &bol, err))
             goto out;
         if (!(bol == 6 && memcmp(bod, "little", 6) == 0)) {
-            mc_err(err, "%s: storages are not little-endian (byteorder '%.*s'); re-save on a "
-                   "little-endian machine", name, (int)(bol > 16 ? 16 : bol), (const char *)bod);
+            char bs[80];
+            mc_err(err, "%s: storages are not little-endian (byteorder '%s'); re-save on a "
+                   "little-endian machine", name,
+                   mc_str_escape(bs, sizeof bs, (const char *)bod, bol > 16 ? 16 : bol));
             goto out;
         }
     }

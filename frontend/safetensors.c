@@ -12,6 +12,7 @@
 #include <string.h>
 #include "weights.h"
 #include "zip.h"
+#include "mc_file.h"
 
 #define JSON_MAX_DEPTH 32
 #define ST_MAX_HEADER (100u << 20) /* the format's own limit */
@@ -375,9 +376,10 @@ static int
 entry_parse(Json *j, const JNode *t, Ent *e, uint64_t dlen)
 {
     const char *nm = j->name;
-    int kl = (int)(t->klen > 200 ? 200 : t->klen);
+    char kn[220], fn[80];
+    mc_str_escape(kn, sizeof kn, t->key, t->klen > 200 ? 200 : t->klen);
     if (t->kind != J_OBJ)
-        return mc_err(j->err, "%s: safetensors: entry '%.*s' is not an object", nm, kl, t->key);
+        return mc_err(j->err, "%s: safetensors: entry '%s' is not an object", nm, kn);
     const JNode *dt = NULL, *sh = NULL, *off = NULL;
     for (int c = t->first; c >= 0; c = j->nodes[c].next) {
         const JNode *m = &j->nodes[c];
@@ -385,47 +387,47 @@ entry_parse(Json *j, const JNode *t, Ent *e, uint64_t dlen)
         else if (key_is(m, "shape") && !sh) sh = m;
         else if (key_is(m, "data_offsets") && !off) off = m;
         else
-            return mc_err(j->err, "%s: safetensors: entry '%.*s' has an unexpected or repeated field '%.*s'",
-                          nm, kl, t->key, (int)(m->klen > 60 ? 60 : m->klen), m->key);
+            return mc_err(j->err, "%s: safetensors: entry '%s' has an unexpected or repeated field '%s'",
+                          nm, kn, mc_str_escape(fn, sizeof fn, m->key, m->klen > 60 ? 60 : m->klen));
     }
     if (!dt || !sh || !off || dt->kind != J_STR || sh->kind != J_ARR || off->kind != J_ARR)
-        return mc_err(j->err, "%s: safetensors: entry '%.*s' needs \"dtype\" (string), \"shape\" and "
-                      "\"data_offsets\" (arrays)", nm, kl, t->key);
+        return mc_err(j->err, "%s: safetensors: entry '%s' needs \"dtype\" (string), \"shape\" and "
+                      "\"data_offsets\" (arrays)", nm, kn);
     int64_t es;
     if (dtype_of(dt, &e->dt, &es))
-        return mc_err(j->err, "%s: safetensors: entry '%.*s' has unknown dtype '%.*s'", nm, kl, t->key,
-                      (int)(dt->slen > 20 ? 20 : dt->slen), dt->s);
+        return mc_err(j->err, "%s: safetensors: entry '%s' has unknown dtype '%s'", nm, kn,
+                      mc_str_escape(fn, sizeof fn, dt->s, dt->slen > 20 ? 20 : dt->slen));
     e->skip = e->dt == DT_COUNT;
     if (sh->n > MC_MAX_RANK)
-        return mc_err(j->err, "%s: safetensors: entry '%.*s' has rank %d (at most %d supported)", nm, kl,
-                      t->key, sh->n, MC_MAX_RANK);
+        return mc_err(j->err, "%s: safetensors: entry '%s' has rank %d (at most %d supported)", nm, kn,
+                      sh->n, MC_MAX_RANK);
     e->s.rank = sh->n;
     uint64_t numel = 1;
     int k = 0;
     for (int c = sh->first; c >= 0; c = j->nodes[c].next, k++) {
         const JNode *d = &j->nodes[c];
         if (d->kind != J_NUM || !d->is_int || d->i < 0)
-            return mc_err(j->err, "%s: safetensors: entry '%.*s': shape entries must be non-negative integers",
-                          nm, kl, t->key);
+            return mc_err(j->err, "%s: safetensors: entry '%s': shape entries must be non-negative integers",
+                          nm, kn);
         e->s.d[k] = d->i;
         if (__builtin_mul_overflow(numel, (uint64_t)d->i, &numel))
-            return mc_err(j->err, "%s: safetensors: entry '%.*s': element count overflows", nm, kl, t->key);
+            return mc_err(j->err, "%s: safetensors: entry '%s': element count overflows", nm, kn);
     }
     const JNode *b = off->n == 2 ? &j->nodes[off->first] : NULL;
     const JNode *en = b ? &j->nodes[b->next] : NULL;
     if (!b || b->kind != J_NUM || en->kind != J_NUM || !b->is_int || !en->is_int || b->i < 0 || en->i < b->i)
-        return mc_err(j->err, "%s: safetensors: entry '%.*s': data_offsets must be [begin, end] with "
-                      "0 <= begin <= end", nm, kl, t->key);
+        return mc_err(j->err, "%s: safetensors: entry '%s': data_offsets must be [begin, end] with "
+                      "0 <= begin <= end", nm, kn);
     e->b = (uint64_t)b->i;
     e->e = (uint64_t)en->i;
     if (e->e > dlen)
-        return mc_err(j->err, "%s: safetensors: entry '%.*s': data_offsets [%llu, %llu] reach past the end "
-                      "of the data (%llu bytes; truncated?)", nm, kl, t->key, (unsigned long long)e->b,
+        return mc_err(j->err, "%s: safetensors: entry '%s': data_offsets [%llu, %llu] reach past the end "
+                      "of the data (%llu bytes; truncated?)", nm, kn, (unsigned long long)e->b,
                       (unsigned long long)e->e, (unsigned long long)dlen);
     uint64_t nb;
     if (__builtin_mul_overflow(numel, (uint64_t)es, &nb) || nb != e->e - e->b)
-        return mc_err(j->err, "%s: safetensors: entry '%.*s': %llu bytes of data for a %s tensor of %llu "
-                      "elements", nm, kl, t->key, (unsigned long long)(e->e - e->b),
+        return mc_err(j->err, "%s: safetensors: entry '%s': %llu bytes of data for a %s tensor of %llu "
+                      "elements", nm, kn, (unsigned long long)(e->e - e->b),
                       e->skip ? "" : mc_dtype_name(e->dt), (unsigned long long)numel);
     e->n = t;
     return 0;
@@ -489,14 +491,19 @@ mc_safetensors_load_mem(const uint8_t *buf, size_t len, const char *name, Weight
     qsort(ents, (size_t)ne, sizeof *ents, cmp_name);
     for (int i = 1; i < ne; i++)
         if (cmp_name(&ents[i - 1], &ents[i]) == 0) {
-            mc_err(err, "%s: safetensors: tensor '%.200s' appears twice in the header", name, ents[i].n->key);
+            char kn[220];
+            mc_err(err, "%s: safetensors: tensor '%s' appears twice in the header", name,
+                   mc_str_escape(kn, sizeof kn, ents[i].n->key, ents[i].n->klen > 200 ? 200 : ents[i].n->klen));
             goto out;
         }
     qsort(ents, (size_t)ne, sizeof *ents, cmp_ent);
     for (int i = 1; i < ne; i++)
         if (ents[i].b < ents[i - 1].e) {
-            mc_err(err, "%s: safetensors: data of '%.200s' and '%.200s' overlap", name, ents[i - 1].n->key,
-                   ents[i].n->key);
+            char ka[220], kb[220];
+            const JNode *a = ents[i - 1].n, *b = ents[i].n;
+            mc_err(err, "%s: safetensors: data of '%s' and '%s' overlap", name,
+                   mc_str_escape(ka, sizeof ka, a->key, a->klen > 200 ? 200 : a->klen),
+                   mc_str_escape(kb, sizeof kb, b->key, b->klen > 200 ? 200 : b->klen));
             goto out;
         }
     for (int i = 0; i < ne; i++) {

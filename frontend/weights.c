@@ -11,6 +11,7 @@
 #include <string.h>
 #include "weights.h"
 #include "zip.h"
+#include "mc_file.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the checkpoint readers assume a little-endian host"
@@ -326,12 +327,12 @@ mc_weights_check(const Graph *g, WeightStore *ws, McErr *err)
         const Node *nd = &g->nodes[i];
         if (nd->op != OP_WEIGHT)
             continue;
-        char line[1024], a[160], b[160];
+        char line[1024], a[160], b[160], ek[700];
         const char *key = nd->name ? nd->name : "";
         WTensor *t = index_find(&ix, ws, key);
         shape_fmt(&nd->shape, a, sizeof a);
         if (!t) {
-            snprintf(line, sizeof line, "\n  missing: %.700s %s", key, a);
+            snprintf(line, sizeof line, "\n  missing: %s %s", MC_ESC(ek, key), a);
             msg_add(&m, line);
             problems++;
             continue;
@@ -339,11 +340,11 @@ mc_weights_check(const Graph *g, WeightStore *ws, McErr *err)
         t->used = 1;
         if (!mc_shape_eq(&t->shape, &nd->shape)) {
             shape_fmt(&t->shape, b, sizeof b);
-            snprintf(line, sizeof line, "\n  shape mismatch: %.700s expected %s got %s", key, a, b);
+            snprintf(line, sizeof line, "\n  shape mismatch: %s expected %s got %s", MC_ESC(ek, key), a, b);
             msg_add(&m, line);
             problems++;
         } else if (t->dtype != nd->dtype) {
-            snprintf(line, sizeof line, "\n  type mismatch: %.700s expected %s got %s", key,
+            snprintf(line, sizeof line, "\n  type mismatch: %s expected %s got %s", MC_ESC(ek, key),
                      mc_dtype_name(nd->dtype), mc_dtype_name(t->dtype));
             msg_add(&m, line);
             problems++;
@@ -361,8 +362,8 @@ mc_weights_check(const Graph *g, WeightStore *ws, McErr *err)
         WTensor *t = &ws->t[i];
         if (t->used || (t->dtype == DT_I64 && ends_with(t->name, "num_batches_tracked")))
             continue;
-        char line[600];
-        snprintf(line, sizeof line, "%s%.500s", unused ? ", " : "", t->name);
+        char line[600], ek[500];
+        snprintf(line, sizeof line, "%s%s", unused ? ", " : "", MC_ESC(ek, t->name));
         msg_add(&u, line);
         unused++;
     }

@@ -166,6 +166,7 @@ mc_ydoc_load(YDoc *d, const char *text, size_t len, const char *file, McErr *err
         }
         yaml_mark_t m = ev.start_mark;
         YNode *n = NULL;
+        char esc[80];
         switch (ev.type) {
         case YAML_STREAM_END_EVENT:
             done = 1;
@@ -179,7 +180,7 @@ mc_ydoc_load(YDoc *d, const char *text, size_t len, const char *file, McErr *err
             n = find_anchor(&b, (const char *)ev.data.alias.anchor);
             if (!n)
                 rc = mc_err_at(err, d->file, (int)m.line + 1, (int)m.column + 1,
-                               "undefined alias '*%.64s'", (const char *)ev.data.alias.anchor);
+                               "undefined alias '*%s'", MC_ESC(esc, (const char *)ev.data.alias.anchor));
             else
                 rc = attach(&b, n, &m, err);
             break;

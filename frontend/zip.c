@@ -192,7 +192,8 @@ mc_zip_open(ZipArchive *z, const uint8_t *buf, size_t len, const char *name, McE
             return mc_err(err, "%s: zip entry name contains a NUL byte", name);
         }
         if (flags & 1) {
-            int r = mc_err(err, "%s: zip entry '%s' is encrypted", name, e->name);
+            char en[256];
+            int r = mc_err(err, "%s: zip entry '%s' is encrypted", name, MC_ESC(en, e->name));
             mc_zip_close(z);
             return r;
         }
@@ -203,15 +204,17 @@ mc_zip_open(ZipArchive *z, const uint8_t *buf, size_t len, const char *name, McE
         e->method = method;
         /* local header */
         if (off > len || len - off < 30 || rd32(buf + off) != 0x04034b50u) {
-            int r = mc_err(err, "%s: zip entry '%s': bad local header offset %llu", name, e->name,
+            char en[256];
+            int r = mc_err(err, "%s: zip entry '%s': bad local header offset %llu", name, MC_ESC(en, e->name),
                            (unsigned long long)off);
             mc_zip_close(z);
             return r;
         }
         uint64_t d = off + 30 + (uint64_t)rd16(buf + off + 26) + rd16(buf + off + 28);
         if (d > len || csize > len - d) {
+            char en[256];
             int r = mc_err(err, "%s: zip entry '%s' (%llu bytes) lies outside the file (truncated?)",
-                           name, e->name, (unsigned long long)csize);
+                           name, MC_ESC(en, e->name), (unsigned long long)csize);
             mc_zip_close(z);
             return r;
         }
@@ -233,18 +236,20 @@ mc_zip_find(const ZipArchive *z, const char *name)
 int
 mc_zip_data(ZipArchive *z, ZipEntry *e, const uint8_t **data, size_t *len, McErr *err)
 {
+    char en[256];
+    MC_ESC(en, e->name);
     if (e->method != 0)
         return mc_err(err, "%s: zip entry '%s' is compressed (method %u); only stored entries are "
-                      "supported (torch.save writes them stored)", z->name, e->name, e->method);
+                      "supported (torch.save writes them stored)", z->name, en, e->method);
     if (e->csize != e->usize)
-        return mc_err(err, "%s: zip entry '%s': stored size %llu != size %llu", z->name, e->name,
+        return mc_err(err, "%s: zip entry '%s': stored size %llu != size %llu", z->name, en,
                       (unsigned long long)e->csize, (unsigned long long)e->usize);
     const uint8_t *p = z->buf + e->data_off;
     if (!e->checked) {
         uint32_t c = mc_crc32(0, p, (size_t)e->csize);
         if (c != e->crc)
             return mc_err(err, "%s: zip entry '%s': CRC-32 mismatch (file says %08x, data give %08x); "
-                          "the file is corrupt", z->name, e->name, e->crc, c);
+                          "the file is corrupt", z->name, en, e->crc, c);
         e->checked = 1;
     }
     *data = p;

@@ -46,6 +46,8 @@ char *mc_file_read_all(const char *path, const char *what, uint64_t max_bytes, s
  * overlong UTF-8) as \xNN; when it does not fit, as much as fits then
  * "...".  Returns out. */
 const char *mc_str_escape(char *out, size_t outlen, const char *s, size_t len);
+/* The same for a NUL-terminated s into a char array buf. */
+#define MC_ESC(buf, s) mc_str_escape((buf), sizeof(buf), (s), strlen(s))
 
 /* Checked arithmetic: 0 and *r = a*b (a+b), or -1 when it overflows. */
 static inline int

@@ -324,4 +324,29 @@ with warnings.catch_warnings():
         z.writestr(big.filename, b"\0" * big.file_size)
 t.expect_user_error("a .pth with two entries %s" % big.filename, run_args(p),
                     must_contain=("'%s' appears twice" % big.filename,))
+
+# Row 13: names from a checkpoint are printed with control characters (and
+# C1 codes) escaped: a tensor name cannot clear the screen or retitle the
+# terminal.
+evil = "evil\x1b[2J\x1b]0;pwned\x07\u009b31m"
+s6 = OrderedDict(sd)
+s6[evil] = torch.ones(3)
+for fmt in ("pth", "safetensors"):
+    p = t.path("evil." + fmt)
+    if fmt == "pth":
+        E.ck.save_model(p, s6)
+    else:
+        E.ck.save_safetensors(p, s6)
+    rc, _, err, _ = t.run(run_args(p))
+    t.check(rc == 0 and "\x1b" not in err and "\x07" not in err and "\u009b" not in err and
+            "evil\\x1B[2J\\x1B]0;pwned\\x07\\xC2\\x9B31m" in err,
+            "%s: an unused tensor named with escape sequences is noted escaped: rc=%s %r" % (
+                fmt, rc, err.strip()[-200:]))
+p = t.path("evil_dtype.safetensors")
+hdr = b'{"a\\u001b[2Jb": {"dtype": "Q9", "shape": [1], "data_offsets": [0, 4]}}'
+with open(p, "wb") as f:
+    f.write(struct.pack("<Q", len(hdr)) + hdr + b"\0" * 4)
+rc, err = t.expect_user_error("a tensor name with an escape in an error message", run_args(p),
+                              must_contain=("'a\\x1B[2Jb'",))
+t.check("\x1b" not in err, "that message holds no raw ESC")
 t.finish()
