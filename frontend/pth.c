@@ -167,7 +167,7 @@ make_tensor(Pth *p, const char *key, const PVal *v, int depth, WTensor *out)
     if (mc_zip_data(&p->z, e, &data, &dlen, p->err))
         return -1;
     uint64_t sbytes;
-    if (__builtin_mul_overflow((uint64_t)snumel, (uint64_t)(untyped ? 1 : es), &sbytes) || sbytes > dlen)
+    if (mc_mul_u64((uint64_t)snumel, (uint64_t)(untyped ? 1 : es), &sbytes) || sbytes > dlen)
         return terr(p, key, "storage is larger than its archive entry (truncated?)");
     if (po->kind != PV_INT || po->i < 0)
         return terr(p, key, "bad storage offset");
@@ -177,31 +177,28 @@ make_tensor(Pth *p, const char *key, const PVal *v, int depth, WTensor *out)
         return terr(p, key, "rank too large");
     Shape s = {.rank = psz->n};
     int64_t stride[MC_MAX_RANK];
-    uint64_t numel = 1, maxidx = (uint64_t)po->i;
+    uint64_t numel, maxidx = (uint64_t)po->i, ob;
     for (int i = 0; i < psz->n; i++) {
         if (psz->items[i]->kind != PV_INT || pst->items[i]->kind != PV_INT || psz->items[i]->i < 0 ||
             pst->items[i]->i < 0)
             return terr(p, key, "size/stride entries must be non-negative integers");
         s.d[i] = psz->items[i]->i;
         stride[i] = pst->items[i]->i;
-        if (__builtin_mul_overflow(numel, (uint64_t)s.d[i], &numel))
-            return terr(p, key, "element count overflows");
     }
+    DType st = mc_weights_store_type(dt);
+    if (mc_dims_numel(s.d, s.rank, (uint64_t)mc_dtype_size(st), &numel, &ob))
+        return terr(p, key, "size is too large (its dimensions multiply past 2^63 bytes)");
     if (numel > 0) {
         for (int i = 0; i < s.rank; i++) {
             uint64_t t;
-            if (__builtin_mul_overflow((uint64_t)(s.d[i] - 1), (uint64_t)stride[i], &t) ||
-                __builtin_add_overflow(maxidx, t, &maxidx))
+            if (mc_mul_u64((uint64_t)(s.d[i] - 1), (uint64_t)stride[i], &t) || mc_add_u64(maxidx, t, &maxidx))
                 return terr(p, key, "view extent overflows");
         }
         uint64_t endb;
-        if (__builtin_mul_overflow(maxidx + 1, (uint64_t)es, &endb) || maxidx + 1 == 0 || endb > sbytes)
+        if (maxidx + 1 == 0 || mc_mul_u64(maxidx + 1, (uint64_t)es, &endb) || endb > sbytes)
             return terr(p, key, "view (offset, size, stride) reaches past the end of its storage");
     }
-    DType st = mc_weights_store_type(dt);
-    uint64_t ob;
-    if (__builtin_mul_overflow(numel, (uint64_t)mc_dtype_size(st), &ob) || ob > p->out_cap ||
-        p->out_bytes + ob > p->out_cap)
+    if (ob > p->out_cap || p->out_bytes + ob > p->out_cap)
         return terr(p, key, "tensor data would exceed 8x the file size (storages shared too often?)");
     size_t nb = 0;
     void *buf = mc_weights_gather(dt, data, po->i, &s, stride, &nb);

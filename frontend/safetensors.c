@@ -402,7 +402,7 @@ entry_parse(Json *j, const JNode *t, Ent *e, uint64_t dlen)
         return mc_err(j->err, "%s: safetensors: entry '%s' has rank %d (at most %d supported)", nm, kn,
                       sh->n, MC_MAX_RANK);
     e->s.rank = sh->n;
-    uint64_t numel = 1;
+    uint64_t numel, nb;
     int k = 0;
     for (int c = sh->first; c >= 0; c = j->nodes[c].next, k++) {
         const JNode *d = &j->nodes[c];
@@ -410,9 +410,11 @@ entry_parse(Json *j, const JNode *t, Ent *e, uint64_t dlen)
             return mc_err(j->err, "%s: safetensors: entry '%s': shape entries must be non-negative integers",
                           nm, kn);
         e->s.d[k] = d->i;
-        if (__builtin_mul_overflow(numel, (uint64_t)d->i, &numel))
-            return mc_err(j->err, "%s: safetensors: entry '%s': element count overflows", nm, kn);
     }
+    /* checked for the stored size too (f16/bf16 become 4-byte floats) */
+    if (mc_dims_numel(e->s.d, e->s.rank, (uint64_t)(es < 4 ? 4 : es), &numel, &nb))
+        return mc_err(j->err, "%s: safetensors: entry '%s': shape is too large (its dimensions multiply "
+                      "past 2^63 bytes)", nm, kn);
     const JNode *b = off->n == 2 ? &j->nodes[off->first] : NULL;
     const JNode *en = b ? &j->nodes[b->next] : NULL;
     if (!b || b->kind != J_NUM || en->kind != J_NUM || !b->is_int || !en->is_int || b->i < 0 || en->i < b->i)
@@ -424,8 +426,8 @@ entry_parse(Json *j, const JNode *t, Ent *e, uint64_t dlen)
         return mc_err(j->err, "%s: safetensors: entry '%s': data_offsets [%llu, %llu] reach past the end "
                       "of the data (%llu bytes; truncated?)", nm, kn, (unsigned long long)e->b,
                       (unsigned long long)e->e, (unsigned long long)dlen);
-    uint64_t nb;
-    if (__builtin_mul_overflow(numel, (uint64_t)es, &nb) || nb != e->e - e->b)
+    nb = numel * (uint64_t)es;
+    if (nb != e->e - e->b)
         return mc_err(j->err, "%s: safetensors: entry '%s': %llu bytes of data for a %s tensor of %llu "
                       "elements", nm, kn, (unsigned long long)(e->e - e->b),
                       e->skip ? "" : mc_dtype_name(e->dt), (unsigned long long)numel);

@@ -349,4 +349,14 @@ with open(p, "wb") as f:
 rc, err = t.expect_user_error("a tensor name with an escape in an error message", run_args(p),
                               must_contain=("'a\\x1B[2Jb'",))
 t.check("\x1b" not in err, "that message holds no raw ESC")
+
+# Row 14: shapes whose size products overflow, even with a zero dimension
+# (the old reader computed row-major strides that overflowed int64).
+for shape in ([0, 1 << 62, 1 << 62], [1 << 62, 1 << 62, 0], [0, 1 << 40, 1 << 40, 1 << 40]):
+    hdr = ('{"x": {"dtype": "F32", "shape": %s, "data_offsets": [0, 0]}}' % shape).encode()
+    p = t.path("zero_huge.safetensors")
+    with open(p, "wb") as f:
+        f.write(struct.pack("<Q", len(hdr)) + hdr)
+    t.expect_user_error("safetensors tensor of shape %s" % shape, run_args(p),
+                        must_contain=("'x'", "shape is too large"))
 t.finish()

@@ -417,8 +417,8 @@ test_bad_tensors(void)
         {"FloatStorage", 8, 0, neg, st, 2, 32, "non-negative"},
         {"FloatStorage", 8, -3, sz, st, 2, 32, "bad storage offset"},
         {"FloatStorage", 8, 0, sz, st, 1, 32, NULL}, /* rank 1: size (2,) stride (2,) */
-        {"FloatStorage", 8, 0, big, big, 3, 32, "overflow"},
-        {"FloatStorage", 8, 0, big, big, 2, 32, "past the end"},
+        {"FloatStorage", 8, 0, big, big, 3, 32, "too large"},
+        {"FloatStorage", 8, 0, big, big, 2, 32, "too large"},
         {"DoubleStorage", 8, 0, sz, st, 2, 32, "larger than its archive entry"},
         {"FloatStorage", -1, 0, sz, st, 2, 32, "negative storage size"},
     };
@@ -591,7 +591,7 @@ test_bad_safetensors(void)
     st_fail("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
             "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 16, "twice");
     st_fail("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4294967296],\"data_offsets\":[0,8]}}", 8,
-            "overflow");
+            "too large");
     st_fail("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4, "rank");
     st_fail("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,99999999999999999999999]}}", 8,
             "data_offsets");
