@@ -199,6 +199,13 @@ mc_weights_gather(DType dt, const uint8_t *src, int64_t offset, const Shape *s, 
 
 /* ------------------------------------------------------------ load */
 
+static int
+ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
 int
 mc_weights_load(const char *path, WeightStore *ws, McErr *err)
 {
@@ -207,13 +214,10 @@ mc_weights_load(const char *path, WeightStore *ws, McErr *err)
     if (mc_file_map(path, &buf, &len, err))
         return -1;
     int rc;
-    uint64_t hl = 0;
-    for (int i = 7; i >= 0 && len >= 8; i--)
-        hl = hl << 8 | buf[i];
     if (len >= 4 && memcmp(buf, "PK\3\4", 4) == 0)
         rc = mc_pth_load_mem(buf, len, path, ws, err);
-    else if (len >= 10 && hl <= len - 8 && buf[8] == '{')
-        rc = mc_safetensors_load_mem(buf, len, path, ws, err);
+    else if (len >= 10 && (buf[8] == '{' || ends_with(path, ".safetensors")))
+        rc = mc_safetensors_load_mem(buf, len, path, ws, err); /* its own, precise messages */
     else
         rc = mc_err(err, "%s: not a checkpoint: neither a torch.save zip archive (.pth) nor a "
                     ".safetensors file", path);
@@ -303,13 +307,6 @@ msg_add(Msg *m, const char *line)
     memcpy(m->buf + m->len, line, n);
     m->len += n;
     m->buf[m->len] = 0;
-}
-
-static int
-ends_with(const char *s, const char *suf)
-{
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
 int

@@ -359,4 +359,12 @@ for shape in ([0, 1 << 62, 1 << 62], [1 << 62, 1 << 62, 0], [0, 1 << 40, 1 << 40
         f.write(struct.pack("<Q", len(hdr)) + hdr)
     t.expect_user_error("safetensors tensor of shape %s" % shape, run_args(p),
                         must_contain=("'x'", "shape is too large"))
+
+# Row 20: a safetensors-shaped file with a wild header length gets the
+# reader's own message, not "not a checkpoint".
+p = t.path("hlen.safetensors")
+with open(p, "wb") as f:
+    f.write(struct.pack("<Q", 1 << 63) + b'{"a": 1}')
+t.expect_user_error("safetensors header length 2^63", run_args(p),
+                    must_contain=("header length 9223372036854775808",))
 t.finish()
