@@ -13,6 +13,7 @@
 #ifndef MC_ARTIFACT_H
 #define MC_ARTIFACT_H
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include "../ir/diag.h"
 #include "../ir/graph.h"
@@ -23,6 +24,20 @@ typedef enum McArtifactKind {
     MC_ART_SHARED,  /* OUT.so + OUT.h + OUT.weights */
     MC_ART_OBJ,     /* OUT.o  + OUT.h + OUT.weights */
 } McArtifactKind;
+
+/* One compiled variant of the model (one --cpu entry): its object defines
+ * <prefix>_run over the shared weights blob at weights_offset.  The artifact
+ * adds the start-up check and dispatcher (runtime/mc_cpu.h) that define
+ * <name>_run, <name>_weights_size, <name>_scratch_size and
+ * <name>_check_cpu() and pick the best variant the running CPU supports. */
+typedef struct McArtifactVariant {
+    const char *name;          /* "x86-64-v3", "znver5", "generic-rv64+v" */
+    const char *features;      /* comma-separated features it needs (mc_cpu.h) */
+    const char *prefix;        /* its symbol prefix */
+    const void *obj;           /* its object file bytes */
+    size_t obj_len;
+    int64_t weights_offset;    /* its packed weights inside `weights` */
+} McArtifactVariant;
 
 typedef struct McArtifact {
     McArtifactKind emit;
@@ -36,7 +51,10 @@ typedef struct McArtifact {
     Shape out_shape;           /* e.g. [B,classes] */
     int64_t scratch_size;      /* must equal the object's <name>_scratch_size */
 
-    const void *obj;           /* object file bytes ... */
+    const char *arch;          /* "x86_64", "aarch64", "riscv64": what variants check */
+    int nvariants;             /* > 0: the model is these objects + a dispatcher ... */
+    const McArtifactVariant *variants;
+    const void *obj;           /* ... else one object (defining <name>_run) as bytes ... */
     size_t obj_len;
     const char *obj_path;      /* ... or its path (used when obj is NULL) */
     const void *weights;       /* packed weights blob, as the object reads it */
@@ -81,6 +99,15 @@ int mc_artifact_runtime_dir(char *buf, size_t n, McErr *err);
  * order).  Returns their number (1 or 3).  Each is written to a temporary
  * beside it and renamed into place only when all are complete. */
 int mc_artifact_outputs(McArtifactKind emit, const char *out, char paths[3][4096]);
+
+/* The multi-variant part (artifact_cpu.c): mc_dispatch.c, which defines
+ * <name>_run, _check_cpu, _cpu_variant, _cpu_dispatch, _weights_size and
+ * _scratch_size over a->variants (runtime/mc_cpu.h), written into dir; the
+ * file name of variant i's object there; s as a C string literal. */
+int mc_artifact_dispatch_source(const McArtifact *a, FILE *f);
+int mc_artifact_write_dispatch(const McArtifact *a, const char *dir, McErr *err);
+void mc_artifact_variant_obj(int i, char *buf, size_t n);
+void mc_artifact_c_string(FILE *f, const char *s);
 
 /* The header text `mambac compile` writes as OUT.h (deterministic). */
 int mc_artifact_header(const McArtifact *a, FILE *f);

@@ -630,6 +630,9 @@ cmd_compile(int argc, char **argv)
     int prec = mc_cuda_precision_parse(o.precision ? o.precision : "fp32");
     if (prec < 0) return usage_error("compile", "--precision must be fp32, tf32 or bf16, got '%s'", o.precision);
     if (!o.outfile) return usage_error("compile", "%s", "-o OUT is required");
+    if (!cuda && ek >= 3 && o.cpu && (strchr(o.cpu, ',') || !strcmp(o.cpu, "portable")))
+        return usage_error("compile", "--emit %s writes one module: give --cpu one CPU (a list or 'portable' "
+                                      "needs --emit exe, shared or obj)", o.emit);
     /* every file compile writes: -o (or what the artifact derives from it), --dump-dot */
     char paths[3][4096];
     Named outs[4];
@@ -686,29 +689,31 @@ cmd_compile(int argc, char **argv)
         mc_graph_free(&g);
         return rc ? fail(&err) : 0;
     }
-    McLlvmTarget *t = mc_llvm_target_create(o.target, o.cpu, o.features, &err);
-    if (!t) return fail(&err);
-    if (o.verbose) fprintf(stderr, "mambac: target %s\n", mc_llvm_target_describe(t));
-    McLlvmModule *m = mc_llvm_codegen(&kp, t, &err);
-    if (!m) return fail(&err);
-    progress(&o, "code generated (LLVM O3)", t0);
     rc = 0;
     if (ek >= 3) {
+        McLlvmTarget *t = mc_llvm_target_create(o.target, o.cpu, o.features, &err);
+        if (!t) return fail(&err);
+        if (o.verbose) fprintf(stderr, "mambac: target %s\n", mc_llvm_target_describe(t));
+        McLlvmModule *m = mc_llvm_codegen(&kp, t, &err);
+        if (!m) return fail(&err);
+        progress(&o, "code generated (LLVM O3)", t0);
         uint8_t *text = NULL;
         size_t len = 0;
         rc = mc_llvm_emit_mem(m, ek == 3 ? MC_EMIT_IR : MC_EMIT_ASM, &text, &len, &err);
         if (!rc) rc = mc_out_write_file(o.outfile, text, len, 0666, err.msg, sizeof err.msg);
         free(text);
+        mc_llvm_module_free(m);
+        mc_llvm_target_free(t);
     } else {
-        uint8_t *obj = NULL, *blob = NULL;
-        size_t objlen = 0;
-        int64_t bloblen = 0;
+        /* one variant per --cpu entry, linked with the start-up CPU check */
         char sym[256];
         McArtifact a;
+        McLlvmVariants vs;
         memset(&a, 0, sizeof a);
         mc_llvm_symbol_prefix(&kp, sym, sizeof sym);
-        rc = mc_llvm_emit_mem(m, MC_EMIT_OBJ, &obj, &objlen, &err);
-        if (!rc) rc = mc_llvm_pack_weights(&kp, &ws, t, &blob, &bloblen, &err);
+        rc = mc_llvm_variants_build(&kp, &ws, o.target, o.cpu, o.features, sym, o.verbose ? stderr : NULL, &vs,
+                                    &err);
+        if (!rc) progress(&o, "code generated (LLVM O3)", t0);
         if (!rc) rc = mc_artifact_from_kprogram(&a, &kp, sym, &err);
         if (!rc) {
             a.emit = ek == 0 ? MC_ART_EXE : ek == 1 ? MC_ART_SHARED : MC_ART_OBJ;
@@ -717,20 +722,18 @@ cmd_compile(int argc, char **argv)
             a.cpu = o.cpu;
             a.features = o.features;
             a.scratch_size = mc_llvm_scratch_size(&kp); /* after the code generator's schedule */
-            a.obj = obj;
-            a.obj_len = objlen;
-            a.weights = blob;
-            a.weights_len = (size_t)bloblen;
+            a.arch = vs.arch;
+            a.nvariants = vs.n;
+            a.variants = vs.v;
+            a.weights = vs.blob;
+            a.weights_len = (size_t)vs.blob_len;
             a.verbose = o.verbose;
             rc = mc_artifact_write(&a, &err);
             mc_artifact_release(&a);
         }
-        free(obj);
-        free(blob);
+        mc_llvm_variants_free(&vs);
     }
     progress(&o, "artifact written", t0);
-    mc_llvm_module_free(m);
-    mc_llvm_target_free(t);
     mc_kprogram_free(&kp);
     mc_weights_free(&ws);
     mc_graph_free(&g);

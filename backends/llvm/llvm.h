@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include "../../ir/kernel.h"
 #include "../../frontend/weights.h"
+#include "../artifact.h"
 
 typedef struct McLlvmTarget McLlvmTarget;
 typedef struct McLlvmModule McLlvmModule;
@@ -42,6 +43,11 @@ void mc_llvm_target_free(McLlvmTarget *t);
 /* "triple=x86_64-pc-linux-gnu cpu=skylake-avx512 features=+avx512f,... vector=16xf32 vregs=32" */
 const char *mc_llvm_target_describe(const McLlvmTarget *t);
 int mc_llvm_target_lanes(const McLlvmTarget *t);  /* f32 lanes per vector */
+/* The features the generated code may use that an artifact checks at
+ * start-up (runtime/mc_cpu.h): the CPU's own (a table of every CPU LLVM
+ * knows) with --features applied, "avx2,fma,..." ("" for none). */
+const char *mc_llvm_target_required(const McLlvmTarget *t);
+const char *mc_llvm_target_cpu(const McLlvmTarget *t);
 int mc_llvm_target_is_host(const McLlvmTarget *t);
 
 /* Every registered LLVM target ("x86-64  64-bit X86: EM_X86_64"). */
@@ -56,6 +62,10 @@ McLlvmModule *mc_llvm_codegen(const KProgram *p, const McLlvmTarget *t, McErr *e
 /* Same, without the O3 pipeline (for looking at the generated IR). */
 McLlvmModule *mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize,
                                   McErr *err);
+/* mc_llvm_codegen with the symbol prefix `prefix` instead of the program's
+ * name (one variant of a multi-CPU artifact: <prefix>_run, ...). */
+McLlvmModule *mc_llvm_codegen_as(const KProgram *p, const McLlvmTarget *t, const char *prefix,
+                                 McErr *err);
 void mc_llvm_module_free(McLlvmModule *m);
 
 typedef enum McLlvmEmit { MC_EMIT_OBJ, MC_EMIT_ASM, MC_EMIT_IR } McLlvmEmit;
@@ -78,6 +88,27 @@ void mc_llvm_symbol_prefix(const KProgram *p, char *buf, size_t n);
 int mc_llvm_pack_weights(const KProgram *p, const WeightStore *ws, const McLlvmTarget *t,
                          uint8_t **blob, int64_t *size, McErr *err);
 int64_t mc_llvm_weights_size(const KProgram *p, const McLlvmTarget *t);
+
+/* One model compiled for several CPUs (llvm_variants.c): `cpus` is a
+ * comma-separated --cpu list whose entries are CPU[+feature...] or
+ * +feature... (the default CPU with those features), or "portable" (a
+ * preset per architecture), or NULL / one name for a single variant.  Fills
+ * one McArtifactVariant per entry (object with symbols <name>__v<i>_*, the
+ * features it needs) and the shared weights blob, where byte-identical
+ * packings are stored once.  `verbose`, if not NULL, gets a line per
+ * variant. */
+typedef struct McLlvmVariants {
+    int n;
+    McArtifactVariant *v;      /* [n]: every pointer in it owned here */
+    char **descr;              /* [n]: mc_llvm_target_describe of each */
+    uint8_t *blob;             /* the shared weights */
+    int64_t blob_len;
+    char arch[32];             /* "x86_64", "aarch64", "riscv64" */
+} McLlvmVariants;
+int mc_llvm_variants_build(const KProgram *p, const WeightStore *ws, const char *triple, const char *cpus,
+                           const char *features, const char *name, FILE *verbose, McLlvmVariants *out,
+                           McErr *err);
+void mc_llvm_variants_free(McLlvmVariants *v);
 
 /* In-memory execution (ORC LLJIT).  The target must be the host. */
 typedef struct McLlvmJit McLlvmJit;

@@ -400,8 +400,8 @@ mc_llvm_scratch_size(const KProgram *p)
     return n;
 }
 
-McLlvmModule *
-mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McErr *err)
+static McLlvmModule *
+codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, int optimize, McErr *err)
 {
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];
@@ -428,7 +428,8 @@ mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McEr
     if (have_sp > 0) p = &sp;
     McLlvmModule *m = calloc(1, sizeof *m);
     m->t = t;
-    mc_llvm_symbol_prefix(p, m->prefix, sizeof m->prefix);
+    if (prefix) snprintf(m->prefix, sizeof m->prefix, "%s", prefix);
+    else mc_llvm_symbol_prefix(p, m->prefix, sizeof m->prefix);
     m->ctx = LLVMContextCreate();
     m->mod = LLVMModuleCreateWithNameInContext(m->prefix, m->ctx);
     LLVMSetTarget(m->mod, t->triple);
@@ -550,9 +551,21 @@ mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McEr
 }
 
 McLlvmModule *
+mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McErr *err)
+{
+    return codegen(p, t, NULL, optimize, err);
+}
+
+McLlvmModule *
 mc_llvm_codegen(const KProgram *p, const McLlvmTarget *t, McErr *err)
 {
-    return mc_llvm_codegen_opt(p, t, 1, err);
+    return codegen(p, t, NULL, 1, err);
+}
+
+McLlvmModule *
+mc_llvm_codegen_as(const KProgram *p, const McLlvmTarget *t, const char *prefix, McErr *err)
+{
+    return codegen(p, t, prefix, 1, err);
 }
 
 void

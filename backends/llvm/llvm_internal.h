@@ -22,6 +22,7 @@ struct McLlvmTarget {
     int x86_avx512;   /* 16 lanes are AVX-512 zmm (vrcp14ps available) */
     int host;
     char *descr;
+    char *required;   /* features the code needs, checked at start-up (runtime/cpu.c) */
 };
 
 struct McLlvmModule {

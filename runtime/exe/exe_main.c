@@ -11,6 +11,7 @@
  * Exit status: 0 ok, 1 bad input file or failed run, 2 bad usage.
  * Lives in runtime/exe/ so the runtime library's glob does not pick it up.
  */
+#include "../mc_cpu.h"
 #include "../mc_npy.h"
 #include "../mc_out.h"
 #include "../mc_rt.h"
@@ -21,6 +22,24 @@
 #include <string.h>
 
 static const char *prog = "model";
+
+/* Which compiled CPU variants there are and which one this CPU runs. */
+static void
+print_cpu(FILE *f)
+{
+    McCpuDispatch *d = mc_model_glue.cpu;
+    if (!d)
+        return;
+    fprintf(f, "Compiled for %s CPU%s:", d->arch, d->n == 1 ? "" : "s (one binary, the best variant runs)");
+    for (int i = 0; i < d->n; i++)
+        fprintf(f, " %s", d->v[i].name);
+    const McCpuVariant *v = mc_cpu_pick(d);
+    if (v)
+        fprintf(f, "\nThis CPU runs: %s (needs %s)\n", v->name, v->features[0] ? v->features : "nothing special");
+    else
+        fprintf(f, "\nThis CPU runs none of them: %s\n", mc_cpu_error(d));
+    fprintf(f, "MAMBAC_CPU=NAME forces a variant.\n");
+}
 
 static void
 usage(FILE *f)
@@ -44,7 +63,9 @@ usage(FILE *f)
                "                  'median X ms, min Y ms, max Z ms, R images/s'\n"
                "  --profile [N]   times each fused kernel over N runs (default 10) and\n"
                "                  prints them sorted by time with share and GFLOP/s\n"
+               "  -v              prints the CPU variant that runs, and each step\n"
                "  --help          this text\n");
+    print_cpu(f);
 }
 
 /* Limits of the counts (a run count's timings take 8 bytes each). */
@@ -288,6 +309,7 @@ main(int argc, char **argv)
     const McModelGlue *g = &mc_model_glue;
     const char *in_path = NULL, *out_path = NULL;
     long threads = 0, nbench = 0, nprof = 0, top = 0;
+    int verbose = 0;
     if (argc > 0 && argv[0] && *argv[0]) {
         const char *s = strrchr(argv[0], '/');
         prog = s ? s + 1 : argv[0];
@@ -298,6 +320,8 @@ main(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            verbose = 1;
         } else if (!strcmp(a, "--input") || !strcmp(a, "-i")) {
             if (!v) goto missing;
             in_path = v, i++;
@@ -335,6 +359,18 @@ main(int argc, char **argv)
     if (!out_path && !nbench && !nprof && !top) {
         fprintf(stderr, "%s: error: nothing to do: give --output, --top, --bench or --profile\n", prog);
         return 2;
+    }
+    /* the CPU check: one sentence and status 1 instead of an illegal
+     * instruction when no compiled variant runs on this CPU */
+    if (g->cpu) {
+        const McCpuVariant *v = mc_cpu_pick(g->cpu);
+        if (!v) {
+            fprintf(stderr, "%s: error: %s\n", prog, mc_cpu_error(g->cpu));
+            return 1;
+        }
+        if (verbose)
+            fprintf(stderr, "%s: model %s, CPU variant %s (%d compiled; needs %s)\n", prog, g->name, v->name,
+                    g->cpu->n, v->features[0] ? v->features : "nothing special");
     }
     if (threads)
         mc_rt_set_threads((int)threads);

@@ -8,6 +8,7 @@
 #ifndef MC_MODEL_GLUE_H
 #define MC_MODEL_GLUE_H
 #include <stdint.h>
+#include "../mc_cpu.h"
 
 #define MC_GLUE_MAX_RANK 8
 
@@ -28,6 +29,7 @@ typedef struct McModelGlue {
     int nkernels;                     /* for --profile */
     const char *const *kernel_names;  /* [nkernels] or NULL */
     const double *kernel_flops;       /* [nkernels] useful FLOPs per run, or NULL */
+    McCpuDispatch *cpu;               /* the compiled CPU variants (start-up check), or NULL */
 } McModelGlue;
 
 extern const McModelGlue mc_model_glue;
