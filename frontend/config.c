@@ -1,6 +1,8 @@
 /* frontend/config.c -- the public Spatial-Mamba config (YAML) into a ModelConfig.
  * Takes: the YAML text of a public config (a top-level MODEL mapping).
- * Produces: a validated ModelConfig; every user error carries file:line:col.
+ * Produces: a validated ModelConfig (every value in range, every stage's MLP
+ * with a hidden channel, the model within the parameter budget of
+ * ir/budget.h); every user error carries file:line:col.
  * Owns: nothing after return (the YAML tree is freed before returning).
  *
  * Rules: keys outside MODEL are ignored except DATA.IMG_SIZE; unknown keys
@@ -9,6 +11,7 @@
  */
 #include "frontend.h"
 #include "yamlutil.h"
+#include "../ir/budget.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +39,13 @@ config_defaults(ModelConfig *cfg, const char *file)
     cfg->in_chans = 3;
     cfg->patch_size = 4;
     cfg->img_size = 224;
+}
+
+static void
+set_pos(CfgPos *p, const YNode *n)
+{
+    p->line = n->line;
+    p->col = n->col;
 }
 
 static int
@@ -75,11 +85,12 @@ parse_depths(const YDoc *d, const YNode *n, ModelConfig *cfg, McErr *err)
     for (int i = 0; i < n->nkids; i++) {
         char w[64];
         snprintf(w, sizeof w, "%s[%d]", what, i);
-        if (get_int(d, n->kids[i], w, 0, 100000, &cfg->depths[i], err)) return -1;
+        if (get_int(d, n->kids[i], w, 0, MC_MAX_DEPTH, &cfg->depths[i], err)) return -1;
         any |= cfg->depths[i] > 0;
     }
     if (!any) return y_err(d, n, err, "%s: at least one stage needs a depth above 0", what);
     cfg->nstages = n->nkids;
+    set_pos(&cfg->at_depths, n);
     return 0;
 }
 
@@ -113,6 +124,7 @@ parse_spatialmamba(const YDoc *d, const YNode *m, ModelConfig *cfg, McErr *err)
                 return y_err(d, v, err,
                              "MODEL.SPATIALMAMBA.EMBED_DIM must be even (the stem uses "
                              "EMBED_DIM/2 channels), got %d", cfg->embed_dim);
+            set_pos(&cfg->at_embed, v);
             break;
         case 1:
             if (parse_depths(d, v, cfg, err)) return -1;
@@ -128,6 +140,7 @@ parse_spatialmamba(const YDoc *d, const YNode *m, ModelConfig *cfg, McErr *err)
                 return y_err(d, v, err,
                              "MODEL.SPATIALMAMBA.MLP_RATIO must be above 0 (and at most 1024), "
                              "got %g", cfg->mlp_ratio);
+            set_pos(&cfg->at_mlp, v);
             break;
         case 4:
             if (get_int(d, v, "MODEL.SPATIALMAMBA.IN_CHANS", 1, 4096, &cfg->in_chans, err))
@@ -178,6 +191,7 @@ parse_model(const YDoc *d, const YNode *m, ModelConfig *cfg, McErr *err)
         } else if (y_key_is(k, "NUM_CLASSES")) {
             if (get_int(d, v, "MODEL.NUM_CLASSES", 1, 10000000, &cfg->num_classes, err)) return -1;
         } else if (y_key_is(k, "SPATIALMAMBA")) {
+            set_pos(&cfg->at_model, k);
             if (parse_spatialmamba(d, v, cfg, err)) return -1;
         }
         /* DROP_PATH_RATE, DDP, DROP_RATE, LABEL_SMOOTHING, PRETRAINED, RESUME,
@@ -220,6 +234,7 @@ mc_config_load_mem(const char *text, size_t len, const char *name, ModelConfig *
         y_err(&d, r, err, "no MODEL section: this is not a Spatial-Mamba config");
         goto out;
     }
+    if (!cfg->at_model.line) set_pos(&cfg->at_model, model);
     if (parse_model(&d, model, cfg, err)) goto out;
     const YNode *data = y_get(r, "DATA");
     const YNode *img = y_get(data, "IMG_SIZE");
@@ -227,7 +242,7 @@ mc_config_load_mem(const char *text, size_t len, const char *name, ModelConfig *
         if (y_check_dups(&d, data, "DATA", err)) goto out;
         if (get_int(&d, img, "DATA.IMG_SIZE", 1, 65536, &cfg->img_size, err)) goto out;
     }
-    rc = 0;
+    rc = mc_config_check(cfg, err);
 out:
     mc_ydoc_free(&d);
     return rc;
@@ -245,6 +260,32 @@ mc_config_load(const char *path, ModelConfig *cfg, McErr *err)
     int rc = mc_config_load_mem(text, len, path, cfg, err);
     free(text);
     return rc;
+}
+
+/* ------------------------------------------------------------ sizes */
+
+/* The first given of the positions, else none. */
+static CfgPos
+first_pos(CfgPos a, CfgPos b, CfgPos c)
+{
+    return a.line ? a : b.line ? b : c;
+}
+
+int
+mc_config_check(const ModelConfig *cfg, McErr *err)
+{
+    for (int i = 0; i < cfg->nstages; i++) {
+        if (cfg->depths[i] <= 0 || mc_model_hidden(cfg, i) >= 1) continue;
+        CfgPos p = first_pos(cfg->at_mlp, cfg->at_embed, cfg->at_model);
+        return mc_err_at(err, cfg->file, p.line, p.col,
+                         "MODEL.SPATIALMAMBA.MLP_RATIO %g leaves stage %d's MLP no hidden channel "
+                         "(int(%lld * %g) = 0); it must be at least %g",
+                         cfg->mlp_ratio, i, (long long)cfg->embed_dim << i, cfg->mlp_ratio,
+                         1.0 / ((double)cfg->embed_dim * (1 << i)));
+    }
+    double n = mc_model_params(cfg);
+    CfgPos p = first_pos(cfg->at_embed, cfg->at_depths, cfg->at_model);
+    return mc_budget_check_params(n, 4 * n, "the model", cfg->file, p.line, p.col, err);
 }
 
 /* ------------------------------------------------------------ file kind */

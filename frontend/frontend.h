@@ -9,6 +9,10 @@
 #include "../ir/graph.h"
 
 #define MC_MAX_STAGES 8
+#define MC_MAX_DEPTH 1000 /* blocks per stage (the public models have at most 27) */
+typedef struct CfgPos {
+    int line, col;         /* 0: not given */
+} CfgPos;
 typedef struct ModelConfig {
     char type[64];         /* MODEL.TYPE, "spatial_mamba" */
     char name[64];         /* MODEL.NAME */
@@ -23,6 +27,8 @@ typedef struct ModelConfig {
     int img_size;          /* DATA.IMG_SIZE, default 224 */
     /* where D_STATE was set (for errors raised later) */
     int d_state_line, d_state_col;
+    /* where MODEL.SPATIALMAMBA (else MODEL) and the values of EMBED_DIM, DEPTHS, MLP_RATIO are */
+    CfgPos at_model, at_embed, at_depths, at_mlp;
     char file[512];
 } ModelConfig;
 
@@ -30,10 +36,23 @@ typedef struct ModelConfig {
 int mc_config_load(const char *path, ModelConfig *cfg, McErr *err);
 int mc_config_load_mem(const char *text, size_t len, const char *name, ModelConfig *cfg, McErr *err);
 
+/* Checks what no single key decides: every stage's MLP has a hidden channel
+ * (int(width * MLP_RATIO) >= 1) and the parameter count fits the budget
+ * (ir/budget.h).  mc_config_load does it; so does mc_model_build. */
+int mc_config_check(const ModelConfig *cfg, McErr *err);
+/* Sizes computed from the config alone, before anything is built:
+ * parameters (every weight tensor's elements), the MLP width of a stage,
+ * and the largest intermediate tensor's elements for B x H x W (*where
+ * names it). */
+double mc_model_params(const ModelConfig *cfg);
+int64_t mc_model_hidden(const ModelConfig *cfg, int stage);
+double mc_model_max_activation(const ModelConfig *cfg, int B, int H, int W, const char **where);
+
 /* Builds the classifier graph for batch B and an HxW image (input "x",
  * f32 [B, in_chans, H, W]; output logits [B, classes]).  Node names follow
- * checkpoint keys (docs/ir.md).  Errors (e.g. D_STATE != 1, image too small)
- * name the config file:line:col where known. */
+ * checkpoint keys (docs/ir.md).  Errors (e.g. D_STATE != 1, image too small,
+ * a model or activation over budget) name the config file:line:col where
+ * known. */
 int mc_model_build(const ModelConfig *cfg, int B, int H, int W, Graph *g, McErr *err);
 
 /* Generic graph YAML. */

@@ -8,6 +8,7 @@
  */
 #include "frontend.h"
 #include "yamlutil.h"
+#include "../ir/budget.h"
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@ typedef struct Loader {
     YDoc *d;
     Graph *g;
     McErr *err;
+    double wparams, wbytes; /* weights so far (the parameter budget) */
 } Loader;
 
 /* Keys of a node mapping; the attribute keys and the A_* class they belong to. */
@@ -301,6 +303,7 @@ load_node(Loader *L, const YNode *m, int forced, const char *section, const YNod
         return y_err(d, m, err, "node '%s': %s", name, msg);
     }
     const Node *node = &L->g->nodes[id];
+    if (mc_budget_check_node(node, &L->wparams, &L->wbytes, d->file, m->line, m->col, err)) return -1;
     if (!(oi->attrs & A_TYPE)) {
         char b1[160], b2[160];
         if (dtype_n && node->dtype != dt)
@@ -397,7 +400,7 @@ mc_graph_yaml_load_mem(const char *text, size_t len, const char *name, Graph *g,
         mc_graph_free(g);
         return -1;
     }
-    Loader L = {&d, g, err};
+    Loader L = {.d = &d, .g = g, .err = err};
     int rc = load_graph(&L, file);
     mc_ydoc_free(&d);
     if (rc) mc_graph_free(g);

@@ -4,9 +4,14 @@
  * with node names that follow the checkpoint keys (docs/ir.md).  Weight nodes
  * are created right before their first use, so the printed IR reads top to
  * bottom like the model.  Owns nothing beyond the graph it fills.
+ * Sizes (parameters, the largest activation) are computed from the config
+ * alone and checked against ir/budget.h before any node is made; a node the
+ * graph still refuses is a user error, never an abort.
  */
 #include "frontend.h"
+#include "../ir/budget.h"
 #include <math.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +19,7 @@
 typedef struct Builder {
     Graph *g;
     McErr *err;
+    jmp_buf fail; /* a node that cannot be added: err is set */
 } Builder;
 
 static const char *
@@ -32,9 +38,7 @@ fmt(Builder *b, const char *f, ...)
 static int
 check(Builder *b, int id)
 {
-    if (id < 0) {
-        mc_die("model builder: %s", b->err->msg); /* the config was validated: a bug */
-    }
+    if (id < 0) longjmp(b->fail, 1); /* e.g. a tensor beyond the IR's size cap */
     return id;
 }
 
@@ -212,7 +216,7 @@ ssm(Builder *b, const char *prefix, int x, int64_t C)
 }
 
 static int
-block(Builder *b, const char *prefix, int x, int64_t C, double mlp_ratio)
+block(Builder *b, const char *prefix, int x, int64_t C, int64_t hid)
 {
     char p[192];
     snprintf(p, sizeof p, "%s", prefix);
@@ -227,7 +231,6 @@ block(Builder *b, const char *prefix, int x, int64_t C, double mlp_ratio)
     t = conv(b, q, q, x, C, 3, 1, 1, C, 1);
     x = binary(b, OP_ADD, fmt(b, "%s.cpe2.add", p), x, t);
     t = layernorm(b, fmt(b, "%s.ln_2", p), x);
-    int64_t hid = (int64_t)(C * mlp_ratio);
     t = linear(b, fmt(b, "%s.mlp.fc1.weight", p), fmt(b, "%s.mlp.fc1.bias", p), fmt(b, "%s.mlp.fc1", p), t, hid);
     t = unary(b, OP_GELU, fmt(b, "%s.mlp.act", p), t);
     t = linear(b, fmt(b, "%s.mlp.fc2.weight", p), fmt(b, "%s.mlp.fc2.bias", p), fmt(b, "%s.mlp.fc2", p), t, C);
@@ -248,9 +251,72 @@ downsample(Builder *b, const char *prefix, int x, int64_t C)
     return conv_layer(b, q, x, 2 * C, 1, 1, 0, 1, 1, 1, 0);
 }
 
+/* ------------------------------------------------------------ sizes */
+
+/* Parameters of one block (block(), ssm()) of width C and MLP width hid. */
+static double
+block_params(double C, double hid)
+{
+    double D = 2 * C, R = (double)(((int64_t)C + 15) / 16);
+    double ssm = 2 * D * C + 10 * D + (R + 2) * D + D * R + D + D + 27 * D + 3 + D + 2 * D + C * D;
+    return 10 * C + 2 * C + ssm + 10 * C + 2 * C + (hid * C + hid) + (C * hid + C);
+}
+
+double
+mc_model_params(const ModelConfig *cfg)
+{
+    double C = cfg->embed_dim, h = C / 2, ci = cfg->in_chans;
+    double n = h * ci * 9 + 4 * h;     /* patch_embed.conv1 + BN */
+    n += 2 * (h * h * 9 + 4 * h);      /* conv2.0, conv2.1 */
+    n += 4 * C * h * 9 + 16 * C;       /* conv3.0 */
+    n += C * 4 * C + 4 * C;            /* conv3.1 */
+    for (int i = 0; i < cfg->nstages; i++) {
+        double Ci = C * (double)((int64_t)1 << i);
+        n += cfg->depths[i] * block_params(Ci, (double)mc_model_hidden(cfg, i));
+        if (i < cfg->nstages - 1) /* downsample: 1x1 (bias), depthwise 3x3 (bias), 1x1 (bias) + BN */
+            n += (8 * Ci * Ci + 8 * Ci) + (8 * Ci * 9 + 8 * Ci) + (2 * Ci * 8 * Ci + 2 * Ci + 8 * Ci);
+    }
+    double Cl = C * (double)((int64_t)1 << (cfg->nstages - 1));
+    return n + 2 * Cl + cfg->num_classes * Cl + cfg->num_classes;
+}
+
+int64_t
+mc_model_hidden(const ModelConfig *cfg, int stage)
+{
+    double h = (double)((int64_t)cfg->embed_dim << stage) * cfg->mlp_ratio;
+    return h < 9e18 ? (int64_t)h : INT64_MAX; /* as block() computes it */
+}
+
+/* Elements of the largest intermediate tensor for batch B and an HxW image. */
+double
+mc_model_max_activation(const ModelConfig *cfg, int B, int H, int W, const char **where)
+{
+    double C = cfg->embed_dim, best = (double)cfg->in_chans * H * W;
+    int64_t h = (H - 1) / 2 + 1, w = (W - 1) / 2 + 1;
+    *where = "the input";
+#define CAND(v, name) do { if ((v) > best) best = (v), *where = (name); } while (0)
+    CAND((double)h * w * C / 2, "patch_embed.conv1");
+    h = (h - 1) / 2 + 1, w = (w - 1) / 2 + 1;
+    CAND((double)h * w * 4 * C, "patch_embed.conv3.0");
+    for (int i = 0; i < cfg->nstages; i++) {
+        double Ci = C * (double)((int64_t)1 << i), hw = (double)h * w;
+        if (cfg->depths[i] > 0) {
+            CAND(hw * 4 * Ci, "an in_proj");
+            CAND(hw * (double)mc_model_hidden(cfg, i), "an MLP");
+        }
+        if (i < cfg->nstages - 1) {
+            CAND(hw * 8 * Ci, "a downsample");
+            h = (h - 1) / 2 + 1, w = (w - 1) / 2 + 1;
+        }
+    }
+#undef CAND
+    return best * B;
+}
+
 int
 mc_model_build(const ModelConfig *cfg, int B, int H, int W_, Graph *g, McErr *err)
 {
+    if (mc_config_check(cfg, err)) return -1;
     if (cfg->d_state != 1)
         return mc_err_at(err, cfg->file, cfg->d_state_line, cfg->d_state_col,
                          "MODEL.SPATIALMAMBA.D_STATE is %d; mambac supports D_STATE 1 (every published config)",
@@ -266,9 +332,18 @@ mc_model_build(const ModelConfig *cfg, int B, int H, int W_, Graph *g, McErr *er
         return mc_err(err, "image size %dx%d is too small: height and width must be >= 32", H, W_);
     if (H > 16384 || W_ > 16384 || (int64_t)B * H * W_ > ((int64_t)1 << 34))
         return mc_err(err, "input [%d,%d,%d,%d] is too large", B, cfg->in_chans, H, W_);
+    const char *where;
+    double act = mc_model_max_activation(cfg, B, H, W_, &where);
+    char what[160];
+    snprintf(what, sizeof what, "at batch %d and %dx%d, %s's output", B, H, W_, where);
+    if (mc_budget_check_activation(act, 4 * act, what, cfg->file, 0, 0, err)) return -1;
 
     mc_graph_init(g, cfg->name[0] ? cfg->name : "spatial_mamba");
-    Builder bd = {g, err}, *b = &bd;
+    Builder bd = {.g = g, .err = err}, *b = &bd;
+    if (setjmp(bd.fail)) {
+        mc_err_prefix(err, "%s: cannot build the model", cfg->file);
+        return -1;
+    }
     Shape s = {4, {B, cfg->in_chans, H, W_}};
     int x = check(b, mc_graph_input(g, "x", DT_F32, &s, err));
     int64_t C = cfg->embed_dim;
@@ -276,7 +351,7 @@ mc_model_build(const ModelConfig *cfg, int B, int H, int W_, Graph *g, McErr *er
     for (int i = 0; i < cfg->nstages; i++) {
         int64_t Ci = C << i;
         for (int j = 0; j < cfg->depths[i]; j++)
-            x = block(b, fmt(b, "layers.%d.blocks.%d", i, j), x, Ci, cfg->mlp_ratio);
+            x = block(b, fmt(b, "layers.%d.blocks.%d", i, j), x, Ci, mc_model_hidden(cfg, i));
         if (i < cfg->nstages - 1) x = downsample(b, fmt(b, "layers.%d.downsample.conv", i), x, Ci);
     }
     x = layernorm(b, "norm", x);

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "ir/graph.h"
+#include "ir/budget.h"
 
 /* Integers in the text are limited so shape arithmetic cannot overflow. */
 #define IR_INT_MAX ((int64_t)1 << 40)
@@ -218,6 +219,7 @@ typedef struct Parser {
     McErr *err;
     int *defline;       /* per node id: line of its definition */
     int defcap;
+    double wparams, wbytes; /* weights so far (the parameter budget) */
 } Parser;
 
 static const Tok *
@@ -649,6 +651,8 @@ parse_node(Parser *ps)
         mc_shape_str(&n->shape, inf + strlen(inf), sizeof inf - strlen(inf));
         return fail_at(ps, tt, "type mismatch for %%%s: written %s but inferred %s", name, w, inf);
     }
+    if (mc_budget_check_node(n, &ps->wparams, &ps->wbytes, ps->file, tt->line, tt->col, ps->err))
+        return -1;
     return note_def(ps, id, nt->line);
 }
 

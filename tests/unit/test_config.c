@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "frontend/frontend.h"
+#include <stdlib.h>
 
 #define FIX "unit/data/yaml/"
 
@@ -234,6 +235,108 @@ test_mem_errors(void)
     check_contains(err.msg, "m.yaml:2:4: error: ");
 }
 
+/* Loads text that must fail; checks the message has want (and want2). */
+static void
+expect_mem_fail(const char *text, const char *want, const char *want2)
+{
+    ModelConfig cfg;
+    McErr err = {{0}};
+    CU_ASSERT_EQUAL(mc_config_load_mem(text, strlen(text), "m.yaml", &cfg, &err), -1);
+    check_contains(err.msg, want);
+    if (want2) check_contains(err.msg, want2);
+}
+
+/* mc_model_params counts exactly the weight elements the builder makes. */
+static void
+test_params_match_graph(void)
+{
+    static const char *const texts[] = {
+        "MODEL:\n  SPATIALMAMBA:\n    EMBED_DIM: 64\n    DEPTHS: [2, 4, 8, 4]\n    D_STATE: 1\n",
+        "MODEL:\n  NUM_CLASSES: 17\n  SPATIALMAMBA:\n    EMBED_DIM: 34\n    DEPTHS: [1, 2, 1, 1]\n"
+        "    D_STATE: 1\n    MLP_RATIO: 2.5\n    IN_CHANS: 1\n",
+        "MODEL:\n  SPATIALMAMBA:\n    EMBED_DIM: 6\n    DEPTHS: [1]\n    D_STATE: 1\n    MLP_RATIO: 0.5\n",
+        "MODEL:\n  NUM_CLASSES: 3\n  SPATIALMAMBA:\n    EMBED_DIM: 2\n    DEPTHS: [1, 0, 1, 0, 1, 0, 1, 2]\n"
+        "    D_STATE: 1\n    MLP_RATIO: 1.3\n",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        ModelConfig cfg;
+        McErr err = {{0}};
+        int rc = mc_config_load_mem(texts[i], strlen(texts[i]), "p.yaml", &cfg, &err);
+        if (rc) fprintf(stderr, "\n  %s\n", err.msg);
+        CU_ASSERT_EQUAL_FATAL(rc, 0);
+        Graph g;
+        rc = mc_model_build(&cfg, 1, 64, 48, &g, &err);
+        if (rc) fprintf(stderr, "\n  %s\n", err.msg);
+        CU_ASSERT_EQUAL_FATAL(rc, 0);
+        int64_t n = 0, act = 0;
+        for (int j = 0; j < g.nnodes; j++) {
+            int64_t e = mc_shape_numel(&g.nodes[j].shape);
+            if (g.nodes[j].op == OP_WEIGHT) n += e;
+            else if (e > act) act = e;
+        }
+        CU_ASSERT_DOUBLE_EQUAL(mc_model_params(&cfg), (double)n, 0);
+        const char *where;
+        double est = mc_model_max_activation(&cfg, 1, 64, 48, &where);
+        if (est < (double)act) fprintf(stderr, "\n  config %zu: estimate %g < largest %lld\n", i, est, (long long)act);
+        CU_ASSERT(est >= (double)act && est <= 2.0 * (double)act);
+        mc_graph_free(&g);
+    }
+}
+
+/* Configs the per-key ranges accept but no model can be built from. */
+static void
+test_model_limits(void)
+{
+    unsetenv("MAMBAC_MAX_PARAMS");
+    unsetenv("MAMBAC_MAX_ACTIVATION");
+    /* hidden = int(64 * 1e-9) = 0: at MLP_RATIO's value */
+    expect_mem_fail("MODEL:\n  SPATIALMAMBA:\n    EMBED_DIM: 64\n    D_STATE: 1\n    MLP_RATIO: 1e-9\n",
+                    "m.yaml:5:16: error: MODEL.SPATIALMAMBA.MLP_RATIO 1e-09 leaves stage 0's MLP no hidden channel",
+                    "at least 0.015625");
+    /* key order does not matter: MLP_RATIO before EMBED_DIM */
+    expect_mem_fail("MODEL:\n  SPATIALMAMBA:\n    MLP_RATIO: 0.1\n    EMBED_DIM: 8\n",
+                    "m.yaml:3:16: error: MODEL.SPATIALMAMBA.MLP_RATIO 0.1", "int(8 * 0.1) = 0");
+    /* over the parameter budget: at EMBED_DIM's value */
+    expect_mem_fail("MODEL:\n  SPATIALMAMBA:\n    EMBED_DIM: 65536\n    MLP_RATIO: 1024\n    D_STATE: 1\n",
+                    "m.yaml:3:16: error: the model has ",
+                    "e+15 parameters (8.85 PiB); the limit is 2^31 parameters (8 GiB of float32); "
+                    "set MAMBAC_MAX_PARAMS to raise it");
+    expect_mem_fail("MODEL:\n  SPATIALMAMBA:\n    EMBED_DIM: 65536\n    DEPTHS: [1, 1, 1, 1, 1, 1, 1, 1]\n",
+                    "m.yaml:3:16: error: the model has 1.9e+15 parameters (6.75 PiB)", NULL);
+    /* 60 bytes that would fill 285 GiB of random weights */
+    static const char big[] = "MODEL:\n  SPATIALMAMBA:\n    EMBED_DIM: 4096\n    D_STATE: 1\n";
+    expect_mem_fail(big, "m.yaml:3:16: error: the model has 7.64e+10 parameters (285 GiB); the limit is 2^31", NULL);
+    /* no EMBED_DIM: the position of DEPTHS, then of MODEL.SPATIALMAMBA */
+    expect_mem_fail("MODEL:\n  NUM_CLASSES: 10000000\n  SPATIALMAMBA:\n    DEPTHS: [1, 1, 1, 1]\n",
+                    "m.yaml:4:13: error: the model has ", NULL);
+    expect_mem_fail("MODEL:\n  NUM_CLASSES: 10000000\n  SPATIALMAMBA: {}\n", "m.yaml:3:3: error: the model has ", NULL);
+    expect_mem_fail("MODEL:\n  SPATIALMAMBA:\n    DEPTHS: [1001]\n", "m.yaml:3:14: error: MODEL.SPATIALMAMBA.DEPTHS[0] must be between 0 and 1000", NULL);
+
+    /* the budget is raised by the environment; malformed values are errors */
+    ModelConfig cfg;
+    McErr err = {{0}};
+    setenv("MAMBAC_MAX_PARAMS", "2^40", 1);
+    CU_ASSERT_EQUAL(mc_config_load_mem(big, strlen(big), "m.yaml", &cfg, &err), 0);
+    setenv("MAMBAC_MAX_PARAMS", "1000", 1);
+    expect_mem_fail("MODEL:\n  SPATIALMAMBA:\n    EMBED_DIM: 8\n    DEPTHS: [1]\n",
+                    "the limit is 1000 parameters (3.91 KiB of float32)", NULL);
+    setenv("MAMBAC_MAX_PARAMS", "2^41", 1);
+    expect_mem_fail(big, "MAMBAC_MAX_PARAMS must be a positive integer or 2^N, at most 2^40; got '2^41'", NULL);
+    setenv("MAMBAC_MAX_PARAMS", "12x", 1);
+    expect_mem_fail(big, "MAMBAC_MAX_PARAMS must be", NULL);
+    unsetenv("MAMBAC_MAX_PARAMS");
+
+    /* the largest activation is checked before building, with batch and size */
+    CU_ASSERT_EQUAL_FATAL(mc_config_load("../examples/spatialmamba_tiny.yaml", &cfg, &err), 0);
+    Graph g;
+    memset(&g, 0, sizeof g);
+    CU_ASSERT_EQUAL(mc_model_build(&cfg, 1, 16384, 16384, &g, &err), -1);
+    check_contains(err.msg, "../examples/spatialmamba_tiny.yaml: error: at batch 1 and 16384x16384, ");
+    check_contains(err.msg, "elements (32 GiB); the limit is 2^32 elements (16 GiB of float32); "
+                            "set MAMBAC_MAX_ACTIVATION to raise it");
+    mc_graph_free(&g);
+}
+
 /* Aliases are resolved (public configs do not use them, but YAML allows it). */
 static void
 test_alias(void)
@@ -279,6 +382,8 @@ static const struct {
     {"mem_errors", test_mem_errors},
     {"alias", test_alias},
     {"kind", test_kind},
+    {"params_match_graph", test_params_match_graph},
+    {"model_limits", test_model_limits},
 };
 
 MC_UNIT_MAIN("config", tests)
