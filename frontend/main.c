@@ -275,7 +275,12 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
         } else if (!strcmp(key, "--top")) {
             if (parse_int(val, 1, 1000000, &o->top)) return usage_error(cmd, "--top wants a positive integer, got '%s'", val);
         } else if (!strcmp(key, "--batch")) {
-            if (parse_int(val, 1, 1 << 16, &o->batch)) return usage_error(cmd, "--batch wants a positive integer, got '%s'", val);
+            if (parse_int(val, 1, 1 << 16, &o->batch)) {
+                char *end;
+                if (strtoll(val, &end, 10) > (1 << 16) && end != val && !*end) /* LLONG_MAX past its range */
+                    return usage_error(cmd, "--batch %s is too large: at most 65536 images a batch", val);
+                return usage_error(cmd, "--batch wants a positive integer, got '%s'", val);
+            }
         } else if (!strcmp(key, "--image-size")) {
             if (parse_size(val, &o->H, &o->W)) return usage_error(cmd, "--image-size wants H or HxW, got '%s'", val);
         }
@@ -290,6 +295,33 @@ now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* An input shape no model takes: a zero-size dimension, an empty batch, or
+ * (public configs, image NCHW) past the batch and image-size limits. */
+static int
+input_shape_check(const char *path, const McNpy *x, int image)
+{
+    char b[160];
+    Shape s = {x->rank > MC_MAX_RANK ? MC_MAX_RANK : x->rank, {0}};
+    for (int i = 0; i < s.rank; i++) s.d[i] = x->shape[i];
+    mc_shape_str(&s, b, sizeof b);
+    int zero = -1;
+    for (int i = x->rank - 1; i >= 0; i--)
+        if (x->shape[i] == 0) zero = i;
+    if (zero == 0 && x->rank > 1)
+        fprintf(stderr, "%s: error: input shape %s is an empty batch (batch 0): give at least one image\n", path, b);
+    else if (zero >= 0)
+        fprintf(stderr, "%s: error: input shape %s has a zero-size dimension (dimension %d): every dimension "
+                "must be at least 1\n", path, b, zero);
+    else if (image && x->shape[0] > 65536)
+        fprintf(stderr, "%s: error: input shape %s: batch %lld is more than the 65536 limit\n", path, b,
+                (long long)x->shape[0]);
+    else if (image && (x->shape[2] > 16384 || x->shape[3] > 16384))
+        fprintf(stderr, "%s: error: input shape %s: the image is larger than the 16384x16384 limit\n", path, b);
+    else
+        return 0;
+    return 1;
 }
 
 /* Loads MODEL into g.  For a public config the graph is built for B x H x W. */
@@ -461,8 +493,7 @@ cmd_run(int argc, char **argv)
         mc_npy_free(&x);
         return 1;
     }
-    if (kind == 1 && (x.shape[0] < 1 || x.shape[0] > 65536 || x.shape[2] > 16384 || x.shape[3] > 16384)) {
-        fprintf(stderr, "%s: error: unsupported input shape\n", o.input);
+    if (input_shape_check(o.input, &x, kind == 1)) {
         mc_npy_free(&x);
         return 1;
     }

@@ -7,8 +7,10 @@
  * calls whose storages are persistent ids ('storage', torch.<T>Storage,
  * key, location, numel).  Produces one
  * contiguous tensor per key of the chosen dict ("model", else "state_dict",
- * else the top level), "module." stripped.  Everything else in the pickle
- * (optimizer state, configs of foreign classes, ...) is skipped unread.
+ * else the top level), "module." stripped.  Tensors of a dtype we do not
+ * read (uint8, bool, int8, ...) are recorded by name and dtype only
+ * (mc_weights_skip).  Everything else in the pickle (optimizer state,
+ * configs of foreign classes, ...) is skipped unread.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,8 @@ typedef struct Pth {
     const char *name;
     size_t out_bytes, out_cap;
     McErr *err;
+    const char *unsup;   /* make_tensor returned 2: the dtype's name */
+    size_t unsup_len;
 } Pth;
 
 static int
@@ -83,6 +87,26 @@ storage_type(const PVal *g, DType *dt, int *untyped)
     return -1;
 }
 
+/* Sets p->unsup to the dtype name of a storage class we do not read
+ * (torch.ByteStorage -> "uint8"; an unknown class by its own name). */
+static int
+unsupported(Pth *p, const PVal *g)
+{
+    static const struct { const char *cls, *dt; } map[] = {
+        {"ByteStorage", "uint8"}, {"CharStorage", "int8"}, {"ShortStorage", "int16"},
+        {"BoolStorage", "bool"}, {"ComplexFloatStorage", "complex64"},
+        {"ComplexDoubleStorage", "complex128"},
+    };
+    p->unsup = g->s2;
+    p->unsup_len = g->len2;
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+        if (mc_pv_global_is(g, "torch", map[i].cls)) {
+            p->unsup = map[i].dt;
+            p->unsup_len = strlen(map[i].dt);
+        }
+    return 2;
+}
+
 static int
 torch_dtype(const PVal *g, DType *dt)
 {
@@ -107,8 +131,9 @@ terr(Pth *p, const char *key, const char *what)
 }
 
 /* Turns value v (for dict key `key`) into a store tensor.  Returns 1 when a
- * tensor was produced (*out filled), 0 when v is not a tensor we read
- * (skipped), -1 on a malformed tensor. */
+ * tensor was produced (*out filled), 2 for a tensor of a dtype we do not
+ * read (p->unsup names it), 0 when v is not a tensor (skipped), -1 on a
+ * malformed tensor. */
 static int
 make_tensor(Pth *p, const char *key, const PVal *v, int depth, WTensor *out)
 {
@@ -146,9 +171,12 @@ make_tensor(Pth *p, const char *key, const PVal *v, int depth, WTensor *out)
     DType dt = DT_F32;
     int untyped;
     if (storage_type(pid[1], &dt, &untyped))
-        return 0; /* storage of a type we do not read (bool, int8, complex...): skipped */
+        return unsupported(p, pid[1]); /* bool, int8, complex...: named, not read */
     if (v3 && torch_dtype(args->items[6], &dt))
-        return 0;
+        return args->items[6]->kind == PV_GLOBAL ? unsupported(p, args->items[6])
+                                                 : terr(p, key, "the tensor's dtype is not a torch dtype");
+    if (untyped && !v3 && mc_pv_global_is(pid[1], "torch", "ByteStorage"))
+        return unsupported(p, pid[1]); /* torch.save's uint8 tensors */
     if (untyped && !v3)
         return terr(p, key, "untyped storage without a dtype");
     int64_t es = mc_dtype_size(dt);
@@ -241,7 +269,7 @@ extract(Pth *p, const PVal *top, WeightStore *ws)
     while (hcap < (size_t)np * 2)
         hcap *= 2;
     int *ht = malloc(hcap * sizeof *ht);
-    int rc = 0, prior = ws->n > 0, found = 0, n0 = ws->n;
+    int rc = 0, prior = ws->n > 0, found = 0, n0 = ws->n, s0 = ws->nskipped;
     if (!keys || !ht) {
         rc = mc_err(p->err, "%s: out of memory", p->name);
         goto done;
@@ -292,6 +320,13 @@ extract(Pth *p, const PVal *top, WeightStore *ws)
         if (r == 0)
             continue;
         found++;
+        if (r == 2) {
+            if (mc_weights_skip(ws, keys[i], p->unsup, p->unsup_len)) {
+                rc = mc_err(p->err, "%s: out of memory", p->name);
+                goto done;
+            }
+            continue;
+        }
         WTensor *w = prior ? mc_weights_put(ws, keys[i], t.dtype, t.orig, &t.shape, t.data)
                            : mc_weights_append(ws, keys[i], t.dtype, t.orig, &t.shape, t.data);
         if (!w) {
@@ -304,13 +339,8 @@ extract(Pth *p, const PVal *top, WeightStore *ws)
         rc = mc_err(p->err, "%s: no tensors found (looked in 'model', 'state_dict' and the top-level dict)",
                     p->name);
 done:
-    if (rc < 0 && !prior) { /* leave the store as it was */
-        for (int i = n0; i < ws->n; i++) {
-            free(ws->t[i].name);
-            free(ws->t[i].data);
-        }
-        ws->n = n0;
-    }
+    if (rc < 0 && !prior) /* leave the store as it was */
+        mc_weights_truncate(ws, n0, s0);
     if (keys)
         for (int i = 0; i < np; i++)
             free(keys[i]);

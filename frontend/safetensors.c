@@ -3,7 +3,8 @@
  * Takes: 8-byte little-endian header length, a JSON header
  * {"key": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...,
  *  "__metadata__": {...}}, then the data block.  Produces one contiguous
- * tensor per key (F16/BF16/F64 converted to f32, I64/I32 kept).  The JSON
+ * tensor per key (F16/BF16/F64 converted to f32, I64/I32 kept; other known
+ * dtypes, U8, BOOL, I8..., are recorded by name only).  The JSON
  * parser here is small, strict (RFC 8259 grammar, no duplicates in the
  * tensor table) and bounded (depth, size); offsets are checked against the
  * data block and against each other (no overlap).
@@ -331,7 +332,8 @@ key_is(const JNode *n, const char *k)
 typedef struct Ent {
     const JNode *n;
     DType dt;
-    int skip;
+    int skip;          /* a dtype we do not read: recorded by name (mc_weights_skip) */
+    const JNode *dtn;
     Shape s;
     uint64_t b, e;
 } Ent;
@@ -398,6 +400,7 @@ entry_parse(Json *j, const JNode *t, Ent *e, uint64_t dlen)
         return mc_err(j->err, "%s: safetensors: entry '%s' has unknown dtype '%s'", nm, kn,
                       mc_str_escape(fn, sizeof fn, dt->s, dt->slen > 20 ? 20 : dt->slen));
     e->skip = e->dt == DT_COUNT;
+    e->dtn = dt;
     if (sh->n > MC_MAX_RANK)
         return mc_err(j->err, "%s: safetensors: entry '%s' has rank %d (at most %d supported)", nm, kn,
                       sh->n, MC_MAX_RANK);
@@ -452,7 +455,7 @@ mc_safetensors_load_mem(const uint8_t *buf, size_t len, const char *name, Weight
               .name = name, .err = err};
     j.strbuf = malloc(hlen + 1); /* decoded strings are never longer than their JSON text */
     Ent *ents = NULL;
-    int rc = -1, n0 = ws->n, prior = ws->n > 0;
+    int rc = -1, n0 = ws->n, s0 = ws->nskipped, prior = ws->n > 0;
     if (!j.strbuf) {
         mc_err(err, "%s: out of memory", name);
         goto out;
@@ -510,8 +513,13 @@ mc_safetensors_load_mem(const uint8_t *buf, size_t len, const char *name, Weight
         }
     for (int i = 0; i < ne; i++) {
         Ent *e = &ents[i];
-        if (e->skip)
+        if (e->skip) {
+            if (mc_weights_skip(ws, e->n->key, e->dtn->s, e->dtn->slen)) {
+                mc_err(err, "%s: out of memory", name);
+                goto out;
+            }
             continue;
+        }
         int64_t stride[MC_MAX_RANK], acc = 1; /* row-major */
         for (int k = e->s.rank - 1; k >= 0; k--) {
             stride[k] = acc;
@@ -531,13 +539,8 @@ mc_safetensors_load_mem(const uint8_t *buf, size_t len, const char *name, Weight
     }
     rc = 0;
 out:
-    if (rc < 0 && !prior) {
-        for (int i = n0; i < ws->n; i++) {
-            free(ws->t[i].name);
-            free(ws->t[i].data);
-        }
-        ws->n = n0;
-    }
+    if (rc < 0 && !prior)
+        mc_weights_truncate(ws, n0, s0);
     free(ents);
     free(j.nodes);
     free(j.strbuf);

@@ -2,7 +2,8 @@
  *
  * Takes tensors from the readers (pth.c, safetensors.c) or makes random
  * ones; owns every tensor's name and data.  mc_weights_check compares the
- * store with the WEIGHT nodes of a graph and reports every problem at once.
+ * store with the WEIGHT nodes of a graph and reports every problem at once
+ * (a tensor of a dtype the readers skip is named with that dtype).
  * Also the readers' shared helpers (declared in zip.h): strided gather with
  * f16/bf16/f64 -> f32 conversion, and append without lookup.
  */
@@ -26,13 +27,46 @@ mc_weights_init(WeightStore *ws)
 void
 mc_weights_free(WeightStore *ws)
 {
-    for (int i = 0; i < ws->n; i++) {
+    mc_weights_truncate(ws, 0, 0);
+    free(ws->t);
+    free(ws->skipped);
+    free(ws->source);
+    memset(ws, 0, sizeof *ws);
+}
+
+void
+mc_weights_truncate(WeightStore *ws, int n, int nskipped)
+{
+    for (int i = n; i < ws->n; i++) {
         free(ws->t[i].name);
         free(ws->t[i].data);
     }
-    free(ws->t);
-    free(ws->source);
-    memset(ws, 0, sizeof *ws);
+    for (int i = nskipped; i < ws->nskipped; i++)
+        free(ws->skipped[i].name);
+    if (n < ws->n)
+        ws->n = n;
+    if (nskipped < ws->nskipped)
+        ws->nskipped = nskipped;
+}
+
+int
+mc_weights_skip(WeightStore *ws, const char *name, const char *dtype, size_t dtype_len)
+{
+    if (ws->nskipped == ws->skipcap) {
+        int nc = ws->skipcap ? ws->skipcap * 2 : 16;
+        WSkipped *ns = realloc(ws->skipped, (size_t)nc * sizeof *ns);
+        if (!ns)
+            return -1;
+        ws->skipped = ns;
+        ws->skipcap = nc;
+    }
+    char *nm = strdup(name);
+    if (!nm)
+        return -1;
+    WSkipped *s = &ws->skipped[ws->nskipped++];
+    s->name = nm;
+    mc_str_escape(s->dtype, sizeof s->dtype, dtype, dtype_len > 20 ? 20 : dtype_len);
+    return 0;
 }
 
 static size_t
@@ -240,24 +274,32 @@ hash_str(const char *s)
     return h;
 }
 
+/* Name -> index of an array of structs whose first member is the name
+ * (WTensor, WSkipped). */
 typedef struct Index {
     int *slot;
     size_t cap;
+    const char *base;
+    size_t stride;
 } Index;
 
+#define IX_NAME(ix, i) (*(char *const *)(const void *)((ix)->base + (size_t)(i) * (ix)->stride))
+
 static int
-index_build(Index *ix, const WeightStore *ws)
+index_build(Index *ix, const void *base, int n, size_t stride)
 {
+    ix->base = base;
+    ix->stride = stride;
     ix->cap = 16;
-    while (ix->cap < (size_t)ws->n * 2)
+    while (ix->cap < (size_t)n * 2)
         ix->cap *= 2;
     ix->slot = malloc(ix->cap * sizeof *ix->slot);
     if (!ix->slot)
         return -1;
     for (size_t i = 0; i < ix->cap; i++)
         ix->slot[i] = -1;
-    for (int i = 0; i < ws->n; i++) {
-        size_t h = hash_str(ws->t[i].name) & (ix->cap - 1);
+    for (int i = 0; i < n; i++) {
+        size_t h = hash_str(IX_NAME(ix, i)) & (ix->cap - 1);
         while (ix->slot[h] >= 0)
             h = (h + 1) & (ix->cap - 1);
         ix->slot[h] = i;
@@ -265,14 +307,15 @@ index_build(Index *ix, const WeightStore *ws)
     return 0;
 }
 
-static WTensor *
-index_find(const Index *ix, const WeightStore *ws, const char *name)
+/* The index of name, or -1; the last duplicate wins, like mc_weights_put. */
+static int
+index_find(const Index *ix, const char *name)
 {
     size_t h = hash_str(name) & (ix->cap - 1);
-    WTensor *r = NULL;
-    while (ix->slot[h] >= 0) { /* the last duplicate wins, like mc_weights_put */
-        if (strcmp(ws->t[ix->slot[h]].name, name) == 0)
-            r = &ws->t[ix->slot[h]];
+    int r = -1;
+    while (ix->slot[h] >= 0) {
+        if (strcmp(IX_NAME(ix, ix->slot[h]), name) == 0)
+            r = ix->slot[h];
         h = (h + 1) & (ix->cap - 1);
     }
     return r;
@@ -313,9 +356,19 @@ int
 mc_weights_check(const Graph *g, WeightStore *ws, McErr *err)
 {
     const char *src = ws->source ? ws->source : "(weights)";
-    Index ix;
-    if (index_build(&ix, ws))
+    Index ix, sx;
+    if (index_build(&ix, ws->t, ws->n, sizeof *ws->t))
         return mc_err(err, "weights %s: out of memory", src);
+    if (index_build(&sx, ws->skipped, ws->nskipped, sizeof *ws->skipped)) {
+        free(ix.slot);
+        return mc_err(err, "weights %s: out of memory", src);
+    }
+    char *sused = calloc((size_t)ws->nskipped + 1, 1);
+    if (!sused) {
+        free(ix.slot);
+        free(sx.slot);
+        return mc_err(err, "weights %s: out of memory", src);
+    }
     for (int i = 0; i < ws->n; i++)
         ws->t[i].used = 0;
     Msg m = {.len = 0};
@@ -326,8 +379,18 @@ mc_weights_check(const Graph *g, WeightStore *ws, McErr *err)
             continue;
         char line[1024], a[160], b[160], ek[700];
         const char *key = nd->name ? nd->name : "";
-        WTensor *t = index_find(&ix, ws, key);
+        int ti = index_find(&ix, key), si = ti < 0 ? index_find(&sx, key) : -1;
+        WTensor *t = ti >= 0 ? &ws->t[ti] : NULL;
         shape_fmt(&nd->shape, a, sizeof a);
+        if (si >= 0) {
+            sused[si] = 1;
+            snprintf(line, sizeof line, "\n  unsupported dtype: tensor '%s' has dtype %s, which mambac does not "
+                     "support (float32, float16, bfloat16 and float64 are, int64 and int32 for integer buffers)",
+                     MC_ESC(ek, key), ws->skipped[si].dtype);
+            msg_add(&m, line);
+            problems++;
+            continue;
+        }
         if (!t) {
             snprintf(line, sizeof line, "\n  missing: %s %s", MC_ESC(ek, key), a);
             msg_add(&m, line);
@@ -347,8 +410,10 @@ mc_weights_check(const Graph *g, WeightStore *ws, McErr *err)
             problems++;
         }
     }
-    free(ix.slot);
+    free(sx.slot);
     if (problems) {
+        free(ix.slot);
+        free(sused);
         if (m.dropped)
             snprintf(m.buf + m.len, sizeof m.buf - m.len, "\n  ... and %d more", m.dropped);
         return mc_err(err, "weights %s: %d problem%s:%s", src, problems, problems == 1 ? "" : "s", m.buf);
@@ -364,6 +429,17 @@ mc_weights_check(const Graph *g, WeightStore *ws, McErr *err)
         msg_add(&u, line);
         unused++;
     }
+    for (int i = 0; i < ws->nskipped; i++) {
+        if (sused[i] || index_find(&ix, ws->skipped[i].name) >= 0) /* a later file's tensor replaced it */
+            continue;
+        char line[600], ek[500];
+        snprintf(line, sizeof line, "%s%s (%s, not read)", unused ? ", " : "", MC_ESC(ek, ws->skipped[i].name),
+                 ws->skipped[i].dtype);
+        msg_add(&u, line);
+        unused++;
+    }
+    free(sused);
+    free(ix.slot);
     if (unused) {
         if (u.dropped)
             snprintf(u.buf + u.len, sizeof u.buf - u.len, ", ... (%d more)", u.dropped);

@@ -23,9 +23,18 @@ typedef struct WTensor {
     int used;          /* set by the model check */
 } WTensor;
 
+/* A tensor of a dtype mambac does not read (uint8, bool, int8, ...): kept by
+ * name so the model check can say why it is not usable. */
+typedef struct WSkipped {
+    char *name;
+    char dtype[32];    /* as the file names it: "U8" (safetensors), "uint8" (.pth) */
+} WSkipped;
+
 typedef struct WeightStore {
     WTensor *t;
     int n, cap;
+    WSkipped *skipped; /* not in t: mc_weights_find never returns them */
+    int nskipped, skipcap;
     char *source;      /* file path, for messages */
 } WeightStore;
 
@@ -50,9 +59,10 @@ int mc_safetensors_load_mem(const uint8_t *buf, size_t len, const char *name, We
 /* Picks the reader by content (zip magic "PK\3\4" -> pth, else safetensors). */
 int mc_weights_load(const char *path, WeightStore *ws, McErr *err);
 
-/* Checks every WEIGHT node of g against ws: all missing keys and all shape
- * mismatches are reported in one message ("missing: k [expected shape]",
- * "shape mismatch: k expected [..] got [..]"), then returns -1.  On success
+/* Checks every WEIGHT node of g against ws: all missing keys, tensors of an
+ * unsupported dtype and shape mismatches are reported in one message
+ * ("missing: k [expected shape]", "unsupported dtype: tensor 'k' has dtype
+ * U8, ...", "shape mismatch: k expected [..] got [..]"), then returns -1.  On success
  * prints one note line listing unused tensors (if any) and returns 0. */
 int mc_weights_check(const Graph *g, WeightStore *ws, McErr *err);
 

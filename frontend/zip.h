@@ -56,5 +56,10 @@ DType mc_weights_store_type(DType dt);
 /* Appends without looking for an existing key (readers dedupe themselves). */
 WTensor *mc_weights_append(WeightStore *ws, const char *name, DType dt, DType orig,
                            const Shape *s, void *data);
+/* Records a tensor the reader does not read (its dtype as the file names it,
+ * escaped and cut to fit); -1 when out of memory. */
+int mc_weights_skip(WeightStore *ws, const char *name, const char *dtype, size_t dtype_len);
+/* Drops tensors and skipped names past n / nskipped (a reader's rollback). */
+void mc_weights_truncate(WeightStore *ws, int n, int nskipped);
 
 #endif

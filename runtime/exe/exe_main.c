@@ -146,6 +146,16 @@ load_input(const char *path, float *dst)
         mc_npy_free(&a);
         return -1;
     }
+    int zero = -1;
+    for (int i = a.rank - 1; i >= 0; i--)
+        if (a.shape[i] == 0)
+            zero = i;
+    if (!ok && zero >= 0) { /* no recompiling helps */
+        fprintf(stderr, "%s: error: %s: input has shape %s, %s; this model takes %s\n", prog, path, got,
+                zero == 0 && a.rank > 1 ? "an empty batch (batch 0)" : "a zero-size dimension", want);
+        mc_npy_free(&a);
+        return -1;
+    }
     if (!ok) {
         fprintf(stderr,
                 "%s: error: %s: input has shape %s, this model was compiled for %s "

@@ -367,4 +367,50 @@ with open(p, "wb") as f:
     f.write(struct.pack("<Q", 1 << 63) + b'{"a": 1}')
 t.expect_user_error("safetensors header length 2^63", run_args(p),
                     must_contain=("header length 9223372036854775808",))
+import json  # noqa: E402
+
+# Row 20: a tensor of a dtype mambac does not read (uint8, bool, int8, ...)
+# is named with its dtype, not reported "missing".
+key = "layers.0.blocks.0.ln_1.weight"
+assert key in sd
+for tdt, stname, tname in ((torch.uint8, "U8", "uint8"), (torch.bool, "BOOL", "bool"),
+                           (torch.int8, "I8", "int8"), (torch.int16, "I16", "int16")):
+    s7 = OrderedDict(sd)
+    s7[key] = sd[key].to(tdt)
+    p = t.path("dtype.pth")
+    E.ck.save_model(p, s7)
+    t.expect_user_error("a .pth whose %s is %s" % (key, tname), run_args(p),
+                        must_contain=("'%s' has dtype %s" % (key, tname), "does not support",
+                                      "float32, float16, bfloat16"))
+    parts, hdr, off = [], {}, 0
+    for k, v in s7.items():
+        raw = v.contiguous().numpy().tobytes()
+        dt = stname if k == key else {torch.float32: "F32", torch.int64: "I64"}[v.dtype]
+        hdr[k] = {"dtype": dt, "shape": list(v.shape), "data_offsets": [off, off + len(raw)]}
+        parts.append(raw)
+        off += len(raw)
+    hb = json.dumps(hdr).encode()
+    p = t.path("dtype.safetensors")
+    with open(p, "wb") as f:
+        f.write(struct.pack("<Q", len(hb)) + hb + b"".join(parts))
+    t.expect_user_error("a .safetensors whose %s is %s" % (key, stname), run_args(p),
+                        must_contain=("'%s' has dtype %s" % (key, stname), "does not support",
+                                      "float32, float16, bfloat16"))
+
+# Row 20: zero-size and too large input shapes get their own message.
+npy_case("H=0 [1,3,0,36]", np.zeros((1, 3, 0, 36), np.float32), ("zero-size dimension",))
+npy_case("W=0 and C=0 [1,0,32,0]", np.zeros((1, 0, 32, 0), np.float32), ("zero-size dimension",))
+npy_case("batch 0 [0,3,32,36]", np.zeros((0, 3, 32, 36), np.float32), ("empty batch",))
+for b in ("1099511627776", "65537", "99999999999999999999999"):
+    rc, _, err, _ = t.run(["dump", cfg, "--batch", b], timeout=60)
+    t.check(rc == 2 and ("--batch %s is too large" % b) in err and "65536" in err,
+            "--batch %s: a usage error naming the limit: rc=%s %s" % (b, rc, err.strip()[:200]))
+if os.path.exists(exe):
+    for label, shp, what in (("H=0", (1, 3, 0, 36), "zero-size dimension"),
+                             ("batch 0", (0, 3, 32, 36), "empty batch")):
+        p = t.path("exe_in.npy")
+        np.save(p, np.zeros(shp, np.float32))
+        rc, _, err, dt = E.run_prog([exe, "--input", p, "--output", out], timeout=30)
+        t.check(rc == 1 and what in err and "recompile" not in err,
+                "the executable's --input is %s: rc=%s %s" % (label, rc, err.strip()[:200]))
 t.finish()
