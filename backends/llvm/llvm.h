@@ -63,9 +63,13 @@ McLlvmModule *mc_llvm_codegen(const KProgram *p, const McLlvmTarget *t, McErr *e
 McLlvmModule *mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize,
                                   McErr *err);
 /* mc_llvm_codegen with the symbol prefix `prefix` instead of the program's
- * name (one variant of a multi-CPU artifact: <prefix>_run, ...). */
+ * name, reading weights packed for target `pack` (NULL: t) -- one variant of
+ * a multi-CPU artifact: <prefix>_run, ... over a blob that
+ * mc_llvm_pack_weights(p, ws, pack) wrote.  mc_llvm_packing_fits says
+ * whether t's code can read pack's panels (its panel widths divide pack's). */
 McLlvmModule *mc_llvm_codegen_as(const KProgram *p, const McLlvmTarget *t, const char *prefix,
-                                 McErr *err);
+                                 const McLlvmTarget *pack, McErr *err);
+int mc_llvm_packing_fits(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pack);
 void mc_llvm_module_free(McLlvmModule *m);
 
 typedef enum McLlvmEmit { MC_EMIT_OBJ, MC_EMIT_ASM, MC_EMIT_IR } McLlvmEmit;

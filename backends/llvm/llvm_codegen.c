@@ -92,8 +92,10 @@ packs_in1(KernelKind k)
 }
 
 int
-mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, Plan *pl)
+mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pk, Plan *pl)
 {
+    int fits = 1;
+    if (!pk) pk = t;
     memset(pl, 0, sizeof *pl);
     pl->nk = p->nk;
     pl->k = calloc((size_t)(p->nk ? p->nk : 1), sizeof(KPlan));
@@ -115,10 +117,12 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, Plan *pl)
         pl->woff[i] = off;
         off = align64(off + p->bufs[i].bytes);
     }
-    int L = t->lanes;
+    int L = t->lanes, Lp = pk->lanes;
+    if (Lp % L) fits = 0;
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];
         KPlan *kp = &pl->k[i];
+        KPlan pkp; /* the packing target's micro-kernel: its panels are the blob's */
         kp->pack_off = -1;
         kp->grain = 1;
         const View *o = &k->out;
@@ -126,7 +130,10 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, Plan *pl)
         switch (k->kind) {
         case KK_GEMM: {
             mk_shape(t, k->N, kp);
-            kp->pack_bytes = cdiv(k->N, kp->nr) * k->K * kp->nr * 4;
+            mk_shape(pk, k->N, &pkp);
+            kp->pnr = pkp.nr;
+            if (kp->pnr % kp->nr) fits = 0;
+            kp->pack_bytes = cdiv(k->N, kp->pnr) * k->K * kp->pnr * 4;
             gemm_grid(k, kp);
             break;
         }
@@ -134,7 +141,10 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, Plan *pl)
             const View *w = &k->in[1];
             int64_t Co = w->shape[0], Ci = w->shape[1], T = w->shape[2] * w->shape[3];
             mk_shape(t, Co, kp);
-            kp->pack_bytes = cdiv(Co, kp->nr) * T * Ci * kp->nr * 4;
+            mk_shape(pk, Co, &pkp);
+            kp->pnr = pkp.nr;
+            if (kp->pnr % kp->nr) fits = 0;
+            kp->pack_bytes = cdiv(Co, kp->pnr) * T * Ci * kp->pnr * 4;
             kp->n = o->shape[0] * o->shape[1];
             if (Ci > pl->zeros) pl->zeros = Ci;
             break;
@@ -142,13 +152,15 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, Plan *pl)
         case KK_DWCONV: {
             const View *w = &k->in[1];
             int64_t C = w->shape[0], T = w->shape[2] * w->shape[3];
-            kp->pack_bytes = T * cdiv(C, L) * L * 4;
+            kp->pcp = cdiv(C, Lp) * Lp;
+            kp->pack_bytes = T * kp->pcp * 4;
             kp->n = o->shape[0] * o->shape[1];
             break;
         }
         case KK_FUSION25: {
             int64_t D = k->in[1].shape[0];
-            kp->pack_bytes = 25 * cdiv(D, L) * L * 4;
+            kp->pcp = cdiv(D, Lp) * Lp;
+            kp->pack_bytes = 25 * kp->pcp * 4;
             int64_t nch = cdiv(D, L), rows = o->shape[0] * o->shape[1];
             kp->n = rows * cdiv(nch, mc_llvm_f25_chunk(rows, nch));
             break;
@@ -180,7 +192,7 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, Plan *pl)
         if (kp->grain < 1) kp->grain = 1;
     }
     pl->blob_bytes = off;
-    return 0;
+    return fits ? 0 : -1;
 }
 
 void
@@ -196,7 +208,7 @@ int64_t
 mc_llvm_weights_size(const KProgram *p, const McLlvmTarget *t)
 {
     Plan pl;
-    mc_llvm_plan(p, t, &pl);
+    mc_llvm_plan(p, t, NULL, &pl);
     int64_t n = pl.blob_bytes;
     mc_llvm_plan_free(&pl);
     return n;
@@ -216,7 +228,7 @@ mc_llvm_pack_weights(const KProgram *p, const WeightStore *ws, const McLlvmTarge
                      int64_t *size, McErr *err)
 {
     Plan pl;
-    mc_llvm_plan(p, t, &pl);
+    mc_llvm_plan(p, t, NULL, &pl);
     uint8_t *b = NULL;
     if (posix_memalign((void **)&b, 64, (size_t)(pl.blob_bytes > 0 ? pl.blob_bytes : 64))) {
         mc_llvm_plan_free(&pl);
@@ -234,7 +246,6 @@ mc_llvm_pack_weights(const KProgram *p, const WeightStore *ws, const McLlvmTarge
         for (int i = 0; i < p->nbufs; i++)
             if (pl.woff[i] >= 0) memcpy(b + pl.woff[i], g + p->bufs[i].offset, (size_t)p->bufs[i].bytes);
     }
-    int L = t->lanes;
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];
         const KPlan *kp = &pl.k[i];
@@ -244,14 +255,14 @@ mc_llvm_pack_weights(const KProgram *p, const WeightStore *ws, const McLlvmTarge
         const float *src = wdata(p, g, w);
         switch (k->kind) {
         case KK_GEMM: { /* W[N,K] -> [N/nr][K][nr] */
-            int64_t N = k->N, K = k->K, nr = kp->nr;
+            int64_t N = k->N, K = k->K, nr = kp->pnr;
             for (int64_t n = 0; n < N; n++)
                 for (int64_t kk = 0; kk < K; kk++)
                     dst[((n / nr) * K + kk) * nr + n % nr] = src[n * w->stride[0] + kk * w->stride[1]];
             break;
         }
         case KK_CONV: { /* OIHW -> [Co/nr][kh*kw][Ci][nr] */
-            int64_t Co = w->shape[0], Ci = w->shape[1], kh = w->shape[2], kw = w->shape[3], nr = kp->nr;
+            int64_t Co = w->shape[0], Ci = w->shape[1], kh = w->shape[2], kw = w->shape[3], nr = kp->pnr;
             for (int64_t co = 0; co < Co; co++)
                 for (int64_t ci = 0; ci < Ci; ci++)
                     for (int64_t y = 0; y < kh; y++)
@@ -261,7 +272,7 @@ mc_llvm_pack_weights(const KProgram *p, const WeightStore *ws, const McLlvmTarge
             break;
         }
         case KK_DWCONV: { /* [C,1,kh,kw] -> [kh*kw][Cp] */
-            int64_t C = w->shape[0], kh = w->shape[2], kw = w->shape[3], Cp = cdiv(C, L) * L;
+            int64_t C = w->shape[0], kh = w->shape[2], kw = w->shape[3], Cp = kp->pcp;
             for (int64_t ch = 0; ch < C; ch++)
                 for (int64_t y = 0; y < kh; y++)
                     for (int64_t x = 0; x < kw; x++)
@@ -269,7 +280,7 @@ mc_llvm_pack_weights(const KProgram *p, const WeightStore *ws, const McLlvmTarge
             break;
         }
         case KK_FUSION25: { /* [D,25] -> [25][Dp] */
-            int64_t D = w->shape[0], Dp = cdiv(D, L) * L;
+            int64_t D = w->shape[0], Dp = kp->pcp;
             for (int64_t d = 0; d < D; d++)
                 for (int64_t tp = 0; tp < 25; tp++) dst[tp * Dp + d] = src[d * w->stride[0] + tp * w->stride[1]];
             break;
@@ -401,7 +412,8 @@ mc_llvm_scratch_size(const KProgram *p)
 }
 
 static McLlvmModule *
-codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, int optimize, McErr *err)
+codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pk, int optimize,
+        McErr *err)
 {
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];
@@ -438,7 +450,13 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, int optimi
     LLVMDisposeTargetData(td);
 
     Plan pl;
-    mc_llvm_plan(p, t, &pl);
+    if (mc_llvm_plan(p, t, pk, &pl)) {
+        mc_llvm_plan_free(&pl);
+        mc_llvm_module_free(m);
+        if (have_sp >= 0) mc_kprogram_free(&sp);
+        mc_err(err, "llvm: internal error: the code for %s cannot read weights packed for %s", t->cpu, pk->cpu);
+        return NULL;
+    }
     CG c;
     memset(&c, 0, sizeof c);
     c.p = p;
@@ -553,19 +571,29 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, int optimi
 McLlvmModule *
 mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McErr *err)
 {
-    return codegen(p, t, NULL, optimize, err);
+    return codegen(p, t, NULL, NULL, optimize, err);
 }
 
 McLlvmModule *
 mc_llvm_codegen(const KProgram *p, const McLlvmTarget *t, McErr *err)
 {
-    return codegen(p, t, NULL, 1, err);
+    return codegen(p, t, NULL, NULL, 1, err);
 }
 
 McLlvmModule *
-mc_llvm_codegen_as(const KProgram *p, const McLlvmTarget *t, const char *prefix, McErr *err)
+mc_llvm_codegen_as(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pack,
+                   McErr *err)
 {
-    return codegen(p, t, prefix, 1, err);
+    return codegen(p, t, prefix, pack, 1, err);
+}
+
+int
+mc_llvm_packing_fits(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pack)
+{
+    Plan pl;
+    int r = mc_llvm_plan(p, t, pack, &pl);
+    mc_llvm_plan_free(&pl);
+    return r == 0;
 }
 
 void

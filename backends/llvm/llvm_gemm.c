@@ -53,6 +53,21 @@ store_tile(CG *c, const Kernel *k, LLVMValueRef acc[MAXR][MAXV], int rows, int n
     }
 }
 
+/* Byte offset, from the kernel's packed data, of column panel j (nr columns
+ * wide) when the blob's panels are pnr >= nr columns wide (weights packed
+ * for a wider variant of a multi-CPU artifact): panel j*nr/pnr, column
+ * j*nr%pnr; each panel spans `rows` rows of pnr floats. */
+static LLVMValueRef
+panel_off(CG *c, const KPlan *kp, LLVMValueRef j, int64_t rows)
+{
+    if (kp->pnr == kp->nr) return LLVMBuildMul(c->b, j, cg_i64(c, rows * kp->nr * 4), "");
+    LLVMValueRef col = LLVMBuildMul(c->b, j, cg_i64(c, kp->nr), "");
+    LLVMValueRef pan = LLVMBuildUDiv(c->b, col, cg_i64(c, kp->pnr), "");
+    LLVMValueRef in = LLVMBuildURem(c->b, col, cg_i64(c, kp->pnr), "");
+    return LLVMBuildAdd(c->b, LLVMBuildMul(c->b, pan, cg_i64(c, rows * kp->pnr * 4), ""),
+                        LLVMBuildMul(c->b, in, cg_i64(c, 4), ""), "");
+}
+
 /* one GEMM tile: rows [m0, m0+rows), panel j (columns j*nr.. + ncols) */
 static void
 gemm_tile(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef m0, LLVMValueRef j, int rows, int ncols,
@@ -64,14 +79,13 @@ gemm_tile(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef m0, LLVMValueRef
     LLVMValueRef aoff[MAXR];
     for (int r = 0; r < rows; r++)
         aoff[r] = cg_row_off(c, a, NULL, a->rank - 1, LLVMBuildAdd(c->b, m0, cg_i64(c, r), ""));
-    LLVMValueRef wbase = LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off),
-                                      LLVMBuildMul(c->b, j, cg_i64(c, K * nr * 4), ""), "");
+    LLVMValueRef wbase = LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off), panel_off(c, kp, j, K), "");
     LLVMValueRef init[MAXR * MAXV];
     for (int i = 0; i < rows * nv; i++) init[i] = cg_vf(c, 0.0);
     Loop l;
     cg_loop_begin(c, &l, cg_i64(c, 0), cg_i64(c, K), init, rows * nv, "gk");
     LLVMValueRef bvec[MAXV], next[MAXR * MAXV];
-    LLVMValueRef kb = LLVMBuildAdd(c->b, wbase, LLVMBuildMul(c->b, l.iv, cg_i64(c, nr * 4), ""), "");
+    LLVMValueRef kb = LLVMBuildAdd(c->b, wbase, LLVMBuildMul(c->b, l.iv, cg_i64(c, kp->pnr * 4), ""), "");
     for (int v = 0; v < nv; v++)
         bvec[v] = cg_load_packed(c, LLVMBuildAdd(c->b, kb, cg_i64(c, (int64_t)v * c->L * 4), ""));
     if (pf) { /* one cache line of the next panel per k step (clamped to this kernel's panels) */
@@ -107,8 +121,8 @@ gemm_block(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef mb, LLVMValueRe
      * prefetch the next panel, K lines per tile */
     LLVMValueRef pf0 = NULL;
     if (kp->panel_major)
-        pf0 = LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off),
-                           LLVMBuildMul(c->b, LLVMBuildAdd(c->b, j, cg_i64(c, 1), ""), cg_i64(c, k->K * kp->nr * 4), ""), "");
+        pf0 = LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off), panel_off(c, kp, LLVMBuildAdd(c->b, j, cg_i64(c, 1), ""), k->K),
+                           "");
     Loop lt;
     cg_loop_begin(c, &lt, t0, tf, NULL, 0, "tile");
     LLVMValueRef pf = pf0 ? LLVMBuildAdd(c->b, pf0, LLVMBuildMul(c->b, LLVMBuildSub(c->b, lt.iv, t0, ""), cg_i64(c, k->K * 64), ""), "")
@@ -196,14 +210,19 @@ conv_tile(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, LLVMValueRef 
         LLVMValueRef p = LLVMBuildGEP2(c->b, c->f32, xb, &off, 1, "");
         aptr[r] = q->zero_row ? LLVMBuildSelect(c->b, valid[r], p, c->zeros, "") : p;
     }
-    /* packed [panel j][tap t][Ci][nr] */
-    LLVMValueRef wb = LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off),
-                                   LLVMBuildMul(c->b, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, j, cg_i64(c, q->T), ""), lt.iv, ""),
-                                                cg_i64(c, q->Ci * nr * 4), ""), "");
+    /* packed [panel j][tap t][Ci][nr] (panels pnr wide: panel_off) */
+    LLVMValueRef wb;
+    if (kp->pnr == nr)
+        wb = LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off),
+                          LLVMBuildMul(c->b, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, j, cg_i64(c, q->T), ""), lt.iv, ""),
+                                       cg_i64(c, q->Ci * nr * 4), ""), "");
+    else
+        wb = LLVMBuildAdd(c->b, LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off), panel_off(c, kp, j, q->T * q->Ci), ""),
+                          LLVMBuildMul(c->b, lt.iv, cg_i64(c, q->Ci * kp->pnr * 4), ""), "");
     Loop lc;
     cg_loop_begin(c, &lc, cg_i64(c, 0), cg_i64(c, q->Ci), lt.phi, rows * nv, "ci");
     LLVMValueRef bvec[MAXV], next[MAXR * MAXV];
-    LLVMValueRef kb = LLVMBuildAdd(c->b, wb, LLVMBuildMul(c->b, lc.iv, cg_i64(c, nr * 4), ""), "");
+    LLVMValueRef kb = LLVMBuildAdd(c->b, wb, LLVMBuildMul(c->b, lc.iv, cg_i64(c, kp->pnr * 4), ""), "");
     for (int v = 0; v < nv; v++)
         bvec[v] = cg_load_packed(c, LLVMBuildAdd(c->b, kb, cg_i64(c, (int64_t)v * c->L * 4), ""));
     for (int r = 0; r < rows; r++) {

@@ -35,6 +35,9 @@ struct McLlvmModule {
 /* Per-kernel decisions. */
 typedef struct KPlan {
     int mr, nv, nr;          /* GEMM/CONV micro-kernel: mr rows x nv vectors (nr = nv*lanes cols) */
+    int64_t pnr;             /* GEMM/CONV: columns of a packed panel (a multiple of nr; == nr
+                                unless the weights are packed for a wider variant) */
+    int64_t pcp;             /* DWCONV/FUSION25: channels of a packed tap row (a multiple of lanes) */
     int64_t pack_off;        /* byte offset of packed data in the blob, -1 none */
     int64_t pack_bytes;
     int64_t n, grain;        /* parallel-for range and grain */
@@ -56,7 +59,11 @@ typedef struct Plan {
     int64_t zeros;           /* floats in the zero row (implicit-GEMM padding) */
 } Plan;
 
-int mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, Plan *pl);
+/* The plan of p's code for target t over weights packed for target pk
+ * (NULL: t itself; a multi-CPU artifact packs once, for its widest
+ * variant).  Returns 0, or -1 when t's micro-kernels cannot read pk's
+ * panels (then pack for t). */
+int mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pk, Plan *pl);
 void mc_llvm_plan_free(Plan *pl);
 
 /* ---------------------------------------------------------------- codegen */

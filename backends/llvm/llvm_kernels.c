@@ -126,7 +126,7 @@ cg_dwconv(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValue
     d.k = k;
     d.kp = kp;
     d.T = kh * kw;
-    d.Cp = (C + c->L - 1) / c->L * c->L;
+    d.Cp = kp->pcp; /* the packed tap row (>= C rounded up to lanes) */
     d.sc = x->stride[3];
     d.W = W;
     d.Wo = Wo;
@@ -370,7 +370,7 @@ cg_fusion25(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMVal
     memset(&f, 0, sizeof f);
     f.k = k;
     f.kp = kp;
-    f.Dp = nch * c->L;
+    f.Dp = kp->pcp; /* the packed tap row (>= nch * lanes) */
     f.sd = h->stride[3];
     f.sx = h->stride[2];
     f.W = W;

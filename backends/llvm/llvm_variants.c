@@ -4,14 +4,18 @@
  * "portable", "generic-rv64,+v", or one name or none); produces, per entry,
  * the optimized object (symbols <name>__v<i>_run, ...), the features that
  * entry's code needs (checked at start-up by runtime/cpu.c), and one weights
- * blob: the packed weights of every variant, where variants of the same
- * vector shape share one copy (byte-identical packings are stored once).
+ * blob, packed once for the widest variant: the narrower ones' micro-kernels
+ * read its wider panels (llvm_gemm.c panel_off); a variant that cannot
+ * (panel widths that do not divide) gets a packing of its own, and
+ * byte-identical packings are stored once.
  * backends/artifact.c links the objects with a dispatcher (mc_cpu.h).
  * Owns everything in McLlvmVariants (mc_llvm_variants_free).
  */
 #include "llvm_internal.h"
 #include <stdlib.h>
 #include <string.h>
+
+#define MAX_VARIANTS 16
 
 /* --cpu portable: every level of the architecture, least demanding first */
 static const char *
@@ -66,6 +70,32 @@ add_blob(McLlvmVariants *v, int64_t *offs, int64_t *lens, int i, uint8_t *blob, 
     return off;
 }
 
+/* Parses the --cpu entry `item` (NULL: none) into a target: CPU[+feat...]
+ * or +feat... (the default CPU with those features added to `features`). */
+static McLlvmTarget *
+entry_target(const char *triple, const char *item, const char *features, McErr *err)
+{
+    char *cpu = NULL, *feats = NULL;
+    if (item) {
+        const char *plus = item[0] == '+' ? item : strchr(item, '+');
+        if (plus != item) cpu = dupn(item, plus ? (size_t)(plus - item) : strlen(item));
+        if (plus) {
+            size_t fl = (features ? strlen(features) : 0) + strlen(plus) * 2 + 2, q;
+            feats = malloc(fl);
+            q = (size_t)snprintf(feats, fl, "%s", features ? features : "");
+            for (const char *f = plus; *f;) { /* "+a+b" -> ",+a,+b" */
+                size_t n = strcspn(f + 1, "+");
+                q += (size_t)snprintf(feats + q, fl - q, "%s+%.*s", q ? "," : "", (int)n, f + 1);
+                f += 1 + n;
+            }
+        }
+    }
+    McLlvmTarget *t = mc_llvm_target_create(triple, cpu, feats ? feats : features, err);
+    free(cpu);
+    free(feats);
+    return t;
+}
+
 int
 mc_llvm_variants_build(const KProgram *p, const WeightStore *ws, const char *triple, const char *cpus,
                        const char *features, const char *name, FILE *verbose, McLlvmVariants *out,
@@ -85,87 +115,83 @@ mc_llvm_variants_build(const KProgram *p, const WeightStore *ws, const char *tri
     }
     int n = 1;
     for (const char *s = cpus; s && *s; s++) n += *s == ',';
+    if (n > MAX_VARIANTS) return mc_err(err, "--cpu '%s': %d CPUs, more than the %d one artifact holds", cpus, n, MAX_VARIANTS);
+    McLlvmTarget *tg[MAX_VARIANTS] = {0};
+    int64_t offs[MAX_VARIANTS] = {0}, lens[MAX_VARIANTS] = {0};
+    int packed_by[MAX_VARIANTS]; /* the variant whose packing variant i reads */
+    int have[MAX_VARIANTS] = {0}; /* that variant's packing is in the blob */
     out->v = calloc((size_t)n, sizeof *out->v);
     out->descr = calloc((size_t)n, sizeof *out->descr);
-    int64_t *offs = calloc((size_t)n, sizeof *offs), *lens = calloc((size_t)n, sizeof *lens);
-    if (!out->v || !out->descr || !offs || !lens) {
-        free(offs);
-        free(lens);
+    if (!out->v || !out->descr) {
         mc_llvm_variants_free(out);
         return mc_err(err, "out of memory");
     }
+    /* 1. the targets and names */
     const char *s = cpus;
     int rc = 0;
     for (int i = 0; i < n && !rc; i++) {
-        /* entry: CPU[+feat...] or +feat... (the default CPU with features) */
         size_t len = s ? strcspn(s, ",") : 0;
-        char *item = s ? dupn(s, len) : NULL, *cpu = NULL, *feats = NULL;
+        char *item = s ? dupn(s, len) : NULL;
         if (s) s += len + (s[len] == ',');
-        if (item && !*item) {
-            rc = mc_err(err, "--cpu '%s': empty entry in the list", cpus);
-            free(item);
-            break;
-        }
-        if (item) {
-            char *plus = item[0] == '+' ? item : strchr(item, '+');
-            if (plus != item) cpu = dupn(item, plus ? (size_t)(plus - item) : strlen(item));
-            if (plus) {
-                size_t fl = (features ? strlen(features) : 0) + strlen(plus) * 2 + 2;
-                feats = malloc(fl);
-                size_t q = (size_t)snprintf(feats, fl, "%s", features ? features : "");
-                for (char *f = plus; *f;) { /* "+a+b" -> ",+a,+b" */
-                    size_t fl2 = strcspn(f + 1, "+");
-                    q += (size_t)snprintf(feats + q, fl - q, "%s+%.*s", q ? "," : "", (int)fl2, f + 1);
-                    f += 1 + fl2;
-                }
-            }
-        }
-        McLlvmTarget *t = mc_llvm_target_create(triple, cpu, feats ? feats : features, err);
-        if (!t) {
-            rc = -1;
-        } else {
+        if (item && !*item) rc = mc_err(err, "--cpu '%s': empty entry in the list", cpus);
+        else if (!(tg[i] = entry_target(triple, item, features, err))) rc = -1;
+        if (!rc) {
             McArtifactVariant *v = &out->v[i];
             char nm[256], pre[300];
-            if (n == 1 || !item) snprintf(nm, sizeof nm, "%s", t->cpu);
-            else if (item[0] == '+') snprintf(nm, sizeof nm, "%s%s", t->cpu, item);
+            if (n == 1 || !item) snprintf(nm, sizeof nm, "%s", tg[i]->cpu);
+            else if (item[0] == '+') snprintf(nm, sizeof nm, "%s%s", tg[i]->cpu, item);
             else snprintf(nm, sizeof nm, "%s", item);
-            snprintf(pre, sizeof pre, "%s__v%d", name, i);
             for (int j = 0; j < i; j++)
                 if (!strcmp(out->v[j].name, nm)) rc = mc_err(err, "--cpu '%s': %s is listed twice", cpus, nm);
+            snprintf(pre, sizeof pre, "%s__v%d", name, i);
             v->name = strdup(nm);
-            v->features = strdup(t->required);
+            v->features = strdup(tg[i]->required);
             v->prefix = strdup(pre);
-            out->descr[i] = strdup(t->descr);
+            out->descr[i] = strdup(tg[i]->descr);
             out->n = i + 1;
-            if (verbose)
-                fprintf(verbose, "mambac: variant %d/%d %s: target %s; checked at start-up: %s\n", i + 1, n, nm,
-                        t->descr, t->required[0] ? t->required : "(nothing)");
-            McLlvmModule *m = rc ? NULL : mc_llvm_codegen_as(p, t, pre, err);
-            uint8_t *obj = NULL, *blob = NULL;
-            size_t objlen = 0;
-            int64_t bloblen = 0;
-            if (rc || !m || mc_llvm_emit_mem(m, MC_EMIT_OBJ, &obj, &objlen, err) ||
-                mc_llvm_pack_weights(p, ws, t, &blob, &bloblen, err)) {
-                rc = -1;
-            } else {
-                v->obj = obj;
-                v->obj_len = objlen;
-                obj = NULL;
-                lens[i] = bloblen;
-                offs[i] = v->weights_offset = add_blob(out, offs, lens, i, blob, bloblen);
-                if (offs[i] < 0) rc = mc_err(err, "out of memory for the weights of %d variants", n);
-            }
-            free(obj);
-            free(blob);
-            mc_llvm_module_free(m);
-            mc_llvm_target_free(t);
         }
         free(item);
-        free(cpu);
-        free(feats);
     }
-    free(offs);
-    free(lens);
+    /* 2. one packing of the weights, for the widest variant, read by every
+     * variant whose micro-kernels fit its panels (the others pack their own) */
+    int wide = 0;
+    for (int i = 1; i < n && !rc; i++)
+        if (tg[i]->lanes > tg[wide]->lanes || (tg[i]->lanes == tg[wide]->lanes && tg[i]->vregs > tg[wide]->vregs))
+            wide = i;
+    for (int i = 0; i < n && !rc; i++) packed_by[i] = mc_llvm_packing_fits(p, tg[i], tg[wide]) ? wide : i;
+    /* 3. code and weights */
+    for (int i = 0; i < n && !rc; i++) {
+        McArtifactVariant *v = &out->v[i];
+        const McLlvmTarget *pk = tg[packed_by[i]];
+        if (verbose)
+            fprintf(verbose, "mambac: variant %d/%d %s: target %s; weights packed for %s; checked at start-up: %s\n",
+                    i + 1, n, v->name, tg[i]->descr, out->v[packed_by[i]].name,
+                    tg[i]->required[0] ? tg[i]->required : "(nothing)");
+        McLlvmModule *m = mc_llvm_codegen_as(p, tg[i], v->prefix, pk, err);
+        uint8_t *obj = NULL;
+        size_t objlen = 0;
+        if (!m || mc_llvm_emit_mem(m, MC_EMIT_OBJ, &obj, &objlen, err)) rc = -1;
+        v->obj = obj;
+        v->obj_len = objlen;
+        mc_llvm_module_free(m);
+        if (!rc && have[packed_by[i]]) { /* that packing is in the blob already */
+            v->weights_offset = offs[packed_by[i]];
+            continue;
+        }
+        uint8_t *blob = NULL;
+        int64_t bloblen = 0;
+        if (!rc && mc_llvm_pack_weights(p, ws, pk, &blob, &bloblen, err)) rc = -1;
+        if (!rc) {
+            int owner = packed_by[i];
+            lens[owner] = bloblen;
+            offs[owner] = add_blob(out, offs, lens, owner, blob, bloblen);
+            if (offs[owner] < 0) rc = mc_err(err, "out of memory for the weights of %d variants", n);
+            v->weights_offset = offs[owner];
+            have[owner] = 1;
+        }
+        free(blob);
+    }
+    for (int i = 0; i < n; i++) mc_llvm_target_free(tg[i]);
     if (rc) mc_llvm_variants_free(out);
     return rc;
 }

@@ -169,6 +169,10 @@ if compile_model("shared --cpu x86-64-v2,x86-64-v3", so, "--emit", "shared", "--
     hdr = open(t.path("fatlib.h")).read()
     t.check("cpum_check_cpu(void)" in hdr and "cpum_cpu_variant(void)" in hdr,
             "OUT.h declares cpum_check_cpu() and cpum_cpu_variant()")
+    so3 = t.path("v3lib.so")
+    if compile_model("shared --cpu x86-64-v3", so3, "--emit", "shared", "--cpu", "x86-64-v3")[0]:
+        t.check(open(t.path("v3lib.weights"), "rb").read() == open(t.path("fatlib.weights"), "rb").read(),
+                "the two variants share one packing of the weights: fatlib.weights == v3lib.weights")
     lib = ctypes.CDLL(so)
     lib.cpum_check_cpu.restype = ctypes.c_char_p
     lib.cpum_cpu_variant.restype = ctypes.c_char_p
