@@ -413,4 +413,60 @@ if os.path.exists(exe):
         rc, _, err, dt = E.run_prog([exe, "--input", p, "--output", out], timeout=30)
         t.check(rc == 1 and what in err and "recompile" not in err,
                 "the executable's --input is %s: rc=%s %s" % (label, rc, err.strip()[:200]))
+# The --target cuda executable's own .npy reader (host C++ built by nvcc):
+# the same refusals as the CPU executable's, and the input is checked
+# before the GPU is looked for (so this runs on machines without one).
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+
+nvcc = os.environ.get("NVCC") or (
+    "/usr/local/cuda/bin/nvcc" if os.access("/usr/local/cuda/bin/nvcc", os.X_OK) else "nvcc")
+cu = t.path("cu_exe")
+if not shutil.which(nvcc):
+    print("  skip  the CUDA executable's --input cases: no nvcc (%s)" % nvcc)
+else:
+    rc, _, err, _ = t.run(["compile", cfg, "--target", "cuda", "--emit", "cuda", "--batch", "1",
+                           "--image-size", "32x36", "-o", cu], timeout=300)
+    r = subprocess.run([nvcc, "-O0", "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a",
+                        "-cudart", "static", "-o", cu, cu + ".cu"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600) if rc == 0 else None
+    if t.check(rc == 0 and r.returncode == 0, "build a --target cuda executable: rc=%s %s" % (
+            rc, err.strip()[-200:] if rc else "" if r.returncode == 0 else
+            r.stdout.decode(errors="replace")[-300:])):
+        bigcu = t.path("cu_huge.npy")
+        with open(bigcu, "wb") as f:
+            f.write(open(xin, "rb").read(128))
+            f.truncate(4 << 30)
+        cases = [("a FIFO", fifo, "not a regular file (a FIFO)"),
+                 ("/dev/zero", "/dev/zero", "not a regular file (a character device)"),
+                 ("a directory", t.work, "not a regular file (a directory)"),
+                 ("a 4 GiB file with the model's header", bigcu, "shape needs 13824"),
+                 ("H=0", (1, 3, 0, 36), "a zero-size dimension"),
+                 ("batch 0", (0, 3, 32, 36), "an empty batch"),
+                 ("[2^62, 2^62]", "(4611686018427387904, 4611686018427387904)", "shape is too large"),
+                 ("[1, -3, 32, 36]", "(1, -3, 32, 36)", "malformed .npy header"),
+                 ("truncated", "trunc", "(truncated?)")]
+        for label, what, want in cases:
+            path = what
+            if isinstance(what, tuple):
+                path = t.path("cu_in.npy")
+                np.save(path, np.zeros(what, np.float32))
+            elif what == "trunc":
+                path = t.path("cu_in.npy")
+                np.save(path, x)
+                with open(path, "r+b") as f:
+                    f.truncate(os.path.getsize(path) - 4)
+            elif what.startswith("("):
+                path = t.path("cu_in.npy")
+                h = ("{'descr': '<f4', 'fortran_order': False, 'shape': %s, }" % what).encode()
+                h += b" " * (117 - len(h)) + b"\n"
+                with open(path, "wb") as f:
+                    f.write(b"\x93NUMPY\x01\x00" + bytes([len(h), 0]) + h)
+            rc, _, err, dt = E.run_prog([cu, "--input", path, "--output", out], timeout=30)
+            t.check(rc == 1 and want in err and "GPU" not in err and dt < 10,
+                    "the CUDA executable's --input is %s: rc=%s %.1fs %s" % (label, rc, dt, err.strip()[:200]))
+        os.unlink(bigcu)
+        rc, _, err, dt = E.run_prog([cu, "--weights", fifo], timeout=30)
+        t.check(rc == 1 and "not a regular file (a FIFO)" in err and dt < 10,
+                "the CUDA executable's --weights is a FIFO: rc=%s %.1fs %s" % (rc, dt, err.strip()[:200]))
 t.finish()
