@@ -830,23 +830,12 @@ mc_artifact_write(const McArtifact *a, McErr *err)
             return -1;
         }
 
-    const char *tmp = getenv("TMPDIR");
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/mambac-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    /* registered at once: its files are removed if a signal ends mambac */
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGHUP);
-    sigprocmask(SIG_BLOCK, &block, &old);
-    int made = mkdtemp(dir) != NULL, e = errno;
-    int slot = made ? mc_cleanup_add(dir, 1) : -1;
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    if (!made) {
+    int slot;
+    if (mc_artifact_tempdir(dir, sizeof dir, &slot, err)) {
         for (int i = 0; i < nout; i++)
             mc_out_discard(&o[i]);
-        return mc_err(err, "cannot create a temporary directory %s: %s", dir, strerror(e));
+        return -1;
     }
 
     int rc = -1, committed = 0;
@@ -905,10 +894,53 @@ mc_artifact_write(const McArtifact *a, McErr *err)
 done:
     for (int i = committed; i < nout; i++)
         mc_out_discard(&o[i]);
+    mc_artifact_tempdir_remove(dir, slot);
+    return rc;
+}
+
+int
+mc_artifact_tempdir(char *dir, size_t n, int *slot, McErr *err)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, n, "%s/mambac-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    /* registered at once: its files are removed if a signal ends mambac */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    int made = mkdtemp(dir) != NULL, e = errno;
+    *slot = made ? mc_cleanup_add(dir, 1) : -1;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (!made)
+        return mc_err(err, "cannot create a temporary directory %s: %s", dir, strerror(e));
+    return 0;
+}
+
+void
+mc_artifact_tempdir_remove(const char *dir, int slot)
+{
     if (getenv("MAMBAC_KEEP_TEMPS"))
         fprintf(stderr, "mambac: temporary files kept in %s\n", dir);
     else
         nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     mc_cleanup_remove(slot);
-    return rc;
+}
+
+int
+mc_artifact_run(const char *prog, const char *const *args, const char *dir, int verbose, char *out, size_t outn,
+                McErr *err)
+{
+    Cmd c = {0};
+    cmd_add_words(&c, prog);
+    for (; args && *args; args++)
+        cmd_add(&c, *args);
+    return cmd_run(&c, dir, verbose, out, outn, err);
+}
+
+int
+mc_artifact_copy_out(const char *src, McOut *o, McErr *err)
+{
+    return copy_out(src, o, err);
 }

@@ -109,6 +109,21 @@ int mc_artifact_write_dispatch(const McArtifact *a, const char *dir, McErr *err)
 void mc_artifact_variant_obj(int i, char *buf, size_t n);
 void mc_artifact_c_string(FILE *f, const char *s);
 
+/* Shared with the CUDA backend's build (cuda_host.c):
+ * a private temporary directory $TMPDIR/mambac-XXXXXX, registered for
+ * removal on SIGINT/SIGTERM/SIGHUP (runtime/mc_out.h); its removal
+ * (kept, with a note, when MAMBAC_KEEP_TEMPS is set);
+ * running a tool -- `prog` (words: "ccache gcc"), then args -- in dir, in
+ * its own process group with TMPDIR=dir, no shell; its stdout into out
+ * (when outn > 0); on failure err holds the command and its output's end;
+ * the bytes of src committed into the open output o (mc_out_commit). */
+int mc_artifact_tempdir(char *dir, size_t n, int *slot, McErr *err);
+void mc_artifact_tempdir_remove(const char *dir, int slot);
+int mc_artifact_run(const char *prog, const char *const *args, const char *dir, int verbose, char *out, size_t outn,
+                    McErr *err);
+struct McOut;
+int mc_artifact_copy_out(const char *src, struct McOut *o, McErr *err);
+
 /* The header text `mambac compile` writes as OUT.h (deterministic). */
 int mc_artifact_header(const McArtifact *a, FILE *f);
 

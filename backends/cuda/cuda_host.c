@@ -5,12 +5,17 @@
  * #defines, the device code of cuda_print.c, the host main of
  * cuda_main.inc), OUT.weights when the weights are external, and for
  * --emit exe the executable OUT (nvcc, static cudart; embedded weights are
- * an .incbin object assembled with the C compiler).  Owns its temporary
- * directory for the duration of a call.
+ * an .incbin object assembled with the C compiler).  Every output is
+ * opened before the work and renamed into place when all are complete
+ * (runtime/mc_out.h); the tools run without a shell, in a private
+ * temporary directory (backends/artifact.h) that a signal's cleanup
+ * removes.  Owns that directory for the duration of a call.
  */
 #define _GNU_SOURCE
 #include "cuda_internal.h"
 #include "../../passes/lower.h"
+#include "../../runtime/mc_out.h"
+#include "../artifact.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,34 +182,6 @@ mc_cuda_weights_blob(const KProgram *p, const WeightStore *ws, int64_t *len, McE
     return blob;
 }
 
-static int
-write_file(const char *path, const void *data, size_t n, McErr *err)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) return mc_err(err, "%s: cannot write: %s", path, strerror(errno));
-    int ok = fwrite(data, 1, n, f) == n;
-    ok = (fclose(f) == 0) && ok;
-    return ok ? 0 : mc_err(err, "%s: write failed", path);
-}
-
-/* Runs cmd through the shell; on failure err holds the command and its output. */
-static int
-run_cmd(const char *cmd, int verbose, McErr *err)
-{
-    if (verbose) fprintf(stderr, "mambac: %s\n", cmd);
-    char full[16384];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *f = popen(full, "r");
-    if (!f) return mc_err(err, "cannot run: %s", cmd);
-    char outb[3000];
-    size_t n = fread(outb, 1, sizeof outb - 1, f);
-    outb[n] = 0;
-    while (fgetc(f) != EOF) {}
-    int st = pclose(f);
-    if (st != 0) return mc_err(err, "command failed (status %d): %s\n%s", WIFEXITED(st) ? WEXITSTATUS(st) : st, cmd, outb);
-    return 0;
-}
-
 static const char *
 find_nvcc(const McCudaOptions *o)
 {
@@ -219,86 +196,122 @@ find_nvcc(const McCudaOptions *o)
  * in --version; 1 too when it cannot say: the build then reports the
  * error) */
 static int
-nvcc_has_sm90a(const char *nvcc)
+nvcc_has_sm90a(const char *nvcc, const char *dir)
 {
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "'%s' --version 2>/dev/null", nvcc);
-    FILE *f = popen(cmd, "r");
-    if (!f) return 1;
-    char line[256];
-    int major = -1;
-    while (fgets(line, sizeof line, f)) {
-        const char *r = strstr(line, "release ");
-        if (r && major < 0) major = atoi(r + 8);
+    static const char *const args[] = {"--version", NULL};
+    char out[4096];
+    McErr e;
+    if (mc_artifact_run(nvcc, args, dir, 0, out, sizeof out, &e)) return 1;
+    const char *r = strstr(out, "release ");
+    return !r || atoi(r + 8) >= 12;
+}
+
+static const char *
+base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* The executable, built in the private directory dir from NAME.cu (the
+ * name the user's OUT.cu has, so nvcc sees the same file name wherever dir
+ * is) and, with embedded weights, weights.bin. */
+static int
+build_exe(const McCudaOptions *o, const char *dir, const char *cu_name, int embed, McErr *err)
+{
+    if (embed) {
+        char spath[4200];
+        static const char asm_text[] = "\t.section .rodata\n\t.balign 64\n\t.globl mc_cuda_weights\nmc_cuda_weights:\n"
+                                       "\t.incbin \"weights.bin\"\n\t.section .note.GNU-stack,\"\",@progbits\n";
+        snprintf(spath, sizeof spath, "%s/weights.S", dir);
+        if (mc_out_write_file(spath, asm_text, sizeof asm_text - 1, 0666, err->msg, sizeof err->msg)) return -1;
+        const char *cc = getenv("CC");
+        static const char *const as_args[] = {"-c", "weights.S", "-o", "weights.o", NULL};
+        if (mc_artifact_run(cc && *cc ? cc : "cc", as_args, dir, o->verbose, NULL, 0, err)) return -1;
     }
-    pclose(f);
-    return major < 0 || major >= 12;
+    int sm = o->sm ? o->sm : 90;
+    const char *nvcc = find_nvcc(o);
+    /* sm_90 builds for sm_90a, Hopper's own features (wgmma): the binary
+     * runs on sm_90 devices only, as an sm_90 one does.  An nvcc older than
+     * 12.0 has no sm_90a: plain sm_90 (mma.sync) */
+    const char *feat = sm == 90 && nvcc_has_sm90a(nvcc, dir) ? "a" : "";
+    if (sm == 90 && !*feat)
+        fprintf(stderr, "mambac: nvcc: %s is older than CUDA 12.0 (no sm_90a): building for sm_90, "
+                        "without wgmma\n", nvcc);
+    /* the slow step (~20-60 s for a whole model): say so */
+    fprintf(stderr, "mambac: nvcc: building %s from %s.cu (sm_%d%s)...\n", o->out, o->out, sm, feat);
+    char gencode[64];
+    snprintf(gencode, sizeof gencode, "-gencode=arch=compute_%d%s,code=sm_%d%s", sm, feat, sm, feat);
+    const char *args[16] = {"-O3", "-std=c++17", gencode, "-cudart", "static", "-Xcompiler", "-fno-ident",
+                            "-o", "out.bin", cu_name};
+    int n = 10;
+    if (embed) {
+        args[n++] = "-DMC_EMBEDDED_WEIGHTS=1";
+        args[n++] = "weights.o";
+    }
+    args[n] = NULL;
+    return mc_artifact_run(nvcc, args, dir, o->verbose, NULL, 0, err);
 }
 
 int
 mc_cuda_compile(const KProgram *p, const WeightStore *ws, const McCudaOptions *o, McErr *err)
 {
     if (!o->out) return mc_err(err, "cuda: no output path");
-    McBuf b = {0};
-    int64_t blen = 0;
-    if (mc_cuda_print(p, o, &b, &blen, err)) { mc_buf_free(&b); return -1; }
-    char path[4096], wpath[4096];
-    snprintf(path, sizeof path, "%s.cu", o->out);
-    int rc = write_file(path, b.s, b.len, err);
-    mc_buf_free(&b);
-    if (rc) return rc;
-    int64_t wl = 0;
-    uint8_t *blob = mc_cuda_weights_blob(p, ws, &wl, err);
-    if (!blob) return -1;
-    int embed = o->emit == MC_CUDA_EMIT_EXE && !o->external_weights;
-    char tmp[] = "/tmp/mambac-cuda-XXXXXX";
-    if (embed) {
-        if (!mkdtemp(tmp)) { free(blob); return mc_err(err, "cuda: mkdtemp: %s", strerror(errno)); }
-        snprintf(wpath, sizeof wpath, "%s/weights.bin", tmp);
-    } else {
-        snprintf(wpath, sizeof wpath, "%s.weights", o->out);
+    int exe = o->emit == MC_CUDA_EMIT_EXE, embed = exe && !o->external_weights;
+    /* every output opened (a temporary beside it) before the work, and
+     * renamed into place only when all are complete (runtime/mc_out.h) */
+    char paths[3][4096];
+    int modes[3], nout = 0;
+    snprintf(paths[nout], sizeof paths[0], "%s.cu", o->out);
+    modes[nout++] = 0666;
+    if (!embed) {
+        snprintf(paths[nout], sizeof paths[0], "%s.weights", o->out);
+        modes[nout++] = 0666;
     }
-    rc = write_file(wpath, blob, (size_t)wl, err);
-    free(blob);
-    if (rc || o->emit != MC_CUDA_EMIT_EXE) return rc;
-    char cmd[16384], extra[4200] = "";
-    if (embed) {
-        char spath[4096], opath[4096];
-        snprintf(spath, sizeof spath, "%s/weights.S", tmp);
-        snprintf(opath, sizeof opath, "%s/weights.o", tmp);
-        char s[4400];
-        int n = snprintf(s, sizeof s,
-                         "\t.section .rodata\n\t.balign 64\n\t.globl mc_cuda_weights\nmc_cuda_weights:\n"
-                         "\t.incbin \"%s\"\n\t.section .note.GNU-stack,\"\",@progbits\n", wpath);
-        rc = write_file(spath, s, (size_t)n, err);
-        const char *cc = getenv("CC");
-        if (!rc) {
-            snprintf(cmd, sizeof cmd, "%s -c '%s' -o '%s'", cc && *cc ? cc : "cc", spath, opath);
-            rc = run_cmd(cmd, o->verbose, err);
+    if (exe) {
+        snprintf(paths[nout], sizeof paths[0], "%s", o->out);
+        modes[nout++] = 0777;
+    }
+    McOut out[3];
+    for (int i = 0; i < nout; i++)
+        if (mc_out_open(&out[i], paths[i], modes[i], err->msg, sizeof err->msg)) {
+            while (i--) mc_out_discard(&out[i]);
+            return -1;
         }
-        snprintf(extra, sizeof extra, " -DMC_EMBEDDED_WEIGHTS=1 '%s'", opath);
+    McBuf b = {0};
+    int64_t blen = 0, wl = 0;
+    uint8_t *blob = NULL;
+    char dir[4096] = "";
+    int slot = -1, rc = -1, committed = 0;
+    if (mc_cuda_print(p, o, &b, &blen, err)) goto done;
+    if (!(blob = mc_cuda_weights_blob(p, ws, &wl, err))) goto done;
+    if (fwrite(b.s, 1, b.len, out[0].f) != b.len) {} /* a failed write: the commit reports it */
+    if (!embed && wl && fwrite(blob, 1, (size_t)wl, out[1].f) != (size_t)wl) {}
+    if (exe) {
+        char path[4200];
+        const char *cu_name = base_name(paths[0]);
+        if (mc_artifact_tempdir(dir, sizeof dir, &slot, err)) goto done;
+        snprintf(path, sizeof path, "%s/%s", dir, cu_name);
+        if (mc_out_write_file(path, b.s, b.len, 0666, err->msg, sizeof err->msg)) goto done;
+        snprintf(path, sizeof path, "%s/weights.bin", dir);
+        if (embed && mc_out_write_file(path, blob, (size_t)wl, 0666, err->msg, sizeof err->msg)) goto done;
+        if (build_exe(o, dir, cu_name, embed, err)) goto done;
     }
-    if (!rc) {
-        int sm = o->sm ? o->sm : 90;
-        const char *nvcc = find_nvcc(o);
-        /* sm_90 builds for sm_90a, Hopper's own features (wgmma): the
-         * binary runs on sm_90 devices only, as an sm_90 one does.  An
-         * nvcc older than 12.0 has no sm_90a: plain sm_90 (mma.sync) */
-        const char *feat = sm == 90 && nvcc_has_sm90a(nvcc) ? "a" : "";
-        if (sm == 90 && !*feat)
-            fprintf(stderr, "mambac: nvcc: %s is older than CUDA 12.0 (no sm_90a): building for sm_90, "
-                            "without wgmma\n", nvcc);
-        /* the slow step (~20-60 s for a whole model): say so */
-        fprintf(stderr, "mambac: nvcc: building %s from %s (sm_%d%s)...\n", o->out, path, sm, feat);
-        snprintf(cmd, sizeof cmd,
-                 "'%s' -O3 -std=c++17 -gencode=arch=compute_%d%s,code=sm_%d%s -cudart static -Xcompiler -fno-ident "
-                 "-o '%s' '%s'%s",
-                 nvcc, sm, feat, sm, feat, o->out, path, extra);
-        rc = run_cmd(cmd, o->verbose, err);
+    for (; committed < nout; committed++) {
+        char bin[4200];
+        snprintf(bin, sizeof bin, "%s/out.bin", dir);
+        int r = exe && committed == nout - 1 ? mc_artifact_copy_out(bin, &out[committed], err)
+                                             : mc_out_commit(&out[committed], err->msg, sizeof err->msg);
+        if (r) {
+            committed++;
+            goto done;
+        }
     }
-    if (embed) {
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-        if (system(cmd)) {}
-    }
+    rc = 0;
+done:
+    for (int i = committed; i < nout; i++) mc_out_discard(&out[i]);
+    if (dir[0]) mc_artifact_tempdir_remove(dir, slot);
+    mc_buf_free(&b);
+    free(blob);
     return rc;
 }

@@ -9,6 +9,7 @@ compile removes the temporary directory.  Run-time counts (--bench,
 each class once even for NaN logits."""
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import time
@@ -212,6 +213,47 @@ for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     t.check(seen and p.returncode == -sig and not left,
             "row 18: %s during compile: rc=%s, temporaries left: %s" % (
                 signal.Signals(sig).name, p.returncode, left))
+
+# ------------------------------------------------------------ rows 12, 18 for --target cuda
+# OUT.cu / OUT.weights past a file limit leave the old files; a signal while
+# nvcc builds the executable leaves no temporaries (nvcc's own included)
+cu = t.path("c")
+for ext in (".cu", ".weights"):
+    with open(cu + ext, "w") as f:
+        f.write("old\n")
+rc, err = run_lim([t.mambac, "compile", cfg, "--weights", wts, "--target", "cuda", "--emit", "cuda", "-o", cu],
+                  nbytes=4000)
+expect_fail("row 12: --target cuda --emit cuda past a file limit", rc, err, "cannot write", "c.cu")
+t.check(read(cu + ".cu") == b"old\n" and read(cu + ".weights") == b"old\n" and not temps(t.work),
+        "row 12: --target cuda: OUT.cu and OUT.weights intact, no temporary left (%s)" % temps(t.work))
+rc, _, err, _ = t.run(["compile", cfg, "--weights", wts, "--target", "cuda", "-o", "/nonexistent/c"])
+expect_fail("row 19: --target cuda -o into a missing directory", rc, err, "cannot write",
+            "no such file or directory")
+nvcc = os.environ.get("NVCC") or ("/usr/local/cuda/bin/nvcc" if os.access("/usr/local/cuda/bin/nvcc", os.X_OK)
+                                  else shutil.which("nvcc"))
+if nvcc:
+    tmp = t.path("tmp_cuda")
+    odir = t.path("out_cuda")
+    os.mkdir(tmp)
+    os.mkdir(odir)
+    p = subprocess.Popen([t.mambac, "compile", cfg, "--weights", wts, "--target", "cuda", "-o",
+                          os.path.join(odir, "c")], env=dict(os.environ, TMPDIR=tmp),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen = False
+    t0 = time.time()
+    while p.poll() is None and time.time() - t0 < 120:
+        dirs = [d for d in os.listdir(tmp) if d.startswith("mambac-")]
+        if dirs and any(n.startswith("tmpxft") for n in os.listdir(os.path.join(tmp, dirs[0]))):
+            seen = True  # nvcc is running (its temporaries are in our directory)
+            p.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.02)
+    p.wait(timeout=60)
+    left = os.listdir(tmp) + os.listdir(odir)
+    t.check(seen and p.returncode == -signal.SIGTERM and not left,
+            "row 18: SIGTERM while nvcc builds: rc=%s, temporaries left: %s" % (p.returncode, left))
+else:
+    print("  note: no nvcc: the --target cuda signal case is skipped")
 
 # ------------------------------------------------------------ rows 15, 16: top-k
 xn = x.copy()
