@@ -96,6 +96,10 @@ mc_hash_bytes(const void *p, size_t n)
     return h ^ (h >> 33);
 }
 
+/* Formats a message into msg (when msg and n) and returns -1: the error
+ * return of the runtime's readers and writers (npy.c, out.c). */
+int mc_file_fail(char *msg, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,8 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int
-fail(char *msg, size_t n, const char *fmt, ...)
+int
+mc_file_fail(char *msg, size_t n, const char *fmt, ...)
 {
     if (msg && n) {
         va_list ap;
@@ -62,30 +62,30 @@ mc_file_open(const char *path, const char *what, uint64_t max_bytes, uint64_t *s
     /* O_NONBLOCK: opening a FIFO must not wait for a writer */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
-        return fail(msg, msglen, "%s: cannot open: %s", path, strerror(errno));
+        return mc_file_fail(msg, msglen, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return fail(msg, msglen, "%s: cannot read: %s", path, strerror(e));
+        return mc_file_fail(msg, msglen, "%s: cannot read: %s", path, strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(msg, msglen, "%s: not a regular file (%s); give the path of a %s", path,
+        return mc_file_fail(msg, msglen, "%s: not a regular file (%s); give the path of a %s", path,
                     file_kind(st.st_mode), what);
     }
     if (max_bytes && (uint64_t)st.st_size > max_bytes) {
         char lim[32];
         size_fmt(max_bytes, lim, sizeof lim);
         close(fd);
-        return fail(msg, msglen, "%s: the file is %llu bytes, more than the %s limit for a %s", path,
+        return mc_file_fail(msg, msglen, "%s: the file is %llu bytes, more than the %s limit for a %s", path,
                     (unsigned long long)st.st_size, lim, what);
     }
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
         int e = errno;
         close(fd);
-        return fail(msg, msglen, "%s: cannot read: %s", path, strerror(e));
+        return mc_file_fail(msg, msglen, "%s: cannot read: %s", path, strerror(e));
     }
     *size = (uint64_t)st.st_size;
     return fd;
@@ -122,14 +122,14 @@ mc_file_read_all(const char *path, const char *what, uint64_t max_bytes, size_t 
     char *buf = size < SIZE_MAX ? malloc((size_t)size + 1) : NULL;
     if (!buf) {
         close(fd);
-        fail(msg, msglen, "%s: out of memory for a %llu-byte file", path, (unsigned long long)size);
+        mc_file_fail(msg, msglen, "%s: out of memory for a %llu-byte file", path, (unsigned long long)size);
         return NULL;
     }
     if (mc_file_read_at(fd, buf, (size_t)size, 0)) {
         int e = errno;
         close(fd);
         free(buf);
-        fail(msg, msglen, "%s: cannot read: %s", path, e == EIO ? "the file shrank while read" : strerror(e));
+        mc_file_fail(msg, msglen, "%s: cannot read: %s", path, e == EIO ? "the file shrank while read" : strerror(e));
         return NULL;
     }
     close(fd);
@@ -294,22 +294,22 @@ static int
 npy_prefix(const uint8_t *buf, size_t len, const char *name, size_t *off, size_t *hl, char *em, size_t el)
 {
     if (memcmp(buf, "\x93NUMPY", len < 6 ? len : 6) != 0 || len == 0)
-        return fail(em, el, "%s: not a .npy file (no \\x93NUMPY magic)", name);
+        return mc_file_fail(em, el, "%s: not a .npy file (no \\x93NUMPY magic)", name);
     if (len < 10)
-        return fail(em, el, "%s: truncated .npy file: the header is incomplete (%zu bytes)", name, len);
+        return mc_file_fail(em, el, "%s: truncated .npy file: the header is incomplete (%zu bytes)", name, len);
     int major = buf[6];
     if (major == 1) {
         *hl = (size_t)buf[8] | (size_t)buf[9] << 8;
         *off = 10;
     } else if (major == 2 || major == 3) {
         if (len < 12)
-            return fail(em, el, "%s: truncated .npy file: the header is incomplete (%zu bytes)", name, len);
+            return mc_file_fail(em, el, "%s: truncated .npy file: the header is incomplete (%zu bytes)", name, len);
         *hl = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
         *off = 12;
     } else
-        return fail(em, el, "%s: unsupported .npy format version %d.%d", name, major, buf[7]);
+        return mc_file_fail(em, el, "%s: unsupported .npy format version %d.%d", name, major, buf[7]);
     if (*hl > MC_NPY_MAX_HEADER)
-        return fail(em, el, "%s: .npy header of %zu bytes is longer than the %d-byte limit", name, *hl,
+        return mc_file_fail(em, el, "%s: .npy header of %zu bytes is longer than the %d-byte limit", name, *hl,
                     MC_NPY_MAX_HEADER);
     return 0;
 }
@@ -326,7 +326,7 @@ npy_dict(const uint8_t *hp, size_t hl, const char *name, NpyHead *out, char *em,
     char esc[96];
     ws(&h);
     if (!word(&h, "{"))
-        return fail(em, el, "%s: .npy header is not a dict", name);
+        return mc_file_fail(em, el, "%s: .npy header is not a dict", name);
     for (;;) {
         ws(&h);
         if (word(&h, "}"))
@@ -334,14 +334,14 @@ npy_dict(const uint8_t *hp, size_t hl, const char *name, NpyHead *out, char *em,
         const char *k;
         size_t kn;
         if (str_lit(&h, &k, &kn))
-            return fail(em, el, "%s: .npy header: expected a quoted key", name);
+            return mc_file_fail(em, el, "%s: .npy header: expected a quoted key", name);
         ws(&h);
         if (!word(&h, ":"))
-            return fail(em, el, "%s: .npy header: expected ':'", name);
+            return mc_file_fail(em, el, "%s: .npy header: expected ':'", name);
         ws(&h);
         if (kn == 5 && memcmp(k, "descr", 5) == 0 && !descr) {
             if (str_lit(&h, &descr, &dlen))
-                return fail(em, el, "%s: .npy header: 'descr' must be a string (structured dtypes are not "
+                return mc_file_fail(em, el, "%s: .npy header: 'descr' must be a string (structured dtypes are not "
                             "supported)", name);
         } else if (kn == 13 && memcmp(k, "fortran_order", 13) == 0 && fortran < 0) {
             if (word(&h, "True"))
@@ -349,17 +349,17 @@ npy_dict(const uint8_t *hp, size_t hl, const char *name, NpyHead *out, char *em,
             else if (word(&h, "False"))
                 fortran = 0;
             else
-                return fail(em, el, "%s: .npy header: 'fortran_order' must be True or False", name);
+                return mc_file_fail(em, el, "%s: .npy header: 'fortran_order' must be True or False", name);
         } else if (kn == 5 && memcmp(k, "shape", 5) == 0 && rank < 0) {
             int r = shape_lit(&h, &rank, shape);
             if (r == -2)
-                return fail(em, el, "%s: .npy header: shape entry too large", name);
+                return mc_file_fail(em, el, "%s: .npy header: shape entry too large", name);
             if (r == -3)
-                return fail(em, el, "%s: .npy header: rank above %d", name, MC_NPY_MAX_RANK);
+                return mc_file_fail(em, el, "%s: .npy header: rank above %d", name, MC_NPY_MAX_RANK);
             if (r)
-                return fail(em, el, "%s: .npy header: 'shape' must be a tuple of integers", name);
+                return mc_file_fail(em, el, "%s: .npy header: 'shape' must be a tuple of integers", name);
         } else
-            return fail(em, el, "%s: .npy header: unexpected or repeated key '%s'", name,
+            return mc_file_fail(em, el, "%s: .npy header: unexpected or repeated key '%s'", name,
                         mc_str_escape(esc, sizeof esc, k, kn > 40 ? 40 : kn));
         ws(&h);
         if (word(&h, ","))
@@ -367,16 +367,16 @@ npy_dict(const uint8_t *hp, size_t hl, const char *name, NpyHead *out, char *em,
         ws(&h);
         if (word(&h, "}"))
             break;
-        return fail(em, el, "%s: .npy header: expected ',' or '}'", name);
+        return mc_file_fail(em, el, "%s: .npy header: expected ',' or '}'", name);
     }
     while (h.p < h.end && (*h.p == ' ' || *h.p == '\n' || *h.p == '\0'))
         h.p++;
     if (h.p != h.end)
-        return fail(em, el, "%s: .npy header: trailing characters after the dict", name);
+        return mc_file_fail(em, el, "%s: .npy header: trailing characters after the dict", name);
     if (!descr || fortran < 0 || rank < 0)
-        return fail(em, el, "%s: .npy header lacks 'descr', 'fortran_order' or 'shape'", name);
+        return mc_file_fail(em, el, "%s: .npy header lacks 'descr', 'fortran_order' or 'shape'", name);
     if (fortran == 1)
-        return fail(em, el, "%s: fortran_order arrays are not supported (save with np.ascontiguousarray)", name);
+        return mc_file_fail(em, el, "%s: fortran_order arrays are not supported (save with np.ascontiguousarray)", name);
     static const struct { const char *c; McNpyType t; int es; } types[] = {
         {"f4", MC_NPY_F32, 4}, {"f8", MC_NPY_F64, 8}, {"i8", MC_NPY_I64, 8}, {"i4", MC_NPY_I32, 4},
         {"u1", MC_NPY_U8, 1},
@@ -395,10 +395,10 @@ npy_dict(const uint8_t *hp, size_t hl, const char *name, NpyHead *out, char *em,
             t = MC_NPY_OTHER;
     }
     if (t == MC_NPY_OTHER)
-        return fail(em, el, "%s: unsupported dtype '%s' (supported: <f4 <f8 <i8 <i4 |u1, also big-endian)",
+        return mc_file_fail(em, el, "%s: unsupported dtype '%s' (supported: <f4 <f8 <i8 <i4 |u1, also big-endian)",
                     name, mc_str_escape(esc, sizeof esc, descr, dlen > 20 ? 20 : dlen));
     if (mc_dims_numel(shape, rank, (uint64_t)es, &out->numel, &out->nbytes))
-        return fail(em, el, "%s: .npy shape is too large (its dimensions multiply past 2^63 bytes)", name);
+        return mc_file_fail(em, el, "%s: .npy shape is too large (its dimensions multiply past 2^63 bytes)", name);
     out->type = t;
     out->es = es;
     out->big = big;
@@ -412,7 +412,7 @@ static int
 npy_size_check(const NpyHead *h, uint64_t have, const char *name, char *em, size_t el)
 {
     if (h->nbytes != have)
-        return fail(em, el, "%s: .npy data is %llu bytes but the shape needs %llu (%s)", name,
+        return mc_file_fail(em, el, "%s: .npy data is %llu bytes but the shape needs %llu (%s)", name,
                     (unsigned long long)have, (unsigned long long)h->nbytes,
                     h->nbytes > have ? "truncated?" : "trailing bytes");
     return 0;
@@ -439,12 +439,12 @@ mc_npy_read_mem(const uint8_t *buf, size_t len, const char *name, McNpy *out, ch
     if (npy_prefix(buf, len, name, &off, &hl, em, el))
         return -1;
     if (hl > len - off)
-        return fail(em, el, "%s: truncated .npy header (%zu bytes announced, %zu present)", name, hl, len - off);
+        return mc_file_fail(em, el, "%s: truncated .npy header (%zu bytes announced, %zu present)", name, hl, len - off);
     if (npy_dict(buf + off, hl, name, &h, em, el) || npy_size_check(&h, len - off - hl, name, em, el))
         return -1;
     void *d = malloc(h.nbytes ? (size_t)h.nbytes : 1);
     if (!d)
-        return fail(em, el, "%s: out of memory", name);
+        return mc_file_fail(em, el, "%s: out of memory", name);
     memcpy(d, buf + off + hl, (size_t)h.nbytes);
     npy_fill(out, &h, d);
     return 0;
@@ -465,32 +465,32 @@ mc_npy_read(const char *path, McNpy *out, char *em, size_t el)
     NpyHead h;
     int rc = -1;
     if (mc_file_read_at(fd, pre, np, 0)) {
-        fail(em, el, "%s: cannot read: %s", path, strerror(errno));
+        mc_file_fail(em, el, "%s: cannot read: %s", path, strerror(errno));
         goto out;
     }
     if (npy_prefix(pre, np, path, &off, &hl, em, el))
         goto out;
     if (hl > size - off) {
-        fail(em, el, "%s: truncated .npy header (%zu bytes announced, %llu present)", path, hl,
+        mc_file_fail(em, el, "%s: truncated .npy header (%zu bytes announced, %llu present)", path, hl,
              (unsigned long long)(size - off));
         goto out;
     }
     if (!(hdr = malloc(hl ? hl : 1))) {
-        fail(em, el, "%s: out of memory", path);
+        mc_file_fail(em, el, "%s: out of memory", path);
         goto out;
     }
     if (mc_file_read_at(fd, hdr, hl, off)) {
-        fail(em, el, "%s: cannot read: %s", path, strerror(errno));
+        mc_file_fail(em, el, "%s: cannot read: %s", path, strerror(errno));
         goto out;
     }
     if (npy_dict(hdr, hl, path, &h, em, el) || npy_size_check(&h, size - off - hl, path, em, el))
         goto out;
     if (!(d = malloc(h.nbytes ? (size_t)h.nbytes : 1))) {
-        fail(em, el, "%s: out of memory for %llu bytes of data", path, (unsigned long long)h.nbytes);
+        mc_file_fail(em, el, "%s: out of memory for %llu bytes of data", path, (unsigned long long)h.nbytes);
         goto out;
     }
     if (mc_file_read_at(fd, d, (size_t)h.nbytes, off + hl)) {
-        fail(em, el, "%s: cannot read: %s", path, strerror(errno));
+        mc_file_fail(em, el, "%s: cannot read: %s", path, strerror(errno));
         free(d);
         goto out;
     }
@@ -508,7 +508,7 @@ mc_npy_write_f32_out(McOut *o, const float *data, int rank, const int64_t *shape
     const char *path = o->path ? o->path : "standard output";
     if (rank < 0 || rank > MC_NPY_MAX_RANK) {
         mc_out_discard(o);
-        return fail(em, el, "%s: rank %d out of range", path, rank);
+        return mc_file_fail(em, el, "%s: rank %d out of range", path, rank);
     }
     char h[512];
     int n = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
@@ -516,7 +516,7 @@ mc_npy_write_f32_out(McOut *o, const float *data, int rank, const int64_t *shape
     for (int i = 0; i < rank; i++) {
         if (shape[i] < 0 || __builtin_mul_overflow(numel, (uint64_t)shape[i], &numel)) {
             mc_out_discard(o);
-            return fail(em, el, "%s: bad shape", path);
+            return mc_file_fail(em, el, "%s: bad shape", path);
         }
         n += snprintf(h + n, sizeof h - (size_t)n, "%s%lld", i ? ", " : "", (long long)shape[i]);
     }

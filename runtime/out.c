@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "mc_out.h"
+#include "mc_file.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,18 +24,6 @@
 #ifdef __linux__
 #include <sys/syscall.h>
 #endif
-
-static int
-fail(char *msg, size_t n, const char *fmt, ...)
-{
-    if (msg && n) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, n, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ------------------------------------------------------------ cleanup */
 
@@ -171,9 +160,9 @@ mc_out_open(McOut *o, const char *path, int mode, char *msg, size_t msglen)
         return 0;
     }
     if (!*path)
-        return fail(msg, msglen, "cannot write '': %s", strerror(ENOENT));
+        return mc_file_fail(msg, msglen, "cannot write '': %s", strerror(ENOENT));
     if (strlen(path) >= MC_OUT_PATH)
-        return fail(msg, msglen, "cannot write %.200s...: %s", path, strerror(ENAMETOOLONG));
+        return mc_file_fail(msg, msglen, "cannot write %.200s...: %s", path, strerror(ENAMETOOLONG));
     snprintf(o->dst, sizeof o->dst, "%s", path);
     struct stat st;
     char real[PATH_MAX];
@@ -182,10 +171,10 @@ mc_out_open(McOut *o, const char *path, int mode, char *msg, size_t msglen)
         snprintf(o->dst, sizeof o->dst, "%s", real);
     if (stat(o->dst, &st) == 0) {
         if (S_ISDIR(st.st_mode))
-            return fail(msg, msglen, "cannot write %s: %s", path, strerror(EISDIR));
+            return mc_file_fail(msg, msglen, "cannot write %s: %s", path, strerror(EISDIR));
         if (!S_ISREG(st.st_mode)) { /* a device or FIFO: written in place */
             if (!(o->f = fopen(o->dst, "wb")))
-                return fail(msg, msglen, "cannot write %s: %s", path, strerror(errno));
+                return mc_file_fail(msg, msglen, "cannot write %s: %s", path, strerror(errno));
             return 0;
         }
     }
@@ -216,7 +205,7 @@ mc_out_open(McOut *o, const char *path, int mode, char *msg, size_t msglen)
         mc_cleanup_remove(o->slot);
         o->slot = -1;
         o->tmp[0] = 0;
-        return fail(msg, msglen, "cannot write %s: %s", path, strerror(e ? e : EIO));
+        return mc_file_fail(msg, msglen, "cannot write %s: %s", path, strerror(e ? e : EIO));
     }
     return 0;
 }
@@ -225,13 +214,13 @@ int
 mc_out_commit(McOut *o, char *msg, size_t msglen)
 {
     if (!o->f)
-        return fail(msg, msglen, "cannot write %s: not open", o->path ? o->path : "standard output");
+        return mc_file_fail(msg, msglen, "cannot write %s: not open", o->path ? o->path : "standard output");
     int e = 0;
     if (fflush(o->f) != 0 || ferror(o->f))
         e = errno ? errno : EIO;
     if (o->f == stdout) {
         o->f = NULL;
-        return e ? fail(msg, msglen, "cannot write standard output: %s", strerror(e)) : 0;
+        return e ? mc_file_fail(msg, msglen, "cannot write standard output: %s", strerror(e)) : 0;
     }
     if (!e && o->tmp[0] && fsync(fileno(o->f)) != 0 && errno != EINVAL && errno != EROFS)
         e = errno;
@@ -245,7 +234,7 @@ mc_out_commit(McOut *o, char *msg, size_t msglen)
     mc_cleanup_remove(o->slot);
     o->slot = -1;
     o->tmp[0] = 0;
-    return e ? fail(msg, msglen, "cannot write %s: %s", o->path, strerror(e)) : 0;
+    return e ? mc_file_fail(msg, msglen, "cannot write %s: %s", o->path, strerror(e)) : 0;
 }
 
 void
@@ -270,7 +259,7 @@ mc_out_write_file(const char *path, const void *data, size_t n, int mode, char *
     if (n && fwrite(data, 1, n, o.f) != n) {
         int e = errno;
         mc_out_discard(&o);
-        return fail(msg, msglen, "cannot write %s: %s", path, strerror(e ? e : EIO));
+        return mc_file_fail(msg, msglen, "cannot write %s: %s", path, strerror(e ? e : EIO));
     }
     return mc_out_commit(&o, msg, msglen);
 }
