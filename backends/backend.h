@@ -3,7 +3,7 @@
 #ifndef MC_BACKEND_H
 #define MC_BACKEND_H
 #include "../ir/graph.h"
-#include "../frontend/weights.h"
+#include "../ir/weights.h"
 
 typedef struct HostTensor {
     Shape shape;

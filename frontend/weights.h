@@ -1,4 +1,5 @@
-/* frontend/weights.h -- the weights store: checkpoint tensors by key.
+/* frontend/weights.h -- the checkpoint readers, the model check and random
+ * weights, over the weights store of ir/weights.h.
  *
  * Readers (pth.c, safetensors.c) fill a WeightStore from a file or a memory
  * buffer.  Every tensor is stored contiguous (row-major), its data owned by
@@ -12,38 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "../ir/graph.h"
-
-typedef struct WTensor {
-    char *name;        /* full key, e.g. "layers.0.blocks.0.ln_1.weight" (prefix "model." etc. stripped) */
-    DType dtype;       /* DT_F32, DT_I64 or DT_I32 */
-    DType orig;        /* dtype in the file */
-    Shape shape;
-    void *data;        /* contiguous, malloc'd, owned */
-    size_t nbytes;
-    int used;          /* set by the model check */
-} WTensor;
-
-/* A tensor of a dtype mambac does not read (uint8, bool, int8, ...): kept by
- * name so the model check can say why it is not usable. */
-typedef struct WSkipped {
-    char *name;
-    char dtype[32];    /* as the file names it: "U8" (safetensors), "uint8" (.pth) */
-} WSkipped;
-
-typedef struct WeightStore {
-    WTensor *t;
-    int n, cap;
-    WSkipped *skipped; /* not in t: mc_weights_find never returns them */
-    int nskipped, skipcap;
-    char *source;      /* file path, for messages */
-} WeightStore;
-
-void mc_weights_init(WeightStore *ws);
-void mc_weights_free(WeightStore *ws);
-/* Takes ownership of data. Replaces an existing key. */
-WTensor *mc_weights_put(WeightStore *ws, const char *name, DType dt, DType orig,
-                        const Shape *s, void *data);
-WTensor *mc_weights_find(const WeightStore *ws, const char *name);
+#include "../ir/weights.h"
 
 /* .pth (torch.save zip+pickle). Tensors are taken from the top-level dict's
  * "model" entry, else "state_dict", else the top level itself; a leading

@@ -53,13 +53,6 @@ void *mc_weights_gather(DType dt, const uint8_t *src, int64_t offset, const Shap
                         const int64_t *stride, size_t *nbytes);
 /* Store type for a file type: DT_F32 for floats, else dt. */
 DType mc_weights_store_type(DType dt);
-/* Appends without looking for an existing key (readers dedupe themselves). */
-WTensor *mc_weights_append(WeightStore *ws, const char *name, DType dt, DType orig,
-                           const Shape *s, void *data);
-/* Records a tensor the reader does not read (its dtype as the file names it,
- * escaped and cut to fit); -1 when out of memory. */
-int mc_weights_skip(WeightStore *ws, const char *name, const char *dtype, size_t dtype_len);
-/* Drops tensors and skipped names past n / nskipped (a reader's rollback). */
-void mc_weights_truncate(WeightStore *ws, int n, int nskipped);
+/* mc_weights_append, mc_weights_skip, mc_weights_truncate: ir/weights.h */
 
 #endif

@@ -3,7 +3,7 @@
 #ifndef MC_LOWER_H
 #define MC_LOWER_H
 #include "../ir/kernel.h"
-#include "../frontend/weights.h"
+#include "../ir/weights.h"
 
 /* Lowers a verified graph (normally after mc_passes_run: batchnorm folded,
  * constants folded, state fusion folded) with one input and one output.

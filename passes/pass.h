@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include "../ir/graph.h"
-#include "../frontend/weights.h"
+#include "../ir/weights.h"
 
 #define MC_MAX_PASS_OPTS 32
 

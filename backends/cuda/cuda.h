@@ -12,7 +12,7 @@
 #define MC_CUDA_H
 #include <stdio.h>
 #include "../../ir/kernel.h"
-#include "../../frontend/weights.h"
+#include "../../ir/weights.h"
 #include "../cemit/cemit.h"
 
 typedef enum McCudaPrecision {

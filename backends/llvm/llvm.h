@@ -28,7 +28,7 @@
 #include <stdio.h>
 #include <stddef.h>
 #include "../../ir/kernel.h"
-#include "../../frontend/weights.h"
+#include "../../ir/weights.h"
 #include "../artifact.h"
 
 typedef struct McLlvmTarget McLlvmTarget;

@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <CUnit/Basic.h>
 #include "unit.h"
+#include "frontend/weights.h"
 #include <ctype.h>
 #include <float.h>
 #include <math.h>

@@ -8,6 +8,7 @@
  * backend and requires the same outputs (relative L2 <= 1e-5). */
 #include <CUnit/Basic.h>
 #include "unit.h"
+#include "frontend/weights.h"
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>

@@ -9,6 +9,7 @@
  */
 #include <CUnit/Basic.h>
 #include "unit.h"
+#include "frontend/weights.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
