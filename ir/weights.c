@@ -1,7 +1,7 @@
 /* ir/weights.c -- the weights store: the model's constants, by key.
  *
  * Takes tensors (name, dtype, shape, malloc'd data) from whoever reads or
- * makes them (frontend/ readers, random weights, passes that fold
+ * makes them (the checkpoint readers, random weights, passes that fold
  * constants); owns every tensor's name and data (mc_weights_free).
  */
 #include "weights.h"

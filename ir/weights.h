@@ -1,8 +1,7 @@
 /* ir/weights.h -- the weights store: the model's constants (checkpoint
  * tensors, random weights, folded constants) by key, referred to by the
  * graph's WEIGHT nodes.  Part of the IR, so that passes and backends need
- * nothing from frontend/ (the readers that fill it live there:
- * frontend/weights.h).
+ * nothing of the frontend (whose checkpoint readers fill it).
  *
  * Every tensor is stored contiguous (row-major), its data owned by the
  * store; floating tensors are f32 (`orig` keeps the file's type), integer
