@@ -3,7 +3,7 @@
  *
  * Takes a KProgram, its weights and McCudaOptions; produces OUT.cu (model
  * #defines, the device code of cuda_print.c, the host main of
- * cuda_main.inc), OUT.weights when the weights are external, and for
+ * device/mc_main.cuh), OUT.weights when the weights are external, and for
  * --emit exe the executable OUT (nvcc, static cudart; embedded weights are
  * an .incbin object assembled with the C compiler).  Every output is
  * opened before the work and renamed into place when all are complete
@@ -23,9 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char host_main[] =
-#include "cuda_main.inc"
-    ;
+/* device/mc_main.cuh as mc_main_cuh[] (embedded by the build) */
+#include "mc_main_cuh.h"
 
 int
 mc_cuda_precision_parse(const char *s)
@@ -125,7 +124,7 @@ mc_cuda_print(const KProgram *p, const McCudaOptions *o, McBuf *b, int64_t *blob
             mc_buf_printf(b, "    %s,\n", MC_DOUBLE_LIT(fl));
         }
         mc_buf_puts(b, "};\n\n");
-        mc_buf_puts(b, host_main);
+        mc_buf_puts(b, mc_main_cuh);
     }
     if (blob_bytes) *blob_bytes = lay.blob_bytes;
     mc_cuda_layout_free(&lay);

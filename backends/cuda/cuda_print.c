@@ -27,9 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char prelude[] =
-#include "cuda_prelude.inc"
-    ;
+/* device/mc_prelude.cuh as mc_prelude_cuh[] (embedded by the build) */
+#include "mc_prelude_cuh.h"
 
 static int64_t
 align256(int64_t v)
@@ -1071,7 +1070,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
      * keeps cvt.rna (the two disagree on some values, and tf32's C32 check
      * has no margin) */
     mc_buf_printf(b, "#ifndef MC_TF32_INT\n#define MC_TF32_INT %d\n#endif\n", o->precision == MC_CUDA_FP32);
-    mc_buf_puts(b, prelude);
+    mc_buf_puts(b, mc_prelude_cuh);
     /* the activations' fast forms (mc_silu, mc_gelu below) */
     mc_buf_printf(b, "#ifndef MC_FAST_SILU\n#define MC_FAST_SILU %d\n#endif\n#ifndef MC_FAST_GELU\n#define MC_FAST_GELU %d\n#endif\n",
                   MC_CUDA_FAST_SILU(o->precision), MC_CUDA_FAST_GELU(o->precision));

@@ -3,9 +3,10 @@
 # each for a bounded time, seeded by its kept corpus.  A crash fails the test;
 # the crashing input is left in WORK/<name>/ (copy it into
 # tests/fuzz/corpus/<name>/ to keep it as a regression test).
-# usage: run_fuzzers.sh CLANG SRCDIR WORKDIR SECONDS
+# usage: run_fuzzers.sh CLANG SRCDIR WORKDIR SECONDS GENDIR
+# (GENDIR: the build's gen/, the embedded CUDA device sources the backend includes)
 set -eu
-CC=$1; SRC=$2; WORK=$3; SECS=$4
+CC=$1; SRC=$2; WORK=$3; SECS=$4; GEN=$5
 mkdir -p "$WORK"
 CORE_SRC=$(ls "$SRC"/ir/*.c "$SRC"/frontend/*.c "$SRC"/runtime/*.c "$SRC"/backends/*.c "$SRC"/backends/ref/*.c \
            "$SRC"/backends/llvm/*.c "$SRC"/backends/cemit/*.c "$SRC"/backends/cuda/*.c "$SRC"/passes/*.c 2>/dev/null \
@@ -20,7 +21,7 @@ mkdir -p "$WORK/core"
 objs=""
 for c in $CORE_SRC; do
   o="$WORK/core/$(echo "$c" | sed "s|^$SRC/||; s|/|_|g; s|\.c$|.o|")"
-  if ! "$CC" $FLAGS -I"$SRC" -I"$SRC/runtime" -I"$($LLVM_CONFIG --includedir)" -DMC_SOURCE_DIR="\"$SRC\"" \
+  if ! "$CC" $FLAGS -I"$SRC" -I"$SRC/runtime" -I"$GEN" -I"$($LLVM_CONFIG --includedir)" -DMC_SOURCE_DIR="\"$SRC\"" \
        $(pkg-config --cflags yaml-0.1) -c "$c" -o "$o" 2>>"$WORK/core.build.log"; then
     echo "fuzz: cannot compile $c (see $WORK/core.build.log)"; tail -20 "$WORK/core.build.log"; exit 1
   fi

@@ -74,7 +74,7 @@ build() {
     "$PY" -c 'import sklearn' 2>/dev/null ||
         { echo "build: the digits check needs scikit-learn: apt-get install -y python3-sklearn"; exit 1; }
     mkdir -p "$dir/exe" "$dir/bench"
-    gcc -std=gnu11 -O2 -fopenmp -I"$root" "$root/tests/gpu/cudagen.c" "$root"/backends/cuda/cuda_*.c \
+    gcc -std=gnu11 -O2 -fopenmp -I"$root" -I"$lib/gen" "$root/tests/gpu/cudagen.c" "$root"/backends/cuda/cuda_*.c \
         "$root/backends/cemit/cemit.c" "$lib/libmc_core.a" "$lib/libmc_runtime.a" -lyaml -lm \
         -o "$dir/cudagen" || exit 1
     "$PY" "$here/prepare.py" "$dir/cases" || exit 1

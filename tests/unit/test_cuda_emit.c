@@ -31,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "backends/cuda/cuda.h"
+#include "runtime/mc_file.h"
 #include "frontend/frontend.h"
 #include "passes/lower.h"
 #include "passes/pass.h"
@@ -839,6 +840,99 @@ test_nvcc_compiles(void)
     if (system(cmd)) {}
 }
 
+/* backends/cuda/device/NAME.cuh after its leading comment (the part the
+ * build embeds, backends/cuda/device/embed.cmake), or NULL */
+static char *
+device_file_body(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/backends/cuda/device/%s.cuh", MC_SOURCE_DIR, name);
+    size_t len;
+    char msg[600];
+    char *text = mc_file_read_all(path, "device source", 1 << 20, &len, msg, sizeof msg);
+    if (!text) {
+        fprintf(stderr, "\n%s\n", msg);
+        return NULL;
+    }
+    const char *end = strncmp(text, "/*", 2) ? text : strstr(text, "*/\n");
+    char *body = end ? strdup(end == text ? text : end + 3) : NULL;
+    free(text);
+    return body;
+}
+
+/* nvcc -c one source into DIR/NAME.o (output in DIR/NAME.log, its errors
+ * shown on failure); 0 when the object exists */
+static int
+nvcc_object(const char *nvcc, const char *dir, const char *name, const char *src)
+{
+    char cmd[1536];
+    snprintf(cmd, sizeof cmd, "'%s' -std=c++17 -gencode=arch=compute_90a,code=sm_90a -x cu -c '%s' -o '%s/%s.o' > '%s/%s.log' 2>&1",
+             nvcc, src, dir, name, dir, name);
+    if (system(cmd) == 0) return 0;
+    fprintf(stderr, "\nnvcc failed on %s (first lines of its errors):\n", src);
+    snprintf(cmd, sizeof cmd, "grep -A3 error '%s/%s.log' | head -30 >&2", dir, name);
+    if (system(cmd)) {}
+    return -1;
+}
+
+/* The prelude and the executable's main are real files
+ * (backends/cuda/device/mc_prelude.cuh, mc_main.cuh): a generated .cu
+ * holds each verbatim (after its leading comment), the main last; nvcc
+ * compiles the prelude alone as a file, and the main as a file after the
+ * prelude and a stub of the model part (the #defines, mc_arena, P(),
+ * mc_prepare, mc_forward, the kernel tables) that cuda_host.c emits
+ * before it. */
+static void
+test_device_files(void)
+{
+    char *prelude = device_file_body("mc_prelude"), *hmain = device_file_body("mc_main");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(prelude);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hmain);
+    CU_ASSERT_EQUAL(strncmp(prelude, "#include <cuda_runtime.h>\n", 26), 0);
+    CU_ASSERT_EQUAL(strncmp(hmain, "/* ---------------------------------------------------------------- host */\n", 76), 0);
+    int nk, nscan;
+    char *cu = print_model(MC_CUDA_BF16, 3, &nk, &nscan);
+    size_t lc = strlen(cu), lm = strlen(hmain);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cu, prelude));
+    CU_ASSERT_TRUE(lc > lm && !strcmp(cu + lc - lm, hmain));
+    free(cu);
+    free(prelude);
+    free(hmain);
+    const char *nvcc = nvcc_path();
+    if (!nvcc) {
+        fprintf(stderr, " (nvcc not found: nvcc part skipped) ");
+        return;
+    }
+    char dir[] = "/tmp/mc-cuda-files-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char path[512];
+    snprintf(path, sizeof path, "%s/backends/cuda/device/mc_prelude.cuh", MC_SOURCE_DIR);
+    CU_ASSERT_EQUAL(nvcc_object(nvcc, dir, "prelude", path), 0);
+    snprintf(path, sizeof path, "%s/main.cu", dir);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "#include \"%s/backends/cuda/device/mc_prelude.cuh\"\n", MC_SOURCE_DIR);
+    fputs("#define P(off) ((float *)(mc_arena + (off)))\n"
+          "static char *mc_arena;\n"
+          "static void mc_prepare(cudaStream_t s) { (void)s; }\n"
+          "static void mc_forward(cudaStream_t s, cudaEvent_t *ev) { (void)s; (void)ev; }\n"
+          "#ifndef MC_EMBEDDED_WEIGHTS\n#define MC_EMBEDDED_WEIGHTS 0\n#endif\n"
+          "#define MC_NAME \"stub\"\n#define MC_PRECISION \"bf16\"\n#define MC_BATCH 2\n#define MC_SM 90\n"
+          "#define MC_NK 1\n#define MC_WEIGHTS_BYTES 256ll\n#define MC_ARENA_BYTES 1024ll\n"
+          "#define MC_INPUT_OFF 256ll\n#define MC_OUTPUT_OFF 768ll\n"
+          "#define MC_INPUT_RANK 4\n#define MC_INPUT_COUNT 96ll\n#define MC_OUTPUT_RANK 2\n#define MC_OUTPUT_COUNT 10ll\n"
+          "#define MC_INPUT_SHAPE {2, 3, 4, 4}\n#define MC_OUTPUT_SHAPE {2, 5}\n"
+          "#define MC_INPUT_SHAPE_STR \"[2, 3, 4, 4]\"\n#define MC_OUTPUT_SHAPE_STR \"[2, 5]\"\n"
+          "static const char *mc_kernel_names[1] = {\"k0\"};\n"
+          "static const double mc_kernel_flops[1] = {1.0};\n", f);
+    fprintf(f, "#include \"%s/backends/cuda/device/mc_main.cuh\"\n", MC_SOURCE_DIR);
+    fclose(f);
+    CU_ASSERT_EQUAL(nvcc_object(nvcc, dir, "main", path), 0);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd)) {}
+}
+
 /* the number of invalid floating literals in s (a digit sequence with the
  * f suffix and neither '.' nor an exponent, e.g. "1f"), each shown */
 static int
@@ -1013,6 +1107,7 @@ static const struct {
     {"whole program: kernels, precision, determinism", test_program_structure},
     {"floating literals valid at 1x1, odd sizes, batch 1 and 3, every precision", test_literals_shapes},
     {"generated .cu compiles with nvcc for sm_90 and sm_90a", test_nvcc_compiles},
+    {"the prelude and main are files: embedded verbatim, each compiled by nvcc", test_device_files},
 };
 
 MC_UNIT_MAIN("cuda_emit", tests)
