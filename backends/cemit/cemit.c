@@ -175,6 +175,18 @@ literal(char *buf, size_t n, char *s, size_t ns, const char *suffix)
     return buf;
 }
 
+/* Is the decimal d exactly halfway between f and its neighbour towards d?
+ * Such a literal's float is decided by the parser's tie rule, and nvcc's
+ * device-code front end breaks ties differently from strtof (measured on
+ * an H100: 16777217.0f gave 16777218, not 16777216). */
+static int
+is_tie(double d, float f)
+{
+    if (d == (double)f) return 0;
+    float g = nextafterf(f, d > (double)f ? INFINITY : -INFINITY);
+    return isfinite(g) && d == ((double)f + (double)g) / 2; /* exact: floats have 24-bit mantissas */
+}
+
 char *
 mc_cemit_float_literal(char *buf, size_t n, double v)
 {
@@ -183,8 +195,11 @@ mc_cemit_float_literal(char *buf, size_t n, double v)
     if (isinf(f)) { snprintf(buf, n, "%s", f > 0 ? "INFINITY" : "(-INFINITY)"); return buf; }
     char s[48];
     snprintf(s, sizeof s, "%.9g", v);
-    /* a zero prints as such, not as a constant that underflows to it */
-    if (f == 0 || !same_float(strtof(s, NULL), f)) snprintf(s, sizeof s, "%.9g", (double)f);
+    /* a zero prints as such, not as a constant that underflows to it; a
+     * text at a tie between two floats is the float's own text (its 9
+     * digits are closer to it than half an ulp: never a tie) */
+    if (f == 0 || !same_float(strtof(s, NULL), f) || is_tie(strtod(s, NULL), f))
+        snprintf(s, sizeof s, "%.9g", (double)f);
     return literal(buf, n, s, sizeof s, "f");
 }
 
