@@ -622,7 +622,7 @@ cmd_dump(int argc, char **argv)
             return fail(&err);
         }
         mc_memplan(&kp);
-        mc_kprogram_print(&kp, &g, f);
+        mc_kprogram_print(&kp, f);
         if (o.verbose || o.po.stats) mc_memplan_report(&kp, stderr);
         mc_kprogram_free(&kp);
     }

@@ -68,20 +68,49 @@ typedef struct EInstr {
 #define MC_MAX_FUSED 24
 
 typedef enum KernelKind {
-    KK_GEMM,      /* out[m,n] = epi(sum_k A[m,k] * W[n,k] (+ bias[n]))
-                     in[0] = A view [M,K], in[1] = W [N,K] (weight), in[2] = bias [N] or none.
-                     Covers linear and 1x1 stride-1 unpadded convs (M = B*H*W). */
-    KK_CONV,      /* dense NHWC conv2d (groups 1): in[0] = x view [B,H,W,Ci], in[1] = w OIHW,
-                     in[2] = bias or none; attrs = conv attrs; zero padding. */
-    KK_DWCONV,    /* depthwise NHWC conv2d (groups == Ci == Co, multiplier 1):
-                     in[0] = x view, in[1] = w [C,1,kh,kw], in[2] = bias or none. */
-    KK_SCAN,      /* h = selective scan (ops.def) over in[0]=u, in[1]=dt, in[2]=A [D,1], in[3]=Bv;
-                     softplus_dt: delta = softplus(dt) computed in the kernel. */
-    KK_FUSION25,  /* 25-tap replicate-border stencil: in[0] = h view, in[1] = taps [D,25]. */
-    KK_LAYERNORM, /* over the last axis: in[0] = x view, in[1] = gamma, in[2] = beta; attrs.eps. */
-    KK_MEAN_HW,   /* in[0] = x [B,H,W,C] -> [B,C] */
-    KK_ELTWISE,   /* out = epi(...) with no anchor (E_ACC unused) */
+#define KERNEL(id, name, mn, mx, ops, fields, doc) KK_##id,
+#include "kernels.def"
+#undef KERNEL
+    KK_COUNT
 } KernelKind;
+
+/* Operand roles and typed fields of a kind (kernels.def). */
+typedef enum OperRole { R_NONE, R_ACT, R_WEIGHT } OperRole;
+enum { KF_MNK = 1 << 0, KF_CONV = 1 << 1, KF_EPS = 1 << 2, KF_SOFTPLUS = 1 << 3 };
+
+typedef struct KernelInfo {
+    const char *name;
+    int min_in, max_in;
+    const char *oper[4];  /* operand role names, e.g. "a", "w", "bias" */
+    OperRole role[4];
+    unsigned fields;      /* KF_* */
+    const char *doc;
+} KernelInfo;
+extern const KernelInfo mc_kernel_info[KK_COUNT];
+/* 0 ok, -1 unknown */
+int mc_kernel_kind_parse(const char *name, KernelKind *out);
+
+/* A target's fusion of adjacent kernels into one (decided by the target's
+ * kernel passes, passes/pipeline.c, before memory planning): kernel i with
+ * host = h >= 0 runs inside kernel h, as `fuse` says; its output is written
+ * by kernel h (the memory plan makes it live from h). */
+typedef enum FuseKind {
+#define FUSE(id, name, doc) FUSE_##id,
+#include "fusions.def"
+#undef FUSE
+    FUSE_COUNT
+} FuseKind;
+const char *mc_fuse_kind_name(FuseKind f);
+int mc_fuse_kind_parse(const char *name, FuseKind *out);
+
+/* The schedule of a kernel (the tile pass, passes/tile.c): how a backend
+ * tiles, vectorizes and splits it.  0 everywhere = the backend decides;
+ * fields in kernels.def's SCHED list. */
+typedef struct Sched {
+#define SCHED(field, name, doc) int64_t field;
+#include "sched.def"
+#undef SCHED
+} Sched;
 
 typedef struct Kernel {
     KernelKind kind;
@@ -99,6 +128,10 @@ typedef struct Kernel {
     int nexpr;
     int64_t M, N, K;           /* KK_GEMM sizes */
     double flops;              /* useful FLOPs, for profiles */
+    const char *node_names[MC_MAX_FUSED]; /* names of nodes[] (for dumps without the graph) */
+    int host;                  /* -1, or the kernel this one runs inside (FuseKind fuse) */
+    FuseKind fuse;
+    Sched sched;
 } Kernel;
 
 /* Per-image schedule (optional; lowering makes none, a backend may ask
@@ -124,12 +157,36 @@ typedef struct KProgram {
     int64_t unplanned_bytes;   /* sum of all scratch buffers */
     Segment *segs;             /* per-image segments, disjoint, in order; NULL/0: none */
     int nsegs;
+    Arena *strings;            /* names the program owns (parsed from text), or NULL:
+                                  names point into the graph it was lowered from */
+    int planned;               /* the memory plan ran (scratch offsets are valid) */
 } KProgram;
 
 const char *mc_kernel_kind_name(KernelKind k);
+OperRole mc_kernel_role(KernelKind k, int slot);
+const char *mc_buf_kind_name(BufKind k);
 const char *mc_eop_name(EOp op);
-/* Readable loop-nest form of the kernel program (deterministic). */
-void mc_kprogram_print(const KProgram *p, const Graph *g, FILE *f);
+int mc_eop_parse(const char *name, EOp *out); /* 0 ok, -1 unknown */
+
+/* The text form (docs/kernel-ir.md): every field, one record per line, the
+ * loop nest of each kernel as '#' comments.  Deterministic;
+ * mc_kprogram_parse reads it back and prints the same bytes. */
+void mc_kprogram_print(const KProgram *p, FILE *f);
+char *mc_kprogram_print_str(const KProgram *p); /* malloc'd */
+void mc_kir_print_str(FILE *f, const char *s);  /* a quoted string token */
+/* Parses kernel-IR text (any bytes) into p (zeroed here); the program owns
+ * its names (p->strings).  `file` is used in file:line:col messages.
+ * Returns 0, or -1 with err (p freed).  Does not verify: call
+ * mc_kprogram_verify. */
+int mc_kprogram_parse(KProgram *p, const char *text, size_t len, const char *file, McErr *err);
+/* Checks the program's invariants (ir/kverify.c): operand counts and roles
+ * (kernels.def), view bounds inside their buffers, shapes per kind, the
+ * epilogue's instructions, buffer lifetimes (every scratch read after its
+ * writer, within first..last), fusions (a host before its guest), segments,
+ * weight offsets inside the blob, and once planned, arena bounds and no two
+ * live scratch buffers sharing bytes.  Returns 0, or -1 with err naming the
+ * kernel or buffer. */
+int mc_kprogram_verify(const KProgram *p, McErr *err);
 void mc_kprogram_free(KProgram *p);
 /* Deep copy of the arrays (names still point into the graph).  0, or -1 (out of memory). */
 int mc_kprogram_copy(const KProgram *src, KProgram *dst);

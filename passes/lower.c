@@ -333,6 +333,7 @@ new_kernel(Lower *L, KernelKind kind, int anchor_node)
     memset(k, 0, sizeof *k);
     k->kind = kind;
     k->name = L->g->nodes[anchor_node].name;
+    k->host = -1;
     return k;
 }
 
@@ -636,6 +637,8 @@ mc_lower(const Graph *g, WeightStore *ws, KProgram *p, McErr *err)
     }
     p->output_buf = L.buf[out];
     p->weights_bytes = L.woff;
+    for (int ki = 0; ki < p->nk; ki++)
+        for (int j = 0; j < p->k[ki].nnodes; j++) p->k[ki].node_names[j] = g->nodes[p->k[ki].nodes[j]].name;
 done:
     free(L.users); free(L.user); free(L.inl); free(L.fused_into); free(L.anchor_of);
     free(L.buf); free(L.view); free(L.has_view);

@@ -51,6 +51,7 @@ mc_memplan(KProgram *p)
         if (off + size > top) top = off + size;
     }
     p->scratch_bytes = top;
+    p->planned = 1;
     free(ids);
 }
 

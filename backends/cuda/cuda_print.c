@@ -1116,6 +1116,7 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         case KK_MEAN_HW: print_mean(b, p, k, i, id, &ln[i]); break;
         case KK_SCAN: mc_cu_print_scan(b, p, k, i, id, &ln[i]); break;
         case KK_ELTWISE: print_eltwise(b, p, k, i, id, &ln[i]); break;
+        case KK_COUNT: break;
         }
     }
     if (rc) { free(ln); return rc; }

@@ -184,6 +184,7 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pk, P
             kp->grain = cols >= 8192 ? 1 : 8192 / (cols ? cols : 1);
             break;
         }
+        case KK_COUNT: break;
         }
         if (kp->pack_bytes) {
             kp->pack_off = off;
@@ -369,6 +370,7 @@ gen_kernel(CG *c, int i)
     case KK_LAYERNORM: cg_layernorm(c, k, kp, begin, end); break;
     case KK_MEAN_HW: cg_mean_hw(c, k, kp, begin, end); break;
     case KK_ELTWISE: cg_eltwise(c, k, kp, begin, end); break;
+    case KK_COUNT: break;
     }
     LLVMBuildRetVoid(c->b);
 }
