@@ -6,16 +6,18 @@
 #include "backend.h"
 #include <string.h>
 
-static const Backend *const backends[] = {
+const Backend *const mc_backends[] = {
     &mc_backend_ref,
     &mc_backend_llvm,
+    &mc_backend_cuda,
+    NULL,
 };
 
 const Backend *
 mc_backend_find(const char *name)
 {
     if (!name) return NULL;
-    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
-        if (strcmp(backends[i]->name, name) == 0) return backends[i];
+    for (size_t i = 0; mc_backends[i]; i++)
+        if (strcmp(mc_backends[i]->name, name) == 0) return mc_backends[i];
     return NULL;
 }

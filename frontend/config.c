@@ -315,12 +315,35 @@ looks_like_ir(const char *t, size_t len)
     return 0;
 }
 
+/* kernel IR text: the first line that is not a comment or blank is a
+ * 'program' record */
+static int
+looks_like_kir(const char *t, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && (t[j] == ' ' || t[j] == '\t' || t[j] == '\r')) j++;
+        if (j < len && (t[j] == '\n' || t[j] == '#')) {
+            while (j < len && t[j] != '\n') j++;
+            i = j + 1;
+            continue;
+        }
+        return len - j >= 8 && !memcmp(t + j, "program ", 8);
+    }
+    return 0;
+}
+
 int
 mc_frontend_kind(const char *path, McErr *err)
 {
     size_t len, pl = strlen(path);
     char *text = mc_read_file(path, &len, err);
     if (!text) return -1;
+    if ((pl > 4 && strcmp(path + pl - 4, ".kir") == 0) || looks_like_kir(text, len)) {
+        free(text);
+        return 4;
+    }
     if ((pl > 4 && strcmp(path + pl - 4, ".mir") == 0) || looks_like_ir(text, len)) {
         free(text);
         return 3;

@@ -61,8 +61,8 @@ int mc_graph_yaml_load_mem(const char *text, size_t len, const char *name, Graph
 /* Writes g as generic graph YAML (parses back to the same IR). */
 void mc_graph_yaml_write(const Graph *g, FILE *f);
 
-/* Detects the kind of file: 1 = public config, 2 = graph YAML, 3 = IR text (.mir);
- * -1 with err on unreadable input. */
+/* Detects the kind of file: 1 = public config, 2 = graph YAML, 3 = IR text
+ * (.mir), 4 = kernel IR text (.kir); -1 with err on unreadable input. */
 int mc_frontend_kind(const char *path, McErr *err);
 
 #endif

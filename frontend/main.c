@@ -18,6 +18,7 @@
 #include "frontend/yamlutil.h"
 #include "passes/pass.h"
 #include "passes/lower.h"
+#include "passes/pipeline.h"
 #include "backends/artifact.h"
 #include "backends/llvm/llvm.h"
 #include "backends/cuda/cuda.h"
@@ -181,6 +182,9 @@ parse_size(const char *s, int *H, int *W)
 }
 
 /* Parses options of `cmd`; returns 0, or an exit status (2 usage, 0 for --help). */
+/* every target's row, for --list-passes and pass names */
+static const McTarget *const target_rows[] = {&mc_llvm_target_row, &mc_cuda_target_row, NULL};
+
 static int
 parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, int *done)
 {
@@ -205,7 +209,7 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
         if (eq) { *eq = 0; val = a + (eq - key) + 1; }
         if (!strcmp(key, "-v") || !strcmp(key, "--verbose")) { o->verbose = 1; continue; }
         if (!strcmp(key, "-O0") || !strcmp(key, "-O1")) { o->opt = key[2] - '0'; continue; }
-        if (!strcmp(key, "--list-passes")) { mc_passes_list(stdout); *done = 1; return 0; }
+        if (!strcmp(key, "--list-passes")) { mc_pipeline_list(stdout, target_rows); *done = 1; return 0; }
         if (!strcmp(key, "--print-after-all")) { o->po.print_after_all = true; o->opt = 1; continue; }
         if (!strcmp(key, "--verify-each")) { o->po.verify_each = true; o->opt = 1; continue; }
         if (!strcmp(key, "--time-passes")) { o->po.time_passes = true; o->opt = 1; continue; }
@@ -218,18 +222,17 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
             const char **list = key[2] == 'd' ? o->po.disable : key[8] == 'a' ? o->po.print_after : o->po.print_before;
             int *cnt = key[2] == 'd' ? &o->po.n_disable : key[8] == 'a' ? &o->po.n_print_after : &o->po.n_print_before;
             if (*cnt >= MC_MAX_PASS_OPTS) return usage_error(cmd, "too many '%s' options", key);
-            if (!mc_pass_find(val)) return usage_error(cmd, "no pass named '%s' (see --list-passes)", val);
             list[(*cnt)++] = val;
+            McErr e;
+            if (mc_pipeline_check_names(&o->po, target_rows, &e)) return usage_error(cmd, "%s", e.msg);
             o->opt = 1;
             continue;
         }
         if (!strcmp(key, "--list-targets")) { mc_llvm_list_targets(stdout); *done = 1; return 0; }
         if (!strcmp(key, "--list-backends")) {
-            const char *names[] = {"ref", "llvm"};
-            for (unsigned k = 0; k < sizeof names / sizeof *names; k++) {
-                const Backend *b = mc_backend_find(names[k]);
-                if (b) printf("%-8s %s\n", b->name, b->descr);
-            }
+            for (int k = 0; mc_backends[k]; k++)
+                if (mc_backends[k]->run_graph || mc_backends[k]->run_kernels)
+                    printf("%-8s %s\n", mc_backends[k]->name, mc_backends[k]->descr);
             *done = 1;
             return 0;
         }
@@ -379,12 +382,104 @@ load_weights(const Opts *o, const Graph *g, WeightStore *ws, McErr *err)
     return mc_weights_check(g, ws, err);
 }
 
+/* The pipeline's target for the options: --target cuda (with --precision,
+ * --sm) or LLVM (--target TRIPLE, --cpu, --features; this machine by
+ * default). */
+static void
+pick_target(const Opts *o, int prec, McTarget *t)
+{
+    int cuda = o->target && !strcmp(o->target, "cuda");
+    *t = cuda ? mc_cuda_target_row : mc_llvm_target_row;
+    if (cuda) {
+        t->desc.precision = prec;
+        t->desc.sm = o->sm ? o->sm : 90;
+    } else {
+        t->desc.triple = o->target;
+        t->desc.cpu = o->cpu;
+        t->desc.features = o->features;
+    }
+}
+
+/* A kernel-IR file (.kir) into p, verified, with its weights in ws:
+ * --weights W must hold every weight buffer by name with its shape (the
+ * constants graph passes make -- folded batchnorms, tap tables -- are in
+ * no checkpoint: compile the model itself for those); without it,
+ * deterministic random weights. */
+static int
+load_kir(const Opts *o, KProgram *p, WeightStore *ws, int need_weights, McErr *err)
+{
+    size_t n;
+    mc_weights_init(ws);
+    char *buf = mc_read_file(o->model, &n, err);
+    if (!buf) return -1;
+    int rc = mc_kprogram_parse(p, buf, n, o->model, err);
+    free(buf);
+    if (rc) return -1;
+    if (mc_kprogram_verify(p, err)) {
+        mc_err_prefix(err, "%s: error", o->model);
+        mc_kprogram_free(p);
+        return -1;
+    }
+    int nweights = 0;
+    for (int i = 0; i < p->nbufs; i++) nweights += p->bufs[i].kind == BUF_WEIGHT;
+    if (!need_weights) return 0;
+    if (o->weights && mc_weights_load(o->weights, ws, err)) {
+        mc_kprogram_free(p);
+        return -1;
+    }
+    if (!o->weights && nweights) mc_warn("no --weights given: using random weights (seed %d); outputs are meaningless", o->seed);
+    for (int i = 0; i < p->nbufs && !rc; i++) {
+        const Buffer *b = &p->bufs[i];
+        if (b->kind != BUF_WEIGHT) continue;
+        if (!o->weights) {
+            mc_weights_random_one(ws, b->name, DT_F32, &b->shape, (uint64_t)o->seed);
+            continue;
+        }
+        WTensor *t = mc_weights_find(ws, b->name);
+        char s1[160], s2[160];
+        if (!t)
+            rc = mc_err(err, "%s: error: weight buffer b%d \"%s\" is not in %s (constants the graph passes make, such as "
+                        "folded batchnorms, are in no checkpoint: compile the model itself)", o->model, i, b->name, o->weights);
+        else if (t->dtype != DT_F32 || !mc_shape_eq(&t->shape, &b->shape))
+            rc = mc_err(err, "%s: error: weight buffer b%d \"%s\" is f32%s, %s has %s%s", o->model, i, b->name,
+                        mc_shape_str(&b->shape, s1, sizeof s1), o->weights, mc_dtype_name(t->dtype),
+                        mc_shape_str(&t->shape, s2, sizeof s2));
+    }
+    if (rc) mc_kprogram_free(p);
+    return rc;
+}
+
+/* The kernel program for the options: a .kir through what remains of the
+ * pipeline, else the model (graph, weights) through all of it.  g stays
+ * alive as long as p (p's names point into it). */
+static int
+load_program(const Opts *o, int kind, const McTarget *t, Graph *g, WeightStore *ws, KProgram *p, int need_weights,
+             McErr *err)
+{
+    memset(g, 0, sizeof *g);
+    if (kind == 4) {
+        if (load_kir(o, p, ws, need_weights, err)) return -1;
+        if (mc_pipeline_kir(p, t, &o->po, err)) {
+            mc_kprogram_free(p);
+            return -1;
+        }
+        return 0;
+    }
+    if (load_sized_model(o, g, err)) return -1;
+    if (load_weights(o, g, ws, err) || mc_pipeline_run(g, ws, t, &o->po, p, err)) {
+        mc_weights_free(ws);
+        mc_graph_free(g);
+        return -1;
+    }
+    return 0;
+}
+
 /* Writes the (optimized) graph as DOT with each kernel's nodes as a cluster. */
 static int
 write_dot(const Graph *g, WeightStore *ws, const char *path, McErr *err)
 {
     KProgram kp;
-    if (mc_lower(g, ws, &kp, err)) return -1;
+    if (mc_pipeline_kernels(g, ws, NULL, NULL, &kp, err)) return -1;
     int *group = malloc(sizeof(int) * (size_t)(g->nnodes ? g->nnodes : 1));
     for (int i = 0; i < g->nnodes; i++) group[i] = -1;
     for (int k = 0; k < kp.nk; k++)
@@ -465,6 +560,9 @@ cmd_run(int argc, char **argv)
     if (!o.output) return usage_error("run", "%s", "--output Y.npy is required");
     const Backend *be = mc_backend_find(o.backend);
     if (!be) return usage_error("run", "unknown backend '%s' (see --list-backends)", o.backend);
+    if (!be->run_graph && !be->run_kernels)
+        return usage_error("run", "the %s backend runs nothing in this process: mambac compile --target cuda builds an "
+                                  "executable for the GPU", be->name);
     const Named run_outs[] = {{o.output, "--output"}, {o.dot, "--dump-dot"}};
     const Named run_ins[] = {{o.model, "MODEL file"}, {o.weights, "--weights file"}, {o.input, "--input file"}};
     if (check_outputs(run_outs, 2, run_ins, 3)) return 1;
@@ -487,6 +585,12 @@ cmd_run(int argc, char **argv)
     if (kind < 0) {
         mc_npy_free(&x);
         return fail(&err);
+    }
+    if (kind == 4) {
+        fprintf(stderr, "%s: error: 'run' takes a model; kernel IR compiles with 'mambac compile %s -o OUT'\n", o.model,
+                o.model);
+        mc_npy_free(&x);
+        return 1;
     }
     if (kind == 1 && x.rank != 4) {
         fprintf(stderr, "%s: error: input must be NCHW [B,C,H,W], got rank %d\n", o.input, x.rank);
@@ -534,21 +638,28 @@ cmd_run(int argc, char **argv)
         mc_weights_free(&ws);
         return fail(&err);
     }
-    /* a compiling backend gets the graph after the passes the user asked for;
+    /* a compiling backend gets the program the pipeline makes for its target;
      * only the first output is written, so it computes only that one */
-    int compiling = strcmp(be->name, "ref") != 0;
+    int compiling = !be->run_graph;
     int nouts = g.noutputs;
     if (compiling && nouts > 1) {
         g.noutputs = 1;
         mc_graph_compact(&g);
     }
-    if ((o.opt || compiling) && mc_passes_run(&g, &ws, &o.po, &err)) return fail(&err);
+    KProgram kp;
+    memset(&kp, 0, sizeof kp);
+    o.po.out = stdout;
+    if (compiling && mc_pipeline_run(&g, &ws, be->target, &o.po, &kp, &err)) return fail(&err);
+    if (!compiling && o.opt && mc_pipeline_graph(&g, &ws, &o.po, &err)) return fail(&err);
     if (o.dot && write_dot(&g, &ws, o.dot, &err)) return fail(&err);
     double t1 = now_s();
     HostTensor in = {xs, (float *)x.data};
     HostTensor *outs = calloc((size_t)g.noutputs, sizeof *outs);
-    RunOpts ro = {o.threads, o.verbose, compiling, o.po.stats};
-    if (be->run(&g, &ws, &in, 1, outs, g.noutputs, &ro, &err)) return fail(&err);
+    RunOpts ro = {o.threads, o.verbose};
+    if (compiling ? be->run_kernels(&kp, &ws, &in, &outs[0], &ro, &err)
+                  : be->run_graph(&g, &ws, &in, 1, outs, g.noutputs, &ro, &err))
+        return fail(&err);
+    mc_kprogram_free(&kp);
     double t2 = now_s();
     if (nouts > 1)
         mc_note("the graph has %d outputs; %s holds the first, %%%s", nouts, o.output,
@@ -577,72 +688,67 @@ static int
 cmd_dump(int argc, char **argv)
 {
     Opts o = {0};
-    o.format = "ir";
     o.batch = 1;
     int done, rc = parse_opts("dump", argc, argv, &o, usage_dump, &done);
     if (rc || done) return rc;
+    McErr err = {{0}};
+    int kind = mc_frontend_kind(o.model, &err);
+    if (kind < 0) return fail(&err);
+    if (!o.format) o.format = kind == 4 ? "kernels" : "ir";
     if (strcmp(o.format, "ir") && strcmp(o.format, "dot") && strcmp(o.format, "yaml") && strcmp(o.format, "kernels"))
         return usage_error("dump", "--format must be ir, dot, yaml or kernels, got '%s'", o.format);
-    if (!strcmp(o.format, "kernels")) o.opt = 1;
+    if (kind == 4 && strcmp(o.format, "kernels"))
+        return usage_error("dump", "%s is kernel IR: it prints as --format kernels only", o.model);
+    int prec = mc_cuda_precision_parse(o.precision ? o.precision : "fp32");
+    if (prec < 0) return usage_error("dump", "--precision must be fp32, tf32 or bf16, got '%s'", o.precision);
+    int kernels = !strcmp(o.format, "kernels");
+    if (kernels) o.opt = 1;
     const Named dump_outs[] = {{o.outfile, "-o"}, {o.dot, "--dump-dot"}};
     const Named dump_ins[] = {{o.model, "MODEL file"}, {o.weights, "--weights file"}};
     if (check_outputs(dump_outs, 2, dump_ins, 2)) return 1;
-    McErr err = {{0}};
     Graph g;
-    if (load_sized_model(&o, &g, &err)) return fail(&err);
     WeightStore ws;
+    KProgram kp;
+    memset(&g, 0, sizeof g);
     mc_weights_init(&ws);
-    if (o.weights || o.opt) {
-        int bad = load_weights(&o, &g, &ws, &err);
-        if (!bad && o.opt) {
-            o.po.out = stdout;
-            bad = mc_passes_run(&g, &ws, &o.po, &err);
-        }
+    o.po.out = stdout;
+    if (kernels) {
+        McTarget t;
+        pick_target(&o, prec, &t);
+        if (load_program(&o, kind, &t, &g, &ws, &kp, o.weights != NULL, &err)) return fail(&err);
+        if (o.dot && kind != 4 && write_dot(&g, &ws, o.dot, &err)) rc = 1;
+        if (o.verbose || o.po.stats) mc_memplan_report(&kp, stderr);
+    } else {
+        if (load_sized_model(&o, &g, &err)) return fail(&err);
+        int bad = 0;
+        if (o.weights || o.opt) bad = load_weights(&o, &g, &ws, &err);
+        if (!bad && o.opt) bad = mc_pipeline_graph(&g, &ws, &o.po, &err);
         if (!bad && o.dot) bad = write_dot(&g, &ws, o.dot, &err);
-        if (bad) {
-            mc_weights_free(&ws);
-            return fail(&err);
-        }
+        if (bad) rc = 1;
     }
     McOut out;
     char msg[1024];
-    if (mc_out_open(&out, o.outfile, 0666, msg, sizeof msg)) {
+    if (!rc && mc_out_open(&out, o.outfile, 0666, msg, sizeof msg)) {
         fprintf(stderr, "mambac: error: %s\n", msg);
-        return 1;
+        rc = 2;
     }
-    FILE *f = out.f;
-    if (!strcmp(o.format, "ir")) mc_graph_print(&g, f);
-    else if (!strcmp(o.format, "dot")) mc_graph_print_dot(&g, f);
-    else if (!strcmp(o.format, "kernels")) {
-        KProgram kp;
-        if (mc_lower(&g, &ws, &kp, &err)) {
-            mc_out_discard(&out);
-            mc_weights_free(&ws);
-            mc_graph_free(&g);
-            return fail(&err);
+    if (!rc) {
+        FILE *f = out.f;
+        if (kernels) mc_kprogram_print(&kp, f);
+        else if (!strcmp(o.format, "ir")) mc_graph_print(&g, f);
+        else if (!strcmp(o.format, "dot")) mc_graph_print_dot(&g, f);
+        else mc_graph_yaml_write(&g, f);
+        if (mc_out_commit(&out, msg, sizeof msg)) {
+            fprintf(stderr, "mambac: error: %s\n", msg);
+            rc = 1;
         }
-        mc_memplan(&kp);
-        mc_kprogram_print(&kp, f);
-        if (o.verbose || o.po.stats) mc_memplan_report(&kp, stderr);
-        mc_kprogram_free(&kp);
+    } else if (rc == 1) {
+        fprintf(stderr, "%s\n", err.msg);
     }
-    else mc_graph_yaml_write(&g, f);
+    if (kernels) mc_kprogram_free(&kp);
     mc_weights_free(&ws);
     mc_graph_free(&g);
-    if (mc_out_commit(&out, msg, sizeof msg)) {
-        fprintf(stderr, "mambac: error: %s\n", msg);
-        return 1;
-    }
-    return 0;
-}
-
-static int
-emit_kind(const char *s)
-{
-    static const char *names[] = {"exe", "shared", "obj", "llvm-ir", "asm"};
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(s, names[i])) return i;
-    return -1;
+    return rc ? 1 : 0;
 }
 
 static void
@@ -662,7 +768,7 @@ cmd_compile(int argc, char **argv)
     int done, rc = parse_opts("compile", argc, argv, &o, usage, &done);
     if (rc || done) return rc;
     int cuda = o.target && !strcmp(o.target, "cuda");
-    int ek = emit_kind(o.emit);
+    int ek = mc_llvm_emit_kind(o.emit);
     if (!cuda && ek < 0) return usage_error("compile", "--emit must be exe, shared, obj, llvm-ir or asm, got '%s'", o.emit);
     if (cuda && strcmp(o.emit, "cuda") && strcmp(o.emit, "exe"))
         return usage_error("compile", "--target cuda: --emit must be cuda or exe, got '%s'", o.emit);
@@ -695,85 +801,22 @@ cmd_compile(int argc, char **argv)
 
     double t0 = now_s();
     McErr err = {{0}};
+    int kind = mc_frontend_kind(o.model, &err);
+    if (kind < 0) return fail(&err);
+    const Backend *be = cuda ? &mc_backend_cuda : &mc_backend_llvm;
+    McTarget t;
+    pick_target(&o, prec, &t);
     Graph g;
-    if (load_sized_model(&o, &g, &err)) return fail(&err);
-    progress(&o, "graph built", t0);
     WeightStore ws;
-    if (load_weights(&o, &g, &ws, &err)) {
-        mc_weights_free(&ws);
-        return fail(&err);
-    }
-    progress(&o, "weights loaded", t0);
-    o.po.out = stdout;
-    if (mc_passes_run(&g, &ws, &o.po, &err)) return fail(&err);
-    if (o.dot && write_dot(&g, &ws, o.dot, &err)) return fail(&err);
-    progress(&o, "graph passes", t0);
     KProgram kp;
-    if (mc_lower(&g, &ws, &kp, &err)) return fail(&err);
-    if (cuda) mc_cuda_memplan(&kp);
-    else mc_memplan(&kp);
-    if (o.verbose || o.po.stats) mc_memplan_report(&kp, stderr);
-    progress(&o, "lowered to kernels", t0);
-    if (cuda) {
-        McCudaOptions co;
-        memset(&co, 0, sizeof co);
-        co.out = o.outfile;
-        co.sm = o.sm ? o.sm : 90;
-        co.verbose = o.verbose;
-        co.precision = (McCudaPrecision)prec;
-        co.emit = !strcmp(o.emit, "cuda") ? MC_CUDA_EMIT_CU : MC_CUDA_EMIT_EXE;
-        rc = mc_cuda_compile(&kp, &ws, &co, &err);
-        progress(&o, "CUDA written", t0);
-        mc_kprogram_free(&kp);
-        mc_weights_free(&ws);
-        mc_graph_free(&g);
-        return rc ? fail(&err) : 0;
-    }
-    rc = 0;
-    if (ek >= 3) {
-        McLlvmTarget *t = mc_llvm_target_create(o.target, o.cpu, o.features, &err);
-        if (!t) return fail(&err);
-        if (o.verbose) fprintf(stderr, "mambac: target %s\n", mc_llvm_target_describe(t));
-        McLlvmModule *m = mc_llvm_codegen(&kp, t, &err);
-        if (!m) return fail(&err);
-        progress(&o, "code generated (LLVM O3)", t0);
-        uint8_t *text = NULL;
-        size_t len = 0;
-        rc = mc_llvm_emit_mem(m, ek == 3 ? MC_EMIT_IR : MC_EMIT_ASM, &text, &len, &err);
-        if (!rc) rc = mc_out_write_file(o.outfile, text, len, 0666, err.msg, sizeof err.msg);
-        free(text);
-        mc_llvm_module_free(m);
-        mc_llvm_target_free(t);
-    } else {
-        /* one variant per --cpu entry, linked with the start-up CPU check */
-        char sym[256];
-        McArtifact a;
-        McLlvmVariants vs;
-        memset(&a, 0, sizeof a);
-        mc_llvm_symbol_prefix(&kp, sym, sizeof sym);
-        rc = mc_llvm_variants_build(&kp, &ws, o.target, o.cpu, o.features, sym, o.verbose ? stderr : NULL, &vs,
-                                    &err);
-        if (!rc) progress(&o, "code generated (LLVM O3)", t0);
-        if (!rc) rc = mc_artifact_from_kprogram(&a, &kp, sym, &err);
-        if (!rc) {
-            a.emit = ek == 0 ? MC_ART_EXE : ek == 1 ? MC_ART_SHARED : MC_ART_OBJ;
-            a.out = o.outfile;
-            a.triple = o.target;
-            a.cpu = o.cpu;
-            a.features = o.features;
-            a.scratch_size = mc_llvm_scratch_size(&kp); /* after the code generator's schedule */
-            a.arch = vs.arch;
-            a.nvariants = vs.n;
-            a.variants = vs.v;
-            a.weights = vs.blob;
-            a.weights_len = (size_t)vs.blob_len;
-            a.verbose = o.verbose;
-            rc = mc_artifact_write(&a, &err);
-            mc_artifact_release(&a);
-        }
-        mc_llvm_variants_free(&vs);
-    }
-    progress(&o, "artifact written", t0);
+    o.po.out = stdout;
+    if (load_program(&o, kind, &t, &g, &ws, &kp, 1, &err)) return fail(&err);
+    if (o.dot && kind != 4 && write_dot(&g, &ws, o.dot, &err)) return fail(&err);
+    if (o.verbose && !o.po.stats) mc_memplan_report(&kp, stderr);
+    progress(&o, kind == 4 ? "kernel IR read" : "passes, lowering, memory plan", t0);
+    EmitOpts eo = {o.outfile, o.emit, cuda ? NULL : o.target, o.cpu, o.features, o.sm, prec, o.verbose};
+    rc = be->emit(&kp, &ws, &eo, &err);
+    progress(&o, cuda ? "CUDA written" : "artifact written", t0);
     mc_kprogram_free(&kp);
     mc_weights_free(&ws);
     mc_graph_free(&g);

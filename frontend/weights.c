@@ -402,41 +402,44 @@ init_rule(const char *key, const Shape *s, RKind *k, double *a, double *b)
 }
 
 void
+mc_weights_random_one(WeightStore *ws, const char *key, DType dtype, const Shape *shape, uint64_t seed)
+{
+    int64_t n = mc_shape_numel(shape);
+    size_t es = (size_t)mc_dtype_size(dtype);
+    void *data = calloc(n > 0 ? (size_t)n : 1, es);
+    if (!data)
+        mc_die("mc_weights_random: out of memory for %s", key);
+    uint64_t st = seed ^ hash_str(key);
+    RKind k;
+    double a, b;
+    init_rule(key, shape, &k, &a, &b);
+    if (dtype == DT_F32) {
+        float *f = data;
+        for (int64_t j = 0; j < n; j++) {
+            double v;
+            switch (k) {
+            case R_UNIFORM: v = a + (b - a) * unif(&st); break;
+            case R_LOGUNIF: v = log(a + (b - a) * unif(&st)); break;
+            case R_DTBIAS: {
+                double dt = exp(a + (b - a) * unif(&st));
+                v = dt + log(-expm1(-dt)); /* inverse softplus */
+                break;
+            }
+            case R_ZERO: v = 0; break;
+            default: v = a + b * gauss(&st); break;
+            }
+            f[j] = (float)v;
+        }
+    } /* integer weights stay zero */
+    if (!mc_weights_put(ws, key, dtype, dtype, shape, data))
+        mc_die("mc_weights_random: out of memory for %s", key);
+}
+
+void
 mc_weights_random(const Graph *g, WeightStore *ws, uint64_t seed)
 {
     for (int i = 0; i < g->nnodes; i++) {
         const Node *nd = &g->nodes[i];
-        if (nd->op != OP_WEIGHT)
-            continue;
-        const char *key = nd->name ? nd->name : "";
-        int64_t n = mc_shape_numel(&nd->shape);
-        size_t es = (size_t)mc_dtype_size(nd->dtype);
-        void *data = calloc(n > 0 ? (size_t)n : 1, es);
-        if (!data)
-            mc_die("mc_weights_random: out of memory for %s", key);
-        uint64_t st = seed ^ hash_str(key);
-        RKind k;
-        double a, b;
-        init_rule(key, &nd->shape, &k, &a, &b);
-        if (nd->dtype == DT_F32) {
-            float *f = data;
-            for (int64_t j = 0; j < n; j++) {
-                double v;
-                switch (k) {
-                case R_UNIFORM: v = a + (b - a) * unif(&st); break;
-                case R_LOGUNIF: v = log(a + (b - a) * unif(&st)); break;
-                case R_DTBIAS: {
-                    double dt = exp(a + (b - a) * unif(&st));
-                    v = dt + log(-expm1(-dt)); /* inverse softplus */
-                    break;
-                }
-                case R_ZERO: v = 0; break;
-                default: v = a + b * gauss(&st); break;
-                }
-                f[j] = (float)v;
-            }
-        } /* integer weights stay zero */
-        if (!mc_weights_put(ws, key, nd->dtype, nd->dtype, &nd->shape, data))
-            mc_die("mc_weights_random: out of memory for %s", key);
+        if (nd->op == OP_WEIGHT) mc_weights_random_one(ws, nd->name ? nd->name : "", nd->dtype, &nd->shape, seed);
     }
 }

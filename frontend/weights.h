@@ -40,5 +40,8 @@ int mc_weights_check(const Graph *g, WeightStore *ws, McErr *err);
  * (norm scales near 1, running_var positive, dt biases and A_logs in the
  * public init ranges).  Same graph + seed -> same bytes. */
 void mc_weights_random(const Graph *g, WeightStore *ws, uint64_t seed);
+/* One tensor of it: what mc_weights_random puts for a weight named key
+ * (a kernel-IR program's weight buffers get theirs this way). */
+void mc_weights_random_one(WeightStore *ws, const char *key, DType dtype, const Shape *shape, uint64_t seed);
 
 #endif

@@ -93,6 +93,7 @@ lit(Lex *L, const char *t)
 static int
 i64(Lex *L, int64_t lo, int64_t hi, int64_t *out)
 {
+    ws(L);
     const char *at = L->s;
     int neg = 0;
     if (L->s < L->end && *L->s == '-') neg = 1, L->s++;

@@ -34,7 +34,7 @@ eval_node(const Graph *g, PassCtx *ctx, int id)
     HostTensor out;
     memset(&out, 0, sizeof out);
     RunOpts ro = {.threads = 1};
-    if (mc_backend_ref.run(&mini, ctx->ws, NULL, 0, &out, 1, &ro, &e)) mc_die("fold-constants: %%%s: %s", n->name, e.msg);
+    if (mc_backend_ref.run_graph(&mini, ctx->ws, NULL, 0, &out, 1, &ro, &e)) mc_die("fold-constants: %%%s: %s", n->name, e.msg);
     mc_graph_free(&mini);
     return out.data;
 }

@@ -48,9 +48,14 @@ extern const int mc_npasses;
 
 const PassInfo *mc_pass_find(const char *name);
 void mc_passes_list(FILE *f);
-/* Runs the whole pipeline (the table in order), honouring opts.  Returns 0,
- * or -1 with err set (an unknown pass name in opts). */
+/* Runs the graph passes (the table in order), honouring opts; names in opts
+ * that are no graph pass are ignored (mc_pipeline_check_names, pipeline.h,
+ * checks them against every step).  Returns 0. */
 int mc_passes_run(Graph *g, WeightStore *ws, const PassOptions *opts, McErr *err);
+
+/* name is one of names[0..n) (the --print-after/... lists) */
+bool mc_pass_listed(const char *const *names, int n, const char *name);
+double mc_pass_now(void); /* monotonic seconds, for --time-passes */
 
 /* Helpers for passes. */
 /* The f32 data of a WEIGHT node, or NULL if the node is not a weight or

@@ -27,7 +27,8 @@
 /* What a kernel pass may know of the target it prepares the program for. */
 typedef struct McTargetDesc {
     const char *backend;      /* "llvm", "cuda", "ref" */
-    /* CPUs (llvm): */
+    /* CPUs (llvm): the --target / --cpu / --features asked for (NULL: this machine's) */
+    const char *triple, *cpu, *features;
     int lanes;                /* f32 lanes per vector register */
     int vregs;                /* architectural vector registers */
     /* GPUs (cuda): */

@@ -12,6 +12,7 @@
 #define MC_CUDA_H
 #include <stdio.h>
 #include "../../ir/kernel.h"
+#include "../../passes/pipeline.h"
 #include "../../ir/weights.h"
 #include "../cemit/cemit.h"
 
@@ -55,6 +56,10 @@ int mc_cuda_print(const KProgram *p, const McCudaOptions *o, McBuf *out, int64_t
                   McErr *err);
 /* The device weights blob for p (malloc'd, *len bytes). */
 uint8_t *mc_cuda_weights_blob(const KProgram *p, const WeightStore *ws, int64_t *len, McErr *err);
+
+/* The cuda target row for the pipeline (cuda_backend.c): its kernel
+ * passes, desc.precision / desc.sm set by the caller. */
+extern const McTarget mc_cuda_target_row;
 
 /* Writes OUT.cu (and builds OUT with nvcc for MC_CUDA_EMIT_EXE). */
 int mc_cuda_compile(const KProgram *p, const WeightStore *ws, const McCudaOptions *o, McErr *err);

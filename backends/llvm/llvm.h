@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stddef.h>
 #include "../../ir/kernel.h"
+#include "../../passes/pipeline.h"
 #include "../../ir/weights.h"
 #include "../artifact.h"
 
@@ -77,11 +78,16 @@ typedef enum McLlvmEmit { MC_EMIT_OBJ, MC_EMIT_ASM, MC_EMIT_IR } McLlvmEmit;
 int mc_llvm_emit_file(McLlvmModule *m, McLlvmEmit kind, const char *path, McErr *err);
 int mc_llvm_emit_mem(McLlvmModule *m, McLlvmEmit kind, uint8_t **out, size_t *len, McErr *err);
 
-/* Batched programs (input dim 0 > 1) are generated with the per-image
- * schedule (docs/kernel-ir.md): the early kernels run image by image in a
- * smaller arena.  The scratch bytes the generated code needs
- * (<name>_scratch_size): at most p->scratch_bytes. */
-int64_t mc_llvm_scratch_size(const KProgram *p);
+/* The LLVM target's kernel passes (llvm_passes.c): schedule-images (the
+ * per-image schedule of batched programs, docs/kernel-ir.md).  The code
+ * generator follows the program it is given: segments, plan, schedules. */
+extern const McTarget mc_llvm_target_row;
+
+/* The emit of the llvm backend row (llvm_artifact.c): --emit exe | shared |
+ * obj | llvm-ir | asm (mc_llvm_emit_kind: 0..4, -1 unknown). */
+struct EmitOpts;
+int mc_llvm_emit_kind(const char *s);
+int mc_llvm_emit_artifact(const KProgram *p, const WeightStore *ws, const struct EmitOpts *o, McErr *err);
 
 /* The C identifier used as <name> in the symbols above (from p->name). */
 void mc_llvm_symbol_prefix(const KProgram *p, char *buf, size_t n);

@@ -9,8 +9,8 @@
  *     which fills ctx = {weights, scratch, input, output} and calls
  *     mc_rt_parallel_for(mc_k<i>, &ctx, n_i, grain_i) for each kernel in order,
  *     between mc_rt_kernel_begin(i)/end(i) when mc_rt_profile_active is set;
- *     a batched program is generated with the per-image schedule
- *     (mc_kprogram_schedule_images on a copy): its segment's calls sit in a
+ *     a program with a per-image Segment (the schedule-images kernel pass,
+ *     llvm_passes.c): its segment's calls sit in a
  *     loop over images, ctx[4] = image, and those kernels add
  *     image * Buffer.image_bytes to the buffers that have it;
  *   - i64 constants <name>_weights_size, _scratch_size, _input_size,
@@ -387,32 +387,6 @@ add_size_global(CG *c, const char *prefix, const char *what, int64_t v)
 
 int mc_llvm_optimize(McLlvmModule *m, McErr *err); /* llvm_emit.c */
 
-/* Batched programs run their early kernels image by image
- * (mc_kprogram_schedule_images, docs/kernel-ir.md): on a copy *sp of p,
- * re-planned, kept when its arena is no larger than p's (so p's
- * scratch_bytes always suffices).  Returns 1: use *sp; 0: use p (*sp still
- * to be freed); -1: no copy made. */
-static int
-schedule(const KProgram *p, KProgram *sp)
-{
-    if (p->nsegs || p->input_buf < 0 || p->bufs[p->input_buf].shape.rank < 1 || p->bufs[p->input_buf].shape.d[0] <= 1)
-        return -1;
-    if (mc_kprogram_copy(p, sp)) return -1;
-    if (mc_kprogram_schedule_images(sp, -1) <= 0) return 0;
-    mc_memplan(sp);
-    return sp->scratch_bytes <= p->scratch_bytes;
-}
-
-int64_t
-mc_llvm_scratch_size(const KProgram *p)
-{
-    KProgram sp;
-    int r = schedule(p, &sp);
-    int64_t n = r > 0 ? sp.scratch_bytes : p->scratch_bytes;
-    if (r >= 0) mc_kprogram_free(&sp);
-    return n;
-}
-
 static McLlvmModule *
 codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pk, int optimize,
         McErr *err)
@@ -437,9 +411,6 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
             return NULL;
         }
     }
-    KProgram sp;
-    int have_sp = schedule(p, &sp);
-    if (have_sp > 0) p = &sp;
     McLlvmModule *m = calloc(1, sizeof *m);
     m->t = t;
     if (prefix) snprintf(m->prefix, sizeof m->prefix, "%s", prefix);
@@ -455,7 +426,6 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
     if (mc_llvm_plan(p, t, pk, &pl)) {
         mc_llvm_plan_free(&pl);
         mc_llvm_module_free(m);
-        if (have_sp >= 0) mc_kprogram_free(&sp);
         mc_err(err, "llvm: internal error: the code for %s cannot read weights packed for %s", t->cpu, pk->cpu);
         return NULL;
     }
@@ -553,7 +523,6 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
     add_size_global(&c, m->prefix, "output_size", p->output_buf >= 0 ? p->bufs[p->output_buf].bytes : 0);
     LLVMDisposeBuilder(c.b);
     mc_llvm_plan_free(&pl);
-    if (have_sp >= 0) mc_kprogram_free(&sp);
 
     char *msg = NULL;
     if (LLVMVerifyModule(m->mod, LLVMReturnStatusAction, &msg)) {

@@ -14,8 +14,6 @@
  */
 #include "llvm_internal.h"
 #include "../backend.h"
-#include "../../passes/lower.h"
-#include "../../passes/pass.h"
 #include "../../runtime/mc_rt.h"
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
@@ -153,7 +151,7 @@ mc_llvm_run_program(const KProgram *p, const WeightStore *ws, const float *input
     if (!(m = mc_llvm_codegen(p, t, err))) goto done;
     if (mc_llvm_pack_weights(p, ws, t, &blob, &bsize, err)) goto done;
     if (!(j = mc_llvm_jit_create(m, err))) goto done;
-    int64_t ns = mc_llvm_scratch_size(p); /* the per-image schedule's arena for batched programs */
+    int64_t ns = p->scratch_bytes;
     if (posix_memalign(&scratch, 64, (size_t)(ns > 0 ? ns : 64))) {
         scratch = NULL;
         mc_err(err, "llvm: out of memory for %lld bytes of scratch", (long long)ns);
@@ -169,95 +167,48 @@ done:
     return rc;
 }
 
-/* private copies: the passes add folded constants to the store */
+/* run_kernels of the llvm row: a planned program (the pipeline ran for
+ * mc_llvm_target_row) compiled for this machine and run once */
 static int
-copy_weights(const WeightStore *src, WeightStore *dst)
+llvm_run_kernels(const KProgram *p, const WeightStore *ws, const HostTensor *input, HostTensor *output,
+                 const RunOpts *o, McErr *err)
 {
-    mc_weights_init(dst);
-    for (int i = 0; i < src->n; i++) {
-        const WTensor *w = &src->t[i];
-        void *d = malloc(w->nbytes ? w->nbytes : 1);
-        if (!d) return -1;
-        memcpy(d, w->data, w->nbytes);
-        if (!mc_weights_put(dst, w->name, w->dtype, w->orig, &w->shape, d)) return -1;
-    }
-    return 0;
-}
-
-static int
-llvm_backend_run(const Graph *g0, const WeightStore *ws0, const HostTensor *inputs, int nin, HostTensor *outputs,
-                 int nout, const RunOpts *o, McErr *err)
-{
-    int rc = -1;
-    Graph g;
-    WeightStore ws;
-    KProgram p;
-    int have_p = 0;
-    memset(&p, 0, sizeof p);
-    mc_graph_init(&g, g0->name);
-    mc_weights_init(&ws);
-    char *text = mc_graph_print_str(g0);
-    if (mc_graph_parse(&g, text, strlen(text), "<graph>", err)) {
-        free(text);
-        goto done;
-    }
-    free(text);
-    if (ws0 && copy_weights(ws0, &ws)) {
-        mc_err(err, "llvm: out of memory copying weights");
-        goto done;
-    }
-    if (!o || !o->graph_ready) { /* the caller ran no pipeline: the default one */
-        PassOptions po;
-        memset(&po, 0, sizeof po);
-        po.out = stdout;
-        if (mc_passes_run(&g, &ws, &po, err)) goto done;
-    }
-    if (nin != 1 || nout != 1) {
-        mc_err(err, "llvm: the backend runs graphs with one input and one output (got %d, %d)", nin, nout);
-        goto done;
-    }
-    if (mc_lower(&g, &ws, &p, err)) goto done;
-    have_p = 1;
-    mc_memplan(&p);
-    if (o && (o->stats || o->verbose)) mc_memplan_report(&p, stderr);
-    if (p.input_buf < 0 || p.output_buf < 0) {
-        mc_err(err, "llvm: the lowered program has no input or no output buffer");
-        goto done;
-    }
-    const Buffer *ib = &p.bufs[p.input_buf], *ob = &p.bufs[p.output_buf];
-    if (mc_shape_numel(&inputs[0].shape) * 4 != ib->bytes) {
+    if (p->input_buf < 0 || p->output_buf < 0)
+        return mc_err(err, "llvm: the program has no input or no output buffer");
+    const Buffer *ib = &p->bufs[p->input_buf], *ob = &p->bufs[p->output_buf];
+    if (mc_shape_numel(&input->shape) * 4 != ib->bytes) {
         char a[64], b[64];
-        mc_err(err, "llvm: input shape %s does not match the graph's %s", mc_shape_str(&inputs[0].shape, a, sizeof a),
-               mc_shape_str(&ib->shape, b, sizeof b));
-        goto done;
+        return mc_err(err, "llvm: input shape %s does not match the program's %s", mc_shape_str(&input->shape, a, sizeof a),
+                      mc_shape_str(&ib->shape, b, sizeof b));
     }
+    int rc = -1;
 #ifdef _OPENMP
     int saved = omp_get_max_threads();
     if (o && o->threads > 0) omp_set_num_threads(o->threads);
+#else
+    (void)o;
 #endif
-    outputs[0].shape = ob->shape;
-    outputs[0].data = malloc((size_t)(ob->bytes > 0 ? ob->bytes : 4));
-    if (!outputs[0].data) {
+    output->shape = ob->shape;
+    output->data = malloc((size_t)(ob->bytes > 0 ? ob->bytes : 4));
+    if (!output->data) {
         mc_err(err, "llvm: out of memory for the output");
     } else {
-        rc = mc_llvm_run_program(&p, &ws, inputs[0].data, outputs[0].data, err);
+        rc = mc_llvm_run_program(p, ws, input->data, output->data, err);
         if (rc) {
-            free(outputs[0].data);
-            outputs[0].data = NULL;
+            free(output->data);
+            output->data = NULL;
         }
     }
 #ifdef _OPENMP
     omp_set_num_threads(saved);
 #endif
-done:
-    if (have_p) mc_kprogram_free(&p);
-    mc_weights_free(&ws);
-    mc_graph_free(&g);
     return rc;
 }
 
 const Backend mc_backend_llvm = {
-    "llvm",
-    "native code through LLVM (ORC LLJIT in memory)",
-    llvm_backend_run,
+    .name = "llvm",
+    .descr = "native code through LLVM (ORC LLJIT in memory; mambac compile writes artifacts)",
+    .target = &mc_llvm_target_row,
+    .run_kernels = llvm_run_kernels,
+    .emit = mc_llvm_emit_artifact,
 };

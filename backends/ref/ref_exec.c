@@ -284,5 +284,5 @@ done:
 const Backend mc_backend_ref = {
     .name = "ref",
     .descr = "reference interpreter: plain C kernels over the graph IR (the oracle)",
-    .run = ref_run,
+    .run_graph = ref_run,
 };

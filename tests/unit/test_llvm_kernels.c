@@ -100,6 +100,18 @@ conv_attrs(int s, int p, int d, int groups)
     return a;
 }
 
+/* The llvm row on t's graph: the pipeline for its target (graph passes on
+ * t->g itself), then its run_kernels. */
+static int
+llvm_run(TG *t, HostTensor *l, const RunOpts *o)
+{
+    KProgram p;
+    if (mc_pipeline_run(&t->g, &t->ws, mc_backend_llvm.target, NULL, &p, &t->err)) return -1;
+    int rc = mc_backend_llvm.run_kernels(&p, &t->ws, &t->in, l, o, &t->err);
+    mc_kprogram_free(&p);
+    return rc;
+}
+
 /* Runs both backends on the graph with output `out`; returns the number of
  * elements out of tolerance (or -1 when a backend failed). */
 static int
@@ -112,11 +124,11 @@ compare(TG *t, int out, const char *what)
     }
     HostTensor r, l;
     RunOpts o = {.threads = 2, .verbose = 0};
-    if (mc_backend_ref.run(&t->g, &t->ws, &t->in, 1, &r, 1, &o, &t->err)) {
+    if (mc_backend_ref.run_graph(&t->g, &t->ws, &t->in, 1, &r, 1, &o, &t->err)) {
         fprintf(stderr, "%s: ref: %s\n", what, t->err.msg);
         return -1;
     }
-    if (mc_backend_llvm.run(&t->g, &t->ws, &t->in, 1, &l, 1, &o, &t->err)) {
+    if (llvm_run(t, &l, &o)) {
         fprintf(stderr, "%s: llvm: %s\n", what, t->err.msg);
         free(r.data);
         return -1;
@@ -619,7 +631,7 @@ test_image_schedule(void)
     int y = OP2(&t, OP_ADD, y3, y1);
     CU_ASSERT_EQUAL(compare(&t, y, "per-image schedule"), 0);
 
-    /* the schedule itself (compare added the output and ran the passes on copies) */
+    /* the schedule itself (compare added the output and ran the passes) */
     CU_ASSERT_FATAL(mc_passes_run(&t.g, &t.ws, NULL, &t.err) == 0);
     KProgram p, q, all;
     CU_ASSERT_FATAL(mc_lower(&t.g, &t.ws, &p, &t.err) == 0);
@@ -640,7 +652,11 @@ test_image_schedule(void)
     CU_ASSERT_EQUAL(q.bufs[q.input_buf].image_bytes, 5 * 7 * 20 * 4);
     mc_memplan(&q);
     CU_ASSERT(q.scratch_bytes <= p.scratch_bytes);
-    CU_ASSERT_EQUAL(mc_llvm_scratch_size(&p), q.scratch_bytes); /* what the generated code needs */
+    KProgram r; /* what the pipeline makes for the llvm target: the same schedule */
+    CU_ASSERT_FATAL(mc_pipeline_kernels(&t.g, &t.ws, &mc_llvm_target_row, NULL, &r, &t.err) == 0);
+    CU_ASSERT(r.nsegs == 1 && r.segs[0].k1 == 2);
+    CU_ASSERT_EQUAL(r.scratch_bytes, q.scratch_bytes);
+    mc_kprogram_free(&r);
     /* everything per image: the depthwise output now lives inside the segment */
     CU_ASSERT_FATAL(mc_kprogram_copy(&p, &all) == 0);
     CU_ASSERT_EQUAL(mc_kprogram_schedule_images(&all, 99), 3);
@@ -651,7 +667,7 @@ test_image_schedule(void)
     CU_ASSERT(all.scratch_bytes < p.scratch_bytes);
     int64_t n = mc_shape_numel(&all.bufs[all.output_buf].shape);
     float *o1 = calloc((size_t)n, sizeof(float)), *o2 = calloc((size_t)n, sizeof(float));
-    /* p itself: codegen schedules it by the rule (as q); all: as given */
+    /* p batched, all per image: the same values */
     CU_ASSERT(jit_program(&p, &t.ws, t.indata, o1, p.scratch_bytes) == 0);
     CU_ASSERT(jit_program(&all, &t.ws, t.indata, o2, all.scratch_bytes) == 0);
     double ss = 0, se = 0;

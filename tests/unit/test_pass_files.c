@@ -44,7 +44,7 @@ run(const Graph *g, const WeightStore *ws, const float *x, int64_t *n)
     memset(&out, 0, sizeof out);
     RunOpts ro = {.threads = 1};
     McErr e;
-    if (mc_backend_ref.run(g, ws, &it, 1, &out, 1, &ro, &e)) {
+    if (mc_backend_ref.run_graph(g, ws, &it, 1, &out, 1, &ro, &e)) {
         fprintf(stderr, "%s\n", e.msg);
         return NULL;
     }

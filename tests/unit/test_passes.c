@@ -50,7 +50,7 @@ run_ref(const Graph *g, const WeightStore *ws, const float *x, int64_t *n)
     memset(&out, 0, sizeof out);
     RunOpts ro = {.threads = 2};
     McErr e;
-    int rc = mc_backend_ref.run(g, ws, &it, 1, &out, 1, &ro, &e);
+    int rc = mc_backend_ref.run_graph(g, ws, &it, 1, &out, 1, &ro, &e);
     if (rc) fprintf(stderr, "ref: %s\n", e.msg);
     CU_ASSERT_FATAL(rc == 0);
     *n = mc_shape_numel(&out.shape);

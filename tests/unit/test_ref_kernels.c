@@ -90,7 +90,7 @@ static int
 tg_run(TG *t, HostTensor *out, int nout, int threads)
 {
     RunOpts o = {.threads = threads, .verbose = 0};
-    int rc = mc_backend_ref.run(&t->g, &t->ws, t->in, t->nin, out, nout, &o, &t->err);
+    int rc = mc_backend_ref.run_graph(&t->g, &t->ws, t->in, t->nin, out, nout, &o, &t->err);
     if (rc) fprintf(stderr, "ref run: %s\n", t->err.msg);
     return rc;
 }
@@ -925,27 +925,27 @@ test_exec_errors(void)
     HostTensor o;
     RunOpts ro = {0};
     /* missing weight: -1, the key in the message */
-    CU_ASSERT_EQUAL(mc_backend_ref.run(&t.g, &t.ws, t.in, 1, &o, 1, &ro, &t.err), -1);
+    CU_ASSERT_EQUAL(mc_backend_ref.run_graph(&t.g, &t.ws, t.in, 1, &o, 1, &ro, &t.err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(t.err.msg, "missing.weight"));
     /* no weight store at all */
-    CU_ASSERT_EQUAL(mc_backend_ref.run(&t.g, NULL, t.in, 1, &o, 1, &ro, &t.err), -1);
+    CU_ASSERT_EQUAL(mc_backend_ref.run_graph(&t.g, NULL, t.in, 1, &o, 1, &ro, &t.err), -1);
     /* weight with the wrong shape */
     float *bad = calloc(4, sizeof(float));
     Shape s4 = S1(4);
     mc_weights_put(&t.ws, "missing.weight", DT_F32, DT_F32, &s4, bad);
-    CU_ASSERT_EQUAL(mc_backend_ref.run(&t.g, &t.ws, t.in, 1, &o, 1, &ro, &t.err), -1);
+    CU_ASSERT_EQUAL(mc_backend_ref.run_graph(&t.g, &t.ws, t.in, 1, &o, 1, &ro, &t.err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(t.err.msg, "[4]"));
     float *good = calloc(3, sizeof(float));
     mc_weights_put(&t.ws, "missing.weight", DT_F32, DT_F32, &ws, good);
     /* wrong input count, wrong input shape, wrong output count */
-    CU_ASSERT_EQUAL(mc_backend_ref.run(&t.g, &t.ws, t.in, 0, &o, 1, &ro, &t.err), -1);
+    CU_ASSERT_EQUAL(mc_backend_ref.run_graph(&t.g, &t.ws, t.in, 0, &o, 1, &ro, &t.err), -1);
     HostTensor wrong = {.shape = S2(3, 2), .data = x};
-    CU_ASSERT_EQUAL(mc_backend_ref.run(&t.g, &t.ws, &wrong, 1, &o, 1, &ro, &t.err), -1);
+    CU_ASSERT_EQUAL(mc_backend_ref.run_graph(&t.g, &t.ws, &wrong, 1, &o, 1, &ro, &t.err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(t.err.msg, "[3,2]"));
     HostTensor two[2];
-    CU_ASSERT_EQUAL(mc_backend_ref.run(&t.g, &t.ws, t.in, 1, two, 2, &ro, &t.err), -1);
+    CU_ASSERT_EQUAL(mc_backend_ref.run_graph(&t.g, &t.ws, t.in, 1, two, 2, &ro, &t.err), -1);
     /* and now it runs: x + 0 */
-    CU_ASSERT_EQUAL_FATAL(mc_backend_ref.run(&t.g, &t.ws, t.in, 1, &o, 1, &ro, &t.err), 0);
+    CU_ASSERT_EQUAL_FATAL(mc_backend_ref.run_graph(&t.g, &t.ws, t.in, 1, &o, 1, &ro, &t.err), 0);
     CU_ASSERT_EQUAL(memcmp(o.data, x, sizeof x), 0);
     free(o.data);
     tg_free(&t);
