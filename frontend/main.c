@@ -22,6 +22,7 @@
 #include "backends/artifact.h"
 #include "backends/llvm/llvm.h"
 #include "backends/cuda/cuda.h"
+#include "frontend/verify.h"
 #include "runtime/mc_npy.h"
 #include "runtime/mc_out.h"
 #include "runtime/mc_rt.h"
@@ -38,9 +39,11 @@ static const char *usage_main =
     "           assembly for any LLVM target, or to CUDA C (--target cuda)\n"
     "  run      run a model on an input tensor (.npy) with a backend (ref or llvm)\n"
     "  dump     print a model's graph IR (text, Graphviz DOT or graph YAML) or kernel IR\n"
+    "  verify   compare a backend's kernels one by one with the kernel-IR reference executor\n"
     "\n"
     "MODEL is a public Spatial-Mamba config (.yaml with a MODEL key), a generic\n"
-    "graph YAML (.yaml with a graph key, docs/graph-yaml.md) or graph IR text (.mir).\n"
+    "graph YAML (.yaml with a graph key, docs/graph-yaml.md) or graph IR text (.mir);\n"
+    "dump and compile also take kernel IR text (.kir, docs/kernel-ir.md).\n"
     "Run 'mambac <command> --help' for the options of a command.\n"
     "  --version   print the version\n";
 
@@ -69,11 +72,15 @@ static const char *usage_dump =
     "usage: mambac dump MODEL [options]\n"
     "\n"
     "Prints the model's graph IR.  'mambac dump FILE.mir' reads IR text back\n"
-    "and prints it again (byte-identical for IR that mambac printed).\n"
+    "and prints it again (byte-identical for IR that mambac printed); so does\n"
+    "'mambac dump FILE.kir' for kernel IR (verified first).\n"
     "\n"
     "options:\n"
     "  --format F         ir (default), dot (Graphviz), yaml (generic graph YAML), or\n"
-    "                     kernels (the kernel IR after the passes, fusion and memory plan)\n"
+    "                     kernels (the kernel IR after the whole pipeline for the\n"
+    "                     target: passes, lowering, the target's kernel passes, memory plan)\n"
+    "  --target T         kernels: the pipeline of T: this machine (default), a triple,\n"
+    "                     or cuda (with --precision fp32|tf32|bf16: its fusions differ)\n"
     "  --batch B          batch size for a public config (default 1)\n"
     "  --image-size H[xW] input size for a public config (default: the config's\n"
     "                     DATA.IMG_SIZE, 224)\n"
@@ -82,14 +89,17 @@ static const char *usage_dump =
 ;
 
 static const char *pass_help =
-    "\ngraph passes (run, dump: with -O1 or any option below; compile: always):\n"
+    "\nthe pipeline (graph passes, lower, the target's kernel passes, memplan; run and\n"
+    "dump: the graph passes with -O1 or any option below; compile, run --backend llvm\n"
+    "and dump --format kernels: always, all of it):\n"
     "  -O0 | -O1              no graph passes (default) | the whole pipeline\n"
-    "  --list-passes          list the passes with their purpose and exit\n"
-    "  --print-after=PASS     print the IR after PASS (repeatable)\n"
+    "  --list-passes          list every step with its purpose and exit\n"
+    "  --print-after=PASS     print the IR after PASS (repeatable): graph IR after a\n"
+    "                         graph pass, kernel IR after lower, a kernel pass or memplan\n"
     "  --print-before=PASS    print the IR before PASS (repeatable)\n"
-    "  --print-after-all      print the IR after every pass\n"
-    "  --disable-pass=PASS    skip PASS (repeatable)\n"
-    "  --verify-each          verify the graph after every pass\n"
+    "  --print-after-all      print the IR after every step\n"
+    "  --disable-pass=PASS    skip PASS (repeatable; not lower or memplan)\n"
+    "  --verify-each          verify the graph / kernel IR after every step\n"
     "  --time-passes          print each pass's time to stderr\n"
     "  --stats                print each pass's rewrites and node counts to stderr\n"
     "  --dump-dot=FILE        write the optimized graph as Graphviz DOT, fusion groups\n"
@@ -104,6 +114,10 @@ static const char *usage_compile =
     "optimized at O3 and emitted.\n"
     "\n"
     "options:\n"
+    "MODEL may be kernel IR (.kir, e.g. from 'mambac dump M.yaml --format kernels',\n"
+    "possibly edited): it is verified, and compiled as it stands when it carries a\n"
+    "memory plan (else the target's kernel passes and the plan run first).\n"
+    "\n"
     "  -o OUT             output path (required)\n"
     "  --emit KIND        exe (default): OUT, a self-contained executable (weights inside)\n"
     "                       that runs 'OUT --input x.npy --output y.npy [--threads N]\n"
@@ -111,6 +125,8 @@ static const char *usage_compile =
     "                     shared | obj: OUT.so | OUT.o plus OUT.h and OUT.weights;\n"
     "                     llvm-ir | asm: the optimized module as text in OUT\n"
     "  --weights W        checkpoint (.pth or .safetensors); default: random weights\n"
+    "  --model M          with a .kir: the weights are M's constants after its graph\n"
+    "                     passes (M's checkpoint: --weights), M built at the .kir's shape\n"
     "  --seed N           seed for the random weights (default 0)\n"
     "  --batch B          batch size (default 1)\n"
     "  --image-size H[xW] input size (default: the config's DATA.IMG_SIZE, 224)\n"
@@ -140,7 +156,7 @@ static const char *usage_compile =
     "%s";
 
 typedef struct Opts {
-    const char *model, *weights, *input, *output, *backend, *format, *outfile, *dot;
+    const char *model, *kirmodel, *weights, *input, *output, *backend, *format, *outfile, *dot;
     const char *target, *cpu, *features, *emit, *precision;
     int sm;
     int threads, batch, H, W, verbose, seed, top, opt;
@@ -236,7 +252,7 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
             *done = 1;
             return 0;
         }
-        static const char *with_value[] = {"--weights", "--input", "--output", "--backend", "--threads",
+        static const char *with_value[] = {"--weights", "--model", "--input", "--output", "--backend", "--threads",
                                            "--batch", "--image-size", "--format", "-o", "--seed", "--top", "--dump-dot",
                                            "--target", "--cpu", "--features", "--emit", "--list-cpus",
                                            "--precision", "--sm"};
@@ -249,6 +265,7 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
             val = argv[++i];
         }
         if (!strcmp(key, "--weights")) o->weights = val;
+        else if (!strcmp(key, "--model")) o->kirmodel = val;
         else if (!strcmp(key, "--input")) o->input = val;
         else if (!strcmp(key, "--output")) o->output = val;
         else if (!strcmp(key, "--backend")) o->backend = val;
@@ -423,26 +440,47 @@ load_kir(const Opts *o, KProgram *p, WeightStore *ws, int need_weights, McErr *e
     int nweights = 0;
     for (int i = 0; i < p->nbufs; i++) nweights += p->bufs[i].kind == BUF_WEIGHT;
     if (!need_weights) return 0;
-    if (o->weights && mc_weights_load(o->weights, ws, err)) {
+    if (o->kirmodel) {
+        /* the constants of MODEL (--weights or random) after its graph passes,
+         * the model built at the program's input shape */
+        Opts m = *o;
+        Graph g;
+        const Shape *in = &p->bufs[p->input_buf].shape;
+        m.model = o->kirmodel;
+        m.batch = in->rank == 4 ? (int)in->d[0] : 1;
+        m.H = in->rank == 4 ? (int)in->d[2] : 0;
+        m.W = in->rank == 4 ? (int)in->d[3] : 0;
+        rc = load_sized_model(&m, &g, err);
+        if (!rc) rc = load_weights(&m, &g, ws, err);
+        if (!rc) rc = mc_pipeline_graph(&g, ws, NULL, err);
+        if (!rc) mc_graph_free(&g);
+        if (rc) {
+            mc_kprogram_free(p);
+            return -1;
+        }
+    } else if (o->weights && mc_weights_load(o->weights, ws, err)) {
         mc_kprogram_free(p);
         return -1;
     }
-    if (!o->weights && nweights) mc_warn("no --weights given: using random weights (seed %d); outputs are meaningless", o->seed);
+    if (!o->weights && !o->kirmodel && nweights) mc_warn("no --weights given: using random weights (seed %d); outputs are meaningless", o->seed);
     for (int i = 0; i < p->nbufs && !rc; i++) {
         const Buffer *b = &p->bufs[i];
         if (b->kind != BUF_WEIGHT) continue;
-        if (!o->weights) {
+        if (!o->weights && !o->kirmodel) {
             mc_weights_random_one(ws, b->name, DT_F32, &b->shape, (uint64_t)o->seed);
             continue;
         }
         WTensor *t = mc_weights_find(ws, b->name);
+        const char *src = o->kirmodel ? o->kirmodel : o->weights;
         char s1[160], s2[160];
         if (!t)
-            rc = mc_err(err, "%s: error: weight buffer b%d \"%s\" is not in %s (constants the graph passes make, such as "
-                        "folded batchnorms, are in no checkpoint: compile the model itself)", o->model, i, b->name, o->weights);
+            rc = mc_err(err, "%s: error: weight buffer b%d \"%s\" is not in %s%s", o->model, i, b->name, src,
+                        o->kirmodel ? "'s constants after its graph passes"
+                                    : " (constants the graph passes make, such as folded batchnorms, are in no checkpoint: "
+                                      "give --model MODEL.yaml, with --weights for its checkpoint)");
         else if (t->dtype != DT_F32 || !mc_shape_eq(&t->shape, &b->shape))
             rc = mc_err(err, "%s: error: weight buffer b%d \"%s\" is f32%s, %s has %s%s", o->model, i, b->name,
-                        mc_shape_str(&b->shape, s1, sizeof s1), o->weights, mc_dtype_name(t->dtype),
+                        mc_shape_str(&b->shape, s1, sizeof s1), src, mc_dtype_name(t->dtype),
                         mc_shape_str(&t->shape, s2, sizeof s2));
     }
     if (rc) mc_kprogram_free(p);
@@ -857,6 +895,7 @@ main(int argc, char **argv)
     if (!strcmp(cmd, "run")) rc = cmd_run(argc - 2, argv + 2);
     else if (!strcmp(cmd, "compile")) rc = cmd_compile(argc - 2, argv + 2);
     else if (!strcmp(cmd, "dump")) rc = cmd_dump(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "verify")) rc = mc_cmd_verify(argc - 2, argv + 2);
     else {
         fprintf(stderr, "mambac: unknown command '%s'\nTry 'mambac --help'.\n", cmd);
         return 2;

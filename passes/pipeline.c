@@ -151,7 +151,6 @@ int
 mc_pipeline_run(Graph *g, WeightStore *ws, const McTarget *t, const PassOptions *o, KProgram *p, McErr *err)
 {
     const McTarget *ts[] = {t, NULL};
-    if (mc_pipeline_check_names(o, ts, err)) return -1;
-    if (mc_pipeline_graph(g, ws, o, err)) return -1;
+    if (mc_pipeline_check_names(o, ts, err) || mc_passes_run(g, ws, o, err)) return -1;
     return mc_pipeline_kernels(g, ws, t, o, p, err);
 }
