@@ -1,0 +1,559 @@
+/* frontend/verify.c -- `mambac verify MODEL [--input X.npy] [--backend llvm]
+ * [--tolerance T]`: where a backend's answer goes wrong, kernel by kernel.
+ *
+ * The model's kernel program (the pipeline for the backend's target: graph
+ * passes, lowering, the target's kernel passes, the memory plan; or a .kir
+ * file) runs through the reference executor of the kernel IR
+ * (backends/ref/ref_kexec.h), and each of its kernels also runs through the
+ * backend on the reference's inputs of that kernel (copied into the
+ * backend's own memory at the planned offsets before the kernel), so errors
+ * do not add up from kernel to kernel.  After each kernel the elements it
+ * wrote are compared: relative error = L2 norm of (backend - reference) /
+ * L2 norm of the reference (over every image of a per-image segment).  One
+ * line per kernel; the first kernel over the tolerance stops the run with
+ * its name and the graph nodes it computes (Kernel.node_names), exit 1.
+ *
+ * Backends: llvm (the JIT-compiled program, one kernel at a time:
+ * backends/llvm/llvm_verify.h).  cuda: not yet (needs a CUDA executable
+ * that writes every kernel's output).
+ *
+ * Testing hook: MAMBAC_VERIFY_BREAK=K perturbs the backend's output of
+ * kernel K (every element x becomes x + 0.5*(|x| + 1)) after it ran, so a
+ * test can check that verify names exactly that kernel.
+ */
+#include "frontend/verify.h"
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/llvm/llvm.h"
+#include "backends/llvm/llvm_verify.h"
+#include "backends/ref/ref_kexec.h"
+#include "frontend/frontend.h"
+#include "frontend/weights.h"
+#include "frontend/yamlutil.h"
+#include "passes/lower.h"
+#include "passes/pipeline.h"
+#include "runtime/mc_npy.h"
+#include "runtime/mc_rt.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static const char *usage_verify =
+    "usage: mambac verify MODEL [--input X.npy] [options]\n"
+    "\n"
+    "Runs the model's kernel program twice, kernel by kernel: through the reference\n"
+    "executor of the kernel IR (plain C, a buffer of its own per tensor) and through\n"
+    "a backend, each backend kernel on the reference's inputs of that kernel.  Prints\n"
+    "every fused kernel's relative error (L2 norm of the difference over that of the\n"
+    "reference, on what the kernel writes) and stops at the first one over the\n"
+    "tolerance, naming it and the graph nodes it computes: exit status 1.  Exit\n"
+    "status 0 when every kernel is within the tolerance.\n"
+    "\n"
+    "MODEL is a public config, a graph YAML, graph IR text (.mir) or kernel IR text\n"
+    "(.kir, as 'mambac dump --format kernels' prints it, hand-edited or not).\n"
+    "\n"
+    "options:\n"
+    "  --input X.npy      input (float32, the model's input shape); default: a\n"
+    "                     deterministic random input of the model's shape\n"
+    "  --weights W        checkpoint (.pth or .safetensors); default: random weights\n"
+    "  --seed N           seed for the random weights and input (default 0)\n"
+    "  --backend NAME     llvm (default: native code for this machine, JIT-compiled);\n"
+    "                     cuda is not supported yet\n"
+    "  --tolerance T      the largest relative error accepted (default 1e-4)\n"
+    "  --batch B          batch size for a public config without --input (default 1)\n"
+    "  --image-size H[xW] input size for a public config without --input (default:\n"
+    "                     the config's DATA.IMG_SIZE)\n"
+    "  --model M.yaml     with a .kir MODEL: the model whose weights (--weights or\n"
+    "                     random) and graph passes make the program's constants;\n"
+    "                     without it each weight buffer gets random values\n"
+    "  --threads N        worker threads (default: all cores)\n"
+    "  -v                 print the program's size and each step's time\n";
+
+typedef struct VOpts {
+    const char *model, *weights, *input, *backend, *graph_model;
+    double tol;
+    int batch, H, W, seed, threads, verbose;
+} VOpts;
+
+static int
+usage_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("mambac verify: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\nTry 'mambac verify --help'.\n", stderr);
+    return 2;
+}
+
+/* s as a number in [lo, hi], a whole one when `whole`: 0, or -1 */
+static int
+num_arg(const char *s, double lo, double hi, int whole, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi) || (whole && v != floor(v))) return -1;
+    *out = v;
+    return 0;
+}
+
+/* 0, 2 (usage error; message printed), or -1 after --help */
+static int
+parse_args(int argc, char **argv, VOpts *o)
+{
+    static const char *with_value[] = {"--input", "--weights", "--seed", "--backend", "--tolerance", "--batch",
+                                       "--image-size", "--model", "--threads"};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *val = NULL;
+        double d, d2;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(usage_verify, stdout);
+            return -1;
+        }
+        if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            o->verbose = 1;
+            continue;
+        }
+        if (a[0] != '-' || !a[1]) {
+            if (o->model) return usage_err("unexpected argument '%s'", a);
+            o->model = a;
+            continue;
+        }
+        char key[64];
+        snprintf(key, sizeof key, "%s", a);
+        char *eq = strchr(key, '=');
+        if (eq) {
+            *eq = 0;
+            val = a + (eq - key) + 1;
+        }
+        int known = 0;
+        for (unsigned k = 0; k < sizeof with_value / sizeof *with_value; k++) known |= !strcmp(key, with_value[k]);
+        if (!known) return usage_err("unknown option '%s'", key);
+        if (!val) {
+            if (i + 1 >= argc) return usage_err("option '%s' needs a value", key);
+            val = argv[++i];
+        }
+        if (!strcmp(key, "--input")) o->input = val;
+        else if (!strcmp(key, "--weights")) o->weights = val;
+        else if (!strcmp(key, "--backend")) o->backend = val;
+        else if (!strcmp(key, "--model")) o->graph_model = val;
+        else if (!strcmp(key, "--image-size")) {
+            char buf[64], *x;
+            snprintf(buf, sizeof buf, "%s", val);
+            if ((x = strpbrk(buf, "xX"))) *x++ = 0;
+            if (num_arg(buf, 1, 1 << 20, 1, &d) || num_arg(x ? x : buf, 1, 1 << 20, 1, &d2))
+                return usage_err("--image-size wants H or HxW, got '%s'", val);
+            o->H = (int)d;
+            o->W = (int)d2;
+        } else {
+            static const struct { const char *key, *want; double lo, hi; int whole; } nums[] = {
+                {"--seed", "a non-negative integer", 0, 2147483647, 1},
+                {"--threads", "an integer in 1..1024", 1, 1024, 1},
+                {"--batch", "an integer in 1..65536", 1, 65536, 1},
+                {"--tolerance", "a non-negative number such as 1e-4", 0, DBL_MAX, 0},
+            };
+            unsigned k = 0;
+            while (strcmp(key, nums[k].key)) k++; /* every other key with a value is a number */
+            if (num_arg(val, nums[k].lo, nums[k].hi, nums[k].whole, &d))
+                return usage_err("%s wants %s, got '%s'", key, nums[k].want, val);
+            if (k == 0) o->seed = (int)d;
+            else if (k == 1) o->threads = (int)d;
+            else if (k == 2) o->batch = (int)d;
+            else o->tol = d;
+        }
+    }
+    if (!o->model) return usage_err("%s", "no MODEL file given");
+    if (strcmp(o->backend, "llvm") && strcmp(o->backend, "cuda"))
+        return usage_err("--backend must be llvm (or, later, cuda), got '%s'", o->backend);
+    return 0;
+}
+
+/* ------------------------------------------------------------ the program */
+
+/* The graph of a model file (kind: mc_frontend_kind), a public config built
+ * for B x H x W (H = 0: its image size). */
+static int
+load_graph(const char *path, int kind, int64_t B, int64_t H, int64_t W, Graph *g, McErr *err)
+{
+    int rc;
+    memset(g, 0, sizeof *g);
+    if (kind == 1) {
+        ModelConfig cfg;
+        rc = mc_config_load(path, &cfg, err);
+        if (!rc) rc = mc_model_build(&cfg, (int)B, (int)(H ? H : cfg.img_size), (int)(W ? W : cfg.img_size), g, err);
+    } else if (kind == 2) {
+        rc = mc_graph_yaml_load(path, g, err);
+    } else {
+        size_t n;
+        char *text = mc_read_file(path, &n, err);
+        if (!text) return -1;
+        mc_graph_init(g, "graph");
+        rc = mc_graph_parse(g, text, n, path, err);
+        free(text);
+    }
+    return rc ? -1 : mc_graph_verify(g, err);
+}
+
+/* The graph's weights: --weights (checked against it), else random. */
+static int
+graph_weights(const VOpts *o, const Graph *g, WeightStore *ws, McErr *err)
+{
+    int nw = 0;
+    for (int i = 0; i < g->nnodes; i++) nw += g->nodes[i].op == OP_WEIGHT;
+    if (o->weights) return mc_weights_load(o->weights, ws, err) || mc_weights_check(g, ws, err) ? -1 : 0;
+    if (nw) {
+        mc_warn("no --weights given: using random weights (seed %d)", o->seed);
+        mc_weights_random(g, ws, (uint64_t)o->seed);
+    }
+    return 0;
+}
+
+/* Every weight buffer of p in ws: what ws has under its name and shape,
+ * random values where nothing gives it (random: no --weights nor --model). */
+static int
+kir_weights(const VOpts *o, const KProgram *p, WeightStore *ws, int random, McErr *err)
+{
+    for (int i = 0; i < p->nbufs; i++) {
+        const Buffer *b = &p->bufs[i];
+        if (b->kind != BUF_WEIGHT) continue;
+        const WTensor *t = mc_weights_find(ws, b->name);
+        if (t && t->dtype == DT_F32 && mc_shape_eq(&t->shape, &b->shape)) continue;
+        if (!random) {
+            char s[128];
+            return mc_err(err, "%s: error: weight buffer b%d \"%s\" f32%s is not among the %s", o->model, i, b->name,
+                          mc_shape_str(&b->shape, s, sizeof s),
+                          o->graph_model ? "constants of --model after its graph passes" : "tensors of --weights");
+        }
+        mc_weights_random_one(ws, b->name, DT_F32, &b->shape, (uint64_t)o->seed);
+    }
+    return 0;
+}
+
+/* The kernel program of MODEL through the pipeline for the backend's
+ * target (t), its weights in ws; g keeps the graph p's names point into. */
+static int
+load_program(const VOpts *o, int kind, const McNpy *x, const McTarget *t, Graph *g, WeightStore *ws, KProgram *p,
+             McErr *err)
+{
+    PassOptions po;
+    memset(&po, 0, sizeof po);
+    po.out = stdout;
+    memset(p, 0, sizeof *p);
+    if (kind == 4) {
+        size_t n;
+        char *text = mc_read_file(o->model, &n, err);
+        if (!text) return -1;
+        int rc = mc_kprogram_parse(p, text, n, o->model, err);
+        free(text);
+        if (rc) return -1;
+        if (mc_kprogram_verify(p, err)) {
+            mc_err_prefix(err, "%s: error", o->model);
+            return -1;
+        }
+        if (mc_pipeline_kir(p, t, &po, err)) return -1;
+        if (o->graph_model) { /* the model at the program's input shape */
+            const Shape *s = &p->bufs[p->input_buf].shape;
+            int gk = mc_frontend_kind(o->graph_model, err);
+            if (gk < 0 || gk == 4) return gk < 0 ? -1 : mc_err(err, "--model %s: a model, not kernel IR", o->graph_model);
+            int img = s->rank == 4;
+            if (load_graph(o->graph_model, gk, img ? s->d[0] : 1, img ? s->d[2] : 0, img ? s->d[3] : 0, g, err) ||
+                graph_weights(o, g, ws, err) || mc_pipeline_graph(g, ws, &po, err))
+                return -1;
+        } else if (o->weights && mc_weights_load(o->weights, ws, err)) {
+            return -1;
+        }
+        return kir_weights(o, p, ws, !o->weights && !o->graph_model, err);
+    }
+    if (o->graph_model) mc_warn("--model applies to a .kir MODEL only; ignored");
+    int64_t B = o->batch ? o->batch : 1, H = o->H, W = o->W;
+    if (kind == 1 && x) {
+        if (x->rank != 4) return mc_err(err, "%s: error: input must be NCHW [B,C,H,W], got rank %d", o->input, x->rank);
+        if ((o->batch && o->batch != x->shape[0]) || (o->H && (o->H != x->shape[2] || o->W != x->shape[3])))
+            return mc_err(err, "%s: error: --batch/--image-size disagree with the input's shape", o->input);
+        B = x->shape[0];
+        H = x->shape[2];
+        W = x->shape[3];
+    } else if (kind != 1 && (o->batch || o->H)) {
+        mc_warn("--batch and --image-size apply to public configs only; %s fixes its shapes", o->model);
+    }
+    if (load_graph(o->model, kind, B, H, W, g, err) || graph_weights(o, g, ws, err)) return -1;
+    return mc_pipeline_run(g, ws, t, &po, p, err);
+}
+
+/* ------------------------------------------------------------ comparing */
+
+typedef struct Verify {
+    const VOpts *o;
+    const KProgram *p;
+    McLlvmKernels *lk;
+    uint8_t *arena;           /* the backend's memory: scratch at the planned offsets */
+    float *in, *out;          /* its input and output buffers */
+    float *ra, *ba;           /* one kernel's output, reference and backend */
+    double *d2, *r2;          /* per kernel: sum of squared differences, of squared references */
+    int *bad;                 /* per kernel: a non-finite difference */
+    int *printed;             /* per kernel: its line is out */
+    int brk;                  /* MAMBAC_VERIFY_BREAK, or -1 */
+    int worst;                /* kernel with the largest error so far */
+    double worst_rel;
+} Verify;
+
+/* Where buffer b is in the backend's memory (NULL: a weight, which the
+ * backend holds packed). */
+static float *
+backend_buf(Verify *v, int b)
+{
+    const Buffer *bf = &v->p->bufs[b];
+    switch (bf->kind) {
+    case BUF_INPUT: return v->in;
+    case BUF_OUTPUT: return v->out;
+    case BUF_SCRATCH: return (float *)(v->arena + bf->offset);
+    default: return NULL;
+    }
+}
+
+static double
+rel_error(const Verify *v, int k)
+{
+    if (v->bad[k]) return INFINITY;
+    if (v->r2[k] == 0) return v->d2[k] == 0 ? 0 : INFINITY;
+    return sqrt(v->d2[k] / v->r2[k]);
+}
+
+/* kernel k's line: index, kind, name, relative error */
+static void
+print_line(Verify *v, int k)
+{
+    const Kernel *kn = &v->p->k[k];
+    double rel = rel_error(v, k);
+    printf("k%-4d %-10s %-56s %.3e%s\n", k, mc_kernel_kind_name(kn->kind), kn->name ? kn->name : "?", rel,
+           rel <= v->o->tol ? "" : "  over the tolerance");
+    v->printed[k] = 1;
+    if (rel > v->worst_rel || v->worst < 0) {
+        v->worst = k;
+        v->worst_rel = rel;
+    }
+}
+
+static void
+print_nodes(const Kernel *k)
+{
+    printf("verify: it computes the graph node%s", k->nnodes == 1 ? "" : "s");
+    for (int j = 0; j < k->nnodes; j++) printf(" %%%s", k->node_names[j] ? k->node_names[j] : "?");
+    printf("%s\n", k->nnodes ? "" : " (none recorded)");
+}
+
+/* The hook of the reference run: before kernel k, the backend runs it on
+ * the reference's inputs; after it, the outputs are compared. */
+static int
+verify_hook(void *user, int k, int64_t img, McKexecPhase phase, float *const *bufs)
+{
+    Verify *v = user;
+    const KProgram *p = v->p;
+    const Kernel *kn = &p->k[k];
+    if (phase == MC_KEXEC_BEFORE) {
+        for (int j = 0; j < kn->nin + kn->nargs; j++) {
+            int b = j < kn->nin ? kn->in[j].buf : kn->args[j - kn->nin].buf;
+            float *dst = backend_buf(v, b);
+            if (dst) memcpy(dst, bufs[b], (size_t)p->bufs[b].bytes);
+        }
+        mc_llvm_kernels_run(v->lk, k, img, v->arena, v->in, v->out);
+        return 0;
+    }
+    const View *o = &kn->out;
+    int64_t n = 1;
+    for (int d = 0; d < o->rank; d++) n *= o->shape[d];
+    mc_ref_view_copy(p, k, img, o, bufs[o->buf], 0, n, v->ra, 0);
+    mc_ref_view_copy(p, k, img, o, backend_buf(v, o->buf), 0, n, v->ba, 0);
+    if (k == v->brk) /* the testing hook: a broken kernel */
+        for (int64_t i = 0; i < n; i++) v->ba[i] += 0.5f * (fabsf(v->ba[i]) + 1.0f);
+    double d2 = 0, r2 = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double a = v->ba[i], r = v->ra[i];
+        if (isnan(a) && isnan(r)) continue;
+        if (!isfinite(a - r)) v->bad[k] = 1;
+        else d2 += (a - r) * (a - r);
+        if (isfinite(r)) r2 += r * r;
+    }
+    v->d2[k] += d2;
+    v->r2[k] += r2;
+    int s = mc_kprogram_segment_of(p, k);
+    int64_t images = s >= 0 ? p->segs[s].images : 1;
+    double rel = rel_error(v, k);
+    int over = !(rel <= v->o->tol);
+    if (over && s >= 0) /* the segment's kernels before k, checked on the images so far */
+        for (int j = p->segs[s].k0; j < k; j++)
+            if (!v->printed[j]) print_line(v, j);
+    if (img == images - 1 || over) print_line(v, k);
+    if (!over) return 0;
+    printf("verify: kernel k%d (%s \"%s\") is over the tolerance %.1e: relative error %.3e", k,
+           mc_kernel_kind_name(kn->kind), kn->name ? kn->name : "?", v->o->tol, rel);
+    if (images > 1) printf(" (image %lld of the per-image segment's 0..%lld)", (long long)img, (long long)images - 1);
+    printf("\n");
+    print_nodes(kn);
+    return 1;
+}
+
+/* Runs the comparison: 0 all within the tolerance, 1 a kernel over it,
+ * -1 with err. */
+static int
+verify_program(const VOpts *o, const KProgram *p, const WeightStore *ws, const float *x, McErr *err)
+{
+    Verify v;
+    memset(&v, 0, sizeof v);
+    v.o = o;
+    v.p = p;
+    v.worst = -1;
+    const char *brk = getenv("MAMBAC_VERIFY_BREAK");
+    v.brk = -1;
+    if (brk && *brk) { /* the testing hook (file comment) */
+        char *end;
+        long b = strtol(brk, &end, 10);
+        if (*end || b < 0 || b >= p->nk) mc_warn("MAMBAC_VERIFY_BREAK=%s is no kernel index of the program; ignored", brk);
+        else v.brk = (int)b;
+    }
+    int64_t maxout = 1;
+    for (int k = 0; k < p->nk; k++) {
+        int64_t n = 1;
+        for (int d = 0; d < p->k[k].out.rank; d++) n *= p->k[k].out.shape[d];
+        if (n > maxout) maxout = n;
+    }
+    int rc = -1;
+    uint8_t *blob = mc_kprogram_weights_blob(p, ws, err);
+    float *yref = malloc((size_t)p->bufs[p->output_buf].bytes + 4);
+    v.arena = mc_rt_alloc_aligned((size_t)(p->scratch_bytes > 0 ? p->scratch_bytes : 64), 64);
+    v.in = malloc((size_t)p->bufs[p->input_buf].bytes + 4);
+    v.out = malloc((size_t)p->bufs[p->output_buf].bytes + 4);
+    v.ra = malloc(sizeof(float) * (size_t)maxout);
+    v.ba = malloc(sizeof(float) * (size_t)maxout);
+    v.d2 = calloc((size_t)p->nk + 1, sizeof(double));
+    v.r2 = calloc((size_t)p->nk + 1, sizeof(double));
+    v.bad = calloc((size_t)p->nk + 1, sizeof(int));
+    v.printed = calloc((size_t)p->nk + 1, sizeof(int));
+    if (!blob) goto done;
+    if (!yref || !v.arena || !v.in || !v.out || !v.ra || !v.ba || !v.d2 || !v.r2 || !v.bad || !v.printed) {
+        mc_err(err, "mambac verify: out of memory");
+        goto done;
+    }
+    memset(v.arena, 0, (size_t)p->scratch_bytes);
+    memcpy(v.in, x, (size_t)p->bufs[p->input_buf].bytes);
+    if (!(v.lk = mc_llvm_kernels_create(p, ws, err))) goto done;
+    printf("%-5s %-10s %-56s %s\n", "", "kind", "kernel", "rel error");
+    rc = mc_ref_kexec_run(p, blob, x, yref, verify_hook, &v, err);
+    if (rc == 0)
+        printf("verify: all %d kernels within the tolerance %.1e (largest relative error %.3e, k%d %s)\n", p->nk, o->tol,
+               v.worst_rel, v.worst, v.worst >= 0 && p->k[v.worst].name ? p->k[v.worst].name : "-");
+done:
+    mc_llvm_kernels_free(v.lk);
+    free(blob);
+    free(yref);
+    mc_rt_free_aligned(v.arena);
+    free(v.in);
+    free(v.out);
+    free(v.ra);
+    free(v.ba);
+    free(v.d2);
+    free(v.r2);
+    free(v.bad);
+    free(v.printed);
+    return rc;
+}
+
+/* ------------------------------------------------------------ the command */
+
+static void
+random_input(float *x, int64_t n, uint64_t seed)
+{
+    uint64_t s = seed ^ 0x6a09e667f3bcc909ull;
+    for (int64_t i = 0; i < n; i++) { /* splitmix64, uniform in [-1, 1) */
+        uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+        x[i] = (float)((double)(z >> 11) / 4503599627370496.0 - 1.0);
+    }
+}
+
+int
+mc_cmd_verify(int argc, char **argv)
+{
+    VOpts o;
+    memset(&o, 0, sizeof o);
+    o.backend = "llvm";
+    o.tol = 1e-4;
+    int rc = parse_args(argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!strcmp(o.backend, "cuda")) {
+        fprintf(stderr, "mambac verify: error: --backend cuda is not supported yet (it needs a CUDA executable that "
+                        "writes every kernel's output); verify --backend llvm works now\n");
+        return 1;
+    }
+    if (o.threads) {
+        mc_rt_set_threads(o.threads);
+#ifdef _OPENMP
+        omp_set_num_threads(o.threads);
+#endif
+    }
+    McErr err = {{0}};
+    McNpy x;
+    int have_x = 0;
+    char emsg[1024];
+    memset(&x, 0, sizeof x);
+    if (o.input) {
+        if (mc_npy_read(o.input, &x, emsg, sizeof emsg)) {
+            fprintf(stderr, "%s\n", emsg);
+            return 1;
+        }
+        have_x = 1;
+        if (x.type != MC_NPY_F32) {
+            fprintf(stderr, "%s: error: input must be float32 (dtype '<f4')\n", o.input);
+            mc_npy_free(&x);
+            return 1;
+        }
+    }
+    double t0 = mc_rt_now_ms();
+    Graph g;
+    WeightStore ws;
+    KProgram p;
+    memset(&g, 0, sizeof g);
+    memset(&p, 0, sizeof p);
+    mc_weights_init(&ws);
+    float *rx = NULL;
+    int kind = mc_frontend_kind(o.model, &err);
+    rc = kind < 0 || load_program(&o, kind, have_x ? &x : NULL, &mc_llvm_target_row, &g, &ws, &p, &err) ? -1 : 0;
+    if (!rc && o.verbose)
+        fprintf(stderr, "mambac verify: %d kernels (%d per image), %d buffers, %.1f MB arena; built in %.1f ms\n", p.nk,
+                p.nsegs ? p.segs[0].k1 - p.segs[0].k0 : 0, p.nbufs, p.scratch_bytes / 1e6, mc_rt_now_ms() - t0);
+    const Buffer *ib = rc ? NULL : &p.bufs[p.input_buf];
+    if (ib && have_x) {
+        Shape xs = {x.rank > MC_MAX_RANK ? MC_MAX_RANK : x.rank, {0}};
+        for (int i = 0; i < xs.rank; i++) xs.d[i] = x.shape[i];
+        if (x.rank > MC_MAX_RANK || !mc_shape_eq(&xs, &ib->shape)) {
+            char a[128], b[128];
+            rc = mc_err(&err, "%s: error: input shape %s does not match the program's input %s", o.input,
+                        mc_shape_str(&xs, a, sizeof a), mc_shape_str(&ib->shape, b, sizeof b));
+        }
+    } else if (ib) {
+        mc_note("no --input given: a random input %s (seed %d)", mc_shape_str(&ib->shape, emsg, sizeof emsg), o.seed);
+        if (!(rx = malloc((size_t)ib->bytes + 4))) rc = mc_err(&err, "mambac verify: out of memory");
+        else random_input(rx, ib->bytes / 4, (uint64_t)o.seed);
+    }
+    if (!rc) {
+        rc = verify_program(&o, &p, &ws, have_x ? (const float *)x.data : rx, &err);
+        if (o.verbose) fprintf(stderr, "mambac verify: %.1f ms in all\n", mc_rt_now_ms() - t0);
+    }
+    if (rc < 0) fprintf(stderr, "%s\n", err.msg);
+    mc_kprogram_free(&p);
+    free(rx);
+    mc_weights_free(&ws);
+    mc_graph_free(&g);
+    if (have_x) mc_npy_free(&x);
+    return rc ? 1 : 0;
+}
