@@ -19,21 +19,6 @@
 
 #define PASS_DIR "ir/passes"
 
-static char *
-slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)len + 1);
-    *n = fread(s, 1, (size_t)len, f);
-    s[*n] = 0;
-    fclose(f);
-    return s;
-}
-
 static float *
 run(const Graph *g, const WeightStore *ws, const float *x, int64_t *n)
 {
@@ -58,7 +43,7 @@ check_file(const char *name)
     char path[512];
     snprintf(path, sizeof path, "%s/%s", PASS_DIR, name);
     size_t len;
-    char *text = slurp(path, &len);
+    char *text = unit_slurp(path, &len);
     if (!text) { fprintf(stderr, "%s: cannot read\n", path); return 0; }
     char *exp = strstr(text, "# expect:\n");
     char *pl = strstr(text, "# pipeline: ");

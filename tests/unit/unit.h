@@ -26,6 +26,29 @@ mc_unit_finish(void)
         return mc_unit_finish();                                                \
     }
 
+/* The whole file at path, NUL-terminated (malloc'd), its length in *n;
+ * NULL when it cannot be read. */
+#include <stdio.h>
+#include <stdlib.h>
+static inline char *
+unit_slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = len >= 0 ? malloc((size_t)len + 1) : NULL;
+    if (!s) {
+        fclose(f);
+        return NULL;
+    }
+    *n = fread(s, 1, (size_t)len, f);
+    s[*n] = 0;
+    fclose(f);
+    return s;
+}
+
 /* ------------------------------------------------------------ shared helpers
  * A fixed-seed splitmix64 RNG and shape literals for the suites that build
  * graphs by hand. */
