@@ -55,6 +55,19 @@ add_table_entry(McLlvmModule *m, int nk)
     LLVMDisposeBuilder(b);
 }
 
+McLlvmModule *
+mc_llvm_kernels_module(const KProgram *p, const McLlvmTarget *t, McErr *err)
+{
+    McLlvmModule *m = mc_llvm_codegen_opt(p, t, 0, err);
+    if (!m) return NULL;
+    add_table_entry(m, p->nk);
+    if (mc_llvm_optimize(m, err)) {
+        mc_llvm_module_free(m);
+        return NULL;
+    }
+    return m;
+}
+
 McLlvmKernels *
 mc_llvm_kernels_create(const KProgram *p, const WeightStore *ws, McErr *err)
 {
@@ -75,9 +88,7 @@ mc_llvm_kernels_create(const KProgram *p, const WeightStore *ws, McErr *err)
         goto fail;
     }
     if (!(x->t = mc_llvm_target_create(NULL, NULL, NULL, err))) goto fail;
-    if (!(m = mc_llvm_codegen_opt(p, x->t, 0, err))) goto fail;
-    add_table_entry(m, p->nk);
-    if (mc_llvm_optimize(m, err)) goto fail;
+    if (!(m = mc_llvm_kernels_module(p, x->t, err))) goto fail;
     if (mc_llvm_pack_weights(p, ws, x->t, &x->blob, &bsize, err)) goto fail;
     if (!(x->j = mc_llvm_jit_create(m, err))) goto fail;
     mc_llvm_module_free(m);

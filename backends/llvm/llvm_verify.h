@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include "../../ir/kernel.h"
 #include "../../ir/weights.h"
+#include "llvm.h"
 
 typedef struct McLlvmKernels McLlvmKernels;
 
@@ -25,5 +26,11 @@ McLlvmKernels *mc_llvm_kernels_create(const KProgram *p, const WeightStore *ws, 
  * planned offsets), input and output (the caller's buffers). */
 void mc_llvm_kernels_run(McLlvmKernels *x, int k, int64_t image, void *scratch, const float *input, float *output);
 void mc_llvm_kernels_free(McLlvmKernels *x);
+
+/* The optimized module mc_llvm_kernels_create compiles: mc_llvm_codegen's,
+ * <name>_run(table, ...) storing the kernel functions into table[0..nk).
+ * Its kernel functions are those of mc_llvm_codegen (tests/unit/test_kexec.c
+ * compares their IR). */
+McLlvmModule *mc_llvm_kernels_module(const KProgram *p, const McLlvmTarget *t, McErr *err);
 
 #endif

@@ -12,7 +12,10 @@
  * hand-built graph reading a permuted, sliced view and a stride-0 broadcast;
  * the per-image schedule computes what the batched program does; a program
  * printed and parsed back runs to the same bits; the hook sees every kernel
- * before and after it runs and stops the run with its value.
+ * before and after it runs and stops the run with its value.  For verify's
+ * LLVM side (backends/llvm/llvm_verify.h): its module's kernel functions
+ * are IR-identical to a normal compile's, and its kernels run one at a time
+ * (a segment's per image) compute the program's output.
  */
 #include <CUnit/Basic.h>
 #include "unit.h"
@@ -22,11 +25,14 @@
 #include <string.h>
 #include "backends/backend.h"
 #include "backends/llvm/llvm.h"
+#include "backends/llvm/llvm_internal.h"
+#include "backends/llvm/llvm_verify.h"
 #include "backends/ref/ref_kexec.h"
 #include "frontend/frontend.h"
 #include "frontend/weights.h"
 #include "passes/lower.h"
 #include "passes/pipeline.h"
+#include "runtime/mc_rt.h"
 
 static const char *small_cfg =
     "MODEL:\n"
@@ -138,9 +144,9 @@ test_models(void)
     }
 }
 
-/* A small program of the small config at batch B (planned, no target). */
+/* A small program of the small config at batch B through target t's pipeline. */
 static void
-small_program(int B, Graph *g, WeightStore *ws, KProgram *p, float **x)
+small_program_for(int B, const McTarget *t, Graph *g, WeightStore *ws, KProgram *p, float **x)
 {
     ModelConfig cfg;
     McErr err;
@@ -151,9 +157,16 @@ small_program(int B, Graph *g, WeightStore *ws, KProgram *p, float **x)
     mc_weights_random(g, ws, 3);
     PassOptions po;
     memset(&po, 0, sizeof po);
-    CU_ASSERT_EQUAL_FATAL(mc_pipeline_run(g, ws, NULL, &po, p, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(mc_pipeline_run(g, ws, t, &po, p, &err), 0);
     rng_seed(5);
     *x = rand_vec(p->bufs[p->input_buf].bytes / 4, -1, 1);
+}
+
+/* ... planned, no target */
+static void
+small_program(int B, Graph *g, WeightStore *ws, KProgram *p, float **x)
+{
+    small_program_for(B, NULL, g, ws, p, x);
 }
 
 static void
@@ -318,6 +331,63 @@ test_hook(void)
     mc_graph_free(&g);
 }
 
+/* verify's LLVM module has the very kernel functions of a normal compile,
+ * and its kernels run one by one (segments per image) compute the program */
+static void
+test_llvm_kernels(void)
+{
+    for (int B = 1; B <= 3; B += 2) {
+        Graph g;
+        WeightStore ws;
+        KProgram p;
+        McErr err;
+        float *x;
+        small_program_for(B, &mc_llvm_target_row, &g, &ws, &p, &x);
+        CU_ASSERT_EQUAL(p.nsegs, B > 1);
+        McLlvmTarget *t = mc_llvm_target_create(NULL, NULL, NULL, &err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+        McLlvmModule *a = mc_llvm_codegen(&p, t, &err), *b = mc_llvm_kernels_module(&p, t, &err);
+        CU_ASSERT_FATAL(a && b);
+        int same = 0;
+        for (int i = 0; i < p.nk; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "mc_k%d", i);
+            LLVMValueRef fa = LLVMGetNamedFunction(a->mod, name), fb = LLVMGetNamedFunction(b->mod, name);
+            char *sa = fa ? LLVMPrintValueToString(fa) : NULL, *sb = fb ? LLVMPrintValueToString(fb) : NULL;
+            same += sa && sb && !strcmp(sa, sb);
+            LLVMDisposeMessage(sa);
+            LLVMDisposeMessage(sb);
+        }
+        fprintf(stderr, "  batch %d: %d of %d kernel functions identical\n", B, same, p.nk);
+        CU_ASSERT_EQUAL(same, p.nk);
+        mc_llvm_module_free(a);
+        mc_llvm_module_free(b);
+        mc_llvm_target_free(t);
+
+        McLlvmKernels *lk = mc_llvm_kernels_create(&p, &ws, &err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(lk);
+        void *arena = mc_rt_alloc_aligned((size_t)p.scratch_bytes + 64, 64);
+        float *y = malloc((size_t)p.bufs[p.output_buf].bytes);
+        for (int i = 0; i < p.nk;) {
+            int s = mc_kprogram_segment_of(&p, i), k1 = s >= 0 ? p.segs[s].k1 : i + 1;
+            for (int64_t img = 0; img < (s >= 0 ? p.segs[s].images : 1); img++)
+                for (int k = i; k < k1; k++) mc_llvm_kernels_run(lk, k, img, arena, x, y);
+            i = k1;
+        }
+        float *r = kexec_output(&p, &ws, x);
+        double e = rel_l2(y, r, p.bufs[p.output_buf].bytes / 4);
+        CU_ASSERT(e <= 1e-5);
+        free(r);
+        free(y);
+        mc_rt_free_aligned(arena);
+        mc_llvm_kernels_free(lk);
+        free(x);
+        mc_kprogram_free(&p);
+        mc_weights_free(&ws);
+        mc_graph_free(&g);
+    }
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -327,6 +397,7 @@ static const struct {
     {"parsed text runs the same", test_text_roundtrip},
     {"views: permute, slices, broadcast", test_views},
     {"the hook", test_hook},
+    {"llvm: the same kernels, one at a time", test_llvm_kernels},
 };
 
 MC_UNIT_MAIN("kexec", tests)
