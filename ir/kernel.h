@@ -1,8 +1,11 @@
 /* ir/kernel.h -- the kernel IR: fused kernels over named buffers.
  *
- * Produced by lowering (passes/lower.c) from an optimized graph; consumed by
- * code generators (backends/llvm, later backends/cuda).  Fusion is decided
- * here, once, never inside a backend.
+ * Produced by lowering (passes/lower.c) from an optimized graph, refined by
+ * a target's kernel passes and the memory plan (passes/pipeline.c);
+ * consumed by the code generators (backends/llvm, backends/cuda) and the
+ * reference executor (backends/ref/ref_kexec.c).  Fusion is decided in
+ * passes, never inside a backend.  Kinds: kernels.def; the text form:
+ * kernel.c (printer), kparse.c (parser), kverify.c (verifier).
  *
  * Memory model.  Every value a kernel reads or writes lives in a Buffer:
  *   BUF_INPUT   the caller's input tensor
