@@ -15,9 +15,10 @@
  *     image * Buffer.image_bytes to the buffers that have it;
  *   - i64 constants <name>_weights_size, _scratch_size, _input_size,
  *     _output_size.
- * Also the Plan (per kernel: micro-kernel shape, GEMM task grid, packed
- * offsets; per weight: where its graph-layout copy is, if any kernel reads
- * it through a view) and the weight packer that writes the blob the code
+ * Also the Plan (per kernel: its schedule, llvm_schedule.c, as micro-kernel
+ * shape, GEMM task grid, parallel range and grain, and its packed offsets;
+ * per weight: where its graph-layout copy is, if any kernel reads it
+ * through a view) and the weight packer that writes the blob the code
  * reads, each weight once.  Owns the module
  * (mc_llvm_module_free).
  */
@@ -36,52 +37,6 @@ static int64_t
 cdiv(int64_t a, int64_t b)
 {
     return (a + b - 1) / b;
-}
-
-/* micro-kernel shape for N output columns */
-static void
-mk_shape(const McLlvmTarget *t, int64_t N, KPlan *kp)
-{
-    int nvmax = t->vregs >= 32 ? 4 : 2;
-    int64_t nv = cdiv(N, t->lanes);
-    if (nv > nvmax) nv = nvmax;
-    if (nv < 1) nv = 1;
-    int mr = (int)((t->vregs - nv - 1) / nv);
-    if (mr > 8) mr = 8;
-    if (mr < 1) mr = 1;
-    kp->nv = (int)nv;
-    kp->mr = mr;
-    kp->nr = (int)nv * t->lanes;
-}
-
-/* GEMM task grid (KPlan.nmb/npan/tpb/panel_major).  Enough tasks for the
- * threads to balance (GEMM_TASKS), and cache reuse: when A (M x K) fits in
- * L2 and the packed weights are larger, tasks run panel-major, so each
- * thread streams its share of the weights from memory once and re-reads A
- * from L2; otherwise row blocks (A rows of at most GEMM_ABLOCK bytes) are
- * outer and the weights, re-read per block, are the cache-resident side. */
-#define GEMM_TASKS 16
-#define GEMM_ABLOCK (256 * 1024)
-#define GEMM_AL2 (512 * 1024)
-
-static void
-gemm_grid(const Kernel *k, KPlan *kp)
-{
-    int64_t ntiles = cdiv(k->M, kp->mr), npan = cdiv(k->N, kp->nr);
-    int64_t abytes = k->M * k->K * 4, bbytes = npan * kp->nr * k->K * 4, nmb;
-    if (ntiles < 1) ntiles = 1;
-    kp->panel_major = bbytes > abytes && abytes <= GEMM_AL2;
-    nmb = cdiv(GEMM_TASKS, npan);
-    if (!kp->panel_major) {
-        int64_t tmax = GEMM_ABLOCK / (kp->mr * (k->K > 0 ? k->K : 1) * 4);
-        if (tmax < 1) tmax = 1;
-        if (cdiv(ntiles, tmax) > nmb) nmb = cdiv(ntiles, tmax);
-    }
-    if (nmb > ntiles) nmb = ntiles;
-    kp->tpb = cdiv(ntiles, nmb);
-    kp->nmb = cdiv(ntiles, kp->tpb);
-    kp->npan = npan;
-    kp->n = kp->nmb * npan;
 }
 
 /* kernels whose in[1] (a weight) is read only in the packed layout */
@@ -122,27 +77,33 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pk, P
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];
         KPlan *kp = &pl->k[i];
-        KPlan pkp; /* the packing target's micro-kernel: its panels are the blob's */
+        Sched s, ps; /* the packing target's schedule: its panels are the blob's */
+        mc_llvm_schedule(k, t, &s, NULL);
+        mc_llvm_schedule(k, pk, &ps, NULL);
         kp->pack_off = -1;
-        kp->grain = 1;
+        kp->grain = s.grain;
+        kp->mr = (int)s.tile_m;
+        kp->nv = (int)(s.tile_n / L);
+        kp->nr = (int)s.tile_n;
+        kp->pnr = ps.tile_n;
+        kp->group = s.tile_n / L;
         const View *o = &k->out;
         int64_t rows = mc_llvm_rows(o->shape, o->rank), cols = mc_llvm_cols(o->shape, o->rank);
         switch (k->kind) {
         case KK_GEMM: {
-            mk_shape(t, k->N, kp);
-            mk_shape(pk, k->N, &pkp);
-            kp->pnr = pkp.nr;
             if (kp->pnr % kp->nr) fits = 0;
             kp->pack_bytes = cdiv(k->N, kp->pnr) * k->K * kp->pnr * 4;
-            gemm_grid(k, kp);
+            int64_t ntiles = cdiv(k->M, kp->mr);
+            kp->panel_major = s.order == 2;
+            kp->tpb = s.block_m / kp->mr;
+            kp->nmb = cdiv(ntiles < 1 ? 1 : ntiles, kp->tpb);
+            kp->npan = cdiv(k->N, kp->nr);
+            kp->n = kp->nmb * kp->npan;
             break;
         }
         case KK_CONV: {
             const View *w = &k->in[1];
             int64_t Co = w->shape[0], Ci = w->shape[1], T = w->shape[2] * w->shape[3];
-            mk_shape(t, Co, kp);
-            mk_shape(pk, Co, &pkp);
-            kp->pnr = pkp.nr;
             if (kp->pnr % kp->nr) fits = 0;
             kp->pack_bytes = cdiv(Co, kp->pnr) * T * Ci * kp->pnr * 4;
             kp->n = o->shape[0] * o->shape[1];
@@ -161,16 +122,14 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pk, P
             int64_t D = k->in[1].shape[0];
             kp->pcp = cdiv(D, Lp) * Lp;
             kp->pack_bytes = 25 * kp->pcp * 4;
-            int64_t nch = cdiv(D, L), rows = o->shape[0] * o->shape[1];
-            kp->n = rows * cdiv(nch, mc_llvm_f25_chunk(rows, nch));
+            kp->n = o->shape[0] * o->shape[1] * cdiv(cdiv(D, L), kp->group);
             break;
         }
         case KK_SCAN:
-            kp->n = o->shape[0] * cdiv(cdiv(cols, L), mc_llvm_scan_group(cdiv(cols, L)));
+            kp->n = o->shape[0] * cdiv(cdiv(cols, L), kp->group);
             break;
         case KK_LAYERNORM:
             kp->n = rows;
-            kp->grain = cols >= 4096 ? 1 : 4096 / (cols ? cols : 1);
             break;
         case KK_MEAN_HW:
             kp->n = o->shape[0];
@@ -178,10 +137,7 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pk, P
         case KK_ELTWISE: {
             Kernel mk;
             mc_llvm_eltwise_merge(k, &mk);
-            rows = mc_llvm_rows(mk.out.shape, mk.out.rank);
-            cols = mc_llvm_cols(mk.out.shape, mk.out.rank);
-            kp->n = rows;
-            kp->grain = cols >= 8192 ? 1 : 8192 / (cols ? cols : 1);
+            kp->n = mc_llvm_rows(mk.out.shape, mk.out.rank);
             break;
         }
         case KK_COUNT: break;
@@ -190,7 +146,6 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pk, P
             kp->pack_off = off;
             off = align64(off + kp->pack_bytes);
         }
-        if (kp->grain < 1) kp->grain = 1;
     }
     pl->blob_bytes = off;
     return fits ? 0 : -1;
@@ -411,6 +366,9 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
             return NULL;
         }
     }
+    /* one target: the schedules must be its own (a multi-CPU build checked
+     * them against all its CPUs, mc_llvm_variants_build) */
+    if (!pk && mc_llvm_schedule_check(p, &t, 1, err)) return NULL;
     McLlvmModule *m = calloc(1, sizeof *m);
     m->t = t;
     if (prefix) snprintf(m->prefix, sizeof m->prefix, "%s", prefix);

@@ -10,7 +10,8 @@
  * store (masked for the last partial panel).
  *
  * GEMM parallel range: a grid of tasks (row block of tpb tiles, column
- * panel), panel-major or row-block-major (KPlan, llvm_codegen.c: gemm_grid);
+ * panel), panel-major or row-block-major (the schedule's block_m and
+ * order, llvm_schedule.c);
  * a task runs its row block's tiles in one panel.
  * CONV parallel range: output rows (b, oy), n = B*Ho; per row, panels outer
  * and tiles of mr consecutive output pixels inner; K = kh*kw*Ci walks taps
@@ -20,8 +21,8 @@
 #include "llvm_internal.h"
 #include <string.h>
 
-#define MAXR 8
-#define MAXV 4
+#define MAXR MC_LLVM_MAX_MR
+#define MAXV MC_LLVM_MAX_NV
 
 static LLVMValueRef
 imin(CG *c, LLVMValueRef a, LLVMValueRef b)

@@ -32,7 +32,8 @@ struct McLlvmModule {
     char prefix[128];
 };
 
-/* Per-kernel decisions. */
+/* Per-kernel layout of the code: the kernel's schedule (mc_llvm_schedule)
+ * in the code generator's terms, and where its packed weights are. */
 typedef struct KPlan {
     int mr, nv, nr;          /* GEMM/CONV micro-kernel: mr rows x nv vectors (nr = nv*lanes cols) */
     int64_t pnr;             /* GEMM/CONV: columns of a packed panel (a multiple of nr; == nr
@@ -47,6 +48,7 @@ typedef struct KPlan {
      * panel read from memory once), else t = b*npan + j (row blocks outer) */
     int64_t nmb, npan, tpb;
     int panel_major;
+    int64_t group;           /* SCAN/FUSION25: channel vectors per task */
 } KPlan;
 
 typedef struct Plan {
@@ -58,6 +60,26 @@ typedef struct Plan {
     int64_t blob_bytes;      /* graph-layout part + packed part */
     int64_t zeros;           /* floats in the zero row (implicit-GEMM padding) */
 } Plan;
+
+/* Limits of the code generator's tiles (llvm_gemm.c, llvm_kernels.c). */
+#define MC_LLVM_MAX_MR 8          /* GEMM/CONV micro-kernel rows */
+#define MC_LLVM_MAX_NV 4          /* its column vectors */
+#define MC_LLVM_MAX_SCAN_GROUP 4  /* channel vectors of a scan task */
+
+/* Kernel k's schedule on target t (llvm_schedule.c): k->sched's set fields
+ * and t's choice for the unset ones.  Returns 0; 1 when k->sched.vec is
+ * not t's lanes (made for another target: *s is t's own choice); -1 when a
+ * set field cannot be honoured (err says which; *s is t's own choice). */
+int mc_llvm_schedule(const Kernel *k, const McLlvmTarget *t, Sched *s, McErr *err);
+/* 0, or -1 with err naming the kernel when a schedule of p cannot be
+ * honoured by the targets t[0..nt) that it applies to, or applies to none
+ * of them (a vec that is none of their lanes). */
+int mc_llvm_schedule_check(const KProgram *p, const McLlvmTarget *const *t, int nt, McErr *err);
+
+/* The target the tile pass schedules for: --cpu's one CPU, or the widest
+ * of a list (llvm_variants.c; the one whose packing the variants share).
+ * NULL with err on a bad triple, CPU or list. */
+McLlvmTarget *mc_llvm_variants_widest(const char *triple, const char *cpus, const char *features, McErr *err);
 
 /* The plan of p's code for target t over weights packed for target pk
  * (NULL: t itself; a multi-CPU artifact packs once, for its widest
@@ -174,12 +196,6 @@ void cg_eltwise(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLV
 /* ELTWISE kernels with trailing dims contiguous in every view are merged
  * (while the last dim is < 1024) into longer rows; plan and codegen agree. */
 void mc_llvm_eltwise_merge(const Kernel *k, Kernel *merged);
-
-/* channel vectors per scan task (plan and codegen agree) */
-int64_t mc_llvm_scan_group(int64_t nch);
-/* FUSION25: channel vectors per task for `rows` output rows (B*H) and nch
- * channel vectors; tasks = rows * ceil(nch / result) */
-int64_t mc_llvm_f25_chunk(int64_t rows, int64_t nch);
 
 /* rows of a view/shape: product of all dims but the last (1 for rank <= 1) */
 int64_t mc_llvm_rows(const int64_t *shape, int rank);

@@ -9,9 +9,10 @@
  * ranges (docs/codegen.md):
  *   DWCONV    output rows (b, oy), n = B*Ho; channel vectors outer (weights
  *             in registers), pixels inner, border pixels tested apart
- *   SCAN      (b, group of up to 4 channel vectors), sequential over H*W
- *   FUSION25  (output row (b, y), chunk of channel vectors), n >= 32 where
- *             the channels allow; channel vectors outer (25 tap
+ *   SCAN      (b, group of up to 4 channel vectors: the schedule's
+ *             tile_n, llvm_schedule.c), sequential over H*W
+ *   FUSION25  (output row (b, y), chunk of channel vectors: tile_n), by
+ *             default n >= 32 where the channels allow; channel vectors outer (25 tap
  *             weights in registers), pixels inner, coordinates clamped
  *             (replicate) only in the border pixels
  *   LAYERNORM rows of the view, n = rows
@@ -160,16 +161,6 @@ cg_dwconv(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValue
 
 /* ------------------------------------------------------------ scan */
 
-/* Channel vectors per scan task: at least 4 tasks per batch image when D
- * allows, at most 4 vectors (the row loop then reads 4 contiguous lines of
- * each operand and carries 4 independent recurrences). */
-int64_t
-mc_llvm_scan_group(int64_t nch)
-{
-    int64_t g = nch / 4;
-    return g < 1 ? 1 : g > 4 ? 4 : g;
-}
-
 /* The group's nvec full vectors as one wide vector (cg_wide_begin): the
  * softplus, exp and recurrence of the nvec vectors are issued interleaved,
  * nvec independent dependency chains instead of one after the other (the
@@ -213,8 +204,8 @@ scan_group(CG *c, const Kernel *k, LLVMValueRef b, LLVMValueRef col0, int nvec, 
         scan_group_wide(c, k, b, col0, nvec, Lr);
         return;
     }
-    LLVMValueRef col[4], av[4], h0[4];
-    int nval[4];
+    LLVMValueRef col[MC_LLVM_MAX_SCAN_GROUP], av[MC_LLVM_MAX_SCAN_GROUP], h0[MC_LLVM_MAX_SCAN_GROUP];
+    int nval[MC_LLVM_MAX_SCAN_GROUP];
     for (int v = 0; v < nvec; v++) {
         col[v] = add(c, col0, cg_i64(c, (int64_t)v * c->L));
         nval[v] = v == nvec - 1 ? last : c->L;
@@ -226,7 +217,7 @@ scan_group(CG *c, const Kernel *k, LLVMValueRef b, LLVMValueRef col0, int nvec, 
     LLVMValueRef row = add(c, mul(c, b, Lr), l.iv);
     LLVMValueRef uoff = cg_row_off(c, u, NULL, ru - 1, row), doff = cg_row_off(c, dt, NULL, rd - 1, row);
     LLVMValueRef bs = cg_load_vec(c, bv->buf, cg_row_off(c, bv, NULL, rb - 1, row), 0, 1);
-    LLVMValueRef h[4];
+    LLVMValueRef h[MC_LLVM_MAX_SCAN_GROUP];
     for (int v = 0; v < nvec; v++) {
         LLVMValueRef uv = cg_load_vec(c, u->buf, add(c, uoff, mul(c, col[v], su)), su, nval[v]);
         LLVMValueRef dv = cg_load_vec(c, dt->buf, add(c, doff, mul(c, col[v], sd)), sd, nval[v]);
@@ -245,7 +236,7 @@ cg_scan(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRe
     const View *o = &k->out;
     int64_t D = mc_llvm_cols(o->shape, o->rank), B = o->shape[0];
     int64_t Lr = mc_llvm_rows(o->shape, o->rank) / (B ? B : 1);
-    int64_t nch = (D + c->L - 1) / c->L, rem = D % c->L, G = mc_llvm_scan_group(nch);
+    int64_t nch = (D + c->L - 1) / c->L, rem = D % c->L, G = kp->group; /* channel vectors per task */
     int64_t ngr = (nch + G - 1) / G, tailv = nch - (ngr - 1) * G; /* vectors in the last group */
     int tlast = rem ? (int)rem : c->L;
     Loop lt;
@@ -347,25 +338,13 @@ f25_body(CG *c, void *va, LLVMValueRef col, int nval)
     if (W > xhi) f25_pixels(c, f, col, nval, w, xhi, W, 1);
 }
 
-/* At least 32 tasks where the channels allow: the late stages have few
- * rows (7 or 14 at 224x224), too few to balance 2+ threads. */
-int64_t
-mc_llvm_f25_chunk(int64_t rows, int64_t nch)
-{
-    if (rows < 1) rows = 1;
-    if (nch < 1) return 1;
-    int64_t nck = (32 + rows - 1) / rows;
-    if (nck > nch) nck = nch;
-    return (nch + nck - 1) / nck;
-}
-
 void
 cg_fusion25(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end)
 {
     const View *h = &k->in[0];
-    int64_t B = h->shape[0], H = h->shape[1], W = h->shape[2], D = h->shape[3];
+    int64_t H = h->shape[1], W = h->shape[2], D = h->shape[3];
     int64_t full = D / c->L, rem = D % c->L, nch = full + (rem != 0);
-    int64_t vpc = mc_llvm_f25_chunk(B * H, nch), nck = (nch + vpc - 1) / vpc;
+    int64_t vpc = kp->group, nck = (nch + vpc - 1) / vpc; /* channel vectors per task */
     F25Arg f;
     memset(&f, 0, sizeof f);
     f.k = k;

@@ -5,9 +5,28 @@
  *                    kernels image by image (mc_kprogram_schedule_images,
  *                    docs/kernel-ir.md), kept only when its planned arena is
  *                    no larger than the batched program's.
+ *   tile             records each kernel's schedule (Kernel.sched,
+ *                    ir/sched.def): every tiling decision the code generator
+ *                    makes for the target (llvm_schedule.c: register tile
+ *                    tile_m x tile_n, GEMM row block block_m and task order,
+ *                    scan/fusion25 channels per task, vec = the target's
+ *                    f32 lanes, parallel-for grain).  The code generator
+ *                    obeys it, so `--print-after=tile` / `dump --format
+ *                    kernels` show the tiling and a hand-edited .kir changes
+ *                    it; fields already set (a .kir without a memory plan)
+ *                    are kept and the others derived from them.  Disabled
+ *                    (--disable-pass=tile), the code generator decides the
+ *                    same as recorded: the code is identical.
+ *
+ * The target: --target/--cpu/--features as given (NULL: this machine).  A
+ * multi-CPU artifact (--cpu A,B,C or portable) gets one schedule, for its
+ * widest CPU (the one whose weight packing the variants share): a variant
+ * whose lanes differ from a kernel's vec decides that kernel itself; a
+ * schedule whose vec is no CPU's lanes is an error (mc_llvm_schedule_check).
  */
-#include "llvm.h"
+#include "llvm_internal.h"
 #include "../../passes/lower.h"
+#include <string.h>
 
 static bool
 kpass_schedule_images(KProgram *p, KPassCtx *ctx)
@@ -31,9 +50,32 @@ kpass_schedule_images(KProgram *p, KPassCtx *ctx)
     return true;
 }
 
+static bool
+kpass_tile(KProgram *p, KPassCtx *ctx)
+{
+    McErr err;
+    McLlvmTarget *t = mc_llvm_variants_widest(ctx->t->triple, ctx->t->cpu, ctx->t->features, &err);
+    if (!t) return false; /* the code generator reports the target's error */
+    int n = 0;
+    for (int i = 0; i < p->nk; i++) {
+        Kernel *k = &p->k[i];
+        Sched s;
+        /* a schedule made for another target or one that cannot be
+         * honoured is left as it is: the code generator reports it */
+        if (mc_llvm_schedule(k, t, &s, NULL) || !memcmp(&s, &k->sched, sizeof s)) continue;
+        k->sched = s;
+        n++;
+    }
+    mc_llvm_target_free(t);
+    ctx->changes += n;
+    return n > 0;
+}
+
 static const KPassInfo llvm_kpasses[] = {
     {kpass_schedule_images, "schedule-images",
      "batched programs: the early kernels run image by image in a smaller arena (kept when it is smaller)"},
+    {kpass_tile, "tile",
+     "each kernel's schedule for the target: register tiles, task blocks and order, vector width, grain"},
 };
 
 const McTarget mc_llvm_target_row = {"llvm", llvm_kpasses, (int)(sizeof llvm_kpasses / sizeof *llvm_kpasses), {"llvm", NULL, NULL, NULL, 0, 0, 0, 0}};

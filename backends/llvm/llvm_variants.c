@@ -96,23 +96,73 @@ entry_target(const char *triple, const char *item, const char *features, McErr *
     return t;
 }
 
+/* a has more lanes (then registers) than b */
+static int
+wider(const McLlvmTarget *a, const McLlvmTarget *b)
+{
+    return a->lanes > b->lanes || (a->lanes == b->lanes && a->vregs > b->vregs);
+}
+
+/* the architecture of the triple, from a target for it (also validates it) */
+static int
+arch_of(const char *triple, char *arch, size_t n, McErr *err)
+{
+    McLlvmTarget *t0 = mc_llvm_target_create(triple, "generic", NULL, err);
+    if (!t0) return -1;
+    size_t k = strcspn(t0->triple, "-");
+    snprintf(arch, n, "%.*s", (int)k, t0->triple);
+    if (!strcmp(arch, "arm64")) snprintf(arch, n, "aarch64");
+    mc_llvm_target_free(t0);
+    return 0;
+}
+
+/* the --cpu list with "portable" expanded (NULL + err: no preset) */
+static const char *
+cpu_list(const char *cpus, const char *arch, McErr *err)
+{
+    if (!cpus || strcmp(cpus, "portable")) return cpus;
+    cpus = portable_list(arch);
+    if (!cpus) mc_err(err, "--cpu portable: no preset for architecture %s", arch);
+    return cpus;
+}
+
+McLlvmTarget *
+mc_llvm_variants_widest(const char *triple, const char *cpus, const char *features, McErr *err)
+{
+    char arch[32];
+    if (!cpus || (!strchr(cpus, ',') && strcmp(cpus, "portable"))) return entry_target(triple, cpus, features, err);
+    if (arch_of(triple, arch, sizeof arch, err) || !(cpus = cpu_list(cpus, arch, err))) return NULL;
+    McLlvmTarget *best = NULL;
+    for (const char *s = cpus; *s;) {
+        size_t len = strcspn(s, ",");
+        char *item = dupn(s, len);
+        McLlvmTarget *t = NULL;
+        if (item && *item) t = entry_target(triple, item, features, err);
+        else mc_err(err, "--cpu '%s': empty entry in the list", cpus);
+        free(item);
+        if (!t) {
+            mc_llvm_target_free(best);
+            return NULL;
+        }
+        if (!best || wider(t, best)) {
+            mc_llvm_target_free(best);
+            best = t;
+        } else {
+            mc_llvm_target_free(t);
+        }
+        s += len + (s[len] == ',');
+    }
+    return best;
+}
+
 int
 mc_llvm_variants_build(const KProgram *p, const WeightStore *ws, const char *triple, const char *cpus,
                        const char *features, const char *name, FILE *verbose, McLlvmVariants *out,
                        McErr *err)
 {
     memset(out, 0, sizeof *out);
-    /* the architecture, from a target for the triple (also validates it) */
-    McLlvmTarget *t0 = mc_llvm_target_create(triple, "generic", NULL, err);
-    if (!t0) return -1;
-    size_t k = strcspn(t0->triple, "-");
-    snprintf(out->arch, sizeof out->arch, "%.*s", (int)k, t0->triple);
-    if (!strcmp(out->arch, "arm64")) snprintf(out->arch, sizeof out->arch, "aarch64");
-    mc_llvm_target_free(t0);
-    if (cpus && !strcmp(cpus, "portable")) {
-        cpus = portable_list(out->arch);
-        if (!cpus) return mc_err(err, "--cpu portable: no preset for architecture %s", out->arch);
-    }
+    if (arch_of(triple, out->arch, sizeof out->arch, err)) return -1;
+    if (cpus && !(cpus = cpu_list(cpus, out->arch, err))) return -1;
     int n = 1;
     for (const char *s = cpus; s && *s; s++) n += *s == ',';
     if (n > MAX_VARIANTS) return mc_err(err, "--cpu '%s': %d CPUs, more than the %d one artifact holds", cpus, n, MAX_VARIANTS);
@@ -152,12 +202,14 @@ mc_llvm_variants_build(const KProgram *p, const WeightStore *ws, const char *tri
         }
         free(item);
     }
-    /* 2. one packing of the weights, for the widest variant, read by every
-     * variant whose micro-kernels fit its panels (the others pack their own) */
+    /* 2. the kernels' schedules are for one of the CPUs (the tile pass made
+     * them for the widest, llvm_passes.c); one packing of the weights, for
+     * the widest variant, read by every variant whose micro-kernels fit its
+     * panels (the others pack their own) */
+    if (!rc) rc = mc_llvm_schedule_check(p, (const McLlvmTarget *const *)tg, n, err);
     int wide = 0;
     for (int i = 1; i < n && !rc; i++)
-        if (tg[i]->lanes > tg[wide]->lanes || (tg[i]->lanes == tg[wide]->lanes && tg[i]->vregs > tg[wide]->vregs))
-            wide = i;
+        if (wider(tg[i], tg[wide])) wide = i;
     for (int i = 0; i < n && !rc; i++) packed_by[i] = mc_llvm_packing_fits(p, tg[i], tg[wide]) ? wide : i;
     /* 3. code and weights */
     for (int i = 0; i < n && !rc; i++) {

@@ -1,0 +1,259 @@
+/* backends/llvm/llvm_schedule.c -- every tiling decision of the LLVM code
+ * generator, in one place: a kernel's schedule (Sched, ir/sched.def) on a
+ * target.
+ *
+ * Takes a kernel and a McLlvmTarget; produces the schedule the code
+ * generator follows (mc_llvm_plan turns it into the KPlan of
+ * llvm_internal.h):
+ *
+ *   gemm      tile_m x tile_n register tile (tile_m rows x tile_n/vec
+ *             vectors of accumulators, the micro-kernel of llvm_gemm.c),
+ *             block_m rows per parallel task (whole tiles), order 1 = row
+ *             blocks outer / 2 = column panels outer
+ *   conv      tile_m output pixels x tile_n output channels register tile
+ *   scan      tile_n channels per task (1 to 4 vectors: as many independent
+ *             recurrences)
+ *   fusion25  tile_n channels per task
+ *   every kind: vec = the target's f32 lanes, grain = the parallel-for grain
+ *
+ * Fields set in Kernel.sched (by the tile pass, llvm_passes.c, or by hand in
+ * a .kir) are obeyed; every unset one (0) gets the target's choice, derived
+ * from the set ones (a hand-set tile_n changes the default tile_m).  The
+ * tile pass records exactly what this returns, so the code of the default
+ * schedule is the code of no schedule.  A schedule whose vec is not the
+ * target's lanes was made for another target and is ignored here (the
+ * target decides itself); the callers decide whether that is an error
+ * (mc_llvm_schedule_check).  Owns nothing.
+ */
+#include "llvm_internal.h"
+
+/* bits of the fields a kind reads */
+enum {
+#define SCHED(field, nm, doc) SB_##field,
+#include "../../ir/sched.def"
+#undef SCHED
+};
+#define SF(f) (1u << SB_##f)
+
+static unsigned
+fields_read(KernelKind kind)
+{
+    unsigned all = SF(vec) | SF(grain);
+    switch (kind) {
+    case KK_GEMM: return all | SF(tile_m) | SF(tile_n) | SF(block_m) | SF(order);
+    case KK_CONV: return all | SF(tile_m) | SF(tile_n);
+    case KK_SCAN:
+    case KK_FUSION25: return all | SF(tile_n);
+    default: return all;
+    }
+}
+
+static int64_t
+cdiv(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+/* ------------------------------------------------------------ the target's choices */
+
+/* micro-kernel column vectors for N output columns */
+static int64_t
+default_nv(const McLlvmTarget *t, int64_t N)
+{
+    int nvmax = t->vregs >= 32 ? 4 : 2;
+    int64_t nv = cdiv(N, t->lanes);
+    if (nv > nvmax) nv = nvmax;
+    return nv < 1 ? 1 : nv;
+}
+
+/* micro-kernel rows for nv column vectors: the accumulators, the nv weight
+ * vectors and the broadcast fill the registers */
+static int64_t
+default_mr(const McLlvmTarget *t, int64_t nv)
+{
+    int64_t mr = (t->vregs - nv - 1) / nv;
+    if (mr > MC_LLVM_MAX_MR) mr = MC_LLVM_MAX_MR;
+    return mr < 1 ? 1 : mr;
+}
+
+/* GEMM task grid.  Enough tasks for the threads to balance (GEMM_TASKS),
+ * and cache reuse: when A (M x K) fits in L2 and the packed weights are
+ * larger, tasks run panel-major (order 2), so each thread streams its share
+ * of the weights from memory once and re-reads A from L2; otherwise row
+ * blocks (A rows of at most GEMM_ABLOCK bytes) are outer and the weights,
+ * re-read per block, are the cache-resident side. */
+#define GEMM_TASKS 16
+#define GEMM_ABLOCK (256 * 1024)
+#define GEMM_AL2 (512 * 1024)
+
+static int64_t
+default_order(const Kernel *k, int64_t nr)
+{
+    int64_t abytes = k->M * k->K * 4, bbytes = cdiv(k->N, nr) * nr * k->K * 4;
+    return bbytes > abytes && abytes <= GEMM_AL2 ? 2 : 1;
+}
+
+static int64_t
+default_block_m(const Kernel *k, int64_t mr, int64_t nr, int64_t order)
+{
+    int64_t ntiles = cdiv(k->M, mr), npan = cdiv(k->N, nr), nmb = cdiv(GEMM_TASKS, npan);
+    if (ntiles < 1) ntiles = 1;
+    if (order != 2) {
+        int64_t tmax = GEMM_ABLOCK / (mr * (k->K > 0 ? k->K : 1) * 4);
+        if (tmax < 1) tmax = 1;
+        if (cdiv(ntiles, tmax) > nmb) nmb = cdiv(ntiles, tmax);
+    }
+    if (nmb > ntiles) nmb = ntiles;
+    return cdiv(ntiles, nmb) * mr;
+}
+
+/* scan: channel vectors per task, at least 4 tasks per batch image when D
+ * allows, at most MC_LLVM_MAX_SCAN_GROUP (the row loop then reads that many
+ * contiguous lines of each operand and carries as many independent
+ * recurrences) */
+static int64_t
+default_scan_group(int64_t nch)
+{
+    int64_t g = nch / 4;
+    return g < 1 ? 1 : g > MC_LLVM_MAX_SCAN_GROUP ? MC_LLVM_MAX_SCAN_GROUP : g;
+}
+
+/* fusion25: channel vectors per task for `rows` output rows (B*H), at least
+ * 32 tasks where the channels allow (the late stages have 7 or 14 rows at
+ * 224x224, too few to balance 2+ threads) */
+static int64_t
+default_f25_group(int64_t rows, int64_t nch)
+{
+    if (rows < 1) rows = 1;
+    if (nch < 1) return 1;
+    int64_t nck = (32 + rows - 1) / rows;
+    if (nck > nch) nck = nch;
+    return (nch + nck - 1) / nck;
+}
+
+static int64_t
+default_grain(const Kernel *k)
+{
+    int64_t g = 1, cols;
+    if (k->kind == KK_LAYERNORM) {
+        cols = mc_llvm_cols(k->out.shape, k->out.rank);
+        g = cols >= 4096 ? 1 : 4096 / (cols ? cols : 1);
+    } else if (k->kind == KK_ELTWISE) {
+        Kernel m;
+        mc_llvm_eltwise_merge(k, &m);
+        cols = mc_llvm_cols(m.out.shape, m.out.rank);
+        g = cols >= 8192 ? 1 : 8192 / (cols ? cols : 1);
+    }
+    return g < 1 ? 1 : g;
+}
+
+/* ------------------------------------------------------------ resolution */
+
+/* tile_n of a kernel whose tiles are whole vectors, 1..maxv of them */
+static int
+check_tile_n(int64_t tile_n, int L, int64_t maxv, const char *what, McErr *err)
+{
+    if (tile_n % L == 0 && (maxv <= 0 || tile_n / L <= maxv)) return 0;
+    if (maxv > 0)
+        return mc_err(err, "tile_n=%lld: %s %d to %lld columns, a multiple of the vector width (vec=%d)",
+                    (long long)tile_n, what, L, (long long)(maxv * L), L);
+    return mc_err(err, "tile_n=%lld: %s a multiple of the vector width (vec=%d)", (long long)tile_n, what, L);
+}
+
+/* s = in's set fields + t's choices for the others; -1 with err when a set
+ * field cannot be honoured */
+static int
+resolve(const Kernel *k, const McLlvmTarget *t, const Sched *in, Sched *s, McErr *err)
+{
+    const char *kind = mc_kernel_kind_name(k->kind);
+    unsigned used = fields_read(k->kind);
+#define SCHED(field, nm, doc)                                                                                         \
+    if (in->field < 0) return mc_err(err, "%s=%lld: must be positive", nm, (long long)in->field);                    \
+    if (in->field && !(used & SF(field)))                                                                             \
+        return mc_err(err, "%s=%lld: a %s kernel has no such choice on the LLVM target", nm, (long long)in->field,   \
+                    kind);
+#include "../../ir/sched.def"
+#undef SCHED
+    *s = *in;
+    int L = t->lanes;
+    s->vec = L;
+    if (!s->grain) s->grain = default_grain(k);
+    const View *o = &k->out;
+    switch (k->kind) {
+    case KK_GEMM:
+    case KK_CONV: {
+        int64_t N = k->kind == KK_GEMM ? k->N : k->in[1].shape[0];
+        if (s->tile_n && check_tile_n(s->tile_n, L, MC_LLVM_MAX_NV, "the micro-kernel holds", err)) return -1;
+        if (!s->tile_n) s->tile_n = default_nv(t, N) * L;
+        if (s->tile_m > MC_LLVM_MAX_MR)
+            return mc_err(err, "tile_m=%lld: the %s micro-kernel holds 1 to %d rows", (long long)s->tile_m, kind,
+                        MC_LLVM_MAX_MR);
+        if (!s->tile_m) s->tile_m = default_mr(t, s->tile_n / L);
+        if (k->kind == KK_CONV) break;
+        if (s->order > 2) return mc_err(err, "order=%lld: 1 (row blocks outer) or 2 (panels outer)", (long long)s->order);
+        if (!s->order) s->order = default_order(k, s->tile_n);
+        if (s->block_m % s->tile_m)
+            return mc_err(err, "block_m=%lld: a task holds whole tiles, a multiple of tile_m=%lld", (long long)s->block_m,
+                        (long long)s->tile_m);
+        if (!s->block_m) s->block_m = default_block_m(k, s->tile_m, s->tile_n, s->order);
+        break;
+    }
+    case KK_SCAN:
+        if (s->tile_n && check_tile_n(s->tile_n, L, MC_LLVM_MAX_SCAN_GROUP, "a scan task holds", err)) return -1;
+        if (!s->tile_n) s->tile_n = default_scan_group(cdiv(mc_llvm_cols(o->shape, o->rank), L)) * L;
+        break;
+    case KK_FUSION25:
+        if (s->tile_n && check_tile_n(s->tile_n, L, 0, "a fusion25 task holds", err)) return -1;
+        if (!s->tile_n) s->tile_n = default_f25_group(o->shape[0] * o->shape[1], cdiv(k->in[1].shape[0], L)) * L;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+int
+mc_llvm_schedule(const Kernel *k, const McLlvmTarget *t, Sched *s, McErr *err)
+{
+    static const Sched none;
+    if (k->sched.vec && k->sched.vec != t->lanes) {
+        resolve(k, t, &none, s, NULL);
+        return 1;
+    }
+    if (resolve(k, t, &k->sched, s, err)) {
+        resolve(k, t, &none, s, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+int
+mc_llvm_schedule_check(const KProgram *p, const McLlvmTarget *const *t, int nt, McErr *err)
+{
+    for (int i = 0; i < p->nk; i++) {
+        const Kernel *k = &p->k[i];
+        const char *name = k->name ? k->name : "?";
+        int any = 0;
+        for (int j = 0; j < nt; j++) {
+            Sched s;
+            McErr why;
+            int r = mc_llvm_schedule(k, t[j], &s, &why);
+            if (r < 0)
+                return mc_err(err, "llvm: kernel k%d (%s): schedule %s (target %s; edit or delete the schedule line)", i,
+                              name, why.msg, t[j]->cpu);
+            any |= r == 0;
+        }
+        if (!any && nt == 1)
+            return mc_err(err,
+                          "llvm: kernel k%d (%s): schedule vec=%lld, but the target (%s) has %d f32 lanes: the schedule "
+                          "was made for another target (dump the kernel IR for this one, or delete the schedule line)",
+                          i, name, (long long)k->sched.vec, t[0]->cpu, t[0]->lanes);
+        if (!any)
+            return mc_err(err,
+                          "llvm: kernel k%d (%s): schedule vec=%lld, but no CPU of this build has %lld f32 lanes: the "
+                          "schedule was made for another target (dump the kernel IR for one of them, or delete the "
+                          "schedule line)",
+                          i, name, (long long)k->sched.vec, (long long)k->sched.vec);
+    }
+    return 0;
+}
