@@ -1,11 +1,12 @@
 /* backends/cuda/cuda.h -- the CUDA backend: kernel IR -> readable CUDA C.
  *
- * Takes a KProgram (fusion decided by lowering, scratch planned by memplan)
- * and its weights; produces OUT.cu (one __global__ per fused kernel, shapes
- * as constants, plus host code: one device arena, weights uploaded once,
- * pinned host buffers, a CUDA graph captured at start-up, --input/--output,
- * --bench, --profile through CUDA events) and, for --emit exe, the
- * executable OUT built with nvcc (static cudart).  docs/gpu.md describes the
+ * Takes a KProgram (fusion decided by lowering and by this backend's
+ * fusion passes, scratch planned by memplan) and its weights; produces
+ * OUT.cu (one __global__ per fused kernel, shapes as constants, plus host
+ * code: one device arena, weights uploaded once, pinned host buffers, a
+ * CUDA graph captured at start-up, --input/--output, --bench, --profile
+ * through CUDA events) and, for --emit exe, the executable OUT built with
+ * nvcc (static cudart).  docs/gpu.md describes the
  * generated code and the measurements.
  */
 #ifndef MC_CUDA_H
@@ -41,14 +42,22 @@ const char *mc_cuda_precision_name(McCudaPrecision p);
 /* Tests only: the row and thread count from which kernels take their
  * many-row forms (the on-chip MLP, the one-pass scan, split-K, ...; 0: the
  * default, 132 * 256 * 2, what fills an H100).  Lower, small test models
- * run those forms.  Call before mc_cuda_memplan. */
+ * run those forms.  Call before the fusion passes. */
 void mc_cuda_set_fill(int rows);
 
-/* The memory plan for this backend (instead of mc_memplan): the output of
- * a kernel that runs inside an earlier one (a LayerNorm, an fc2, an x_proj,
- * a downsample's projection) is planned as written by that kernel, so that
- * it shares no bytes with that kernel's inputs. */
-void mc_cuda_memplan(KProgram *p);
+/* The fusion passes (cuda_fuse.c), run in this order before the memory
+ * plan: cuda-fuse-down, cuda-fuse-ln, cuda-fuse-mlp, cuda-fuse-xproj.  Each
+ * sets Kernel.host/fuse of the kernels that run inside another in
+ * precision ctx->t->precision (an McCudaPrecision), and makes their
+ * outputs live from their host on in every precision (the same memory
+ * plan whatever the precision). */
+#define MC_CUDA_NKPASSES 4
+extern const KPassInfo mc_cuda_kpasses[];
+extern const int mc_cuda_nkpasses;
+
+/* The fusion passes for precision prec, then the memory plan (mc_memplan).
+ * Returns 0. */
+int mc_cuda_prepare(KProgram *p, McCudaPrecision prec);
 
 /* Prints the whole .cu for p.  `blob_bytes` receives the size of the device
  * weights blob it expects (graph layout plus re-packed weights); NULL ok. */

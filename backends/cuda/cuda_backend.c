@@ -1,25 +1,13 @@
 /* backends/cuda/cuda_backend.c -- the cuda backend row (backends/backend.h):
- * its target row for the pipeline (the CUDA fusion passes, run before the
- * memory plan) and its emit (mc_cuda_compile: OUT.cu, OUT.weights, and for
+ * its target row for the pipeline (the CUDA fusion passes of cuda_fuse.c,
+ * run before the memory plan) and its emit (mc_cuda_compile: OUT.cu, OUT.weights, and for
  * --emit exe the executable built with nvcc).  It runs nothing in memory:
  * `mambac run` has no cuda backend (the executable runs on the GPU). */
 #include "cuda.h"
 #include "../backend.h"
 #include <string.h>
 
-static bool
-kpass_cuda_fuse(KProgram *p, KPassCtx *ctx)
-{
-    (void)ctx;
-    mc_cuda_memplan(p);
-    return true;
-}
-
-static const KPassInfo cuda_kpasses[] = {
-    {kpass_cuda_fuse, "cuda-fuse", "the CUDA printer's cross-kernel fusions: their outputs live from their host kernel"},
-};
-
-const McTarget mc_cuda_target_row = {"cuda", cuda_kpasses, (int)(sizeof cuda_kpasses / sizeof *cuda_kpasses),
+const McTarget mc_cuda_target_row = {"cuda", mc_cuda_kpasses, MC_CUDA_NKPASSES,
                                      {"cuda", NULL, NULL, NULL, 0, 0, MC_CUDA_FP32, 90}};
 
 static int

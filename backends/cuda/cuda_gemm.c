@@ -2,86 +2,14 @@
  * tiled GEMM (mc_gemm: linear layers and implicit-GEMM convolutions, FFMA
  * or tensor cores), the direct stem conv, mc_conv3 (3x3 convs from input
  * rows in shared memory) and the MLP with its hidden layer on chip
- * (mc_mlp); their tile shapes, their bf16 weight copies and their
- * launch-time shared memory.  The rest of the program: cuda_print.c. */
-#include "cuda_internal.h"
+ * (mc_mlp) and the downsample in one kernel (mc_down); their launch-time
+ * shared memory.  Their forms (tile shapes, split-K, bf16 weight copies,
+ * which convs run direct or as mc_conv3, mc_down's tile): cuda_forms.c.
+ * Calls the printing utilities (cuda_emit.c); called by the program
+ * printer (cuda_print.c). */
+#include "cuda_gemm.h"
 #include <stdio.h>
 #include <string.h>
-
-/* A dense conv with few taps x input channels (K = Ci * KH * KW < 32: the
- * RGB stem conv, K = 27), Co % 8 == 0, Co <= 64 output channels and
- * enough output positions to fill the GPU: as a GEMM it ran on FFMA tiles,
- * mostly padding.  Direct form: a thread per
- * output position, its K inputs loaded once into registers, the K x Co
- * weights (at most 8 KB) in constant memory, copied there at start-up:
- * every lane of a warp reads the same weight, an FFMA operand straight
- * from the constant cache.  At most MC_DIRECT_MAX such kernels (48 KB of
- * the 64 KB of constant memory). */
-#define MC_DIRECT_MAX 6
-static int
-conv_direct1(const Kernel *k)
-{
-    if (k->kind != KK_CONV || k->out.rank != 4 || k->in[0].rank != 4) return 0;
-    const View *w = &k->in[1];
-    long long Co = k->out.shape[3], K = w->shape[1] * w->shape[2] * w->shape[3];
-    /* few positions (batch 1: 12544 threads of ~900 FMAs each, 49 blocks)
-     * measured slower than the GEMM's tiles: 1.369 -> 1.416 ms */
-    if (k->out.shape[0] * k->out.shape[1] * k->out.shape[2] < MC_CUDA_FILL) return 0;
-    return K < 32 && Co % 8 == 0 && Co <= 64 && vec8_view(&k->out, Co);
-}
-
-int
-mc_cu_conv_direct(const KProgram *p, int i)
-{
-    if (!conv_direct1(&p->k[i])) return 0;
-    int n = 0;
-    for (int j = 0; j < i; j++) n += conv_direct1(&p->k[j]);
-    return n < MC_DIRECT_MAX;
-}
-
-/* bf16 mode: the tensor-core GEMMs read their weights as bf16 from a copy
- * made at start-up (half the bytes, no conversion per tile); needs K % 8
- * == 0 (16-byte rows) */
-int
-mc_cu_gemm_w16(const KProgram *p, int i, McCudaPrecision prec)
-{
-    const Kernel *k = &p->k[i];
-    if (prec != MC_CUDA_BF16 || (k->kind != KK_GEMM && k->kind != KK_CONV) || mc_cu_conv_direct(p, i)) return 0;
-    int64_t M, N, K;
-    mc_cu_gemm_dims(k, &M, &N, &K);
-    return N >= 32 && K >= 32 && K % 8 == 0;
-}
-
-/* Tile shape and split-K of a tensor-core GEMM (skinny products, N or K <
- * 32, run FFMA and never split).  Large M: 128-row tiles.  When the tiles
- * alone would leave most SMs idle (batch 1: stage-3 fc2 has 4 tiles of
- * 64 x 128), 64-column tiles and K split into SK slices of KC (a multiple
- * of 32, at least 128): each slice's block writes its partial tile to a
- * float workspace, the last block of a tile (an atomic counter) sums the
- * slices in slice order -- deterministic -- and runs the epilogue. */
-void
-mc_cuda_gemm_tiles(const Kernel *k, int *bm, int *bn, int *sk, int64_t *kc)
-{
-    int64_t M, N, K;
-    mc_cu_gemm_dims(k, &M, &N, &K);
-    *bm = M >= 128 * 132 ? 128 : 64;
-    /* 32-column tiles for the 32-channel stem convolutions (64 would
-     * compute half zeros) */
-    *bn = N >= 96 ? 128 : N == 32 && K >= 32 ? 32 : 64;
-    *sk = 1;
-    *kc = K;
-    if (N < 32 || K < 32) return;
-    int64_t tiles = ((M + *bm - 1) / *bm) * ((N + *bn - 1) / *bn);
-    if (tiles * 256 >= MC_CUDA_FILL / 2) return;
-    if (*bn == 128) *bn = 64;
-    tiles = ((M + *bm - 1) / *bm) * ((N + *bn - 1) / *bn);
-    int64_t s = (132 + tiles - 1) / tiles;
-    if (s > K / 128) s = K / 128;
-    if (s < 2) return;
-    int64_t c = ((K + s - 1) / s + 31) / 32 * 32;
-    *kc = c;
-    *sk = (int)((K + c - 1) / c);
-}
 
 static const char *mode_name[] = {"MC_FP32_MODE", "MC_TF32", "MC_BF16"};
 
@@ -207,33 +135,6 @@ print_epi2(McBuf *b, const Kernel *k, int64_t N, int stage)
     return stage;
 }
 
-/* A 3x3 stride-1 pad-1 conv in bf16 mode with C % 16 == 0 input channels
- * (<= 64) and CO % 16 == 0 outputs (<= 64), dense NHWC bf16 input, over
- * many positions (the stem's 32 -> 32 convs): mc_conv3, its A fragments
- * straight from the input rows in shared memory (no im2col copies through
- * the cp.async k-loop) */
-int
-mc_cu_conv3_tc(const KProgram *p, int i)
-{
-    const Kernel *k = &p->k[i];
-    const View *x = &k->in[0];
-    const int bf = mc_cu_bf16_mode();
-    if (!(bf || mc_cu_tf32_mode()) || k->kind != KK_CONV || k->out.rank != 4 || x->rank != 4) return 0;
-    const View *w = &k->in[1];
-    long long C = x->shape[3], CO = k->out.shape[3], H = x->shape[1], W = x->shape[2];
-    if (w->shape[2] != 3 || w->shape[3] != 3 || w->shape[1] != C || k->attrs.stride[0] != 1 || k->attrs.stride[1] != 1)
-        return 0;
-    if (k->attrs.pad[0] != 1 || k->attrs.pad[1] != 1 || k->attrs.dil[0] != 1 || k->attrs.dil[1] != 1) return 0;
-    if (C % 16 || C > 64 || CO % 16 || CO > 64 || k->out.shape[1] != H || k->out.shape[2] != W || H * W < 256) return 0;
-    if (mc_cu_buf_bf16(x->buf) != bf || x->offset % 8 || x->stride[3] != 1 || x->stride[2] != C || x->stride[1] != W * C ||
-        x->stride[0] != H * W * C)
-        return 0;
-    /* bf16: the bf16 weight copy; tf32: the re-packed float weights (every
-     * dense conv has them) */
-    if (bf && !mc_cu_gemm_w16(p, i, MC_CUDA_BF16)) return 0;
-    return mc_cuda_numel(&k->out) / CO >= MC_CUDA_FILL && mc_cu_is_contig_rows(&k->out, CO);
-}
-
 void
 mc_cu_print_conv_direct(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
 {
@@ -308,7 +209,7 @@ mc_cu_print_gemm(McBuf *b, const KProgram *p, const Kernel *k, int ki, const cha
     int v0 = thin || g.pipe || (va && !skinny && o->precision != MC_CUDA_FP32) ? 1 : 0;
     int vn = g.pipe || g.ts ? 3 : 1 + va;
     /* mc_conv3 reads the input rows itself and stores through epi2 alone */
-    const int c3 = conv && mc_cu_conv3_tc(p, ki);
+    const int c3 = conv && mc_cu_conv3_tc(p, ki, o->precision);
     if (c3) vn = v0;
     if (g.ts) v0 = 2; /* mc_gemm_thin_s reads AP only */
     const char *ty4 = a8 ? "uint4" : "float4", *ld4 = a8 ? "*(const uint4 *)&" : "mc_ldv4(&", *cl4 = a8 ? "" : ")";
@@ -426,7 +327,7 @@ mc_cu_print_mlp(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char
     Params ps;
     mc_cu_collect_launch_params(p, ki, &ps);
     mc_cu_header(b, p, k, ki);
-    const int bf = mc_cu_bf16_mode();
+    const int bf = mc_cu_emit_precision() == MC_CUDA_BF16;
     mc_buf_printf(b, "/* with k%d gemm \"%s\": the MLP, its %lld hidden activations per row on chip (mc_mlp%s) */\n",
                   ki + 1, l->name, (long long)N, bf ? "" : "32");
     /* two blocks per SM where the registers allow (bf16: CO <= 64; tf32,
@@ -456,41 +357,6 @@ mc_cu_print_mlp(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char
     }
     ln->gx = (M + 127) / 128;
     ln->gy = 1;
-}
-
-/* mc_down's tile for a downsample of [B, H, W, C] -> HID hidden -> CO
- * outputs: TW output columns (at most 32) x R output rows, as many rows as
- * keep the outputs within 64 (MT3 fragments of 16, a power of two) and
- * shared memory within 110 KB (two blocks per SM); 0 where none fits or the
- * tile's recomputed input pixels and padded outputs would cost more than
- * 1.3x the unfused products' FLOPs (the weights are re-read per block: a
- * few outputs per block do not pay) or there would be fewer blocks than
- * SMs. */
-int
-mc_cu_down_tile(int64_t B, int64_t H, int64_t W, int64_t C, int64_t HID, int64_t CO, int *R, int *TW, int *MT3)
-{
-    const int64_t HO = (H - 1) / 2 + 1, WO = (W - 1) / 2 + 1, HC = 32;
-    if (C % 16 || C > 128 || HID % HC || CO % 16) return 0;
-    int64_t tw = WO < 32 ? WO : 32;
-    for (int64_t r = HO < 64 / tw ? HO : 64 / tw; r >= 1; r--) {
-        int64_t m2 = r * tw, mt = 1;
-        while (16 * mt < m2) mt *= 2;
-        int64_t nw = CO * mt / 8, p = ((2 * r + 1) * (2 * tw + 1) + 15) / 16 * 16;
-        if (nw % 16 || nw > 128) continue;
-        int64_t dsm = (p * (C + 8 + HC + 8) + HC * (C + 8) + CO * (HC + 8) + 16 * mt * (HC + 8)) * 2 + 2 * 9 * HC * 4;
-        if (dsm > 110 * 1024) continue;
-        double blocks = (double)B * ((HO + r - 1) / r) * ((WO + tw - 1) / tw);
-        double fused = blocks * ((double)p * C * HID + 16.0 * mt * HID * CO);
-        double unfused = (double)B * H * W * C * HID + (double)B * HO * WO * HID * CO;
-        /* ... nor where the blocks would not fill the GPU (batch 1: its
-         * chunks run one after another in a few blocks) */
-        if (fused > 1.3 * unfused || blocks < 132) return 0;
-        if (R) *R = (int)r;
-        if (TW) *TW = (int)tw;
-        if (MT3) *MT3 = (int)mt;
-        return 1;
-    }
-    return 0;
 }
 
 /* the 1x1 expansion (kernel ki) with the depthwise conv (ki + 1) and the

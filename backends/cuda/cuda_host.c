@@ -12,7 +12,7 @@
  * removes.  Owns that directory for the duration of a call.
  */
 #define _GNU_SOURCE
-#include "cuda_internal.h"
+#include "cuda_print.h"
 #include "../../passes/lower.h"
 #include "../../runtime/mc_out.h"
 #include "../artifact.h"
@@ -25,22 +25,6 @@
 
 /* device/mc_main.cuh as mc_main_cuh[] (embedded by the build) */
 #include "mc_main_cuh.h"
-
-int
-mc_cuda_precision_parse(const char *s)
-{
-    if (!s) return -1;
-    if (!strcmp(s, "fp32")) return MC_CUDA_FP32;
-    if (!strcmp(s, "tf32")) return MC_CUDA_TF32;
-    if (!strcmp(s, "bf16")) return MC_CUDA_BF16;
-    return -1;
-}
-
-const char *
-mc_cuda_precision_name(McCudaPrecision p)
-{
-    return p == MC_CUDA_TF32 ? "tf32" : p == MC_CUDA_BF16 ? "bf16" : "fp32";
-}
 
 static void
 shape_list(McBuf *b, const Shape *s, const char *open, const char *close)
@@ -110,7 +94,7 @@ mc_cuda_print(const KProgram *p, const McCudaOptions *o, McBuf *b, int64_t *blob
         /* a kernel run inside another is named so, its FLOPs counted there */
         for (int i = 0; i < p->nk; i++) {
             char nm[320];
-            int f = mc_cuda_fused_into(p, i);
+            int f = p->k[i].host;
             if (f >= 0) snprintf(nm, sizeof nm, "%s (inside %s)", p->k[i].name, p->k[f].name);
             else snprintf(nm, sizeof nm, "%s", p->k[i].name);
             mc_buf_puts(b, "    ");
@@ -119,8 +103,8 @@ mc_cuda_print(const KProgram *p, const McCudaOptions *o, McBuf *b, int64_t *blob
         }
         mc_buf_printf(b, "};\nstatic const double mc_kernel_flops[%d] = {\n", p->nk ? p->nk : 1);
         for (int i = 0; i < p->nk; i++) {
-            double fl = mc_cuda_fused_into(p, i) >= 0 ? 0.0 : p->k[i].flops;
-            for (int j = i + 1; j < p->nk && mc_cuda_fused_into(p, j) == i; j++) fl += p->k[j].flops;
+            double fl = p->k[i].host >= 0 ? 0.0 : p->k[i].flops;
+            for (int j = i + 1; j < p->nk && p->k[j].host == i; j++) fl += p->k[j].flops;
             mc_buf_printf(b, "    %s,\n", MC_DOUBLE_LIT(fl));
         }
         mc_buf_puts(b, "};\n\n");

@@ -11,39 +11,14 @@
  *   - three passes otherwise: chunk maps, carries across chunks, rescan.
  * The carries region of the arena holds the chunk records; the one-pass
  * form's flags have their own region, zeroed at the start of every run.
- * Owns nothing.
+ * The forms (chunking, 8 channels a thread, the one-pass shape, the bytes
+ * of the carries): cuda_forms.c.  Calls the printing utilities
+ * (cuda_emit.c); called by the program printer (cuda_print.c).  Owns
+ * nothing.
  */
-#include "cuda_internal.h"
+#include "cuda_scan.h"
 #include <stdio.h>
 #include <string.h>
-
-/* The scan's chunking: NC chunks of T positions per (b, d), V channels per
- * thread.  64 positions per chunk while B * NC * D / V threads fill the GPU;
- * else shorter chunks (down to 8) so that more threads share the sequential
- * work; then
- * T evened out so that the last chunk is not a stub (196 positions: 4 x 49,
- * not 3 x 64 + 4). */
-void
-mc_cuda_scan_chunks(const Kernel *k, int v, int64_t *T, int64_t *NC)
-{
-    int64_t B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
-    int64_t t = 64;
-    while (t > 8 && B * ((L + t - 1) / t) * D / v < MC_CUDA_FILL) t /= 2;
-    *NC = (L + t - 1) / t;
-    *T = (L + *NC - 1) / *NC;
-}
-
-
-/* 8 channels a thread fit: u, dt and the states are 8-aligned [B, H, W,
- * D] views, and threads of 8 channels x 8 positions would fill the GPU */
-static int
-scan_8wide(const Kernel *k)
-{
-    const View *u = &k->in[0], *dt = &k->in[1];
-    int64_t B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
-    return k->out.rank == 4 && vec8_view(u, D) && vec8_view(dt, D) && vec8_view(&k->out, D) &&
-           B * ((L + 7) / 8) * D / 8 >= MC_CUDA_FILL;
-}
 
 /* channels per thread of the scan's passes 1 and 3: 8 where they fit and
  * the activations are bf16 (float storage: measured no faster, tiny fp32's
@@ -51,7 +26,7 @@ scan_8wide(const Kernel *k)
 static int
 scan_vec(const Kernel *k)
 {
-    return mc_cu_buf_bf16(k->in[0].buf) && scan_8wide(k) ? 8 : 1;
+    return mc_cu_buf_bf16(k->in[0].buf) && mc_cu_scan_8wide(k) ? 8 : 1;
 }
 
 /* The scan as a chunked parallel scan: h_l = a_l h_{l-1} + x_l with
@@ -165,57 +140,6 @@ print_scan3(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id
 
 /* ------------------------------------------------------------ one pass */
 
-/* The one-pass form's shape (shapes only: the arena layout sizes its
- * records whatever the precision): G channel groups of 8 per block (16
- * where D % 128 == 0, else 8 where D % 64 == 0), S = 256 / G sub-chunks of
- * SCAN1_PT positions a thread: chunks of T = S * SCAN1_PT positions. */
-#define SCAN1_PT 4
-static int
-scan1_shape(const Kernel *k, int *G, int64_t *T, int64_t *NC)
-{
-    if (k->out.rank != 4) return 0;
-    int64_t L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
-    int g = D % 128 == 0 ? 16 : D % 64 == 0 ? 8 : 0;
-    if (!g) return 0;
-    int64_t t = (256 / g) * SCAN1_PT;
-    if (G) *G = g;
-    if (T) *T = t;
-    if (NC) *NC = (L + t - 1) / t;
-    return 1;
-}
-
-/* ... where the views are 8-aligned (bf16 or float activations) and 8
- * channels a thread would fill the GPU (as for the three-pass form's
- * 8-channel threads): a block waiting on its predecessor chunk costs
- * little when the GPU is full */
-int
-mc_cu_scan1(const Kernel *k, int *G, int64_t *T, int64_t *NC)
-{
-    return scan_8wide(k) && scan1_shape(k, G, T, NC);
-}
-
-/* the bytes of the carries region (the larger of either form's) and of the
- * one-pass flags, for scan kernel k */
-void
-mc_cu_scan_carry_bytes(const Kernel *k, int64_t *carry, int64_t *flags)
-{
-    int64_t B = k->out.shape[0], D = k->out.shape[3], T, NC;
-    int G;
-    *carry = *flags = 0;
-    /* three passes: per (b, chunk, d) the chunk's S, P and carry-in, for
-     * either channels per thread */
-    for (int v = 1; v <= 8; v += 7) {
-        mc_cuda_scan_chunks(k, v, &T, &NC);
-        if (3 * B * NC * D * 4 > *carry) *carry = 3 * B * NC * D * 4;
-    }
-    /* one pass: per (b, chunk, d) the chunk's P, S and inclusive state; a
-     * flag per (b, chunk, 8 channels) */
-    if (scan1_shape(k, &G, &T, &NC)) {
-        if (3 * B * NC * D * 4 > *carry) *carry = 3 * B * NC * D * 4;
-        *flags = B * NC * (D / 8) * 4;
-    }
-}
-
 /* the tag of one-pass scan ki: 4 x (1 + the one-pass scans before it); its
  * flags read tag + 1 (the chunk's map is there) or tag + 2 (its inclusive
  * state is), and only values of this scan are >= tag + 1 (the flags are
@@ -254,14 +178,14 @@ print_scan1(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id
     mc_cu_header(b, p, k, ki);
     mc_buf_printf(b, "/* one pass: %lld chunks of %lld positions, a block per (chunk, b, %d channels), %lld sub-chunks of %d\n"
                      " * positions a thread, 8 channels; carry-in by decoupled look-back (flags tag %lld) */\n",
-                  NC, T, 8 * G, S, SCAN1_PT, tag);
+                  NC, T, 8 * G, S, MC_CU_SCAN1_PT, tag);
     mc_cu_kernel_open(b, k, id, "float *__restrict__ carry, int *__restrict__ flags");
     mc_buf_printf(b, "    __shared__ float4 smp[%lld][%d][2], sms[%lld][%d][2], scin[%d][2];\n", S, G, S, G, G);
     mc_buf_printf(b, "    const int g = threadIdx.x %% %d, s = threadIdx.x / %d;\n", G, G);
     mc_buf_printf(b, "    const idx_t seq = blockIdx.x %% %lld, q = blockIdx.x / %lld, bb = seq / %lld;\n", NSEQ, NSEQ, NCB);
     mc_buf_printf(b, "    const idx_t d = (seq %% %lld) * %d + g * 8, f = seq * %lld + q, lb = q * %lld + s * %d;\n", NCB, 8 * G,
-                  NC, T, SCAN1_PT);
-    mc_buf_printf(b, "    float a[8], dv[%d][8], uv[%d][8], bl[%d];\n", SCAN1_PT, SCAN1_PT, SCAN1_PT);
+                  NC, T, MC_CU_SCAN1_PT);
+    mc_buf_printf(b, "    float a[8], dv[%d][8], uv[%d][8], bl[%d];\n", MC_CU_SCAN1_PT, MC_CU_SCAN1_PT, MC_CU_SCAN1_PT);
     mc_buf_puts(b, "#pragma unroll\n    for (int c = 0; c < 8; c++) a[c] = ");
     mc_cu_load(b, A, "d + c");
     mc_buf_puts(b, ";\n    /* this thread's positions, loaded once */\n");
@@ -269,7 +193,7 @@ print_scan1(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id
     snprintf(lin, sizeof lin, "(bb * %lld + l) * %lld + d", L, D);
     snprintf(linb, sizeof linb, "bb * %lld + l", L);
     mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %d; p++) {\n        const idx_t l = min(lb + p, (idx_t)%lld);\n",
-                  SCAN1_PT, L - 1);
+                  MC_CU_SCAN1_PT, L - 1);
     mc_buf_puts(b, "        mc_ldv8(&");
     mc_cu_ref(b, dt, lin);
     mc_buf_puts(b, ", dv[p]);\n        mc_ldv8(&");
@@ -281,7 +205,7 @@ print_scan1(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id
     mc_buf_puts(b, "    float pt[8], st[8];\n#pragma unroll\n    for (int c = 0; c < 8; c++) {\n        pt[c] = 1.0f;\n"
                    "        st[c] = 0.0f;\n    }\n");
     mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %d; p++)\n#pragma unroll\n        for (int c = 0; c < 8; c++) {\n",
-                  SCAN1_PT);
+                  MC_CU_SCAN1_PT);
     mc_buf_printf(b, "            const float delta = %s(dv[p][c]);\n", k->softplus_dt ? "mc_scan_softplus" : "");
     mc_buf_printf(b, "            const bool live = lb + p < %lld;\n", L);
     mc_buf_puts(b, "            dv[p][c] = live ? mc_scan_exp(delta * a[c]) : 1.0f;\n"
@@ -332,7 +256,7 @@ print_scan1(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id
                    "        scin[g][1] = make_float4(cv[4], cv[5], cv[6], cv[7]);\n    }\n    __syncthreads();\n");
     mc_buf_puts(b, "    float h[8], cin[8];\n    mc_f4x2(scin[g], cin);\n"
                    "#pragma unroll\n    for (int c = 0; c < 8; c++) h[c] = fmaf(pe[c], cin[c], se[c]);\n");
-    mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %d; p++) {\n        const idx_t l = lb + p;\n", SCAN1_PT);
+    mc_buf_printf(b, "#pragma unroll\n    for (int p = 0; p < %d; p++) {\n        const idx_t l = lb + p;\n", MC_CU_SCAN1_PT);
     mc_buf_puts(b, "#pragma unroll\n        for (int c = 0; c < 8; c++) h[c] = fmaf(dv[p][c], h[c], uv[p][c]);\n");
     mc_buf_printf(b, "        if (l < %lld) mc_stv8(&", L);
     mc_cu_ref(b, &k->out, lin);

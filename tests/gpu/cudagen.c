@@ -82,7 +82,7 @@ main(int argc, char **argv)
     if (mc_passes_run(&g, &ws, &po, &err)) goto fail;
     KProgram kp;
     if (mc_lower(&g, &ws, &kp, &err)) goto fail;
-    mc_cuda_memplan(&kp);
+    mc_cuda_prepare(&kp, o.precision);
     o.out = out;
     if (mc_cuda_compile(&kp, &ws, &o, &err)) goto fail;
     mc_kprogram_free(&kp);

@@ -164,9 +164,14 @@ print_model(McCudaPrecision prec, int B, int *nk, int *nscan)
     return print_model_cfg(cfg_text, sizeof cfg_text - 1, prec, B, 37, 45, nk, nscan);
 }
 
-/* when set, runs on the memory-planned program before printing (tests
- * that move buffers' slots) */
-static void (*plan_hook)(KProgram *);
+/* when set, lower_hook runs on the lowered program before the fusion
+ * passes, plan_hook on the planned one before printing (tests that change
+ * the program or move buffers' slots); the verifier's verdict on the
+ * program printed (0 or -1) and its message, and mc_cuda_print's when
+ * print_may_fail is set (the .cu is then NULL where it fails) */
+static void (*lower_hook)(KProgram *), (*plan_hook)(KProgram *);
+static int last_verify, print_may_fail;
+static char last_msg[512];
 
 static char *
 print_model_cfg(const char *text, size_t len, McCudaPrecision prec, int B, int H, int W, int *nk, int *nscan)
@@ -186,15 +191,29 @@ print_model_cfg(const char *text, size_t len, McCudaPrecision prec, int B, int H
     CU_ASSERT_FATAL(mc_passes_run(&g, &ws, &po, &err) == 0);
     KProgram kp;
     CU_ASSERT_FATAL(mc_lower(&g, &ws, &kp, &err) == 0);
-    mc_cuda_memplan(&kp);
+    if (lower_hook) lower_hook(&kp);
+    CU_ASSERT_EQUAL(mc_cuda_prepare(&kp, prec), 0);
     if (plan_hook) plan_hook(&kp);
+    last_verify = mc_kprogram_verify(&kp, &err);
+    snprintf(last_msg, sizeof last_msg, "%s", last_verify ? err.msg : "");
+    /* the fusion passes and the plan leave a program the verifier accepts */
+    if (!plan_hook && last_verify) fprintf(stderr, "\n  %s", err.msg);
+    CU_ASSERT_TRUE(plan_hook || last_verify == 0);
     McCudaOptions o;
     memset(&o, 0, sizeof o);
     o.precision = prec;
     o.sm = 90;
     McBuf b = {0};
     int64_t blob = 0;
-    CU_ASSERT_FATAL(mc_cuda_print(&kp, &o, &b, &blob, &err) == 0);
+    if (print_may_fail && mc_cuda_print(&kp, &o, &b, &blob, &err)) {
+        snprintf(last_msg, sizeof last_msg, "%s", err.msg);
+        mc_buf_free(&b);
+        mc_kprogram_free(&kp);
+        mc_weights_free(&ws);
+        mc_graph_free(&g);
+        return NULL;
+    }
+    if (!print_may_fail) CU_ASSERT_FATAL(mc_cuda_print(&kp, &o, &b, &blob, &err) == 0);
     CU_ASSERT_TRUE(blob >= kp.weights_bytes);
     *nk = kp.nk;
     *nscan = 0;
@@ -1003,7 +1022,8 @@ test_literals_shapes(void)
  * u's slot exactly (modes 0-2); ln_1 / ln_2's output onto the slot of the
  * depthwise conv's input (mode 3); fc2's output onto the slot of fc1's
  * input (mode 4); x_proj's output onto the slot of the depthwise conv's
- * input (mode 5) */
+ * input (mode 5); the head GEMM reading the first fc1's weight buffer too
+ * (mode 6, a change of the program, not of the plan) */
 static int alias_mode;
 
 static void
@@ -1019,7 +1039,6 @@ alias_out_norm(KProgram *kp)
             kp->bufs[l->out.buf].offset = kp->bufs[k->in[0].buf].offset;
         if (alias_mode == 6 && k->kind == KK_GEMM && l->kind == KK_GEMM && l->in[0].buf == k->out.buf &&
             strstr(k->name, "mlp.fc1")) {
-            /* the last GEMM (the head) reads the first fc1's weight buffer too */
             for (int j = kp->nk - 1; j > i + 1; j--)
                 if (kp->k[j].kind == KK_GEMM) {
                     kp->k[j].in[1].buf = k->in[1].buf;
@@ -1041,75 +1060,74 @@ alias_out_norm(KProgram *kp)
     }
 }
 
-/* the 32-channel model at batch 512, 64x64, its memory plan moved by
- * alias_out_norm in mode m */
+/* the 32-channel model at batch 512, 64x64, changed by alias_out_norm in
+ * mode m before the fusion passes (lower: 1) or after the plan */
 static char *
-print_moved32(McCudaPrecision prec, int m)
+print_moved32(McCudaPrecision prec, int m, int lower)
 {
     int nk, nscan;
-    plan_hook = alias_out_norm;
+    *(lower ? &lower_hook : &plan_hook) = alias_out_norm;
     alias_mode = m;
     char *s = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, prec, 512, 64, 64, &nk, &nscan);
-    plan_hook = NULL;
+    lower_hook = plan_hook = NULL;
     return s;
 }
 
-/* out_norm runs inside the fusion only where its output cannot overwrite
- * what the fusion still reads */
+/* The fusion passes decide before the memory plan, and make a guest's
+ * output live from its host on: no plan puts it on what the host reads.
+ * A plan moved so that it does is refused by the verifier (the same
+ * fusions printed: the printer trusts the plan); a fusion the program no
+ * longer allows (tf32 rounds the MLP's weights in place: not where another
+ * kernel reads them) is not made, and one set by hand is refused by the
+ * printer. */
 static void
 test_fuse_alias(void)
 {
     int nk, nscan;
     char *plain = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
+    CU_ASSERT_EQUAL(last_verify, 0);
     int n = count(plain, ".out_norm\": inside k"), nxp = count(plain, ".x_proj\": inside k");
     int nln = count(plain, "\": inside k") - n - nxp;
     CU_ASSERT_TRUE(n > 0);
     CU_ASSERT_TRUE(nln > 0);
     CU_ASSERT_TRUE(nxp > 0);
     plan_hook = alias_out_norm;
-    alias_mode = 0;
-    char *onh = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
-    alias_mode = 1;
-    char *shifted = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
-    alias_mode = 2;
-    char *onu = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
-    alias_mode = 3;
-    char *onx = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
+    for (int m = 0; m <= 5; m++) {
+        if (m == 4) continue;
+        alias_mode = m;
+        char *s = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
+        CU_ASSERT_EQUAL(last_verify, -1);
+        if (!strstr(last_msg, "share arena bytes")) fprintf(stderr, "\n  mode %d: %s", m, last_msg);
+        CU_ASSERT_PTR_NOT_NULL(strstr(last_msg, "share arena bytes"));
+        CU_ASSERT_EQUAL(count(s, "\": inside k"), n + nln + nxp);
+        free(s);
+    }
     plan_hook = NULL;
-    CU_ASSERT_EQUAL(count(onh, ".out_norm\": inside k"), 0);
-    CU_ASSERT_EQUAL(count(shifted, ".out_norm\": inside k"), 0);
-    CU_ASSERT_EQUAL(count(onu, ".out_norm\": inside k"), n);
-    CU_ASSERT_EQUAL(count(onu, "\": inside k"), n + nln + nxp);
-    CU_ASSERT_EQUAL(count(onx, ".out_norm\": inside k"), n);
-    CU_ASSERT_EQUAL(count(onx, "\": inside k"), n + nxp);
-    free(onx);
-    plan_hook = alias_out_norm;
-    alias_mode = 5;
-    char *onxp = print_model(MC_CUDA_BF16, 2048, &nk, &nscan);
-    plan_hook = NULL;
-    CU_ASSERT_EQUAL(count(onxp, ".x_proj\": inside k"), 0);
-    CU_ASSERT_EQUAL(count(onxp, "\": inside k"), n + nln);
-    free(onxp);
     /* the MLP pair likewise (the 32-channel model at batch 512) */
     char *mlp = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_BF16, 512, 64, 64, &nk, &nscan);
     CU_ASSERT_EQUAL(count(mlp, "    mc_mlp<"), 1);
-    char *moved = print_moved32(MC_CUDA_BF16, 4);
-    CU_ASSERT_EQUAL(count(moved, "    mc_mlp<"), 0);
-    /* tf32 rounds the MLP's weights in place at start-up: not where another
-     * kernel reads them too */
+    char *moved = print_moved32(MC_CUDA_BF16, 4, 0);
+    CU_ASSERT_EQUAL(last_verify, -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(last_msg, "share arena bytes"));
+    CU_ASSERT_EQUAL(count(moved, "    mc_mlp<"), 1);
     char *t32 = print_model_cfg(cfg32_text, sizeof cfg32_text - 1, MC_CUDA_TF32, 512, 64, 64, &nk, &nscan);
     CU_ASSERT_EQUAL(count(t32, "    mc_mlp32<"), 1);
-    char *shared = print_moved32(MC_CUDA_TF32, 6);
+    char *shared = print_moved32(MC_CUDA_TF32, 6, 1);
+    CU_ASSERT_EQUAL(last_verify, 0);
     CU_ASSERT_EQUAL(count(shared, "    mc_mlp32<"), 0);
     CU_ASSERT_EQUAL(count(shared, "mlp.fc2\": inside k"), 0);
+    print_may_fail = 1;
+    char *late = print_moved32(MC_CUDA_TF32, 6, 0);
+    print_may_fail = 0;
+    CU_ASSERT_PTR_NULL(late);
+    CU_ASSERT_PTR_NOT_NULL(strstr(last_msg, ".fc2\" cannot run inside k"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(last_msg, " as mlp in tf32"));
+    free(late);
     free(t32);
     free(shared);
     free(mlp);
     free(moved);
     free(plain);
-    free(onh);
-    free(shifted);
-    free(onu);
 }
 
 static const struct {
@@ -1122,7 +1140,7 @@ static const struct {
     {"view index: contiguous, broadcast, slice, permute", test_view_index},
     {"epilogue text (cuda and c dialects)", test_epilogue},
     {"dialect preludes, identifiers, precision names", test_dialects},
-    {"LayerNorms fused only where their output aliases nothing still read", test_fuse_alias},
+    {"fusions decided before the plan: moved plans refused, fusions no longer allowed not made", test_fuse_alias},
     {"whole program: kernels, precision, determinism", test_program_structure},
     {"floating literals valid at 1x1, odd sizes, batch 1 and 3, every precision", test_literals_shapes},
     {"generated .cu compiles with nvcc for sm_90 and sm_90a", test_nvcc_compiles},
