@@ -54,9 +54,10 @@ def roundtrip(label, model, extra=()):
 for size in ("tiny", "small", "base"):
     roundtrip(size, os.path.join(EX, "spatialmamba_%s.yaml" % size))
 cfg, sd, depths = E.custom_model(t, embed_dim=16, depths=(1, 1, 2, 1), num_classes=10)
+# batch 32: the CUDA fusions take their many-row forms there
 for prec in ("fp32", "tf32", "bf16"):
     r = roundtrip("tiny cuda " + prec, os.path.join(EX, "spatialmamba_tiny.yaml"),
-                  ["--target", "cuda", "--precision", prec])
+                  ["--target", "cuda", "--precision", prec, "--batch", "32"])
     if r and prec == "bf16":
         fused = re.findall(r"^  inside k\d+ as (\w+)", r[1], re.M)
         t.check({"ln", "mlp", "xproj", "down"} <= set(fused),
@@ -169,11 +170,12 @@ secs = re.split(r"^# kernel IR after \S+\n", out, flags=re.M)[1:]
 t.check(len(secs) == 3 and "@arena+" not in secs[0] and "segment s0" not in secs[0] and "segment s0" in secs[1]
         and "@arena+" in secs[2],
         "lower leaves no plan and no segment; schedule-images adds the segment; memplan the arena offsets")
-rc, out, err, dt = t.run(["dump", os.path.join(EX, "spatialmamba_tiny.yaml"), "--format", "kernels", "--image-size",
-                          "64", "--target", "cuda", "--precision", "bf16", "--print-after=cuda-fuse-mlp",
-                          "-o", t.path("pm.kir")], timeout=300)
-t.check(rc == 0 and "# kernel IR after cuda-fuse-mlp" in out and "as mlp" in out,
-        "--print-after=cuda-fuse-mlp shows the MLP fusions it made")
+rc, out, err, dt = t.run(["dump", os.path.join(EX, "spatialmamba_tiny.yaml"), "--format", "kernels", "--batch", "32",
+                          "--target", "cuda", "--precision", "bf16", "--print-after=cuda-fuse-ln",
+                          "--print-after=cuda-fuse-mlp", "-o", t.path("pm.kir")], timeout=300)
+secs = re.split(r"^# kernel IR after \S+\n", out, flags=re.M)[1:]
+t.check(rc == 0 and len(secs) == 2 and "as ln" in secs[0] and "as mlp" not in secs[0] and "as mlp" in secs[1],
+        "--print-after=cuda-fuse-ln / cuda-fuse-mlp show the fusions each made (rc=%s)" % rc)
 usage_error("--disable-pass=memplan", ["dump", cfg, "--format", "kernels", "--disable-pass=memplan"],
             "memplan cannot be disabled")
 rc, out, err, dt = t.run(["dump", cfg, "--list-passes"])

@@ -1,7 +1,8 @@
 /* tests/gpu/cudagen.c -- a stand-alone driver for the CUDA backend, used by
- * tests/gpu/run.sh and bench/gpu until `mambac compile --target cuda` is
- * wired into the CLI (it does the same steps: build the graph, run the
- * passes, lower, plan memory, mc_cuda_compile).
+ * tests/gpu/run.sh and bench/gpu (it does what `mambac compile --target
+ * cuda` does: build the graph, the pipeline for the cuda target row --
+ * passes, lower, the CUDA fusion passes, memplan -- then mc_cuda_compile;
+ * plus --fill, which the CLI does not have).
  *
  *   cudagen MODEL.yaml [--batch B] [--image-size H[xW]] [--weights W] [--seed N]
  *           [--precision fp32|tf32|bf16] [--sm 90] [--emit cuda|exe]
@@ -16,8 +17,7 @@
 #include "backends/cuda/cuda.h"
 #include "frontend/frontend.h"
 #include "frontend/weights.h"
-#include "passes/lower.h"
-#include "passes/pass.h"
+#include "passes/pipeline.h"
 
 int
 main(int argc, char **argv)
@@ -76,13 +76,11 @@ main(int argc, char **argv)
     } else {
         mc_weights_random(&g, &ws, (uint64_t)seed);
     }
-    PassOptions po;
-    memset(&po, 0, sizeof po);
-    po.out = stdout;
-    if (mc_passes_run(&g, &ws, &po, &err)) goto fail;
+    McTarget t = mc_cuda_target_row;
+    t.desc.precision = o.precision;
+    t.desc.sm = o.sm;
     KProgram kp;
-    if (mc_lower(&g, &ws, &kp, &err)) goto fail;
-    mc_cuda_prepare(&kp, o.precision);
+    if (mc_pipeline_run(&g, &ws, &t, NULL, &kp, &err)) goto fail;
     o.out = out;
     if (mc_cuda_compile(&kp, &ws, &o, &err)) goto fail;
     mc_kprogram_free(&kp);
