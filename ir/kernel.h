@@ -106,9 +106,9 @@ typedef enum FuseKind {
 const char *mc_fuse_kind_name(FuseKind f);
 int mc_fuse_kind_parse(const char *name, FuseKind *out);
 
-/* The schedule of a kernel (the tile pass, passes/tile.c): how a backend
- * tiles, vectorizes and splits it.  0 everywhere = the backend decides;
- * fields in kernels.def's SCHED list. */
+/* The schedule of a kernel (a target's tile pass: the LLVM one is in
+ * backends/llvm/llvm_passes.c): how a backend tiles, vectorizes and splits
+ * it.  0 everywhere = the backend decides; the fields are sched.def's. */
 typedef struct Sched {
 #define SCHED(field, name, doc) int64_t field;
 #include "sched.def"
