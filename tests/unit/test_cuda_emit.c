@@ -15,7 +15,11 @@
  * graph capture); every floating literal of the .cu valid at 1x1 last
  * stages, odd sizes, batch 1 and 3, each precision; and, when nvcc is
  * installed (/usr/local/cuda/bin/nvcc, $NVCC or on PATH), that the .cu
- * compiles for sm_90 and sm_90a (skipped, and said so, otherwise).  The GPU
+ * compiles for sm_90 and sm_90a (skipped, and said so, otherwise).  The
+ * fusion passes (cuda-fuse-down/ln/mlp/xproj): what each takes per
+ * precision, one memory plan for every precision, verified programs, the
+ * downsample's precedence; moved plans refused by the verifier, fusions
+ * set by hand that the precision cannot print refused by the printer.  The GPU
  * suite that runs the code is tests/gpu/run.sh; tests/e2e/test_cuda_shapes.py
  * compiles the .cu of `mambac compile` at such shapes.
  */
@@ -31,6 +35,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "backends/cuda/cuda.h"
+#include "backends/cuda/cuda_forms.h"
 #include "runtime/mc_file.h"
 #include "frontend/frontend.h"
 #include "passes/lower.h"
@@ -173,24 +178,33 @@ static void (*lower_hook)(KProgram *), (*plan_hook)(KProgram *);
 static int last_verify, print_may_fail;
 static char last_msg[512];
 
+/* the lowered program of a model config at B x H x W (random weights,
+ * the graph passes run); g and ws hold what it points into */
+static void
+lower_cfg(const char *text, size_t len, int B, int H, int W, Graph *g, WeightStore *ws, KProgram *kp)
+{
+    McErr err = {{0}};
+    ModelConfig cfg;
+    memset(g, 0, sizeof *g);
+    CU_ASSERT_FATAL(mc_config_load_mem(text, len, "t.yaml", &cfg, &err) == 0);
+    CU_ASSERT_FATAL(mc_model_build(&cfg, B, H, W, g, &err) == 0);
+    mc_weights_init(ws);
+    mc_weights_random(g, ws, 3);
+    PassOptions po;
+    memset(&po, 0, sizeof po);
+    po.out = stdout;
+    CU_ASSERT_FATAL(mc_passes_run(g, ws, &po, &err) == 0);
+    CU_ASSERT_FATAL(mc_lower(g, ws, kp, &err) == 0);
+}
+
 static char *
 print_model_cfg(const char *text, size_t len, McCudaPrecision prec, int B, int H, int W, int *nk, int *nscan)
 {
     McErr err = {{0}};
-    ModelConfig cfg;
     Graph g;
-    memset(&g, 0, sizeof g);
-    CU_ASSERT_FATAL(mc_config_load_mem(text, len, "t.yaml", &cfg, &err) == 0);
-    CU_ASSERT_FATAL(mc_model_build(&cfg, B, H, W, &g, &err) == 0);
     WeightStore ws;
-    mc_weights_init(&ws);
-    mc_weights_random(&g, &ws, 3);
-    PassOptions po;
-    memset(&po, 0, sizeof po);
-    po.out = stdout;
-    CU_ASSERT_FATAL(mc_passes_run(&g, &ws, &po, &err) == 0);
     KProgram kp;
-    CU_ASSERT_FATAL(mc_lower(&g, &ws, &kp, &err) == 0);
+    lower_cfg(text, len, B, H, W, &g, &ws, &kp);
     if (lower_hook) lower_hook(&kp);
     CU_ASSERT_EQUAL(mc_cuda_prepare(&kp, prec), 0);
     if (plan_hook) plan_hook(&kp);
@@ -1130,6 +1144,178 @@ test_fuse_alias(void)
     free(plain);
 }
 
+/* the guests of kernel program p by FuseKind; 0 where a guest does not sit
+ * right after its host (a downsample's projection: two after) */
+static int
+guests(const KProgram *p, int n[FUSE_COUNT])
+{
+    memset(n, 0, sizeof(int) * FUSE_COUNT);
+    for (int i = 0; i < p->nk; i++) {
+        const Kernel *k = &p->k[i];
+        if (k->host < 0) continue;
+        n[k->fuse]++;
+        if (i - k->host != 1 && !(k->fuse == FUSE_DOWN && i - k->host == 2 && p->k[i - 1].host == k->host)) return 0;
+    }
+    return 1;
+}
+
+/* The fusion passes on the 32-channel model at batch 512, 64x64 (the
+ * shapes of every fusion): the table's four passes in order; per
+ * precision, which fusions each takes (the downsample in bf16, the MLP in
+ * bf16 and tf32, LayerNorms and x_proj in all three); the same memory plan
+ * in every precision; a verified program; a second run changes nothing;
+ * without the downsample's pass no other fusion takes its kernels; and the
+ * printer refuses half a downsample set by hand. */
+static void
+test_fuse_passes(void)
+{
+    static const char *names[] = {"cuda-fuse-down", "cuda-fuse-ln", "cuda-fuse-mlp", "cuda-fuse-xproj"};
+    CU_ASSERT_EQUAL_FATAL(mc_cuda_nkpasses, 4);
+    for (int i = 0; i < mc_cuda_nkpasses; i++) {
+        CU_ASSERT_STRING_EQUAL(mc_cuda_kpasses[i].name, names[i]);
+        CU_ASSERT_TRUE(mc_cuda_kpasses[i].purpose && mc_cuda_kpasses[i].purpose[0]);
+    }
+    int64_t *plan = NULL;
+    int nplan = 0, taken[3][4];
+    for (int prec = MC_CUDA_FP32; prec <= MC_CUDA_BF16; prec++) {
+        Graph g;
+        WeightStore ws;
+        KProgram kp;
+        McErr err = {{0}};
+        lower_cfg(cfg32_text, sizeof cfg32_text - 1, 512, 64, 64, &g, &ws, &kp);
+        McTargetDesc t;
+        memset(&t, 0, sizeof t);
+        t.backend = "cuda";
+        t.precision = prec;
+        for (int i = 0; i < mc_cuda_nkpasses; i++) {
+            KPassCtx ctx;
+            memset(&ctx, 0, sizeof ctx);
+            ctx.t = &t;
+            CU_ASSERT_TRUE(mc_cuda_kpasses[i].fn(&kp, &ctx)); /* every pass extends a lifetime here */
+            taken[prec][i] = ctx.changes;
+        }
+        int n[FUSE_COUNT];
+        CU_ASSERT_TRUE(guests(&kp, n));
+        CU_ASSERT_EQUAL(n[FUSE_DOWN], 2 * taken[prec][0]);
+        CU_ASSERT_EQUAL(n[FUSE_LN], taken[prec][1]);
+        CU_ASSERT_EQUAL(n[FUSE_MLP], taken[prec][2]);
+        CU_ASSERT_EQUAL(n[FUSE_XPROJ], taken[prec][3]);
+        for (int i = 0; i < mc_cuda_nkpasses; i++) {
+            KPassCtx ctx;
+            memset(&ctx, 0, sizeof ctx);
+            ctx.t = &t;
+            CU_ASSERT_FALSE(mc_cuda_kpasses[i].fn(&kp, &ctx));
+            CU_ASSERT_EQUAL(ctx.changes, 0);
+        }
+        mc_memplan(&kp);
+        CU_ASSERT_EQUAL(mc_kprogram_verify(&kp, &err), 0);
+        if (!plan) {
+            nplan = kp.nbufs;
+            plan = calloc((size_t)nplan, sizeof *plan);
+            for (int b = 0; b < nplan; b++) plan[b] = kp.bufs[b].offset;
+        }
+        CU_ASSERT_EQUAL_FATAL(kp.nbufs, nplan);
+        int same = 1;
+        for (int b = 0; b < nplan; b++) same &= kp.bufs[b].offset == plan[b];
+        CU_ASSERT_TRUE(same);
+        if (prec == MC_CUDA_BF16) {
+            /* half a downsample: refused by the printer */
+            int h = -1;
+            for (int i = 0; i < kp.nk && h < 0; i++)
+                if (kp.k[i].fuse == FUSE_DOWN) h = kp.k[i].host;
+            CU_ASSERT_FATAL(h >= 0);
+            kp.k[h + 2].host = -1;
+            kp.k[h + 2].fuse = FUSE_NONE;
+            McCudaOptions o;
+            memset(&o, 0, sizeof o);
+            o.precision = MC_CUDA_BF16;
+            McBuf b = {0};
+            CU_ASSERT_EQUAL(mc_cuda_print(&kp, &o, &b, NULL, &err), -1);
+            CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "cannot run inside"));
+            CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, " as down in bf16"));
+            mc_buf_free(&b);
+        }
+        mc_kprogram_free(&kp);
+        if (prec == MC_CUDA_BF16) {
+            /* the passes but the downsample's: its kernels stay apart */
+            CU_ASSERT_FATAL(mc_lower(&g, &ws, &kp, &err) == 0);
+            for (int i = 1; i < mc_cuda_nkpasses; i++) {
+                KPassCtx ctx;
+                memset(&ctx, 0, sizeof ctx);
+                ctx.t = &t;
+                mc_cuda_kpasses[i].fn(&kp, &ctx);
+            }
+            CU_ASSERT_TRUE(guests(&kp, n));
+            CU_ASSERT_EQUAL(n[FUSE_DOWN], 0);
+            CU_ASSERT_EQUAL(n[FUSE_LN] + n[FUSE_MLP] + n[FUSE_XPROJ], taken[prec][1] + taken[prec][2] + taken[prec][3]);
+            mc_kprogram_free(&kp);
+        }
+        mc_weights_free(&ws);
+        mc_graph_free(&g);
+    }
+    free(plan);
+    CU_ASSERT_EQUAL(taken[MC_CUDA_FP32][0] + taken[MC_CUDA_TF32][0], 0);
+    CU_ASSERT_EQUAL(taken[MC_CUDA_BF16][0], 1);
+    CU_ASSERT_EQUAL(taken[MC_CUDA_FP32][2], 0);
+    CU_ASSERT_EQUAL(taken[MC_CUDA_TF32][2], 1);
+    CU_ASSERT_EQUAL(taken[MC_CUDA_BF16][2], 1);
+    for (int prec = MC_CUDA_FP32; prec <= MC_CUDA_BF16; prec++) {
+        CU_ASSERT_TRUE(taken[prec][1] > 0 && taken[prec][1] == taken[MC_CUDA_FP32][1]);
+        CU_ASSERT_TRUE(taken[prec][3] > 0 && taken[prec][3] == taken[MC_CUDA_FP32][3]);
+    }
+}
+
+/* A graph of four products at batch 32, 64x64: fc (16 -> 32), exp (32 ->
+ * 64), a 3x3 stride-2 depthwise conv, proj (64 -> 32).  exp, the conv and
+ * proj have a downsample's shape; fc and exp an MLP pair's (tf32: C, CO <=
+ * 64), the conv and proj an x_proj pair's.  The downsample goes first and
+ * blocks the others whatever the precision: bf16 runs it in one kernel,
+ * tf32 and fp32 keep all four apart. */
+static const char down3_yaml[] =
+    "graph:\n  name: down3\n  nodes:\n"
+    "    - {name: x, op: input, dtype: f32, shape: [32, 64, 64, 16]}\n"
+    "    - {name: fc.weight, op: weight, dtype: f32, shape: [32, 16]}\n"
+    "    - {name: fc, op: linear, inputs: [x, fc.weight], dtype: f32, shape: [32, 64, 64, 32]}\n"
+    "    - {name: exp.weight, op: weight, dtype: f32, shape: [64, 32]}\n"
+    "    - {name: exp, op: linear, inputs: [fc, exp.weight], dtype: f32, shape: [32, 64, 64, 64]}\n"
+    "    - {name: dw.weight, op: weight, dtype: f32, shape: [64, 1, 3, 3]}\n"
+    "    - {name: dw, op: conv2d, inputs: [exp, dw.weight], stride: [2, 2], pad: [1, 1], dilation: [1, 1], groups: 64, "
+    "dtype: f32, shape: [32, 32, 32, 64]}\n"
+    "    - {name: proj.weight, op: weight, dtype: f32, shape: [32, 64]}\n"
+    "    - {name: proj, op: linear, inputs: [dw, proj.weight], dtype: f32, shape: [32, 32, 32, 32]}\n"
+    "  outputs: [proj]\n";
+
+static void
+test_fuse_down_first(void)
+{
+    McErr err = {{0}};
+    Graph g;
+    memset(&g, 0, sizeof g);
+    CU_ASSERT_FATAL(mc_graph_yaml_load_mem(down3_yaml, sizeof down3_yaml - 1, "down3.yaml", &g, &err) == 0);
+    WeightStore ws;
+    mc_weights_init(&ws);
+    mc_weights_random(&g, &ws, 3);
+    for (int prec = MC_CUDA_FP32; prec <= MC_CUDA_BF16; prec++) {
+        KProgram kp;
+        CU_ASSERT_FATAL(mc_lower(&g, &ws, &kp, &err) == 0);
+        CU_ASSERT_FATAL(kp.nk == 4 && kp.k[0].kind == KK_GEMM && kp.k[2].kind == KK_DWCONV);
+        /* the shapes are there */
+        CU_ASSERT_TRUE(mc_cu_fuse_shape(&kp, 1, FUSE_DOWN));
+        CU_ASSERT_TRUE(mc_cu_fuse_shape(&kp, 0, FUSE_MLP));
+        CU_ASSERT_TRUE(mc_cu_fuse_shape(&kp, 2, FUSE_XPROJ));
+        CU_ASSERT_EQUAL(mc_cuda_prepare(&kp, (McCudaPrecision)prec), 0);
+        CU_ASSERT_EQUAL(mc_kprogram_verify(&kp, &err), 0);
+        int n[FUSE_COUNT];
+        CU_ASSERT_TRUE(guests(&kp, n));
+        CU_ASSERT_EQUAL(n[FUSE_MLP] + n[FUSE_XPROJ] + n[FUSE_LN], 0);
+        CU_ASSERT_EQUAL(n[FUSE_DOWN], prec == MC_CUDA_BF16 ? 2 : 0);
+        if (prec == MC_CUDA_BF16) CU_ASSERT_TRUE(kp.k[2].host == 1 && kp.k[3].host == 1);
+        mc_kprogram_free(&kp);
+    }
+    mc_weights_free(&ws);
+    mc_graph_free(&g);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -1141,6 +1327,8 @@ static const struct {
     {"epilogue text (cuda and c dialects)", test_epilogue},
     {"dialect preludes, identifiers, precision names", test_dialects},
     {"fusions decided before the plan: moved plans refused, fusions no longer allowed not made", test_fuse_alias},
+    {"the fusion passes: per precision, one plan for all, verified, idempotent", test_fuse_passes},
+    {"the downsample first: no kernel of its shape runs inside another", test_fuse_down_first},
     {"whole program: kernels, precision, determinism", test_program_structure},
     {"floating literals valid at 1x1, odd sizes, batch 1 and 3, every precision", test_literals_shapes},
     {"generated .cu compiles with nvcc for sm_90 and sm_90a", test_nvcc_compiles},
