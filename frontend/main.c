@@ -14,6 +14,7 @@
 
 #include "backends/backend.h"
 #include "frontend/frontend.h"
+#include "frontend/program.h"
 #include "frontend/weights.h"
 #include "frontend/yamlutil.h"
 #include "passes/pass.h"
@@ -73,7 +74,9 @@ static const char *usage_dump =
     "\n"
     "Prints the model's graph IR.  'mambac dump FILE.mir' reads IR text back\n"
     "and prints it again (byte-identical for IR that mambac printed); so does\n"
-    "'mambac dump FILE.kir' for kernel IR (verified first).\n"
+    "'mambac dump FILE.kir' for kernel IR (verified, printed as read; with -O1,\n"
+    "--target or a pass option, after the steps an unplanned program still needs,\n"
+    "as compile runs them).\n"
     "\n"
     "options:\n"
     "  --format F         ir (default), dot (Graphviz), yaml (generic graph YAML), or\n"
@@ -344,59 +347,19 @@ input_shape_check(const char *path, const McNpy *x, int image)
     return 1;
 }
 
-/* Loads MODEL into g.  For a public config the graph is built for B x H x W. */
-static int
-load_model(const Opts *o, int B, int H, int W, Graph *g, McErr *err, int *fixed_shape)
+static McSource
+source_of(const Opts *o)
 {
-    int kind = mc_frontend_kind(o->model, err);
-    if (kind < 0) return -1;
-    *fixed_shape = kind != 1;
-    if (kind == 1) {
-        ModelConfig cfg;
-        if (mc_config_load(o->model, &cfg, err)) return -1;
-        if (H <= 0) H = W = cfg.img_size;
-        return mc_model_build(&cfg, B, H, W, g, err);
-    }
-    if (kind == 2) return mc_graph_yaml_load(o->model, g, err);
-    size_t n;
-    char *buf = mc_read_file(o->model, &n, err);
-    if (!buf) return -1;
-    mc_graph_init(g, "graph");
-    int rc = mc_graph_parse(g, buf, n, o->model, err);
-    free(buf);
-    return rc;
+    McSource src = {o->model, o->kirmodel, o->weights, o->seed, o->batch, o->H, o->W};
+    return src;
 }
 
-/* dump/compile: the model at --batch/--image-size (public configs only). */
-static int
-load_sized_model(const Opts *o, Graph *g, McErr *err)
+/* --batch and --image-size shape public configs (kind 1) only */
+static void
+warn_fixed(const Opts *o, int kind)
 {
-    int fixed;
-    memset(g, 0, sizeof *g);
-    if (load_model(o, o->batch, o->H, o->W, g, err, &fixed)) {
-        mc_graph_free(g);
-        return -1;
-    }
-    if (fixed && (o->H || o->batch != 1))
+    if (kind != 1 && kind != 4 && (o->H || o->batch != 1))
         mc_warn("--batch and --image-size apply to public configs only; %s fixes its shapes", o->model);
-    if (mc_graph_verify(g, err)) mc_die("%s", err->msg);
-    return 0;
-}
-
-static int
-load_weights(const Opts *o, const Graph *g, WeightStore *ws, McErr *err)
-{
-    mc_weights_init(ws);
-    int nweights = 0;
-    for (int i = 0; i < g->nnodes; i++) nweights += g->nodes[i].op == OP_WEIGHT;
-    if (!o->weights && !nweights) return 0;
-    if (!o->weights) {
-        mc_warn("no --weights given: using random weights (seed %d); outputs are meaningless", o->seed);
-        mc_weights_random(g, ws, (uint64_t)o->seed);
-        return 0;
-    }
-    if (mc_weights_load(o->weights, ws, err)) return -1;
-    return mc_weights_check(g, ws, err);
 }
 
 /* The pipeline's target for the options: --target cuda (with --precision,
@@ -415,101 +378,6 @@ pick_target(const Opts *o, int prec, McTarget *t)
         t->desc.cpu = o->cpu;
         t->desc.features = o->features;
     }
-}
-
-/* A kernel-IR file (.kir) into p, verified, with its weights in ws:
- * --weights W must hold every weight buffer by name with its shape (the
- * constants graph passes make -- folded batchnorms, tap tables -- are in
- * no checkpoint: compile the model itself for those); without it,
- * deterministic random weights. */
-static int
-load_kir(const Opts *o, KProgram *p, WeightStore *ws, int need_weights, McErr *err)
-{
-    size_t n;
-    mc_weights_init(ws);
-    char *buf = mc_read_file(o->model, &n, err);
-    if (!buf) return -1;
-    int rc = mc_kprogram_parse(p, buf, n, o->model, err);
-    free(buf);
-    if (rc) return -1;
-    if (mc_kprogram_verify(p, err)) {
-        mc_err_prefix(err, "%s: error", o->model);
-        mc_kprogram_free(p);
-        return -1;
-    }
-    int nweights = 0;
-    for (int i = 0; i < p->nbufs; i++) nweights += p->bufs[i].kind == BUF_WEIGHT;
-    if (!need_weights) return 0;
-    if (o->kirmodel) {
-        /* the constants of MODEL (--weights or random) after its graph passes,
-         * the model built at the program's input shape */
-        Opts m = *o;
-        Graph g;
-        const Shape *in = &p->bufs[p->input_buf].shape;
-        m.model = o->kirmodel;
-        m.batch = in->rank == 4 ? (int)in->d[0] : 1;
-        m.H = in->rank == 4 ? (int)in->d[2] : 0;
-        m.W = in->rank == 4 ? (int)in->d[3] : 0;
-        rc = load_sized_model(&m, &g, err);
-        if (!rc) rc = load_weights(&m, &g, ws, err);
-        if (!rc) rc = mc_pipeline_graph(&g, ws, NULL, err);
-        if (!rc) mc_graph_free(&g);
-        if (rc) {
-            mc_kprogram_free(p);
-            return -1;
-        }
-    } else if (o->weights && mc_weights_load(o->weights, ws, err)) {
-        mc_kprogram_free(p);
-        return -1;
-    }
-    if (!o->weights && !o->kirmodel && nweights) mc_warn("no --weights given: using random weights (seed %d); outputs are meaningless", o->seed);
-    for (int i = 0; i < p->nbufs && !rc; i++) {
-        const Buffer *b = &p->bufs[i];
-        if (b->kind != BUF_WEIGHT) continue;
-        if (!o->weights && !o->kirmodel) {
-            mc_weights_random_one(ws, b->name, DT_F32, &b->shape, (uint64_t)o->seed);
-            continue;
-        }
-        WTensor *t = mc_weights_find(ws, b->name);
-        const char *src = o->kirmodel ? o->kirmodel : o->weights;
-        char s1[160], s2[160];
-        if (!t)
-            rc = mc_err(err, "%s: error: weight buffer b%d \"%s\" is not in %s%s", o->model, i, b->name, src,
-                        o->kirmodel ? "'s constants after its graph passes"
-                                    : " (constants the graph passes make, such as folded batchnorms, are in no checkpoint: "
-                                      "give --model MODEL.yaml, with --weights for its checkpoint)");
-        else if (t->dtype != DT_F32 || !mc_shape_eq(&t->shape, &b->shape))
-            rc = mc_err(err, "%s: error: weight buffer b%d \"%s\" is f32%s, %s has %s%s", o->model, i, b->name,
-                        mc_shape_str(&b->shape, s1, sizeof s1), src, mc_dtype_name(t->dtype),
-                        mc_shape_str(&t->shape, s2, sizeof s2));
-    }
-    if (rc) mc_kprogram_free(p);
-    return rc;
-}
-
-/* The kernel program for the options: a .kir through what remains of the
- * pipeline, else the model (graph, weights) through all of it.  g stays
- * alive as long as p (p's names point into it). */
-static int
-load_program(const Opts *o, int kind, const McTarget *t, Graph *g, WeightStore *ws, KProgram *p, int need_weights,
-             McErr *err)
-{
-    memset(g, 0, sizeof *g);
-    if (kind == 4) {
-        if (load_kir(o, p, ws, need_weights, err)) return -1;
-        if (mc_pipeline_kir(p, t, &o->po, err)) {
-            mc_kprogram_free(p);
-            return -1;
-        }
-        return 0;
-    }
-    if (load_sized_model(o, g, err)) return -1;
-    if (load_weights(o, g, ws, err) || mc_pipeline_run(g, ws, t, &o->po, p, err)) {
-        mc_weights_free(ws);
-        mc_graph_free(g);
-        return -1;
-    }
-    return 0;
 }
 
 /* Writes the (optimized) graph as DOT with each kernel's nodes as a cluster. */
@@ -641,15 +509,13 @@ cmd_run(int argc, char **argv)
     }
     double t0 = now_s();
     Graph g;
-    int fixed;
-    memset(&g, 0, sizeof g);
-    if (load_model(&o, kind == 1 ? (int)x.shape[0] : 1, kind == 1 ? (int)x.shape[2] : 0,
-                   kind == 1 ? (int)x.shape[3] : 0, &g, &err, &fixed)) {
+    int fixed = kind != 1;
+    McSource src = source_of(&o);
+    if (mc_source_graph(o.model, kind, kind == 1 ? (int)x.shape[0] : 1, kind == 1 ? (int)x.shape[2] : 0,
+                        kind == 1 ? (int)x.shape[3] : 0, &g, &err)) {
         mc_npy_free(&x);
-        mc_graph_free(&g);
         return fail(&err);
     }
-    if (mc_graph_verify(&g, &err)) mc_die("%s", err.msg);
     /* bind: the graph's single input must have x's shape */
     int nin = 0, in_id = -1;
     for (int i = 0; i < g.nnodes; i++)
@@ -672,10 +538,7 @@ cmd_run(int argc, char **argv)
         return 1;
     }
     WeightStore ws;
-    if (load_weights(&o, &g, &ws, &err)) {
-        mc_weights_free(&ws);
-        return fail(&err);
-    }
+    if (mc_source_weights(&src, &g, &ws, &err)) return fail(&err);
     /* a compiling backend gets the program the pipeline makes for its target;
      * only the first output is written, so it computes only that one */
     int compiling = !be->run_graph;
@@ -740,6 +603,7 @@ cmd_dump(int argc, char **argv)
     int prec = mc_cuda_precision_parse(o.precision ? o.precision : "fp32");
     if (prec < 0) return usage_error("dump", "--precision must be fp32, tf32 or bf16, got '%s'", o.precision);
     int kernels = !strcmp(o.format, "kernels");
+    int steps = o.target || o.opt; /* a .kir: run what remains of the pipeline (-O1, --target, a pass option) */
     if (kernels) o.opt = 1;
     const Named dump_outs[] = {{o.outfile, "-o"}, {o.dot, "--dump-dot"}};
     const Named dump_ins[] = {{o.model, "MODEL file"}, {o.weights, "--weights file"}};
@@ -750,16 +614,20 @@ cmd_dump(int argc, char **argv)
     memset(&g, 0, sizeof g);
     mc_weights_init(&ws);
     o.po.out = stdout;
+    McSource src = source_of(&o);
+    warn_fixed(&o, kind);
     if (kernels) {
         McTarget t;
         pick_target(&o, prec, &t);
-        if (load_program(&o, kind, &t, &g, &ws, &kp, o.weights != NULL, &err)) return fail(&err);
+        /* a .kir prints as read (verified) unless asked for the remaining steps */
+        if (mc_source_program(&src, kind, kind == 4 && !steps ? NULL : &t, &o.po, &g, &ws, &kp, o.weights != NULL, &err))
+            return fail(&err);
         if (o.dot && kind != 4 && write_dot(&g, &ws, o.dot, &err)) rc = 1;
         if (o.verbose || o.po.stats) mc_memplan_report(&kp, stderr);
     } else {
-        if (load_sized_model(&o, &g, &err)) return fail(&err);
+        if (mc_source_graph(o.model, kind, o.batch, o.H, o.W, &g, &err)) return fail(&err);
         int bad = 0;
-        if (o.weights || o.opt) bad = load_weights(&o, &g, &ws, &err);
+        if (o.weights || o.opt) bad = mc_source_weights(&src, &g, &ws, &err);
         if (!bad && o.opt) bad = mc_pipeline_graph(&g, &ws, &o.po, &err);
         if (!bad && o.dot) bad = write_dot(&g, &ws, o.dot, &err);
         if (bad) rc = 1;
@@ -848,7 +716,9 @@ cmd_compile(int argc, char **argv)
     WeightStore ws;
     KProgram kp;
     o.po.out = stdout;
-    if (load_program(&o, kind, &t, &g, &ws, &kp, 1, &err)) return fail(&err);
+    McSource src = source_of(&o);
+    warn_fixed(&o, kind);
+    if (mc_source_program(&src, kind, &t, &o.po, &g, &ws, &kp, 1, &err)) return fail(&err);
     if (o.dot && kind != 4 && write_dot(&g, &ws, o.dot, &err)) return fail(&err);
     if (o.verbose && !o.po.stats) mc_memplan_report(&kp, stderr);
     progress(&o, kind == 4 ? "kernel IR read" : "passes, lowering, memory plan", t0);

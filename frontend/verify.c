@@ -34,6 +34,7 @@
 #include "backends/llvm/llvm_verify.h"
 #include "backends/ref/ref_kexec.h"
 #include "frontend/frontend.h"
+#include "frontend/program.h"
 #include "frontend/weights.h"
 #include "frontend/yamlutil.h"
 #include "passes/lower.h"
@@ -178,67 +179,9 @@ parse_args(int argc, char **argv, VOpts *o)
 
 /* ------------------------------------------------------------ the program */
 
-/* The graph of a model file (kind: mc_frontend_kind), a public config built
- * for B x H x W (H = 0: its image size). */
-static int
-load_graph(const char *path, int kind, int64_t B, int64_t H, int64_t W, Graph *g, McErr *err)
-{
-    int rc;
-    memset(g, 0, sizeof *g);
-    if (kind == 1) {
-        ModelConfig cfg;
-        rc = mc_config_load(path, &cfg, err);
-        if (!rc) rc = mc_model_build(&cfg, (int)B, (int)(H ? H : cfg.img_size), (int)(W ? W : cfg.img_size), g, err);
-    } else if (kind == 2) {
-        rc = mc_graph_yaml_load(path, g, err);
-    } else {
-        size_t n;
-        char *text = mc_read_file(path, &n, err);
-        if (!text) return -1;
-        mc_graph_init(g, "graph");
-        rc = mc_graph_parse(g, text, n, path, err);
-        free(text);
-    }
-    return rc ? -1 : mc_graph_verify(g, err);
-}
-
-/* The graph's weights: --weights (checked against it), else random. */
-static int
-graph_weights(const VOpts *o, const Graph *g, WeightStore *ws, McErr *err)
-{
-    int nw = 0;
-    for (int i = 0; i < g->nnodes; i++) nw += g->nodes[i].op == OP_WEIGHT;
-    if (o->weights) return mc_weights_load(o->weights, ws, err) || mc_weights_check(g, ws, err) ? -1 : 0;
-    if (nw) {
-        mc_warn("no --weights given: using random weights (seed %d)", o->seed);
-        mc_weights_random(g, ws, (uint64_t)o->seed);
-    }
-    return 0;
-}
-
-/* Every weight buffer of p in ws: what ws has under its name and shape,
- * random values where nothing gives it (random: no --weights nor --model). */
-static int
-kir_weights(const VOpts *o, const KProgram *p, WeightStore *ws, int random, McErr *err)
-{
-    for (int i = 0; i < p->nbufs; i++) {
-        const Buffer *b = &p->bufs[i];
-        if (b->kind != BUF_WEIGHT) continue;
-        const WTensor *t = mc_weights_find(ws, b->name);
-        if (t && t->dtype == DT_F32 && mc_shape_eq(&t->shape, &b->shape)) continue;
-        if (!random) {
-            char s[128];
-            return mc_err(err, "%s: error: weight buffer b%d \"%s\" f32%s is not among the %s", o->model, i, b->name,
-                          mc_shape_str(&b->shape, s, sizeof s),
-                          o->graph_model ? "constants of --model after its graph passes" : "tensors of --weights");
-        }
-        mc_weights_random_one(ws, b->name, DT_F32, &b->shape, (uint64_t)o->seed);
-    }
-    return 0;
-}
-
 /* The kernel program of MODEL through the pipeline for the backend's
- * target (t), its weights in ws; g keeps the graph p's names point into. */
+ * target (t), its weights in ws (frontend/program.h); a public config is
+ * built at the input's shape; g keeps the graph p's names point into. */
 static int
 load_program(const VOpts *o, int kind, const McNpy *x, const McTarget *t, Graph *g, WeightStore *ws, KProgram *p,
              McErr *err)
@@ -246,46 +189,18 @@ load_program(const VOpts *o, int kind, const McNpy *x, const McTarget *t, Graph 
     PassOptions po;
     memset(&po, 0, sizeof po);
     po.out = stdout;
-    memset(p, 0, sizeof *p);
-    if (kind == 4) {
-        size_t n;
-        char *text = mc_read_file(o->model, &n, err);
-        if (!text) return -1;
-        int rc = mc_kprogram_parse(p, text, n, o->model, err);
-        free(text);
-        if (rc) return -1;
-        if (mc_kprogram_verify(p, err)) {
-            mc_err_prefix(err, "%s: error", o->model);
-            return -1;
-        }
-        if (mc_pipeline_kir(p, t, &po, err)) return -1;
-        if (o->graph_model) { /* the model at the program's input shape */
-            const Shape *s = &p->bufs[p->input_buf].shape;
-            int gk = mc_frontend_kind(o->graph_model, err);
-            if (gk < 0 || gk == 4) return gk < 0 ? -1 : mc_err(err, "--model %s: a model, not kernel IR", o->graph_model);
-            int img = s->rank == 4;
-            if (load_graph(o->graph_model, gk, img ? s->d[0] : 1, img ? s->d[2] : 0, img ? s->d[3] : 0, g, err) ||
-                graph_weights(o, g, ws, err) || mc_pipeline_graph(g, ws, &po, err))
-                return -1;
-        } else if (o->weights && mc_weights_load(o->weights, ws, err)) {
-            return -1;
-        }
-        return kir_weights(o, p, ws, !o->weights && !o->graph_model, err);
-    }
-    if (o->graph_model) mc_warn("--model applies to a .kir MODEL only; ignored");
-    int64_t B = o->batch ? o->batch : 1, H = o->H, W = o->W;
+    McSource s = {o->model, o->graph_model, o->weights, o->seed, o->batch, o->H, o->W};
     if (kind == 1 && x) {
         if (x->rank != 4) return mc_err(err, "%s: error: input must be NCHW [B,C,H,W], got rank %d", o->input, x->rank);
         if ((o->batch && o->batch != x->shape[0]) || (o->H && (o->H != x->shape[2] || o->W != x->shape[3])))
             return mc_err(err, "%s: error: --batch/--image-size disagree with the input's shape", o->input);
-        B = x->shape[0];
-        H = x->shape[2];
-        W = x->shape[3];
-    } else if (kind != 1 && (o->batch || o->H)) {
+        s.batch = (int)x->shape[0];
+        s.H = (int)x->shape[2];
+        s.W = (int)x->shape[3];
+    } else if (kind != 1 && kind != 4 && (o->batch || o->H)) {
         mc_warn("--batch and --image-size apply to public configs only; %s fixes its shapes", o->model);
     }
-    if (load_graph(o->model, kind, B, H, W, g, err) || graph_weights(o, g, ws, err)) return -1;
-    return mc_pipeline_run(g, ws, t, &po, p, err);
+    return mc_source_program(&s, kind, t, &po, g, ws, p, 1, err);
 }
 
 /* ------------------------------------------------------------ comparing */

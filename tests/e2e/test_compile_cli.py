@@ -137,24 +137,34 @@ def cmd(kind, tag):
     raise ValueError(kind)
 
 
-def sections(text):
-    """Splits --print-* output into [(header, ir_text)]."""
-    parts = re.split(r"^(# IR (?:after|before) \S+)\n", text, flags=re.M)
+def all_sections(text):
+    """Splits --print-* output into [(header, ir_text)], graph IR ("# IR
+    after P") and kernel IR ("# kernel IR after STEP") alike."""
+    parts = re.split(r"^(# (?:kernel )?IR (?:after|before) \S+)\n", text, flags=re.M)
     return [(parts[i], parts[i + 1]) for i in range(1, len(parts) - 1, 2)]
 
 
-def roundtrip(label, secs):
+def sections(text):
+    """The graph IR sections of --print-* output."""
+    return [s for s in all_sections(text) if not s[0].startswith("# kernel")]
+
+
+def kernel_sections(text):
+    return [s for s in all_sections(text) if s[0].startswith("# kernel")]
+
+
+def roundtrip(label, secs, ext="mir"):
     bad = []
     for i, (hdr, ir) in enumerate(secs):
-        mir = t.path("rt_%d.mir" % i)
+        mir = t.path("rt_%d.%s" % (i, ext))
         with open(mir, "w") as f:
             f.write(ir)
         rc, out, err, dt = t.run(["dump", mir], timeout=60)
         if rc != 0 or out != ir:
             bad.append("%s (rc=%s %s)" % (hdr, rc, err.strip()[:200]))
     t.check(secs != [] and not bad, "%s: each of %d printed IRs reads back byte-identical "
-            "with `mambac dump FILE.mir`%s" % (label, len(secs), (" BAD: " + "; ".join(bad))
-                                               if bad else ""))
+            "with `mambac dump FILE.%s`%s" % (label, len(secs), ext, (" BAD: " + "; ".join(bad))
+                                              if bad else ""))
 
 
 # kernel count of the default pipeline (the clusters --dump-dot must draw)
@@ -197,6 +207,13 @@ for kind in ("compile", "run", "run-llvm", "dump"):
                 kind, len(PASSES), rc))
     after_all[kind] = secs
     roundtrip("%s --print-after-all" % kind, secs)
+    if kind in ("compile", "run-llvm"):
+        # the whole road: the kernel IR after lower, the LLVM kernel passes, memplan
+        ks = kernel_sections(out)
+        t.check([h for h, _ in ks] == ["# kernel IR after " + p for p in ("lower", "schedule-images", "tile", "memplan")],
+                "%s --print-after-all: then the kernel IR after lower, schedule-images, tile, memplan (%s)" % (
+                    kind, [h for h, _ in ks]))
+        roundtrip("%s --print-after-all (kernel IR)" % kind, ks, "kir")
     # --verify-each, --time-passes, --stats, --dump-dot together with -v off
     dot = t.path("g_%s.dot" % kind)
     rc, out, err, dt = t.run(cmd(kind, "st") + ["--verify-each", "--time-passes", "--stats",
@@ -249,7 +266,7 @@ mk = re.search(r"(\d+) kernels", out)
 # lowering legalizes an unfolded state_fusion itself (its tap table is made
 # at lowering time, docs/kernel-ir.md), so the kernel IR still has fusion25
 # kernels, reading a `.taps` weight buffer that the graph does not have.
-t.check(rc == 0 and mk is not None and "fusion25" in out and ".taps f32" in out,
+t.check(rc == 0 and mk is not None and "fusion25" in out and '.taps" f32' in out,
         "dump --format kernels --disable-pass=fold-state-fusion: kernel IR with the tap table "
         "made at lowering (rc=%s%s)" % (rc, "" if rc == 0 and mk else
                                       ", " + (err.strip()[-300:] or "empty output")))

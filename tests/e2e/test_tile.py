@@ -179,7 +179,7 @@ if t.check(rc == 0 and m is not None and "  schedule " not in lowered,
            "--print-after=lower: kernel IR without schedules (rc=%s)" % rc):
     g = int(m.group(1))
     part = write("partial.kir", lowered[:m.end()] + "  schedule tile_m=3\n" + lowered[m.end():])
-    rc, out, err, dt = t.run(["dump", part])
+    rc, out, err, dt = t.run(["dump", part, "-O1"])
     s = dict((k, s) for k, _, s in schedules(out)).get(g) if rc == 0 else None
     t.check(s is not None and s.get("tile_m") == 3 and s.get("vec") == vec and s.get("block_m", 1) % 3 == 0
             and s.get("tile_n", 0) % vec == 0,

@@ -117,7 +117,7 @@ if t.check(rc == 0, "dump --format kernels -o m.kir: rc=%s" % rc):
     passes("m.kir --model --weights", [kir, "--model", cfg, "--weights", pth, "--input", x3], k3)
     broken("m.kir", [kir, "--input", x3], k3, 5)
     t.expect_user_error("m.kir --weights without --model", ["verify", kir, "--weights", pth, "--input", x3],
-                        ["bnfold", "not among"])
+                        ["bnfold", "is not in", "--model"])
 
 # 5. errors
 t.expect_user_error("--backend cuda", ["verify", cfg, "--input", x1, "--backend", "cuda"], ["not supported yet"])
