@@ -57,6 +57,9 @@ in_down_shape(const KProgram *p, int j)
     return 0;
 }
 
+/* fusion f wherever it applies, in the precision of ctx's target: the
+ * lifetimes for every shape, Kernel.host/fuse for every form whose kernels
+ * are in no fusion yet; ctx->changes counts the fusions made */
 static bool
 fuse_pass(KProgram *p, KPassCtx *ctx, FuseKind f)
 {
@@ -67,9 +70,9 @@ fuse_pass(KProgram *p, KPassCtx *ctx, FuseKind f)
         if (!mc_cu_fuse_shape(p, i, f)) continue;
         changed |= live_from(p, i, i + n);
         if (!mc_cu_fuse_form(p, i, f, prec) || (f != FUSE_DOWN && in_down_shape(p, i + 1))) continue;
-        int free = 1;
-        for (int j = i; j <= i + n; j++) free &= unfused(p, j);
-        if (!free) continue;
+        int apart = 1;
+        for (int j = i; j <= i + n; j++) apart &= unfused(p, j);
+        if (!apart) continue;
         for (int j = i + 1; j <= i + n; j++) {
             p->k[j].host = i;
             p->k[j].fuse = f;

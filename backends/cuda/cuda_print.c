@@ -146,19 +146,20 @@ kernel_smem(const KProgram *p, int i, const CudaOpts *o, const CudaLayout *lay, 
 }
 
 /* The fusions of p (Kernel.host/fuse, from the fusion passes or a
- * kernel-IR file) are ones this precision prints: kernel i + 1 inside
- * kernel i (a downsample: i + 1 and i + 2) in a form of cuda_forms.c. */
+ * kernel-IR file) are ones this precision prints: kernel h + 1 inside
+ * kernel h (a downsample: h + 1 and h + 2), h itself inside none, in a form
+ * of cuda_forms.c. */
 static int
 check_fusions(const KProgram *p, McCudaPrecision prec, McErr *err)
 {
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];
-        if (k->host < 0) continue;
-        const int h = k->host, down = k->fuse == FUSE_DOWN;
-        const int pos = h >= 0 && (i == h + 1 || (down && i == h + 2 && p->k[h + 1].host == h && p->k[h + 1].fuse == FUSE_DOWN));
-        const int full = !down || (h + 2 < p->nk && p->k[h + 2].host == h && p->k[h + 2].fuse == FUSE_DOWN);
-        if (!pos || !full || p->k[h].host >= 0 || !mc_cu_fuse_form(p, h, k->fuse, prec))
-            return mc_err(err, "cuda: kernel k%d \"%s\" cannot run inside k%d as %s in %s (see cuda_forms.c)", i, k->name, h,
+        const int h = k->host, n = k->fuse == FUSE_DOWN ? 2 : 1;
+        if (h < 0) continue;
+        int ok = h < i && i <= h + n && h + n < p->nk && p->k[h].host < 0 && mc_cu_fuse_form(p, h, k->fuse, prec);
+        for (int j = h + 1; ok && j <= h + n; j++) ok = p->k[j].host == h && p->k[j].fuse == k->fuse;
+        if (!ok)
+            return mc_err(err, "cuda: kernel k%d \"%s\" cannot run inside k%d as %s in %s", i, k->name, h,
                           mc_fuse_kind_name(k->fuse), mc_cuda_precision_name(prec));
     }
     return 0;
