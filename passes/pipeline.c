@@ -102,10 +102,23 @@ after(const KProgram *p, const PassOptions *o, const char *name, double t0, bool
     return 0;
 }
 
+/* every kernel is one t can run */
+static int
+supported(const KProgram *p, const McTarget *t, McErr *err)
+{
+    char why[300];
+    for (int i = 0; t && t->supports && i < p->nk; i++)
+        if (!t->supports(p, &p->k[i], why, sizeof why))
+            return mc_err(err, "%s: kernel k%d (%s \"%s\"): %s", t->name, i, mc_kernel_kind_name(p->k[i].kind),
+                          p->k[i].name ? p->k[i].name : "?", why);
+    return 0;
+}
+
 /* t's kernel passes, then memplan */
 static int
 kernel_steps(KProgram *p, const McTarget *t, const PassOptions *o, McErr *err)
 {
+    if (supported(p, t, err)) return -1;
     for (int i = 0; t && i < t->nkpasses; i++) {
         const KPassInfo *k = &t->kpasses[i];
         if (o && mc_pass_listed(o->disable, o->n_disable, k->name)) {
@@ -144,7 +157,7 @@ mc_pipeline_kir(KProgram *p, const McTarget *t, const PassOptions *o, McErr *err
 {
     const McTarget *ts[] = {t, NULL};
     if (mc_pipeline_check_names(o, ts, err) || mc_kprogram_verify(p, err)) return -1;
-    return p->planned ? 0 : kernel_steps(p, t, o, err);
+    return p->planned ? supported(p, t, err) : kernel_steps(p, t, o, err);
 }
 
 int

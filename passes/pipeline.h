@@ -51,12 +51,15 @@ typedef struct KPassInfo {
     const char *purpose;
 } KPassInfo;
 
-/* A target as the pipeline sees it: its kernel passes, in order. */
+/* A target as the pipeline sees it: its kernel passes, in order, and
+ * what kernels it can run (NULL: every kind).  supports returns 1, or 0
+ * with a reason in why (the pipeline names the kernel). */
 typedef struct McTarget {
     const char *name;
     const KPassInfo *kpasses;
     int nkpasses;
     McTargetDesc desc;
+    int (*supports)(const KProgram *p, const Kernel *k, char *why, size_t n);
 } McTarget;
 
 /* Prints every step with its purpose: graph passes, lower, the kernel

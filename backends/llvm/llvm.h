@@ -82,6 +82,8 @@ int mc_llvm_emit_mem(McLlvmModule *m, McLlvmEmit kind, uint8_t **out, size_t *le
  * per-image schedule of batched programs, docs/kernel-ir.md).  The code
  * generator follows the program it is given: segments, plan, schedules. */
 extern const McTarget mc_llvm_target_row;
+/* The kernels the code generator can run: 1, or 0 with the reason. */
+int mc_llvm_supports(const KProgram *p, const Kernel *k, char *why, size_t n);
 
 /* The emit of the llvm backend row (llvm_artifact.c): --emit exe | shared |
  * obj | llvm-ir | asm (mc_llvm_emit_kind: 0..4, -1 unknown). */

@@ -346,26 +346,12 @@ static McLlvmModule *
 codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pk, int optimize,
         McErr *err)
 {
-    for (int i = 0; i < p->nk; i++) {
-        const Kernel *k = &p->k[i];
-        if (k->out.rank < 1) {
-            mc_err(err, "llvm: kernel %d (%s) has a rank-0 output", i, k->name ? k->name : "?");
+    char why[300];
+    for (int i = 0; i < p->nk; i++)
+        if (!mc_llvm_supports(p, &p->k[i], why, sizeof why)) {
+            mc_err(err, "llvm: kernel %d (%s): %s", i, p->k[i].name ? p->k[i].name : "?", why);
             return NULL;
         }
-        if ((k->kind == KK_CONV || k->kind == KK_DWCONV) && (k->in[1].rank != 4 || k->in[0].rank != 4)) {
-            mc_err(err, "llvm: kernel %d (%s): convolution operands must be rank 4", i, k->name ? k->name : "?");
-            return NULL;
-        }
-        if (packs_in1(k->kind) && p->bufs[k->in[1].buf].kind != BUF_WEIGHT) {
-            mc_err(err, "llvm: kernel %d (%s): the %s operand must be a constant weight", i, k->name ? k->name : "?",
-                   k->kind == KK_FUSION25 ? "taps" : "weight");
-            return NULL;
-        }
-        if (k->kind == KK_DWCONV && k->in[1].shape[2] * k->in[1].shape[3] > 64) {
-            mc_err(err, "llvm: kernel %d (%s): depthwise kernels above 64 taps are not supported", i, k->name ? k->name : "?");
-            return NULL;
-        }
-    }
     /* one target: the schedules must be its own (a multi-CPU build checked
      * them against all its CPUs, mc_llvm_variants_build) */
     if (!pk && mc_llvm_schedule_check(p, &t, 1, err)) return NULL;

@@ -78,4 +78,24 @@ static const KPassInfo llvm_kpasses[] = {
      "each kernel's schedule for the target: register tiles, task blocks and order, vector width, grain"},
 };
 
-const McTarget mc_llvm_target_row = {"llvm", llvm_kpasses, (int)(sizeof llvm_kpasses / sizeof *llvm_kpasses), {"llvm", NULL, NULL, NULL, 0, 0, 0, 0}};
+/* the kernels the code generator can run (kernels.def's rows, within
+ * these limits) */
+int
+mc_llvm_supports(const KProgram *p, const Kernel *k, char *why, size_t n)
+{
+    if (k->out.rank < 1) snprintf(why, n, "a rank-0 output");
+    else if ((k->kind == KK_CONV || k->kind == KK_DWCONV) && (k->in[1].rank != 4 || k->in[0].rank != 4))
+        snprintf(why, n, "convolution operands must be rank 4");
+    else if ((k->kind == KK_GEMM || k->kind == KK_CONV || k->kind == KK_DWCONV || k->kind == KK_FUSION25) &&
+             p->bufs[k->in[1].buf].kind != BUF_WEIGHT)
+        snprintf(why, n, "the %s operand must be a constant weight (the code generator packs it)",
+                 k->kind == KK_FUSION25 ? "taps" : "weight");
+    else if (k->kind == KK_DWCONV && k->in[1].shape[2] * k->in[1].shape[3] > 64)
+        snprintf(why, n, "depthwise kernels above 64 taps are not supported");
+    else
+        return 1;
+    return 0;
+}
+
+const McTarget mc_llvm_target_row = {"llvm", llvm_kpasses, (int)(sizeof llvm_kpasses / sizeof *llvm_kpasses),
+                                     {"llvm", NULL, NULL, NULL, 0, 0, 0, 0}, mc_llvm_supports};

@@ -159,6 +159,15 @@ def usage_error(label, args, must):
 
 usage_error("dump m.kir --format ir", ["dump", kir, "--format", "ir"], "is kernel IR")
 
+# a kernel the target cannot run: refused by the pipeline, naming it (the
+# llvm row's supports: depthwise kernels up to 64 taps)
+dw = t.path("dw9.mir")
+with open(dw, "w") as f:
+    f.write("graph dw9 {\n  %x = input : f32[1,12,12,8]\n  %w = weight : f32[8,1,9,9]\n"
+            "  %y = conv2d %x, %w stride=[1,1] pad=[4,4] dilation=[1,1] groups=8 : f32[1,12,12,8]\n  return %y\n}\n")
+t.expect_user_error("a 9x9 depthwise conv for llvm", ["compile", dw, "--emit", "llvm-ir", "-o", t.path("dw9.ll")],
+                    must_contain=["llvm: kernel k0 (dwconv", "above 64 taps"])
+
 # 6. the pipeline's steps on the command line
 rc, out, err, dt = t.run(["dump", cfg, "--format", "kernels", "--batch", "2", "--image-size", "64",
                           "--print-after=lower", "--print-after=schedule-images", "--print-after=memplan",
