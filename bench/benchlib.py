@@ -177,7 +177,9 @@ def sgemm_rate(sgemm, threads, size, min_ms):
     return gf, best, core
 
 
-KERNEL_RE = re.compile(r'^kernel k(\d+) (\w+) "([^"]*)"\s+([0-9.]+) MFLOP')
+# a kernel's first line in the kernel IR's text form (docs/kernel-ir.md):
+# index, kind, name, useful FLOPs
+KERNEL_RE = re.compile(r'^kernel k(\d+) (\w+) "([^"]*)" flops ([0-9.e+]+)$')
 
 
 def model_flops(mambac, cfg, batch, size):
@@ -188,7 +190,7 @@ def model_flops(mambac, cfg, batch, size):
     for line in out.splitlines():
         m = KERNEL_RE.match(line)
         if m:
-            total += float(m.group(4))
+            total += float(m.group(4)) / 1e6
             n += 1
     if n == 0:
         die("no kernels in `mambac dump --format kernels` of " + cfg)
