@@ -1,5 +1,5 @@
 /* backends/llvm/llvm_verify.h -- the kernels of a JIT-compiled program, one
- * at a time (for `mambac verify`, frontend/verify.c).
+ * at a time (for `mambac verify`).
  *
  * The program is generated for the host exactly as mc_llvm_codegen does
  * (same kernels, same plan, same packed weights), then given an entry point

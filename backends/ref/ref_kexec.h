@@ -2,7 +2,7 @@
  *
  * Runs a KProgram (ir/kernel.h) kernel by kernel in plain C, with the ref
  * kernels (ref_kernels.h) for the anchors: the oracle the kernel program of
- * any backend is compared with (`mambac verify`, frontend/verify.c).
+ * any backend is compared with (`mambac verify`).
  *
  * Takes a verified program, the weights blob in graph layout
  * (mc_kprogram_weights_blob: weight b at Buffer.offset) and the input.
