@@ -21,6 +21,7 @@
  * Owns nothing.
  */
 #include "llvm_internal.h"
+#include "../../ir/fusion25.h"
 #include <string.h>
 
 static LLVMValueRef
@@ -263,33 +264,33 @@ cg_scan(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRe
 
 /* ------------------------------------------------------------ state fusion */
 
-static const int f25_dy[8] = {-1, -1, -1, 0, 0, 1, 1, 1};
-static const int f25_dx[8] = {-1, 0, 1, -1, 1, -1, 0, 1};
-static const int f25_offs[7] = {-5, -3, -1, 0, 1, 3, 5};
+#define F25_SPAN (2 * MC_F25_REACH + 1) /* offsets -REACH..REACH */
+
+/* The distinct offsets of the taps along axis 0 (rows) or 1 (columns), ascending; their count. */
+static int
+f25_offsets(int axis, int *offs)
+{
+    int n = 0;
+    for (int o = -MC_F25_REACH; o <= MC_F25_REACH; o++)
+        for (int t = 0; t < MC_F25_NTAPS; t++)
+            if (mc_f25_off(t, axis) == o) {
+                offs[n++] = o;
+                break;
+            }
+    return n;
+}
 
 /* Per output row (b, y) and channel vector: the 25 tap weight vectors are
  * loaded once (registers) and the row's pixels loop inside, so a pixel
  * costs 25 loads of h and 25 FMAs (it was 50 loads: weights re-read per
- * pixel).  Rows are clamped once per row; pixels at least 5 from both
- * edges (the interior) need no clamping in x, the border pixels clamp. */
+ * pixel).  Rows are clamped once per row; pixels at least MC_F25_REACH (5)
+ * from both edges (the interior) need no clamping in x, the border pixels clamp. */
 typedef struct F25Arg {
     const Kernel *k;
     const KPlan *kp;
     int64_t Dp, sd, sx, W;
-    LLVMValueRef yoff[11], orow0; /* index = offset + 5 */
+    LLVMValueRef yoff[F25_SPAN], orow0; /* index = offset + MC_F25_REACH */
 } F25Arg;
-
-static void
-f25_tap(int t, int *dy, int *dx)
-{
-    static const int dil[3] = {1, 3, 5};
-    *dy = *dx = 0;
-    if (t > 0) {
-        int r = (t - 1) / 8, kk = (t - 1) % 8;
-        *dy = f25_dy[kk] * dil[r];
-        *dx = f25_dx[kk] * dil[r];
-    }
-}
 
 static LLVMValueRef
 clampi(CG *c, LLVMValueRef v, int64_t hi)
@@ -306,17 +307,17 @@ f25_pixels(CG *c, F25Arg *f, LLVMValueRef col, int nval, LLVMValueRef *w, int64_
     const View *h = &f->k->in[0];
     Loop lx;
     cg_loop_begin(c, &lx, cg_i64(c, lo), cg_i64(c, hi), NULL, 0, border ? "xb" : "x");
-    LLVMValueRef xoff[11], coff = mul(c, col, f->sd);
-    for (int i = 0; i < 7; i++) {
-        LLVMValueRef xi = add(c, lx.iv, cg_i64(c, f25_offs[i]));
+    LLVMValueRef xoff[F25_SPAN], coff = mul(c, col, f->sd);
+    int offs[F25_SPAN], noffs = f25_offsets(1, offs);
+    for (int i = 0; i < noffs; i++) {
+        LLVMValueRef xi = add(c, lx.iv, cg_i64(c, offs[i]));
         if (border) xi = clampi(c, xi, f->W - 1);
-        xoff[f25_offs[i] + 5] = add(c, mul(c, xi, f->sx), coff);
+        xoff[offs[i] + MC_F25_REACH] = add(c, mul(c, xi, f->sx), coff);
     }
     LLVMValueRef acc = NULL;
-    for (int t = 0; t < 25; t++) {
-        int dy, dx;
-        f25_tap(t, &dy, &dx);
-        LLVMValueRef hv = cg_load_vec(c, h->buf, add(c, f->yoff[dy + 5], xoff[dx + 5]), f->sd, nval);
+    for (int t = 0; t < MC_F25_NTAPS; t++) {
+        int dy = mc_f25_dy(t) + MC_F25_REACH, dx = mc_f25_dx(t) + MC_F25_REACH;
+        LLVMValueRef hv = cg_load_vec(c, h->buf, add(c, f->yoff[dy], xoff[dx]), f->sd, nval);
         acc = acc ? cg_fma(c, hv, w[t], acc) : LLVMBuildFMul(c->b, hv, w[t], "");
     }
     cg_emit_out(c, f->k, add(c, f->orow0, lx.iv), col, acc, nval);
@@ -327,12 +328,12 @@ static void
 f25_body(CG *c, void *va, LLVMValueRef col, int nval)
 {
     F25Arg *f = va;
-    LLVMValueRef w[25];
-    for (int t = 0; t < 25; t++) {
+    LLVMValueRef w[MC_F25_NTAPS];
+    for (int t = 0; t < MC_F25_NTAPS; t++) {
         w[t] = cg_load_packed(c, add(c, cg_i64(c, f->kp->pack_off + (int64_t)t * f->Dp * 4), mul(c, col, 4)));
         LLVMSetAlignment(w[t], 4);
     }
-    int64_t W = f->W, xlo = W > 10 ? 5 : W, xhi = W > 10 ? W - 5 : W;
+    int64_t W = f->W, R = MC_F25_REACH, xlo = W > 2 * R ? R : W, xhi = W > 2 * R ? W - R : W;
     if (xlo > 0) f25_pixels(c, f, col, nval, w, 0, xlo, 1);
     if (xhi > xlo) f25_pixels(c, f, col, nval, w, xlo, xhi, 0);
     if (W > xhi) f25_pixels(c, f, col, nval, w, xhi, W, 1);
@@ -360,8 +361,10 @@ cg_fusion25(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMVal
     LLVMValueRef b = LLVMBuildUDiv(c->b, row, cg_i64(c, H), "");
     LLVMValueRef y = LLVMBuildURem(c->b, row, cg_i64(c, H), "");
     LLVMValueRef boff = add(c, cg_i64(c, h->offset), mul(c, b, h->stride[0]));
-    for (int i = 0; i < 7; i++)
-        f.yoff[f25_offs[i] + 5] = add(c, boff, mul(c, clampi(c, add(c, y, cg_i64(c, f25_offs[i])), H - 1), h->stride[1]));
+    int offs[F25_SPAN], noffs = f25_offsets(0, offs);
+    for (int i = 0; i < noffs; i++)
+        f.yoff[offs[i] + MC_F25_REACH] =
+            add(c, boff, mul(c, clampi(c, add(c, y, cg_i64(c, offs[i])), H - 1), h->stride[1]));
     f.orow0 = mul(c, row, W);
     /* full vectors [ck*vpc, min((ck+1)*vpc, full)), then the tail vector in the last chunk */
     LLVMValueRef v0 = mul(c, ck, vpc), v1 = add(c, v0, cg_i64(c, vpc));

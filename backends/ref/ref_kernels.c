@@ -8,6 +8,7 @@
  * panel, so the compiler vectorizes it without reassociating any sum.
  */
 #include "ref_kernels.h"
+#include "../../ir/fusion25.h"
 #include "../../ir/graph.h"
 #include <math.h>
 #include <stdlib.h>
@@ -481,26 +482,22 @@ mc_ref_state_fusion(int64_t B, int64_t H, int64_t W, int64_t D, const float *h,
     return rc;
 }
 
-/* The 25-tap form (op state_fusion25, made by fold-state-fusion), from the
- * tap order in ir/ops.def: tap 0 is the centre, tap 1+8*r+k the k-th
- * non-centre position of the 3x3 pattern (row-major) at dilation (1,3,5)[r]. */
+/* The 25-tap form (op state_fusion25, made by fold-state-fusion), taps in
+ * the order of ir/fusion25_taps.def. */
 int
 mc_ref_state_fusion25(int64_t B, int64_t H, int64_t W, int64_t D, const float *h,
                       const float *taps, float *y)
 {
-    static const int dil[3] = {1, 3, 5};
-    static const int off[8][2] = {{-1, -1}, {-1, 0}, {-1, 1}, {0, -1}, {0, 1}, {1, -1}, {1, 0}, {1, 1}};
-    int ty[25] = {0}, tx[25] = {0};
-    for (int r = 0; r < 3; r++)
-        for (int k = 0; k < 8; k++) {
-            ty[1 + 8 * r + k] = off[k][0] * dil[r];
-            tx[1 + 8 * r + k] = off[k][1] * dil[r];
-        }
-    double *cf = malloc((size_t)(25 * D) * sizeof(double)); /* [25, D] */
+    int ty[MC_F25_NTAPS], tx[MC_F25_NTAPS];
+    for (int t = 0; t < MC_F25_NTAPS; t++) {
+        ty[t] = mc_f25_dy(t);
+        tx[t] = mc_f25_dx(t);
+    }
+    double *cf = malloc((size_t)(MC_F25_NTAPS * D) * sizeof(double)); /* [25, D] */
     if (!cf) return -1;
     for (int64_t d = 0; d < D; d++)
-        for (int t = 0; t < 25; t++) cf[t * D + d] = taps[d * 25 + t];
-    int rc = clamped_stencil(B, H, W, D, h, 25, ty, tx, cf, y);
+        for (int t = 0; t < MC_F25_NTAPS; t++) cf[t * D + d] = taps[d * MC_F25_NTAPS + t];
+    int rc = clamped_stencil(B, H, W, D, h, MC_F25_NTAPS, ty, tx, cf, y);
     free(cf);
     return rc;
 }

@@ -61,7 +61,7 @@ int mc_ref_state_fusion(int64_t B, int64_t H, int64_t W, int64_t D, const float 
                          const float *k3, const float *k3_1, const float *k3_2,
                          const float *alpha, float *y);
 /* h[B,H,W,D], taps[D,25] -> y[B,H,W,D]: the state fusion with alpha folded
- * in (tap order in ir/ops.def, op state_fusion25); replicate borders. */
+ * in (op state_fusion25, tap order ir/fusion25_taps.def); replicate borders. */
 int mc_ref_state_fusion25(int64_t B, int64_t H, int64_t W, int64_t D, const float *h,
                           const float *taps, float *y);
 /* x[B,HW,C] -> y[B,C] */

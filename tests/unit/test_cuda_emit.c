@@ -36,6 +36,7 @@
 #include <unistd.h>
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/cuda_forms.h"
+#include "ir/fusion25.h"
 #include "runtime/mc_file.h"
 #include "frontend/frontend.h"
 #include "passes/lower.h"
@@ -945,7 +946,24 @@ test_device_files(void)
     int nk, nscan;
     char *cu = print_model(MC_CUDA_BF16, 3, &nk, &nscan);
     size_t lc = strlen(cu), lm = strlen(hmain);
+    /* the prelude verbatim but for its tap table (the #include of
+     * ir/fusion25_taps.def), written out as values in the table's order */
+    char *tab = strstr(prelude, "#define TAP("), *end = NULL;
+    for (char *q = tab; q && (q = strstr(q, "#undef TAP\n")); q++) end = q;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(end);
+    *tab = 0;
     CU_ASSERT_PTR_NOT_NULL(strstr(cu, prelude));
+    CU_ASSERT_PTR_NOT_NULL(strstr(cu, end + strlen("#undef TAP\n")));
+    CU_ASSERT_PTR_NULL(strstr(cu, "fusion25_taps.def"));
+    for (int c = 0; c < 2; c++) {
+        char want[256];
+        int n = snprintf(want, sizeof want, "    const int %s[25] = {", c ? "dx" : "dy");
+        for (int t = 0; t < MC_F25_NTAPS; t++) /* the centre, then a group of 8 per ring */
+            n += snprintf(want + n, sizeof want - (size_t)n, "%s%d", !t ? "" : t % 8 == 1 ? ", " : ",",
+                          c ? mc_f25_dx(t) : mc_f25_dy(t));
+        snprintf(want + n, sizeof want - (size_t)n, "};\n");
+        CU_ASSERT_PTR_NOT_NULL(strstr(cu, want));
+    }
     CU_ASSERT_TRUE(lc > lm && !strcmp(cu + lc - lm, hmain));
     free(cu);
     free(prelude);

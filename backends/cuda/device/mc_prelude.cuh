@@ -3,9 +3,11 @@
  * convolutions -- FFMA, and mma.sync tensor-core paths for tf32, bf16 and
  * the float32 mode's tf32 + bf16 split -- warp reductions and the 25-tap
  * table.  Embedded at build time (embed.cmake: everything after this
- * comment, byte for byte) and pasted verbatim by cuda_print.c after the
- * MC_TF32_INT default, so the generated file reads on its own.  It compiles
- * alone as a file (nvcc -x cu -c: tests/unit/test_cuda_emit.c).
+ * comment, byte for byte, but for the 25-tap table's rows, which the
+ * #include of ir/fusion25_taps.def below brings in and embed.cmake writes
+ * out as one line of values each) and pasted verbatim by cuda_print.c
+ * after the MC_TF32_INT default, so the generated file reads on its own.
+ * It compiles alone as a file (nvcc -x cu -c: tests/unit/test_cuda_emit.c).
  */
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -1175,8 +1177,16 @@ mc_f25_dx(int t)
 __host__ __device__ constexpr bool
 mc_f25_check()
 {
-    const int dy[25] = {0, -1,-1,-1,0,0,1,1,1, -3,-3,-3,0,0,3,3,3, -5,-5,-5,0,0,5,5,5};
-    const int dx[25] = {0, -1,0,1,-1,1,-1,0,1, -3,0,3,-3,3,-3,0,3, -5,0,5,-5,5,-5,0,5};
+#define TAP(dy, dx) dy,
+    const int dy[25] = {
+#include "../../../ir/fusion25_taps.def"
+    };
+#undef TAP
+#define TAP(dy, dx) dx,
+    const int dx[25] = {
+#include "../../../ir/fusion25_taps.def"
+    };
+#undef TAP
     for (int t = 0; t < 25; t++)
         if (mc_f25_dy(t) != dy[t] || mc_f25_dx(t) != dx[t]) return false;
     return true;
