@@ -37,6 +37,7 @@
 #include "frontend/program.h"
 #include "frontend/weights.h"
 #include "frontend/yamlutil.h"
+#include "ir/weights_blob.h"
 #include "passes/lower.h"
 #include "passes/pipeline.h"
 #include "runtime/mc_npy.h"
@@ -341,7 +342,7 @@ verify_program(const VOpts *o, const KProgram *p, const WeightStore *ws, const f
         if (n > maxout) maxout = n;
     }
     int rc = -1;
-    uint8_t *blob = mc_kprogram_weights_blob(p, ws, err);
+    uint8_t *blob = mc_weights_blob(p, ws, NULL, NULL, err);
     float *yref = malloc((size_t)p->bufs[p->output_buf].bytes + 4);
     v.arena = mc_rt_alloc_aligned((size_t)(p->scratch_bytes > 0 ? p->scratch_bytes : 64), 64);
     v.in = malloc((size_t)p->bufs[p->input_buf].bytes + 4);

@@ -16,7 +16,7 @@
  *     state_fusion25 / mean_hw result used only by that chain becomes the
  *     epilogue of that kernel (bias, activations, residual adds, gates,
  *     hf*Cv + u*Ds, ...).
- * Weight buffers get offsets in a graph-layout blob (mc_kprogram_weights_blob).
+ * Weight buffers get offsets in a graph-layout blob (ir/weights_blob.h).
  * Legalization: a state_fusion left unfolded (--disable-pass=fold-state-fusion)
  * is lowered to the 25-tap kernel with its tap table computed here and added
  * to ws as "<node>.taps", so every pass stays optional.
@@ -42,8 +42,5 @@ int mc_kprogram_schedule_images(KProgram *p, int cut);
 
 /* "memplan: 118.3 MB -> 21.7 MB, 412 buffers -> 1 arena" */
 void mc_memplan_report(const KProgram *p, FILE *f);
-
-/* The weights blob in graph layout at the planned offsets (malloc'd). */
-uint8_t *mc_kprogram_weights_blob(const KProgram *p, const WeightStore *ws, McErr *err);
 
 #endif

@@ -6,7 +6,6 @@
  * (mc_kprogram_schedule_images: one Segment, run before the plan). */
 #include "lower.h"
 #include <stdlib.h>
-#include <string.h>
 
 static const KProgram *sort_p;
 
@@ -62,24 +61,6 @@ mc_memplan_report(const KProgram *p, FILE *f)
     for (int i = 0; i < p->nbufs; i++) n += p->bufs[i].kind == BUF_SCRATCH;
     fprintf(f, "memplan: %.1f MB -> %.1f MB, %d buffers -> 1 arena\n", p->unplanned_bytes / 1e6,
             p->scratch_bytes / 1e6, n);
-}
-
-uint8_t *
-mc_kprogram_weights_blob(const KProgram *p, const WeightStore *ws, McErr *err)
-{
-    uint8_t *blob = calloc(1, (size_t)(p->weights_bytes ? p->weights_bytes : 1));
-    for (int i = 0; i < p->nbufs; i++) {
-        const Buffer *b = &p->bufs[i];
-        if (b->kind != BUF_WEIGHT) continue;
-        WTensor *t = mc_weights_find(ws, b->name);
-        if (!t || t->dtype != DT_F32 || (int64_t)t->nbytes != b->bytes) {
-            free(blob);
-            mc_err(err, "weights: no f32 tensor %s of %lld bytes", b->name, (long long)b->bytes);
-            return NULL;
-        }
-        memcpy(blob + b->offset, t->data, (size_t)b->bytes);
-    }
-    return blob;
 }
 
 /* ------------------------------------------------------------ per-image schedule */

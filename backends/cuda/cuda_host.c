@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include "cuda_print.h"
 #include "../../passes/lower.h"
+#include "../../ir/weights_blob.h"
 #include "../../runtime/mc_out.h"
 #include "../artifact.h"
 #include <errno.h>
@@ -116,51 +117,48 @@ mc_cuda_print(const KProgram *p, const McCudaOptions *o, McBuf *b, int64_t *blob
     return rc;
 }
 
+/* The CUDA layout's re-packed weights of kernel ki (mc_weights_blob's hook,
+ * ctx the CudaLayout): kernels with lay->repack[ki] >= 0 read in[1] there. */
+static void
+pack_kernel(void *ctx, const KProgram *p, int ki, const McBlobSrc *s, uint8_t *blob)
+{
+    const CudaLayout *lay = ctx;
+    if (lay->repack[ki] < 0) return;
+    const Kernel *k = &p->k[ki];
+    const View *w = &k->in[1];
+    const float *src = mc_blob_src_view(s, w);
+    float *dst = (float *)(blob + lay->repack[ki]);
+    if (k->kind == KK_FUSION25) { /* [D,25] -> [25][D] */
+        for (int64_t d = 0; d < w->shape[0]; d++)
+            for (int64_t j = 0; j < 25; j++) dst[j * w->shape[0] + d] = src[d * w->stride[0] + j * w->stride[1]];
+        return;
+    }
+    if (k->kind == KK_DWCONV) { /* [C,1,kh,kw] -> [kh][kw][C] */
+        int64_t C = w->shape[0], KH = w->shape[2], KW = w->shape[3];
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t kh = 0; kh < KH; kh++)
+                for (int64_t kw = 0; kw < KW; kw++)
+                    dst[(kh * KW + kw) * C + c] = src[c * w->stride[0] + kh * w->stride[2] + kw * w->stride[3]];
+        return;
+    }
+    /* OIHW -> [Co][kh][kw][Ci] */
+    int64_t Co = w->shape[0], Ci = w->shape[1], KH = w->shape[2], KW = w->shape[3];
+    for (int64_t co = 0; co < Co; co++)
+        for (int64_t ci = 0; ci < Ci; ci++)
+            for (int64_t kh = 0; kh < KH; kh++)
+                for (int64_t kw = 0; kw < KW; kw++)
+                    dst[((co * KH + kh) * KW + kw) * Ci + ci] =
+                        src[co * w->stride[0] + ci * w->stride[1] + kh * w->stride[2] + kw * w->stride[3]];
+}
+
 uint8_t *
 mc_cuda_weights_blob(const KProgram *p, const WeightStore *ws, int64_t *len, McErr *err)
 {
     CudaLayout lay;
     mc_cuda_layout(p, MC_CUDA_FP32, &lay); /* the blob does not depend on the precision */
-    uint8_t *g = mc_kprogram_weights_blob(p, ws, err);
-    if (!g) { mc_cuda_layout_free(&lay); return NULL; }
-    uint8_t *blob = calloc(1, (size_t)lay.blob_bytes + 64);
-    if (!blob) { free(g); mc_cuda_layout_free(&lay); mc_err(err, "cuda: out of memory for the weights blob"); return NULL; }
-    memcpy(blob, g, (size_t)p->weights_bytes);
-    free(g);
-    for (int i = 0; i < p->nk; i++) {
-        if (lay.repack[i] < 0) continue;
-        if (p->k[i].kind == KK_FUSION25) { /* [D,25] -> [25][D] */
-            const View *t = &p->k[i].in[1];
-            const float *src = (const float *)(blob + p->bufs[t->buf].offset) + t->offset;
-            float *dst = (float *)(blob + lay.repack[i]);
-            for (int64_t d = 0; d < t->shape[0]; d++)
-                for (int64_t j = 0; j < 25; j++) dst[j * t->shape[0] + d] = src[d * t->stride[0] + j * t->stride[1]];
-            continue;
-        }
-        if (p->k[i].kind == KK_DWCONV) { /* [C,1,kh,kw] -> [kh][kw][C] */
-            const View *t = &p->k[i].in[1];
-            const float *src = (const float *)(blob + p->bufs[t->buf].offset) + t->offset;
-            float *dst = (float *)(blob + lay.repack[i]);
-            int64_t C = t->shape[0], KH = t->shape[2], KW = t->shape[3];
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t kh = 0; kh < KH; kh++)
-                    for (int64_t kw = 0; kw < KW; kw++)
-                        dst[(kh * KW + kw) * C + c] = src[c * t->stride[0] + kh * t->stride[2] + kw * t->stride[3]];
-            continue;
-        }
-        const View *w = &p->k[i].in[1]; /* OIHW -> [Co][kh][kw][Ci] */
-        const Buffer *wb = &p->bufs[w->buf];
-        const float *src = (const float *)(blob + wb->offset) + w->offset;
-        float *dst = (float *)(blob + lay.repack[i]);
-        int64_t Co = w->shape[0], Ci = w->shape[1], KH = w->shape[2], KW = w->shape[3];
-        for (int64_t co = 0; co < Co; co++)
-            for (int64_t ci = 0; ci < Ci; ci++)
-                for (int64_t kh = 0; kh < KH; kh++)
-                    for (int64_t kw = 0; kw < KW; kw++)
-                        dst[((co * KH + kh) * KW + kw) * Ci + ci] =
-                            src[co * w->stride[0] + ci * w->stride[1] + kh * w->stride[2] + kw * w->stride[3]];
-    }
-    *len = lay.blob_bytes;
+    /* the graph layout, then the re-packed copies */
+    McBlobLayout bl = {.bytes = lay.blob_bytes, .pack = pack_kernel, .ctx = &lay};
+    uint8_t *blob = mc_weights_blob(p, ws, &bl, len, err);
     mc_cuda_layout_free(&lay);
     return blob;
 }

@@ -23,6 +23,7 @@
  * (mc_llvm_module_free).
  */
 #include "llvm_internal.h"
+#include "../../ir/weights_blob.h"
 #include "../../passes/lower.h"
 #include <stdlib.h>
 #include <string.h>
@@ -172,11 +173,52 @@ mc_llvm_weights_size(const KProgram *p, const McLlvmTarget *t)
 
 /* ------------------------------------------------------------ weight packing */
 
-/* v's data in the graph-layout blob g (mc_kprogram_weights_blob) */
-static const float *
-wdata(const KProgram *p, const uint8_t *g, const View *v)
+/* The packed copy of kernel ki's weights operand (mc_weights_blob's hook,
+ * ctx the Plan): kernels with a pack_off read in[1] there. */
+static void
+pack_kernel(void *ctx, const KProgram *p, int ki, const McBlobSrc *s, uint8_t *blob)
 {
-    return (const float *)(g + p->bufs[v->buf].offset) + v->offset;
+    const Kernel *k = &p->k[ki];
+    const KPlan *kp = &((const Plan *)ctx)->k[ki];
+    if (kp->pack_off < 0) return;
+    float *dst = (float *)(blob + kp->pack_off);
+    const View *w = &k->in[1];
+    const float *src = mc_blob_src_view(s, w);
+    switch (k->kind) {
+    case KK_GEMM: { /* W[N,K] -> [N/nr][K][nr] */
+        int64_t N = k->N, K = k->K, nr = kp->pnr;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t kk = 0; kk < K; kk++)
+                dst[((n / nr) * K + kk) * nr + n % nr] = src[n * w->stride[0] + kk * w->stride[1]];
+        break;
+    }
+    case KK_CONV: { /* OIHW -> [Co/nr][kh*kw][Ci][nr] */
+        int64_t Co = w->shape[0], Ci = w->shape[1], kh = w->shape[2], kw = w->shape[3], nr = kp->pnr;
+        for (int64_t co = 0; co < Co; co++)
+            for (int64_t ci = 0; ci < Ci; ci++)
+                for (int64_t y = 0; y < kh; y++)
+                    for (int64_t x = 0; x < kw; x++)
+                        dst[(((co / nr) * kh * kw + y * kw + x) * Ci + ci) * nr + co % nr] =
+                            src[co * w->stride[0] + ci * w->stride[1] + y * w->stride[2] + x * w->stride[3]];
+        break;
+    }
+    case KK_DWCONV: { /* [C,1,kh,kw] -> [kh*kw][Cp] */
+        int64_t C = w->shape[0], kh = w->shape[2], kw = w->shape[3], Cp = kp->pcp;
+        for (int64_t ch = 0; ch < C; ch++)
+            for (int64_t y = 0; y < kh; y++)
+                for (int64_t x = 0; x < kw; x++)
+                    dst[(y * kw + x) * Cp + ch] = src[ch * w->stride[0] + y * w->stride[2] + x * w->stride[3]];
+        break;
+    }
+    case KK_FUSION25: { /* [D,25] -> [25][Dp] */
+        int64_t D = w->shape[0], Dp = kp->pcp;
+        for (int64_t d = 0; d < D; d++)
+            for (int64_t tp = 0; tp < 25; tp++) dst[tp * Dp + d] = src[d * w->stride[0] + tp * w->stride[1]];
+        break;
+    }
+    default:
+        break;
+    }
 }
 
 int
@@ -185,71 +227,11 @@ mc_llvm_pack_weights(const KProgram *p, const WeightStore *ws, const McLlvmTarge
 {
     Plan pl;
     mc_llvm_plan(p, t, NULL, &pl);
-    uint8_t *b = NULL;
-    if (posix_memalign((void **)&b, 64, (size_t)(pl.blob_bytes > 0 ? pl.blob_bytes : 64))) {
-        mc_llvm_plan_free(&pl);
-        return mc_err(err, "llvm: out of memory for a %lld-byte weights blob", (long long)pl.blob_bytes);
-    }
-    memset(b, 0, (size_t)pl.blob_bytes);
-    uint8_t *g = NULL;
-    if (p->weights_bytes > 0) {
-        g = mc_kprogram_weights_blob(p, ws, err);
-        if (!g) {
-            free(b);
-            mc_llvm_plan_free(&pl);
-            return -1;
-        }
-        for (int i = 0; i < p->nbufs; i++)
-            if (pl.woff[i] >= 0) memcpy(b + pl.woff[i], g + p->bufs[i].offset, (size_t)p->bufs[i].bytes);
-    }
-    for (int i = 0; i < p->nk; i++) {
-        const Kernel *k = &p->k[i];
-        const KPlan *kp = &pl.k[i];
-        if (kp->pack_off < 0) continue;
-        float *dst = (float *)(b + kp->pack_off);
-        const View *w = &k->in[1];
-        const float *src = wdata(p, g, w);
-        switch (k->kind) {
-        case KK_GEMM: { /* W[N,K] -> [N/nr][K][nr] */
-            int64_t N = k->N, K = k->K, nr = kp->pnr;
-            for (int64_t n = 0; n < N; n++)
-                for (int64_t kk = 0; kk < K; kk++)
-                    dst[((n / nr) * K + kk) * nr + n % nr] = src[n * w->stride[0] + kk * w->stride[1]];
-            break;
-        }
-        case KK_CONV: { /* OIHW -> [Co/nr][kh*kw][Ci][nr] */
-            int64_t Co = w->shape[0], Ci = w->shape[1], kh = w->shape[2], kw = w->shape[3], nr = kp->pnr;
-            for (int64_t co = 0; co < Co; co++)
-                for (int64_t ci = 0; ci < Ci; ci++)
-                    for (int64_t y = 0; y < kh; y++)
-                        for (int64_t x = 0; x < kw; x++)
-                            dst[(((co / nr) * kh * kw + y * kw + x) * Ci + ci) * nr + co % nr] =
-                                src[co * w->stride[0] + ci * w->stride[1] + y * w->stride[2] + x * w->stride[3]];
-            break;
-        }
-        case KK_DWCONV: { /* [C,1,kh,kw] -> [kh*kw][Cp] */
-            int64_t C = w->shape[0], kh = w->shape[2], kw = w->shape[3], Cp = kp->pcp;
-            for (int64_t ch = 0; ch < C; ch++)
-                for (int64_t y = 0; y < kh; y++)
-                    for (int64_t x = 0; x < kw; x++)
-                        dst[(y * kw + x) * Cp + ch] = src[ch * w->stride[0] + y * w->stride[2] + x * w->stride[3]];
-            break;
-        }
-        case KK_FUSION25: { /* [D,25] -> [25][Dp] */
-            int64_t D = w->shape[0], Dp = kp->pcp;
-            for (int64_t d = 0; d < D; d++)
-                for (int64_t tp = 0; tp < 25; tp++) dst[tp * Dp + d] = src[d * w->stride[0] + tp * w->stride[1]];
-            break;
-        }
-        default:
-            break;
-        }
-    }
-    free(g);
-    *blob = b;
-    *size = pl.blob_bytes;
+    /* weights read through views at pl.woff, the others only packed */
+    McBlobLayout bl = {.bytes = pl.blob_bytes, .place = pl.woff, .pack = pack_kernel, .ctx = &pl};
+    *blob = mc_weights_blob(p, ws, &bl, size, err);
     mc_llvm_plan_free(&pl);
-    return 0;
+    return *blob ? 0 : -1;
 }
 
 /* ------------------------------------------------------------ module */

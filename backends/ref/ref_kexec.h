@@ -5,7 +5,7 @@
  * any backend is compared with (`mambac verify`).
  *
  * Takes a verified program, the weights blob in graph layout
- * (mc_kprogram_weights_blob: weight b at Buffer.offset) and the input.
+ * (mc_weights_blob, ir/weights_blob.h: weight b at Buffer.offset) and the input.
  * Every buffer but the weights gets an allocation of its own, so the result
  * does not depend on the memory plan (scratch offsets are ignored).
  * Honoured: views (strides, offsets, stride-0 broadcast), the epilogue

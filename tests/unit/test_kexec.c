@@ -30,6 +30,7 @@
 #include "backends/ref/ref_kexec.h"
 #include "frontend/frontend.h"
 #include "frontend/weights.h"
+#include "ir/weights_blob.h"
 #include "passes/lower.h"
 #include "passes/pipeline.h"
 #include "runtime/mc_rt.h"
@@ -62,7 +63,7 @@ static float *
 kexec_output(const KProgram *p, const WeightStore *ws, const float *x)
 {
     McErr err;
-    uint8_t *blob = mc_kprogram_weights_blob(p, ws, &err);
+    uint8_t *blob = mc_weights_blob(p, ws, NULL, NULL, &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(blob);
     float *y = malloc((size_t)p->bufs[p->output_buf].bytes);
     int rc = mc_ref_kexec_run(p, blob, x, y, NULL, NULL, &err);
@@ -312,7 +313,7 @@ test_hook(void)
     McErr err;
     float *x;
     small_program(1, &g, &ws, &p, &x);
-    uint8_t *blob = mc_kprogram_weights_blob(&p, &ws, &err);
+    uint8_t *blob = mc_weights_blob(&p, &ws, NULL, NULL, &err);
     float *y = malloc((size_t)p.bufs[p.output_buf].bytes);
     HookLog h = {0, 0, -1, 1, -1};
     CU_ASSERT_EQUAL(mc_ref_kexec_run(&p, blob, x, y, log_hook, &h, &err), 0);
