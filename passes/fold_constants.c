@@ -1,7 +1,7 @@
 /* passes/fold_constants.c -- constant folding.
  *
- * Requires: the ref backend (it evaluates the folded ops, so folding has
- * exactly the oracle's numerics).
+ * Requires: mc_const_eval (pass.h: the reference interpreter evaluates the
+ * folded ops, so folding has exactly the oracle's numerics).
  * Does: every non-leaf node whose operands are all constants (WEIGHT nodes
  * present in the store) is computed now and replaced by a WEIGHT node that
  * takes over its name and uses, e.g. A = -exp(A_logs).  Chains fold in one
@@ -9,9 +9,7 @@
  * Invalidates: node ids.
  */
 #include "pass.h"
-#include "../backends/backend.h"
 #include <stdlib.h>
-#include <string.h>
 
 /* Evaluates node `id` of g on constant operands into a malloc'd buffer. */
 static float *
@@ -31,12 +29,10 @@ eval_node(const Graph *g, PassCtx *ctx, int id)
     int r = mc_graph_add(&mini, n->op, in, n->nin, &n->attrs, "result", &e);
     if (r < 0) mc_die("fold-constants: %%%s: %s", n->name, e.msg);
     mc_graph_add_output(&mini, r);
-    HostTensor out;
-    memset(&out, 0, sizeof out);
-    RunOpts ro = {.threads = 1};
-    if (mc_backend_ref.run_graph(&mini, ctx->ws, NULL, 0, &out, 1, &ro, &e)) mc_die("fold-constants: %%%s: %s", n->name, e.msg);
+    float *out = NULL;
+    if (mc_const_eval(&mini, ctx->ws, &out, &e)) mc_die("fold-constants: %%%s: %s", n->name, e.msg);
     mc_graph_free(&mini);
-    return out.data;
+    return out;
 }
 
 bool

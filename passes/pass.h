@@ -65,9 +65,16 @@ float *mc_pass_const_data(const Graph *g, const PassCtx *ctx, int id);
  * `name` (made unique against the graph and the store). */
 int mc_pass_add_const(Graph *g, PassCtx *ctx, const char *name, const Shape *s, float *data);
 
+/* The evaluator fold-constants computes with: runs g (no inputs, one
+ * output; its leaves are weights in ws) and sets *out to the output's f32
+ * data (malloc'd).  0, or -1 with err.  Declared here, defined by the
+ * reference interpreter (the ref backend), so that folding has exactly the
+ * oracle's numerics while passes include nothing of the backends. */
+int mc_const_eval(const Graph *g, const WeightStore *ws, float **out, McErr *err);
+
 /* The [D,25] tap table of the state fusion with alpha folded in (tap order
- * in ir/ops.def, state_fusion25); malloc'd.  Used by fold-state-fusion and
- * by lowering when that pass was disabled. */
+ * ir/fusion25_taps.def, state_fusion25); malloc'd.  Used by
+ * fold-state-fusion and by lowering when that pass was disabled. */
 float *mc_state_fusion_taps(const float *k3, const float *k3_1, const float *k3_2, const float *alpha,
                             int64_t D);
 

@@ -6,10 +6,12 @@
  * one ref kernel per op (ref_kernels.c), freeing each intermediate after its
  * last use.  Produces one malloc'd HostTensor per graph output (the caller
  * frees .data).  Owns: the intermediate buffers during a run; input and
- * weight data are borrowed, never written.
+ * weight data are borrowed, never written.  Also fold-constants' evaluator
+ * (mc_const_eval, declared by the passes).
  */
 #include "ref_kernels.h"
 #include "../backend.h"
+#include "../../passes/pass.h"
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,6 +281,18 @@ done:
     free(last);
     free(op_time);
     return rc;
+}
+
+/* fold-constants' evaluator (passes/pass.h): this interpreter, one thread */
+int
+mc_const_eval(const Graph *g, const WeightStore *ws, float **out, McErr *err)
+{
+    HostTensor t;
+    memset(&t, 0, sizeof t);
+    RunOpts ro = {.threads = 1};
+    if (ref_run(g, ws, NULL, 0, &t, 1, &ro, err)) return -1;
+    *out = t.data;
+    return 0;
 }
 
 const Backend mc_backend_ref = {
