@@ -30,6 +30,7 @@ typedef struct EmitOpts {
     const char *triple, *cpu, *features; /* LLVM */
     int sm, precision;    /* CUDA (McCudaPrecision) */
     int verbose;
+    int instrument;       /* CUDA: the executable writes every kernel's output (--kernel-outputs) */
 } EmitOpts;
 
 typedef struct Backend {

@@ -152,7 +152,8 @@ static const char *usage_compile =
     "                     --emit cuda writes OUT.cu + OUT.weights, --emit exe also builds OUT\n"
     "  --sm N             CUDA compute capability, 80 or newer (default 90: built\n"
     "                     for sm_90a, bf16 GEMMs on Hopper's wgmma)\n"
-    "  --precision P      CUDA only: fp32 (default), tf32 or bf16 tensor cores\n"
+    "  --precision P      CUDA only: fp32 (default), tf32 or bf16 tensor cores\n"    "  --instrument       CUDA only: the executable takes --kernel-outputs DIR (every\n"
+    "                     kernel's output, for mambac verify --backend cuda)\n"
     "  --list-cpus TRIPLE what is known of the CPUs of TRIPLE, and exit\n"
     "  -v                 print the triple, CPU and features used, the memory plan and\n"
     "                     the progress of each step\n"
@@ -161,7 +162,7 @@ static const char *usage_compile =
 typedef struct Opts {
     const char *model, *kirmodel, *weights, *input, *output, *backend, *format, *outfile, *dot;
     const char *target, *cpu, *features, *emit, *precision;
-    int sm;
+    int sm, instrument;
     int threads, batch, H, W, verbose, seed, top, opt;
     PassOptions po;
 } Opts;
@@ -227,6 +228,7 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
         char *eq = strchr(key, '=');
         if (eq) { *eq = 0; val = a + (eq - key) + 1; }
         if (!strcmp(key, "-v") || !strcmp(key, "--verbose")) { o->verbose = 1; continue; }
+        if (!strcmp(key, "--instrument")) { o->instrument = 1; continue; }
         if (!strcmp(key, "-O0") || !strcmp(key, "-O1")) { o->opt = key[2] - '0'; continue; }
         if (!strcmp(key, "--list-passes")) { mc_pipeline_list(stdout, target_rows); *done = 1; return 0; }
         if (!strcmp(key, "--print-after-all")) { o->po.print_after_all = true; o->opt = 1; continue; }
@@ -678,7 +680,8 @@ cmd_compile(int argc, char **argv)
     if (!cuda && ek < 0) return usage_error("compile", "--emit must be exe, shared, obj, llvm-ir or asm, got '%s'", o.emit);
     if (cuda && strcmp(o.emit, "cuda") && strcmp(o.emit, "exe"))
         return usage_error("compile", "--target cuda: --emit must be cuda or exe, got '%s'", o.emit);
-    if (!cuda && (o.precision || o.sm)) return usage_error("compile", "%s", "--precision and --sm apply to --target cuda only");
+    if (!cuda && (o.precision || o.sm || o.instrument))
+        return usage_error("compile", "%s", "--precision, --sm and --instrument apply to --target cuda only");
     int prec = mc_cuda_precision_parse(o.precision ? o.precision : "fp32");
     if (prec < 0) return usage_error("compile", "--precision must be fp32, tf32 or bf16, got '%s'", o.precision);
     if (!o.outfile) return usage_error("compile", "%s", "-o OUT is required");
@@ -722,7 +725,7 @@ cmd_compile(int argc, char **argv)
     if (o.dot && kind != 4 && write_dot(&g, &ws, o.dot, &err)) return fail(&err);
     if (o.verbose && !o.po.stats) mc_memplan_report(&kp, stderr);
     progress(&o, kind == 4 ? "kernel IR read" : "passes, lowering, memory plan", t0);
-    EmitOpts eo = {o.outfile, o.emit, cuda ? NULL : o.target, o.cpu, o.features, o.sm, prec, o.verbose};
+    EmitOpts eo = {o.outfile, o.emit, cuda ? NULL : o.target, o.cpu, o.features, o.sm, prec, o.verbose, o.instrument};
     rc = be->emit(&kp, &ws, &eo, &err);
     progress(&o, cuda ? "CUDA written" : "artifact written", t0);
     mc_kprogram_free(&kp);

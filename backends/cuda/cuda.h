@@ -33,6 +33,7 @@ typedef struct McCudaOptions {
     int external_weights;       /* 1: write OUT.weights, read at start-up, instead of embedding */
     const char *nvcc;           /* NULL: $NVCC, else /usr/local/cuda/bin/nvcc, else nvcc on PATH */
     int verbose;
+    int instrument;             /* 1: the executable takes --kernel-outputs DIR (mambac verify --backend cuda) */
 } McCudaOptions;
 
 /* Parses "fp32" | "tf32" | "bf16"; -1 on anything else. */

@@ -2,10 +2,13 @@
  * the nvcc driver (mc_cuda_compile).
  *
  * Takes a KProgram, its weights and McCudaOptions; produces OUT.cu (model
- * #defines, the device code of cuda_print.c, the host main of
- * device/mc_main.cuh), OUT.weights when the weights are external, and for
- * --emit exe the executable OUT (nvcc, static cudart; embedded weights are
- * an .incbin object assembled with the C compiler).  Every output is
+ * #defines, the device code of cuda_print.c, the executable's interface
+ * runtime/exe/mc_cuda_glue.h and its GPU half device/mc_main.cuh; with
+ * --instrument the kernel-output hook and table), OUT.weights when the
+ * weights are external, and for --emit exe the executable OUT: the
+ * runtime's main (runtime/exe/cuda_main.c, npy.c, out.c) compiled with the
+ * host C compiler, linked by nvcc with the .cu (static cudart; embedded
+ * weights are an .incbin object assembled with the C compiler).  Every output is
  * opened before the work and renamed into place when all are complete
  * (runtime/mc_out.h); the tools run without a shell, in a private
  * temporary directory (backends/artifact.h) that a signal's cleanup
@@ -24,7 +27,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* device/mc_main.cuh as mc_main_cuh[] (embedded by the build) */
+/* device/mc_main.cuh as mc_main_cuh[], runtime/exe/mc_cuda_glue.h as
+ * mc_cuda_glue_h[] (embedded by the build) */
+#include "mc_cuda_glue_h.h"
 #include "mc_main_cuh.h"
 
 static void
@@ -47,6 +52,41 @@ c_string(McBuf *b, const char *s)
     mc_buf_puts(b, "\"");
 }
 
+/* kernel i runs inside its host and only kernels inside that host read
+ * its output: the output stays on chip, never written to memory */
+static int
+on_chip(const KProgram *p, int i)
+{
+    const Kernel *k = &p->k[i];
+    if (k->host < 0 || p->bufs[k->out.buf].kind != BUF_SCRATCH) return 0;
+    for (int j = 0; j < p->nk; j++) {
+        const Kernel *o = &p->k[j];
+        for (int a = 0; a < o->nin + o->nargs; a++)
+            if ((a < o->nin ? &o->in[a] : &o->args[a - o->nin])->buf == k->out.buf && o->host != k->host) return 0;
+    }
+    return 1;
+}
+
+/* --instrument: where each kernel's output buffer is (arena offset, -1 on
+ * chip), its elements, whether it holds bf16, its shape */
+static void
+print_kernel_outputs(const KProgram *p, const McCudaOptions *o, const CudaLayout *lay, McBuf *b)
+{
+    int n = p->nk ? p->nk : 1;
+    mc_buf_printf(b, "static const long long mc_kout_off[%d] = {", n);
+    for (int i = 0; i < p->nk; i++)
+        mc_buf_printf(b, "%s%lld", i ? ", " : "", on_chip(p, i) ? -1LL : (long long)mc_cuda_buf_offset(p, lay, p->k[i].out.buf));
+    mc_buf_printf(b, "};\nstatic const long long mc_kout_count[%d] = {", n);
+    for (int i = 0; i < p->nk; i++) mc_buf_printf(b, "%s%lld", i ? ", " : "", (long long)(p->bufs[p->k[i].out.buf].bytes / 4));
+    mc_buf_printf(b, "};\nstatic const int mc_kout_bf16[%d] = {", n);
+    for (int i = 0; i < p->nk; i++) mc_buf_printf(b, "%s%d", i ? ", " : "", mc_cu_stores_bf16(p, o->precision, p->k[i].out.buf));
+    mc_buf_printf(b, "};\nstatic const int mc_kout_rank[%d] = {", n);
+    for (int i = 0; i < p->nk; i++) mc_buf_printf(b, "%s%d", i ? ", " : "", p->bufs[p->k[i].out.buf].shape.rank);
+    mc_buf_printf(b, "};\nstatic const int64_t mc_kout_shape[%d][8] = {\n", n);
+    for (int i = 0; i < p->nk; i++) shape_list(b, &p->bufs[p->k[i].out.buf].shape, "    {", "},\n");
+    mc_buf_puts(b, "};\n\n");
+}
+
 int
 mc_cuda_print(const KProgram *p, const McCudaOptions *o, McBuf *b, int64_t *blob_bytes, McErr *err)
 {
@@ -60,11 +100,15 @@ mc_cuda_print(const KProgram *p, const McCudaOptions *o, McBuf *b, int64_t *blob
                   co.sm);
     mc_buf_printf(b, " * %d fused kernels; device arena %lld bytes: weights %lld @0, scratch %lld @%lld,\n"
                      " * input @%lld, output @%lld, scan carries @%lld.\n"
-                     " * Build: nvcc -O3 -std=c++17 -arch=sm_%d%s -cudart static %s.cu -o %s\n"
-                     " *        (-DMC_EMBEDDED_WEIGHTS=1 and an object defining mc_cuda_weights to embed them). */\n",
+                     " * Build: nvcc -O3 -std=c++17 -arch=sm_%d%s -cudart static %s.cu cuda_main.o npy.o out.o -o %s\n"
+                     " *        (the objects: cc -c runtime/exe/cuda_main.c runtime/npy.c runtime/out.c; with\n"
+                     " *        -DMC_EMBEDDED_WEIGHTS=1 and an object defining mc_cuda_weights to embed them). */\n",
                   p->nk, (long long)lay.arena_bytes, (long long)lay.blob_bytes, (long long)p->scratch_bytes,
                   (long long)lay.scratch_off, (long long)lay.input_off, (long long)lay.output_off,
                   (long long)lay.carry_off, co.sm, co.sm == 90 ? "a" : "", p->name ? p->name : "model", p->name ? p->name : "model");
+    if (o->instrument) /* the hook of mc_forward's events (mc_main.cuh, --kernel-outputs) */
+        mc_buf_puts(b, "#define MC_INSTRUMENT 1\nstatic cudaError_t mc_instr_record(cudaEvent_t *e, cudaStream_t s);\n"
+                       "#define cudaEventRecord(e, s) mc_instr_record(&(e), s)\n");
     int rc = mc_cuda_print_device(p, &co, &lay, b, err);
     if (!rc) {
         mc_buf_puts(b, "/* ---------------------------------------------------------------- model */\n");
@@ -109,6 +153,8 @@ mc_cuda_print(const KProgram *p, const McCudaOptions *o, McBuf *b, int64_t *blob
             mc_buf_printf(b, "    %s,\n", MC_DOUBLE_LIT(fl));
         }
         mc_buf_puts(b, "};\n\n");
+        if (o->instrument) print_kernel_outputs(p, o, &lay, b);
+        mc_buf_puts(b, mc_cuda_glue_h);
         mc_buf_puts(b, mc_main_cuh);
     }
     if (blob_bytes) *blob_bytes = lay.blob_bytes;
@@ -206,10 +252,22 @@ build_exe(const McCudaOptions *o, const char *dir, const char *cu_name, int embe
                                        "\t.incbin \"weights.bin\"\n\t.section .note.GNU-stack,\"\",@progbits\n";
         snprintf(spath, sizeof spath, "%s/weights.S", dir);
         if (mc_out_write_file(spath, asm_text, sizeof asm_text - 1, 0666, err->msg, sizeof err->msg)) return -1;
-        const char *cc = getenv("CC");
+        const char *acc = getenv("CC");
         static const char *const as_args[] = {"-c", "weights.S", "-o", "weights.o", NULL};
-        if (mc_artifact_run(cc && *cc ? cc : "cc", as_args, dir, o->verbose, NULL, 0, err)) return -1;
+        if (mc_artifact_run(acc && *acc ? acc : "cc", as_args, dir, o->verbose, NULL, 0, err)) return -1;
     }
+    /* the host side that touches no GPU: the runtime's C, with the host C
+     * compiler (runtime/exe/cuda_main.c, npy.c, out.c) */
+    char rt[4096], rtinc[4200], rtexe[4200], src[3][4200];
+    if (mc_artifact_runtime_dir(rt, sizeof rt, err)) return -1;
+    snprintf(rtinc, sizeof rtinc, "-I%s", rt);
+    snprintf(rtexe, sizeof rtexe, "-I%s/exe", rt);
+    snprintf(src[0], sizeof src[0], "%s/exe/cuda_main.c", rt);
+    snprintf(src[1], sizeof src[1], "%s/npy.c", rt);
+    snprintf(src[2], sizeof src[2], "%s/out.c", rt);
+    const char *cc = getenv("CC");
+    const char *const cc_args[] = {"-O2", "-std=gnu11", "-fno-ident", rtinc, rtexe, "-c", src[0], src[1], src[2], NULL};
+    if (mc_artifact_run(cc && *cc ? cc : "cc", cc_args, dir, o->verbose, NULL, 0, err)) return -1;
     int sm = o->sm ? o->sm : 90;
     const char *nvcc = find_nvcc(o);
     /* sm_90 builds for sm_90a, Hopper's own features (wgmma): the binary
@@ -223,9 +281,9 @@ build_exe(const McCudaOptions *o, const char *dir, const char *cu_name, int embe
     fprintf(stderr, "mambac: nvcc: building %s from %s.cu (sm_%d%s)...\n", o->out, o->out, sm, feat);
     char gencode[64];
     snprintf(gencode, sizeof gencode, "-gencode=arch=compute_%d%s,code=sm_%d%s", sm, feat, sm, feat);
-    const char *args[16] = {"-O3", "-std=c++17", gencode, "-cudart", "static", "-Xcompiler", "-fno-ident",
-                            "-o", "out.bin", cu_name};
-    int n = 10;
+    const char *args[20] = {"-O3", "-std=c++17", gencode, "-cudart", "static", "-Xcompiler", "-fno-ident",
+                            "-o", "out.bin", cu_name, "cuda_main.o", "npy.o", "out.o"};
+    int n = 13;
     if (embed) {
         args[n++] = "-DMC_EMBEDDED_WEIGHTS=1";
         args[n++] = "weights.o";

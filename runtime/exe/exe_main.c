@@ -15,6 +15,7 @@
 #include "../mc_npy.h"
 #include "../mc_out.h"
 #include "../mc_rt.h"
+#include "mc_exe_cli.h"
 #include "mc_model_glue.h"
 #include <errno.h>
 #include <stdio.h>
@@ -66,107 +67,6 @@ usage(FILE *f)
                "  -v              prints the CPU variant that runs, and each step\n"
                "  --help          this text\n");
     print_cpu(f);
-}
-
-/* Limits of the counts (a run count's timings take 8 bytes each). */
-#define MAX_RUNS 10000000L   /* --bench, --profile */
-#define MAX_THREADS 1024L    /* --threads, as mambac's */
-#define MAX_TOP 1000000L     /* --top, as mambac's */
-
-static int
-parse_count(const char *opt, const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || !*s || *end || errno || v < lo || v > hi) {
-        fprintf(stderr, "%s: error: %s needs an integer in %ld..%ld, got '%s'\n", prog, opt, lo, hi,
-                s ? s : "");
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int64_t
-numel(int rank, const int64_t *d)
-{
-    int64_t n = 1;
-    for (int i = 0; i < rank; i++)
-        n *= d[i];
-    return n;
-}
-
-static const char *
-npy_type_name(McNpyType t)
-{
-    switch (t) {
-    case MC_NPY_F32: return "float32";
-    case MC_NPY_F64: return "float64";
-    case MC_NPY_I64: return "int64";
-    case MC_NPY_I32: return "int32";
-    case MC_NPY_U8: return "uint8";
-    default: return "an unsupported dtype";
-    }
-}
-
-static void
-shape_str(char *buf, size_t n, int rank, const int64_t *d)
-{
-    size_t k = 0;
-    k += snprintf(buf + k, n - k, "[");
-    for (int i = 0; i < rank && k < n; i++)
-        k += snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)d[i]);
-    if (k < n)
-        snprintf(buf + k, n - k, "]");
-}
-
-/* Loads and checks the input; copies it into `dst` (the aligned buffer). */
-static int
-load_input(const char *path, float *dst)
-{
-    const McModelGlue *g = &mc_model_glue;
-    McNpy a;
-    char msg[512];
-    if (mc_npy_read(path, &a, msg, sizeof msg)) {
-        fprintf(stderr, "%s: error: %s\n", prog, msg);
-        return -1;
-    }
-    char want[128], got[128];
-    shape_str(want, sizeof want, g->in_rank, g->in_shape);
-    shape_str(got, sizeof got, a.rank, a.shape);
-    int ok = a.rank == g->in_rank;
-    for (int i = 0; ok && i < a.rank; i++)
-        ok = a.shape[i] == g->in_shape[i];
-    if (a.type != MC_NPY_F32) {
-        fprintf(stderr,
-                "%s: error: %s: input has dtype %s, this model takes float32 %s "
-                "(convert with x.astype(numpy.float32))\n",
-                prog, path, npy_type_name(a.type), want);
-        mc_npy_free(&a);
-        return -1;
-    }
-    int zero = -1;
-    for (int i = a.rank - 1; i >= 0; i--)
-        if (a.shape[i] == 0)
-            zero = i;
-    if (!ok && zero >= 0) { /* no recompiling helps */
-        fprintf(stderr, "%s: error: %s: input has shape %s, %s; this model takes %s\n", prog, path, got,
-                zero == 0 && a.rank > 1 ? "an empty batch (batch 0)" : "a zero-size dimension", want);
-        mc_npy_free(&a);
-        return -1;
-    }
-    if (!ok) {
-        fprintf(stderr,
-                "%s: error: %s: input has shape %s, this model was compiled for %s "
-                "(recompile with mambac compile --batch/--image-size to change it)\n",
-                prog, path, got, want);
-        mc_npy_free(&a);
-        return -1;
-    }
-    memcpy(dst, a.data, (size_t)numel(g->in_rank, g->in_shape) * sizeof(float));
-    mc_npy_free(&a);
-    return 0;
 }
 
 static int
@@ -294,23 +194,10 @@ done:
 static void
 print_top(const float *out, int rank, const int64_t *shape, int k, double ms)
 {
-    int64_t B = rank == 2 ? shape[0] : 1, N = rank == 2 ? shape[1] : numel(rank, shape);
+    int64_t B = rank == 2 ? shape[0] : 1, N = rank == 2 ? shape[1] : mc_cli_numel(rank, shape);
     if (mc_rt_print_top(stdout, out, B, N, k))
         fprintf(stderr, "%s: error: out of memory for --top\n", prog);
     printf("time: %.1f ms (one run after a warm-up, %d threads)\n", ms, mc_rt_get_threads());
-}
-
-/* 0, or 1 with a message when what was printed could not be written
- * (a full disk, a closed pipe). */
-static int
-check_stdout(void)
-{
-    char msg[512];
-    if (mc_out_check_stdout(msg, sizeof msg)) {
-        fprintf(stderr, "%s: error: %s\n", prog, msg);
-        return 1;
-    }
-    return 0;
 }
 
 int
@@ -339,18 +226,18 @@ main(int argc, char **argv)
             if (!v) goto missing;
             out_path = v, i++;
         } else if (!strcmp(a, "--threads")) {
-            if (parse_count(a, v, 1, MAX_THREADS, &threads)) return 2;
+            if (mc_cli_count(prog, a, v, 1, MAX_THREADS, &threads)) return 2;
             i++;
         } else if (!strcmp(a, "--bench")) {
-            if (parse_count(a, v, 1, MAX_RUNS, &nbench)) return 2;
+            if (mc_cli_count(prog, a, v, 1, MAX_RUNS, &nbench)) return 2;
             i++;
         } else if (!strcmp(a, "--top")) {
-            if (parse_count(a, v, 1, MAX_TOP, &top)) return 2;
+            if (mc_cli_count(prog, a, v, 1, MAX_TOP, &top)) return 2;
             i++;
         } else if (!strcmp(a, "--profile")) {
             nprof = 10;
             if (v && v[0] >= '0' && v[0] <= '9') {
-                if (parse_count(a, v, 1, MAX_RUNS, &nprof)) return 2;
+                if (mc_cli_count(prog, a, v, 1, MAX_RUNS, &nprof)) return 2;
                 i++;
             }
         } else {
@@ -390,7 +277,7 @@ main(int argc, char **argv)
         return 1;
     }
 
-    int64_t nin = numel(g->in_rank, g->in_shape), nout = numel(g->out_rank, g->out_shape);
+    int64_t nin = mc_cli_numel(g->in_rank, g->in_shape), nout = mc_cli_numel(g->out_rank, g->out_shape);
     int64_t nscratch = *g->obj_scratch_size;
     float *in = mc_rt_alloc_aligned((size_t)nin * sizeof(float), MC_RT_ALIGN);
     float *out = mc_rt_alloc_aligned((size_t)nout * sizeof(float), MC_RT_ALIGN);
@@ -402,7 +289,7 @@ main(int argc, char **argv)
         goto done;
     }
     if (in_path) {
-        if (load_input(in_path, in))
+        if (mc_cli_load_input(prog, in_path, g->in_rank, g->in_shape, in))
             goto done;
     } else {
         memset(in, 0, (size_t)nin * sizeof(float));
@@ -437,7 +324,7 @@ main(int argc, char **argv)
         goto done;
     if (nprof && profile(nprof, g->weights, in, out, scratch))
         goto done;
-    rc = check_stdout();
+    rc = mc_cli_check_stdout(prog);
 done:
     mc_rt_free_aligned(in);
     mc_rt_free_aligned(out);

@@ -436,9 +436,10 @@ if os.path.exists(exe):
         rc, _, err, dt = E.run_prog([exe, "--input", p, "--output", out], timeout=30)
         t.check(rc == 1 and what in err and "recompile" not in err,
                 "the executable's --input is %s: rc=%s %s" % (label, rc, err.strip()[:200]))
-# The --target cuda executable's own .npy reader (host C++ built by nvcc):
-# the same refusals as the CPU executable's, and the input is checked
-# before the GPU is looked for (so this runs on machines without one).
+# The --target cuda executable's host side is the runtime's (cuda_main.c,
+# npy.c, out.c): the same refusals as the CPU executable's, and the input,
+# the weights, the output and --kernel-outputs are checked before the GPU is
+# looked for (so this runs on machines without one).
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 
@@ -448,14 +449,11 @@ cu = t.path("cu_exe")
 if not shutil.which(nvcc):
     print("  skip  the CUDA executable's --input cases: no nvcc (%s)" % nvcc)
 else:
-    rc, _, err, _ = t.run(["compile", cfg, "--target", "cuda", "--emit", "cuda", "--batch", "1",
-                           "--image-size", "32x36", "-o", cu], timeout=300)
-    r = subprocess.run([nvcc, "-O0", "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a",
-                        "-cudart", "static", "-o", cu, cu + ".cu"],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600) if rc == 0 else None
-    if t.check(rc == 0 and r.returncode == 0, "build a --target cuda executable: rc=%s %s" % (
-            rc, err.strip()[-200:] if rc else "" if r.returncode == 0 else
-            r.stdout.decode(errors="replace")[-300:])):
+    # --emit exe: the .cu linked with the runtime's main (runtime/exe/cuda_main.c)
+    rc, _, err, _ = t.run(["compile", cfg, "--target", "cuda", "--batch", "1",
+                           "--image-size", "32x36", "--instrument", "-o", cu], timeout=600)
+    if t.check(rc == 0 and os.access(cu, os.X_OK), "build a --target cuda executable: rc=%s %s" % (
+            rc, err.strip()[-300:])):
         bigcu = t.path("cu_huge.npy")
         with open(bigcu, "wb") as f:
             f.write(open(xin, "rb").read(128))
@@ -467,7 +465,7 @@ else:
                  ("H=0", (1, 3, 0, 36), "a zero-size dimension"),
                  ("batch 0", (0, 3, 32, 36), "an empty batch"),
                  ("[2^62, 2^62]", "(4611686018427387904, 4611686018427387904)", "shape is too large"),
-                 ("[1, -3, 32, 36]", "(1, -3, 32, 36)", "malformed .npy header"),
+                 ("[1, -3, 32, 36]", "(1, -3, 32, 36)", "must be a tuple of integers"),
                  ("truncated", "trunc", "(truncated?)")]
         for label, what, want in cases:
             path = what
@@ -492,4 +490,22 @@ else:
         rc, _, err, dt = E.run_prog([cu, "--weights", fifo], timeout=30)
         t.check(rc == 1 and "not a regular file (a FIFO)" in err and dt < 10,
                 "the CUDA executable's --weights is a FIFO: rc=%s %.1fs %s" % (rc, dt, err.strip()[:200]))
+        np.save(t.path("cu_ok.npy"), np.zeros((1, 3, 32, 36), np.float32))
+        for label, args, want_rc, want in [
+                ("--help", ["--help"], 0, None),
+                ("--bench 0", ["--bench", "0"], 2, "--bench needs an integer in 1..10000000"),
+                ("an unknown option", ["--frob"], 2, "unknown option '--frob'"),
+                ("--output into a missing directory", ["--input", t.path("cu_ok.npy"), "--output",
+                                                        "/nonexistent/y.npy"], 1, "cannot write /nonexistent/y.npy"),
+                ("--kernel-outputs on a file", ["--kernel-outputs", t.path("cu_ok.npy")], 1, "not a directory"),
+                ("no GPU here (or one)", ["--input", t.path("cu_ok.npy"), "--output", t.path("cu_y.npy")], None, None)]:
+            rc, out_, err, dt = E.run_prog([cu] + args, timeout=60)
+            if want_rc is None:  # this machine may have a GPU: then it runs
+                ok = rc == 0 or (rc == 1 and "no usable NVIDIA GPU" in err and not os.path.exists(t.path("cu_y.npy"))
+                                 and not [f for f in os.listdir(t.work) if f.startswith(".cu_y.npy")])
+            elif want is None:
+                ok = rc == 0 and "--kernel-outputs DIR" in out_ and "[1, 3, 32, 36]" in out_
+            else:
+                ok = rc == want_rc and want in err and "GPU" not in err
+            t.check(ok and dt < 30, "the CUDA executable's host side, %s: rc=%s %s" % (label, rc, err.strip()[:200]))
 t.finish()

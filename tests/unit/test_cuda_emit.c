@@ -995,6 +995,7 @@ test_device_files(void)
           "#define MC_INPUT_SHAPE_STR \"[2, 3, 4, 4]\"\n#define MC_OUTPUT_SHAPE_STR \"[2, 5]\"\n"
           "static const char *mc_kernel_names[1] = {\"k0\"};\n"
           "static const double mc_kernel_flops[1] = {1.0};\n", f);
+    fprintf(f, "#include \"%s/runtime/exe/mc_cuda_glue.h\"\n", MC_SOURCE_DIR); /* pasted before the main */
     fprintf(f, "#include \"%s/backends/cuda/device/mc_main.cuh\"\n", MC_SOURCE_DIR);
     fclose(f);
     CU_ASSERT_EQUAL(nvcc_object(nvcc, dir, "main", path), 0);

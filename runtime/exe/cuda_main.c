@@ -1,0 +1,336 @@
+/* runtime/exe/cuda_main.c -- main() of the executables `mambac compile
+ * --target cuda --emit exe` writes.
+ *
+ * Takes: the model's .cu (its glue and GPU work: mc_cuda_glue.h), options.
+ * Produces: the output .npy, a benchmark line, a per-kernel profile, and
+ * with --instrument's --kernel-outputs DIR every kernel's output as
+ * DIR/k<i>.npy.  Everything that touches no GPU is done here with the
+ * runtime the CPU executable uses: options and counts (mc_exe_cli.h), the
+ * input through mc_npy_read (regular files only, sizes checked before
+ * reading), the weights through mc_file_open, outputs through McOut
+ * (atomic, removed on a signal or an exit before they are complete).  The
+ * input, the weights and the outputs are checked before the GPU is looked
+ * for, so bad usage is refused on any machine.
+ *
+ *   OUT [--input x.npy] [--output y.npy] [--bench N] [--profile [N]]
+ *       [--weights FILE | --synthetic-weights] [--kernel-outputs DIR]
+ *
+ * Exit status: 0 ok, 1 bad file, no usable GPU or a CUDA error, 2 bad
+ * usage.  Compiled by cuda_host.c with the host C compiler (with npy.c and
+ * out.c), linked by nvcc with the .cu.
+ */
+#include "../mc_file.h"
+#include "../mc_npy.h"
+#include "../mc_out.h"
+#include "mc_cuda_glue.h"
+#include "mc_exe_cli.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *prog = "model";
+static McOut *open_out; /* the output not yet committed: discarded at exit */
+
+static void
+discard_at_exit(void)
+{
+    if (open_out)
+        mc_out_discard(open_out);
+    open_out = NULL;
+}
+
+static void
+print_shape(FILE *f, int rank, const int64_t *d)
+{
+    for (int i = 0; i < rank; i++)
+        fprintf(f, "%s%lld", i ? ", " : "[", (long long)d[i]);
+    fprintf(f, "]");
+}
+
+static void
+usage(FILE *f)
+{
+    const McCudaGlue *g = &mc_cuda_glue;
+    fprintf(f, "usage: %s [--input x.npy] [--output y.npy] [--bench N] [--profile [N]]\n"
+               "          [--weights FILE | --synthetic-weights]%s [--help]\n"
+               "Runs the model '%s' (%s) on the GPU: input float32 ",
+            prog, g->instrument ? " [--kernel-outputs DIR]" : "", g->name, g->precision);
+    print_shape(f, g->in_rank, g->in_shape);
+    fprintf(f, ",\noutput float32 ");
+    print_shape(f, g->out_rank, g->out_shape);
+    fprintf(f, ".  Without --input, a fixed pseudo-random input.\n"
+               "  --bench N          one warm-up, then N timed runs of the captured CUDA graph\n"
+               "  --profile [N]      per-kernel times (CUDA events) over N runs (default 10)\n"
+               "  --weights FILE     the weights blob (default: embedded, else <exe>.weights)\n"
+               "  --synthetic-weights  pseudo-random weights (timing only)\n");
+    if (g->instrument)
+        fprintf(f, "  --kernel-outputs DIR  (built with --instrument) runs the kernels one by one\n"
+                   "                     and writes each kernel's output buffer as DIR/k<i>.npy\n"
+                   "                     (float32), for mambac verify --backend cuda\n");
+    fprintf(f, "  --threads N        accepted for the CPU executable's command lines; no effect\n");
+}
+
+/* deterministic pseudo-random floats in [-scale, scale) */
+static void
+fill_random(float *p, int64_t n, uint64_t seed, float scale)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int64_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        p[i] = scale * ((float)(s >> 40) * (2.0f / 16777216.0f) - 1.0f);
+    }
+}
+
+/* The weights file: regular, exactly weights_bytes long.  NULL with a
+ * message. */
+static unsigned char *
+read_weights(const char *path)
+{
+    const McCudaGlue *g = &mc_cuda_glue;
+    char msg[1024];
+    uint64_t size;
+    int fd = mc_file_open(path, "weights file (or pass --synthetic-weights)", 0, &size, msg, sizeof msg);
+    if (fd < 0) {
+        fprintf(stderr, "%s: error: %s\n", prog, msg);
+        return NULL;
+    }
+    unsigned char *w = NULL;
+    if (size != (uint64_t)g->weights_bytes)
+        fprintf(stderr, "%s: error: %s: %llu bytes, this model needs %lld\n", prog, path, (unsigned long long)size,
+                (long long)g->weights_bytes);
+    else if (!(w = malloc((size_t)g->weights_bytes + 4)))
+        fprintf(stderr, "%s: error: out of memory for %lld bytes of weights\n", prog, (long long)g->weights_bytes);
+    else if (mc_file_read_at(fd, w, (size_t)g->weights_bytes, 0)) {
+        fprintf(stderr, "%s: error: %s: cannot read: %s\n", prog, path, strerror(errno));
+        free(w);
+        w = NULL;
+    }
+    close(fd);
+    return w;
+}
+
+static int
+cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void
+bench(long n, const char *dev)
+{
+    const McCudaGlue *g = &mc_cuda_glue;
+    float *t = malloc(sizeof(float) * (size_t)n);
+    if (!t) {
+        fprintf(stderr, "%s: error: out of memory for %ld timings\n", prog, n);
+        exit(1);
+    }
+    mc_cuda_bench((int)n, t);
+    qsort(t, (size_t)n, sizeof(float), cmp_float);
+    double med = n % 2 ? t[n / 2] : 0.5 * ((double)t[n / 2 - 1] + t[n / 2]), gflop = 0;
+    for (int k = 0; k < g->nk; k++)
+        gflop += g->kernel_flops[k] / 1e9;
+    printf("bench: %s, %ld runs, batch %d, %s, %s: median %.3f ms, min %.3f ms, max %.3f ms, %.1f images/s, "
+           "%.1f GFLOP/run, %.2f TFLOP/s\n",
+           g->name, n, g->batch, dev, g->precision, med, t[0], t[n - 1], g->batch * 1000.0 / med, gflop, gflop / med);
+    free(t);
+}
+
+static const double *sort_ms;
+
+static int
+cmp_kernel(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    if (sort_ms[x] != sort_ms[y])
+        return sort_ms[x] > sort_ms[y] ? -1 : 1;
+    return x - y;
+}
+
+static void
+profile(long n, const char *dev)
+{
+    const McCudaGlue *g = &mc_cuda_glue;
+    double *ms = calloc((size_t)g->nk + 1, sizeof *ms), total = 0;
+    int *order = calloc((size_t)g->nk + 1, sizeof *order);
+    if (!ms || !order) {
+        fprintf(stderr, "%s: error: out of memory\n", prog);
+        exit(1);
+    }
+    mc_cuda_profile((int)n, ms);
+    for (int k = 0; k < g->nk; k++) {
+        order[k] = k;
+        total += ms[k];
+    }
+    sort_ms = ms;
+    qsort(order, (size_t)g->nk, sizeof *order, cmp_kernel);
+    printf("profile: %s, %ld runs, batch %d, %s, %s, %d kernels, %.3f ms per run (events, no graph)\n", g->name, n,
+           g->batch, dev, g->precision, g->nk, total);
+    printf("%5s  %-56s %9s %7s %10s %6s\n", "rank", "kernel", "ms/run", "share", "GFLOP/s", "calls");
+    for (int r = 0; r < g->nk; r++) {
+        int k = order[r];
+        printf("%5d  %-56s %9.4f %6.2f%% %10.1f %6d\n", r + 1, g->kernel_names[k], ms[k],
+               total > 0 ? 100.0 * ms[k] / total : 0.0, ms[k] > 0 ? g->kernel_flops[k] / (ms[k] * 1e6) : 0.0, 1);
+    }
+    free(ms);
+    free(order);
+}
+
+/* --kernel-outputs: DIR/k<i>.npy for each kernel, written atomically */
+static int
+write_kernel_output(void *user, int k, const float *data, int rank, const int64_t *shape)
+{
+    char path[MC_OUT_PATH], msg[1024];
+    snprintf(path, sizeof path, "%s/k%d.npy", (const char *)user, k);
+    if (mc_npy_write_f32(path, data, rank, shape, msg, sizeof msg)) {
+        fprintf(stderr, "%s: error: %s\n", prog, msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* DIR exists and is a directory (made when missing). */
+static int
+check_dir(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) && (errno != ENOENT || mkdir(dir, 0777))) {
+        fprintf(stderr, "%s: error: --kernel-outputs %s: %s\n", prog, dir, strerror(errno));
+        return -1;
+    }
+    if (!stat(dir, &st) && !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "%s: error: --kernel-outputs %s: not a directory\n", prog, dir);
+        return -1;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    const McCudaGlue *g = &mc_cuda_glue;
+    const char *in_path = NULL, *out_path = NULL, *wfile = NULL, *kdir = NULL;
+    long threads = 0, nbench = 0, nprof = 0;
+    int synth = 0;
+    if (argc > 0 && argv[0] && *argv[0]) {
+        const char *s = strrchr(argv[0], '/');
+        prog = s ? s + 1 : argv[0];
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return mc_cli_check_stdout(prog);
+        } else if (!strcmp(a, "--synthetic-weights")) {
+            synth = 1;
+        } else if (!strcmp(a, "--input") || !strcmp(a, "-i")) {
+            if (!v) goto missing;
+            in_path = v, i++;
+        } else if (!strcmp(a, "--output") || !strcmp(a, "-o")) {
+            if (!v) goto missing;
+            out_path = v, i++;
+        } else if (!strcmp(a, "--weights")) {
+            if (!v) goto missing;
+            wfile = v, i++;
+        } else if (!strcmp(a, "--kernel-outputs")) {
+            if (!v) goto missing;
+            kdir = v, i++;
+        } else if (!strcmp(a, "--threads")) {
+            if (mc_cli_count(prog, a, v, 1, MAX_THREADS, &threads)) return 2;
+            i++;
+        } else if (!strcmp(a, "--bench")) {
+            if (mc_cli_count(prog, a, v, 1, MAX_RUNS, &nbench)) return 2;
+            i++;
+        } else if (!strcmp(a, "--profile")) {
+            nprof = 10;
+            if (v && v[0] >= '0' && v[0] <= '9') {
+                if (mc_cli_count(prog, a, v, 1, MAX_RUNS, &nprof)) return 2;
+                i++;
+            }
+        } else {
+            fprintf(stderr, "%s: error: unknown option '%s' (see --help)\n", prog, a);
+            return 2;
+        }
+        continue;
+    missing:
+        fprintf(stderr, "%s: error: %s needs a %s\n", prog, a, strcmp(a, "--kernel-outputs") ? "file name" : "directory");
+        return 2;
+    }
+    if (kdir && !g->instrument) {
+        fprintf(stderr, "%s: error: --kernel-outputs needs an executable built with mambac compile --instrument\n",
+                prog);
+        return 2;
+    }
+    if (synth && wfile) {
+        fprintf(stderr, "%s: error: give --weights or --synthetic-weights, not both\n", prog);
+        return 2;
+    }
+    /* the weights */
+    const unsigned char *w = g->weights;
+    unsigned char *wown = NULL;
+    if (synth) {
+        if (!(wown = malloc((size_t)g->weights_bytes + 4))) {
+            fprintf(stderr, "%s: error: out of memory for %lld bytes of weights\n", prog, (long long)g->weights_bytes);
+            return 1;
+        }
+        fill_random((float *)wown, g->weights_bytes / 4, 7, 0.05f);
+        w = wown;
+    } else if (wfile || !w) {
+        char def[MC_OUT_PATH];
+        if (!wfile) {
+            snprintf(def, sizeof def, "%s.weights", argv[0]);
+            wfile = def;
+        }
+        if (!(w = wown = read_weights(wfile))) return 1;
+    }
+    /* the input, the output and DIR, checked before the GPU is */
+    int64_t nin = mc_cli_numel(g->in_rank, g->in_shape), nout = mc_cli_numel(g->out_rank, g->out_shape);
+    float *x = malloc((size_t)nin * sizeof(float) + 4), *y = malloc((size_t)nout * sizeof(float) + 4);
+    if (!x || !y) {
+        fprintf(stderr, "%s: error: out of memory for the input and output\n", prog);
+        return 1;
+    }
+    if (in_path) {
+        if (mc_cli_load_input(prog, in_path, g->in_rank, g->in_shape, x)) return 1;
+    } else {
+        fill_random(x, nin, 1, 1.0f);
+    }
+    static McOut yo; /* static: discard_at_exit runs after main returns */
+    char msg[1024], dev[256];
+    if (out_path) {
+        mc_cleanup_install();
+        if (mc_out_open(&yo, out_path, 0666, msg, sizeof msg)) {
+            fprintf(stderr, "%s: error: %s\n", prog, msg);
+            return 1;
+        }
+        open_out = &yo;
+        atexit(discard_at_exit); /* every exit before the commit (no GPU, a CUDA error) */
+    }
+    if (kdir && check_dir(kdir)) return 1;
+    if (mc_cuda_open(dev, sizeof dev, msg, sizeof msg)) {
+        fprintf(stderr, "%s: error: %s\n", prog, msg);
+        return 1;
+    }
+    mc_cuda_setup(w, x);
+    free(wown);
+    mc_cuda_run(y);
+    if (out_path) {
+        open_out = NULL;
+        if (mc_npy_write_f32_out(&yo, y, g->out_rank, g->out_shape, msg, sizeof msg)) {
+            fprintf(stderr, "%s: error: %s\n", prog, msg);
+            return 1;
+        }
+    }
+    if (nbench) bench(nbench, dev);
+    if (nprof) profile(nprof, dev);
+    if (kdir && mc_cuda_kernel_outputs(write_kernel_output, (void *)kdir)) return 1;
+    if (kdir) fprintf(stderr, "%s: wrote %d kernels' outputs to %s/k<i>.npy\n", prog, g->nk, kdir);
+    mc_cuda_close();
+    free(x);
+    free(y);
+    return mc_cli_check_stdout(prog);
+}

@@ -1,0 +1,134 @@
+/* runtime/exe/mc_exe_cli.h -- the command line of the executables `mambac
+ * compile --emit exe` writes, shared by the CPU one (exe_main.c) and the
+ * CUDA one (cuda_main.c): counts, shapes in messages, the model's input.
+ *
+ * Header-only (static functions), so that each executable compiles the
+ * same text with its own main and no file list changes.  prog is the
+ * program's name at the start of every message.
+ */
+#ifndef MC_EXE_CLI_H
+#define MC_EXE_CLI_H
+#include "../mc_npy.h"
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Limits of the counts (a run count's timings take 8 bytes each). */
+#define MAX_RUNS 10000000L   /* --bench, --profile */
+#define MAX_THREADS 1024L    /* --threads, as mambac's */
+#define MAX_TOP 1000000L     /* --top, as mambac's */
+
+static int
+mc_cli_count(const char *prog, const char *opt, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || !*s || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "%s: error: %s needs an integer in %ld..%ld, got '%s'\n", prog, opt, lo, hi,
+                s ? s : "");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int64_t
+mc_cli_numel(int rank, const int64_t *d)
+{
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++)
+        n *= d[i];
+    return n;
+}
+
+static const char *
+mc_cli_npy_type_name(McNpyType t)
+{
+    switch (t) {
+    case MC_NPY_F32: return "float32";
+    case MC_NPY_F64: return "float64";
+    case MC_NPY_I64: return "int64";
+    case MC_NPY_I32: return "int32";
+    case MC_NPY_U8: return "uint8";
+    default: return "an unsupported dtype";
+    }
+}
+
+/* "[d0,d1,...]" */
+static void
+mc_cli_shape_str(char *buf, size_t n, int rank, const int64_t *d)
+{
+    size_t k = 0;
+    k += snprintf(buf + k, n - k, "[");
+    for (int i = 0; i < rank && k < n; i++)
+        k += snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)d[i]);
+    if (k < n)
+        snprintf(buf + k, n - k, "]");
+}
+
+/* Loads and checks the model's input (float32 of exactly the given shape,
+ * read with mc_npy_read: regular files only, sizes checked before the
+ * data); copies it into dst.  0, or -1 with one message on stderr. */
+static int
+mc_cli_load_input(const char *prog, const char *path, int rank, const int64_t *shape, float *dst)
+{
+    McNpy a;
+    char msg[512];
+    if (mc_npy_read(path, &a, msg, sizeof msg)) {
+        fprintf(stderr, "%s: error: %s\n", prog, msg);
+        return -1;
+    }
+    char want[128], got[128];
+    mc_cli_shape_str(want, sizeof want, rank, shape);
+    mc_cli_shape_str(got, sizeof got, a.rank, a.shape);
+    int ok = a.rank == rank;
+    for (int i = 0; ok && i < a.rank; i++)
+        ok = a.shape[i] == shape[i];
+    if (a.type != MC_NPY_F32) {
+        fprintf(stderr,
+                "%s: error: %s: input has dtype %s, this model takes float32 %s "
+                "(convert with x.astype(numpy.float32))\n",
+                prog, path, mc_cli_npy_type_name(a.type), want);
+        mc_npy_free(&a);
+        return -1;
+    }
+    int zero = -1;
+    for (int i = a.rank - 1; i >= 0; i--)
+        if (a.shape[i] == 0)
+            zero = i;
+    if (!ok && zero >= 0) { /* no recompiling helps */
+        fprintf(stderr, "%s: error: %s: input has shape %s, %s; this model takes %s\n", prog, path, got,
+                zero == 0 && a.rank > 1 ? "an empty batch (batch 0)" : "a zero-size dimension", want);
+        mc_npy_free(&a);
+        return -1;
+    }
+    if (!ok) {
+        fprintf(stderr,
+                "%s: error: %s: input has shape %s, this model was compiled for %s "
+                "(recompile with mambac compile --batch/--image-size to change it)\n",
+                prog, path, got, want);
+        mc_npy_free(&a);
+        return -1;
+    }
+    memcpy(dst, a.data, (size_t)mc_cli_numel(rank, shape) * sizeof(float));
+    mc_npy_free(&a);
+    return 0;
+}
+
+/* 0, or 1 with a message when what was printed could not be written
+ * (a full disk, a closed pipe). */
+static int
+mc_cli_check_stdout(const char *prog)
+{
+    char msg[512];
+    if (mc_out_check_stdout(msg, sizeof msg)) {
+        fprintf(stderr, "%s: error: %s\n", prog, msg);
+        return 1;
+    }
+    return 0;
+}
+
+#endif
