@@ -14,8 +14,17 @@
  * its name and the graph nodes it computes (Kernel.node_names), exit 1.
  *
  * Backends: llvm (the JIT-compiled program, one kernel at a time:
- * backends/llvm/llvm_verify.h).  cuda: not yet (needs a CUDA executable
- * that writes every kernel's output).
+ * backends/llvm/llvm_verify.h).  cuda: the files DIR/k<i>.npy that an
+ * executable built with `mambac compile --target cuda --instrument` writes
+ * with --kernel-outputs DIR (every kernel's output buffer after one run of
+ * the kernels one by one); the program is the cuda target's at --precision
+ * (the same kernels as the executable's), the default tolerance the
+ * precision's (fp32 1e-4, tf32 1e-3, bf16 2e-2).  Unlike llvm's, the CUDA
+ * kernels ran on their own earlier outputs, not on the reference's: errors
+ * add up from kernel to kernel.  A kernel whose output stays on chip inside
+ * its host has no file and is not compared.  The hidden option
+ * --write-reference DIR writes the reference's files of the same form
+ * instead of comparing (for tests without a GPU).
  *
  * Testing hook: MAMBAC_VERIFY_BREAK=K perturbs the backend's output of
  * kernel K (every element x becomes x + 0.5*(|x| + 1)) after it ran, so a
@@ -29,7 +38,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "backends/cuda/cuda.h"
 #include "backends/llvm/llvm.h"
 #include "backends/llvm/llvm_verify.h"
 #include "backends/ref/ref_kexec.h"
@@ -65,9 +77,15 @@ static const char *usage_verify =
     "                     deterministic random input of the model's shape\n"
     "  --weights W        checkpoint (.pth or .safetensors); default: random weights\n"
     "  --seed N           seed for the random weights and input (default 0)\n"
-    "  --backend NAME     llvm (default: native code for this machine, JIT-compiled);\n"
-    "                     cuda is not supported yet\n"
-    "  --tolerance T      the largest relative error accepted (default 1e-4)\n"
+    "  --backend NAME     llvm (default: native code for this machine, JIT-compiled)\n"
+    "                     or cuda: the kernel outputs of an executable built with\n"
+    "                     mambac compile --target cuda --instrument, run on a GPU\n"
+    "                     with --kernel-outputs DIR (give the same --input here)\n"
+    "  --kernel-outputs DIR  cuda: the directory of k<i>.npy files it wrote; its\n"
+    "                     kernels ran on their own outputs, so errors add up\n"
+    "  --precision P      cuda: the executable's fp32 (default), tf32 or bf16\n"
+    "  --tolerance T      the largest relative error accepted (default 1e-4; cuda:\n"
+    "                     fp32 1e-4, tf32 1e-3, bf16 2e-2)\n"
     "  --batch B          batch size for a public config without --input (default 1)\n"
     "  --image-size H[xW] input size for a public config without --input (default:\n"
     "                     the config's DATA.IMG_SIZE)\n"
@@ -79,7 +97,8 @@ static const char *usage_verify =
 
 typedef struct VOpts {
     const char *model, *weights, *input, *backend, *graph_model;
-    double tol;
+    const char *kdir, *wref, *precision; /* cuda: --kernel-outputs, --write-reference, --precision */
+    double tol;                           /* < 0: the default */
     int batch, H, W, seed, threads, verbose;
 } VOpts;
 
@@ -112,7 +131,8 @@ static int
 parse_args(int argc, char **argv, VOpts *o)
 {
     static const char *with_value[] = {"--input", "--weights", "--seed", "--backend", "--tolerance", "--batch",
-                                       "--image-size", "--model", "--threads"};
+                                       "--image-size", "--model", "--threads",
+                                       "--kernel-outputs", "--write-reference", "--precision"};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *val = NULL;
         double d, d2;
@@ -147,6 +167,9 @@ parse_args(int argc, char **argv, VOpts *o)
         else if (!strcmp(key, "--weights")) o->weights = val;
         else if (!strcmp(key, "--backend")) o->backend = val;
         else if (!strcmp(key, "--model")) o->graph_model = val;
+        else if (!strcmp(key, "--kernel-outputs")) o->kdir = val;
+        else if (!strcmp(key, "--write-reference")) o->wref = val;
+        else if (!strcmp(key, "--precision")) o->precision = val;
         else if (!strcmp(key, "--image-size")) {
             char buf[64], *x;
             snprintf(buf, sizeof buf, "%s", val);
@@ -174,7 +197,15 @@ parse_args(int argc, char **argv, VOpts *o)
     }
     if (!o->model) return usage_err("%s", "no MODEL file given");
     if (strcmp(o->backend, "llvm") && strcmp(o->backend, "cuda"))
-        return usage_err("--backend must be llvm (or, later, cuda), got '%s'", o->backend);
+        return usage_err("--backend must be llvm or cuda, got '%s'", o->backend);
+    int cuda = !strcmp(o->backend, "cuda");
+    if (!cuda && (o->kdir || o->wref || o->precision))
+        return usage_err("%s", "--kernel-outputs and --precision apply to --backend cuda only");
+    if (cuda && !o->kdir == !o->wref)
+        return usage_err("%s", "--backend cuda needs --kernel-outputs DIR (what an executable built with "
+                               "mambac compile --target cuda --instrument wrote)");
+    if (o->precision && mc_cuda_precision_parse(o->precision) < 0)
+        return usage_err("--precision must be fp32, tf32 or bf16, got '%s'", o->precision);
     return 0;
 }
 
@@ -209,7 +240,9 @@ load_program(const VOpts *o, int kind, const McNpy *x, const McTarget *t, Graph 
 typedef struct Verify {
     const VOpts *o;
     const KProgram *p;
-    McLlvmKernels *lk;
+    McLlvmKernels *lk;        /* llvm; NULL for cuda (its files) */
+    float *kf;                /* cuda: one kernel's output buffer, read from its file */
+    int64_t kf_n;
     uint8_t *arena;           /* the backend's memory: scratch at the planned offsets */
     float *in, *out;          /* its input and output buffers */
     float *ra, *ba;           /* one kernel's output, reference and backend */
@@ -266,6 +299,62 @@ print_nodes(const Kernel *k)
     printf("%s\n", k->nnodes ? "" : " (none recorded)");
 }
 
+/* --write-reference: kernel k's whole output buffer as DIR/k<k>.npy */
+static int
+write_reference(Verify *v, int k, float *const *bufs)
+{
+    const Buffer *b = &v->p->bufs[v->p->k[k].out.buf];
+    char path[4200], msg[1024];
+    snprintf(path, sizeof path, "%s/k%d.npy", v->o->wref, k);
+    if (mc_npy_write_f32(path, bufs[v->p->k[k].out.buf], b->shape.rank, b->shape.d, msg, sizeof msg)) {
+        fprintf(stderr, "mambac verify: error: %s\n", msg);
+        return 2;
+    }
+    return 0;
+}
+
+/* cuda: kernel k's output buffer from DIR/k<k>.npy (the buffer's shape,
+ * float32), read once per kernel.  NULL with kf_n = -1 on an error, or
+ * with kf_n = 0 for a kernel inside another whose file is missing (its
+ * output stays on chip: a line says so). */
+static float *
+kernel_file(Verify *v, int k)
+{
+    const Kernel *kn = &v->p->k[k];
+    const Buffer *b = &v->p->bufs[kn->out.buf];
+    char path[4200], msg[1024];
+    snprintf(path, sizeof path, "%s/k%d.npy", v->o->kdir, k);
+    if (v->kf_n == -2 - k) return v->kf; /* read for an earlier image */
+    if (kn->host >= 0 && access(path, F_OK)) {
+        printf("k%-4d %-10s %-56s not written (on chip inside k%d)\n", k, mc_kernel_kind_name(kn->kind),
+               kn->name ? kn->name : "?", kn->host);
+        v->printed[k] = 1;
+        v->kf_n = 0;
+        return NULL;
+    }
+    McNpy a;
+    v->kf_n = -1;
+    if (mc_npy_read(path, &a, msg, sizeof msg)) {
+        fprintf(stderr, "mambac verify: error: %s (kernel k%d's output; --kernel-outputs names the directory the "
+                        "instrumented executable wrote)\n", msg, k);
+        return NULL;
+    }
+    int same = a.type == MC_NPY_F32 && a.rank == b->shape.rank;
+    for (int d = 0; same && d < a.rank; d++) same = a.shape[d] == b->shape.d[d];
+    if (!same) {
+        char want[128];
+        fprintf(stderr, "mambac verify: error: %s: not float32 of shape %s, kernel k%d's output buffer (an "
+                        "executable of another model, shape or precision?)\n", path,
+                mc_shape_str(&b->shape, want, sizeof want), k);
+        mc_npy_free(&a);
+        return NULL;
+    }
+    free(v->kf);
+    v->kf = a.data;
+    v->kf_n = -2 - k;
+    return v->kf;
+}
+
 /* The hook of the reference run: before kernel k, the backend runs it on
  * the reference's inputs; after it, the outputs are compared. */
 static int
@@ -280,14 +369,19 @@ verify_hook(void *user, int k, int64_t img, McKexecPhase phase, float *const *bu
             float *dst = backend_buf(v, b);
             if (dst) memcpy(dst, bufs[b], (size_t)p->bufs[b].bytes);
         }
-        mc_llvm_kernels_run(v->lk, k, img, v->arena, v->in, v->out);
+        if (v->lk) mc_llvm_kernels_run(v->lk, k, img, v->arena, v->in, v->out);
         return 0;
     }
     const View *o = &kn->out;
+    int s = mc_kprogram_segment_of(p, k);
+    int64_t images = s >= 0 ? p->segs[s].images : 1;
+    if (v->o->wref) return img == images - 1 ? write_reference(v, k, bufs) : 0;
     int64_t n = 1;
     for (int d = 0; d < o->rank; d++) n *= o->shape[d];
+    float *bb = v->lk ? backend_buf(v, o->buf) : kernel_file(v, k);
+    if (!bb) return v->kf_n < 0 ? 2 : 0; /* an error, or a kernel on chip (its line printed) */
     mc_ref_view_copy(p, k, img, o, bufs[o->buf], 0, n, v->ra, 0);
-    mc_ref_view_copy(p, k, img, o, backend_buf(v, o->buf), 0, n, v->ba, 0);
+    mc_ref_view_copy(p, k, img, o, bb, 0, n, v->ba, 0);
     if (k == v->brk) /* the testing hook: a broken kernel */
         for (int64_t i = 0; i < n; i++) v->ba[i] += 0.5f * (fabsf(v->ba[i]) + 1.0f);
     double d2 = 0, r2 = 0;
@@ -300,8 +394,6 @@ verify_hook(void *user, int k, int64_t img, McKexecPhase phase, float *const *bu
     }
     v->d2[k] += d2;
     v->r2[k] += r2;
-    int s = mc_kprogram_segment_of(p, k);
-    int64_t images = s >= 0 ? p->segs[s].images : 1;
     double rel = rel_error(v, k);
     int over = !(rel <= v->o->tol);
     if (over && s >= 0) /* the segment's kernels before k, checked on the images so far */
@@ -318,7 +410,7 @@ verify_hook(void *user, int k, int64_t img, McKexecPhase phase, float *const *bu
 }
 
 /* Runs the comparison: 0 all within the tolerance, 1 a kernel over it,
- * -1 with err. */
+ * 2 a kernel's file is bad (message printed), -1 with err. */
 static int
 verify_program(const VOpts *o, const KProgram *p, const WeightStore *ws, const float *x, McErr *err)
 {
@@ -360,14 +452,21 @@ verify_program(const VOpts *o, const KProgram *p, const WeightStore *ws, const f
     }
     memset(v.arena, 0, (size_t)p->scratch_bytes);
     memcpy(v.in, x, (size_t)p->bufs[p->input_buf].bytes);
-    if (!(v.lk = mc_llvm_kernels_create(p, ws, err))) goto done;
-    printf("%-5s %-10s %-56s %s\n", "", "kind", "kernel", "rel error");
+    if (!o->kdir && !o->wref && !(v.lk = mc_llvm_kernels_create(p, ws, err))) goto done;
+    if (o->kdir)
+        printf("verify: the CUDA kernels' outputs in %s, from one run of the whole program: each kernel ran on the "
+               "earlier kernels' CUDA outputs, so errors add up from kernel to kernel (the llvm backend's do not)\n",
+               o->kdir);
+    if (!o->wref) printf("%-5s %-10s %-56s %s\n", "", "kind", "kernel", "rel error");
     rc = mc_ref_kexec_run(p, blob, x, yref, verify_hook, &v, err);
-    if (rc == 0)
+    if (rc == 0 && o->wref)
+        printf("verify: the reference's %d kernel outputs written to %s/k<i>.npy\n", p->nk, o->wref);
+    else if (rc == 0)
         printf("verify: all %d kernels within the tolerance %.1e (largest relative error %.3e, k%d %s)\n", p->nk, o->tol,
                v.worst_rel, v.worst, v.worst >= 0 && p->k[v.worst].name ? p->k[v.worst].name : "-");
 done:
     mc_llvm_kernels_free(v.lk);
+    free(v.kf);
     free(blob);
     free(yref);
     mc_rt_free_aligned(v.arena);
@@ -403,14 +502,18 @@ mc_cmd_verify(int argc, char **argv)
     VOpts o;
     memset(&o, 0, sizeof o);
     o.backend = "llvm";
-    o.tol = 1e-4;
+    o.tol = -1;
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
-    if (!strcmp(o.backend, "cuda")) {
-        fprintf(stderr, "mambac verify: error: --backend cuda is not supported yet (it needs a CUDA executable that "
-                        "writes every kernel's output); verify --backend llvm works now\n");
+    /* the program: the backend's target row (cuda: at the executable's precision) */
+    int prec = mc_cuda_precision_parse(o.precision ? o.precision : "fp32");
+    McTarget target = strcmp(o.backend, "cuda") ? mc_llvm_target_row : mc_cuda_target_row;
+    target.desc.precision = prec;
+    if (o.wref && mkdir(o.wref, 0777) && errno != EEXIST) {
+        fprintf(stderr, "mambac verify: error: --write-reference %s: %s\n", o.wref, strerror(errno));
         return 1;
     }
+    if (o.tol < 0) o.tol = strcmp(o.backend, "cuda") || prec == MC_CUDA_FP32 ? 1e-4 : prec == MC_CUDA_TF32 ? 1e-3 : 2e-2;
     if (o.threads) {
         mc_rt_set_threads(o.threads);
 #ifdef _OPENMP
@@ -443,7 +546,7 @@ mc_cmd_verify(int argc, char **argv)
     mc_weights_init(&ws);
     float *rx = NULL;
     int kind = mc_frontend_kind(o.model, &err);
-    rc = kind < 0 || load_program(&o, kind, have_x ? &x : NULL, &mc_llvm_target_row, &g, &ws, &p, &err) ? -1 : 0;
+    rc = kind < 0 || load_program(&o, kind, have_x ? &x : NULL, &target, &g, &ws, &p, &err) ? -1 : 0;
     if (!rc && o.verbose)
         fprintf(stderr, "mambac verify: %d kernels (%d per image), %d buffers, %.1f MB arena; built in %.1f ms\n", p.nk,
                 p.nsegs ? p.segs[0].k1 - p.segs[0].k0 : 0, p.nbufs, p.scratch_bytes / 1e6, mc_rt_now_ms() - t0);

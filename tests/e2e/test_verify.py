@@ -120,7 +120,40 @@ if t.check(rc == 0, "dump --format kernels -o m.kir: rc=%s" % rc):
                         ["bnfold", "is not in", "--model"])
 
 # 5. errors
-t.expect_user_error("--backend cuda", ["verify", cfg, "--input", x1, "--backend", "cuda"], ["not supported yet"])
+# 6. --backend cuda: the comparison side without a GPU.  The reference's own
+# kernel outputs (the hidden --write-reference, the files an --instrument
+# executable writes with --kernel-outputs) pass; one kernel's file perturbed
+# is named exactly; a missing directory, a file of another shape, and
+# --backend cuda without --kernel-outputs are refused.
+for prec, tol in (("fp32", "1.0e-04"), ("bf16", "2.0e-02")):
+    ref = t.path("kref_" + prec)
+    rc, out, err, dt = t.run(["verify", cfg, "--input", x1, "--backend", "cuda", "--precision", prec,
+                              "--write-reference", ref])
+    files = sorted(os.listdir(ref)) if os.path.isdir(ref) else []
+    t.check(rc == 0 and "k0.npy" in files, "verify --write-reference (%s): rc=%s, %d files" % (prec, rc, len(files)))
+    rc, out, err, dt = t.run(["verify", cfg, "--input", x1, "--backend", "cuda", "--precision", prec,
+                              "--kernel-outputs", ref])
+    t.check(rc == 0 and "all %d kernels within the tolerance %s" % (len(files), tol) in out and "add up" in out,
+            "verify --backend cuda (%s) on the reference's own outputs: rc=%s %s" % (
+                prec, rc, out.strip().splitlines()[-1] if out.strip() else err.strip()[:200]))
+    kb = len(files) // 2
+    a = np.load(os.path.join(ref, "k%d.npy" % kb))
+    np.save(os.path.join(ref, "k%d.npy" % kb), a + 0.5 * (np.abs(a) + 1))
+    rc, out, err, dt = t.run(["verify", cfg, "--input", x1, "--backend", "cuda", "--precision", prec,
+                              "--kernel-outputs", ref])
+    named = re.search(r"verify: kernel k(\d+) ", out)
+    t.check(rc == 1 and named and int(named.group(1)) == kb,
+            "verify --backend cuda (%s) names the perturbed kernel k%d: rc=%s %s" % (
+                prec, kb, rc, named.group(0) if named else out.strip()[-200:]))
+    np.save(os.path.join(ref, "k%d.npy" % kb), np.zeros((2, 2), np.float32))
+    t.expect_user_error("cuda: a kernel file of another shape", ["verify", cfg, "--input", x1, "--backend", "cuda",
+                        "--precision", prec, "--kernel-outputs", ref], ["not float32 of shape", "k%d" % kb])
+t.expect_user_error("cuda: a missing --kernel-outputs directory", ["verify", cfg, "--input", x1, "--backend", "cuda",
+                    "--kernel-outputs", t.path("nope")], ["k0.npy", "cannot open"])
+rc, out, err, dt = t.run(["verify", cfg, "--input", x1, "--backend", "cuda"])
+t.check(rc == 2 and "--kernel-outputs" in err, "--backend cuda without --kernel-outputs: rc=%s" % rc)
+rc, out, err, dt = t.run(["verify", cfg, "--input", x1, "--precision", "bf16"])
+t.check(rc == 2 and "--backend cuda only" in err, "--precision with llvm: rc=%s" % rc)
 for bad in (["--tolerance", "-1"], ["--tolerance", "x"], ["--backend", "nope"], ["--bogus"], []):
     args = ["verify"] + ([cfg] if bad else []) + bad
     rc, out, err, dt = t.run(args)
