@@ -46,13 +46,14 @@ const char *mc_cuda_precision_name(McCudaPrecision p);
  * run those forms.  Call before the fusion passes. */
 void mc_cuda_set_fill(int rows);
 
-/* The fusion passes (cuda_fuse.c), run in this order before the memory
- * plan: cuda-fuse-down, cuda-fuse-ln, cuda-fuse-mlp, cuda-fuse-xproj.  Each
- * sets Kernel.host/fuse of the kernels that run inside another in
- * precision ctx->t->precision (an McCudaPrecision), and makes their
- * outputs live from their host on in every precision (the same memory
- * plan whatever the precision). */
-#define MC_CUDA_NKPASSES 4
+/* The kernel passes (cuda_fuse.c), run in this order before the memory
+ * plan: the fusion passes cuda-fuse-down, cuda-fuse-ln, cuda-fuse-mlp,
+ * cuda-fuse-xproj, then cuda-tile.  Each fusion pass sets Kernel.host/fuse
+ * of the kernels that run inside another in precision ctx->t->precision
+ * (an McCudaPrecision), and makes their outputs live from their host on in
+ * every precision (the same memory plan whatever the precision).
+ * cuda-tile records the printers' tiles in Kernel.sched. */
+#define MC_CUDA_NKPASSES 5
 extern const KPassInfo mc_cuda_kpasses[];
 extern const int mc_cuda_nkpasses;
 

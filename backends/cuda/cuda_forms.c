@@ -187,8 +187,8 @@ mc_cu_gemm_w16(const KProgram *p, int i, McCudaPrecision prec)
  * of 32, at least 128): each slice's block writes its partial tile to a
  * float workspace, the last block of a tile (an atomic counter) sums the
  * slices in slice order -- deterministic -- and runs the epilogue. */
-void
-mc_cuda_gemm_tiles(const Kernel *k, int *bm, int *bn, int *sk, int64_t *kc)
+static void
+gemm_tiles_default(const Kernel *k, int *bm, int *bn, int *sk, int64_t *kc)
 {
     int64_t M, N, K;
     mc_cu_gemm_dims(k, &M, &N, &K);
@@ -209,6 +209,29 @@ mc_cuda_gemm_tiles(const Kernel *k, int *bm, int *bn, int *sk, int64_t *kc)
     int64_t c = ((K + s - 1) / s + 31) / 32 * 32;
     *kc = c;
     *sk = (int)((K + c - 1) / c);
+}
+
+/* ... as printed: the schedule's tile_m, tile_n, split and tile_k where
+ * set (the cuda-tile pass records the defaults above; a hand-edited one is
+ * checked by mc_cu_sched_check before anything is printed).  split alone:
+ * K in split slices of a multiple of 32; tile_k alone: ceil(K / tile_k)
+ * slices. */
+void
+mc_cuda_gemm_tiles(const Kernel *k, int *bm, int *bn, int *sk, int64_t *kc)
+{
+    const Sched *s = &k->sched;
+    int64_t M, N, K;
+    gemm_tiles_default(k, bm, bn, sk, kc);
+    mc_cu_gemm_dims(k, &M, &N, &K);
+    if (s->tile_m) *bm = (int)s->tile_m;
+    if (s->tile_n) *bn = (int)s->tile_n;
+    if (s->split > 0) {
+        *sk = (int)s->split;
+        *kc = s->tile_k > 0 ? s->tile_k : s->split > 1 ? ((K + s->split - 1) / s->split + 31) / 32 * 32 : K;
+    } else if (s->tile_k > 0) {
+        *kc = s->tile_k;
+        *sk = (int)((K + *kc - 1) / *kc);
+    }
 }
 
 /* A 3x3 stride-1 pad-1 conv in bf16 mode with C % 16 == 0 input channels
@@ -281,8 +304,8 @@ mc_cu_down_tile(int64_t B, int64_t H, int64_t W, int64_t C, int64_t HID, int64_t
  * work; then
  * T evened out so that the last chunk is not a stub (196 positions: 4 x 49,
  * not 3 x 64 + 4). */
-void
-mc_cuda_scan_chunks(const Kernel *k, int v, int64_t *T, int64_t *NC)
+static void
+scan_chunks_default(const Kernel *k, int v, int64_t *T, int64_t *NC)
 {
     int64_t B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
     int64_t t = 64;
@@ -291,15 +314,42 @@ mc_cuda_scan_chunks(const Kernel *k, int v, int64_t *T, int64_t *NC)
     *T = (L + *NC - 1) / *NC;
 }
 
+/* ... as printed: T = the schedule's tile_k where set (NC = ceil(L / T)) */
+void
+mc_cuda_scan_chunks(const Kernel *k, int v, int64_t *T, int64_t *NC)
+{
+    const int64_t L = k->out.shape[1] * k->out.shape[2];
+    scan_chunks_default(k, v, T, NC);
+    if (k->sched.tile_k <= 0) return;
+    *T = k->sched.tile_k;
+    *NC = (L + *T - 1) / *T;
+}
+
 /* 8 channels a thread fit: u, dt and the states are 8-aligned [B, H, W,
  * D] views, and threads of 8 channels x 8 positions would fill the GPU */
+static int
+scan_views8(const Kernel *k)
+{
+    const int64_t D = k->out.shape[k->out.rank - 1];
+    return k->out.rank == 4 && vec8_view(&k->in[0], D) && vec8_view(&k->in[1], D) && vec8_view(&k->out, D);
+}
+
 int
 mc_cu_scan_8wide(const Kernel *k)
 {
-    const View *u = &k->in[0], *dt = &k->in[1];
     int64_t B = k->out.shape[0], L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
-    return k->out.rank == 4 && vec8_view(u, D) && vec8_view(dt, D) && vec8_view(&k->out, D) &&
-           B * ((L + 7) / 8) * D / 8 >= MC_CUDA_FILL;
+    return scan_views8(k) && B * ((L + 7) / 8) * D / 8 >= MC_CUDA_FILL;
+}
+
+/* channels per thread of the three-pass form's passes 1 and 3: the
+ * schedule's vec where set, else 8 where they fit and the activations are
+ * bf16 (bf16: u is stored as bf16; float storage: measured no faster, tiny
+ * fp32's stage 2 slower), else 1 */
+int
+mc_cu_scan_vec(const Kernel *k, int bf16)
+{
+    if (k->sched.vec > 0) return (int)k->sched.vec;
+    return bf16 && mc_cu_scan_8wide(k) ? 8 : 1;
 }
 
 /* The one-pass form's shape (shapes only: the arena layout sizes its
@@ -307,11 +357,13 @@ mc_cu_scan_8wide(const Kernel *k)
  * where D % 128 == 0, else 8 where D % 64 == 0), S = 256 / G sub-chunks of
  * SCAN1_PT positions a thread: chunks of T = S * SCAN1_PT positions. */
 static int
-scan1_shape(const Kernel *k, int *G, int64_t *T, int64_t *NC)
+scan1_shape(const Kernel *k, int64_t tile_n, int *G, int64_t *T, int64_t *NC)
 {
     if (k->out.rank != 4) return 0;
     int64_t L = k->out.shape[1] * k->out.shape[2], D = k->out.shape[3];
     int g = D % 128 == 0 ? 16 : D % 64 == 0 ? 8 : 0;
+    /* a schedule's tile_n: 8G channels a block (mc_cu_sched_check: 64 or 128 dividing D) */
+    if (g && tile_n > 0) g = tile_n % 8 == 0 && D % tile_n == 0 && 256 % (tile_n / 8) == 0 ? (int)(tile_n / 8) : 0;
     if (!g) return 0;
     int64_t t = (256 / g) * MC_CU_SCAN1_PT;
     if (G) *G = g;
@@ -327,11 +379,13 @@ scan1_shape(const Kernel *k, int *G, int64_t *T, int64_t *NC)
 int
 mc_cu_scan1(const Kernel *k, int *G, int64_t *T, int64_t *NC)
 {
-    return mc_cu_scan_8wide(k) && scan1_shape(k, G, T, NC);
+    return mc_cu_scan_8wide(k) && scan1_shape(k, 0, NULL, NULL, NULL) && scan1_shape(k, k->sched.tile_n, G, T, NC);
 }
 
-/* the bytes of the carries region (the larger of either form's) and of the
- * one-pass flags, for scan kernel k */
+/* the bytes of the carries region (the larger of either form's, by default
+ * and as the schedule has it: the layout is the same in every precision
+ * while the schedule is the cuda-tile pass's) and of the one-pass flags,
+ * for scan kernel k */
 void
 mc_cu_scan_carry_bytes(const Kernel *k, int64_t *carry, int64_t *flags)
 {
@@ -341,15 +395,169 @@ mc_cu_scan_carry_bytes(const Kernel *k, int64_t *carry, int64_t *flags)
     /* three passes: per (b, chunk, d) the chunk's S, P and carry-in, for
      * either channels per thread */
     for (int v = 1; v <= 8; v += 7) {
-        mc_cuda_scan_chunks(k, v, &T, &NC);
+        scan_chunks_default(k, v, &T, &NC);
         if (3 * B * NC * D * 4 > *carry) *carry = 3 * B * NC * D * 4;
     }
+    mc_cuda_scan_chunks(k, 1, &T, &NC);
+    if (3 * B * NC * D * 4 > *carry) *carry = 3 * B * NC * D * 4;
     /* one pass: per (b, chunk, d) the chunk's P, S and inclusive state; a
      * flag per (b, chunk, 8 channels) */
-    if (scan1_shape(k, &G, &T, &NC)) {
-        if (3 * B * NC * D * 4 > *carry) *carry = 3 * B * NC * D * 4;
-        *flags = B * NC * (D / 8) * 4;
+    for (int s = 0; s < 2; s++)
+        if (scan1_shape(k, s ? k->sched.tile_n : 0, &G, &T, &NC)) {
+            if (3 * B * NC * D * 4 > *carry) *carry = 3 * B * NC * D * 4;
+            if (B * NC * (D / 8) * 4 > *flags) *flags = B * NC * (D / 8) * 4;
+        }
+}
+
+/* ------------------------------------------------------------ schedules */
+
+/* A GEMM's rows as 16-byte loads of four consecutive k (va) */
+int
+mc_cu_gemm_va(const Kernel *k)
+{
+    const View *a = &k->in[0];
+    int64_t M, N, K;
+    mc_cu_gemm_dims(k, &M, &N, &K);
+    if (k->kind == KK_CONV)
+        return a->shape[3] % 4 == 0 && a->stride[3] == 1 && a->offset % 4 == 0 && a->stride[0] % 4 == 0 &&
+               a->stride[1] % 4 == 0 && a->stride[2] % 4 == 0;
+    return K % 4 == 0 && a->stride[1] == 1 && a->offset % 4 == 0 && (a->shape[0] == 1 || a->stride[0] % 4 == 0);
+}
+
+/* skinny products (N or K < 32: FFMA) with 16-byte rows and few columns
+ * run a thread (or a warp) per row: mc_gemm_thin, no tiles */
+int
+mc_cu_gemm_thin(const Kernel *k)
+{
+    int64_t M, N, K;
+    mc_cu_gemm_dims(k, &M, &N, &K);
+    return (N < 32 || K < 32) && mc_cu_gemm_va(k) && N <= 24 && N * K <= 9216;
+}
+
+/* kernel i is printed as mc_gemm in precision prec (its tiles and split-K:
+ * mc_cuda_gemm_tiles), not as the direct conv, mc_conv3, a thin product,
+ * a fused MLP or downsample, or inside another kernel */
+int
+mc_cu_gemm_tiled(const KProgram *p, int i, McCudaPrecision prec)
+{
+    const Kernel *k = &p->k[i];
+    const FuseKind f = mc_cu_guest_kind(p, i);
+    if (k->host >= 0 || f == FUSE_MLP || f == FUSE_DOWN) return 0;
+    if (k->kind == KK_GEMM) return !mc_cu_gemm_thin(k);
+    return k->kind == KK_CONV && !mc_cu_conv_direct(p, i) && !mc_cu_conv3_tc(p, i, prec) && !mc_cu_gemm_thin(k);
+}
+
+/* The schedule fields the printer reads of kernel i in precision prec
+ * (bits by field, ir/sched.def order), 0: it takes no schedule */
+#define SCHED(field, nm, doc) SB_##field,
+enum { /* NOLINT */
+#include "../../ir/sched.def"
+};
+#undef SCHED
+#define SBIT(field) (1 << SB_##field)
+static int
+sched_fields(const KProgram *p, int i, McCudaPrecision prec)
+{
+    const Kernel *k = &p->k[i];
+    if (mc_cu_gemm_tiled(p, i, prec)) return SBIT(tile_m) | SBIT(tile_n) | SBIT(split) | SBIT(tile_k) | SBIT(threads);
+    if (k->kind != KK_SCAN || k->host >= 0) return 0;
+    if (mc_cu_scan_8wide(k) && scan1_shape(k, 0, NULL, NULL, NULL)) /* the one-pass form */
+        return SBIT(tile_n) | SBIT(tile_k) | SBIT(vec) | SBIT(threads);
+    return SBIT(tile_k) | SBIT(vec);
+}
+
+void
+mc_cu_sched_fill(const KProgram *p, int i, McCudaPrecision prec, Sched *s)
+{
+    const Kernel *k = &p->k[i];
+    *s = k->sched;
+    const int f = sched_fields(p, i, prec);
+    if (f & SBIT(split)) {
+        int bm, bn, sk;
+        int64_t kc;
+        mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
+        s->tile_m = bm;
+        s->tile_n = bn;
+        s->split = sk;
+        if (sk > 1) s->tile_k = kc;
+        s->threads = 256;
+    } else if (f & SBIT(threads)) {
+        int G = 0;
+        int64_t T = 0, NC = 0;
+        mc_cu_scan1(k, &G, &T, &NC);
+        s->tile_n = 8 * G;
+        s->tile_k = T;
+        s->vec = 8;
+        s->threads = 256;
+    } else if (f) {
+        int64_t T, NC;
+        s->vec = mc_cu_scan_vec(k, mc_cu_stores_bf16(p, prec, k->in[0].buf));
+        mc_cuda_scan_chunks(k, (int)s->vec, &T, &NC);
+        s->tile_k = T;
     }
+}
+
+/* why is the reason a set field cannot be honoured */
+#define REFUSE(...) (snprintf(why, n, __VA_ARGS__), 0)
+
+int
+mc_cu_sched_check(const KProgram *p, int i, McCudaPrecision prec, char *why, size_t n)
+{
+    const Kernel *k = &p->k[i];
+    const Sched *s = &k->sched;
+    const int f = sched_fields(p, i, prec);
+    const int64_t v[] = {
+#define SCHED(field, nm, doc) s->field,
+#include "../../ir/sched.def"
+#undef SCHED
+    };
+    static const char *const names[] = {
+#define SCHED(field, nm, doc) nm,
+#include "../../ir/sched.def"
+#undef SCHED
+    };
+    for (int b = 0; b < (int)(sizeof v / sizeof v[0]); b++) {
+        if (!v[b]) continue;
+        if (v[b] < 0) return REFUSE("schedule %s=%lld: not a positive number", names[b], (long long)v[b]);
+        if (!(f & (1 << b)))
+            return REFUSE("schedule %s=%lld: the CUDA printer %s", names[b], (long long)v[b],
+                          f ? "has no such choice for this kernel" : "takes no schedule for this kernel (a form with fixed tiles)");
+    }
+    if (s->threads && s->threads != 256)
+        return REFUSE("schedule threads=%lld: the CUDA kernels run 256 threads a block", (long long)s->threads);
+    if (f & SBIT(split)) {
+        int bm, bn, sk;
+        int64_t kc, M, N, K;
+        mc_cuda_gemm_tiles(k, &bm, &bn, &sk, &kc);
+        mc_cu_gemm_dims(k, &M, &N, &K);
+        if (bm != 64 && bm != 128) return REFUSE("schedule tile_m=%d: mc_gemm tiles have 64 or 128 rows", bm);
+        if (bn != 32 && bn != 64 && bn != 128) return REFUSE("schedule tile_n=%d: mc_gemm tiles have 32, 64 or 128 columns", bn);
+        if (sk > 1 && (N < 32 || K < 32))
+            return REFUSE("schedule split=%d: a product with N or K < 32 runs FFMA, which has no split-K", sk);
+        if (sk > 1 && kc % 32) return REFUSE("schedule tile_k=%lld: split-K slices are multiples of 32 of K", (long long)kc);
+        if (sk == 1 && kc != K) return REFUSE("schedule tile_k=%lld: without split-K the slice is all of K=%lld", (long long)kc, (long long)K);
+        if ((int64_t)sk * kc < K || (int64_t)(sk - 1) * kc >= K)
+            return REFUSE("schedule split=%d tile_k=%lld: %d slices of %lld do not cover K=%lld with none empty", sk,
+                          (long long)kc, sk, (long long)kc, (long long)K);
+    } else if (f & SBIT(threads)) {
+        const int64_t D = k->out.shape[3];
+        int G = 0;
+        int64_t T = 0, NC = 0;
+        if (s->tile_n && ((s->tile_n != 64 && s->tile_n != 128) || D % s->tile_n))
+            return REFUSE("schedule tile_n=%lld: the one-pass scan takes 64 or 128 of the %lld channels a block", (long long)s->tile_n,
+                          (long long)D);
+        mc_cu_scan1(k, &G, &T, &NC);
+        if (s->tile_k && s->tile_k != T)
+            return REFUSE("schedule tile_k=%lld: the one-pass scan's chunks are %lld positions (256 / (tile_n / 8) threads of %d)",
+                          (long long)s->tile_k, (long long)T, MC_CU_SCAN1_PT);
+        if (s->vec && s->vec != 8) return REFUSE("schedule vec=%lld: the one-pass scan runs 8 channels a thread", (long long)s->vec);
+    } else if (f) {
+        const int64_t L = k->out.shape[1] * k->out.shape[2];
+        if (s->vec && s->vec != 1 && !(s->vec == 8 && scan_views8(k)))
+            return REFUSE("schedule vec=%lld: the scan runs 1 or 8 channels a thread (8: 8-aligned [B,H,W,D] views)", (long long)s->vec);
+        if (s->tile_k > L) return REFUSE("schedule tile_k=%lld: more than the %lld positions of the scan", (long long)s->tile_k, (long long)L);
+    }
+    return 1;
 }
 
 /* ------------------------------------------------------------ fusions */

@@ -43,7 +43,12 @@ long long mc_cu_fusion25_wide(const Kernel *k);
 long long mc_cu_dwconv8_form(const Kernel *k, long long *pp);
 int mc_cu_conv_direct(const KProgram *p, int i);
 int mc_cu_gemm_w16(const KProgram *p, int i, McCudaPrecision prec);
+/* bm x bn tiles, sk split-K slices of kc: the schedule's (Kernel.sched)
+ * where set, else the backend's choice */
 void mc_cuda_gemm_tiles(const Kernel *k, int *bm, int *bn, int *sk, int64_t *kc);
+int mc_cu_gemm_va(const Kernel *k);
+int mc_cu_gemm_thin(const Kernel *k);
+int mc_cu_gemm_tiled(const KProgram *p, int i, McCudaPrecision prec);
 int mc_cu_conv3_tc(const KProgram *p, int i, McCudaPrecision prec);
 int mc_cu_down_tile(int64_t B, int64_t H, int64_t W, int64_t C, int64_t HID, int64_t CO, int *R, int *TW, int *MT3);
 
@@ -52,8 +57,19 @@ int mc_cu_down_tile(int64_t B, int64_t H, int64_t W, int64_t C, int64_t HID, int
 #define MC_CU_SCAN1_PT 4
 void mc_cuda_scan_chunks(const Kernel *k, int v, int64_t *T, int64_t *NC);
 int mc_cu_scan_8wide(const Kernel *k);
+int mc_cu_scan_vec(const Kernel *k, int bf16);
 int mc_cu_scan1(const Kernel *k, int *G, int64_t *T, int64_t *NC);
 void mc_cu_scan_carry_bytes(const Kernel *k, int64_t *carry, int64_t *flags);
+
+/* Schedules (Kernel.sched, ir/sched.def; the cuda-tile pass): s = kernel
+ * i's schedule with every field the printer reads in precision prec filled
+ * as it prints it (the set ones kept); and 1 where the printer can honour
+ * the kernel's schedule, else 0 and why (one clause, naming the field).
+ * mc_gemm kernels: tile_m, tile_n (bm x bn), split, tile_k (split-K),
+ * threads; scans: tile_k (positions a chunk), vec (channels a thread), and
+ * in the one-pass form tile_n (channels a block), threads. */
+void mc_cu_sched_fill(const KProgram *p, int i, McCudaPrecision prec, Sched *s);
+int mc_cu_sched_check(const KProgram *p, int i, McCudaPrecision prec, char *why, size_t n);
 
 /* Fusions (ir/fusions.def) with host kernel i: kernel i + 1 (FUSE_DOWN:
  * i + 1 and i + 2) inside it.  The shape (any precision), and the form: the

@@ -91,11 +91,35 @@ FUSE_PASS(fuse_ln, FUSE_LN)
 FUSE_PASS(fuse_mlp, FUSE_MLP)
 FUSE_PASS(fuse_xproj, FUSE_XPROJ)
 
+/* cuda-tile: every kernel's schedule as the printers take it in the
+ * precision of ctx's target (mc_cu_sched_fill: GEMM tiles and split-K, the
+ * scan's chunks and channels); fields set already (a kernel-IR file) are
+ * kept and the rest filled to match them; a schedule the printers cannot
+ * honour is left as it is (mc_cuda_print refuses it, naming the kernel) */
+static bool
+tile(KProgram *p, KPassCtx *ctx)
+{
+    const McCudaPrecision prec = ctx && ctx->t ? (McCudaPrecision)ctx->t->precision : MC_CUDA_FP32;
+    bool changed = false;
+    char why[256];
+    for (int i = 0; i < p->nk; i++) {
+        Sched s;
+        if (!mc_cu_sched_check(p, i, prec, why, sizeof why)) continue;
+        mc_cu_sched_fill(p, i, prec, &s);
+        if (!memcmp(&s, &p->k[i].sched, sizeof s)) continue;
+        p->k[i].sched = s;
+        if (ctx) ctx->changes++;
+        changed = true;
+    }
+    return changed;
+}
+
 const KPassInfo mc_cuda_kpasses[MC_CUDA_NKPASSES] = {
     {fuse_down, "cuda-fuse-down", "a downsample's depthwise conv and projection inside its expansion GEMM (bf16)"},
     {fuse_ln, "cuda-fuse-ln", "a LayerNorm inside the 25-tap fusion or depthwise conv that produces its input"},
     {fuse_mlp, "cuda-fuse-mlp", "fc2 inside fc1, the hidden activations on chip (bf16, tf32)"},
     {fuse_xproj, "cuda-fuse-xproj", "the SSM's x_proj inside the depthwise conv that produces its input"},
+    {tile, "cuda-tile", "the printers' tiles as schedules: GEMM tiles and split-K, the scan's chunks"},
 };
 const int mc_cuda_nkpasses = MC_CUDA_NKPASSES;
 

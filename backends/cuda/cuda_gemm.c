@@ -34,13 +34,9 @@ gemm_ops(const Kernel *k, int ki, const CudaOpts *o, const CudaLayout *lay, Gemm
     g->skinny = N < 32 || K < 32;
     /* 16-byte operand loads: four consecutive k are contiguous and aligned */
     g->vw = K % 4 == 0 && k->in[1].offset % 4 == 0;
-    if (g->conv)
-        g->va = Ci % 4 == 0 && a->stride[3] == 1 && a->offset % 4 == 0 && a->stride[0] % 4 == 0 &&
-                a->stride[1] % 4 == 0 && a->stride[2] % 4 == 0;
-    else
-        g->va = K % 4 == 0 && a->stride[1] == 1 && a->offset % 4 == 0 && (a->shape[0] == 1 || a->stride[0] % 4 == 0);
+    g->va = mc_cu_gemm_va(k);
     /* x_proj (and other thin products): a thread per row */
-    g->thin = g->skinny && g->va && N <= 24 && N * K <= 9216;
+    g->thin = mc_cu_gemm_thin(k);
     /* bf16 storage feeding a bf16 tensor-core GEMM: A4 returns eight
      * consecutive k as raw bf16 (one 16-byte load, uint4) that go into
      * shared memory as they are (no float round trip); needs 8-element

@@ -165,10 +165,25 @@ check_fusions(const KProgram *p, McCudaPrecision prec, McErr *err)
     return 0;
 }
 
+/* The schedules of p (Kernel.sched, from the cuda-tile pass or a
+ * kernel-IR file) are ones the printers honour in this precision
+ * (mc_cu_sched_check): a hand-edited tile they cannot print is refused,
+ * never rounded to another. */
+static int
+check_schedules(const KProgram *p, McCudaPrecision prec, McErr *err)
+{
+    char why[256];
+    for (int i = 0; i < p->nk; i++)
+        if (!mc_cu_sched_check(p, i, prec, why, sizeof why))
+            return mc_err(err, "cuda: kernel k%d \"%s\": %s in %s (edit or delete the schedule line)", i, p->k[i].name, why,
+                          mc_cuda_precision_name(prec));
+    return 0;
+}
+
 int
 mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay, McBuf *b, McErr *err)
 {
-    if (check_fusions(p, o->precision, err)) return -1;
+    if (check_fusions(p, o->precision, err) || check_schedules(p, o->precision, err)) return -1;
     mc_cu_emit_begin(p, o->precision);
     /* fp32 mode rounds its split's high parts to tf32 on the integer pipes
      * (measured faster, byte-identical outputs: docs/gpu.md); tf32 mode

@@ -20,13 +20,11 @@
 #include <stdio.h>
 #include <string.h>
 
-/* channels per thread of the scan's passes 1 and 3: 8 where they fit and
- * the activations are bf16 (float storage: measured no faster, tiny fp32's
- * stage 2 slower), else 1 */
+/* channels per thread of the scan's passes 1 and 3 (mc_cu_scan_vec) */
 static int
 scan_vec(const Kernel *k)
 {
-    return mc_cu_buf_bf16(k->in[0].buf) && mc_cu_scan_8wide(k) ? 8 : 1;
+    return mc_cu_scan_vec(k, mc_cu_buf_bf16(k->in[0].buf));
 }
 
 /* The scan as a chunked parallel scan: h_l = a_l h_{l-1} + x_l with

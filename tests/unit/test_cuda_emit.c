@@ -36,11 +36,13 @@
 #include <unistd.h>
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/cuda_forms.h"
+#include "backends/cuda/cuda_print.h"
 #include "ir/fusion25.h"
 #include "runtime/mc_file.h"
 #include "frontend/frontend.h"
 #include "passes/lower.h"
 #include "passes/pass.h"
+#include "passes/pipeline.h"
 
 static View
 view3(int buf, int64_t a, int64_t b, int64_t c, int64_t sa, int64_t sb, int64_t sc, int64_t off)
@@ -170,19 +172,20 @@ print_model(McCudaPrecision prec, int B, int *nk, int *nscan)
     return print_model_cfg(cfg_text, sizeof cfg_text - 1, prec, B, 37, 45, nk, nscan);
 }
 
-/* when set, lower_hook runs on the lowered program before the fusion
- * passes, plan_hook on the planned one before printing (tests that change
- * the program or move buffers' slots); the verifier's verdict on the
- * program printed (0 or -1) and its message, and mc_cuda_print's when
- * print_may_fail is set (the .cu is then NULL where it fails) */
+/* when set, lower_hook runs on the lowered program before the kernel
+ * passes (else the pipeline runs them), plan_hook on the planned one
+ * before printing (tests that change the program or move buffers' slots);
+ * the verifier's verdict on the program printed (0 or -1) and its message,
+ * and mc_cuda_print's when print_may_fail is set (the .cu is then NULL
+ * where it fails) */
 static void (*lower_hook)(KProgram *), (*plan_hook)(KProgram *);
 static int last_verify, print_may_fail;
 static char last_msg[512];
 
-/* the lowered program of a model config at B x H x W (random weights,
- * the graph passes run); g and ws hold what it points into */
+/* the graph of a model config at B x H x W (random weights, the graph
+ * passes run) */
 static void
-lower_cfg(const char *text, size_t len, int B, int H, int W, Graph *g, WeightStore *ws, KProgram *kp)
+build_cfg(const char *text, size_t len, int B, int H, int W, Graph *g, WeightStore *ws)
 {
     McErr err = {{0}};
     ModelConfig cfg;
@@ -195,7 +198,57 @@ lower_cfg(const char *text, size_t len, int B, int H, int W, Graph *g, WeightSto
     memset(&po, 0, sizeof po);
     po.out = stdout;
     CU_ASSERT_FATAL(mc_passes_run(g, ws, &po, &err) == 0);
+}
+
+/* ... lowered (no kernel passes); g and ws hold what it points into */
+static void
+lower_cfg(const char *text, size_t len, int B, int H, int W, Graph *g, WeightStore *ws, KProgram *kp)
+{
+    McErr err = {{0}};
+    build_cfg(text, len, B, H, W, g, ws);
     CU_ASSERT_FATAL(mc_lower(g, ws, kp, &err) == 0);
+}
+
+/* ... through the pipeline for the cuda target in precision prec: the
+ * kernel passes (fusions, cuda-tile) and the memory plan */
+static void
+plan_cfg(const char *text, size_t len, McCudaPrecision prec, int B, int H, int W, Graph *g, WeightStore *ws,
+         KProgram *kp)
+{
+    McErr err = {{0}};
+    build_cfg(text, len, B, H, W, g, ws);
+    McTarget t = mc_cuda_target_row;
+    t.desc.precision = prec;
+    PassOptions po;
+    memset(&po, 0, sizeof po);
+    po.out = stdout;
+    CU_ASSERT_FATAL(mc_pipeline_kernels(g, ws, &t, &po, kp, &err) == 0);
+}
+
+/* the cuda kernel passes in precision prec, then the memory plan, on a
+ * lowered program (tests that look at it between the steps) */
+/* cuda kernel pass i in precision prec; its decisions in *changes */
+static bool
+cuda_pass(KProgram *kp, McCudaPrecision prec, int i, int *changes)
+{
+    McTargetDesc t;
+    memset(&t, 0, sizeof t);
+    t.backend = "cuda";
+    t.precision = prec;
+    KPassCtx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.t = &t;
+    bool r = mc_cuda_kpasses[i].fn(kp, &ctx);
+    *changes = ctx.changes;
+    return r;
+}
+
+static void
+cuda_passes(KProgram *kp, McCudaPrecision prec)
+{
+    int n;
+    for (int i = 0; i < mc_cuda_nkpasses; i++) cuda_pass(kp, prec, i, &n);
+    mc_memplan(kp);
 }
 
 static char *
@@ -205,9 +258,13 @@ print_model_cfg(const char *text, size_t len, McCudaPrecision prec, int B, int H
     Graph g;
     WeightStore ws;
     KProgram kp;
-    lower_cfg(text, len, B, H, W, &g, &ws, &kp);
-    if (lower_hook) lower_hook(&kp);
-    CU_ASSERT_EQUAL(mc_cuda_prepare(&kp, prec), 0);
+    if (lower_hook) {
+        lower_cfg(text, len, B, H, W, &g, &ws, &kp);
+        lower_hook(&kp);
+        cuda_passes(&kp, prec);
+    } else {
+        plan_cfg(text, len, prec, B, H, W, &g, &ws, &kp);
+    }
     if (plan_hook) plan_hook(&kp);
     last_verify = mc_kprogram_verify(&kp, &err);
     snprintf(last_msg, sizeof last_msg, "%s", last_verify ? err.msg : "");
@@ -1188,14 +1245,14 @@ guests(const KProgram *p, int n[FUSE_COUNT])
 static void
 test_fuse_passes(void)
 {
-    static const char *names[] = {"cuda-fuse-down", "cuda-fuse-ln", "cuda-fuse-mlp", "cuda-fuse-xproj"};
-    CU_ASSERT_EQUAL_FATAL(mc_cuda_nkpasses, 4);
+    static const char *names[] = {"cuda-fuse-down", "cuda-fuse-ln", "cuda-fuse-mlp", "cuda-fuse-xproj", "cuda-tile"};
+    CU_ASSERT_EQUAL_FATAL(mc_cuda_nkpasses, 5);
     for (int i = 0; i < mc_cuda_nkpasses; i++) {
         CU_ASSERT_STRING_EQUAL(mc_cuda_kpasses[i].name, names[i]);
         CU_ASSERT_TRUE(mc_cuda_kpasses[i].purpose && mc_cuda_kpasses[i].purpose[0]);
     }
     int64_t *plan = NULL;
-    int nplan = 0, taken[3][4];
+    int nplan = 0, taken[3][5];
     for (int prec = MC_CUDA_FP32; prec <= MC_CUDA_BF16; prec++) {
         Graph g;
         WeightStore ws;
@@ -1322,7 +1379,7 @@ test_fuse_down_first(void)
         CU_ASSERT_TRUE(mc_cu_fuse_shape(&kp, 1, FUSE_DOWN));
         CU_ASSERT_TRUE(mc_cu_fuse_shape(&kp, 0, FUSE_MLP));
         CU_ASSERT_TRUE(mc_cu_fuse_shape(&kp, 2, FUSE_XPROJ));
-        CU_ASSERT_EQUAL(mc_cuda_prepare(&kp, (McCudaPrecision)prec), 0);
+        cuda_passes(&kp, (McCudaPrecision)prec);
         CU_ASSERT_EQUAL(mc_kprogram_verify(&kp, &err), 0);
         int n[FUSE_COUNT];
         CU_ASSERT_TRUE(guests(&kp, n));
@@ -1333,6 +1390,172 @@ test_fuse_down_first(void)
     }
     mc_weights_free(&ws);
     mc_graph_free(&g);
+}
+
+/* the .cu of kp in precision prec, NULL where mc_cuda_print refuses it
+ * (the message in err) */
+static char *
+print_kp(const KProgram *kp, McCudaPrecision prec, McErr *err)
+{
+    McCudaOptions o;
+    memset(&o, 0, sizeof o);
+    o.precision = prec;
+    o.sm = 90;
+    McBuf b = {0};
+    if (mc_cuda_print(kp, &o, &b, NULL, err)) {
+        mc_buf_free(&b);
+        return NULL;
+    }
+    return b.s;
+}
+
+/* kernel i's schedule field *f set to v is refused by the printer, the
+ * message naming the kernel and "what" */
+static void
+refused(KProgram *kp, McCudaPrecision prec, int i, int64_t *f, int64_t v, const char *what)
+{
+    McErr err = {{0}};
+    char name[128];
+    const int64_t keep = *f;
+    *f = v;
+    char *cu = print_kp(kp, prec, &err);
+    CU_ASSERT_PTR_NULL(cu);
+    snprintf(name, sizeof name, "kernel k%d \"%s\": schedule %s", i, kp->k[i].name, what);
+    if (!strstr(err.msg, name)) fprintf(stderr, "\n  want '%s' in: %s", name, err.msg);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, name));
+    CU_ASSERT_PTR_NULL(strchr(err.msg, '\n'));
+    free(cu);
+    *f = keep;
+}
+
+/* The cuda-tile pass on the 32-channel model (batch 512 at 64x64: 128-row
+ * tiles, one-pass scans; batch 1: split-K, three-pass scans), every
+ * precision: it records the mc_gemm kernels' tiles, split-K and threads and
+ * the scans' chunks and channels, and nothing else; the .cu is the one the
+ * printer makes with no schedule; a second run changes nothing.  Hand-set
+ * schedules: another tile_n, split-K where there was none (its workspace
+ * in the layout), shorter scan chunks, 64-channel one-pass blocks change
+ * the .cu as asked; impossible ones are refused naming the kernel. */
+static void
+test_tile_pass(void)
+{
+    static const int batch[] = {512, 1};
+    int nsplit = 0, nscan1 = 0, nscan3 = 0, nedit = 0;
+    for (int bi = 0; bi < 2; bi++)
+        for (int prec = MC_CUDA_FP32; prec <= MC_CUDA_BF16; prec++) {
+            Graph g;
+            WeightStore ws;
+            KProgram kp;
+            McErr err = {{0}};
+            plan_cfg(cfg32_text, sizeof cfg32_text - 1, (McCudaPrecision)prec, batch[bi], 64, 64, &g, &ws, &kp);
+            char *cu = print_kp(&kp, (McCudaPrecision)prec, &err);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(cu);
+            Sched *keep = calloc((size_t)kp.nk, sizeof *keep);
+            int gemm = -1, thin = -1, scan = -1, ln = -1;
+            for (int i = 0; i < kp.nk; i++) {
+                const Kernel *k = &kp.k[i];
+                const Sched *sc = &k->sched;
+                keep[i] = *sc;
+                if (mc_cu_gemm_tiled(&kp, i, (McCudaPrecision)prec)) {
+                    CU_ASSERT_TRUE(sc->tile_m && sc->tile_n && sc->split && sc->threads == 256 && !sc->vec);
+                    CU_ASSERT_TRUE(sc->split > 1 ? sc->tile_k > 0 : sc->tile_k == 0);
+                    nsplit += sc->split > 1;
+                    if (gemm < 0 && sc->split == 1 && k->N >= 64 && k->K >= 128 && k->kind == KK_GEMM) gemm = i;
+                } else if (k->kind == KK_SCAN) {
+                    CU_ASSERT_TRUE(sc->tile_k > 0 && (sc->vec == 1 || sc->vec == 8));
+                    if (sc->tile_n) CU_ASSERT_TRUE(sc->threads == 256 && sc->vec == 8);
+                    if (sc->tile_n) nscan1++;
+                    else nscan3++;
+                    scan = i;
+                } else {
+                    Sched z;
+                    memset(&z, 0, sizeof z);
+                    CU_ASSERT_EQUAL(memcmp(sc, &z, sizeof z), 0);
+                    if (k->kind == KK_GEMM && k->host < 0 && mc_cu_gemm_thin(k)) thin = i;
+                    if (k->kind == KK_LAYERNORM && k->host < 0) ln = i;
+                }
+            }
+            /* the schedules are what the printer does without them */
+            for (int i = 0; i < kp.nk; i++) memset(&kp.k[i].sched, 0, sizeof(Sched));
+            char *cu0 = print_kp(&kp, (McCudaPrecision)prec, &err);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(cu0);
+            CU_ASSERT_STRING_EQUAL(cu, cu0);
+            free(cu0);
+            for (int i = 0; i < kp.nk; i++) kp.k[i].sched = keep[i];
+            int changes = -1;
+            CU_ASSERT_FALSE(cuda_pass(&kp, (McCudaPrecision)prec, mc_cuda_nkpasses - 1, &changes));
+            CU_ASSERT_EQUAL(changes, 0);
+            CU_ASSERT_FATAL(gemm >= 0 && scan >= 0 && thin >= 0 && ln >= 0);
+            /* hand-set: the other tile width */
+            Sched *sg = &kp.k[gemm].sched;
+            const int64_t M = kp.k[gemm].M, N = kp.k[gemm].N, K = kp.k[gemm].K, bn = sg->tile_n == 64 ? 128 : 64;
+            char want[160];
+            sg->tile_n = bn;
+            char *e = print_kp(&kp, (McCudaPrecision)prec, &err);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+            snprintf(want, sizeof want, ", %d, %d, %lldll, %lld, %lld, ", (int)sg->tile_m, (int)bn, (long long)M, (long long)N,
+                     (long long)K);
+            CU_ASSERT_PTR_NOT_NULL(strstr(e, want));
+            CU_ASSERT_STRING_NOT_EQUAL(e, cu);
+            free(e);
+            /* ... and split-K in two slices of K / 2 (rounded up to 32) */
+            sg->split = 2;
+            e = print_kp(&kp, (McCudaPrecision)prec, &err);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+            snprintf(want, sizeof want, ", 2, %lld>(", (long long)(((K + 1) / 2 + 31) / 32 * 32));
+            if (!strstr(e, want)) fprintf(stderr, "\n  no '%s'", want);
+            CU_ASSERT_PTR_NOT_NULL(strstr(e, want));
+            CudaLayout lay;
+            mc_cuda_layout(&kp, (McCudaPrecision)prec, &lay);
+            CU_ASSERT_TRUE(lay.counter_off - lay.splitk_off >= 2 * M * N * 4);
+            mc_cuda_layout_free(&lay);
+            free(e);
+            nedit++;
+            refused(&kp, (McCudaPrecision)prec, gemm, &sg->tile_k, 16, "tile_k=16");
+            refused(&kp, (McCudaPrecision)prec, gemm, &sg->tile_k, K, "split=2 tile_k=");
+            sg->split = 0;
+            refused(&kp, (McCudaPrecision)prec, gemm, &sg->tile_m, 96, "tile_m=96");
+            refused(&kp, (McCudaPrecision)prec, gemm, &sg->tile_n, 256, "tile_n=256");
+            refused(&kp, (McCudaPrecision)prec, gemm, &sg->threads, 128, "threads=128");
+            refused(&kp, (McCudaPrecision)prec, gemm, &sg->vec, 4, "vec=4");
+            refused(&kp, (McCudaPrecision)prec, gemm, &sg->tile_m, -64, "tile_m=-64");
+            refused(&kp, (McCudaPrecision)prec, thin, &kp.k[thin].sched.tile_n, 64, "tile_n=64: the CUDA printer takes no");
+            refused(&kp, (McCudaPrecision)prec, ln, &kp.k[ln].sched.grain, 4, "grain=4");
+            *sg = keep[gemm];
+            /* the scan: shorter chunks (three passes), 64 channels a block (one pass) */
+            Sched *ss = &kp.k[scan].sched;
+            const int64_t L = kp.k[scan].out.shape[1] * kp.k[scan].out.shape[2], D = kp.k[scan].out.shape[3];
+            refused(&kp, (McCudaPrecision)prec, scan, &ss->vec, 4, "vec=4");
+            refused(&kp, (McCudaPrecision)prec, scan, &ss->split, 2, "split=2");
+            if (!ss->tile_n) {
+                refused(&kp, (McCudaPrecision)prec, scan, &ss->tile_k, L + 1, "tile_k=");
+                refused(&kp, (McCudaPrecision)prec, scan, &ss->tile_n, 64, "tile_n=64");
+                ss->tile_k = ss->tile_k > 1 ? ss->tile_k / 2 : 2;
+                snprintf(want, sizeof want, "/* %lld chunks of %lld positions", (long long)((L + ss->tile_k - 1) / ss->tile_k),
+                         (long long)ss->tile_k);
+            } else {
+                refused(&kp, (McCudaPrecision)prec, scan, &ss->tile_n, 32, "tile_n=32");
+                refused(&kp, (McCudaPrecision)prec, scan, &ss->tile_k, ss->tile_k + 1, "tile_k=");
+                ss->tile_n = ss->tile_n == 128 ? 64 : 128;
+                ss->tile_k = 0;
+                if (D % ss->tile_n) ss->tile_n = 64;
+                snprintf(want, sizeof want, "a block per (chunk, b, %d channels)", (int)ss->tile_n);
+            }
+            e = print_kp(&kp, (McCudaPrecision)prec, &err);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+            if (!strstr(e, want)) fprintf(stderr, "\n  no '%s'", want);
+            CU_ASSERT_PTR_NOT_NULL(strstr(e, want));
+            free(e);
+            free(keep);
+            free(cu);
+            mc_kprogram_free(&kp);
+            mc_weights_free(&ws);
+            mc_graph_free(&g);
+        }
+    CU_ASSERT_TRUE(nsplit > 0);
+    CU_ASSERT_TRUE(nscan1 > 0);
+    CU_ASSERT_TRUE(nscan3 > 0);
+    CU_ASSERT_EQUAL(nedit, 6);
 }
 
 static const struct {
@@ -1348,6 +1571,7 @@ static const struct {
     {"fusions decided before the plan: moved plans refused, fusions no longer allowed not made", test_fuse_alias},
     {"the fusion passes: per precision, one plan for all, verified, idempotent", test_fuse_passes},
     {"the downsample first: no kernel of its shape runs inside another", test_fuse_down_first},
+    {"cuda-tile: the printers' tiles recorded, hand-set ones printed or refused", test_tile_pass},
     {"whole program: kernels, precision, determinism", test_program_structure},
     {"floating literals valid at 1x1, odd sizes, batch 1 and 3, every precision", test_literals_shapes},
     {"generated .cu compiles with nvcc for sm_90 and sm_90a", test_nvcc_compiles},
