@@ -57,10 +57,6 @@ void mc_cuda_set_fill(int rows);
 extern const KPassInfo mc_cuda_kpasses[];
 extern const int mc_cuda_nkpasses;
 
-/* The fusion passes for precision prec, then the memory plan (mc_memplan).
- * Returns 0. */
-int mc_cuda_prepare(KProgram *p, McCudaPrecision prec);
-
 /* Prints the whole .cu for p.  `blob_bytes` receives the size of the device
  * weights blob it expects (graph layout plus re-packed weights); NULL ok. */
 int mc_cuda_print(const KProgram *p, const McCudaOptions *o, McBuf *out, int64_t *blob_bytes,

@@ -122,19 +122,3 @@ const KPassInfo mc_cuda_kpasses[MC_CUDA_NKPASSES] = {
     {tile, "cuda-tile", "the printers' tiles as schedules: GEMM tiles and split-K, the scan's chunks"},
 };
 const int mc_cuda_nkpasses = MC_CUDA_NKPASSES;
-
-int
-mc_cuda_prepare(KProgram *p, McCudaPrecision prec)
-{
-    McTargetDesc t;
-    memset(&t, 0, sizeof t);
-    t.backend = "cuda";
-    t.precision = prec;
-    t.sm = 90;
-    KPassCtx ctx;
-    memset(&ctx, 0, sizeof ctx);
-    ctx.t = &t;
-    for (int i = 0; i < mc_cuda_nkpasses; i++) mc_cuda_kpasses[i].fn(p, &ctx);
-    mc_memplan(p);
-    return 0;
-}
