@@ -32,7 +32,7 @@ typedef struct McCudaGlue {
     int out_rank;
     int64_t out_shape[MC_CUDA_GLUE_MAX_RANK];
     const unsigned char *weights;     /* embedded blob, or NULL: OUT.weights */
-    const char *const *kernel_names;  /* [nk]: "name" or "name (inside host)" */
+    const char *const *kernel_names;  /* [nk]: a fused kernel's name also names its host */
     const double *kernel_flops;       /* [nk]: a host counts its guests' FLOPs */
     int instrument;                   /* built with --instrument: mc_cuda_kernel_outputs works */
 } McCudaGlue;

@@ -126,8 +126,13 @@ check() {
         command -v "$nv" >/dev/null 2>&1 || nv=/usr/local/cuda/bin/nvcc
         n=$(nproc 2>/dev/null || echo 2)
         t0=$(date +%s)
-        xargs -P "$n" -I{} sh -c 'cu={}; '"$nv $NVCCFLAGS"' -o "${cu%.cu}" "$cu"' < "$dir/nvcc-jobs.txt" ||
-            { echo "check: nvcc failed"; exit 1; }
+        # the executable's host side: the runtime's C (as mambac compile builds it)
+        rto=$dir/rtobj
+        mkdir -p "$rto"
+        (cd "$rto" && ${CC:-cc} -O2 -std=gnu11 -I"$root/runtime" -I"$root/runtime/exe" -c "$root/runtime/exe/cuda_main.c" \
+            "$root/runtime/npy.c" "$root/runtime/out.c") || { echo "check: cc of the runtime failed"; exit 1; }
+        xargs -P "$n" -I{} sh -c 'cu={}; '"$nv $NVCCFLAGS"' -o "${cu%.cu}" "$cu" '"$rto/cuda_main.o $rto/npy.o $rto/out.o" \
+            < "$dir/nvcc-jobs.txt" || { echo "check: nvcc failed"; exit 1; }
         echo "check: compiled $(wc -l < "$dir/nvcc-jobs.txt") .cu files in $(($(date +%s) - t0)) s"
     fi
     fails=0
