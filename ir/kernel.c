@@ -368,6 +368,7 @@ mc_kprogram_print(const KProgram *p, FILE *f)
     fprintf(f, "# mambac kernel IR (docs/kernel-ir.md): %d buffers, %d kernels\n", p->nbufs, p->nk);
     fputs("program ", f);
     mc_kir_print_str(f, p->name);
+    if (p->target) fprintf(f, " target %s", p->target);
     fprintf(f, " weights %" PRId64, p->weights_bytes);
     if (p->planned) fprintf(f, " scratch %" PRId64 " unplanned %" PRId64, p->scratch_bytes, p->unplanned_bytes);
     fputc('\n', f);

@@ -163,6 +163,7 @@ typedef struct KProgram {
     Arena *strings;            /* names the program owns (parsed from text), or NULL:
                                   names point into the graph it was lowered from */
     int planned;               /* the memory plan ran (scratch offsets are valid) */
+    const char *target;        /* the target whose kernel passes ran (McTarget.name), or NULL */
 } KProgram;
 
 const char *mc_kernel_kind_name(KernelKind k);
@@ -190,6 +191,10 @@ int mc_kprogram_parse(KProgram *p, const char *text, size_t len, const char *fil
  * live scratch buffers sharing bytes.  Returns 0, or -1 with err naming the
  * kernel or buffer. */
 int mc_kprogram_verify(const KProgram *p, McErr *err);
+/* Kernel i runs inside its host and only kernels inside that host read its
+ * output: the output stays on chip and is never written to memory (a
+ * downsample's depthwise conv, read by the projection in the same kernel). */
+int mc_kprogram_on_chip(const KProgram *p, int i);
 void mc_kprogram_free(KProgram *p);
 /* Deep copy of the arrays (names still point into the graph).  0, or -1 (out of memory). */
 int mc_kprogram_copy(const KProgram *src, KProgram *dst);

@@ -242,7 +242,16 @@ static int
 parse_program(Lex *L)
 {
     KProgram *p = L->p;
-    if (string(L, &p->name) || keyword(L, "weights") || i64(L, 0, INT64_MAX / 2, &p->weights_bytes)) return -1;
+    char w[32];
+    if (string(L, &p->name) || word(L, w, sizeof w)) return -1;
+    if (!strcmp(w, "target")) {
+        if (word(L, w, sizeof w)) return -1;
+        p->target = mc_arena_strdup(p->strings, w);
+        if (keyword(L, "weights")) return -1;
+    } else if (strcmp(w, "weights")) {
+        return fail(L, L->s, "%s", "expected 'target' or 'weights'");
+    }
+    if (i64(L, 0, INT64_MAX / 2, &p->weights_bytes)) return -1;
     if (!at_end(L)) {
         if (keyword(L, "scratch") || i64(L, 0, INT64_MAX / 2, &p->scratch_bytes) || keyword(L, "unplanned") ||
             i64(L, 0, INT64_MAX / 2, &p->unplanned_bytes))

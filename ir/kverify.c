@@ -202,11 +202,8 @@ overlap(const Buffer *a, const Buffer *b)
     return a->offset < b->offset + align64(b->bytes) && b->offset < a->offset + align64(a->bytes);
 }
 
-/* kernel i runs inside its host and only kernels inside that host read
- * its output: the output stays on chip and is never written (a
- * downsample's depthwise conv, read by the projection in the same kernel) */
-static int
-on_chip(const KProgram *p, int i)
+int
+mc_kprogram_on_chip(const KProgram *p, int i)
 {
     const Kernel *k = &p->k[i];
     if (k->host < 0 || p->bufs[k->out.buf].kind != BUF_SCRATCH) return 0;
@@ -242,7 +239,7 @@ lifetimes_ok(const KProgram *p, McErr *err)
         }
         const Buffer *o = &p->bufs[k->out.buf];
         int w = k->host >= 0 ? k->host : i; /* a fused kernel's output is written by its host */
-        if (!rc && o->kind == BUF_SCRATCH && !on_chip(p, i) && (w < o->first || i > o->last)) {
+        if (!rc && o->kind == BUF_SCRATCH && !mc_kprogram_on_chip(p, i) && (w < o->first || i > o->last)) {
             char msg[200];
             snprintf(msg, sizeof msg, "writes b%d outside its lifetime %d..%d", k->out.buf, o->first, o->last);
             rc = kerr(err, p, i, msg);
@@ -273,7 +270,7 @@ plan_ok(const KProgram *p, McErr *err)
     }
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];
-        if (k->host < 0 || on_chip(p, i)) continue;
+        if (k->host < 0 || mc_kprogram_on_chip(p, i)) continue;
         const Buffer *o = &p->bufs[k->out.buf];
         for (int h = k->host; h < i; h++)
             for (int j = 0; j < p->k[h].nin; j++) {

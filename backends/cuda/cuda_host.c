@@ -52,21 +52,6 @@ c_string(McBuf *b, const char *s)
     mc_buf_puts(b, "\"");
 }
 
-/* kernel i runs inside its host and only kernels inside that host read
- * its output: the output stays on chip, never written to memory */
-static int
-on_chip(const KProgram *p, int i)
-{
-    const Kernel *k = &p->k[i];
-    if (k->host < 0 || p->bufs[k->out.buf].kind != BUF_SCRATCH) return 0;
-    for (int j = 0; j < p->nk; j++) {
-        const Kernel *o = &p->k[j];
-        for (int a = 0; a < o->nin + o->nargs; a++)
-            if ((a < o->nin ? &o->in[a] : &o->args[a - o->nin])->buf == k->out.buf && o->host != k->host) return 0;
-    }
-    return 1;
-}
-
 /* --instrument: where each kernel's output buffer is (arena offset, -1 on
  * chip), its elements, whether it holds bf16, its shape */
 static void
@@ -75,7 +60,7 @@ print_kernel_outputs(const KProgram *p, const McCudaOptions *o, const CudaLayout
     int n = p->nk ? p->nk : 1;
     mc_buf_printf(b, "static const long long mc_kout_off[%d] = {", n);
     for (int i = 0; i < p->nk; i++)
-        mc_buf_printf(b, "%s%lld", i ? ", " : "", on_chip(p, i) ? -1LL : (long long)mc_cuda_buf_offset(p, lay, p->k[i].out.buf));
+        mc_buf_printf(b, "%s%lld", i ? ", " : "", mc_kprogram_on_chip(p, i) ? -1LL : (long long)mc_cuda_buf_offset(p, lay, p->k[i].out.buf));
     mc_buf_printf(b, "};\nstatic const long long mc_kout_count[%d] = {", n);
     for (int i = 0; i < p->nk; i++) mc_buf_printf(b, "%s%lld", i ? ", " : "", (long long)(p->bufs[p->k[i].out.buf].bytes / 4));
     mc_buf_printf(b, "};\nstatic const int mc_kout_bf16[%d] = {", n);

@@ -212,9 +212,10 @@ int
 main(int argc, char **argv)
 {
     const McCudaGlue *g = &mc_cuda_glue;
-    const char *in_path = NULL, *out_path = NULL, *wfile = NULL, *kdir = NULL;
-    long threads = 0, nbench = 0, nprof = 0;
+    const char *wfile = NULL, *kdir = NULL;
+    McCliOpts c;
     int synth = 0;
+    memset(&c, 0, sizeof c);
     if (argc > 0 && argv[0] && *argv[0]) {
         const char *s = strrchr(argv[0], '/');
         prog = s ? s + 1 : argv[0];
@@ -222,44 +223,28 @@ main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int r = mc_cli_common(prog, argc, argv, &i, &c);
+        if (r == 2) return 2;
+        if (r) continue;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return mc_cli_check_stdout(prog);
         } else if (!strcmp(a, "--synthetic-weights")) {
             synth = 1;
-        } else if (!strcmp(a, "--input") || !strcmp(a, "-i")) {
-            if (!v) goto missing;
-            in_path = v, i++;
-        } else if (!strcmp(a, "--output") || !strcmp(a, "-o")) {
-            if (!v) goto missing;
-            out_path = v, i++;
-        } else if (!strcmp(a, "--weights")) {
-            if (!v) goto missing;
-            wfile = v, i++;
-        } else if (!strcmp(a, "--kernel-outputs")) {
-            if (!v) goto missing;
-            kdir = v, i++;
-        } else if (!strcmp(a, "--threads")) {
-            if (mc_cli_count(prog, a, v, 1, MAX_THREADS, &threads)) return 2;
-            i++;
-        } else if (!strcmp(a, "--bench")) {
-            if (mc_cli_count(prog, a, v, 1, MAX_RUNS, &nbench)) return 2;
-            i++;
-        } else if (!strcmp(a, "--profile")) {
-            nprof = 10;
-            if (v && v[0] >= '0' && v[0] <= '9') {
-                if (mc_cli_count(prog, a, v, 1, MAX_RUNS, &nprof)) return 2;
-                i++;
+        } else if (!strcmp(a, "--weights") || !strcmp(a, "--kernel-outputs")) {
+            if (!v) {
+                fprintf(stderr, "%s: error: %s needs a %s\n", prog, a, a[2] == 'w' ? "file name" : "directory");
+                return 2;
             }
+            *(a[2] == 'w' ? &wfile : &kdir) = v;
+            i++;
         } else {
             fprintf(stderr, "%s: error: unknown option '%s' (see --help)\n", prog, a);
             return 2;
         }
-        continue;
-    missing:
-        fprintf(stderr, "%s: error: %s needs a %s\n", prog, a, strcmp(a, "--kernel-outputs") ? "file name" : "directory");
-        return 2;
     }
+    const char *in_path = c.in_path, *out_path = c.out_path;
+    long nbench = c.nbench, nprof = c.nprof; /* --threads: accepted, no effect on a GPU */
     if (kdir && !g->instrument) {
         fprintf(stderr, "%s: error: --kernel-outputs needs an executable built with mambac compile --instrument\n",
                 prog);

@@ -204,9 +204,10 @@ int
 main(int argc, char **argv)
 {
     const McModelGlue *g = &mc_model_glue;
-    const char *in_path = NULL, *out_path = NULL;
-    long threads = 0, nbench = 0, nprof = 0, top = 0;
+    McCliOpts c;
+    long top = 0;
     int verbose = 0;
+    memset(&c, 0, sizeof c);
     if (argc > 0 && argv[0] && *argv[0]) {
         const char *s = strrchr(argv[0], '/');
         prog = s ? s + 1 : argv[0];
@@ -214,41 +215,24 @@ main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int r = mc_cli_common(prog, argc, argv, &i, &c);
+        if (r == 2) return 2;
+        if (r) continue;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             verbose = 1;
-        } else if (!strcmp(a, "--input") || !strcmp(a, "-i")) {
-            if (!v) goto missing;
-            in_path = v, i++;
-        } else if (!strcmp(a, "--output") || !strcmp(a, "-o")) {
-            if (!v) goto missing;
-            out_path = v, i++;
-        } else if (!strcmp(a, "--threads")) {
-            if (mc_cli_count(prog, a, v, 1, MAX_THREADS, &threads)) return 2;
-            i++;
-        } else if (!strcmp(a, "--bench")) {
-            if (mc_cli_count(prog, a, v, 1, MAX_RUNS, &nbench)) return 2;
-            i++;
         } else if (!strcmp(a, "--top")) {
             if (mc_cli_count(prog, a, v, 1, MAX_TOP, &top)) return 2;
             i++;
-        } else if (!strcmp(a, "--profile")) {
-            nprof = 10;
-            if (v && v[0] >= '0' && v[0] <= '9') {
-                if (mc_cli_count(prog, a, v, 1, MAX_RUNS, &nprof)) return 2;
-                i++;
-            }
         } else {
             fprintf(stderr, "%s: error: unknown option '%s' (see --help)\n", prog, a);
             return 2;
         }
-        continue;
-    missing:
-        fprintf(stderr, "%s: error: %s needs a file name\n", prog, a);
-        return 2;
     }
+    const char *in_path = c.in_path, *out_path = c.out_path;
+    long threads = c.threads, nbench = c.nbench, nprof = c.nprof;
     if (!in_path && !nbench && !nprof) {
         fprintf(stderr, "%s: error: no --input given (see --help)\n", prog);
         return 2;

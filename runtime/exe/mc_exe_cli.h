@@ -120,6 +120,44 @@ mc_cli_load_input(const char *prog, const char *path, int rank, const int64_t *s
 
 /* 0, or 1 with a message when what was printed could not be written
  * (a full disk, a closed pipe). */
+/* The options both executables take. */
+typedef struct McCliOpts {
+    const char *in_path, *out_path;
+    long threads, nbench, nprof;
+} McCliOpts;
+
+/* argv[*i] if it is one of the shared options (--input/-i, --output/-o,
+ * --threads, --bench, --profile [N]): stored in c, *i past its value;
+ * returns 1, 0 when argv[*i] is none of them, or 2 (a usage error, the
+ * message printed). */
+static int
+mc_cli_common(const char *prog, int argc, char **argv, int *i, McCliOpts *c)
+{
+    const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    const char **path = !strcmp(a, "--input") || !strcmp(a, "-i")    ? &c->in_path
+                        : !strcmp(a, "--output") || !strcmp(a, "-o") ? &c->out_path
+                                                                     : NULL;
+    if (path) {
+        if (!v) {
+            fprintf(stderr, "%s: error: %s needs a file name\n", prog, a);
+            return 2;
+        }
+        *path = v;
+    } else if (!strcmp(a, "--threads")) {
+        if (mc_cli_count(prog, a, v, 1, MAX_THREADS, &c->threads)) return 2;
+    } else if (!strcmp(a, "--bench")) {
+        if (mc_cli_count(prog, a, v, 1, MAX_RUNS, &c->nbench)) return 2;
+    } else if (!strcmp(a, "--profile")) {
+        c->nprof = 10;
+        if (!v || v[0] < '0' || v[0] > '9') return 1; /* no count given */
+        if (mc_cli_count(prog, a, v, 1, MAX_RUNS, &c->nprof)) return 2;
+    } else {
+        return 0;
+    }
+    (*i)++;
+    return 1;
+}
+
 static int
 mc_cli_check_stdout(const char *prog)
 {
