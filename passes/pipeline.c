@@ -119,6 +119,7 @@ static int
 kernel_steps(KProgram *p, const McTarget *t, const PassOptions *o, McErr *err)
 {
     if (supported(p, t, err)) return -1;
+    if (t) p->target = t->name;
     for (int i = 0; t && i < t->nkpasses; i++) {
         const KPassInfo *k = &t->kpasses[i];
         if (o && mc_pass_listed(o->disable, o->n_disable, k->name)) {
@@ -157,6 +158,10 @@ mc_pipeline_kir(KProgram *p, const McTarget *t, const PassOptions *o, McErr *err
 {
     const McTarget *ts[] = {t, NULL};
     if (mc_pipeline_check_names(o, ts, err) || mc_kprogram_verify(p, err)) return -1;
+    if (t && p->target && strcmp(p->target, t->name))
+        return mc_err(err, "kernel IR: this program was made by the %s target's passes (its schedules, fusions and "
+                      "plan are that target's): print it again for this one (mambac dump MODEL --format kernels "
+                      "--target %s%s)", p->target, t->name, !strcmp(t->name, "cuda") ? " --precision P" : "");
     return p->planned ? supported(p, t, err) : kernel_steps(p, t, o, err);
 }
 

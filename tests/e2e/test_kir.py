@@ -69,15 +69,18 @@ if odd:
 roundtrip("odd cuda bf16 2x40x40", cfg, ["--batch", "2", "--image-size", "40", "--target", "cuda",
                                            "--precision", "bf16"])
 
-# 2. compile m.kir: the same code as compiling the model
+# 2. compile m.kir: the same code as compiling the model (each .kir printed
+# for its target: the kernel passes and the plan are the target's)
 kir = t.path("c64.kir")
 dump(cfg, kir, ["--image-size", "64"])
-for label, extra, outs in (("llvm-ir", ["--emit", "llvm-ir"], [""]),
-                           ("cuda bf16", ["--target", "cuda", "--precision", "bf16", "--emit", "cuda"], [".cu"])):
+ckir = t.path("c64cuda.kir")
+dump(cfg, ckir, ["--image-size", "64", "--target", "cuda", "--precision", "bf16"])
+for label, extra, outs, k in (("llvm-ir", ["--emit", "llvm-ir"], [""], kir),
+                              ("cuda bf16", ["--target", "cuda", "--precision", "bf16", "--emit", "cuda"], [".cu"], ckir)):
     os.makedirs(t.path("a"), exist_ok=True)
     os.makedirs(t.path("b"), exist_ok=True)
     ra = t.run(["compile", cfg, "--image-size", "64", "-o", t.path("a", "m")] + extra, timeout=300)
-    rb = t.run(["compile", kir, "-o", t.path("b", "m")] + extra, timeout=300)
+    rb = t.run(["compile", k, "-o", t.path("b", "m")] + extra, timeout=300)
     same = ra[0] == 0 and rb[0] == 0
     for suf in outs:
         if same:
@@ -85,6 +88,11 @@ for label, extra, outs in (("llvm-ir", ["--emit", "llvm-ir"], [""]),
                 same = fa.read() == fb.read()
     t.check(same, "compile m.kir (%s): the same generated code as compiling the model (rc %s/%s %s)" % (
         label, ra[0], rb[0], (ra[2] + rb[2]).strip()[-200:]))
+
+t.expect_user_error("an llvm .kir compiled for cuda", ["compile", kir, "--target", "cuda", "--emit", "cuda", "-o",
+                                                      t.path("x")], must_contain=["made by the llvm target", "--target cuda"])
+t.expect_user_error("a cuda .kir compiled for llvm", ["compile", ckir, "--emit", "llvm-ir", "-o", t.path("x.ll")],
+                    must_contain=["made by the cuda target"])
 
 # 3. numbers: compile m.kir --model --weights, logits against the float64 reference
 w = E.save_weights("safetensors", t.path("c.safetensors"), sd)
