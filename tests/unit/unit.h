@@ -49,6 +49,18 @@ unit_slurp(const char *path, size_t *n)
     return s;
 }
 
+/* nvcc for the tests that compile CUDA: $NVCC, /usr/local/cuda/bin/nvcc or
+ * on PATH; NULL when there is none (those tests skip and say so). */
+#include <unistd.h>
+static inline const char *
+unit_nvcc_path(void)
+{
+    const char *e = getenv("NVCC");
+    if (e && *e) return e;
+    if (access("/usr/local/cuda/bin/nvcc", X_OK) == 0) return "/usr/local/cuda/bin/nvcc";
+    return system("command -v nvcc >/dev/null 2>&1") == 0 ? "nvcc" : NULL;
+}
+
 /* ------------------------------------------------------------ shared helpers
  * A fixed-seed splitmix64 RNG and shape literals for the suites that build
  * graphs by hand. */
