@@ -30,6 +30,7 @@ static const struct {
     {"name", 0}, {"op", 0}, {"inputs", 0}, {"dtype", 0}, {"shape", 0},
     {"stride", A_CONV}, {"pad", A_CONV}, {"dilation", A_CONV}, {"groups", A_CONV},
     {"eps", A_EPS}, {"start", A_SLICE}, {"len", A_SLICE}, {"perm", A_PERM},
+    {"size", A_SIZE}, {"align_corners", A_ALIGN},
 };
 #define N_NODE_KEYS (int)(sizeof node_keys / sizeof node_keys[0])
 
@@ -40,6 +41,8 @@ attr_keys_of(unsigned attrs)
     if (attrs & A_EPS) return "eps";
     if (attrs & A_SLICE) return "start, len";
     if (attrs & A_PERM) return "perm";
+    if (attrs & A_ALIGN) return "size, align_corners";
+    if (attrs & A_SIZE) return "size";
     return "none";
 }
 
@@ -187,7 +190,7 @@ load_node(Loader *L, const YNode *m, int forced, const char *section, const YNod
     a.type = DT_F32;
 
     int in[MC_MAX_INPUTS], nin = 0;
-    const YNode *shape_n = NULL, *dtype_n = NULL, *len_n = NULL, *perm_n = NULL;
+    const YNode *shape_n = NULL, *dtype_n = NULL, *len_n = NULL, *perm_n = NULL, *size_n = NULL;
     DType dt = DT_F32;
     Shape sh;
     memset(&sh, 0, sizeof sh);
@@ -261,6 +264,13 @@ load_node(Loader *L, const YNode *m, int forced, const char *section, const YNod
         } else if (!strcmp(key, "len")) {
             if (y_int(d, v, what, 1, (int64_t)1 << 40, &a.len, err)) return -1;
             len_n = v;
+        } else if (!strcmp(key, "size")) {
+            if (get_pair(L, v, what, 1, a.size)) return -1;
+            size_n = v;
+        } else if (!strcmp(key, "align_corners")) {
+            if (v->kind != YN_SCALAR || (strcmp(v->str, "true") && strcmp(v->str, "false")))
+                return y_err(d, v, err, "expected true or false for %s, got %s", what, y_desc(v, b, sizeof b));
+            a.align_corners = !strcmp(v->str, "true");
         } else if (!strcmp(key, "perm")) {
             if (v->kind != YN_SEQ || v->nkids > MC_MAX_RANK)
                 return y_err(d, v, err, "expected a list of at most %d axes for %s, got %s",
@@ -280,6 +290,8 @@ load_node(Loader *L, const YNode *m, int forced, const char *section, const YNod
                      oi->name, oi->min_in);
     if ((oi->attrs & A_SLICE) && !len_n)
         return y_err(d, m, err, "node '%s' (op 'slice') needs 'len'", name);
+    if ((oi->attrs & A_SIZE) && !size_n)
+        return y_err(d, m, err, "node '%s' (op '%s') needs 'size'", name, oi->name);
     if ((oi->attrs & A_PERM) && !perm_n)
         return y_err(d, m, err, "node '%s' (op 'permute') needs 'perm'", name);
     if (perm_n && nin > 0 && perm_n->nkids != L->g->nodes[in[0]].shape.rank)
@@ -504,6 +516,11 @@ mc_graph_yaml_write(const Graph *g, FILE *f)
             fputs(", perm: ", f);
             write_ints(f, p, rank < MC_MAX_RANK ? rank : MC_MAX_RANK);
         }
+        if (oi->attrs & A_SIZE) {
+            fputs(", size: ", f);
+            write_ints(f, a->size, 2);
+        }
+        if (oi->attrs & A_ALIGN) fprintf(f, ", align_corners: %s", a->align_corners ? "true" : "false");
         fprintf(f, ", dtype: %s, shape: ", mc_dtype_name(n->dtype));
         write_ints(f, n->shape.d, n->shape.rank);
         fputs("}\n", f);

@@ -350,6 +350,31 @@ mc_infer_shape(const Graph *g, OpKind op, const int *in, int nin, const Attrs *a
         out->d[x->rank - 1] = a->len;
         return 0;
     }
+    case OP_ADAPTIVE_AVG_POOL:
+    case OP_RESIZE:
+        if (x->rank != 4) return mc_err(err, "%s: input must be [B,H,W,C], got %s", on, SH(b1, x));
+        if (a->size[0] < 1 || a->size[1] < 1 || a->size[0] > (1 << 20) || a->size[1] > (1 << 20))
+            return mc_err(err, "%s: size=[%" PRId64 ",%" PRId64 "] must be in 1..%d", on, a->size[0], a->size[1], 1 << 20);
+        if (op == OP_RESIZE && a->align_corners != 0 && a->align_corners != 1)
+            return mc_err(err, "%s: align_corners must be 0 or 1, got %" PRId64, on, a->align_corners);
+        *out = *x;
+        out->d[1] = a->size[0];
+        out->d[2] = a->size[1];
+        return 0;
+    case OP_CONCAT: {
+        *out = *x;
+        if (x->rank < 1) return mc_err(err, "concat: operands must have a channel axis");
+        for (int i = 1; i < nin; i++) {
+            const Shape *y = in_shape(g, in, i);
+            int same = y->rank == x->rank;
+            for (int d = 0; same && d < x->rank - 1; d++) same = y->d[d] == x->d[d];
+            if (!same)
+                return mc_err(err, "concat: operand %d (%%%s) %s does not match %s but for the last axis", i,
+                              g->nodes[in[i]].name, SH(b1, y), SH(b2, x));
+            out->d[x->rank - 1] += y->d[x->rank - 1];
+        }
+        return 0;
+    }
     case OP_COUNT:
         break;
     }

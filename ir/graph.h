@@ -15,7 +15,7 @@
 #include "diag.h"
 
 #define MC_MAX_RANK 6
-#define MC_MAX_INPUTS 5
+#define MC_MAX_INPUTS 8
 
 typedef enum DType { DT_F32 = 0, DT_F64, DT_F16, DT_BF16, DT_I64, DT_I32, DT_COUNT } DType;
 const char *mc_dtype_name(DType t);     /* "f32", "f64", "f16", "bf16", "i64", "i32" */
@@ -42,7 +42,8 @@ enum {
     T_LEAF = 1 << 0, T_CONST = 1 << 1, T_ELEMWISE = 1 << 2, T_UNARY = 1 << 3,
     T_BINARY = 1 << 4, T_COMMUTATIVE = 1 << 5, T_REDUCTION = 1 << 6, T_LAYOUT = 1 << 7,
 };
-enum { A_CONV = 1 << 0, A_EPS = 1 << 1, A_SLICE = 1 << 2, A_PERM = 1 << 3, A_TYPE = 1 << 4 };
+enum { A_CONV = 1 << 0, A_EPS = 1 << 1, A_SLICE = 1 << 2, A_PERM = 1 << 3, A_TYPE = 1 << 4,
+       A_SIZE = 1 << 5, A_ALIGN = 1 << 6 };
 
 typedef struct OpInfo {
     const char *name;
@@ -61,6 +62,8 @@ typedef struct Attrs {
     int perm[MC_MAX_RANK];                     /* A_PERM, rank of the input */
     DType type;                                /* A_TYPE: leaves' dtype */
     Shape shape;                               /* A_TYPE: leaves' shape */
+    int64_t size[2];                           /* A_SIZE: result [h, w] */
+    int64_t align_corners;                     /* A_ALIGN: 0 or 1 */
 } Attrs;
 Attrs mc_attrs_default(void); /* stride 1, pad 0, dilation 1, groups 1, eps 1e-5 */
 

@@ -431,7 +431,7 @@ parse_attrs(Parser *ps, OpKind op, const Tok *optok, const int *in, int nin, Att
     if (allowed & A_EPS)
         a->eps = def.eps;
     enum { S_STRIDE = 1, S_PAD = 2, S_DIL = 4, S_GROUPS = 8, S_EPS = 16, S_START = 32,
-           S_LEN = 64, S_PERM = 128 };
+           S_LEN = 64, S_PERM = 128, S_SIZE = 256, S_ALIGN = 512 };
     unsigned seen = 0;
     while (peek(ps)->kind == TK_WORD) {
         const Tok *key = next(ps);
@@ -445,6 +445,8 @@ parse_attrs(Parser *ps, OpKind op, const Tok *optok, const int *in, int nin, Att
         else if (!strcmp(k, "start")) bit = S_START, need = A_SLICE;
         else if (!strcmp(k, "len")) bit = S_LEN, need = A_SLICE;
         else if (!strcmp(k, "perm")) bit = S_PERM, need = A_PERM;
+        else if (!strcmp(k, "size")) bit = S_SIZE, need = A_SIZE;
+        else if (!strcmp(k, "align_corners")) bit = S_ALIGN, need = A_ALIGN;
         else {
             char got[96];
             describe(ps, key, got, sizeof got);
@@ -463,8 +465,9 @@ parse_attrs(Parser *ps, OpKind op, const Tok *optok, const int *in, int nin, Att
         switch (bit) {
         case S_STRIDE:
         case S_PAD:
-        case S_DIL: {
-            int64_t *dst = bit == S_STRIDE ? a->stride : bit == S_PAD ? a->pad : a->dil;
+        case S_DIL:
+        case S_SIZE: {
+            int64_t *dst = bit == S_STRIDE ? a->stride : bit == S_PAD ? a->pad : bit == S_DIL ? a->dil : a->size;
             if (parse_int_list(ps, -IR_INT_MAX, IR_INT_MAX, k, v, 2, &cnt))
                 return -1;
             if (cnt != 2)
@@ -474,6 +477,10 @@ parse_attrs(Parser *ps, OpKind op, const Tok *optok, const int *in, int nin, Att
         }
         case S_GROUPS:
             if (parse_int(ps, -IR_INT_MAX, IR_INT_MAX, "groups", &a->groups))
+                return -1;
+            break;
+        case S_ALIGN:
+            if (parse_int(ps, 0, 1, "align_corners", &a->align_corners))
                 return -1;
             break;
         case S_START:
@@ -516,6 +523,8 @@ parse_attrs(Parser *ps, OpKind op, const Tok *optok, const int *in, int nin, Att
     }
     if ((allowed & A_PERM) && !(seen & S_PERM))
         return fail_at(ps, optok, "op '%s' needs attribute 'perm'", mc_op_info[op].name);
+    if ((allowed & A_SIZE) && !(seen & S_SIZE))
+        return fail_at(ps, optok, "op '%s' needs attribute 'size'", mc_op_info[op].name);
     if ((allowed & A_SLICE) && (seen & (S_START | S_LEN)) != (S_START | S_LEN))
         return fail_at(ps, optok, "op '%s' needs attributes 'start' and 'len'", mc_op_info[op].name);
     return 0;

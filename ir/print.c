@@ -88,6 +88,10 @@ print_attrs(FILE *f, const Graph *g, const Node *n)
             fprintf(f, "%s%d", i ? "," : "", a->perm[i]);
         fputc(']', f);
     }
+    if (at & A_SIZE)
+        print_pair(f, "size", a->size);
+    if (at & A_ALIGN)
+        fprintf(f, " align_corners=%" PRId64, a->align_corners);
 }
 
 static void

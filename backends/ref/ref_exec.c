@@ -126,6 +126,25 @@ exec_node(const Graph *g, const Node *nd, float *const *vals, float *y, McErr *e
                           (long long)nd->attrs.start, (long long)nd->attrs.len, (long long)C);
         mc_ref_slice(C ? mc_shape_numel(xs) / C : 0, C, nd->attrs.start, nd->attrs.len, x, y);
         return 0;
+    case OP_ADAPTIVE_AVG_POOL:
+    case OP_RESIZE:
+        if (r != 4) return mc_err(err, "%s: x must be [B,H,W,C]", mc_op_info[nd->op].name);
+        if (nd->op == OP_RESIZE)
+            mc_ref_resize(xs->d[0], xs->d[1], xs->d[2], C, ys->d[1], ys->d[2], (int)nd->attrs.align_corners, x, y);
+        else
+            mc_ref_adaptive_avg_pool(xs->d[0], xs->d[1], xs->d[2], C, ys->d[1], ys->d[2], x, y);
+        return 0;
+    case OP_CONCAT: {
+        int64_t Co = ys->d[ys->rank - 1], rows = Co ? n / Co : 0, at = 0;
+        for (int i = 0; i < nd->nin; i++) {
+            const Shape *s = &g->nodes[nd->in[i]].shape;
+            int64_t c = s->d[s->rank - 1];
+            for (int64_t q = 0; q < rows; q++)
+                memcpy(y + q * Co + at, vals[nd->in[i]] + q * c, (size_t)c * sizeof(float));
+            at += c;
+        }
+        return 0;
+    }
     default:
         return mc_err(err, "ref backend: op '%s' is not implemented", mc_op_info[nd->op].name);
     }

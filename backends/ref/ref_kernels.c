@@ -516,6 +516,67 @@ mc_ref_mean_hw(int64_t B, int64_t HW, int64_t C, const float *x, float *y)
     }
 }
 
+/* ---------------------------------------------------------- pool, resize */
+
+void
+mc_ref_adaptive_avg_pool(int64_t B, int64_t H, int64_t W, int64_t C, int64_t oh, int64_t ow,
+                         const float *x, float *y)
+{
+    #pragma omp parallel for schedule(dynamic) if (B * H * W * C >= PAR_MIN)
+    for (int64_t t = 0; t < B * oh * ow; t++) {
+        int64_t bi = t / (oh * ow), i = t / ow % oh, j = t % ow;
+        int64_t h0 = i * H / oh, h1 = ((i + 1) * H + oh - 1) / oh;
+        int64_t w0 = j * W / ow, w1 = ((j + 1) * W + ow - 1) / ow;
+        double inv = 1.0 / (double)((h1 - h0) * (w1 - w0));
+        for (int64_t c = 0; c < C; c++) {
+            double s = 0;
+            for (int64_t h = h0; h < h1; h++)
+                for (int64_t w = w0; w < w1; w++) s += x[((bi * H + h) * W + w) * C + c];
+            y[t * C + c] = (float)(s * inv);
+        }
+    }
+}
+
+void
+mc_ref_resize_coord(int64_t dst, int64_t in, int64_t out, int align_corners, int64_t *i0, int64_t *i1,
+                    double *w1)
+{
+    double src;
+    if (align_corners)
+        src = out > 1 ? (double)dst * (double)(in - 1) / (double)(out - 1) : 0.0;
+    else {
+        src = ((double)dst + 0.5) * (double)in / (double)out - 0.5;
+        if (src < 0) src = 0;
+    }
+    int64_t f = (int64_t)src;
+    if (f > in - 1) f = in - 1;
+    *i0 = f;
+    *i1 = f < in - 1 ? f + 1 : f;
+    *w1 = src - (double)f;
+}
+
+void
+mc_ref_resize(int64_t B, int64_t H, int64_t W, int64_t C, int64_t oh, int64_t ow, int align_corners,
+              const float *x, float *y)
+{
+    #pragma omp parallel for schedule(dynamic) if (B * oh * ow * C >= PAR_MIN)
+    for (int64_t t = 0; t < B * oh; t++) {
+        int64_t bi = t / oh, i = t % oh, r0, r1;
+        double wr;
+        mc_ref_resize_coord(i, H, oh, align_corners, &r0, &r1, &wr);
+        for (int64_t j = 0; j < ow; j++) {
+            int64_t c0, c1;
+            double wc;
+            mc_ref_resize_coord(j, W, ow, align_corners, &c0, &c1, &wc);
+            const float *p00 = x + ((bi * H + r0) * W + c0) * C, *p01 = x + ((bi * H + r0) * W + c1) * C;
+            const float *p10 = x + ((bi * H + r1) * W + c0) * C, *p11 = x + ((bi * H + r1) * W + c1) * C;
+            float *o = y + ((bi * oh + i) * ow + j) * C;
+            for (int64_t c = 0; c < C; c++)
+                o[c] = (float)((1 - wr) * ((1 - wc) * p00[c] + wc * p01[c]) + wr * ((1 - wc) * p10[c] + wc * p11[c]));
+        }
+    }
+}
+
 /* ----------------------------------------------------------------- layout */
 
 void

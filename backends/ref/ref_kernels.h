@@ -66,6 +66,17 @@ int mc_ref_state_fusion25(int64_t B, int64_t H, int64_t W, int64_t D, const floa
                           const float *taps, float *y);
 /* x[B,HW,C] -> y[B,C] */
 void mc_ref_mean_hw(int64_t B, int64_t HW, int64_t C, const float *x, float *y);
+/* x[B,H,W,C] -> y[B,oh,ow,C]: adaptive average pooling (PyTorch's bins:
+ * rows floor(i*H/oh) .. ceil((i+1)*H/oh), columns alike) */
+void mc_ref_adaptive_avg_pool(int64_t B, int64_t H, int64_t W, int64_t C, int64_t oh, int64_t ow,
+                              const float *x, float *y);
+/* Source coordinate and weight of bilinear resize along one axis (in -> out,
+ * F.interpolate): dst's two source indices i0 <= i1 and the weight of i1. */
+void mc_ref_resize_coord(int64_t dst, int64_t in, int64_t out, int align_corners, int64_t *i0,
+                         int64_t *i1, double *w1);
+/* x[B,H,W,C] -> y[B,oh,ow,C], bilinear */
+void mc_ref_resize(int64_t B, int64_t H, int64_t W, int64_t C, int64_t oh, int64_t ow,
+                   int align_corners, const float *x, float *y);
 /* out.dim[i] = in.dim[perm[i]], rank <= 6 */
 void mc_ref_permute(int rank, const int64_t *dims, const int *perm, const float *x, float *y);
 /* x[rows,C] -> y[rows,len] = x[:, start:start+len] */

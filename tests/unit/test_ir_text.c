@@ -117,7 +117,11 @@ static const char ALLOPS[] =
     "  %gate = mul %fused25, %z.act : f32[1,4,4,4]\n"
     "  %res = add %gate, %relu : f32[1,4,4,4]\n"
     "  %pool = mean_hw %res : f32[1,4]\n"
-    "  return %pool, %res\n"
+    "  %ppm = adaptive_avg_pool %res size=[3,2] : f32[1,3,2,4]\n"
+    "  %up = resize_bilinear %ppm size=[5,7] align_corners=1 : f32[1,5,7,4]\n"
+    "  %down = resize_bilinear %res size=[5,7] align_corners=0 : f32[1,5,7,4]\n"
+    "  %cat = concat %up, %down, %up : f32[1,5,7,12]\n"
+    "  return %pool, %res, %cat\n"
     "}\n";
 
 static void
@@ -183,8 +187,18 @@ build_allops(Graph *g)
     int gate = op(g, OP_MUL, NULL, "gate", 2, f25, za);
     int res = op(g, OP_ADD, NULL, "res", 2, gate, relu);
     int pool = op(g, OP_MEAN_HW, NULL, "pool", 1, res);
+    Attrs ra;
+    memset(&ra, 0, sizeof ra);
+    ra.size[0] = 3, ra.size[1] = 2;
+    int ppm = op(g, OP_ADAPTIVE_AVG_POOL, &ra, "ppm", 1, res);
+    ra.size[0] = 5, ra.size[1] = 7, ra.align_corners = 1;
+    int up = op(g, OP_RESIZE, &ra, "up", 1, ppm);
+    ra.align_corners = 0;
+    int down = op(g, OP_RESIZE, &ra, "down", 1, res);
+    int cat = op(g, OP_CONCAT, NULL, "cat", 3, up, down, up);
     mc_graph_add_output(g, pool);
     mc_graph_add_output(g, res);
+    mc_graph_add_output(g, cat);
 }
 
 static void
@@ -212,6 +226,8 @@ assert_same_graph(const Graph *a, const Graph *b)
         CU_ASSERT_EQUAL(p->start, q->start);
         CU_ASSERT_EQUAL(p->len, q->len);
         CU_ASSERT(memcmp(p->perm, q->perm, sizeof p->perm) == 0);
+        CU_ASSERT(memcmp(p->size, q->size, sizeof p->size) == 0);
+        CU_ASSERT_EQUAL(p->align_corners, q->align_corners);
     }
     CU_ASSERT_EQUAL_FATAL(a->noutputs, b->noutputs);
     for (int k = 0; k < a->noutputs; k++)
@@ -657,8 +673,8 @@ test_dot(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "n26 [label=\"A\\nneg\\nf32[4,1]\"];"));
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "n39 [label=\"pool\\nmean_hw\\nf32[1,4]\", peripheries=2];"));
     CU_ASSERT_EQUAL(count(s, "subgraph"), 0);
-    /* 40 nodes of which 18 are weights */
-    CU_ASSERT_EQUAL(count(s, "[label=\"") - count(s, "-> n"), 22);
+    /* 44 nodes of which 18 are weights */
+    CU_ASSERT_EQUAL(count(s, "[label=\"") - count(s, "-> n"), 26);
     CU_ASSERT_EQUAL(count(s, "{"), count(s, "}"));
     free(s);
 

@@ -842,6 +842,46 @@ test_slice(void)
  * silu(u) * z + x.  Outputs: the final value, an intermediate that later
  * nodes also read, the same node twice, and the input itself.  Also checks
  * 1 thread == 2 threads bit for bit. */
+/* Hand-computed: PyTorch's adaptive bins and F.interpolate's coordinates. */
+static void
+test_pool_resize(void)
+{
+    const float x5[5] = {1, 2, 3, 4, 5};
+    float y[8];
+    /* bins over 5 into 3: [0,2) [1,4) [3,5) */
+    mc_ref_adaptive_avg_pool(1, 1, 5, 1, 1, 3, x5, y);
+    CU_ASSERT_DOUBLE_EQUAL(y[0], 1.5, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(y[1], 3.0, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(y[2], 4.5, 1e-6);
+    /* the same along H, two channels */
+    const float x52[10] = {1, -1, 2, -2, 3, -3, 4, -4, 5, -5};
+    mc_ref_adaptive_avg_pool(1, 5, 1, 2, 3, 1, x52, y);
+    CU_ASSERT_DOUBLE_EQUAL(y[2], 3.0, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(y[5], -4.5, 1e-6);
+    const float x2[2] = {0, 1};
+    /* 2 -> 4, align_corners 0: src -0.25 (clamped to 0), 0.25, 0.75, 1.25 (edge) */
+    mc_ref_resize(1, 1, 2, 1, 1, 4, 0, x2, y);
+    CU_ASSERT_DOUBLE_EQUAL(y[0], 0.0, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(y[1], 0.25, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(y[2], 0.75, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(y[3], 1.0, 1e-7);
+    /* align_corners 1: src = dst / 3 */
+    mc_ref_resize(1, 1, 2, 1, 1, 4, 1, x2, y);
+    CU_ASSERT_DOUBLE_EQUAL(y[1], 1.0 / 3, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(y[2], 2.0 / 3, 1e-7);
+    CU_ASSERT_DOUBLE_EQUAL(y[3], 1.0, 1e-7);
+    /* 2x2 -> 1x1, align_corners 0: src 0.5, 0.5: the mean */
+    const float q[4] = {0, 1, 2, 3};
+    mc_ref_resize(1, 2, 2, 1, 1, 1, 0, q, y);
+    CU_ASSERT_DOUBLE_EQUAL(y[0], 1.5, 1e-7);
+    /* downsampling 4 -> 3 along H: src (d + .5) * 4/3 - .5 = 1/6, 3/2, 17/6 */
+    const float c4[4] = {0, 10, 20, 30};
+    mc_ref_resize(1, 4, 1, 1, 3, 1, 0, c4, y);
+    CU_ASSERT_DOUBLE_EQUAL(y[0], 10.0 / 6, 1e-5);
+    CU_ASSERT_DOUBLE_EQUAL(y[1], 15.0, 1e-5);
+    CU_ASSERT_DOUBLE_EQUAL(y[2], 170.0 / 6, 1e-5);
+}
+
 static void
 test_exec_graph(void)
 {
@@ -985,6 +1025,7 @@ static const TestEntry tests[] = {
     {"mean_hw", test_mean_hw},
     {"permute rank 2..6", test_permute},
     {"slice last axis", test_slice},
+    {"adaptive avg pool, bilinear resize", test_pool_resize},
     {"executor: fan-out, outputs, threads", test_exec_graph},
     {"executor: errors", test_exec_errors},
     {"backend registry", test_registry},
