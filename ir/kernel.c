@@ -133,6 +133,14 @@ mc_kprogram_copy(const KProgram *src, KProgram *dst)
 }
 
 int
+mc_kprogram_output_index(const KProgram *p, int b)
+{
+    for (int j = 0; j < p->noutputs && j < MC_MAX_OUTPUTS; j++)
+        if (p->output_bufs[j] == b) return j;
+    return -1;
+}
+
+int
 mc_kprogram_segment_of(const KProgram *p, int k)
 {
     for (int s = 0; s < p->nsegs; s++)
@@ -270,6 +278,23 @@ print_nest(const KProgram *p, const Kernel *k, FILE *f)
         fprintf(f, "  # for b in [0,%" PRId64 ") parallel, c:\n  #     acc = mean(h, w) %s[b,h,w,c]\n", o->shape[0], a);
         print_store(p, k, "b,c", "acc", f);
         break;
+    case KK_RESIZE:
+    case KK_AVGPOOL: {
+        const View *x = &k->in[0];
+        if (o->rank != 4 || x->rank != 4) break;
+        fprintf(f, "  # for b, y, x in [%" PRId64 ",%" PRId64 ",%" PRId64 "] parallel, c in [0,%" PRId64 "):\n",
+                o->shape[0], o->shape[1], o->shape[2], o->shape[3]);
+        if (k->kind == KK_RESIZE)
+            fprintf(f, "  #     acc = bilinear(%s[b, sy, sx, c]), sy = %s, sx alike   (%" PRId64 "x%" PRId64 " -> %" PRId64
+                       "x%" PRId64 ")\n", a,
+                    k->attrs.align_corners ? "y*(H-1)/(h-1)" : "max((y+0.5)*H/h-0.5, 0)", x->shape[1], x->shape[2],
+                    o->shape[1], o->shape[2]);
+        else
+            fprintf(f, "  #     acc = mean(%s[b, floor(y*H/h)..ceil((y+1)*H/h), floor(x*W/w)..ceil((x+1)*W/w), c])   (%" PRId64
+                       "x%" PRId64 " -> %" PRId64 "x%" PRId64 ")\n", a, x->shape[1], x->shape[2], o->shape[1], o->shape[2]);
+        print_store(p, k, "b,y,x,c", "acc", f);
+        break;
+    }
     case KK_ELTWISE:
         fprintf(f, "  # for i in %s parallel:\n", mc_shape_str(&p->bufs[o->buf].shape, sh, sizeof sh));
         print_store(p, k, "i", "?", f);
@@ -317,6 +342,7 @@ print_kernel(const KProgram *p, int i, FILE *f)
                 k->attrs.stride[0], k->attrs.stride[1], k->attrs.pad[0], k->attrs.pad[1], k->attrs.dil[0], k->attrs.dil[1]);
     if (ki->fields & KF_EPS) fprintf(f, "  eps %.17g\n", k->attrs.eps);
     if ((ki->fields & KF_SOFTPLUS) && k->softplus_dt) fputs("  softplus_dt\n", f);
+    if (ki->fields & KF_ALIGN) fprintf(f, "  align_corners %d\n", (int)k->attrs.align_corners);
     fputs("  out ", f);
     print_view(p, &k->out, f);
     fputc('\n', f);
@@ -381,6 +407,11 @@ mc_kprogram_print(const KProgram *p, FILE *f)
         if (u->kind == BUF_SCRATCH && p->planned) fprintf(f, " @arena+%" PRId64, u->offset);
         if (u->first >= 0 || u->last >= 0) fprintf(f, " live %d..%d", u->first, u->last);
         if (u->image_bytes) fprintf(f, " image+%" PRId64, u->image_bytes);
+        fputc('\n', f);
+    }
+    if (p->noutputs > 1) { /* several outputs, in the graph's order (one: no record) */
+        fputs("outputs", f);
+        for (int j = 0; j < p->noutputs && j < MC_MAX_OUTPUTS; j++) fprintf(f, " b%d", p->output_bufs[j]);
         fputc('\n', f);
     }
     for (int s = 0; s < p->nsegs; s++)

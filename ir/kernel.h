@@ -9,7 +9,8 @@
  *
  * Memory model.  Every value a kernel reads or writes lives in a Buffer:
  *   BUF_INPUT   the caller's input tensor
- *   BUF_OUTPUT  the caller's output tensor
+ *   BUF_OUTPUT  one of the caller's output tensors (KProgram.output_bufs:
+ *               one per graph output, in the graph's order)
  *   BUF_WEIGHT  a constant; `offset` is its byte offset in the weights blob,
  *               data in graph layout (conv OIHW, linear [N,K]); a backend may
  *               re-pack weights it reads (it owns the blob it writes)
@@ -67,6 +68,7 @@ typedef struct EInstr {
 } EInstr;
 
 #define MC_MAX_EXPR 32
+#define MC_MAX_OUTPUTS 8   /* output buffers of a program (graph outputs) */
 #define MC_MAX_ARGS 12
 #define MC_MAX_FUSED 24
 
@@ -79,7 +81,7 @@ typedef enum KernelKind {
 
 /* Operand roles and typed fields of a kind (kernels.def). */
 typedef enum OperRole { R_NONE, R_ACT, R_WEIGHT } OperRole;
-enum { KF_MNK = 1 << 0, KF_CONV = 1 << 1, KF_EPS = 1 << 2, KF_SOFTPLUS = 1 << 3 };
+enum { KF_MNK = 1 << 0, KF_CONV = 1 << 1, KF_EPS = 1 << 2, KF_SOFTPLUS = 1 << 3, KF_ALIGN = 1 << 4 };
 
 typedef struct KernelInfo {
     const char *name;
@@ -123,7 +125,7 @@ typedef struct Kernel {
     View in[4];                /* anchor operands (kind-specific, above) */
     int nin;
     int softplus_dt;           /* KK_SCAN */
-    Attrs attrs;               /* KK_CONV/KK_DWCONV conv attrs; KK_LAYERNORM eps */
+    Attrs attrs;               /* KK_CONV/KK_DWCONV conv attrs; KK_LAYERNORM eps; KK_RESIZE align_corners */
     View out;                  /* where the result goes, [out shape] */
     View args[MC_MAX_ARGS];    /* epilogue operands, each broadcast to out's shape */
     int nargs;
@@ -154,7 +156,9 @@ typedef struct KProgram {
     int nbufs;
     Kernel *k;
     int nk;
-    int input_buf, output_buf;
+    int input_buf;
+    int output_bufs[MC_MAX_OUTPUTS]; /* the output buffers, in the graph's output order */
+    int noutputs;
     int64_t weights_bytes;     /* blob size (graph layout) */
     int64_t scratch_bytes;     /* planned arena */
     int64_t unplanned_bytes;   /* sum of all scratch buffers */
@@ -198,6 +202,8 @@ int mc_kprogram_on_chip(const KProgram *p, int i);
 void mc_kprogram_free(KProgram *p);
 /* Deep copy of the arrays (names still point into the graph).  0, or -1 (out of memory). */
 int mc_kprogram_copy(const KProgram *src, KProgram *dst);
+/* j when buffer b is output j (p->output_bufs[j]), else -1. */
+int mc_kprogram_output_index(const KProgram *p, int b);
 /* Index of the segment holding kernel k, or -1 (runs batched). */
 int mc_kprogram_segment_of(const KProgram *p, int k);
 

@@ -323,8 +323,35 @@ parse_buffer(Lex *L)
         }
     }
     if (b->kind == BUF_INPUT && p->input_buf < 0) p->input_buf = id;
-    if (b->kind == BUF_OUTPUT && p->output_buf < 0) p->output_buf = id;
     p->nbufs++;
+    return 0;
+}
+
+/* outputs bI bJ ...: the output buffers in the graph's order */
+static int
+parse_outputs(Lex *L)
+{
+    KProgram *p = L->p;
+    while (!at_end(L)) {
+        const char *at = L->s;
+        if (p->noutputs == MC_MAX_OUTPUTS) return fail(L, at, "%s", "a program has at most 8 outputs");
+        if (ref(L, 'b', p->nbufs - 1, &p->output_bufs[p->noutputs]))
+            return p->nbufs ? -1 : fail(L, at, "%s", "no buffer is defined yet");
+        p->noutputs++;
+    }
+    return p->noutputs ? 0 : fail(L, L->s, "%s", "expected b<index>");
+}
+
+/* without an outputs record: the output buffers in buffer order */
+static int
+default_outputs(KProgram *p, const char *file, McErr *err)
+{
+    for (int i = 0; i < p->nbufs; i++) {
+        if (p->bufs[i].kind != BUF_OUTPUT) continue;
+        if (p->noutputs == MC_MAX_OUTPUTS)
+            return mc_err_at(err, file, 0, 0, "%s", "more than 8 output buffers (a program has at most 8 outputs)");
+        p->output_bufs[p->noutputs++] = i;
+    }
     return 0;
 }
 
@@ -415,6 +442,8 @@ parse_kernel_line(Lex *L, Kernel *k, const char *kw, const char *at)
         if (real(L, &k->attrs.eps)) return -1;
     } else if (!strcmp(kw, "softplus_dt") && (ki->fields & KF_SOFTPLUS)) {
         k->softplus_dt = 1;
+    } else if (!strcmp(kw, "align_corners") && (ki->fields & KF_ALIGN)) {
+        if (i64(L, 0, 1, &k->attrs.align_corners)) return -1;
     } else if (!strcmp(kw, "out")) {
         if (view(L, &k->out)) return -1;
     } else if (!strcmp(kw, "args")) {
@@ -475,11 +504,11 @@ int
 mc_kprogram_parse(KProgram *p, const char *text, size_t len, const char *file, McErr *err)
 {
     memset(p, 0, sizeof *p);
-    p->input_buf = p->output_buf = -1;
+    p->input_buf = -1;
     p->strings = calloc(1, sizeof *p->strings);
     if (!p->strings) return mc_err(err, "kernel IR: out of memory");
     Lex L = {file, text, text, text, 0, err, p, 0, 0};
-    int segcap = 0, have_program = 0, rc = 0;
+    int segcap = 0, have_program = 0, have_outputs = 0, rc = 0;
     const char *end = text + len, *line = text;
     if (memchr(text, 0, len)) {
         const char *z = memchr(text, 0, len);
@@ -514,17 +543,23 @@ mc_kprogram_parse(KProgram *p, const char *text, size_t len, const char *file, M
         } else if (!have_program) {
             rc = fail(&L, at, "%s", "kernel IR starts with a 'program' line");
         } else if (!strcmp(kw, "buffer")) {
-            rc = p->nk ? fail(&L, at, "%s", "buffers come before the kernels") : parse_buffer(&L);
+            rc = p->nk           ? fail(&L, at, "%s", "buffers come before the kernels")
+                 : have_outputs ? fail(&L, at, "%s", "buffers come before the 'outputs' record")
+                                : parse_buffer(&L);
+        } else if (!strcmp(kw, "outputs")) {
+            rc = have_outputs ? fail(&L, at, "%s", "a second 'outputs' record") : parse_outputs(&L);
+            have_outputs = 1;
         } else if (!strcmp(kw, "segment")) {
             rc = parse_segment(&L, &segcap);
         } else if (!strcmp(kw, "kernel")) {
             rc = parse_kernel_head(&L);
         } else {
-            rc = fail(&L, at, "unknown record '%s' (program, buffer, segment or kernel)", kw);
+            rc = fail(&L, at, "unknown record '%s' (program, buffer, outputs, segment or kernel)", kw);
         }
         if (!rc && !at_end(&L)) rc = fail(&L, L.s, "%s", "unexpected text at the end of the line");
     }
     if (!rc && !have_program) rc = mc_err_at(err, file, 0, 0, "%s", "no 'program' line: not kernel IR text");
+    if (!rc && !have_outputs) rc = default_outputs(p, file, err);
     if (rc) mc_kprogram_free(p);
     return rc;
 }

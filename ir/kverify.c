@@ -4,6 +4,7 @@
  * --verify-each, and always on a program parsed from text (a hand-edited
  * .kir must not reach a backend with a view outside its buffer).  Checks,
  * in order: the buffers (sizes, weight offsets, planned arena bounds), the
+ * one input and the outputs (every output buffer listed once), the
  * segments, each kernel (operand counts and roles from kernels.def, views
  * inside their buffers, shapes per kind, the epilogue), the lifetimes (a
  * scratch buffer is read only after a kernel wrote it, within its
@@ -129,6 +130,13 @@ shapes_ok(const Kernel *k, char *msg, size_t n)
     case KK_MEAN_HW:
         if (x->rank != 4 || vnumel(o) != x->shape[0] * x->shape[3]) return snprintf(msg, n, "mean_hw: x [B,H,W,C], out B*C"), -1;
         return 0;
+    case KK_RESIZE:
+    case KK_AVGPOOL:
+        if (x->rank != 4 || o->rank != 4 || o->shape[0] != x->shape[0] || o->shape[3] != x->shape[3])
+            return snprintf(msg, n, "%s: x [B,H,W,C] and out [B,h,w,C]", mc_kernel_kind_name(k->kind)), -1;
+        if (k->kind == KK_RESIZE && (k->attrs.align_corners < 0 || k->attrs.align_corners > 1))
+            return snprintf(msg, n, "resize: align_corners must be 0 or 1"), -1;
+        return 0;
     default:
         return 0;
     }
@@ -246,8 +254,9 @@ lifetimes_ok(const KProgram *p, McErr *err)
         }
         if (writer[k->out.buf] < 0) writer[k->out.buf] = i;
     }
-    if (!rc && p->output_buf >= 0 && writer[p->output_buf] < 0)
-        rc = mc_err(err, "kernel IR: no kernel writes the output buffer b%d", p->output_buf);
+    for (int j = 0; j < p->noutputs && !rc; j++)
+        if (writer[p->output_bufs[j]] < 0)
+            rc = mc_err(err, "kernel IR: no kernel writes the output buffer b%d", p->output_bufs[j]);
     free(writer);
     return rc;
 }
@@ -282,6 +291,23 @@ plan_ok(const KProgram *p, McErr *err)
     return 0;
 }
 
+/* output_bufs: every output buffer once, nothing else */
+static int
+outputs_ok(const KProgram *p, int nout, McErr *err)
+{
+    if (p->noutputs != nout)
+        return mc_err(err, "kernel IR: the outputs record lists %d buffers, the program has %d output buffers",
+                      p->noutputs, nout);
+    for (int j = 0; j < p->noutputs; j++) {
+        int b = p->output_bufs[j];
+        if (b < 0 || b >= p->nbufs || p->bufs[b].kind != BUF_OUTPUT)
+            return mc_err(err, "kernel IR: output %d is b%d, which is not an output buffer", j, b);
+        for (int i = 0; i < j; i++)
+            if (p->output_bufs[i] == b) return mc_err(err, "kernel IR: b%d is listed twice as an output", b);
+    }
+    return 0;
+}
+
 int
 mc_kprogram_verify(const KProgram *p, McErr *err)
 {
@@ -305,9 +331,11 @@ mc_kprogram_verify(const KProgram *p, McErr *err)
         if (b->image_bytes < 0 || b->image_bytes > b->bytes)
             return mc_err(err, "kernel IR: buffer b%d: image+%" PRId64 " is larger than the buffer", i, b->image_bytes);
     }
-    if (nin != 1 || nout != 1 || p->input_buf < 0 || p->input_buf >= p->nbufs || p->output_buf < 0 ||
-        p->output_buf >= p->nbufs || p->bufs[p->input_buf].kind != BUF_INPUT || p->bufs[p->output_buf].kind != BUF_OUTPUT)
-        return mc_err(err, "kernel IR: a program has exactly one input and one output buffer (has %d and %d)", nin, nout);
+    if (nin != 1 || nout < 1 || nout > MC_MAX_OUTPUTS || p->input_buf < 0 || p->input_buf >= p->nbufs ||
+        p->bufs[p->input_buf].kind != BUF_INPUT)
+        return mc_err(err, "kernel IR: a program has exactly one input buffer and 1 to %d output buffers (has %d and %d)",
+                      MC_MAX_OUTPUTS, nin, nout);
+    if (outputs_ok(p, nout, err)) return -1;
     for (int s = 0; s < p->nsegs; s++) {
         const Segment *g = &p->segs[s];
         if (g->k0 < (s ? p->segs[s - 1].k1 : 0) || g->k1 <= g->k0 || g->k1 > p->nk || g->images < 1)

@@ -44,7 +44,7 @@ static int
 can_anchor(OpKind op)
 {
     return op == OP_CONV2D || op == OP_LINEAR || op == OP_LAYERNORM || op == OP_STATE_FUSION25 ||
-           op == OP_STATE_FUSION || op == OP_MEAN_HW;
+           op == OP_STATE_FUSION || op == OP_MEAN_HW || op == OP_RESIZE || op == OP_ADAPTIVE_AVG_POOL;
 }
 
 static int64_t
@@ -456,6 +456,14 @@ setup_anchor(Lower *L, Kernel *k, int a)
         k->flops = 50.0 * numel_of(n);
         return 0;
     }
+    case OP_RESIZE:
+    case OP_ADAPTIVE_AVG_POOL:
+        k->kind = n->op == OP_RESIZE ? KK_RESIZE : KK_AVGPOOL;
+        k->in[0] = view_of(L, n->in[0]);
+        k->nin = 1;
+        /* resize: 4 taps, 3 lerps; pool: one add per input element */
+        k->flops = n->op == OP_RESIZE ? 9.0 * numel_of(n) : numel_of(&g->nodes[n->in[0]]);
+        return 0;
     case OP_MEAN_HW:
         k->kind = KK_MEAN_HW;
         k->in[0] = view_of(L, n->in[0]);
@@ -483,6 +491,44 @@ setup_anchor(Lower *L, Kernel *k, int a)
         return mc_err(L->err, "lower: %%%s: op %s has no native kernel yet (the ref backend runs it: "
                       "mambac run --backend ref)", n->name, mc_op_info[n->op].name);
     }
+}
+
+/* A concat: one buffer, each operand copied into its channel slice by an
+ * eltwise kernel (a target's kernel pass may let the operand's producer
+ * write the slice itself: passes/concat_in_place.c). */
+static int
+lower_concat(Lower *L, int c)
+{
+    const Graph *g = L->g;
+    const Node *n = &g->nodes[c];
+    int is_out = 0;
+    for (int i = 0; i < g->noutputs; i++) is_out |= g->outputs[i] == c;
+    int ob = new_buffer(L, c, is_out ? BUF_OUTPUT : BUF_SCRATCH);
+    View whole = contiguous_view(ob, &n->shape);
+    int r = n->shape.rank;
+    int64_t at = 0;
+    for (int j = 0; j < n->nin; j++) {
+        const Node *x = &g->nodes[n->in[j]];
+        Kernel *k = new_kernel(L, KK_ELTWISE, c);
+        k->out = whole;
+        k->out.shape[r - 1] = x->shape.d[r - 1];
+        k->out.offset = at * whole.stride[r - 1];
+        at += x->shape.d[r - 1];
+        ExprCtx e;
+        memset(&e, 0, sizeof e);
+        e.L = L;
+        e.k = k;
+        e.root = e.anchor = -1;
+        for (int a = 0; a < MC_MAX_ARGS; a++) e.argnode[a] = -1;
+        load(&e, n->in[j]);
+        k->nodes[k->nnodes++] = c;
+        k->flops = 0;
+        int ki = L->p->nk - 1;
+        mark_read(L, &k->args[0], ki);
+        if (j == 0) L->p->bufs[ob].first = ki;
+        L->p->bufs[ob].last = ki;
+    }
+    return 0;
 }
 
 /* Output buffer for root node r. */
@@ -594,6 +640,10 @@ mc_lower(const Graph *g, WeightStore *ws, KProgram *p, McErr *err)
         OpKind op = nd->op;
         if (mc_op_info[op].traits & T_LEAF) continue;
         if (is_view_op(op)) continue;
+        if (op == OP_CONCAT) {
+            rc = lower_concat(&L, i);
+            continue;
+        }
         if (L.inl[i] || L.fused_into[i] >= 0) continue;
         if (scan_softplus(&L, i)) continue; /* computed inside the scan */
         if (is_elementwise(op)) {

@@ -223,6 +223,17 @@ anchor(const KProgram *p, int ki, float *const *x, float **acc, McErr *err)
         mc_ref_mean_hw(xi->shape[0], xi->shape[1] * xi->shape[2], xi->shape[3], x[0], y);
         break;
     }
+    case KK_RESIZE:
+    case KK_AVGPOOL: {
+        const View *xi = &k->in[0], *o = &k->out;
+        if (k->kind == KK_RESIZE)
+            mc_ref_resize(xi->shape[0], xi->shape[1], xi->shape[2], xi->shape[3], o->shape[1], o->shape[2],
+                          (int)k->attrs.align_corners, x[0], y);
+        else
+            mc_ref_adaptive_avg_pool(xi->shape[0], xi->shape[1], xi->shape[2], xi->shape[3], o->shape[1], o->shape[2],
+                                     x[0], y);
+        break;
+    }
     default:
         rc = -1;
         break;
