@@ -38,7 +38,11 @@ config_defaults(ModelConfig *cfg, const char *file)
     cfg->mlp_ratio = 4.0;
     cfg->in_chans = 3;
     cfg->patch_size = 4;
-    cfg->img_size = 224;
+    cfg->img_size = cfg->img_w = 224;
+    cfg->head_channels = 512;
+    cfg->npool = 4;
+    cfg->pool_scales[0] = 1, cfg->pool_scales[1] = 2, cfg->pool_scales[2] = 3, cfg->pool_scales[3] = 6;
+    cfg->head_classes = 150;
 }
 
 static void
@@ -171,6 +175,127 @@ parse_spatialmamba(const YDoc *d, const YNode *m, ModelConfig *cfg, McErr *err)
     return 0;
 }
 
+/* A list of ints in lo..hi, 1..max entries, strictly increasing if `incr`. */
+static int
+int_list(const YDoc *d, const YNode *n, const char *what, int lo, int hi, int max, int incr, int *v, int *cnt,
+         McErr *err)
+{
+    char b[96];
+    if (n->kind != YN_SEQ)
+        return y_err(d, n, err, "expected a list of integers for %s, got %s", what, y_desc(n, b, sizeof b));
+    if (n->nkids < 1 || n->nkids > max)
+        return y_err(d, n, err, "%s must list 1 to %d values, got %d", what, max, n->nkids);
+    for (int i = 0; i < n->nkids; i++) {
+        char w[96];
+        snprintf(w, sizeof w, "%s[%d]", what, i);
+        if (get_int(d, n->kids[i], w, lo, hi, &v[i], err)) return -1;
+        if (incr && i && v[i] <= v[i - 1])
+            return y_err(d, n->kids[i], err, "%s must be strictly increasing (%d follows %d)", what, v[i], v[i - 1]);
+    }
+    *cnt = n->nkids;
+    return 0;
+}
+
+/* MODEL.BACKBONE: OUT_INDICES (checked against DEPTHS by mc_config_check). */
+static int
+parse_backbone(const YDoc *d, const YNode *m, ModelConfig *cfg, McErr *err)
+{
+    char b[96];
+    if (m->kind != YN_MAP)
+        return y_err(d, m, err, "expected a mapping for MODEL.BACKBONE, got %s", y_desc(m, b, sizeof b));
+    if (y_check_dups(d, m, "MODEL.BACKBONE", err)) return -1;
+    const YNode *oi = NULL;
+    for (int i = 0; i < y_npairs(m); i++) {
+        YNode *k = y_key(m, i);
+        if (!y_key_is(k, "OUT_INDICES"))
+            return y_err(d, k, err, "unknown key %s in MODEL.BACKBONE (known: OUT_INDICES)", y_desc(k, b, sizeof b));
+        oi = y_val(m, i);
+    }
+    if (!oi) return y_err(d, m, err, "MODEL.BACKBONE needs OUT_INDICES (e.g. [0, 1, 2, 3])");
+    if (int_list(d, oi, "MODEL.BACKBONE.OUT_INDICES", 0, MC_MAX_STAGES - 1, MC_MAX_STAGES, 1, cfg->out_indices,
+                 &cfg->nout, err))
+        return -1;
+    for (int i = 0; i < cfg->nout; i++)
+        if (cfg->out_indices[i] >= cfg->nstages)
+            return y_err(d, oi->kids[i], err, "MODEL.BACKBONE.OUT_INDICES[%d] is %d, but DEPTHS lists %d stages (0..%d)",
+                         i, cfg->out_indices[i], cfg->nstages, cfg->nstages - 1);
+    return 0;
+}
+
+static const char *const head_keys[] = {"TYPE", "CHANNELS", "POOL_SCALES", "NUM_CLASSES", "ALIGN_CORNERS",
+                                        "IN_INDEX", "DROPOUT_RATIO"};
+#define N_HEAD_KEYS (int)(sizeof head_keys / sizeof head_keys[0])
+
+/* MODEL.DECODE_HEAD (UPerHead). */
+static int
+parse_head(const YDoc *d, const YNode *m, ModelConfig *cfg, McErr *err)
+{
+    char b[96];
+    if (m->kind != YN_MAP)
+        return y_err(d, m, err, "expected a mapping for MODEL.DECODE_HEAD, got %s", y_desc(m, b, sizeof b));
+    if (y_check_dups(d, m, "MODEL.DECODE_HEAD", err)) return -1;
+    cfg->head = 1;
+    set_pos(&cfg->at_head, m);
+    for (int i = 0; i < y_npairs(m); i++) {
+        YNode *k = y_key(m, i), *v = y_val(m, i);
+        int which = -1;
+        for (int j = 0; j < N_HEAD_KEYS; j++)
+            if (y_key_is(k, head_keys[j])) which = j;
+        switch (which) {
+        case 0: {
+            const char *s;
+            if (y_str(d, v, "MODEL.DECODE_HEAD.TYPE", &s, err)) return -1;
+            if (strcmp(s, "uper_head") && strcmp(s, "UPerHead"))
+                return y_err(d, v, err, "MODEL.DECODE_HEAD.TYPE must be uper_head (the head mambac builds), got %s",
+                             y_desc(v, b, sizeof b));
+            break;
+        }
+        case 1:
+            if (get_int(d, v, "MODEL.DECODE_HEAD.CHANNELS", 1, 65536, &cfg->head_channels, err)) return -1;
+            break;
+        case 2:
+            if (int_list(d, v, "MODEL.DECODE_HEAD.POOL_SCALES", 1, 1024, MC_MAX_POOL_SCALES, 0, cfg->pool_scales,
+                         &cfg->npool, err))
+                return -1;
+            break;
+        case 3:
+            if (get_int(d, v, "MODEL.DECODE_HEAD.NUM_CLASSES", 1, 100000, &cfg->head_classes, err)) return -1;
+            break;
+        case 4:
+            if (v->kind != YN_SCALAR || (strcmp(v->str, "true") && strcmp(v->str, "false") &&
+                                         strcmp(v->str, "True") && strcmp(v->str, "False")))
+                return y_err(d, v, err, "expected true or false for MODEL.DECODE_HEAD.ALIGN_CORNERS, got %s",
+                             y_desc(v, b, sizeof b));
+            cfg->align_corners = v->str[0] == 't' || v->str[0] == 'T';
+            break;
+        case 5: { /* IN_INDEX: must be every backbone output, in order (checked below) */
+            int v5[MC_MAX_STAGES], n5;
+            if (int_list(d, v, "MODEL.DECODE_HEAD.IN_INDEX", 0, MC_MAX_STAGES - 1, MC_MAX_STAGES, 1, v5, &n5, err))
+                return -1;
+            for (int j = 0; j < n5; j++)
+                if (v5[j] != j)
+                    return y_err(d, v, err, "MODEL.DECODE_HEAD.IN_INDEX must be [0, 1, ..., n-1]: the head reads "
+                                            "every backbone output in order");
+            break;
+        }
+        case 6: { /* DROPOUT_RATIO: a no-op at inference */
+            double r;
+            if (y_double(d, v, "MODEL.DECODE_HEAD.DROPOUT_RATIO", &r, err)) return -1;
+            break;
+        }
+        default: {
+            char known[256] = "";
+            for (int j = 0; j < N_HEAD_KEYS; j++) {
+                strcat(known, head_keys[j]);
+                if (j + 1 < N_HEAD_KEYS) strcat(known, ", ");
+            }
+            return y_err(d, k, err, "unknown key %s in MODEL.DECODE_HEAD (known: %s)", y_desc(k, b, sizeof b), known);
+        }
+        }
+    }
+    return 0;
+}
+
 static int
 parse_model(const YDoc *d, const YNode *m, ModelConfig *cfg, McErr *err)
 {
@@ -194,9 +319,16 @@ parse_model(const YDoc *d, const YNode *m, ModelConfig *cfg, McErr *err)
             set_pos(&cfg->at_model, k);
             if (parse_spatialmamba(d, v, cfg, err)) return -1;
         }
-        /* DROP_PATH_RATE, DDP, DROP_RATE, LABEL_SMOOTHING, PRETRAINED, RESUME,
-         * MMCKPT and anything else: training-only, ignored. */
     }
+    /* after SPATIALMAMBA (DEPTHS), whatever the key order */
+    const YNode *bb = y_get(m, "BACKBONE"), *hd = y_get(m, "DECODE_HEAD");
+    if (bb && parse_backbone(d, bb, cfg, err)) return -1;
+    if (hd) {
+        if (parse_head(d, hd, cfg, err)) return -1;
+        if (!bb) return y_err(d, hd, err, "MODEL.DECODE_HEAD needs MODEL.BACKBONE.OUT_INDICES (the features it reads)");
+    }
+    /* DROP_PATH_RATE, DDP, DROP_RATE, LABEL_SMOOTHING, PRETRAINED, RESUME,
+     * MMCKPT and anything else under MODEL: training-only, ignored. */
     return 0;
 }
 
@@ -240,7 +372,18 @@ mc_config_load_mem(const char *text, size_t len, const char *name, ModelConfig *
     const YNode *img = y_get(data, "IMG_SIZE");
     if (img) {
         if (y_check_dups(&d, data, "DATA", err)) goto out;
-        if (get_int(&d, img, "DATA.IMG_SIZE", 1, 65536, &cfg->img_size, err)) goto out;
+        if (img->kind == YN_SEQ) {
+            int hw[2], n;
+            if (int_list(&d, img, "DATA.IMG_SIZE", 1, 65536, 2, 0, hw, &n, err)) goto out;
+            if (n != 2) {
+                y_err(&d, img, err, "DATA.IMG_SIZE must be an int or [H, W], got a list of %d", n);
+                goto out;
+            }
+            cfg->img_size = hw[0], cfg->img_w = hw[1];
+        } else {
+            if (get_int(&d, img, "DATA.IMG_SIZE", 1, 65536, &cfg->img_size, err)) goto out;
+            cfg->img_w = cfg->img_size;
+        }
     }
     rc = mc_config_check(cfg, err);
 out:

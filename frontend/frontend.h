@@ -9,6 +9,7 @@
 #include "../ir/graph.h"
 
 #define MC_MAX_STAGES 8
+#define MC_MAX_POOL_SCALES 7 /* with the feature itself, one concat of 8 */
 #define MC_MAX_DEPTH 1000 /* blocks per stage (the public models have at most 27) */
 typedef struct CfgPos {
     int line, col;         /* 0: not given */
@@ -24,11 +25,23 @@ typedef struct ModelConfig {
     double mlp_ratio;      /* MLP_RATIO, default 4.0 */
     int in_chans;          /* IN_CHANS, default 3 */
     int patch_size;        /* PATCH_SIZE, default 4 */
-    int img_size;          /* DATA.IMG_SIZE, default 224 */
+    int img_size, img_w;   /* DATA.IMG_SIZE: an int (square) or [H, W]; default 224 */
+    /* dense prediction (docs/dense.md): MODEL.BACKBONE.OUT_INDICES (nout > 0:
+     * the stages' normalized feature maps instead of the classifier head) */
+    int nout;
+    int out_indices[MC_MAX_STAGES];
+    /* MODEL.DECODE_HEAD (uper_head on the backbone's features) */
+    int head;
+    int head_channels;     /* CHANNELS, default 512 */
+    int npool;
+    int pool_scales[MC_MAX_POOL_SCALES]; /* POOL_SCALES, default [1, 2, 3, 6] */
+    int head_classes;      /* DECODE_HEAD.NUM_CLASSES, default 150 */
+    int align_corners;     /* ALIGN_CORNERS, default false */
     /* where D_STATE was set (for errors raised later) */
     int d_state_line, d_state_col;
     /* where MODEL.SPATIALMAMBA (else MODEL) and the values of EMBED_DIM, DEPTHS, MLP_RATIO are */
     CfgPos at_model, at_embed, at_depths, at_mlp;
+    CfgPos at_head;        /* MODEL.DECODE_HEAD */
     char file[512];
 } ModelConfig;
 
@@ -48,8 +61,10 @@ double mc_model_params(const ModelConfig *cfg);
 int64_t mc_model_hidden(const ModelConfig *cfg, int stage);
 double mc_model_max_activation(const ModelConfig *cfg, int B, int H, int W, const char **where);
 
-/* Builds the classifier graph for batch B and an HxW image (input "x",
- * f32 [B, in_chans, H, W]; output logits [B, classes]).  Node names follow
+/* Builds the model's graph for batch B and an HxW image (input "x",
+ * f32 [B, in_chans, H, W]).  Outputs: the classifier's logits [B, classes];
+ * a backbone's feature maps "stage<i>" [B, C_i, H_i, W_i] (NCHW), one per
+ * OUT_INDICES entry; a segmentor's "seg_logits" [B, classes, H, W].  Node names follow
  * checkpoint keys (docs/ir.md).  Errors (e.g. D_STATE != 1, image too small,
  * a model or activation over budget) name the config file:line:col where
  * known. */

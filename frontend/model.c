@@ -251,7 +251,94 @@ downsample(Builder *b, const char *prefix, int x, int64_t C)
     return conv_layer(b, q, x, 2 * C, 1, 1, 0, 1, 1, 1, 0);
 }
 
+/* ------------------------------------------------------------ UPerHead */
+
+/* mmseg's ConvModule: conv without bias (p.conv) -> BatchNorm (p.bn) -> ReLU. */
+static int
+conv_module(Builder *b, const char *prefix, int x, int64_t co, int64_t k)
+{
+    char p[192], pc[200], pn[200];
+    snprintf(p, sizeof p, "%s", prefix); /* fmt()'s ring buffers are reused: keep the prefix */
+    snprintf(pc, sizeof pc, "%s.conv", p);
+    snprintf(pn, sizeof pn, "%s.bn", p);
+    x = conv(b, pc, pc, x, co, k, 1, k / 2, 1, 0);
+    x = batchnorm(b, pn, x);
+    return unary(b, OP_RELU, fmt(b, "%s.act", p), x);
+}
+
+/* Bilinear resize of x to h x w (none when it has that size: the identity). */
+static int
+resize(Builder *b, const char *name, int x, int64_t h, int64_t w, int align)
+{
+    const Node *n = &b->g->nodes[x];
+    if (n->shape.d[1] == h && n->shape.d[2] == w) return x;
+    Attrs a = mc_attrs_default();
+    a.size[0] = h, a.size[1] = w, a.align_corners = align;
+    return op(b, OP_RESIZE, name, &a, 1, x);
+}
+
+static int
+concat(Builder *b, const char *name, const int *x, int n)
+{
+    return check(b, mc_graph_add(b->g, OP_CONCAT, x, n, NULL, name, b->err));
+}
+
+/* UPerHead (mmseg) on the features f[0..n-1] (NHWC, finest first): PPM on
+ * the last, lateral 1x1 ConvModules, top-down resize + add, 3x3 fpn_convs,
+ * everything resized to f[0]'s size, concat, fpn_bottleneck, conv_seg. */
+static int
+uper_head(Builder *b, const ModelConfig *cfg, const int *f, int n)
+{
+    int64_t C = cfg->head_channels;
+    int al = cfg->align_corners, lat[MC_MAX_STAGES], parts[MC_MAX_POOL_SCALES + 1];
+    const Node *top = &b->g->nodes[f[n - 1]];
+    int64_t th = top->shape.d[1], tw = top->shape.d[2];
+    parts[0] = f[n - 1];
+    for (int i = 0; i < cfg->npool; i++) {
+        Attrs a = mc_attrs_default();
+        a.size[0] = a.size[1] = cfg->pool_scales[i];
+        char p[96];
+        snprintf(p, sizeof p, "decode_head.psp_modules.%d", i);
+        int t = op(b, OP_ADAPTIVE_AVG_POOL, fmt(b, "%s.0", p), &a, 1, f[n - 1]);
+        t = conv_module(b, fmt(b, "%s.1", p), t, C, 1);
+        parts[i + 1] = resize(b, fmt(b, "%s.up", p), t, th, tw, al);
+    }
+    int psp = concat(b, "decode_head.psp_cat", parts, cfg->npool + 1);
+    lat[n - 1] = conv_module(b, "decode_head.bottleneck", psp, C, 3);
+    for (int i = 0; i < n - 1; i++) lat[i] = conv_module(b, fmt(b, "decode_head.lateral_convs.%d", i), f[i], C, 1);
+    for (int i = n - 1; i > 0; i--) {
+        const Node *t = &b->g->nodes[lat[i - 1]];
+        int up = resize(b, fmt(b, "decode_head.top_down.%d.up", i), lat[i], t->shape.d[1], t->shape.d[2], al);
+        lat[i - 1] = binary(b, OP_ADD, fmt(b, "decode_head.top_down.%d.add", i), lat[i - 1], up);
+    }
+    int outs[MC_MAX_STAGES];
+    for (int i = 0; i < n - 1; i++) outs[i] = conv_module(b, fmt(b, "decode_head.fpn_convs.%d", i), lat[i], C, 3);
+    outs[n - 1] = lat[n - 1];
+    const Node *f0 = &b->g->nodes[outs[0]];
+    int64_t h0 = f0->shape.d[1], w0 = f0->shape.d[2];
+    for (int i = 1; i < n; i++) outs[i] = resize(b, fmt(b, "decode_head.fpn_up.%d", i), outs[i], h0, w0, al);
+    int x = n > 1 ? concat(b, "decode_head.fpn_cat", outs, n) : outs[0];
+    x = conv_module(b, "decode_head.fpn_bottleneck", x, C, 3);
+    return conv(b, "decode_head.conv_seg", "decode_head.conv_seg", x, cfg->head_classes, 1, 1, 0, 1, 1);
+}
+
+/* channels-last -> NCHW, as the caller's output `name` */
+static int
+to_nchw(Builder *b, const char *name, int x)
+{
+    Attrs a = mc_attrs_default();
+    a.perm[0] = 0; a.perm[1] = 3; a.perm[2] = 1; a.perm[3] = 2;
+    return op(b, OP_PERMUTE, name, &a, 1, x);
+}
+
 /* ------------------------------------------------------------ sizes */
+
+/* Stages the builder makes: a backbone stops at its last output. */
+static int
+built_stages(const ModelConfig *cfg)
+{
+    return cfg->nout ? cfg->out_indices[cfg->nout - 1] + 1 : cfg->nstages;
+}
 
 /* Parameters of one block (block(), ssm()) of width C and MLP width hid. */
 static double
@@ -270,14 +357,23 @@ mc_model_params(const ModelConfig *cfg)
     n += 2 * (h * h * 9 + 4 * h);      /* conv2.0, conv2.1 */
     n += 4 * C * h * 9 + 16 * C;       /* conv3.0 */
     n += C * 4 * C + 4 * C;            /* conv3.1 */
-    for (int i = 0; i < cfg->nstages; i++) {
+    int built = built_stages(cfg);
+    for (int i = 0; i < built; i++) {
         double Ci = C * (double)((int64_t)1 << i);
         n += cfg->depths[i] * block_params(Ci, (double)mc_model_hidden(cfg, i));
-        if (i < cfg->nstages - 1) /* downsample: 1x1 (bias), depthwise 3x3 (bias), 1x1 (bias) + BN */
+        if (i < built - 1) /* downsample: 1x1 (bias), depthwise 3x3 (bias), 1x1 (bias) + BN */
             n += (8 * Ci * Ci + 8 * Ci) + (8 * Ci * 9 + 8 * Ci) + (2 * Ci * 8 * Ci + 2 * Ci + 8 * Ci);
     }
     double Cl = C * (double)((int64_t)1 << (cfg->nstages - 1));
-    return n + 2 * Cl + cfg->num_classes * Cl + cfg->num_classes;
+    if (!cfg->nout) return n + 2 * Cl + cfg->num_classes * Cl + cfg->num_classes;
+    for (int i = 0; i < cfg->nout; i++) n += 2 * C * (double)((int64_t)1 << cfg->out_indices[i]); /* outnorm */
+    if (!cfg->head) return n;
+    double hc = cfg->head_channels, Ct = C * (double)((int64_t)1 << cfg->out_indices[cfg->nout - 1]);
+    n += cfg->npool * (Ct * hc + 4 * hc) + (Ct + cfg->npool * hc) * hc * 9 + 4 * hc; /* PPM, bottleneck */
+    for (int i = 0; i < cfg->nout - 1; i++)  /* lateral 1x1 and fpn 3x3 ConvModules */
+        n += C * (double)((int64_t)1 << cfg->out_indices[i]) * hc + 4 * hc + hc * hc * 9 + 4 * hc;
+    n += cfg->nout * hc * hc * 9 + 4 * hc;    /* fpn_bottleneck */
+    return n + cfg->head_classes * hc + cfg->head_classes;
 }
 
 int64_t
@@ -298,16 +394,24 @@ mc_model_max_activation(const ModelConfig *cfg, int B, int H, int W, const char 
     CAND((double)h * w * C / 2, "patch_embed.conv1");
     h = (h - 1) / 2 + 1, w = (w - 1) / 2 + 1;
     CAND((double)h * w * 4 * C, "patch_embed.conv3.0");
-    for (int i = 0; i < cfg->nstages; i++) {
+    int built = built_stages(cfg);
+    for (int i = 0; i < built; i++) {
         double Ci = C * (double)((int64_t)1 << i), hw = (double)h * w;
         if (cfg->depths[i] > 0) {
             CAND(hw * 4 * Ci, "an in_proj");
             CAND(hw * (double)mc_model_hidden(cfg, i), "an MLP");
         }
-        if (i < cfg->nstages - 1) {
+        if (i < built - 1) {
             CAND(hw * 8 * Ci, "a downsample");
             h = (h - 1) / 2 + 1, w = (w - 1) / 2 + 1;
         }
+    }
+    if (cfg->head) { /* the finest feature's size: the fpn concat; the logits at input size */
+        h = (H - 1) / 2 + 1, w = (W - 1) / 2 + 1;
+        h = (h - 1) / 2 + 1, w = (w - 1) / 2 + 1;
+        for (int i = 0; i < cfg->out_indices[0]; i++) h = (h - 1) / 2 + 1, w = (w - 1) / 2 + 1;
+        CAND((double)h * w * cfg->nout * cfg->head_channels, "decode_head.fpn_cat");
+        CAND((double)H * W * cfg->head_classes, "the segmentation logits");
     }
 #undef CAND
     return best * B;
@@ -347,16 +451,28 @@ mc_model_build(const ModelConfig *cfg, int B, int H, int W_, Graph *g, McErr *er
     Shape s = {4, {B, cfg->in_chans, H, W_}};
     int x = check(b, mc_graph_input(g, "x", DT_F32, &s, err));
     int64_t C = cfg->embed_dim;
+    int feats[MC_MAX_STAGES], nf = 0;
     x = stem(b, x, C);
     for (int i = 0; i < cfg->nstages; i++) {
         int64_t Ci = C << i;
         for (int j = 0; j < cfg->depths[i]; j++)
             x = block(b, fmt(b, "layers.%d.blocks.%d", i, j), x, Ci, mc_model_hidden(cfg, i));
+        /* a backbone output: the stage before its downsample, through outnorm<i> */
+        if (nf < cfg->nout && cfg->out_indices[nf] == i) feats[nf++] = layernorm(b, fmt(b, "outnorm%d", i), x);
+        if (nf == cfg->nout && cfg->nout) break; /* later stages feed nothing */
         if (i < cfg->nstages - 1) x = downsample(b, fmt(b, "layers.%d.downsample.conv", i), x, Ci);
     }
-    x = layernorm(b, "norm", x);
-    x = unary(b, OP_MEAN_HW, "pool", x);
-    x = linear(b, "head.weight", "head.bias", "head", x, cfg->num_classes);
-    mc_graph_add_output(g, x);
+    if (cfg->head) {
+        x = uper_head(b, cfg, feats, nf);
+        x = resize(b, "seg.resize", x, H, W_, cfg->align_corners);
+        mc_graph_add_output(g, to_nchw(b, "seg_logits", x));
+    } else if (cfg->nout) {
+        for (int i = 0; i < nf; i++) mc_graph_add_output(g, to_nchw(b, fmt(b, "stage%d", cfg->out_indices[i]), feats[i]));
+    } else {
+        x = layernorm(b, "norm", x);
+        x = unary(b, OP_MEAN_HW, "pool", x);
+        x = linear(b, "head.weight", "head.bias", "head", x, cfg->num_classes);
+        mc_graph_add_output(g, x);
+    }
     return 0;
 }

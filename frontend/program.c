@@ -16,7 +16,7 @@ mc_source_graph(const char *path, int kind, int B, int H, int W, Graph *g, McErr
     if (kind == 1) {
         ModelConfig cfg;
         rc = mc_config_load(path, &cfg, err);
-        if (!rc) rc = mc_model_build(&cfg, B > 0 ? B : 1, H > 0 ? H : cfg.img_size, H > 0 ? W : cfg.img_size, g, err);
+        if (!rc) rc = mc_model_build(&cfg, B > 0 ? B : 1, H > 0 ? H : cfg.img_size, H > 0 ? W : cfg.img_w, g, err);
     } else if (kind == 2) {
         rc = mc_graph_yaml_load(path, g, err);
     } else if (kind == 3) {

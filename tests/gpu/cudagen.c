@@ -62,7 +62,7 @@ main(int argc, char **argv)
     int kind = mc_frontend_kind(model, &err);
     if (kind == 1) {
         ModelConfig cfg;
-        if (mc_config_load(model, &cfg, &err) || mc_model_build(&cfg, B, H > 0 ? H : cfg.img_size, W > 0 ? W : cfg.img_size, &g, &err)) goto fail;
+        if (mc_config_load(model, &cfg, &err) || mc_model_build(&cfg, B, H > 0 ? H : cfg.img_size, W > 0 ? W : cfg.img_w, &g, &err)) goto fail;
     } else if (kind == 2) {
         if (mc_graph_yaml_load(model, &g, &err)) goto fail;
     } else {

@@ -257,6 +257,14 @@ test_params_match_graph(void)
         "MODEL:\n  SPATIALMAMBA:\n    EMBED_DIM: 6\n    DEPTHS: [1]\n    D_STATE: 1\n    MLP_RATIO: 0.5\n",
         "MODEL:\n  NUM_CLASSES: 3\n  SPATIALMAMBA:\n    EMBED_DIM: 2\n    DEPTHS: [1, 0, 1, 0, 1, 0, 1, 2]\n"
         "    D_STATE: 1\n    MLP_RATIO: 1.3\n",
+        /* a backbone (stages after the last output are not built), a segmentor */
+        "MODEL:\n  SPATIALMAMBA:\n    EMBED_DIM: 12\n    DEPTHS: [1, 2, 1, 1]\n    D_STATE: 1\n"
+        "  BACKBONE: {OUT_INDICES: [0, 2]}\n",
+        "MODEL:\n  SPATIALMAMBA:\n    EMBED_DIM: 16\n    DEPTHS: [1, 1, 1, 1]\n    D_STATE: 1\n"
+        "  BACKBONE: {OUT_INDICES: [0, 1, 2, 3]}\n"
+        "  DECODE_HEAD: {TYPE: uper_head, CHANNELS: 24, POOL_SCALES: [1, 3], NUM_CLASSES: 7}\n",
+        "MODEL:\n  SPATIALMAMBA:\n    EMBED_DIM: 16\n    DEPTHS: [1, 1, 1]\n    D_STATE: 1\n"
+        "  BACKBONE: {OUT_INDICES: [1, 2]}\n  DECODE_HEAD: {CHANNELS: 8, ALIGN_CORNERS: true}\n",
     };
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         ModelConfig cfg;
@@ -281,6 +289,60 @@ test_params_match_graph(void)
         CU_ASSERT(est >= (double)act && est <= 2.0 * (double)act);
         mc_graph_free(&g);
     }
+}
+
+/* MODEL.BACKBONE / MODEL.DECODE_HEAD / DATA.IMG_SIZE [H, W]: values read,
+ * each mistake refused at its key. */
+static void
+test_dense_keys(void)
+{
+    const char *text = "MODEL:\n  SPATIALMAMBA: {EMBED_DIM: 16, DEPTHS: [1, 1, 1, 1], D_STATE: 1}\n"
+                       "  DECODE_HEAD: {TYPE: uper_head, CHANNELS: 24, POOL_SCALES: [1, 3], NUM_CLASSES: 7,\n"
+                       "                ALIGN_CORNERS: true, IN_INDEX: [0, 1, 2], DROPOUT_RATIO: 0.1}\n"
+                       "  BACKBONE: {OUT_INDICES: [1, 2, 3]}\n"
+                       "DATA: {IMG_SIZE: [512, 640]}\n";
+    ModelConfig cfg;
+    McErr err = {{0}};
+    int rc = mc_config_load_mem(text, strlen(text), "m.yaml", &cfg, &err);
+    if (rc) fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(cfg.nout, 3);
+    CU_ASSERT_EQUAL(cfg.out_indices[0], 1);
+    CU_ASSERT_EQUAL(cfg.out_indices[2], 3);
+    CU_ASSERT_EQUAL(cfg.head, 1);
+    CU_ASSERT_EQUAL(cfg.head_channels, 24);
+    CU_ASSERT_EQUAL(cfg.npool, 2);
+    CU_ASSERT_EQUAL(cfg.pool_scales[1], 3);
+    CU_ASSERT_EQUAL(cfg.head_classes, 7);
+    CU_ASSERT_EQUAL(cfg.align_corners, 1);
+    CU_ASSERT_EQUAL(cfg.img_size, 512);
+    CU_ASSERT_EQUAL(cfg.img_w, 640);
+    const char *sm = "MODEL:\n  SPATIALMAMBA: {EMBED_DIM: 16, DEPTHS: [1, 1, 1], D_STATE: 1}\n";
+    char t[512];
+#define BAD(extra, want)                           \
+    do {                                           \
+        snprintf(t, sizeof t, "%s%s", sm, extra);  \
+        expect_mem_fail(t, want, NULL);            \
+    } while (0)
+    BAD("  BACKBONE: {OUT_INDICES: [0, 3]}\n",
+        "m.yaml:3:31: error: MODEL.BACKBONE.OUT_INDICES[1] is 3, but DEPTHS lists 3 stages (0..2)");
+    BAD("  BACKBONE: {OUT_INDICES: [1, 1]}\n", "m.yaml:3:31: error: MODEL.BACKBONE.OUT_INDICES must be strictly increasing");
+    BAD("  BACKBONE: {OUT_INDICES: []}\n", "MODEL.BACKBONE.OUT_INDICES must list 1 to 8 values, got 0");
+    BAD("  BACKBONE: {}\n", "m.yaml:3:13: error: MODEL.BACKBONE needs OUT_INDICES");
+    BAD("  BACKBONE: {OUT: [0]}\n", "unknown key 'OUT' in MODEL.BACKBONE (known: OUT_INDICES)");
+    BAD("  DECODE_HEAD: {CHANNELS: 8}\n", "m.yaml:3:16: error: MODEL.DECODE_HEAD needs MODEL.BACKBONE.OUT_INDICES");
+    BAD("  BACKBONE: {OUT_INDICES: [0]}\n  DECODE_HEAD: {TYPE: fcn_head}\n",
+        "m.yaml:4:23: error: MODEL.DECODE_HEAD.TYPE must be uper_head");
+    BAD("  BACKBONE: {OUT_INDICES: [0]}\n  DECODE_HEAD: {POOL_SCALES: [1, 2, 3, 4, 5, 6, 7, 8]}\n",
+        "MODEL.DECODE_HEAD.POOL_SCALES must list 1 to 7 values, got 8");
+    BAD("  BACKBONE: {OUT_INDICES: [0, 1]}\n  DECODE_HEAD: {IN_INDEX: [1, 2]}\n",
+        "MODEL.DECODE_HEAD.IN_INDEX must be [0, 1, ..., n-1]");
+    BAD("  BACKBONE: {OUT_INDICES: [0]}\n  DECODE_HEAD: {ALIGN_CORNERS: 1}\n",
+        "expected true or false for MODEL.DECODE_HEAD.ALIGN_CORNERS");
+    BAD("  BACKBONE: {OUT_INDICES: [0]}\n  DECODE_HEAD: {CHANNEL: 8}\n", "unknown key 'CHANNEL' in MODEL.DECODE_HEAD");
+    BAD("DATA: {IMG_SIZE: [512, 512, 3]}\n", "DATA.IMG_SIZE must list 1 to 2 values, got 3");
+    BAD("DATA: {IMG_SIZE: [512]}\n", "DATA.IMG_SIZE must be an int or [H, W], got a list of 1");
+#undef BAD
 }
 
 /* Configs the per-key ranges accept but no model can be built from. */
@@ -384,6 +446,7 @@ static const struct {
     {"kind", test_kind},
     {"params_match_graph", test_params_match_graph},
     {"model_limits", test_model_limits},
+    {"dense_keys", test_dense_keys},
 };
 
 MC_UNIT_MAIN("config", tests)
