@@ -7,10 +7,14 @@
  * calls whose storages are persistent ids ('storage', torch.<T>Storage,
  * key, location, numel).  Produces one
  * contiguous tensor per key of the chosen dict ("model", else "state_dict",
- * else the top level), "module." stripped.  Tensors of a dtype we do not
- * read (uint8, bool, int8, ...) are recorded by name and dtype only
- * (mc_weights_skip).  Everything else in the pickle (optimizer state,
- * configs of foreign classes, ...) is skipped unread.
+ * else the top level), "module." then "backbone." stripped; tensors under
+ * auxiliary_head., neck., rpn_head. and roi_head. (training parts and other
+ * models of mmseg/mmdet checkpoints) are skipped with one note.  Tensors of
+ * a dtype we do not read (uint8, bool, int8, ...) are recorded by name and
+ * dtype only (mc_weights_skip).  An mmengine checkpoint's
+ * meta.dataset_meta.classes and .palette are checked and kept in the store.
+ * Everything else in the pickle (optimizer state, message hubs and configs
+ * of foreign classes, ...) is skipped unread.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +134,21 @@ terr(Pth *p, const char *key, const char *what)
     return mc_err(p->err, "%s: tensor '%s': %s", p->name, MC_ESC(k, key), what);
 }
 
+/* Whether v is a call of a function make_tensor interprets. */
+static int
+tensor_call(const PVal *v)
+{
+    static const char *const fns[][2] = {
+        {"torch._utils", "_rebuild_parameter"}, {"torch._utils", "_rebuild_parameter_with_state"},
+        {"torch._tensor", "_rebuild_from_type_v2"}, {"torch._utils", "_rebuild_tensor_v3"},
+        {"torch._utils", "_rebuild_tensor_v2"}, {"torch._utils", "_rebuild_tensor"},
+    };
+    for (size_t i = 0; v && v->kind == PV_CALL && i < sizeof fns / sizeof *fns; i++)
+        if (mc_pv_global_is(v->a, fns[i][0], fns[i][1]))
+            return 1;
+    return 0;
+}
+
 /* Turns value v (for dict key `key`) into a store tensor.  Returns 1 when a
  * tensor was produced (*out filled), 2 for a tensor of a dtype we do not
  * read (p->unsup names it), 0 when v is not a tensor (skipped), -1 on a
@@ -137,7 +156,7 @@ terr(Pth *p, const char *key, const char *what)
 static int
 make_tensor(Pth *p, const char *key, const PVal *v, int depth, WTensor *out)
 {
-    if (!v || v->kind != PV_CALL || depth > 4)
+    if (!tensor_call(v) || depth > 4)
         return 0;
     const PVal *fn = v->a, *args = v->b;
     if (mc_pv_global_is(fn, "torch._utils", "_rebuild_parameter") ||
@@ -156,9 +175,6 @@ make_tensor(Pth *p, const char *key, const PVal *v, int depth, WTensor *out)
         return make_tensor(p, key, &inner, depth + 1, out);
     }
     int v3 = mc_pv_global_is(fn, "torch._utils", "_rebuild_tensor_v3");
-    if (!v3 && !mc_pv_global_is(fn, "torch._utils", "_rebuild_tensor_v2") &&
-        !mc_pv_global_is(fn, "torch._utils", "_rebuild_tensor"))
-        return 0;
     if (args->kind != PV_TUPLE || args->n < (v3 ? 7 : 4))
         return terr(p, key, "rebuild call with too few arguments");
     const PVal *ps = args->items[0], *po = args->items[1], *psz = args->items[2], *pst = args->items[3];
@@ -251,6 +267,116 @@ hash_str(const char *s)
     return h;
 }
 
+/* Parts of mmseg/mmdet state dicts that are not the model mambac builds:
+ * the training-only auxiliary head and other models' necks and heads. */
+static const char *const other_parts[] = {"auxiliary_head.", "neck.", "rpn_head.", "roi_head."};
+#define NPARTS ((int)(sizeof other_parts / sizeof *other_parts))
+
+/* The index in other_parts of the part key s (n bytes) is in, or -1. */
+static int
+other_part(const char *s, uint32_t n)
+{
+    for (int i = 0; i < NPARTS; i++) {
+        size_t m = strlen(other_parts[i]);
+        if (n >= m && memcmp(s, other_parts[i], m) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* One note for the tensors of other_parts that extract skipped. */
+static void
+note_other_parts(const Pth *p, const int *count)
+{
+    char parts[80] = "";
+    int total = 0;
+    for (int i = 0; i < NPARTS; i++) {
+        if (!count[i])
+            continue;
+        size_t k = strlen(parts);
+        snprintf(parts + k, sizeof parts - k, "%s%.*s", total ? ", " : "", (int)strlen(other_parts[i]) - 1,
+                 other_parts[i]);
+        total += count[i];
+    }
+    if (total)
+        mc_note("%s: skipped %d tensor%s of %s (not part of this model)", p->name, total, total == 1 ? "" : "s",
+                parts);
+}
+
+static void
+free_names(char **names, int n)
+{
+    for (int i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* meta.dataset_meta of an mmengine checkpoint: "classes" (a tuple or list
+ * of str) and "palette" (one [r, g, b] of integers 0..255 per class), both
+ * optional (None is absent).  On success *names and *colours are malloc'd,
+ * or NULL when absent; -1 with a message when they are malformed. */
+static int
+dataset_meta(Pth *p, const PVal *top, char ***names, uint8_t (**colours)[3], int *n)
+{
+    const PVal *dm = mc_pv_dict_get(mc_pv_dict_get(top, "meta"), "dataset_meta");
+    const PVal *cl = mc_pv_dict_get(dm, "classes"), *pal = mc_pv_dict_get(dm, "palette");
+    *names = NULL;
+    *colours = NULL;
+    *n = 0;
+    if (cl && cl->kind == PV_NONE)
+        cl = NULL;
+    if (pal && pal->kind == PV_NONE)
+        pal = NULL;
+    if (!cl && pal)
+        return mc_err(p->err, "%s: meta.dataset_meta has a palette but no classes", p->name);
+    if (!cl)
+        return 0;
+    if (cl->kind != PV_TUPLE && cl->kind != PV_LIST)
+        return mc_err(p->err, "%s: meta.dataset_meta.classes is not a tuple or list of class names", p->name);
+    if (pal && pal->kind != PV_TUPLE && pal->kind != PV_LIST)
+        return mc_err(p->err, "%s: meta.dataset_meta.palette is not a list of [r, g, b] colours", p->name);
+    if (pal && pal->n != cl->n)
+        return mc_err(p->err, "%s: meta.dataset_meta.palette has %d colour%s for %d class%s", p->name, pal->n,
+                      pal->n == 1 ? "" : "s", cl->n, cl->n == 1 ? "" : "es");
+    for (int i = 0; i < cl->n; i++) {
+        const PVal *c = cl->items[i];
+        if (c->kind != PV_STR || memchr(c->s, 0, c->len))
+            return mc_err(p->err, "%s: meta.dataset_meta.classes[%d] is not a class name (a string)", p->name, i);
+    }
+    for (int i = 0; pal && i < pal->n; i++) {
+        const PVal *c = pal->items[i];
+        int ok = (c->kind == PV_TUPLE || c->kind == PV_LIST) && c->n == 3;
+        for (int k = 0; ok && k < 3; k++)
+            ok = c->items[k]->kind == PV_INT && c->items[k]->i >= 0 && c->items[k]->i <= 255;
+        if (!ok)
+            return mc_err(p->err, "%s: meta.dataset_meta.palette[%d] is not [r, g, b] with integers 0..255",
+                          p->name, i);
+    }
+    if (cl->n == 0)
+        return 0;
+    *names = calloc((size_t)cl->n, sizeof **names);
+    *colours = pal ? malloc((size_t)cl->n * sizeof **colours) : NULL;
+    if (!*names || (pal && !*colours))
+        goto oom;
+    for (int i = 0; i < cl->n; i++) {
+        const PVal *c = cl->items[i];
+        if (!((*names)[i] = malloc(c->len + 1u)))
+            goto oom;
+        memcpy((*names)[i], c->s, c->len);
+        (*names)[i][c->len] = 0;
+        for (int k = 0; pal && k < 3; k++)
+            (*colours)[i][k] = (uint8_t)pal->items[i]->items[k]->i;
+    }
+    *n = cl->n;
+    return 0;
+oom:
+    free_names(*names, cl->n);
+    free(*colours);
+    *names = NULL;
+    *colours = NULL;
+    return mc_err(p->err, "%s: out of memory", p->name);
+}
+
 static int
 extract(Pth *p, const PVal *top, WeightStore *ws)
 {
@@ -262,8 +388,14 @@ extract(Pth *p, const PVal *top, WeightStore *ws)
         sel = mc_pv_dict_get(top, "state_dict");
     if (!sel || sel->kind != PV_DICT)
         sel = top;
+    char **names;
+    uint8_t (*colours)[3];
+    int nc, nother[NPARTS] = {0};
+    if (dataset_meta(p, top, &names, &colours, &nc))
+        return -1;
     int np = sel->n / 2;
-    /* keys (with "module." stripped) and "a later entry has the same key" */
+    /* keys (with "module." and "backbone." stripped) and "a later entry has
+     * the same key" */
     char **keys = calloc((size_t)np + 1, sizeof *keys);
     size_t hcap = 16;
     while (hcap < (size_t)np * 2)
@@ -284,6 +416,13 @@ extract(Pth *p, const PVal *top, WeightStore *ws)
         uint32_t n = k->len;
         if (n >= 7 && memcmp(s, "module.", 7) == 0)
             s += 7, n -= 7;
+        if (n >= 9 && memcmp(s, "backbone.", 9) == 0)
+            s += 9, n -= 9;
+        int part = other_part(s, n);
+        if (part >= 0) {
+            nother[part] += tensor_call(sel->items[2 * i + 1]);
+            continue;
+        }
         if (memchr(s, 0, n))
             continue;
         keys[i] = malloc(n + 1);
@@ -335,12 +474,28 @@ extract(Pth *p, const PVal *top, WeightStore *ws)
             goto done;
         }
     }
+    for (int i = 0; i < NPARTS; i++)
+        found += nother[i];
     if (!found)
         rc = mc_err(p->err, "%s: no tensors found (looked in 'model', 'state_dict' and the top-level dict)",
                     p->name);
 done:
     if (rc < 0 && !prior) /* leave the store as it was */
         mc_weights_truncate(ws, n0, s0);
+    if (rc == 0) {
+        note_other_parts(p, nother);
+        if (names) { /* a later file's classes replace the earlier ones */
+            free_names(ws->classes, ws->nclasses);
+            free(ws->palette);
+            ws->classes = names;
+            ws->palette = colours;
+            ws->nclasses = nc;
+            names = NULL;
+            colours = NULL;
+        }
+    }
+    free_names(names, nc);
+    free(colours);
     if (keys)
         for (int i = 0; i < np; i++)
             free(keys[i]);

@@ -245,6 +245,39 @@ msg_add(Msg *m, const char *line)
     m->buf[m->len] = 0;
 }
 
+static int
+starts_with(const char *s, const char *pre)
+{
+    return strncmp(s, pre, strlen(pre)) == 0;
+}
+
+/* Whether ws holds a tensor whose key starts with pre. */
+static int
+store_has(const WeightStore *ws, const char *pre)
+{
+    for (int i = 0; i < ws->n; i++)
+        if (starts_with(ws->t[i].name, pre))
+            return 1;
+    return 0;
+}
+
+/* Why the weights are missing, when the missing keys say it: a
+ * classification checkpoint for a backbone (no outnorm{i}), or a detection/
+ * segmentation one for a classifier (no norm/head); else NULL. */
+static const char *
+missing_reason(const WeightStore *ws, int nmissing, int noutnorm, int nclassifier)
+{
+    int dense = store_has(ws, "outnorm") || store_has(ws, "decode_head.");
+    if (nmissing && noutnorm == nmissing && !store_has(ws, "outnorm"))
+        return "this is a classification checkpoint; a backbone (MODEL.BACKBONE) needs the outnorm{i} weights of a "
+               "detection/segmentation checkpoint";
+    if (nmissing && nclassifier == nmissing && dense)
+        return "this is a detection/segmentation checkpoint (backbone outnorm{i} or decode_head weights, no "
+               "classifier norm/head); a classifier needs a classification checkpoint, a backbone or segmentation "
+               "model (MODEL.BACKBONE) takes this one";
+    return NULL;
+}
+
 int
 mc_weights_check(const Graph *g, WeightStore *ws, McErr *err)
 {
@@ -264,8 +297,8 @@ mc_weights_check(const Graph *g, WeightStore *ws, McErr *err)
     }
     for (int i = 0; i < ws->n; i++)
         ws->t[i].used = 0;
-    Msg m = {.len = 0};
-    int problems = 0;
+    Msg m = {.len = 0}, miss = {.len = 0};
+    int problems = 0, nmissing = 0, noutnorm = 0, nclassifier = 0;
     for (int i = 0; i < g->nnodes; i++) {
         const Node *nd = &g->nodes[i];
         if (nd->op != OP_WEIGHT)
@@ -287,7 +320,12 @@ mc_weights_check(const Graph *g, WeightStore *ws, McErr *err)
         if (!t) {
             snprintf(line, sizeof line, "\n  missing: %s %s", MC_ESC(ek, key), a);
             msg_add(&m, line);
+            snprintf(line, sizeof line, "%s%s", nmissing ? ", " : "", ek);
+            msg_add(&miss, line);
             problems++;
+            nmissing++;
+            noutnorm += starts_with(key, "outnorm");
+            nclassifier += starts_with(key, "norm.") || starts_with(key, "head.");
             continue;
         }
         t->used = 1;
@@ -307,9 +345,16 @@ mc_weights_check(const Graph *g, WeightStore *ws, McErr *err)
     if (problems) {
         free(ix.slot);
         free(sused);
+        const char *why = missing_reason(ws, nmissing, noutnorm, nclassifier);
+        if (why && problems == nmissing) {
+            if (miss.dropped)
+                snprintf(miss.buf + miss.len, sizeof miss.buf - miss.len, ", ... (%d more)", miss.dropped);
+            return mc_err(err, "weights %s: no %s: %s", src, miss.buf, why);
+        }
         if (m.dropped)
             snprintf(m.buf + m.len, sizeof m.buf - m.len, "\n  ... and %d more", m.dropped);
-        return mc_err(err, "weights %s: %d problem%s:%s", src, problems, problems == 1 ? "" : "s", m.buf);
+        return mc_err(err, "weights %s: %d problem%s:%s%s%s", src, problems, problems == 1 ? "" : "s", m.buf,
+                      why ? "\n  " : "", why ? why : "");
     }
     int unused = 0;
     Msg u = {.len = 0};

@@ -17,8 +17,13 @@
 
 /* .pth (torch.save zip+pickle). Tensors are taken from the top-level dict's
  * "model" entry, else "state_dict", else the top level itself; a leading
- * "module." on keys is stripped.  Non-tensor entries and unknown classes are
- * skipped.  CRC-32 of every zip entry read is verified. */
+ * "module." on keys is stripped, then a leading "backbone." (mmseg/mmdet
+ * checkpoints); keys under auxiliary_head., neck., rpn_head. and roi_head.
+ * are skipped with one note.  Non-tensor entries and unknown classes are
+ * skipped.  An mmengine checkpoint's meta.dataset_meta.classes and .palette
+ * go to ws->classes / ws->palette (-1 when the palette does not give one
+ * [r, g, b] of 0..255 per class).  CRC-32 of every zip entry read is
+ * verified. */
 int mc_pth_load(const char *path, WeightStore *ws, McErr *err);
 int mc_pth_load_mem(const uint8_t *buf, size_t len, const char *name, WeightStore *ws, McErr *err);
 
@@ -32,7 +37,10 @@ int mc_weights_load(const char *path, WeightStore *ws, McErr *err);
 /* Checks every WEIGHT node of g against ws: all missing keys, tensors of an
  * unsupported dtype and shape mismatches are reported in one message
  * ("missing: k [expected shape]", "unsupported dtype: tensor 'k' has dtype
- * U8, ...", "shape mismatch: k expected [..] got [..]"), then returns -1.  On success
+ * U8, ...", "shape mismatch: k expected [..] got [..]"), then returns -1; when
+ * the missing keys show a classification checkpoint used for a backbone (only
+ * outnorm{i}) or a detection/segmentation one for a classifier (only norm/
+ * head), the message says so.  On success
  * prints one note line listing unused tensors (if any) and returns 0. */
 int mc_weights_check(const Graph *g, WeightStore *ws, McErr *err);
 

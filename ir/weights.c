@@ -22,6 +22,10 @@ mc_weights_free(WeightStore *ws)
     free(ws->t);
     free(ws->skipped);
     free(ws->source);
+    for (int i = 0; ws->classes && i < ws->nclasses; i++)
+        free(ws->classes[i]);
+    free(ws->classes);
+    free(ws->palette);
     memset(ws, 0, sizeof *ws);
 }
 

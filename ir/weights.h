@@ -36,6 +36,9 @@ typedef struct WeightStore {
     WSkipped *skipped; /* not in t: mc_weights_find never returns them */
     int nskipped, skipcap;
     char *source;      /* file path, for messages */
+    char **classes;    /* class names from an mmengine checkpoint's meta.dataset_meta, or NULL */
+    uint8_t (*palette)[3]; /* their mask colours (nclasses rows), or NULL */
+    int nclasses;
 } WeightStore;
 
 void mc_weights_init(WeightStore *ws);

@@ -7,8 +7,9 @@
  * pickles made here.  Checks values, keys and shapes; that every class of
  * malformed input (truncation at every offset, flipped bytes, bad CRC, bad
  * offsets, hostile pickles, foreign files) gives -1 and a message naming the
- * file; mc_weights_check's message; mc_weights_random's ranges and
- * determinism.  Run from tests/ (ctest does).
+ * file; mmengine-layout checkpoints (prefixes, skipped parts, dataset_meta
+ * classes and palette); mc_weights_check's message; mc_weights_random's
+ * ranges and determinism.  Run from tests/ (ctest does).
  */
 #include <CUnit/Basic.h>
 #include "unit.h"
@@ -700,13 +701,21 @@ add_w(Graph *g, const char *k, int rank, int64_t d0, int64_t d1, DType dt)
     return id;
 }
 
+/* ws holds train.pth's tensors (a small classifier-like checkpoint). */
+static void
+train_store(WeightStore *ws)
+{
+    McErr err = {{0}};
+    mc_weights_init(ws);
+    CU_ASSERT_EQUAL_FATAL(mc_weights_load(FIX "train.pth", ws, &err), 0);
+}
+
 static void
 test_check(void)
 {
     WeightStore ws;
     McErr err = {{0}};
-    mc_weights_init(&ws);
-    CU_ASSERT_EQUAL_FATAL(mc_weights_load(FIX "train.pth", &ws, &err), 0);
+    train_store(&ws);
     Graph g;
     mc_graph_init(&g, "t");
     CU_ASSERT_TRUE(add_w(&g, "head.weight", 2, 3, 4, DT_F32) >= 0);
@@ -739,6 +748,186 @@ test_check(void)
                            "  shape mismatch: conv.bias expected [4,1] got [4]\n"
                            "  missing: missing2 [1000,512]\n"
                            "  type mismatch: bn.num_batches_tracked expected f32 got i64");
+    mc_graph_free(&g);
+    mc_weights_free(&ws);
+}
+
+/* ---- mmengine layout (mmseg/mmdet checkpoints) */
+
+/* {'meta': {'seed': 0, 'dataset_meta': {'classes': (...), 'palette': [[r, g, b], ...]}},
+ *  'state_dict': {'backbone.w', 'decode_head.d', 'neck.n', 'auxiliary_head.a', 'rpn_head.r',
+ *                 'roi_head.s', 'auxiliary_head.cfg': 3 (not a tensor)},
+ *  'message_hub': <mmengine.logging.message_hub.MessageHub with state>, 'optimizer': {},
+ *  'param_schedulers': [{}]}
+ * classes: ncls names ("#" puts an integer there; ncls < 0: no "classes");
+ * pal: npal rows of ncomp integers (npal < 0: no "palette"). */
+static Buf
+mm_archive(const char *const *classes, int ncls, const int *pal, int npal, int ncomp)
+{
+    int sz[1] = {2}, st[1] = {1};
+    static const char *const keys[] = {"backbone.w", "decode_head.d", "neck.n", "auxiliary_head.a", "rpn_head.r",
+                                       "roi_head.s"};
+    Buf pk = {0};
+    put8(&pk, 0x80); put8(&pk, 2); put8(&pk, '}'); put8(&pk, '(');
+    pk_str(&pk, "meta"); put8(&pk, '}'); put8(&pk, '(');
+    pk_str(&pk, "seed"); pk_int(&pk, 0);
+    pk_str(&pk, "dataset_meta"); put8(&pk, '}'); put8(&pk, '(');
+    if (ncls >= 0) {
+        pk_str(&pk, "classes"); put8(&pk, '(');
+        for (int i = 0; i < ncls; i++) {
+            if (strcmp(classes[i], "#") == 0) pk_int(&pk, 7);
+            else pk_str(&pk, classes[i]);
+        }
+        put8(&pk, 't');
+    }
+    if (npal >= 0) {
+        pk_str(&pk, "palette"); put8(&pk, ']'); put8(&pk, '(');
+        for (int i = 0; i < npal; i++) {
+            put8(&pk, ']'); put8(&pk, '(');
+            for (int k = 0; k < ncomp; k++) pk_int(&pk, pal[i * ncomp + k]);
+            put8(&pk, 'e');
+        }
+        put8(&pk, 'e');
+    }
+    put8(&pk, 'u'); put8(&pk, 'u');
+    pk_str(&pk, "state_dict"); put8(&pk, '}'); put8(&pk, '(');
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        pk_str(&pk, keys[i]);
+        pk_tensor(&pk, "FloatStorage", "0", 2, 0, sz, st, 1);
+    }
+    pk_str(&pk, "auxiliary_head.cfg"); pk_int(&pk, 3);
+    put8(&pk, 'u');
+    pk_str(&pk, "message_hub"); pk_glob(&pk, "mmengine.logging.message_hub", "MessageHub"); put8(&pk, ')');
+    put8(&pk, 0x81); put8(&pk, '}'); pk_str(&pk, "_log_scalars"); put8(&pk, '}'); put8(&pk, 's'); put8(&pk, 'b');
+    pk_str(&pk, "optimizer"); put8(&pk, '}');
+    pk_str(&pk, "param_schedulers"); put8(&pk, ']'); put8(&pk, '}'); put8(&pk, 'a');
+    put8(&pk, 'u'); put8(&pk, '.');
+    float data[2] = {4, 5};
+    ZEnt e[2] = {{"ckpt/data.pkl", pk.p, pk.n, 0}, {"ckpt/data/0", (uint8_t *)data, 8, 0}};
+    Buf z = make_zip(e, 2);
+    free(pk.p);
+    return z;
+}
+
+static void
+test_mmengine(void)
+{
+    static const char *const cls[] = {"wall", "sky \xc3\xa9"};
+    static const int pal[] = {1, 2, 3, 250, 255, 0};
+    Buf z = mm_archive(cls, 2, pal, 2, 3);
+    WeightStore ws;
+    McErr err = {{0}};
+    mc_weights_init(&ws);
+    int saved;
+    FILE *tmp;
+    capture_stderr_begin(&saved, &tmp);
+    int rc = mc_pth_load_mem(z.p, z.n, "mm.pth", &ws, &err);
+    char *note = capture_stderr_end(saved, tmp);
+    if (rc) fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(note, "mambac: note: mm.pth: skipped 4 tensors of auxiliary_head, neck, rpn_head, "
+                                 "roi_head (not part of this model)\n");
+    free(note);
+    CU_ASSERT_EQUAL(ws.n, 2);
+    CU_ASSERT_PTR_NOT_NULL(mc_weights_find(&ws, "w"));            /* backbone. stripped */
+    CU_ASSERT_PTR_NOT_NULL(mc_weights_find(&ws, "decode_head.d")); /* kept as it is */
+    CU_ASSERT_EQUAL_FATAL(ws.nclasses, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ws.classes);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ws.palette);
+    CU_ASSERT_STRING_EQUAL(ws.classes[0], "wall");
+    CU_ASSERT_STRING_EQUAL(ws.classes[1], "sky \xc3\xa9");
+    for (int i = 0; i < 6; i++) CU_ASSERT_EQUAL(ws.palette[i / 3][i % 3], pal[i]);
+    /* a second file without dataset_meta keeps them; one with classes only replaces them */
+    Buf z2 = mm_archive(NULL, -1, NULL, -1, 3);
+    CU_ASSERT_EQUAL(mc_pth_load_mem(z2.p, z2.n, "mm2.pth", &ws, &err), 0);
+    CU_ASSERT_EQUAL(ws.nclasses, 2);
+    free(z2.p);
+    z2 = mm_archive(cls + 1, 1, NULL, -1, 3);
+    CU_ASSERT_EQUAL(mc_pth_load_mem(z2.p, z2.n, "mm3.pth", &ws, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(ws.nclasses, 1);
+    CU_ASSERT_STRING_EQUAL(ws.classes[0], "sky \xc3\xa9");
+    CU_ASSERT_PTR_NULL(ws.palette);
+    free(z2.p);
+    mc_weights_free(&ws); /* frees the classes (ASan/valgrind see leaks) */
+    CU_ASSERT_PTR_NULL(ws.classes);
+    CU_ASSERT_EQUAL(ws.nclasses, 0);
+    free(z.p);
+}
+
+static void
+test_mmengine_bad_meta(void)
+{
+    static const char *const cls[] = {"wall", "sky"}, *const notstr[] = {"wall", "#"};
+    static const int pal[] = {1, 2, 3, 4, 5, 6}, big[] = {1, 2, 3, 4, 256, 6}, neg[] = {1, -2, 3, 4, 5, 6};
+    struct { const char *const *cls; int ncls; const int *pal; int npal, ncomp; const char *want; } c[] = {
+        {cls, 2, pal, 1, 3, "meta.dataset_meta.palette has 1 colour for 2 classes"},
+        {cls, 2, pal, 3, 2, "meta.dataset_meta.palette has 3 colours for 2 classes"},
+        {cls, 2, big, 2, 3, "meta.dataset_meta.palette[1] is not [r, g, b] with integers 0..255"},
+        {cls, 2, neg, 2, 3, "meta.dataset_meta.palette[0] is not [r, g, b]"},
+        {cls, 2, pal, 2, 2, "meta.dataset_meta.palette[0] is not [r, g, b]"},
+        {cls, 1, pal, 1, 4, "meta.dataset_meta.palette[0] is not [r, g, b]"},
+        {notstr, 2, pal, 2, 3, "meta.dataset_meta.classes[1] is not a class name"},
+        {NULL, -1, pal, 2, 3, "meta.dataset_meta has a palette but no classes"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        Buf z = mm_archive(c[i].cls, c[i].ncls, c[i].pal, c[i].npal, c[i].ncomp);
+        mem_fail(1, z.p, z.n, c[i].want);
+        free(z.p);
+    }
+}
+
+/* The missing-weight message names the likely cause: a classification
+ * checkpoint for a backbone, a segmentation one for a classifier. */
+static void
+test_check_kind_of_checkpoint(void)
+{
+    WeightStore ws;
+    McErr err = {{0}};
+    train_store(&ws);
+    Graph g;
+    mc_graph_init(&g, "t");
+    CU_ASSERT_TRUE(add_w(&g, "bn.weight", 1, 4, 0, DT_F32) >= 0);
+    for (int i = 0; i < 2; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "outnorm%d.weight", i);
+        CU_ASSERT_TRUE(add_w(&g, k, 1, 4, 0, DT_F32) >= 0);
+        snprintf(k, sizeof k, "outnorm%d.bias", i);
+        CU_ASSERT_TRUE(add_w(&g, k, 1, 4, 0, DT_F32) >= 0);
+    }
+    CU_ASSERT_EQUAL(mc_weights_check(&g, &ws, &err), -1);
+    CU_ASSERT_STRING_EQUAL(err.msg, "weights " FIX "train.pth: no outnorm0.weight, outnorm0.bias, outnorm1.weight, "
+                           "outnorm1.bias: this is a classification checkpoint; a backbone (MODEL.BACKBONE) needs "
+                           "the outnorm{i} weights of a detection/segmentation checkpoint");
+    /* another problem too: the list, then the cause */
+    CU_ASSERT_TRUE(add_w(&g, "A_logs", 1, 4, 0, DT_F32) >= 0);
+    CU_ASSERT_EQUAL(mc_weights_check(&g, &ws, &err), -1);
+    check_contains(err.msg, "5 problems:\n  missing: outnorm0.weight [4]\n");
+    check_contains(err.msg, "\n  this is a classification checkpoint; ");
+    /* a checkpoint with other outnorm weights (other OUT_INDICES): no such claim */
+    Shape s4 = {.rank = 1, .d = {4}};
+    CU_ASSERT_PTR_NOT_NULL(mc_weights_put(&ws, "outnorm3.weight", DT_F32, DT_F32, &s4, calloc(4, 4)));
+    CU_ASSERT_EQUAL(mc_weights_check(&g, &ws, &err), -1);
+    CU_ASSERT_PTR_NULL(strstr(err.msg, "classification"));
+    check_contains(err.msg, "missing: outnorm1.bias [4]");
+    mc_graph_free(&g);
+    /* a segmentation checkpoint (decode_head, no norm/head) for a classifier */
+    mc_graph_init(&g, "c");
+    CU_ASSERT_TRUE(add_w(&g, "bn.weight", 1, 4, 0, DT_F32) >= 0);
+    CU_ASSERT_TRUE(add_w(&g, "norm.weight", 1, 4, 0, DT_F32) >= 0);
+    CU_ASSERT_TRUE(add_w(&g, "norm.bias", 1, 4, 0, DT_F32) >= 0);
+    CU_ASSERT_EQUAL(mc_weights_check(&g, &ws, &err), -1); /* outnorm3 is there */
+    CU_ASSERT_STRING_EQUAL(err.msg, "weights " FIX "train.pth: no norm.weight, norm.bias: this is a "
+                           "detection/segmentation checkpoint (backbone outnorm{i} or decode_head weights, no "
+                           "classifier norm/head); a classifier needs a classification checkpoint, a backbone or "
+                           "segmentation model (MODEL.BACKBONE) takes this one");
+    mc_weights_free(&ws);
+    train_store(&ws);
+    CU_ASSERT_EQUAL(mc_weights_check(&g, &ws, &err), -1); /* a classifier's checkpoint: plain list */
+    CU_ASSERT_STRING_EQUAL(err.msg, "weights " FIX "train.pth: 2 problems:\n  missing: norm.weight [4]\n"
+                           "  missing: norm.bias [4]");
+    CU_ASSERT_PTR_NOT_NULL(mc_weights_put(&ws, "decode_head.conv_seg.bias", DT_F32, DT_F32, &s4, calloc(4, 4)));
+    CU_ASSERT_EQUAL(mc_weights_check(&g, &ws, &err), -1);
+    check_contains(err.msg, "no norm.weight, norm.bias: this is a detection/segmentation checkpoint");
     mc_graph_free(&g);
     mc_weights_free(&ws);
 }
@@ -863,6 +1052,9 @@ static const struct {
     {"byteorder", test_byteorder},
     {"bad_safetensors", test_bad_safetensors},
     {"check", test_check},
+    {"check_kind_of_checkpoint", test_check_kind_of_checkpoint},
+    {"mmengine", test_mmengine},
+    {"mmengine_bad_meta", test_mmengine_bad_meta},
     {"random", test_random},
 };
 
