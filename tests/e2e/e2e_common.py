@@ -54,8 +54,9 @@ import spatial_mamba as sm  # noqa: E402
 
 torch.set_num_threads(2)
 TOL = 1e-4                     # relative L2 error of logits vs float64 reference
-# "runtime error:" is how UBSan starts a report (no "sanitizer" in it).
-BAD_WORDS = ("segmentation", "core dumped", "internal error", "sanitizer", "runtime error:", "aborted",
+# "runtime error:" is how UBSan starts a report (no "sanitizer" in it);
+# "segmentation fault", since messages may speak of segmentation models.
+BAD_WORDS = ("segmentation fault", "core dumped", "internal error", "sanitizer", "runtime error:", "aborted",
              "assert")
 
 
