@@ -28,6 +28,8 @@ attrs_eq(OpKind op, const Attrs *a, const Attrs *b)
     if ((f & A_EPS) && a->eps != b->eps) return false;
     if ((f & A_SLICE) && (a->start != b->start || a->len != b->len)) return false;
     if ((f & A_PERM) && memcmp(a->perm, b->perm, sizeof a->perm)) return false;
+    if ((f & A_SIZE) && (a->size[0] != b->size[0] || a->size[1] != b->size[1])) return false;
+    if ((f & A_ALIGN) && a->align_corners != b->align_corners) return false;
     return true;
 }
 
