@@ -3,9 +3,11 @@
 'message_hub': <a foreign class>, 'optimizer': {...}, 'param_schedulers': [...]}.
 Keys 'backbone.*' are read without the prefix, 'decode_head.*' as they are,
 'auxiliary_head.*' / 'neck.*' / 'rpn_head.*' / 'roi_head.*' are skipped with
-one note.  The classifier run from such a checkpoint must give exactly the
-output of {'model': sd}; a missing key is named; a segmentation checkpoint
-for a classifier and a bad palette are clear user errors.
+one note.  The classifier run from such a checkpoint, and a backbone
+(MODEL.BACKBONE) run from a detection one, must give exactly the output of
+{'model': sd}; a missing key is named; a classification checkpoint for a
+backbone, a segmentation one for a classifier and a bad palette are clear
+user errors.
 
 The writer is local (save_mmengine below): the message hub is an object of
 classes registered here under mmengine's module names, which the loader
@@ -158,6 +160,46 @@ save_mmengine(p, seg_state_dict(sd, drop=("norm.weight", "norm.bias", "head.weig
 t.expect_user_error("segmentation checkpoint for a classifier", run_args(p),
                     must_contain=["no norm.weight, norm.bias, head.weight, head.bias",
                                   "detection/segmentation checkpoint", "MODEL.BACKBONE"])
+
+# A classification checkpoint for a backbone config: no outnorm{i}, said so.
+bb = E.write_config(t.path("bb.yaml"), 32, depths, mlp_ratio=2.5,
+                    extra_model="  BACKBONE:\n    OUT_INDICES: [0, 1, 2, 3]")
+t.expect_user_error("classification checkpoint for a backbone config",
+                    ["run", bb, "--weights", base, "--input", xin, "--output", t.path("bad.npz"),
+                     "--backend", "ref", "--threads", "2"],
+                    must_contain=["no outnorm0.weight, outnorm0.bias, outnorm1.weight",
+                                  "outnorm3.bias: this is a classification checkpoint",
+                                  "a backbone (MODEL.BACKBONE) needs the outnorm{i} weights"])
+
+# A backbone from a detection checkpoint (backbone.* with outnorm{i}, neck,
+# rpn_head, roi_head) gives the features of {'model': the same tensors}.
+g = torch.Generator().manual_seed(9)
+bsd = OrderedDict((k, v) for k, v in sd.items() if not k.startswith(("norm.", "head.")))
+for i in range(4):
+    bsd["outnorm%d.weight" % i] = 1 + 0.1 * torch.randn(32 << i, generator=g)
+    bsd["outnorm%d.bias" % i] = 0.1 * torch.randn(32 << i, generator=g)
+det = OrderedDict(("backbone." + k, v) for k, v in bsd.items())
+det["neck.fpn_convs.0.conv.weight"] = torch.randn(4, 4, 3, 3, generator=g)
+det["rpn_head.rpn_conv.weight"] = torch.randn(4, 4, 3, 3, generator=g)
+det["roi_head.bbox_head.fc_cls.weight"] = torch.randn(81, 4, generator=g)
+feats = {}
+for label, path, write in (("{'model': backbone sd}", "bbm.pth", lambda p: E.ck.save_model(p, bsd)),
+                           ("mmengine detection checkpoint", "det.pth", lambda p: save_mmengine(p, det))):
+    write(t.path(path))
+    y = t.path("f.npz")
+    rc, out, err, dt = t.run(["run", bb, "--weights", t.path(path), "--input", xin, "--output", y,
+                              "--backend", "ref", "--threads", "2"])
+    t.check(rc == 0, "backbone from %s: rc=%s%s" % (label, rc, "" if rc == 0 else ": " + err.strip()[:600]))
+    if rc == 0:
+        with np.load(y) as z:
+            feats[label] = {k: z[k] for k in z.files}
+    if path == "det.pth":
+        t.check("skipped 3 tensors of neck, rpn_head, roi_head (not part of this model)" in err
+                and "not used by the model" not in err, "detection parts skipped with one note: %r" % err.strip())
+if len(feats) == 2:
+    a, b = feats.values()
+    t.check(sorted(a) == sorted(b) and len(a) == 4 and all(np.array_equal(a[k], b[k]) for k in a),
+            "the detection checkpoint's backbone gives exactly the features of {'model': sd} (%s)" % sorted(a))
 
 # dataset_meta that does not hold together.
 for label, classes, palette, want in (
