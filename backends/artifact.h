@@ -4,7 +4,8 @@
  *
  * Takes the object bytes a code generator produced (exporting
  * `int <name>_run(const void *weights, const float *input, float *output,
- * void *scratch)` and the i64 globals `<name>_weights_size`,
+ * void *scratch)` -- with n > 1 outputs one `float *` per output, in order
+ * -- and the i64 globals `<name>_weights_size`,
  * `<name>_scratch_size`, calling mc_rt_* from runtime/mc_rt.h), the packed
  * weights blob and the model's metadata.  Runs the target's C compiler as
  * the linker.  Outputs depend only on the inputs (no timestamps, no temp
@@ -48,7 +49,9 @@ typedef struct McArtifact {
 
     const char *name;          /* symbol prefix, a C identifier (mc_artifact_symbol) */
     Shape in_shape;            /* the caller's input, e.g. [B,3,H,W] */
-    Shape out_shape;           /* e.g. [B,classes] */
+    int noutputs;              /* 1..MC_MAX_OUTPUTS: the entry point's output pointers */
+    Shape out_shapes[MC_MAX_OUTPUTS];       /* output j's, e.g. [B,classes] */
+    const char *out_names[MC_MAX_OUTPUTS];  /* the graph outputs' names (OUT.h, the executable's .npz) */
     int64_t scratch_size;      /* must equal the object's <name>_scratch_size */
 
     const char *arch;          /* "x86_64", "aarch64", "riscv64": what variants check */
@@ -71,8 +74,8 @@ typedef struct McArtifact {
  * for a failed compiler run its command and the end of its output). */
 int mc_artifact_write(const McArtifact *a, McErr *err);
 
-/* Fills a's name (= sym, which must outlive a), in/out shapes (the program's
- * input/output buffers), scratch_size (p->scratch_bytes) and the kernel
+/* Fills a's name (= sym, which must outlive a), in/out shapes and output
+ * names (the program's input and output buffers), scratch_size (p->scratch_bytes) and the kernel
  * names and FLOPs (arrays malloc'd here, indexed like p->k: free them with
  * mc_artifact_release).  Leaves every other field alone. */
 int mc_artifact_from_kprogram(McArtifact *a, const KProgram *p, const char *sym, McErr *err);

@@ -41,8 +41,9 @@ typedef struct Backend {
      * allocated by the backend (malloc) for g->outputs[i]. */
     int (*run_graph)(const Graph *g, const WeightStore *ws, const HostTensor *inputs, int nin,
                      HostTensor *outputs, int nout, const RunOpts *o, McErr *err);
-    /* runs a planned kernel program on one input; output malloc'd */
-    int (*run_kernels)(const KProgram *p, const WeightStore *ws, const HostTensor *input, HostTensor *output,
+    /* runs a planned kernel program on one input; outputs[j] (j < p->noutputs,
+     * p->output_bufs' order) malloc'd */
+    int (*run_kernels)(const KProgram *p, const WeightStore *ws, const HostTensor *input, HostTensor *outputs,
                        const RunOpts *o, McErr *err);
     /* writes the artifact for a planned kernel program */
     int (*emit)(const KProgram *p, const WeightStore *ws, const EmitOpts *o, McErr *err);

@@ -451,10 +451,41 @@ fail(McErr *err)
 static int
 print_top(const HostTensor *y, int k)
 {
-    if (y->shape.rank != 2) return 0;
     if (!mc_rt_print_top(stdout, y->data, y->shape.d[0], y->shape.d[1], k)) return 0;
     fprintf(stderr, "mambac: error: out of memory for --top\n");
     return 1;
+}
+
+/* Before the run: --top needs one output [B, classes]; --output gets an
+ * .npz of every output, or a .npy of the one.  0 (*npz set), or 1 with a
+ * message. */
+static int
+check_run_outputs(const Graph *g, const Opts *o, int *npz)
+{
+    const char *names[MC_NPZ_MAX_ARRAYS];
+    char msg[1024], sh[128];
+    int n = g->noutputs < MC_NPZ_MAX_ARRAYS ? g->noutputs : MC_NPZ_MAX_ARRAYS;
+    const Shape *y0 = &g->nodes[g->outputs[0]].shape;
+    if (o->top && (g->noutputs != 1 || y0->rank != 2)) {
+        if (g->noutputs == 1)
+            fprintf(stderr, "mambac: error: --top lists a classifier's best classes; %s's output %%%s is %s, not "
+                            "[B, classes]\n", o->model, g->nodes[g->outputs[0]].name, mc_shape_str(y0, sh, sizeof sh));
+        else
+            fprintf(stderr, "mambac: error: --top lists a classifier's best classes; %s has %d outputs (write them "
+                            "with --output FILE.npz)\n", o->model, g->noutputs);
+        return 1;
+    }
+    for (int j = 0; j < n; j++) names[j] = g->nodes[g->outputs[j]].name;
+    if (g->noutputs > MC_NPZ_MAX_ARRAYS) {
+        fprintf(stderr, "mambac: error: %s has %d outputs; an .npz holds at most %d\n", o->model, g->noutputs,
+                MC_NPZ_MAX_ARRAYS);
+        return 1;
+    }
+    if ((*npz = mc_npz_output_kind(o->output, n, names, msg, sizeof msg)) < 0) {
+        fprintf(stderr, "mambac: error: %s\n", msg);
+        return 1;
+    }
+    return 0;
 }
 
 static int
@@ -541,33 +572,31 @@ cmd_run(int argc, char **argv)
     }
     WeightStore ws;
     if (mc_source_weights(&src, &g, &ws, &err)) return fail(&err);
-    /* a compiling backend gets the program the pipeline makes for its target;
-     * only the first output is written, so it computes only that one */
+    /* a compiling backend gets the program the pipeline makes for its target */
     int compiling = !be->run_graph;
-    int nouts = g.noutputs;
-    if (compiling && nouts > 1) {
-        g.noutputs = 1;
-        mc_graph_compact(&g);
-    }
     KProgram kp;
     memset(&kp, 0, sizeof kp);
     o.po.out = stdout;
     if (compiling && mc_pipeline_run(&g, &ws, be->target, &o.po, &kp, &err)) return fail(&err);
     if (!compiling && o.opt && mc_pipeline_graph(&g, &ws, &o.po, &err)) return fail(&err);
     if (o.dot && write_dot(&g, &ws, o.dot, &err)) return fail(&err);
+    int npz; /* the output nodes as the passes left them */
+    if (check_run_outputs(&g, &o, &npz)) return 1;
     double t1 = now_s();
     HostTensor in = {xs, (float *)x.data};
     HostTensor *outs = calloc((size_t)g.noutputs, sizeof *outs);
     RunOpts ro = {o.threads, o.verbose};
-    if (compiling ? be->run_kernels(&kp, &ws, &in, &outs[0], &ro, &err)
+    if (compiling ? be->run_kernels(&kp, &ws, &in, outs, &ro, &err)
                   : be->run_graph(&g, &ws, &in, 1, outs, g.noutputs, &ro, &err))
         return fail(&err);
     mc_kprogram_free(&kp);
     double t2 = now_s();
-    if (nouts > 1)
-        mc_note("the graph has %d outputs; %s holds the first, %%%s", nouts, o.output,
-                g.nodes[g.outputs[0]].name);
-    if (mc_npy_write_f32(o.output, outs[0].data, outs[0].shape.rank, outs[0].shape.d, emsg, sizeof emsg)) {
+    McNpzArray ya[MC_NPZ_MAX_ARRAYS];
+    for (int j = 0; j < g.noutputs; j++)
+        ya[j] = (McNpzArray){g.nodes[g.outputs[j]].name, outs[j].data, outs[j].shape.rank, outs[j].shape.d};
+    McOut yo;
+    if (mc_out_open(&yo, o.output, 0666, emsg, sizeof emsg) ||
+        mc_npy_write_arrays_out(&yo, npz, ya, g.noutputs, emsg, sizeof emsg)) {
         fprintf(stderr, "%s\n", emsg);
         return 1;
     }

@@ -244,7 +244,8 @@ typedef struct Verify {
     float *kf;                /* cuda: one kernel's output buffer, read from its file */
     int64_t kf_n;
     uint8_t *arena;           /* the backend's memory: scratch at the planned offsets */
-    float *in, *out;          /* its input and output buffers */
+    float *in;                /* its input buffer */
+    float *out[MC_MAX_OUTPUTS]; /* its output buffers (p->output_bufs' order) */
     float *ra, *ba;           /* one kernel's output, reference and backend */
     double *d2, *r2;          /* per kernel: sum of squared differences, of squared references */
     int *bad;                 /* per kernel: a non-finite difference */
@@ -262,7 +263,7 @@ backend_buf(Verify *v, int b)
     const Buffer *bf = &v->p->bufs[b];
     switch (bf->kind) {
     case BUF_INPUT: return v->in;
-    case BUF_OUTPUT: return v->out;
+    case BUF_OUTPUT: return v->out[mc_kprogram_output_index(v->p, b)];
     case BUF_SCRATCH: return (float *)(v->arena + bf->offset);
     default: return NULL;
     }
@@ -369,7 +370,7 @@ verify_hook(void *user, int k, int64_t img, McKexecPhase phase, float *const *bu
             float *dst = backend_buf(v, b);
             if (dst) memcpy(dst, bufs[b], (size_t)p->bufs[b].bytes);
         }
-        if (v->lk) mc_llvm_kernels_run(v->lk, k, img, v->arena, v->in, v->out);
+        if (v->lk) mc_llvm_kernels_run(v->lk, k, img, v->arena, v->in, v->out, p->noutputs);
         return 0;
     }
     const View *o = &kn->out;
@@ -435,10 +436,14 @@ verify_program(const VOpts *o, const KProgram *p, const WeightStore *ws, const f
     }
     int rc = -1;
     uint8_t *blob = mc_weights_blob(p, ws, NULL, NULL, err);
-    float *yref = malloc((size_t)p->bufs[p->output_buf].bytes + 4);
+    float *yref[MC_MAX_OUTPUTS] = {0};
+    int have = 1;
+    for (int j = 0; j < p->noutputs; j++) {
+        size_t n = (size_t)p->bufs[p->output_bufs[j]].bytes + 4;
+        have &= (yref[j] = malloc(n)) && (v.out[j] = malloc(n));
+    }
     v.arena = mc_rt_alloc_aligned((size_t)(p->scratch_bytes > 0 ? p->scratch_bytes : 64), 64);
     v.in = malloc((size_t)p->bufs[p->input_buf].bytes + 4);
-    v.out = malloc((size_t)p->bufs[p->output_buf].bytes + 4);
     v.ra = malloc(sizeof(float) * (size_t)maxout);
     v.ba = malloc(sizeof(float) * (size_t)maxout);
     v.d2 = calloc((size_t)p->nk + 1, sizeof(double));
@@ -446,7 +451,7 @@ verify_program(const VOpts *o, const KProgram *p, const WeightStore *ws, const f
     v.bad = calloc((size_t)p->nk + 1, sizeof(int));
     v.printed = calloc((size_t)p->nk + 1, sizeof(int));
     if (!blob) goto done;
-    if (!yref || !v.arena || !v.in || !v.out || !v.ra || !v.ba || !v.d2 || !v.r2 || !v.bad || !v.printed) {
+    if (!have || !v.arena || !v.in || !v.ra || !v.ba || !v.d2 || !v.r2 || !v.bad || !v.printed) {
         mc_err(err, "mambac verify: out of memory");
         goto done;
     }
@@ -468,10 +473,12 @@ done:
     mc_llvm_kernels_free(v.lk);
     free(v.kf);
     free(blob);
-    free(yref);
+    for (int j = 0; j < p->noutputs; j++) {
+        free(yref[j]);
+        free(v.out[j]);
+    }
     mc_rt_free_aligned(v.arena);
     free(v.in);
-    free(v.out);
     free(v.ra);
     free(v.ba);
     free(v.d2);

@@ -32,31 +32,7 @@ rd64(const uint8_t *p)
     return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
 }
 
-uint32_t
-mc_crc32(uint32_t crc, const uint8_t *p, size_t n)
-{
-    /* slice-by-4 over a table built on the stack (cheap, reentrant) */
-    uint32_t t[4][256];
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        t[0][i] = c;
-    }
-    for (int i = 0; i < 256; i++)
-        for (int s = 1; s < 4; s++)
-            t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xff];
-    crc = ~crc;
-    while (n >= 4) {
-        crc ^= rd32(p);
-        crc = t[3][crc & 0xff] ^ t[2][(crc >> 8) & 0xff] ^ t[1][(crc >> 16) & 0xff] ^ t[0][crc >> 24];
-        p += 4;
-        n -= 4;
-    }
-    while (n--)
-        crc = t[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
-    return ~crc;
-}
+/* mc_crc32: the runtime's (runtime/npy.c, also the .npz writer's) */
 
 /* Finds the end-of-central-directory record; returns its offset or -1. */
 static int64_t

@@ -12,6 +12,7 @@
 #include "../ir/diag.h"
 #include "../ir/graph.h"
 #include "weights.h"
+#include "../runtime/mc_npy.h" /* mc_crc32 */
 
 typedef struct ZipEntry {
     char *name;          /* malloc'd, NUL-terminated */
@@ -31,7 +32,6 @@ typedef struct ZipArchive {
     const char *name;    /* file name for messages (not owned) */
 } ZipArchive;
 
-uint32_t mc_crc32(uint32_t crc, const uint8_t *p, size_t n);
 /* Parses the central directory. -1 with err ("NAME: ...") on bad input. */
 int mc_zip_open(ZipArchive *z, const uint8_t *buf, size_t len, const char *name, McErr *err);
 void mc_zip_close(ZipArchive *z);

@@ -1,6 +1,6 @@
 /* passes/lower.c -- graph IR -> kernel IR.
  *
- * Takes a verified graph (one input, one output) and the weights store;
+ * Takes a verified graph (one input, 1 to MC_MAX_OUTPUTS outputs) and the weights store;
  * produces a KProgram: buffers (input, output, weights at blob offsets,
  * scratch intermediates) and fused kernels in execution order.  The fusion
  * rules are listed in lower.h; docs/kernel-ir.md explains them.  Owns the
@@ -229,6 +229,15 @@ build(ExprCtx *c, int n)
     }
 }
 
+/* node n is one of the graph's outputs */
+static int
+is_output(const Graph *g, int n)
+{
+    for (int i = 0; i < g->noutputs; i++)
+        if (g->outputs[i] == n) return 1;
+    return 0;
+}
+
 /* softplus whose only use is a scan's dt: computed inside the scan kernel */
 static int
 scan_softplus(const Lower *L, int i)
@@ -236,7 +245,7 @@ scan_softplus(const Lower *L, int i)
     const Graph *g = L->g;
     int u = L->user[i];
     return g->nodes[i].op == OP_SOFTPLUS && L->users[i] == 1 && u >= 0 && g->nodes[u].op == OP_SCAN &&
-           g->nodes[u].in[1] == i && i != g->outputs[0];
+           g->nodes[u].in[1] == i && !is_output(g, i);
 }
 
 /* ------------------------------------------------------------ splitting */
@@ -535,9 +544,7 @@ lower_concat(Lower *L, int c)
 static int
 out_buffer(Lower *L, int r)
 {
-    int is_out = 0;
-    for (int i = 0; i < L->g->noutputs; i++) is_out |= L->g->outputs[i] == r;
-    return new_buffer(L, r, is_out ? BUF_OUTPUT : BUF_SCRATCH);
+    return new_buffer(L, r, is_output(L->g, r) ? BUF_OUTPUT : BUF_SCRATCH);
 }
 
 static int
@@ -568,9 +575,10 @@ mc_lower(const Graph *g, WeightStore *ws, KProgram *p, McErr *err)
 {
     memset(p, 0, sizeof *p);
     p->name = g->name;
-    p->input_buf = p->output_buf = -1;
+    p->input_buf = -1;
     int n = g->nnodes;
-    if (g->noutputs != 1) return mc_err(err, "lower: the native backends need exactly one output, the graph has %d", g->noutputs);
+    if (g->noutputs < 1 || g->noutputs > MC_MAX_OUTPUTS)
+        return mc_err(err, "lower: the native backends take 1 to %d outputs, the graph has %d", MC_MAX_OUTPUTS, g->noutputs);
     Lower L;
     memset(&L, 0, sizeof L);
     L.g = g;
@@ -589,14 +597,13 @@ mc_lower(const Graph *g, WeightStore *ws, KProgram *p, McErr *err)
     mc_graph_use_counts(g, L.users);
     for (int i = 0; i < n; i++)
         for (int k = 0; k < g->nodes[i].nin; k++) L.user[g->nodes[i].in[k]] = L.users[g->nodes[i].in[k]] == 1 ? i : -1;
-    int out = g->outputs[0];
     int rc = 0;
 
     /* 1. inline decisions: single-use elementwise into a same-shape elementwise user */
     for (int i = 0; i < n; i++) {
         const Node *nd = &g->nodes[i];
         int u = L.user[i];
-        if (!is_elementwise(nd->op) || i == out || L.users[i] != 1 || u < 0) continue;
+        if (!is_elementwise(nd->op) || is_output(g, i) || L.users[i] != 1 || u < 0) continue;
         if (is_elementwise(g->nodes[u].op) && mc_shape_eq(&g->nodes[u].shape, &nd->shape)) L.inl[i] = 1;
     }
     /* 1b. no fused group larger than one kernel can hold */
@@ -612,7 +619,7 @@ mc_lower(const Graph *g, WeightStore *ws, KProgram *p, McErr *err)
             for (int k = 0; k < g->nodes[v].nin && found < 0; k++) {
                 int o = g->nodes[v].in[k];
                 if (L.inl[o]) { if (sp < 64) stack[sp++] = o; continue; }
-                if (can_anchor(g->nodes[o].op) && L.users[o] == 1 && L.fused_into[o] < 0 && o != out &&
+                if (can_anchor(g->nodes[o].op) && L.users[o] == 1 && L.fused_into[o] < 0 && !is_output(g, o) &&
                     mc_shape_eq(&g->nodes[o].shape, &g->nodes[r].shape))
                     found = o;
             }
@@ -665,8 +672,14 @@ mc_lower(const Graph *g, WeightStore *ws, KProgram *p, McErr *err)
         }
     }
     if (rc) goto done;
-    /* the output must be written by a kernel: copy views and leaves */
-    if (L.buf[out] < 0 || p->bufs[L.buf[out]].kind != BUF_OUTPUT) {
+    /* every output is a buffer of its own written by a kernel: copy views,
+     * leaves and an output repeated (the same node twice) */
+    for (int j = 0; j < g->noutputs; j++) {
+        int out = g->outputs[j];
+        if (L.buf[out] >= 0 && p->bufs[L.buf[out]].kind == BUF_OUTPUT && mc_kprogram_output_index(p, L.buf[out]) < 0) {
+            p->output_bufs[p->noutputs++] = L.buf[out];
+            continue;
+        }
         Kernel *k = new_kernel(&L, KK_ELTWISE, out);
         int old = L.buf[out];
         int ob = new_buffer(&L, out, BUF_OUTPUT);
@@ -684,8 +697,8 @@ mc_lower(const Graph *g, WeightStore *ws, KProgram *p, McErr *err)
         int ki = p->nk - 1;
         for (int a = 0; a < k->nargs; a++) mark_read(&L, &k->args[a], ki);
         p->bufs[ob].first = p->bufs[ob].last = ki;
+        p->output_bufs[p->noutputs++] = ob;
     }
-    p->output_buf = L.buf[out];
     p->weights_bytes = L.woff;
     for (int ki = 0; ki < p->nk; ki++)
         for (int j = 0; j < p->k[ki].nnodes; j++) p->k[ki].node_names[j] = g->nodes[p->k[ki].nodes[j]].name;

@@ -23,7 +23,8 @@ typedef int (*McCpuRun)(const void *weights, const float *input, float *output, 
 typedef struct McCpuVariant {
     const char *name;        /* "x86-64-v3", "neoverse-v1", "generic-rv64+v" */
     const char *features;    /* comma-separated features it needs, "" for none */
-    McCpuRun run;            /* its entry point */
+    McCpuRun run;            /* its entry point (a model with n > 1 outputs: cast, its
+                                type takes n output pointers) */
     int64_t weights_offset;  /* its packed weights inside the shared blob */
 } McCpuVariant;
 

@@ -40,4 +40,33 @@ int mc_npy_write_f32_out(McOut *o, const float *data, int rank, const int64_t *s
                          char *errmsg, size_t errlen);
 void mc_npy_free(McNpy *a);
 
+/* .npz: several float32 arrays in one file, as numpy.savez writes it (an
+ * uncompressed zip whose members are NAME.npy; numpy.load(PATH)[NAME]). */
+#define MC_NPZ_MAX_ARRAYS 64
+typedef struct McNpzArray {
+    const char *name;        /* the array's name (mc_npz_member_name makes the member's) */
+    const float *data;
+    int rank;
+    const int64_t *shape;
+} McNpzArray;
+/* Writes a[0..n) into an output opened with mc_out_open: commits it, or
+ * discards it on error ("cannot write PATH: <reason>").  Distinct names:
+ * check them with mc_npz_output_kind before the work. */
+int mc_npz_write_f32_out(McOut *o, const McNpzArray *a, int n, char *errmsg, size_t errlen);
+/* An .npz (npz != 0) or, for one array, a .npy. */
+int mc_npy_write_arrays_out(McOut *o, int npz, const McNpzArray *a, int n, char *errmsg, size_t errlen);
+/* What --output PATH gets for n outputs named names[] (before the work):
+ * 1 an .npz (PATH ends in .npz), 0 a .npy (one output, any other name), or
+ * -1 with the message: several outputs and not an .npz name, or two names
+ * that make the same member. */
+int mc_npz_output_kind(const char *path, int n, const char *const *names, char *errmsg, size_t errlen);
+/* The name an array `name` gets in an .npz: characters outside
+ * [A-Za-z0-9_.-] become '_', "" becomes "array" (at most n-1 bytes). */
+void mc_npz_member_name(const char *name, char *buf, size_t n);
+/* Sizes and offsets from this on are written with zip64 records (default
+ * 2^32-1, as the format needs; tests lower it). */
+extern uint64_t mc_npz_zip64_from;
+/* CRC-32 of zip (also frontend/zip.c's check of torch.save archives). */
+uint32_t mc_crc32(uint32_t crc, const uint8_t *p, size_t n);
+
 #endif

@@ -4,7 +4,9 @@
  * malloc'd, C order, native little-endian.  The header dict is parsed
  * strictly: exactly 'descr', 'fortran_order' and 'shape', each once.
  * Big-endian data of a supported type are byte-swapped; fortran_order True
- * is rejected.  Writes float32 arrays with a 1.0 header padded to 64 bytes.
+ * is rejected.  Writes float32 arrays with a 1.0 header padded to 64 bytes,
+ * alone (.npy) or several as the stored members NAME.npy of a zip (.npz,
+ * what numpy.savez writes; zip64 records where sizes or offsets need them).
  * Part of the runtime: standard C only, nothing from the compiler.
  */
 #include "mc_npy.h"
@@ -502,35 +504,265 @@ out:
     return rc;
 }
 
+/* The .npy header of a float32 array into h (64-byte padded), its length
+ * in *hn and the element count in *numel; -1 with a message for a bad rank
+ * or shape. */
+static int
+npy_header(const char *path, int rank, const int64_t *shape, uint8_t h[576], size_t *hn, uint64_t *numel, char *em,
+           size_t el)
+{
+    if (rank < 0 || rank > MC_NPY_MAX_RANK)
+        return mc_file_fail(em, el, "%s: rank %d out of range", path, rank);
+    char *d = (char *)h + 10;
+    int n = snprintf(d, 512, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    *numel = 1;
+    for (int i = 0; i < rank; i++) {
+        if (shape[i] < 0 || __builtin_mul_overflow(*numel, (uint64_t)shape[i], numel))
+            return mc_file_fail(em, el, "%s: bad shape", path);
+        n += snprintf(d + n, 512 - (size_t)n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    }
+    n += snprintf(d + n, 512 - (size_t)n, "%s), }", rank == 1 ? "," : "");
+    int total = 10 + n + 1; /* magic+version+len, dict, '\n' */
+    int pad = (64 - total % 64) % 64;
+    memset(d + n, ' ', (size_t)pad);
+    n += pad;
+    d[n++] = '\n';
+    const uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(n & 0xff), (uint8_t)(n >> 8)};
+    memcpy(h, pre, 10);
+    *hn = 10 + (size_t)n;
+    return 0;
+}
+
 int
 mc_npy_write_f32_out(McOut *o, const float *data, int rank, const int64_t *shape, char *em, size_t el)
 {
-    const char *path = o->path ? o->path : "standard output";
-    if (rank < 0 || rank > MC_NPY_MAX_RANK) {
+    uint8_t h[576];
+    size_t hn;
+    uint64_t numel;
+    if (npy_header(o->path ? o->path : "standard output", rank, shape, h, &hn, &numel, em, el)) {
         mc_out_discard(o);
-        return mc_file_fail(em, el, "%s: rank %d out of range", path, rank);
+        return -1;
     }
-    char h[512];
-    int n = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
-    uint64_t numel = 1;
-    for (int i = 0; i < rank; i++) {
-        if (shape[i] < 0 || __builtin_mul_overflow(numel, (uint64_t)shape[i], &numel)) {
-            mc_out_discard(o);
-            return mc_file_fail(em, el, "%s: bad shape", path);
-        }
-        n += snprintf(h + n, sizeof h - (size_t)n, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    }
-    n += snprintf(h + n, sizeof h - (size_t)n, "%s), }", rank == 1 ? "," : "");
-    int total = 10 + n + 1; /* magic+version+len, dict, '\n' */
-    int pad = (64 - total % 64) % 64;
-    memset(h + n, ' ', (size_t)pad);
-    n += pad;
-    h[n++] = '\n';
-    uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(n & 0xff), (uint8_t)(n >> 8)};
     /* a failed fwrite leaves the stream's error flag set: commit reports it */
-    if (fwrite(pre, 1, 10, o->f) == 10 && fwrite(h, 1, (size_t)n, o->f) == (size_t)n && numel)
+    if (fwrite(h, 1, hn, o->f) == hn && numel)
         fwrite(data, sizeof(float), (size_t)numel, o->f);
     return mc_out_commit(o, em, el);
+}
+
+/* ------------------------------------------------------------ .npz */
+
+uint32_t
+mc_crc32(uint32_t crc, const uint8_t *p, size_t n)
+{
+    /* slice-by-4 over a table built on the stack (cheap, reentrant) */
+    uint32_t t[4][256];
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        t[0][i] = c;
+    }
+    for (int i = 0; i < 256; i++)
+        for (int s = 1; s < 4; s++)
+            t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xff];
+    crc = ~crc;
+    while (n >= 4) {
+        crc ^= (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        crc = t[3][crc & 0xff] ^ t[2][(crc >> 8) & 0xff] ^ t[1][(crc >> 16) & 0xff] ^ t[0][crc >> 24];
+        p += 4;
+        n -= 4;
+    }
+    while (n--)
+        crc = t[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+uint64_t mc_npz_zip64_from = 0xffffffffu;
+
+void
+mc_npz_member_name(const char *name, char *buf, size_t n)
+{
+    size_t k = 0;
+    if (!n)
+        return;
+    for (const char *c = name ? name : ""; *c && k + 1 < n; c++) {
+        int ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
+                 *c == '.' || *c == '-';
+        buf[k++] = ok ? *c : '_';
+    }
+    buf[k] = 0;
+    if (!k)
+        snprintf(buf, n, "array");
+}
+
+int
+mc_npz_output_kind(const char *path, int n, const char *const *names, char *em, size_t el)
+{
+    size_t len = path ? strlen(path) : 0;
+    int npz = len > 4 && !strcmp(path + len - 4, ".npz");
+    if (!npz && n > 1) {
+        char list[256];
+        size_t k = 0;
+        list[0] = 0;
+        for (int i = 0; i < n && k < sizeof list; i++)
+            k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", names[i] ? names[i] : "?");
+        return mc_file_fail(em, el,
+                            "%s: the model has %d outputs (%s) and a .npy holds one array: name the file "
+                            "FILE.npz to get them all, one array each",
+                            path ? path : "standard output", n, list);
+    }
+    for (int i = 0; npz && i < n; i++)
+        for (int j = 0; j < i; j++) {
+            char a[256], b[256];
+            mc_npz_member_name(names[i], a, sizeof a);
+            mc_npz_member_name(names[j], b, sizeof b);
+            if (!strcmp(a, b))
+                return mc_file_fail(em, el,
+                                    "%s: outputs %d and %d would both be the array '%s' (an .npz needs distinct "
+                                    "names; outputs are named after their graph nodes)",
+                                    path, j, i, a);
+        }
+    return npz;
+}
+
+static void
+put16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+    put16(p, v);
+    put16(p + 2, v >> 16);
+}
+
+static void
+put64(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)v);
+    put32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* One member's zip record: the local header (central = 0) or its central
+ * directory entry, with a zip64 extra field for what passes
+ * mc_npz_zip64_from.  Returns its length in r (at most 46 + 28 + 260). */
+static size_t
+zip_record(uint8_t *r, int central, const char *name, uint32_t crc, uint64_t size, uint64_t off)
+{
+    size_t nl = strlen(name), k = central ? 46 : 30;
+    int big = size >= mc_npz_zip64_from, far = central && off >= mc_npz_zip64_from;
+    uint8_t *x = r + k + nl; /* the extra field */
+    size_t xl = big || far ? 4 : 0;
+    if (big) { /* uncompressed and compressed size (stored: the same) */
+        put64(x + xl, size);
+        put64(x + xl + 8, size);
+        xl += 16;
+    }
+    if (far) {
+        put64(x + xl, off);
+        xl += 8;
+    }
+    if (xl) {
+        put16(x, 1);
+        put16(x + 2, (uint32_t)xl - 4);
+    }
+    memset(r, 0, k);
+    put32(r, central ? 0x02014b50u : 0x04034b50u);
+    uint8_t *v = central ? r + 6 : r + 4; /* version needed .. */
+    if (central)
+        put16(r + 4, xl ? 45 : 20); /* version made by */
+    put16(v, xl ? 45 : 20);
+    put16(v + 8, 0x21); /* DOS date 1980-01-01, time 0: the same bytes every time */
+    put32(v + 10, crc);
+    put32(v + 14, big ? 0xffffffffu : (uint32_t)size);
+    put32(v + 18, big ? 0xffffffffu : (uint32_t)size);
+    put16(v + 22, (uint32_t)nl);
+    put16(v + 24, (uint32_t)xl);
+    if (central)
+        put32(r + 42, far ? 0xffffffffu : (uint32_t)off);
+    memcpy(r + k, name, nl);
+    return k + nl + xl;
+}
+
+int
+mc_npz_write_f32_out(McOut *o, const McNpzArray *a, int n, char *em, size_t el)
+{
+    const char *path = o->path ? o->path : "standard output";
+    uint8_t h[576], r[46 + 28 + 260];
+    char names[MC_NPZ_MAX_ARRAYS][256];
+    uint32_t crc[MC_NPZ_MAX_ARRAYS];
+    uint64_t size[MC_NPZ_MAX_ARRAYS], off[MC_NPZ_MAX_ARRAYS], at = 0;
+    if (n < 1 || n > MC_NPZ_MAX_ARRAYS) {
+        mc_out_discard(o);
+        return mc_file_fail(em, el, "%s: %d arrays (an .npz of 1 to %d)", path, n, MC_NPZ_MAX_ARRAYS);
+    }
+    for (int i = 0; i < n; i++) { /* the members: local header, .npy header, data */
+        size_t hn;
+        uint64_t numel;
+        if (npy_header(path, a[i].rank, a[i].shape, h, &hn, &numel, em, el)) {
+            mc_out_discard(o);
+            return -1;
+        }
+        mc_npz_member_name(a[i].name, names[i], sizeof names[i] - 4);
+        strcat(names[i], ".npy");
+        crc[i] = mc_crc32(mc_crc32(0, h, hn), (const uint8_t *)a[i].data, (size_t)numel * 4);
+        size[i] = hn + numel * 4;
+        off[i] = at;
+        size_t rn = zip_record(r, 0, names[i], crc[i], size[i], off[i]);
+        if (fwrite(r, 1, rn, o->f) != rn || fwrite(h, 1, hn, o->f) != hn ||
+            (numel && fwrite(a[i].data, 4, (size_t)numel, o->f) != numel))
+            return mc_out_commit(o, em, el); /* reports the stream's error */
+        at += rn + size[i];
+    }
+    uint64_t cd = at;
+    for (int i = 0; i < n; i++) { /* the central directory */
+        size_t rn = zip_record(r, 1, names[i], crc[i], size[i], off[i]);
+        if (fwrite(r, 1, rn, o->f) != rn)
+            return mc_out_commit(o, em, el);
+        at += rn;
+    }
+    uint8_t e[56 + 20 + 22];
+    size_t en = 0;
+    int z64 = cd >= mc_npz_zip64_from || at - cd >= mc_npz_zip64_from;
+    if (z64) { /* zip64 end of central directory record and locator */
+        memset(e, 0, 76);
+        put32(e, 0x06064b50u);
+        put64(e + 4, 44);
+        put16(e + 12, 45);
+        put16(e + 14, 45);
+        put64(e + 24, (uint64_t)n);
+        put64(e + 32, (uint64_t)n);
+        put64(e + 40, at - cd);
+        put64(e + 48, cd);
+        put32(e + 56, 0x07064b50u);
+        put64(e + 64, at);
+        put32(e + 72, 1);
+        en = 76;
+    }
+    memset(e + en, 0, 22);
+    put32(e + en, 0x06054b50u);
+    put16(e + en + 8, (uint32_t)n);
+    put16(e + en + 10, (uint32_t)n);
+    put32(e + en + 12, z64 ? 0xffffffffu : (uint32_t)(at - cd));
+    put32(e + en + 16, z64 ? 0xffffffffu : (uint32_t)cd);
+    en += 22;
+    if (fwrite(e, 1, en, o->f) != en) {} /* the commit reports a failed write */
+    return mc_out_commit(o, em, el);
+}
+
+int
+mc_npy_write_arrays_out(McOut *o, int npz, const McNpzArray *a, int n, char *em, size_t el)
+{
+    if (npz)
+        return mc_npz_write_f32_out(o, a, n, em, el);
+    if (n != 1) {
+        mc_out_discard(o);
+        return mc_file_fail(em, el, "%s: %d arrays and a .npy holds one", o->path ? o->path : "standard output", n);
+    }
+    return mc_npy_write_f32_out(o, a[0].data, a[0].rank, a[0].shape, em, el);
 }
 
 int

@@ -37,7 +37,7 @@ mc_cuda_buf_offset(const KProgram *p, const CudaLayout *lay, int buf)
     const Buffer *b = &p->bufs[buf];
     switch (b->kind) {
     case BUF_INPUT: return lay->input_off;
-    case BUF_OUTPUT: return lay->output_off;
+    case BUF_OUTPUT: return lay->output_off[mc_kprogram_output_index(p, buf)];
     case BUF_WEIGHT: return b->offset;
     case BUF_SCRATCH: return lay->scratch_off + b->offset;
     }

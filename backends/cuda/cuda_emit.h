@@ -15,7 +15,8 @@ typedef struct CudaOpts {
 typedef struct CudaLayout {
     int64_t *repack;        /* [nk]: blob offset of a KK_CONV / KK_FUSION25 / KK_DWCONV (C % 8 == 0) kernel's re-packed weights, else -1 */
     int64_t blob_bytes;
-    int64_t scratch_off, input_off, output_off, carry_off, arena_bytes;
+    int64_t scratch_off, input_off, carry_off, arena_bytes;
+    int64_t output_off[MC_MAX_OUTPUTS]; /* output j's (KProgram.output_bufs order) */
     int64_t flags_off, flags_bytes; /* the one-pass scans' chunk flags (int, zeroed at the start of each run) */
     int64_t splitk_off, counter_off; /* split-K partial tiles (float), tile counters (unsigned, zero between kernels) */
     int64_t *w16;           /* [nk]: bf16 mode: arena offset of a tensor-core GEMM's weights as bf16 (converted at start-up), else -1 */

@@ -12,9 +12,9 @@
  * (main) from cuda_host.c.  Owns nothing.
  *
  * Device arena layout (bytes, each part 256-aligned):
- *   [ weights blob | scratch (memplan) | input | output | scan carries |
- *     scan flags | split-K partial tiles | split-K tile counters |
- *     bf16 weight copies ]
+ *   [ weights blob | scratch (memplan) | input | output 0 | output 1 ... |
+ *     scan carries | scan flags | split-K partial tiles | split-K tile
+ *     counters | bf16 weight copies ]
  * (everything after the blob zeroed at start-up, the scan flags again at
  * the start of every run; the bf16 copies, bf16 mode only, made from the
  * blob by mc_prepare()).
@@ -78,9 +78,12 @@ mc_cuda_layout(const KProgram *p, McCudaPrecision prec, CudaLayout *lay)
     lay->blob_bytes = (off + 63) & ~(int64_t)63;
     lay->scratch_off = align256(lay->blob_bytes);
     lay->input_off = align256(lay->scratch_off + p->scratch_bytes);
-    const Buffer *in = &p->bufs[p->input_buf], *out = &p->bufs[p->output_buf];
-    lay->output_off = align256(lay->input_off + in->bytes);
-    lay->carry_off = align256(lay->output_off + out->bytes);
+    off = lay->input_off + p->bufs[p->input_buf].bytes;
+    for (int j = 0; j < p->noutputs; j++) {
+        lay->output_off[j] = align256(off);
+        off = lay->output_off[j] + p->bufs[p->output_bufs[j]].bytes;
+    }
+    lay->carry_off = align256(off);
     int64_t carry = 0, flags = 0, ws = 0, cnt = 0;
     for (int i = 0; i < p->nk; i++) {
         const Kernel *k = &p->k[i];

@@ -7,8 +7,11 @@
  *     int <name>_run(const void *weights, const float *input, float *output,
  *                    void *scratch);
  *
- * plus i64 constants <name>_weights_size, <name>_scratch_size,
- * <name>_input_size, <name>_output_size (bytes).  The module is verified and
+ * (a program with n > 1 outputs takes one pointer per output, in the
+ * graph's order: weights, input, output0, ..., output<n-1>, scratch) plus
+ * i64 constants <name>_weights_size, <name>_scratch_size,
+ * <name>_input_size, <name>_output_size (bytes; output 0's, and
+ * <name>_output1_size, ... with several).  The module is verified and
  * optimized (new pass manager, default<O3>) and can be written as an object
  * file, assembly or IR text, or run in memory through ORC LLJIT.
  * `weights` is the blob written by mc_llvm_pack_weights() for the same
@@ -125,7 +128,8 @@ void mc_llvm_variants_free(McLlvmVariants *v);
 /* In-memory execution (ORC LLJIT).  The target must be the host. */
 typedef struct McLlvmJit McLlvmJit;
 McLlvmJit *mc_llvm_jit_create(McLlvmModule *m, McErr *err);  /* consumes nothing */
-int mc_llvm_jit_run(McLlvmJit *j, const void *weights, const float *input, float *output,
+/* Calls the entry point with outputs[0..n) (n: the program's outputs). */
+int mc_llvm_jit_run(McLlvmJit *j, const void *weights, const float *input, float *const *outputs,
                     void *scratch, McErr *err);
 void mc_llvm_jit_free(McLlvmJit *j);
 
@@ -137,6 +141,6 @@ void mc_llvm_parallel_for(void (*fn)(void *ctx, int64_t begin, int64_t end), voi
 /* Whole pipeline on host buffers: lower (mc_lower + mc_memplan) a graph that
  * went through the graph passes, generate for the host, JIT, run. */
 int mc_llvm_run_program(const KProgram *p, const WeightStore *ws, const float *input,
-                        float *output, McErr *err);
+                        float *const *outputs, McErr *err);
 
 #endif

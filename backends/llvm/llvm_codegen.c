@@ -135,6 +135,10 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pk, P
         case KK_MEAN_HW:
             kp->n = o->shape[0];
             break;
+        case KK_RESIZE:
+        case KK_AVGPOOL: /* output rows (b, y) */
+            kp->n = o->shape[0] * o->shape[1];
+            break;
         case KK_ELTWISE: {
             Kernel mk;
             mc_llvm_eltwise_merge(k, &mk);
@@ -306,6 +310,8 @@ gen_kernel(CG *c, int i)
     case KK_FUSION25: cg_fusion25(c, k, kp, begin, end); break;
     case KK_LAYERNORM: cg_layernorm(c, k, kp, begin, end); break;
     case KK_MEAN_HW: cg_mean_hw(c, k, kp, begin, end); break;
+    case KK_RESIZE: cg_resize(c, k, kp, begin, end); break;
+    case KK_AVGPOOL: cg_avgpool(c, k, kp, begin, end); break;
     case KK_ELTWISE: cg_eltwise(c, k, kp, begin, end); break;
     case KK_COUNT: break;
     }

@@ -192,6 +192,8 @@ void cg_fusion25(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LL
 void cg_layernorm(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
 void cg_mean_hw(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
 void cg_eltwise(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
+void cg_resize(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);  /* llvm_dense.c */
+void cg_avgpool(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
 
 /* ELTWISE kernels with trailing dims contiguous in every view are merged
  * (while the last dim is < 1024) into longer rows; plan and codegen agree. */

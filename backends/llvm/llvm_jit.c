@@ -24,12 +24,38 @@
 #include <omp.h>
 #endif
 
-typedef int (*RunFn)(const void *, const float *, float *, void *);
-
 struct McLlvmJit {
     LLVMOrcLLJITRef jit;
-    RunFn run;
+    uintptr_t run;       /* <name>_run */
+    int noutputs;        /* its output pointers */
 };
+
+/* The entry point called with n output pointers (its signature has one
+ * parameter per output: llvm_codegen.c). */
+static int
+call_run(uintptr_t fn, int n, const void *w, const float *x, float *const *y, void *s)
+{
+#define F float *
+    switch (n) {
+    case 1: return ((int (*)(const void *, const float *, F, void *))fn)(w, x, y[0], s);
+    case 2: return ((int (*)(const void *, const float *, F, F, void *))fn)(w, x, y[0], y[1], s);
+    case 3: return ((int (*)(const void *, const float *, F, F, F, void *))fn)(w, x, y[0], y[1], y[2], s);
+    case 4: return ((int (*)(const void *, const float *, F, F, F, F, void *))fn)(w, x, y[0], y[1], y[2], y[3], s);
+    case 5:
+        return ((int (*)(const void *, const float *, F, F, F, F, F, void *))fn)(w, x, y[0], y[1], y[2], y[3], y[4], s);
+    case 6:
+        return ((int (*)(const void *, const float *, F, F, F, F, F, F, void *))fn)(w, x, y[0], y[1], y[2], y[3], y[4],
+                                                                                   y[5], s);
+    case 7:
+        return ((int (*)(const void *, const float *, F, F, F, F, F, F, F, void *))fn)(w, x, y[0], y[1], y[2], y[3],
+                                                                                      y[4], y[5], y[6], s);
+    case 8:
+        return ((int (*)(const void *, const float *, F, F, F, F, F, F, F, F, void *))fn)(w, x, y[0], y[1], y[2], y[3],
+                                                                                         y[4], y[5], y[6], y[7], s);
+    default: return -1;
+    }
+#undef F
+}
 
 void
 mc_llvm_parallel_for(void (*fn)(void *ctx, int64_t begin, int64_t end), void *ctx, int64_t n, int64_t grain)
@@ -108,7 +134,8 @@ mc_llvm_jit_create(McLlvmModule *m, McErr *err)
         orc_err(err, "cannot find the entry point", e);
         goto fail;
     }
-    j->run = (RunFn)(uintptr_t)addr;
+    j->run = (uintptr_t)addr;
+    j->noutputs = m->noutputs > 0 ? m->noutputs : 1;
     return j;
 fail:
     if (obj) LLVMDisposeMemoryBuffer(obj);
@@ -117,9 +144,10 @@ fail:
 }
 
 int
-mc_llvm_jit_run(McLlvmJit *j, const void *weights, const float *input, float *output, void *scratch, McErr *err)
+mc_llvm_jit_run(McLlvmJit *j, const void *weights, const float *input, float *const *outputs, void *scratch,
+                McErr *err)
 {
-    int rc = j->run(weights, input, output, scratch);
+    int rc = call_run(j->run, j->noutputs, weights, input, outputs, scratch);
     if (rc) return mc_err(err, "llvm jit: generated code returned %d", rc);
     return 0;
 }
@@ -138,7 +166,7 @@ mc_llvm_jit_free(McLlvmJit *j)
 /* ------------------------------------------------------------ whole program */
 
 int
-mc_llvm_run_program(const KProgram *p, const WeightStore *ws, const float *input, float *output, McErr *err)
+mc_llvm_run_program(const KProgram *p, const WeightStore *ws, const float *input, float *const *outputs, McErr *err)
 {
     int rc = -1;
     McLlvmTarget *t = mc_llvm_target_create(NULL, NULL, NULL, err);
@@ -157,7 +185,7 @@ mc_llvm_run_program(const KProgram *p, const WeightStore *ws, const float *input
         mc_err(err, "llvm: out of memory for %lld bytes of scratch", (long long)ns);
         goto done;
     }
-    rc = mc_llvm_jit_run(j, blob, input, output, scratch, err);
+    rc = mc_llvm_jit_run(j, blob, input, outputs, scratch, err);
 done:
     free(scratch);
     free(blob);
@@ -170,12 +198,12 @@ done:
 /* run_kernels of the llvm row: a planned program (the pipeline ran for
  * mc_llvm_target_row) compiled for this machine and run once */
 static int
-llvm_run_kernels(const KProgram *p, const WeightStore *ws, const HostTensor *input, HostTensor *output,
+llvm_run_kernels(const KProgram *p, const WeightStore *ws, const HostTensor *input, HostTensor *outputs,
                  const RunOpts *o, McErr *err)
 {
-    if (p->input_buf < 0 || p->output_buf < 0)
+    if (p->input_buf < 0 || p->noutputs < 1)
         return mc_err(err, "llvm: the program has no input or no output buffer");
-    const Buffer *ib = &p->bufs[p->input_buf], *ob = &p->bufs[p->output_buf];
+    const Buffer *ib = &p->bufs[p->input_buf];
     if (mc_shape_numel(&input->shape) * 4 != ib->bytes) {
         char a[64], b[64];
         return mc_err(err, "llvm: input shape %s does not match the program's %s", mc_shape_str(&input->shape, a, sizeof a),
@@ -188,16 +216,18 @@ llvm_run_kernels(const KProgram *p, const WeightStore *ws, const HostTensor *inp
 #else
     (void)o;
 #endif
-    output->shape = ob->shape;
-    output->data = malloc((size_t)(ob->bytes > 0 ? ob->bytes : 4));
-    if (!output->data) {
-        mc_err(err, "llvm: out of memory for the output");
-    } else {
-        rc = mc_llvm_run_program(p, ws, input->data, output->data, err);
-        if (rc) {
-            free(output->data);
-            output->data = NULL;
-        }
+    float *y[MC_MAX_OUTPUTS];
+    int n = 0;
+    for (; n < p->noutputs; n++) {
+        const Buffer *ob = &p->bufs[p->output_bufs[n]];
+        outputs[n].shape = ob->shape;
+        if (!(y[n] = outputs[n].data = malloc((size_t)(ob->bytes > 0 ? ob->bytes : 4)))) break;
+    }
+    if (n < p->noutputs) mc_err(err, "llvm: out of memory for the outputs");
+    else rc = mc_llvm_run_program(p, ws, input->data, y, err);
+    for (int j = 0; rc && j < n; j++) {
+        free(outputs[j].data);
+        outputs[j].data = NULL;
     }
 #ifdef _OPENMP
     omp_set_num_threads(saved);

@@ -78,22 +78,41 @@ static const KPassInfo llvm_kpasses[] = {
      "each kernel's schedule for the target: register tiles, task blocks and order, vector width, grain"},
 };
 
-/* the kernels the code generator can run (kernels.def's rows, within
- * these limits) */
+/* the kernels the code generator can run: the kinds it has a generator
+ * for (a switch without default: a new kind of kernels.def is a compile
+ * warning here, and refused until it has one), within these limits */
 int
 mc_llvm_supports(const KProgram *p, const Kernel *k, char *why, size_t n)
 {
-    if (k->out.rank < 1) snprintf(why, n, "a rank-0 output");
-    else if ((k->kind == KK_CONV || k->kind == KK_DWCONV) && (k->in[1].rank != 4 || k->in[0].rank != 4))
-        snprintf(why, n, "convolution operands must be rank 4");
-    else if ((k->kind == KK_GEMM || k->kind == KK_CONV || k->kind == KK_DWCONV || k->kind == KK_FUSION25) &&
-             p->bufs[k->in[1].buf].kind != BUF_WEIGHT)
-        snprintf(why, n, "the %s operand must be a constant weight (the code generator packs it)",
-                 k->kind == KK_FUSION25 ? "taps" : "weight");
-    else if (k->kind == KK_DWCONV && k->in[1].shape[2] * k->in[1].shape[3] > 64)
-        snprintf(why, n, "depthwise kernels above 64 taps are not supported");
-    else
+    if (k->out.rank < 1) return snprintf(why, n, "a rank-0 output"), 0;
+    switch (k->kind) {
+    case KK_CONV:
+    case KK_DWCONV:
+    case KK_GEMM:
+    case KK_FUSION25:
+        if ((k->kind == KK_CONV || k->kind == KK_DWCONV) && (k->in[1].rank != 4 || k->in[0].rank != 4))
+            return snprintf(why, n, "convolution operands must be rank 4"), 0;
+        if (p->bufs[k->in[1].buf].kind != BUF_WEIGHT)
+            return snprintf(why, n, "the %s operand must be a constant weight (the code generator packs it)",
+                            k->kind == KK_FUSION25 ? "taps" : "weight"),
+                   0;
+        if (k->kind == KK_DWCONV && k->in[1].shape[2] * k->in[1].shape[3] > 64)
+            return snprintf(why, n, "depthwise kernels above 64 taps are not supported"), 0;
         return 1;
+    case KK_RESIZE:
+    case KK_AVGPOOL:
+        if (k->in[0].rank != 4 || k->out.rank != 4)
+            return snprintf(why, n, "%s operands must be rank 4", mc_kernel_kind_name(k->kind)), 0;
+        return 1;
+    case KK_SCAN:
+    case KK_LAYERNORM:
+    case KK_MEAN_HW:
+    case KK_ELTWISE:
+        return 1;
+    case KK_COUNT:
+        break;
+    }
+    snprintf(why, n, "the LLVM backend has no code generator for %s kernels", mc_kernel_kind_name(k->kind));
     return 0;
 }
 

@@ -14,6 +14,8 @@
  *   scan      tile_n channels per task (1 to 4 vectors: as many independent
  *             recurrences)
  *   fusion25  tile_n channels per task
+ *   resize, avgpool  tile_n channels per step of a pixel's channel loop
+ *             (tile_n/vec vectors as one wide vector, llvm_dense.c)
  *   every kind: vec = the target's f32 lanes, grain = the parallel-for grain
  *
  * Fields set in Kernel.sched (by the tile pass, llvm_passes.c, or by hand in
@@ -43,7 +45,9 @@ fields_read(KernelKind kind)
     case KK_GEMM: return all | SF(tile_m) | SF(tile_n) | SF(block_m) | SF(order);
     case KK_CONV: return all | SF(tile_m) | SF(tile_n);
     case KK_SCAN:
-    case KK_FUSION25: return all | SF(tile_n);
+    case KK_FUSION25:
+    case KK_RESIZE:
+    case KK_AVGPOOL: return all | SF(tile_n);
     default: return all;
     }
 }
@@ -131,11 +135,28 @@ default_f25_group(int64_t rows, int64_t nch)
     return (nch + nck - 1) / nck;
 }
 
+/* resize/avgpool: channel vectors processed as one wide vector, at most 4
+ * (2 with 16 vector registers: the four source vectors of a resize, or the
+ * double accumulators of a pool, stay in registers) and 64 lanes */
+static int64_t
+default_dense_nw(const McLlvmTarget *t, int64_t C)
+{
+    int64_t nw = C / t->lanes, nwmax = t->vregs >= 32 ? 4 : 2;
+    while (nwmax > 1 && nwmax * t->lanes > 64) nwmax--;
+    return nw < 1 ? 1 : nw > nwmax ? nwmax : nw;
+}
+
 static int64_t
 default_grain(const Kernel *k)
 {
     int64_t g = 1, cols;
-    if (k->kind == KK_LAYERNORM) {
+    if (k->kind == KK_RESIZE || k->kind == KK_AVGPOOL) {
+        /* output rows of about 8192 elements written (resize) or read (pool) */
+        const View *x = &k->in[0], *o = &k->out;
+        cols = o->shape[2] * o->shape[3];
+        if (k->kind == KK_AVGPOOL) cols = cdiv(x->shape[1], o->shape[1]) * x->shape[2] * x->shape[3];
+        g = cols >= 8192 ? 1 : 8192 / (cols ? cols : 1);
+    } else if (k->kind == KK_LAYERNORM) {
         cols = mc_llvm_cols(k->out.shape, k->out.rank);
         g = cols >= 4096 ? 1 : 4096 / (cols ? cols : 1);
     } else if (k->kind == KK_ELTWISE) {
@@ -206,6 +227,13 @@ resolve(const Kernel *k, const McLlvmTarget *t, const Sched *in, Sched *s, McErr
         if (s->tile_n && check_tile_n(s->tile_n, L, 0, "a fusion25 task holds", err)) return -1;
         if (!s->tile_n) s->tile_n = default_f25_group(o->shape[0] * o->shape[1], cdiv(k->in[1].shape[0], L)) * L;
         break;
+    case KK_RESIZE:
+    case KK_AVGPOOL: {
+        int64_t maxw = 64 / L > 4 ? 4 : 64 / L < 1 ? 1 : 64 / L; /* wide mode: 4 vectors, 64 lanes */
+        if (s->tile_n && check_tile_n(s->tile_n, L, maxw, "a resize or avgpool step holds", err)) return -1;
+        if (!s->tile_n) s->tile_n = default_dense_nw(t, o->shape[3]) * L;
+        break;
+    }
     default:
         break;
     }

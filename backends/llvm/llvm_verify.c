@@ -8,7 +8,8 @@
  * a normal compile, where they are also only passed by address), then the
  * module is optimized and JIT-compiled.  Running kernel k is then what the
  * original entry point does for it: mc_rt_parallel_for(mc_k<k>, ctx, n_k,
- * grain_k) with ctx = {weights, scratch, input, output, image} and n/grain
+ * grain_k) with ctx = {weights, scratch, input, output 0, image, outputs
+ * 1..} and n/grain
  * from the same plan (mc_llvm_plan).  Owns the target, the JIT, the packed
  * weights and the table.
  */
@@ -53,6 +54,7 @@ add_table_entry(McLlvmModule *m, int nk)
     }
     LLVMBuildRet(b, LLVMConstInt(i32, 0, 0));
     LLVMDisposeBuilder(b);
+    m->noutputs = 1;
 }
 
 McLlvmModule *
@@ -93,7 +95,8 @@ mc_llvm_kernels_create(const KProgram *p, const WeightStore *ws, McErr *err)
     if (!(x->j = mc_llvm_jit_create(m, err))) goto fail;
     mc_llvm_module_free(m);
     m = NULL;
-    if (mc_llvm_jit_run(x->j, x->fn, NULL, NULL, NULL, err)) goto fail;
+    float *none = NULL;
+    if (mc_llvm_jit_run(x->j, x->fn, NULL, &none, NULL, err)) goto fail;
     mc_llvm_plan(p, x->t, NULL, &pl);
     for (int i = 0; i < p->nk; i++) {
         x->n[i] = pl.k[i].n;
@@ -108,13 +111,15 @@ fail:
 }
 
 void
-mc_llvm_kernels_run(McLlvmKernels *x, int k, int64_t image, void *scratch, const float *input, float *output)
+mc_llvm_kernels_run(McLlvmKernels *x, int k, int64_t image, void *scratch, const float *input, float *const *outputs,
+                    int noutputs)
 {
-    /* the generated code's ctx: weights, scratch, input, output, image (an
-     * i64 in a pointer-sized slot) */
-    void *ctx[5] = {x->blob, scratch, (void *)(uintptr_t)input, output, NULL};
+    /* the generated code's ctx: weights, scratch, input, output 0, image (an
+     * i64 in a pointer-sized slot), outputs 1.. */
+    void *ctx[4 + MC_MAX_OUTPUTS] = {x->blob, scratch, (void *)(uintptr_t)input, outputs[0], NULL};
     _Static_assert(sizeof(void *) == sizeof(int64_t), "ctx slots are 8 bytes");
     memcpy(&ctx[4], &image, sizeof image);
+    for (int j = 1; j < noutputs && j < MC_MAX_OUTPUTS; j++) ctx[4 + j] = outputs[j];
     if (k >= 0 && k < x->nk && x->n[k] > 0) mc_rt_parallel_for(x->fn[k], ctx, x->n[k], x->grain[k]);
 }
 

@@ -23,8 +23,10 @@ typedef struct McLlvmKernels McLlvmKernels;
 McLlvmKernels *mc_llvm_kernels_create(const KProgram *p, const WeightStore *ws, McErr *err);
 /* Runs kernel k (image: its image in a segment, else 0) with the packed
  * weights over scratch (an arena of p->scratch_bytes, buffers at their
- * planned offsets), input and output (the caller's buffers). */
-void mc_llvm_kernels_run(McLlvmKernels *x, int k, int64_t image, void *scratch, const float *input, float *output);
+ * planned offsets), input and outputs[0..noutputs) (the caller's buffers,
+ * p->output_bufs' order). */
+void mc_llvm_kernels_run(McLlvmKernels *x, int k, int64_t image, void *scratch, const float *input, float *const *outputs,
+                         int noutputs);
 void mc_llvm_kernels_free(McLlvmKernels *x);
 
 /* The optimized module mc_llvm_kernels_create compiles: mc_llvm_codegen's,

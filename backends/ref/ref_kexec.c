@@ -266,7 +266,7 @@ mc_ref_view_copy(const KProgram *p, int k, int64_t image, const View *v, float *
 }
 
 int
-mc_ref_kexec_run(const KProgram *p, const uint8_t *weights, const float *input, float *output, McKexecHook hook,
+mc_ref_kexec_run(const KProgram *p, const uint8_t *weights, const float *input, float *const *outputs, McKexecHook hook,
                  void *user, McErr *err)
 {
     int rc = 0;
@@ -292,7 +292,8 @@ mc_ref_kexec_run(const KProgram *p, const uint8_t *weights, const float *input, 
             }
         i = k1;
     }
-    if (!rc && p->output_buf >= 0) memcpy(output, bufs[p->output_buf], (size_t)p->bufs[p->output_buf].bytes);
+    for (int j = 0; j < p->noutputs && !rc; j++)
+        memcpy(outputs[j], bufs[p->output_bufs[j]], (size_t)p->bufs[p->output_bufs[j]].bytes);
     for (int b = 0; b < p->nbufs; b++)
         if (p->bufs[b].kind != BUF_WEIGHT) free(bufs[b]);
     free(bufs);

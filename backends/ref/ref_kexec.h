@@ -30,9 +30,10 @@ typedef enum McKexecPhase { MC_KEXEC_BEFORE, MC_KEXEC_AFTER } McKexecPhase;
 typedef int (*McKexecHook)(void *user, int k, int64_t image, McKexecPhase phase, float *const *bufs);
 
 /* Runs p (verified: mc_kprogram_verify) on input (the input buffer's
- * bytes) into output (the output buffer's bytes).  hook may be NULL.
- * Returns 0, -1 with err (out of memory), or the hook's positive value. */
-int mc_ref_kexec_run(const KProgram *p, const uint8_t *weights, const float *input, float *output,
+ * bytes) into outputs[j] (output buffer j's bytes, j < p->noutputs).  hook
+ * may be NULL.  Returns 0, -1 with err (out of memory), or the hook's
+ * positive value. */
+int mc_ref_kexec_run(const KProgram *p, const uint8_t *weights, const float *input, float *const *outputs,
                      McKexecHook hook, void *user, McErr *err);
 
 /* Runs kernel k of p once (image: its image in a segment) over bufs, as

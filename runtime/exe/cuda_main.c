@@ -1,8 +1,10 @@
 /* runtime/exe/cuda_main.c -- main() of the executables `mambac compile
  * --target cuda --emit exe` writes.
  *
- * Takes: the model's .cu (its glue and GPU work: mc_cuda_glue.h), options.
- * Produces: the output .npy, a benchmark line, a per-kernel profile, and
+ * Takes: the model's .cu (its glue and GPU work: mc_cuda_glue.h; a model
+ * with several outputs, their table too: mc_cuda_outputs.h), options.
+ * Produces: the output .npy (several outputs: an .npz of them all, arrays
+ * named after the graph's outputs), a benchmark line, a per-kernel profile, and
  * with --instrument's --kernel-outputs DIR every kernel's output as
  * DIR/k<i>.npy.  Everything that touches no GPU is done here with the
  * runtime the CPU executable uses: options and counts (mc_exe_cli.h), the
@@ -12,17 +14,19 @@
  * input, the weights and the outputs are checked before the GPU is looked
  * for, so bad usage is refused on any machine.
  *
- *   OUT [--input x.npy] [--output y.npy] [--bench N] [--profile [N]]
+ *   OUT [--input x.npy] [--output y.npy|y.npz] [--bench N] [--profile [N]]
  *       [--weights FILE | --synthetic-weights] [--kernel-outputs DIR]
  *
  * Exit status: 0 ok, 1 bad file, no usable GPU or a CUDA error, 2 bad
  * usage.  Compiled by cuda_host.c with the host C compiler (with npy.c and
- * out.c), linked by nvcc with the .cu.
+ * out.c; for a one-output model -DMC_OUTPUT_NAME="NODE", its array's name
+ * in an .npz, default "output"), linked by nvcc with the .cu.
  */
 #include "../mc_file.h"
 #include "../mc_npy.h"
 #include "../mc_out.h"
 #include "mc_cuda_glue.h"
+#include "mc_cuda_outputs.h"
 #include "mc_exe_cli.h"
 #include <errno.h>
 #include <stdio.h>
@@ -31,7 +35,38 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifndef MC_OUTPUT_NAME
+#define MC_OUTPUT_NAME "output"
+#endif
+
+/* Defined by the .cu of a model with several outputs only (NULL else). */
+extern const McCudaOutputs mc_cuda_outputs __attribute__((weak));
+
 static const char *prog = "model";
+
+/* The model's outputs: mc_cuda_outputs's, or the glue's one. */
+typedef struct Outputs {
+    int n;
+    const char *name[MC_CUDA_MAX_OUTPUTS];
+    int rank[MC_CUDA_MAX_OUTPUTS];
+    const int64_t *shape[MC_CUDA_MAX_OUTPUTS];
+} Outputs;
+
+static void
+outputs_of(Outputs *o)
+{
+    const McCudaOutputs *t = &mc_cuda_outputs;
+    if (!t) {
+        *o = (Outputs){1, {MC_OUTPUT_NAME}, {mc_cuda_glue.out_rank}, {mc_cuda_glue.out_shape}};
+        return;
+    }
+    o->n = t->n;
+    for (int j = 0; j < t->n && j < MC_CUDA_MAX_OUTPUTS; j++) {
+        o->name[j] = t->name[j];
+        o->rank[j] = t->rank[j];
+        o->shape[j] = t->shape[j];
+    }
+}
 static McOut *open_out; /* the output not yet committed: discarded at exit */
 
 static void
@@ -54,13 +89,18 @@ static void
 usage(FILE *f)
 {
     const McCudaGlue *g = &mc_cuda_glue;
-    fprintf(f, "usage: %s [--input x.npy] [--output y.npy] [--bench N] [--profile [N]]\n"
+    Outputs y;
+    outputs_of(&y);
+    fprintf(f, "usage: %s [--input x.npy] [--output %s] [--bench N] [--profile [N]]\n"
                "          [--weights FILE | --synthetic-weights]%s [--help]\n"
                "Runs the model '%s' (%s) on the GPU: input float32 ",
-            prog, g->instrument ? " [--kernel-outputs DIR]" : "", g->name, g->precision);
+            prog, y.n > 1 ? "y.npz" : "y.npy", g->instrument ? " [--kernel-outputs DIR]" : "", g->name, g->precision);
     print_shape(f, g->in_rank, g->in_shape);
-    fprintf(f, ",\noutput float32 ");
-    print_shape(f, g->out_rank, g->out_shape);
+    fprintf(f, ",\noutput%s float32", y.n > 1 ? "s (one .npz)" : "");
+    for (int j = 0; j < y.n; j++) {
+        fprintf(f, "%s%s ", j ? ", " : " ", y.name[j]);
+        print_shape(f, y.rank[j], y.shape[j]);
+    }
     fprintf(f, ".  Without --input, a fixed pseudo-random input.\n"
                "  --bench N          one warm-up, then N timed runs of the captured CUDA graph\n"
                "  --profile [N]      per-kernel times (CUDA events) over N runs (default 10)\n"
@@ -272,11 +312,17 @@ main(int argc, char **argv)
         }
         if (!(w = wown = read_weights(wfile))) return 1;
     }
-    /* the input, the output and DIR, checked before the GPU is */
-    int64_t nin = mc_cli_numel(g->in_rank, g->in_shape), nout = mc_cli_numel(g->out_rank, g->out_shape);
-    float *x = malloc((size_t)nin * sizeof(float) + 4), *y = malloc((size_t)nout * sizeof(float) + 4);
-    if (!x || !y) {
-        fprintf(stderr, "%s: error: out of memory for the input and output\n", prog);
+    /* the input, the outputs and DIR, checked before the GPU is */
+    Outputs outs;
+    outputs_of(&outs);
+    int npz = out_path ? mc_cli_output_kind(prog, out_path, outs.n, outs.name) : 0;
+    if (npz < 0) return 1;
+    int64_t nin = mc_cli_numel(g->in_rank, g->in_shape);
+    float *x = malloc((size_t)nin * sizeof(float) + 4), *y[MC_CUDA_MAX_OUTPUTS] = {0};
+    int have = x != NULL;
+    for (int j = 0; j < outs.n; j++) have &= (y[j] = malloc((size_t)mc_cli_numel(outs.rank[j], outs.shape[j]) * 4 + 4)) != NULL;
+    if (!have) {
+        fprintf(stderr, "%s: error: out of memory for the input and outputs\n", prog);
         return 1;
     }
     if (in_path) {
@@ -302,13 +348,11 @@ main(int argc, char **argv)
     }
     mc_cuda_setup(w, x);
     free(wown);
-    mc_cuda_run(y);
+    if (outs.n > 1) mc_cuda_outputs.run(y);
+    else mc_cuda_run(y[0]);
     if (out_path) {
         open_out = NULL;
-        if (mc_npy_write_f32_out(&yo, y, g->out_rank, g->out_shape, msg, sizeof msg)) {
-            fprintf(stderr, "%s: error: %s\n", prog, msg);
-            return 1;
-        }
+        if (mc_cli_write_outputs(prog, &yo, npz, outs.n, outs.name, y, outs.rank, outs.shape)) return 1;
     }
     if (nbench) bench(nbench, dev);
     if (nprof) profile(nprof, dev);
@@ -316,6 +360,6 @@ main(int argc, char **argv)
     if (kdir) fprintf(stderr, "%s: wrote %d kernels' outputs to %s/k<i>.npy\n", prog, g->nk, kdir);
     mc_cuda_close();
     free(x);
-    free(y);
+    for (int j = 0; j < outs.n; j++) free(y[j]);
     return mc_cli_check_stdout(prog);
 }

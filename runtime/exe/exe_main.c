@@ -3,10 +3,12 @@
  *
  * Takes: the model glue (mc_model_glue.h: shapes, the embedded weights, the
  * entry point, kernel names and FLOPs), a float32 .npy input.  Produces: the
- * output .npy, a benchmark line, a per-kernel profile.  Owns the scratch,
- * input and output buffers (allocated once, 64-byte aligned).
+ * output .npy (a model with several outputs: one .npz of them all, arrays
+ * named after the graph's outputs), a benchmark line, a per-kernel profile.
+ * Owns the scratch, input and output buffers (allocated once, 64-byte
+ * aligned).
  *
- *   OUT --input x.npy --output y.npy [--threads N] [--bench N] [--profile [N]]
+ *   OUT --input x.npy --output y.npy|feats.npz [--threads N] [--bench N] [--profile [N]]
  *
  * Exit status: 0 ok, 1 bad input file or failed run, 2 bad usage.
  * Lives in runtime/exe/ so the runtime library's glob does not pick it up.
@@ -42,25 +44,40 @@ print_cpu(FILE *f)
     fprintf(f, "MAMBAC_CPU=NAME forces a variant.\n");
 }
 
+/* One output [B, classes]: what --top reads. */
+static int
+classifier(void)
+{
+    return mc_model_glue.noutputs == 1 && mc_model_glue.out[0].rank == 2;
+}
+
 static void
 usage(FILE *f)
 {
     const McModelGlue *g = &mc_model_glue;
+    char sh[160];
     fprintf(f,
-            "usage: %s --input X.npy --output Y.npy [--threads N] [--top K] [--bench N] [--profile [N]]\n"
+            "usage: %s --input X.npy --output %s [--threads N]%s [--bench N] [--profile [N]]\n"
             "Runs model '%s' (compiled by mambac for %s).\n"
             "  --input X.npy   float32 input of shape ",
-            prog, g->name, g->target);
-    for (int i = 0; i < g->in_rank; i++)
-        fprintf(f, "%s%lld", i ? "," : "[", (long long)g->in_shape[i]);
-    fprintf(f, "]\n                  (without --input, --bench/--profile run on zeros)\n"
-               "  --output Y.npy  writes the float32 output, shape ");
-    for (int i = 0; i < g->out_rank; i++)
-        fprintf(f, "%s%lld", i ? "," : "[", (long long)g->out_shape[i]);
-    fprintf(f, "]\n"
-               "  --threads N     worker threads (default: OMP_NUM_THREADS or all cores)\n"
-               "  --top K         prints the K best classes of each image and the time\n"
-               "  --bench N       after one warm-up run, times N runs and prints\n"
+            prog, g->noutputs > 1 ? "Y.npz" : "Y.npy", classifier() ? " [--top K]" : "", g->name, g->target);
+    mc_cli_shape_str(sh, sizeof sh, g->in_rank, g->in_shape);
+    fprintf(f, "%s\n                  (without --input, --bench/--profile run on zeros)\n", sh);
+    if (g->noutputs == 1) {
+        mc_cli_shape_str(sh, sizeof sh, g->out[0].rank, g->out[0].shape);
+        fprintf(f, "  --output Y.npy  writes the float32 output, shape %s (Y.npz: as the array '%s')\n", sh,
+                g->out[0].name);
+    } else {
+        fprintf(f, "  --output Y.npz  writes the %d float32 outputs as one .npz, arrays\n", g->noutputs);
+        for (int j = 0; j < g->noutputs; j++) {
+            mc_cli_shape_str(sh, sizeof sh, g->out[j].rank, g->out[j].shape);
+            fprintf(f, "                    '%s' %s\n", g->out[j].name, sh);
+        }
+    }
+    fprintf(f, "  --threads N     worker threads (default: OMP_NUM_THREADS or all cores)\n");
+    if (classifier())
+        fprintf(f, "  --top K         prints the K best classes of each image and the time\n");
+    fprintf(f, "  --bench N       after one warm-up run, times N runs and prints\n"
                "                  'median X ms, min Y ms, max Z ms, R images/s'\n"
                "  --profile [N]   times each fused kernel over N runs (default 10) and\n"
                "                  prints them sorted by time with share and GFLOP/s\n"
@@ -70,7 +87,7 @@ usage(FILE *f)
 }
 
 static int
-run_once(const void *w, const float *in, float *out, void *scratch)
+run_once(const void *w, const float *in, float *const *out, void *scratch)
 {
     int rc = mc_model_glue.run(w, in, out, scratch);
     if (rc)
@@ -86,7 +103,7 @@ cmp_u64(const void *a, const void *b)
 }
 
 static int
-bench(long n, const void *w, const float *in, float *out, void *scratch)
+bench(long n, const void *w, const float *in, float *const *out, void *scratch)
 {
     uint64_t *t = calloc((size_t)n, sizeof *t); /* n <= MAX_RUNS */
     if (!t) {
@@ -127,7 +144,7 @@ cmp_kernel(const void *a, const void *b)
 }
 
 static int
-profile(long n, const void *w, const float *in, float *out, void *scratch)
+profile(long n, const void *w, const float *in, float *const *out, void *scratch)
 {
     const McModelGlue *g = &mc_model_glue;
     int nk = g->nkernels > 0 ? g->nkernels : 0;
@@ -190,12 +207,32 @@ done:
     return rc;
 }
 
+/* --top reads a classifier's one output [B, classes]: 0, or -1 with a
+ * message for any other model (its outputs named). */
+static int
+top_check(const char *model, int n, const char *const *names, const int *ranks, const int64_t *const *shapes)
+{
+    if (n == 1 && ranks[0] == 2)
+        return 0;
+    char list[512], sh[128];
+    size_t k = 0;
+    list[0] = 0;
+    for (int j = 0; j < n && k < sizeof list; j++) {
+        mc_cli_shape_str(sh, sizeof sh, ranks[j], shapes[j]);
+        k += (size_t)snprintf(list + k, sizeof list - k, "%s%s %s", j ? ", " : "", names[j], sh);
+    }
+    fprintf(stderr,
+            "%s: error: --top lists the best classes of a classifier's output [B, classes]; model '%s' outputs %s "
+            "(write %s with --output)\n",
+            prog, model, list, n > 1 ? "them to an .npz" : "it");
+    return -1;
+}
+
 /* The k highest logits of each row of out [B, N], and the run's time. */
 static void
-print_top(const float *out, int rank, const int64_t *shape, int k, double ms)
+print_top(const float *out, const int64_t *shape, int k, double ms)
 {
-    int64_t B = rank == 2 ? shape[0] : 1, N = rank == 2 ? shape[1] : mc_cli_numel(rank, shape);
-    if (mc_rt_print_top(stdout, out, B, N, k))
+    if (mc_rt_print_top(stdout, out, shape[0], shape[1], k))
         fprintf(stderr, "%s: error: out of memory for --top\n", prog);
     printf("time: %.1f ms (one run after a warm-up, %d threads)\n", ms, mc_rt_get_threads());
 }
@@ -241,6 +278,20 @@ main(int argc, char **argv)
         fprintf(stderr, "%s: error: nothing to do: give --output, --top, --bench or --profile\n", prog);
         return 2;
     }
+    /* what the outputs go to, before any work: one .npy, or an .npz of them all */
+    int nout = g->noutputs, npz = 0;
+    const char *names[MC_GLUE_MAX_OUTPUTS];
+    const int64_t *shapes[MC_GLUE_MAX_OUTPUTS];
+    int ranks[MC_GLUE_MAX_OUTPUTS];
+    for (int j = 0; j < nout; j++) {
+        names[j] = g->out[j].name;
+        ranks[j] = g->out[j].rank;
+        shapes[j] = g->out[j].shape;
+    }
+    if (top && top_check(g->name, nout, names, ranks, shapes))
+        return 1;
+    if (out_path && (npz = mc_cli_output_kind(prog, out_path, nout, names)) < 0)
+        return 1;
     /* the CPU check: one sentence and status 1 instead of an illegal
      * instruction when no compiled variant runs on this CPU */
     if (g->cpu) {
@@ -261,15 +312,23 @@ main(int argc, char **argv)
         return 1;
     }
 
-    int64_t nin = mc_cli_numel(g->in_rank, g->in_shape), nout = mc_cli_numel(g->out_rank, g->out_shape);
+    int64_t nin = mc_cli_numel(g->in_rank, g->in_shape), nall = 0;
     int64_t nscratch = *g->obj_scratch_size;
     float *in = mc_rt_alloc_aligned((size_t)nin * sizeof(float), MC_RT_ALIGN);
-    float *out = mc_rt_alloc_aligned((size_t)nout * sizeof(float), MC_RT_ALIGN);
+    float *out[MC_GLUE_MAX_OUTPUTS] = {0};
+    int have = 1;
+    for (int j = 0; j < nout; j++) {
+        int64_t n = mc_cli_numel(ranks[j], shapes[j]);
+        nall += n;
+        have &= (out[j] = mc_rt_alloc_aligned((size_t)n * sizeof(float), MC_RT_ALIGN)) != NULL;
+        if (have)
+            memset(out[j], 0, (size_t)n * sizeof(float));
+    }
     void *scratch = mc_rt_alloc_aligned((size_t)(nscratch > 0 ? nscratch : 0), MC_RT_ALIGN);
     int rc = 1;
-    if (!in || !out || !scratch) {
+    if (!in || !have || !scratch) {
         fprintf(stderr, "%s: error: cannot allocate %lld bytes of scratch and buffers\n", prog,
-                (long long)(nscratch + 4 * (nin + nout)));
+                (long long)(nscratch + 4 * (nin + nall)));
         goto done;
     }
     if (in_path) {
@@ -278,7 +337,6 @@ main(int argc, char **argv)
     } else {
         memset(in, 0, (size_t)nin * sizeof(float));
     }
-    memset(out, 0, (size_t)nout * sizeof(float));
     if (out_path || top) {
         /* the output is created (as a temporary beside it) before the run:
          * a path that cannot be written is refused at once, with the reason */
@@ -293,16 +351,14 @@ main(int argc, char **argv)
         double t0 = mc_rt_now_ms();
         bad = bad || run_once(g->weights, in, out, scratch);
         if (!bad && top)
-            print_top(out, g->out_rank, g->out_shape, (int)top, mc_rt_now_ms() - t0);
+            print_top(out[0], shapes[0], (int)top, mc_rt_now_ms() - t0);
         if (bad) {
             if (out_path)
                 mc_out_discard(&yo);
             goto done;
         }
-        if (out_path && mc_npy_write_f32_out(&yo, out, g->out_rank, g->out_shape, msg, sizeof msg)) {
-            fprintf(stderr, "%s: error: %s\n", prog, msg);
+        if (out_path && mc_cli_write_outputs(prog, &yo, npz, nout, names, out, ranks, shapes))
             goto done;
-        }
     }
     if (nbench && bench(nbench, g->weights, in, out, scratch))
         goto done;
@@ -311,7 +367,8 @@ main(int argc, char **argv)
     rc = mc_cli_check_stdout(prog);
 done:
     mc_rt_free_aligned(in);
-    mc_rt_free_aligned(out);
+    for (int j = 0; j < nout; j++)
+        mc_rt_free_aligned(out[j]);
     mc_rt_free_aligned(scratch);
     return rc;
 }

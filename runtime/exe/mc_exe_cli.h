@@ -118,6 +118,36 @@ mc_cli_load_input(const char *prog, const char *path, int rank, const int64_t *s
     return 0;
 }
 
+/* What --output PATH gets for the model's n outputs, before any work: 1
+ * an .npz of them all, 0 a .npy (one output); -1 with the message printed
+ * (several outputs and no .npz name, names an .npz cannot tell apart). */
+static int
+mc_cli_output_kind(const char *prog, const char *path, int n, const char *const *names)
+{
+    char msg[1024];
+    int k = mc_npz_output_kind(path, n, names, msg, sizeof msg);
+    if (k < 0)
+        fprintf(stderr, "%s: error: %s\n", prog, msg);
+    return k;
+}
+
+/* The outputs (data[j] of ranks[j], shapes[j]) into the open o: an .npz
+ * of them all (npz), else the one as .npy.  0, or -1 with the message
+ * printed (o discarded). */
+static int
+mc_cli_write_outputs(const char *prog, McOut *o, int npz, int n, const char *const *names, float *const *data,
+                     const int *ranks, const int64_t *const *shapes)
+{
+    McNpzArray a[MC_NPZ_MAX_ARRAYS];
+    char msg[1024];
+    for (int j = 0; j < n && j < MC_NPZ_MAX_ARRAYS; j++)
+        a[j] = (McNpzArray){names[j], data[j], ranks[j], shapes[j]};
+    if (!mc_npy_write_arrays_out(o, npz, a, n, msg, sizeof msg))
+        return 0;
+    fprintf(stderr, "%s: error: %s\n", prog, msg);
+    return -1;
+}
+
 /* 0, or 1 with a message when what was printed could not be written
  * (a full disk, a closed pipe). */
 /* The options both executables take. */

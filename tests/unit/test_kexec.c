@@ -65,8 +65,8 @@ kexec_output(const KProgram *p, const WeightStore *ws, const float *x)
     McErr err;
     uint8_t *blob = mc_weights_blob(p, ws, NULL, NULL, &err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(blob);
-    float *y = malloc((size_t)p->bufs[p->output_buf].bytes);
-    int rc = mc_ref_kexec_run(p, blob, x, y, NULL, NULL, &err);
+    float *y = malloc((size_t)p->bufs[p->output_bufs[0]].bytes);
+    int rc = mc_ref_kexec_run(p, blob, x, &y, NULL, NULL, &err);
     if (rc) fprintf(stderr, "kexec: %s\n", err.msg);
     CU_ASSERT_EQUAL(rc, 0);
     free(blob);
@@ -122,7 +122,7 @@ model_case(const char *cfg_text, const char *cfg_path, int B, int H, int W, cons
     fprintf(stderr, "  %s %dx%dx%d%s%s: %d kernels, %d segments, rel L2 %.2e\n", cfg_path ? "tiny" : "small", B, H, W,
             disable ? " without " : "", disable ? disable : "", p.nk, p.nsegs, e);
     CU_ASSERT(e <= 1e-5);
-    CU_ASSERT_EQUAL((int64_t)p.bufs[p.output_buf].bytes, mc_shape_numel(&out.shape) * 4);
+    CU_ASSERT_EQUAL((int64_t)p.bufs[p.output_bufs[0]].bytes, mc_shape_numel(&out.shape) * 4);
     free(y);
     free(out.data);
     free(x);
@@ -183,7 +183,7 @@ test_segments(void)
     mc_memplan(&s);
     CU_ASSERT_EQUAL(s.nsegs, 1);
     float *yb = kexec_output(&p, &ws, x), *ys = kexec_output(&s, &ws, x);
-    double e = rel_l2(ys, yb, p.bufs[p.output_buf].bytes / 4);
+    double e = rel_l2(ys, yb, p.bufs[p.output_bufs[0]].bytes / 4);
     fprintf(stderr, "  per-image k%d..k%d x%lld vs batched: rel L2 %.2e\n", s.segs[0].k0, s.segs[0].k1 - 1,
             (long long)s.segs[0].images, e);
     CU_ASSERT(e <= 1e-6);
@@ -211,7 +211,7 @@ test_text_roundtrip(void)
     CU_ASSERT_EQUAL_FATAL(mc_kprogram_parse(&q, text, strlen(text), "p.kir", &err), 0);
     CU_ASSERT_EQUAL_FATAL(mc_kprogram_verify(&q, &err), 0);
     float *a = kexec_output(&p, &ws, x), *b = kexec_output(&q, &ws, x);
-    CU_ASSERT_EQUAL(memcmp(a, b, (size_t)p.bufs[p.output_buf].bytes), 0);
+    CU_ASSERT_EQUAL(memcmp(a, b, (size_t)p.bufs[p.output_bufs[0]].bytes), 0);
     free(a);
     free(b);
     free(text);
@@ -314,14 +314,14 @@ test_hook(void)
     float *x;
     small_program(1, &g, &ws, &p, &x);
     uint8_t *blob = mc_weights_blob(&p, &ws, NULL, NULL, &err);
-    float *y = malloc((size_t)p.bufs[p.output_buf].bytes);
+    float *y = malloc((size_t)p.bufs[p.output_bufs[0]].bytes);
     HookLog h = {0, 0, -1, 1, -1};
-    CU_ASSERT_EQUAL(mc_ref_kexec_run(&p, blob, x, y, log_hook, &h, &err), 0);
+    CU_ASSERT_EQUAL(mc_ref_kexec_run(&p, blob, x, &y, log_hook, &h, &err), 0);
     CU_ASSERT_EQUAL(h.before, p.nk);
     CU_ASSERT_EQUAL(h.after, p.nk);
     CU_ASSERT(h.order_ok);
     HookLog s = {0, 0, 3, 1, -1};
-    CU_ASSERT_EQUAL(mc_ref_kexec_run(&p, blob, x, y, log_hook, &s, &err), 7);
+    CU_ASSERT_EQUAL(mc_ref_kexec_run(&p, blob, x, &y, log_hook, &s, &err), 7);
     CU_ASSERT_EQUAL(s.before, 4);
     CU_ASSERT_EQUAL(s.after, 4);
     free(blob);
@@ -368,15 +368,15 @@ test_llvm_kernels(void)
         McLlvmKernels *lk = mc_llvm_kernels_create(&p, &ws, &err);
         CU_ASSERT_PTR_NOT_NULL_FATAL(lk);
         void *arena = mc_rt_alloc_aligned((size_t)p.scratch_bytes + 64, 64);
-        float *y = malloc((size_t)p.bufs[p.output_buf].bytes);
+        float *y = malloc((size_t)p.bufs[p.output_bufs[0]].bytes);
         for (int i = 0; i < p.nk;) {
             int s = mc_kprogram_segment_of(&p, i), k1 = s >= 0 ? p.segs[s].k1 : i + 1;
             for (int64_t img = 0; img < (s >= 0 ? p.segs[s].images : 1); img++)
-                for (int k = i; k < k1; k++) mc_llvm_kernels_run(lk, k, img, arena, x, y);
+                for (int k = i; k < k1; k++) mc_llvm_kernels_run(lk, k, img, arena, x, &y, 1);
             i = k1;
         }
         float *r = kexec_output(&p, &ws, x);
-        double e = rel_l2(y, r, p.bufs[p.output_buf].bytes / 4);
+        double e = rel_l2(y, r, p.bufs[p.output_bufs[0]].bytes / 4);
         CU_ASSERT(e <= 1e-5);
         free(r);
         free(y);

@@ -563,16 +563,16 @@ test_profile_hooks(void)
     CU_ASSERT(bs < p.weights_bytes + (int64_t)(48 * 20 + 9 * 48) * 4);
     McLlvmJit *j = mc_llvm_jit_create(m, &err);
     CU_ASSERT_FATAL(j != NULL);
-    float *out = malloc((size_t)p.bufs[p.output_buf].bytes);
+    float *out = malloc((size_t)p.bufs[p.output_bufs[0]].bytes);
     void *scr = malloc((size_t)(p.scratch_bytes > 0 ? p.scratch_bytes : 64));
     uint64_t ns[8] = {0}, calls[8] = {0};
     McRtProfile prof = {p.nk, ns, calls};
     CU_ASSERT_FATAL(p.nk >= 2 && p.nk <= 8);
-    CU_ASSERT(mc_llvm_jit_run(j, blob, t.indata, out, scr, &err) == 0); /* not profiled */
+    CU_ASSERT(mc_llvm_jit_run(j, blob, t.indata, &out, scr, &err) == 0); /* not profiled */
     mc_rt_profile_set(&prof);
-    for (int r = 0; r < 3; r++) CU_ASSERT(mc_llvm_jit_run(j, blob, t.indata, out, scr, &err) == 0);
+    for (int r = 0; r < 3; r++) CU_ASSERT(mc_llvm_jit_run(j, blob, t.indata, &out, scr, &err) == 0);
     mc_rt_profile_set(NULL);
-    CU_ASSERT(mc_llvm_jit_run(j, blob, t.indata, out, scr, &err) == 0); /* not profiled */
+    CU_ASSERT(mc_llvm_jit_run(j, blob, t.indata, &out, scr, &err) == 0); /* not profiled */
     for (int k = 0; k < p.nk; k++) CU_ASSERT_EQUAL(calls[k], 3);
     free(out);
     free(scr);
@@ -599,7 +599,7 @@ jit_program(const KProgram *p, const WeightStore *ws, const float *in, float *ou
     int rc = -1;
     void *scr = malloc((size_t)(scratch_bytes > 0 ? scratch_bytes : 64));
     if (m && !mc_llvm_pack_weights(p, ws, tg, &blob, &bs, &err) && (j = mc_llvm_jit_create(m, &err)))
-        rc = mc_llvm_jit_run(j, blob, in, out, scr, &err);
+        rc = mc_llvm_jit_run(j, blob, in, &out, scr, &err);
     if (rc) fprintf(stderr, "jit_program: %s\n", err.msg);
     free(scr);
     free(blob);
@@ -662,10 +662,10 @@ test_image_schedule(void)
     CU_ASSERT_EQUAL(mc_kprogram_schedule_images(&all, 99), 3);
     CU_ASSERT_EQUAL(all.bufs[all.k[1].out.buf].image_bytes, 0);
     CU_ASSERT_EQUAL(all.bufs[all.k[1].out.buf].bytes, 5 * 7 * 96 * 4);
-    CU_ASSERT_EQUAL(all.bufs[all.output_buf].image_bytes, 5 * 7 * 96 * 4);
+    CU_ASSERT_EQUAL(all.bufs[all.output_bufs[0]].image_bytes, 5 * 7 * 96 * 4);
     mc_memplan(&all);
     CU_ASSERT(all.scratch_bytes < p.scratch_bytes);
-    int64_t n = mc_shape_numel(&all.bufs[all.output_buf].shape);
+    int64_t n = mc_shape_numel(&all.bufs[all.output_bufs[0]].shape);
     float *o1 = calloc((size_t)n, sizeof(float)), *o2 = calloc((size_t)n, sizeof(float));
     /* p batched, all per image: the same values */
     CU_ASSERT(jit_program(&p, &t.ws, t.indata, o1, p.scratch_bytes) == 0);

@@ -333,8 +333,10 @@ fake_artifact(McArtifactKind emit, const char *obj_path, const char *out, const 
     a.name = "fake";
     a.in_shape.rank = 4;
     a.in_shape.d[0] = 2, a.in_shape.d[1] = 3, a.in_shape.d[2] = 4, a.in_shape.d[3] = 5;
-    a.out_shape.rank = 2;
-    a.out_shape.d[0] = 2, a.out_shape.d[1] = 60;
+    a.noutputs = 1;
+    a.out_shapes[0].rank = 2;
+    a.out_shapes[0].d[0] = 2, a.out_shapes[0].d[1] = 60;
+    a.out_names[0] = "logits";
     a.scratch_size = FAKE_N * 4;
     a.obj_path = obj_path;
     a.weights = fake_w;
@@ -672,7 +674,7 @@ test_artifact_from_kprogram(void)
     bufs[2].shape.d[3] = 224;
     ks[0].name = "stem.conv", ks[0].flops = 1.5e9;
     ks[1].name = "head", ks[1].flops = 2048000;
-    KProgram p = {.name = "tiny", .bufs = bufs, .nbufs = 3, .k = ks, .nk = 2, .input_buf = 2, .output_buf = 0,
+    KProgram p = {.name = "tiny", .bufs = bufs, .nbufs = 3, .k = ks, .nk = 2, .input_buf = 2, .output_bufs = {0}, .noutputs = 1,
                   .weights_bytes = 1000, .scratch_bytes = 4096, .unplanned_bytes = 8192};
     McArtifact a;
     memset(&a, 0, sizeof a);
@@ -681,7 +683,8 @@ test_artifact_from_kprogram(void)
     CU_ASSERT_STRING_EQUAL(a.name, "tiny");
     CU_ASSERT_EQUAL(a.in_shape.rank, 4);
     CU_ASSERT_EQUAL(a.in_shape.d[2], 224);
-    CU_ASSERT_EQUAL(a.out_shape.d[1], 1000);
+    CU_ASSERT_EQUAL(a.noutputs, 1);
+    CU_ASSERT_EQUAL(a.out_shapes[0].d[1], 1000);
     CU_ASSERT_EQUAL(a.scratch_size, 4096);
     CU_ASSERT_EQUAL(a.nkernels, 2);
     CU_ASSERT_STRING_EQUAL(a.kernel_names[1], "head");
