@@ -5,8 +5,11 @@
  *   - one internal function per kernel, `void mc_k<i>(ptr ctx, i64 begin,
  *     i64 end)`, computing the part [begin, end) of the kernel's parallel
  *     range (docs/codegen.md lists the range per kind);
- *   - `i32 <name>_run(ptr weights, ptr input, ptr output, ptr scratch)`,
- *     which fills ctx = {weights, scratch, input, output} and calls
+ *   - `i32 <name>_run(ptr weights, ptr input, ptr output, ptr scratch)`
+ *     (a program with n > 1 outputs: one pointer per output, in the
+ *     graph's order, `(weights, input, output0, ..., output<n-1>, scratch)`),
+ *     which fills ctx = {weights, scratch, input, output0} (outputs 1.. in
+ *     the slots after the image index's) and calls
  *     mc_rt_parallel_for(mc_k<i>, &ctx, n_i, grain_i) for each kernel in order,
  *     between mc_rt_kernel_begin(i)/end(i) when mc_rt_profile_active is set;
  *     a program with a per-image Segment (the schedule-images kernel pass,
@@ -14,7 +17,8 @@
  *     loop over images, ctx[4] = image, and those kernels add
  *     image * Buffer.image_bytes to the buffers that have it;
  *   - i64 constants <name>_weights_size, _scratch_size, _input_size,
- *     _output_size.
+ *     _output_size (output 0's; with several outputs also _output1_size,
+ *     ...).
  * Also the Plan (per kernel: its schedule, llvm_schedule.c, as micro-kernel
  * shape, GEMM task grid, parallel range and grain, and its packed offsets;
  * per weight: where its graph-layout copy is, if any kernel reads it
@@ -296,6 +300,11 @@ gen_kernel(CG *c, int i)
         LLVMValueRef pp = LLVMBuildGEP2(c->b, c->ptr, ctx, &idx, 1, "");
         c->base[kind] = LLVMBuildLoad2(c->b, c->ptr, pp, "");
     }
+    c->out_base[0] = c->base[BUF_OUTPUT];
+    for (int j = 1; j < c->p->noutputs; j++) { /* the other outputs: after the image index */
+        LLVMValueRef idx = cg_i64(c, 4 + j);
+        c->out_base[j] = LLVMBuildLoad2(c->b, c->ptr, LLVMBuildGEP2(c->b, c->ptr, ctx, &idx, 1, ""), "");
+    }
     c->img = NULL;
     if (mc_kprogram_segment_of(c->p, i) >= 0) {
         LLVMValueRef idx = cg_i64(c, 4);
@@ -401,17 +410,20 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
     LLVMValueRef pf = LLVMAddFunction(c.mod, "mc_rt_parallel_for", pf_ty);
     char name[192];
     snprintf(name, sizeof name, "%s_run", m->prefix);
-    LLVMTypeRef run_args[4] = {c.ptr, c.ptr, c.ptr, c.ptr};
-    LLVMValueRef run = LLVMAddFunction(c.mod, name, LLVMFunctionType(c.i32, run_args, 4, 0));
+    int nout = m->noutputs = p->noutputs > 1 ? p->noutputs : 1;
+    LLVMTypeRef run_args[3 + MC_MAX_OUTPUTS];
+    for (int i = 0; i < 3 + nout; i++) run_args[i] = c.ptr;
+    LLVMValueRef run = LLVMAddFunction(c.mod, name, LLVMFunctionType(c.i32, run_args, (unsigned)(3 + nout), 0));
     target_attrs(&c, run);
     c.fn = run;
     LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(c.ctx, run, "entry"));
-    /* ctx: weights, scratch, input, output, image index (i64 in a pointer-sized slot) */
-    LLVMValueRef ctxv = LLVMBuildAlloca(c.b, LLVMArrayType2(c.ptr, p->nsegs ? 5 : 4), "ctx");
-    LLVMValueRef vals[4] = {LLVMGetParam(run, 0), LLVMGetParam(run, 3), LLVMGetParam(run, 1), LLVMGetParam(run, 2)};
-    for (int s = 0; s < 4; s++) {
+    /* ctx: weights, scratch, input, output 0, image index (i64 in a pointer-sized slot), outputs 1.. */
+    LLVMValueRef ctxv = LLVMBuildAlloca(c.b, LLVMArrayType2(c.ptr, nout > 1 ? 4 + nout : p->nsegs ? 5 : 4), "ctx");
+    LLVMValueRef vals[4] = {LLVMGetParam(run, 0), LLVMGetParam(run, 2 + nout), LLVMGetParam(run, 1), LLVMGetParam(run, 2)};
+    for (int s = 0; s < 4 + nout; s++) {
+        if (s == 4) continue; /* the image index */
         LLVMValueRef idx = cg_i64(&c, s);
-        LLVMBuildStore(c.b, vals[s], LLVMBuildGEP2(c.b, c.ptr, ctxv, &idx, 1, ""));
+        LLVMBuildStore(c.b, s < 4 ? vals[s] : LLVMGetParam(run, (unsigned)(s - 2)), LLVMBuildGEP2(c.b, c.ptr, ctxv, &idx, 1, ""));
     }
     /* profiling hook (runtime/mc_rt.h): if (mc_rt_profile_active) begin(i) ... end(i) */
     LLVMTypeRef hk_ty = LLVMFunctionType(c.voidt, &c.i32, 1, 0);
@@ -452,7 +464,12 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
     add_size_global(&c, m->prefix, "weights_size", pl.blob_bytes);
     add_size_global(&c, m->prefix, "scratch_size", p->scratch_bytes);
     add_size_global(&c, m->prefix, "input_size", p->input_buf >= 0 ? p->bufs[p->input_buf].bytes : 0);
-    add_size_global(&c, m->prefix, "output_size", p->output_buf >= 0 ? p->bufs[p->output_buf].bytes : 0);
+    for (int j = 0; j < nout; j++) {
+        char what[32];
+        if (j) snprintf(what, sizeof what, "output%d_size", j);
+        else snprintf(what, sizeof what, "output_size");
+        add_size_global(&c, m->prefix, what, p->noutputs ? p->bufs[p->output_bufs[j]].bytes : 0);
+    }
     LLVMDisposeBuilder(c.b);
     mc_llvm_plan_free(&pl);
 

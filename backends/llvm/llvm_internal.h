@@ -30,6 +30,7 @@ struct McLlvmModule {
     LLVMModuleRef mod;
     const McLlvmTarget *t;
     char prefix[128];
+    int noutputs;        /* output pointers <prefix>_run takes */
 };
 
 /* Per-kernel layout of the code: the kernel's schedule (mc_llvm_schedule)
@@ -104,6 +105,7 @@ typedef struct CG {
     int L;                           /* lanes */
     LLVMValueRef fn;                 /* function being built */
     LLVMValueRef base[4];            /* BufKind -> i8* base in fn */
+    LLVMValueRef out_base[MC_MAX_OUTPUTS]; /* output j's base in fn (0: base[BUF_OUTPUT]) */
     LLVMValueRef zeros;              /* global zero row */
     LLVMValueRef vfn[CG_MAX_VFN];    /* cached vector math functions */
     int ki;                          /* kernel being built */
