@@ -148,6 +148,86 @@ mc_kprogram_segment_of(const KProgram *p, int k)
     return -1;
 }
 
+/* every view of kernel k: in[], out, args[] */
+static int
+kernel_views(Kernel *k, View **vs)
+{
+    int n = 0;
+    for (int j = 0; j < k->nin; j++) vs[n++] = &k->in[j];
+    vs[n++] = &k->out;
+    for (int j = 0; j < k->nargs; j++) vs[n++] = &k->args[j];
+    return n;
+}
+
+int
+mc_kprogram_remove(KProgram *p, const unsigned char *kdead, const unsigned char *bdead)
+{
+    View *vs[4 + 1 + MC_MAX_ARGS];
+    for (int i = 0; i < p->nk; i++) { /* nothing kept depends on what goes */
+        if (kdead && kdead[i]) continue;
+        Kernel *k = &p->k[i];
+        if (kdead && k->host >= 0 && kdead[k->host]) return -1;
+        int nv = kernel_views(k, vs);
+        for (int j = 0; j < nv && bdead; j++)
+            if (bdead[vs[j]->buf]) return -1;
+    }
+    if (bdead && p->input_buf >= 0 && bdead[p->input_buf]) return -1;
+    for (int j = 0; j < p->noutputs && bdead; j++)
+        if (bdead[p->output_bufs[j]]) return -1;
+    /* kept[i]: kernels kept in [0, i) (kernel i's new index); to[b]: buffer b's */
+    int *kept = malloc(sizeof(int) * (size_t)(p->nk + 1)), *to = malloc(sizeof(int) * (size_t)(p->nbufs + 1));
+    if (!kept || !to) {
+        free(kept);
+        free(to);
+        return -1;
+    }
+    kept[0] = 0;
+    for (int i = 0; i < p->nk; i++) kept[i + 1] = kept[i] + !(kdead && kdead[i]);
+    if (kdead) {
+        for (int b = 0; b < p->nbufs; b++) { /* first: the next kept kernel; last: the previous one */
+            Buffer *u = &p->bufs[b];
+            if (u->first >= 0 && u->first <= p->nk) u->first = kept[u->first];
+            if (u->last >= 0 && u->last < p->nk) u->last = kept[u->last + 1] - 1;
+        }
+        int n = 0;
+        for (int s = 0; s < p->nsegs; s++) {
+            Segment g = p->segs[s];
+            g.k0 = kept[g.k0 < 0 ? 0 : g.k0 > p->nk ? p->nk : g.k0];
+            g.k1 = kept[g.k1 < 0 ? 0 : g.k1 > p->nk ? p->nk : g.k1];
+            if (g.k1 > g.k0) p->segs[n++] = g;
+        }
+        p->nsegs = n;
+        n = 0;
+        for (int i = 0; i < p->nk; i++) {
+            if (kdead[i]) continue;
+            if (n != i) p->k[n] = p->k[i];
+            if (p->k[n].host >= 0) p->k[n].host = kept[p->k[n].host];
+            n++;
+        }
+        p->nk = n;
+    }
+    if (bdead) {
+        int n = 0;
+        for (int b = 0; b < p->nbufs; b++) {
+            to[b] = bdead[b] ? -1 : n;
+            if (bdead[b]) continue;
+            p->bufs[n] = p->bufs[b];
+            p->bufs[n].id = n;
+            n++;
+        }
+        p->nbufs = n;
+        for (int i = 0; i < p->nk; i++) {
+            int nv = kernel_views(&p->k[i], vs);
+            for (int j = 0; j < nv; j++) vs[j]->buf = to[vs[j]->buf];
+        }
+        if (p->input_buf >= 0) p->input_buf = to[p->input_buf];
+        for (int j = 0; j < p->noutputs; j++) p->output_bufs[j] = to[p->output_bufs[j]];
+    }
+    free(kept);
+    free(to);
+    return 0;
+}
+
 /* "b3" for a contiguous full view, else "b3<shape/strides+off>" */
 static void
 view_str(const KProgram *p, const View *v, char *s, size_t n)

@@ -206,5 +206,13 @@ int mc_kprogram_copy(const KProgram *src, KProgram *dst);
 int mc_kprogram_output_index(const KProgram *p, int b);
 /* Index of the segment holding kernel k, or -1 (runs batched). */
 int mc_kprogram_segment_of(const KProgram *p, int k);
+/* Removes the kernels i with kdead[i] and the buffers b with bdead[b]
+ * (either may be NULL) and renumbers the rest in order: views, the input
+ * and outputs, Buffer.id, lifetimes (a first or last on a removed kernel
+ * moves to the next or previous kept one), hosts, segments (an emptied one
+ * goes).  Returns 0, or -1 with p unchanged when something kept refers to
+ * a removed kernel (its host) or buffer (a view, the input or an output),
+ * or out of memory. */
+int mc_kprogram_remove(KProgram *p, const unsigned char *kdead, const unsigned char *bdead);
 
 #endif

@@ -1,6 +1,10 @@
 /* backends/llvm/llvm_passes.c -- the LLVM target's kernel passes, run by
  * the pipeline (passes/pipeline.c) after lowering, before memplan:
  *
+ *   concat-in-place  a concat's operands written by their producers into
+ *                    its channel slices, the copy kernels gone
+ *                    (passes/concat_in_place.c; every LLVM generator
+ *                    writes through a strided out view).
  *   schedule-images  a batched program (input dim 0 > 1) runs its early
  *                    kernels image by image (mc_kprogram_schedule_images,
  *                    docs/kernel-ir.md), kept only when its planned arena is
@@ -25,6 +29,7 @@
  * schedule whose vec is no CPU's lanes is an error (mc_llvm_schedule_check).
  */
 #include "llvm_internal.h"
+#include "../../passes/concat_in_place.h"
 #include "../../passes/lower.h"
 #include <string.h>
 
@@ -71,7 +76,41 @@ kpass_tile(KProgram *p, KPassCtx *ctx)
     return n > 0;
 }
 
+/* concat-in-place (passes/concat_in_place.c): every generator stores
+ * through cg_emit_out, which addresses out by its view's strides (GEMM and
+ * conv tiles too, llvm_gemm.c store_tile; eltwise rows merge only where
+ * out's strides allow): any kind may write a concat's channel slice.  A
+ * switch without default: a new kind is a compile warning here. */
+static bool
+strided_out_ok(const KProgram *p, const Kernel *k)
+{
+    switch (k->kind) {
+    case KK_GEMM:
+    case KK_CONV:
+    case KK_DWCONV:
+    case KK_SCAN:
+    case KK_FUSION25:
+    case KK_LAYERNORM:
+    case KK_MEAN_HW:
+    case KK_RESIZE:
+    case KK_AVGPOOL:
+    case KK_ELTWISE:
+        return true;
+    case KK_COUNT:
+        break;
+    }
+    return false;
+}
+
+static bool
+kpass_concat_in_place(KProgram *p, KPassCtx *ctx)
+{
+    return mc_concat_in_place(p, ctx, strided_out_ok);
+}
+
 static const KPassInfo llvm_kpasses[] = {
+    {kpass_concat_in_place, "concat-in-place",
+     "a concat's operands written by their producers straight into its channel slices (no copy kernels)"},
     {kpass_schedule_images, "schedule-images",
      "batched programs: the early kernels run image by image in a smaller arena (kept when it is smaller)"},
     {kpass_tile, "tile",

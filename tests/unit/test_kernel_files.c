@@ -6,6 +6,8 @@
  *   # target: T [prec]   the kernel pipeline's target: none (lower, memplan),
  *                        llvm (its kernel passes) or cuda fp32|tf32|bf16
  *   # fill: N            cuda: the row count of the many-row forms (small tests)
+ *   # disable: k1,k2     kernel passes of the target not to run (e.g. tile, whose
+ *                        schedules depend on this machine's vector width)
  * and after "# expect:" the kernel IR the pipeline must print, written by
  * hand.  The test runs the pipeline (graph passes, lower, the target's
  * kernel passes, memplan) on deterministic random weights with
@@ -41,7 +43,7 @@ header(const char *text, const char *key, char *out, size_t n)
 static int
 check_file(const char *name)
 {
-    char path[512], passes[256], target[256], fill[256];
+    char path[512], passes[256], target[256], fill[256], disable[256];
     snprintf(path, sizeof path, "%s/%s", KDIR, name);
     size_t len;
     char *text = unit_slurp(path, &len);
@@ -53,6 +55,7 @@ check_file(const char *name)
     header(text, "passes", passes, sizeof passes);
     header(text, "target", target, sizeof target);
     header(text, "fill", fill, sizeof fill);
+    header(text, "disable", disable, sizeof disable);
 
     Graph g;
     McErr e;
@@ -68,6 +71,8 @@ check_file(const char *name)
         snprintf(key, sizeof key, ",%s,", mc_passes[i].name);
         if (!strstr(list, key)) o.disable[o.n_disable++] = mc_passes[i].name;
     }
+    for (char *tok = strtok(disable, ","); tok && o.n_disable < MC_MAX_PASS_OPTS; tok = strtok(NULL, ","))
+        o.disable[o.n_disable++] = tok;
     McTarget t, *tp = NULL;
     if (!strncmp(target, "llvm", 4)) {
         t = mc_llvm_target_row;

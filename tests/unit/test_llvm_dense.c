@@ -1,5 +1,6 @@
 /* tests/unit/test_llvm_dense.c -- CUnit tests of the LLVM backend's dense
- * kernels (resize, avgpool: backends/llvm/llvm_dense.c).
+ * kernels (resize, avgpool: backends/llvm/llvm_dense.c) and of the
+ * concat-in-place kernel pass.
  *
  * Each case is a small graph in graph IR text, run by the ref interpreter
  * (mc_ref_resize, mc_ref_adaptive_avg_pool) and by the LLVM pipeline (JIT)
@@ -8,10 +9,11 @@
  * 7x5 -> 16x16, upsampling by 4 and 8, downsampling, out or in of 1, both
  * align_corners, pools 64x64 -> 1x1 and 13x13 -> 1, 2, 3, 6, a fused add
  * and relu, x a channel slice of the input and a permuted view (scalar
- * gathers), batch 2.  Tolerance: |llvm - ref| <= 1e-5 |ref| + 1e-5 rms(ref).
+ * gathers), a PPM-like concat whose resizes write their channel slices,
+ * batch 2.  Tolerance: |llvm - ref| <= 1e-5 |ref| + 1e-5 rms(ref).
  * Also: hand-set schedules (tile_n) give the same values, one the
  * generator cannot honour is refused; a kind without a generator is
- * refused.
+ * refused; mc_kprogram_remove renumbers what stays.
  */
 #include <CUnit/Basic.h>
 #include "unit.h"
@@ -231,7 +233,9 @@ test_avgpool(void)
 
 /* ------------------------------------------------------------ concat */
 
-/* PPM: x and its pooled branches resized back, concatenated */
+/* PPM: x and its pooled branches resized back, concatenated: the resizes
+ * write their channel slices (concat-in-place), x (the input) is copied;
+ * the same values with the pass disabled */
 static const char *ppm_text =
     "graph t {\n  %x = input : f32[1,13,13,17]\n"
     "  %p1 = adaptive_avg_pool %x size=[1,1] : f32[1,1,1,17]\n"
@@ -244,6 +248,28 @@ static const char *ppm_text =
     "  %u6 = resize_bilinear %p6 size=[13,13] align_corners=0 : f32[1,13,13,17]\n"
     "  %cat = concat %x, %u1, %u2, %u3, %u6 : f32[1,13,13,85]\n"
     "  %y = relu %cat : f32[1,13,13,85]\n  return %y\n}\n";
+
+static void
+test_concat_ppm(void)
+{
+    for (int on = 0; on < 2; on++) {
+        Case c;
+        CU_ASSERT_FATAL(case_open(&c, ppm_text) == 0);
+        PassOptions o;
+        memset(&o, 0, sizeof o);
+        o.verify_each = true;
+        if (!on) o.disable[o.n_disable++] = "concat-in-place";
+        KProgram p;
+        CU_ASSERT_FATAL(llvm_program(&c, &o, &p) == 0);
+        int copies = 0;
+        for (int i = 0; i < p.nk; i++) copies += p.k[i].kind == KK_ELTWISE && p.k[i].nexpr == 1;
+        CU_ASSERT_EQUAL(copies, on ? 1 : 5); /* with the pass only x's copy stays */
+        CU_ASSERT_EQUAL(p.nk, on ? 10 : 14);
+        CU_ASSERT_EQUAL(run_both(&c, &p, on ? "ppm concat in place" : "ppm concat copies"), 0);
+        mc_kprogram_free(&p);
+        case_close(&c);
+    }
+}
 
 /* ------------------------------------------------------------ schedules, refusals */
 
@@ -293,6 +319,58 @@ test_unknown_kind_refused(void)
     CU_ASSERT(strstr(why, "rank 4") != NULL);
 }
 
+/* mc_kprogram_remove: kernels and buffers go, the rest renumbered; refused
+ * (nothing changed) while something kept refers to what would go */
+static void
+test_kprogram_remove(void)
+{
+    /* b0 input, b1 and b2 scratch, b3 output; k0: b0 -> b2, k1: b0 -> b1,
+     * k2: b2 -> b3, k3 (inside k2): b2 -> b3; segment k1..k3 */
+    static const int reads[4] = {0, 0, 2, 2}, writes[4] = {2, 1, 3, 3}, firsts[4] = {-1, 1, 0, 2};
+    Buffer bufs[4];
+    Kernel ks[4];
+    Segment seg = {1, 4, 1};
+    memset(bufs, 0, sizeof bufs);
+    memset(ks, 0, sizeof ks);
+    for (int b = 0; b < 4; b++) {
+        bufs[b].id = b;
+        bufs[b].kind = b == 0 ? BUF_INPUT : b == 3 ? BUF_OUTPUT : BUF_SCRATCH;
+        bufs[b].first = firsts[b];
+        bufs[b].last = 3;
+    }
+    for (int i = 0; i < 4; i++) {
+        ks[i].kind = KK_ELTWISE;
+        ks[i].host = i == 3 ? 2 : -1;
+        ks[i].nargs = 1;
+        ks[i].args[0].buf = reads[i];
+        ks[i].out.buf = writes[i];
+    }
+    KProgram p = {.name = "t", .bufs = bufs, .nbufs = 4, .k = ks, .nk = 4, .input_buf = 0, .noutputs = 1,
+                  .segs = &seg, .nsegs = 1};
+    p.output_bufs[0] = 3;
+    unsigned char kdead[4] = {0, 1, 0, 0}, bdead[4] = {0, 1, 0, 0}, hostdead[4] = {0, 0, 1, 0};
+    ks[2].args[0].buf = 1;
+    CU_ASSERT_EQUAL(mc_kprogram_remove(&p, kdead, bdead), -1); /* k2 reads b1 */
+    ks[2].args[0].buf = 2;
+    CU_ASSERT_EQUAL(mc_kprogram_remove(&p, hostdead, NULL), -1); /* k3 runs inside k2 */
+    CU_ASSERT_EQUAL(p.nk, 4);
+    CU_ASSERT_EQUAL(p.nbufs, 4);
+    CU_ASSERT_EQUAL(mc_kprogram_remove(&p, kdead, bdead), 0);
+    CU_ASSERT_EQUAL(p.nk, 3);
+    CU_ASSERT_EQUAL(p.nbufs, 3);
+    CU_ASSERT_EQUAL(ks[0].out.buf, 1); /* b2 is b1 now */
+    CU_ASSERT_EQUAL(ks[1].args[0].buf, 1);
+    CU_ASSERT_EQUAL(ks[1].out.buf, 2);
+    CU_ASSERT_EQUAL(ks[2].host, 1); /* k3 inside k2 is k2 inside k1 */
+    CU_ASSERT_EQUAL(p.output_bufs[0], 2);
+    CU_ASSERT_EQUAL(bufs[2].id, 2);
+    CU_ASSERT_EQUAL(bufs[1].first, 0);
+    CU_ASSERT_EQUAL(bufs[2].first, 1); /* the output: first written by k2, now k1 */
+    CU_ASSERT_EQUAL(bufs[2].last, 2);
+    CU_ASSERT_EQUAL(seg.k0, 1);
+    CU_ASSERT_EQUAL(seg.k1, 3);
+}
+
 static const struct {
     const char *name;
     CU_TestFunc fn;
@@ -301,8 +379,10 @@ static const struct {
     {"resize: up by 4 and 8, down, sizes of 1, batch 2", test_resize_edges},
     {"resize: add + relu epilogue, slice and permuted input", test_resize_views_epilogue},
     {"avgpool: 64x64 -> 1x1, 13x13 -> 1, 2, 3, 6, views", test_avgpool},
+    {"concat-in-place: a PPM concat, with and without", test_concat_ppm},
     {"resize/avgpool schedules", test_dense_schedules},
     {"a kind without a generator is refused", test_unknown_kind_refused},
+    {"mc_kprogram_remove renumbers", test_kprogram_remove},
 };
 
 MC_UNIT_MAIN("llvm dense kernels", tests)
