@@ -9,21 +9,35 @@ Produces: files on disk --
   save_bare         torch.save(sd): the state dict at top level
   save_safetensors  .safetensors written by hand (u64 header length, JSON
                     header, raw little-endian data); no safetensors package
+  save_mmengine     the layout mmseg/mmdet training (mmengine) writes: meta
+                    (with dataset_meta classes / palette when given),
+                    state_dict (backbone.*, decode_head.*, maybe
+                    auxiliary_head.*), message_hub (a pickled
+                    fakemmengine.message_hub.MessageHub, a class the loader
+                    cannot know), optimizer, param_schedulers
 and state-dict transforms: cast (float16 / bfloat16 copies), noncontiguous
 (the same values stored as strided / offset / shared-storage views),
-perturbed (a different copy, e.g. for model_ema).
+perturbed (a different copy, e.g. for model_ema), segmentor_state_dict (the
+graph's names -> an mmseg segmentor's, optionally with auxiliary_head.*).
+Reading (for the reference CLI and self-checks): load_checkpoint (any of
+the above; classes outside torch / numpy / the standard containers become
+inert stand-ins, nothing of theirs is imported), model_state_dict (the
+model's weights in the graph's names), read_safetensors.
 Owns: nothing.
 """
 import json
 import os
+import pickle
 import struct
 import sys
+import types
 from collections import OrderedDict
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fakeyacs.config import CfgNode  # noqa: E402  (a foreign class in the pickle)
+from fakemmengine.message_hub import MessageHub  # noqa: E402  (another)
 
 
 def cast(sd, dtype):
@@ -107,35 +121,41 @@ def _config():
     return cfg.freeze()
 
 
+def _adamw_state(sd, optimizer_params, step, lr=1e-3):
+    """An AdamW state_dict for sd's floating tensors: state for the first
+    `optimizer_params` ("all" or an int) of them, two param groups."""
+    params = [k for k, v in sd.items() if v.is_floating_point()]
+    n = len(params) if optimizer_params == "all" else min(int(optimizer_params), len(params))
+    state = {}
+    for i in range(n):
+        v = sd[params[i]].float()
+        state[i] = {"step": torch.tensor(float(step)),
+                    "exp_avg": v * 1e-3,
+                    "exp_avg_sq": (v * v) * 1e-6}
+    groups = [
+        {"lr": lr, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.05, "amsgrad": False,
+         "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
+         "fused": None, "initial_lr": lr, "params": list(range(0, len(params), 2))},
+        {"lr": lr, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False,
+         "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
+         "fused": None, "initial_lr": lr, "params": list(range(1, len(params), 2))},
+    ]
+    return {"state": state, "param_groups": groups}
+
+
 def save_training(path, sd, ema=None, optimizer_params="all", epoch=5):
     """The training-checkpoint layout.  `ema`: the model_ema state dict
     (None: a perturbed copy, so a loader that picks 'model_ema' instead of
     'model' gets visibly wrong numbers; "shared": the same tensors, which
     torch.save stores once).  `optimizer_params`: "all" or an int (how many
     parameters get AdamW state; keeps big checkpoints small)."""
-    params = [k for k, v in sd.items() if v.is_floating_point()]
-    n = len(params) if optimizer_params == "all" else min(int(optimizer_params), len(params))
-    state = {}
-    for i in range(n):
-        v = sd[params[i]].float()
-        state[i] = {"step": torch.tensor(float(100 * epoch)),
-                    "exp_avg": v * 1e-3,
-                    "exp_avg_sq": (v * v) * 1e-6}
-    groups = [
-        {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.05, "amsgrad": False,
-         "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
-         "fused": None, "initial_lr": 1e-3, "params": list(range(0, len(params), 2))},
-        {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False,
-         "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
-         "fused": None, "initial_lr": 1e-3, "params": list(range(1, len(params), 2))},
-    ]
     if ema is None:
         ema = perturbed(sd)
     elif ema == "shared":
         ema = sd
     ckpt = {
         "model": sd,
-        "optimizer": {"state": state, "param_groups": groups},
+        "optimizer": _adamw_state(sd, optimizer_params, 100 * epoch),
         "lr_scheduler": {"t_initial": 300, "lr_min": 1e-5, "cycle_mul": 1.0, "cycle_decay": 0.1,
                          "cycle_limit": 1, "warmup_t": 20, "warmup_lr_init": 1e-6,
                          "warmup_prefixed": False, "t_in_epochs": False,
@@ -150,6 +170,145 @@ def save_training(path, sd, ema=None, optimizer_params="all", epoch=5):
         "config": _config(),
     }
     torch.save(ckpt, path)
+
+
+# ---------------------------------------------------------------- mmengine (mmseg / mmdet)
+
+def segmentor_state_dict(sd, head=None, auxiliary=False, seed=0):
+    """An mmseg segmentor's state dict from the graph's names: every key of
+    sd (a backbone: patch_embed.*, layers.*, outnorm{i}.*) gets the prefix
+    'backbone.', except decode_head.* ones, kept as they are; then head's
+    keys (decode_head.*, if given).  auxiliary=True adds an FCNHead's
+    training-only auxiliary_head.* weights (on stage 2, random, `seed`),
+    which a loader must skip."""
+    out = OrderedDict()
+    for k, v in sd.items():
+        out[k if k.startswith("decode_head.") else "backbone." + k] = v
+    out.update(head or {})
+    if auxiliary:
+        g = torch.Generator().manual_seed(int(seed))
+        ref = out["backbone.patch_embed.conv1.conv.weight"]
+        c2 = ref.shape[0] * 2 * 4
+        ncls = out["decode_head.conv_seg.weight"].shape[0] if "decode_head.conv_seg.weight" in out \
+            else 150
+        ch = 16
+        for k, shape in (("convs.0.conv.weight", (ch, c2, 3, 3)), ("convs.0.bn.weight", (ch,)),
+                         ("convs.0.bn.bias", (ch,)), ("convs.0.bn.running_mean", (ch,)),
+                         ("convs.0.bn.running_var", (ch,)), ("conv_seg.weight", (ncls, ch, 1, 1)),
+                         ("conv_seg.bias", (ncls,))):
+            t = torch.randn(*shape, generator=g, dtype=torch.float32)
+            out["auxiliary_head." + k] = (t.abs() + 0.5 if k.endswith("var") else t).to(ref.dtype)
+        out["auxiliary_head.convs.0.bn.num_batches_tracked"] = torch.tensor(160000)
+    return out
+
+
+def save_mmengine(path, sd, classes=None, palette=None, optimizer_params=4, iteration=160000):
+    """mmengine's checkpoint layout, as mmseg / mmdet training writes it.
+    `sd`: the segmentor's (or detector's) state dict (segmentor_state_dict).
+    `classes` (names) and `palette` ([[r, g, b], ...]): meta.dataset_meta,
+    present only when one is given.  `optimizer_params`: as in
+    save_training."""
+    meta = {"mmengine_version": "0.10.4", "epoch": 0, "iter": iteration, "seed": 0,
+            "experiment_name": "upernet_spatialmamba_20240101_000000",
+            "time": "20240101_000000",
+            "cfg": "norm_cfg = dict(type='SyncBN', requires_grad=True)\n"
+                   "model = dict(type='EncoderDecoder', decode_head=dict(type='UPerHead'))\n"}
+    if classes is not None or palette is not None:
+        meta["dataset_meta"] = {}
+        if classes is not None:
+            meta["dataset_meta"]["classes"] = tuple(classes)
+        if palette is not None:
+            meta["dataset_meta"]["palette"] = [list(c) for c in palette]
+    hub = MessageHub("upernet_spatialmamba_20240101_000000",
+                     {"train/loss": [0.9, 0.8, 0.71], "train/lr": [6e-5, 5.9e-5, 5.8e-5],
+                      "train/time": [0.5, 0.49, 0.51]},
+                     {"iter": iteration, "max_iters": iteration, "epoch": 0,
+                      "dataset_meta": meta.get("dataset_meta"), "seed": 0})
+    ckpt = {
+        "meta": meta,
+        "state_dict": sd,
+        "message_hub": hub,
+        "optimizer": _adamw_state(sd, optimizer_params, iteration, lr=6e-5),
+        "param_schedulers": [
+            {"start_factor": 1e-6, "end_factor": 1.0, "total_iters": 1500, "begin": 0,
+             "end": 1500, "by_epoch": False, "last_step": 1500, "verbose": False,
+             "_global_step": 1500, "base_values": [6e-5, 6e-5], "_last_value": [6e-5, 6e-5]},
+            {"eta_min": 0.0, "power": 1.0, "total_iters": 158500, "begin": 1500,
+             "end": iteration, "by_epoch": False, "last_step": iteration, "verbose": False,
+             "_global_step": iteration, "base_values": [6e-5, 6e-5], "_last_value": [0.0, 0.0]},
+        ],
+    }
+    torch.save(ckpt, path)
+
+
+# ---------------------------------------------------------------- reading
+
+class Foreign:
+    """What a pickled class outside torch / numpy / the standard containers
+    becomes on reading: its arguments, state, items kept; nothing run."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def __setitem__(self, k, v):
+        self.__dict__.setdefault("items", {})[k] = v
+
+    def append(self, v):
+        self.__dict__.setdefault("list", []).append(v)
+
+    def extend(self, vs):
+        self.__dict__.setdefault("list", []).extend(vs)
+
+
+class _Unpickler(pickle.Unpickler):
+    KNOWN = ("torch", "collections", "builtins", "copyreg", "_codecs", "numpy")
+
+    def find_class(self, module, name):
+        if module.split(".")[0] in self.KNOWN:
+            return super().find_class(module, name)
+        return type(name, (Foreign,), {"__module__": "foreign." + module})
+
+
+_PICKLE = types.SimpleNamespace(__name__="pickle", Unpickler=_Unpickler,
+                                load=lambda f, **kw: _Unpickler(f, **kw).load())
+
+
+def load_checkpoint(path):
+    """A checkpoint of any layout above, on the CPU; safetensors too.
+    Foreign classes (CfgNode, MessageHub, ...) become Foreign stand-ins."""
+    if str(path).endswith(".safetensors"):
+        return read_safetensors(path)
+    ser = torch.serialization
+    # torch 1.13's torch.load ignores pickle_module unless weights_only is
+    # set (and then refuses it): its zip reader is called directly.
+    if hasattr(ser, "_open_zipfile_reader") and hasattr(ser, "_load"):
+        with open(path, "rb") as f:
+            zipped = ser._is_zipfile(f)
+        if zipped:
+            with ser._open_zipfile_reader(str(path)) as z:
+                return ser._load(z, "cpu", _PICKLE, encoding="utf-8")
+    return torch.load(path, map_location="cpu", pickle_module=_PICKLE)
+
+
+def model_state_dict(obj):
+    """The model's weights of a loaded checkpoint in the graph's names, and
+    the keys skipped: mmengine ('state_dict': 'backbone.' stripped,
+    decode_head.* kept, auxiliary_head / neck / rpn_head / roi_head skipped),
+    classification ('model') or a bare state dict."""
+    if isinstance(obj, dict) and "state_dict" in obj:
+        obj = obj["state_dict"]
+    elif isinstance(obj, dict) and "model" in obj:
+        obj = obj["model"]
+    out, skipped = OrderedDict(), []
+    for k, v in obj.items():
+        if k.split(".")[0] in ("auxiliary_head", "neck", "rpn_head", "roi_head"):
+            skipped.append(k)
+        else:
+            out[k[len("backbone."):] if k.startswith("backbone.") else k] = v
+    return out, skipped
 
 
 _ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
@@ -212,6 +371,33 @@ def read_safetensors(path):
     return out
 
 
+def _selfcheck_mmengine(d, sm):
+    """save_mmengine round-trips through load_checkpoint (foreign classes as
+    stand-ins, not the classes written) and model_state_dict (graph names
+    back, auxiliary_head skipped); a training checkpoint with its CfgNode
+    loads too."""
+    hd = {"channels": 8, "pool_scales": [1, 2], "num_classes": 3}
+    sd = sm.random_state_dict(16, [1, 1, 1, 1], seed=3, decode_head=hd)
+    p, pt = os.path.join(d, "seg.pth"), os.path.join(d, "tr.pth")
+    save_mmengine(p, segmentor_state_dict(sd, auxiliary=True), classes=("sky", "road", "tree"),
+                  palette=[[0, 0, 255], [1, 2, 3], [9, 9, 9]])
+    save_training(pt, sd, optimizer_params=2)
+    o, t = load_checkpoint(p), load_checkpoint(pt)
+    got, skipped = model_state_dict(o)
+    hub = o["message_hub"]
+    ok = (isinstance(hub, Foreign) and not isinstance(hub, MessageHub)
+          and isinstance(t["config"], Foreign)
+          and isinstance(hub.state["log_scalars"]["train/loss"], Foreign)
+          and len(skipped) == 8 and all(k.startswith("auxiliary_head.") for k in skipped)
+          and o["meta"]["dataset_meta"] == {"classes": ("sky", "road", "tree"),
+                                            "palette": [[0, 0, 255], [1, 2, 3], [9, 9, 9]]}
+          and list(got) == list(sd) and all(torch.equal(got[k], sd[k]) for k in sd)
+          and all(k.startswith(("backbone.", "decode_head.", "auxiliary_head."))
+                  for k in o["state_dict"]))
+    print("mmengine", os.path.getsize(p), "bytes, round-trip", ok)
+    return ok
+
+
 if __name__ == "__main__":
     # Self-check: every writer round-trips through torch.load / read_safetensors.
     import tempfile
@@ -240,5 +426,6 @@ if __name__ == "__main__":
             same = list(got) == list(v) and all(torch.equal(got[k], v[k]) for k in v)
             print("safetensors", dt, "round-trip", same)
             ok &= same
+        ok &= _selfcheck_mmengine(d, sm)
     print("OK" if ok else "FAILED")
     sys.exit(0 if ok else 1)

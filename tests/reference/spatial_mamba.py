@@ -1,20 +1,36 @@
-"""Plain-PyTorch reference of the Spatial-Mamba classifier (eval mode).
+"""Plain-PyTorch reference of the Spatial-Mamba classifier (eval mode), and of
+the dense-prediction models on its stages: the backbone (four multi-scale
+feature maps) and UperNet semantic segmentation (backbone + UPerHead).
 
 Takes: an image tensor [B, in_chans, H, W] and a state dict with the public
-checkpoint key names (see docs and random_state_dict below).
-Produces: logits [B, num_classes] in the dtype of the image (run it in
-float64 to get expected values for the float32 compiler).
+checkpoint key names (see docs and random_state_dict below; the dense models
+use the classifier's unprefixed backbone names, outnorm{i}.*, and the head's
+full decode_head.* names).
+Produces: logits [B, num_classes] (classifier), a list of NCHW feature maps
+(backbone_forward) or per-pixel logits [B, classes, H, W] (segmentor_forward),
+in the dtype of the image (run it in float64 to get expected values for the
+float32 compiler).
 Owns: nothing; pure functions.
 
 Written for the mambac test-suite from the model's published semantics:
 conv stem with BatchNorm, per-stage blocks (conv position encoding, SSM with
 one row-major selective scan over the image, d_state 1, structure-aware
 state fusion with clamped borders, MLP), conv downsamples, LayerNorm + mean
-pool + linear head.  No custom kernels: runs on any CPU.
+pool + linear head.  The dense models: per-stage LayerNorm outnorm{i}
+on each stage's output before its downsample; UPerHead (PPM on the last
+feature, lateral 1x1 ConvModules, top-down bilinear adds, 3x3 fpn_convs,
+fpn_bottleneck, conv_seg), logits resized bilinearly to the input size.
+No custom kernels: runs on any CPU.
 
 Used as a module (tests/e2e) and as a small CLI:
-  python3 spatial_mamba.py --selftest      scan == naive loop, shapes
+  python3 spatial_mamba.py --selftest      scan == naive loop, pooling bins and
+                                           bilinear resize == hand formulas, shapes
   python3 spatial_mamba.py --bench tiny    CPU time of one 224x224 image
+  python3 spatial_mamba.py --bench-dense CHANNELS EMBED_DIM SIZE [THREADS]
+                                           UperNet's CPU time, float32 and float64
+  python3 spatial_mamba.py --dense CONFIG.yaml --weights CKPT --input X.npy --out OUT.npz
+                                           float64 expected outputs of a dense config:
+                                           stage{i} (backbone) or logits (segmentor)
 """
 import math
 import sys
@@ -55,12 +71,22 @@ def conv_out(n, k=3, s=2, p=1):
 # ---------------------------------------------------------------- weights
 
 def random_state_dict(embed_dim=64, depths=(2, 4, 8, 4), num_classes=1000, in_chans=3,
-                      mlp_ratio=4.0, seed=0, dtype=torch.float32):
+                      mlp_ratio=4.0, seed=0, dtype=torch.float32, out_indices=None,
+                      decode_head=None):
     """Random weights with the public key names, shapes and realistic scales.
 
     Deterministic in `seed`.  BatchNorm running statistics are non-trivial,
     dt biases follow the public init (inverse softplus of a log-uniform
     dt in [1e-3, 1e-1]), A_logs = log(U[0.5, 4]), num_batches_tracked is int64.
+
+    `out_indices` (a list of stage indices): the backbone instead of the
+    classifier -- outnorm{i}.* for each i, no norm.* / head.*.
+    `decode_head` (a dict with channels, pool_scales, num_classes, as
+    dense_config gives; implies out_indices = every stage unless given):
+    also the UPerHead's decode_head.* weights.  Its convolutions are
+    He-initialised (std sqrt(2 / fan_in)), which keeps activations O(1)
+    through ConvModule -> ReLU chains; num_classes is then the head's, and
+    the argument `num_classes` is unused.
     """
     g = torch.Generator().manual_seed(int(seed))
     sd = OrderedDict()
@@ -145,8 +171,30 @@ def random_state_dict(embed_dim=64, depths=(2, 4, 8, 4), num_classes=1000, in_ch
             conv(p + "1.conv", 8 * Ci, 1, 3, True)
             conv(p + "2.conv", 2 * Ci, 8 * Ci, 1, True)
             bn(p + "2.norm", 2 * Ci)
-    ln("norm", dims[-1])
-    linear("head", num_classes, dims[-1], True, std=0.05)
+    if out_indices is None and decode_head is None:
+        ln("norm", dims[-1])
+        linear("head", num_classes, dims[-1], True, std=0.05)
+        return sd
+    for i in (range(len(depths)) if out_indices is None else sorted(out_indices)):
+        ln("outnorm%d" % i, dims[i])
+    if decode_head is None:
+        return sd
+
+    def conv_module(p, co, ci, k):
+        conv(p + ".conv", co, ci, k, False)
+        bn(p + ".bn", co)
+
+    h, ch = "decode_head.", int(decode_head["channels"])
+    scales = list(decode_head["pool_scales"])
+    for i in range(len(scales)):
+        conv_module(h + "psp_modules.%d.1" % i, ch, dims[-1], 1)
+    conv_module(h + "bottleneck", ch, dims[-1] + len(scales) * ch, 3)
+    for i in range(len(dims) - 1):
+        conv_module(h + "lateral_convs.%d" % i, ch, dims[i], 1)
+    for i in range(len(dims) - 1):
+        conv_module(h + "fpn_convs.%d" % i, ch, ch, 3)
+    conv_module(h + "fpn_bottleneck", ch, len(dims) * ch, 3)
+    conv(h + "conv_seg", int(decode_head["num_classes"]), ch, 1, True)
     return sd
 
 
@@ -221,10 +269,12 @@ def layernorm(x, sd, p):
     return F.layer_norm(x, (x.shape[-1],), sd[p + ".weight"], sd[p + ".bias"], EPS)
 
 
-def conv_layer(x, sd, p, stride=1, pad=0, groups=1, bn=True, relu=True):
+def conv_layer(x, sd, p, stride=1, pad=0, groups=1, bn=True, relu=True, norm="norm"):
+    """conv -> BatchNorm p.<norm> (eval) -> ReLU, each optional; NCHW.  With
+    norm="bn", no conv bias and the defaults: mmseg's ConvModule."""
     x = F.conv2d(x, sd[p + ".conv.weight"], sd.get(p + ".conv.bias"), stride, pad, 1, groups)
     if bn:
-        x = batchnorm(x, sd, p + ".norm")
+        x = batchnorm(x, sd, p + "." + norm)
     return store(F.relu(x) if relu else x, "conv")
 
 
@@ -314,19 +364,190 @@ def downsample(x, sd, p):
     return t.permute(0, 2, 3, 1)
 
 
+def cast(sd, dtype):
+    """Floating tensors of sd to `dtype` (no copy of those already in it);
+    integer tensors are left alone."""
+    return {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in sd.items()}
+
+
+def stages(img, sd, depths):
+    """The stem and stages: yields stage i's output *before* its downsample,
+    NHWC, for i = 0, 1, ...  A generator: nothing after the last stage a
+    caller takes is computed.  img and sd in one dtype."""
+    x = stem(img, sd).permute(0, 2, 3, 1)                   # [B, H0, W0, C]
+    for i, depth in enumerate(depths):
+        for j in range(depth):
+            x = block(x, sd, "layers.%d.blocks.%d" % (i, j))
+        yield x
+        if i < len(depths) - 1:
+            x = downsample(x, sd, "layers.%d.downsample.conv" % i)
+
+
 def forward(img, sd, depths, dtype=None):
     """img [B, in_chans, H, W] -> logits [B, classes].  All weights are cast
     to `dtype` (default: img's dtype); integer tensors are left alone."""
     dtype = dtype or img.dtype
-    sd = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in sd.items()}
-    x = stem(img.to(dtype), sd).permute(0, 2, 3, 1)         # [B, H0, W0, C]
-    for i, depth in enumerate(depths):
-        for j in range(depth):
-            x = block(x, sd, "layers.%d.blocks.%d" % (i, j))
-        if i < len(depths) - 1:
-            x = downsample(x, sd, "layers.%d.downsample.conv" % i)
+    sd = cast(sd, dtype)
+    for x in stages(img.to(dtype), sd, depths):
+        pass
     x = layernorm(x, sd, "norm").mean(dim=(1, 2))
     return F.linear(x, sd["head.weight"], sd["head.bias"])
+
+
+# ---------------------------------------------------------------- dense prediction
+
+def _check_backbone(sd, embed_dim, depths, mlp_ratio, out_indices):
+    """ValueError naming what does not fit: the weights' stem / MLP widths
+    against embed_dim / mlp_ratio, a stage index out of range, a missing
+    outnorm (a classification state dict has none)."""
+    got = sd["patch_embed.conv1.conv.weight"].shape[0] * 2
+    if got != embed_dim:
+        raise ValueError("the weights have EMBED_DIM %d, the config %d" % (got, embed_dim))
+    for i, Ci in enumerate(stage_dims(embed_dim, depths)):
+        k = "layers.%d.blocks.0.mlp.fc1.weight" % i
+        if depths[i] and k in sd and sd[k].shape[0] != int(Ci * mlp_ratio):
+            raise ValueError("stage %d's MLP has %d hidden channels in the weights, "
+                             "MLP_RATIO %g gives %d" % (i, sd[k].shape[0], mlp_ratio,
+                                                        int(Ci * mlp_ratio)))
+    for i in out_indices:
+        if not 0 <= i < len(depths):
+            raise ValueError("out index %d: the model has stages 0..%d" % (i, len(depths) - 1))
+        if "outnorm%d.weight" % i not in sd:
+            raise ValueError("no outnorm%d weights (a classification state dict has no "
+                             "per-stage output norms)" % i)
+
+
+def backbone_forward(img, sd, embed_dim, depths, mlp_ratio, out_indices, dtype=None):
+    """img [B, in_chans, H, W] -> [stage i's output before its downsample,
+    through LayerNorm outnorm{i} over channels, NCHW [B, embed_dim * 2^i,
+    ~H/2^(i+2), ~W/2^(i+2)] for i in sorted(out_indices)] (the public
+    Backbone_SpatialMamba).  Weights cast to `dtype` as in forward."""
+    dtype = dtype or img.dtype
+    sd = cast(sd, dtype)
+    idx = sorted(set(int(i) for i in out_indices))
+    _check_backbone(sd, embed_dim, list(depths), mlp_ratio, idx)
+    outs = []
+    for i, x in zip(range(idx[-1] + 1), stages(img.to(dtype), sd, depths)):
+        if i in idx:
+            outs.append(layernorm(x, sd, "outnorm%d" % i).permute(0, 3, 1, 2).contiguous())
+    return outs
+
+
+def resize(x, size, align_corners=False):
+    """Bilinear resize of NCHW x to size (H, W) with F.interpolate's
+    semantics (pinned by the selftest: source = (dst + 0.5) * in/out - 0.5
+    clamped at 0, or dst * (in-1)/(out-1) with align_corners)."""
+    return F.interpolate(x, size=tuple(int(n) for n in size), mode="bilinear",
+                         align_corners=bool(align_corners))
+
+
+def _check_head(sd, feats, channels, pool_scales, num_classes):
+    h = "decode_head."
+    want = ((h + "conv_seg.weight", (num_classes, channels, 1, 1)),
+            (h + "bottleneck.conv.weight",
+             (channels, feats[-1].shape[1] + len(pool_scales) * channels, 3, 3)),
+            (h + "fpn_bottleneck.conv.weight", (channels, len(feats) * channels, 3, 3)))
+    for k, shape in want:
+        if k not in sd:
+            raise ValueError("no %s in the weights" % k)
+        if tuple(sd[k].shape) != shape:
+            raise ValueError("%s is %s, the config gives %s" % (k, list(sd[k].shape), list(shape)))
+    n = sum(1 for k in sd if k.startswith(h + "psp_modules.") and k.endswith(".conv.weight"))
+    if n != len(pool_scales):
+        raise ValueError("%d psp_modules in the weights, %d POOL_SCALES" % (n, len(pool_scales)))
+
+
+def uper_head_forward(feats, sd, channels, pool_scales, num_classes, align_corners=False):
+    """UPerHead (mmseg, eval) on NCHW feats [f0, f1, f2, f3] (finest first)
+    -> logits [B, num_classes, H0, W0] at f0's size; weights decode_head.*,
+    cast to the features' dtype.  ConvModule = conv (no bias) -> BN -> ReLU."""
+    h = "decode_head."
+    sd = cast(sd, feats[0].dtype)
+    _check_head(sd, feats, channels, pool_scales, num_classes)
+
+    def cm(x, name, pad=0):
+        return conv_layer(x, sd, h + name, pad=pad, norm="bn")
+
+    x = feats[-1]
+    ppm = [resize(cm(F.adaptive_avg_pool2d(x, int(s)), "psp_modules.%d.1" % i), x.shape[2:],
+                  align_corners) for i, s in enumerate(pool_scales)]
+    lat = [cm(f, "lateral_convs.%d" % i) for i, f in enumerate(feats[:-1])]
+    lat.append(cm(torch.cat([x] + ppm, dim=1), "bottleneck", pad=1))
+    for i in range(len(lat) - 1, 0, -1):
+        lat[i - 1] = lat[i - 1] + resize(lat[i], lat[i - 1].shape[2:], align_corners)
+    outs = [cm(t, "fpn_convs.%d" % i, pad=1) for i, t in enumerate(lat[:-1])] + lat[-1:]
+    outs = outs[:1] + [resize(t, outs[0].shape[2:], align_corners) for t in outs[1:]]
+    y = cm(torch.cat(outs, dim=1), "fpn_bottleneck", pad=1)
+    return F.conv2d(y, sd[h + "conv_seg.weight"], sd[h + "conv_seg.bias"])
+
+
+def segmentor_forward(img, sd, embed_dim, depths, mlp_ratio, channels, pool_scales, num_classes,
+                      align_corners=False, dtype=None):
+    """UperNet: every stage of the backbone -> UPerHead -> logits resized to
+    img's size: [B, num_classes, H, W]."""
+    dtype = dtype or img.dtype
+    sd = cast(sd, dtype)
+    feats = backbone_forward(img.to(dtype), sd, embed_dim, depths, mlp_ratio,
+                             range(len(depths)))
+    y = uper_head_forward(feats, sd, channels, pool_scales, num_classes, align_corners)
+    return resize(y, img.shape[2:], align_corners)
+
+
+def dense_config(path):
+    """The YAML twin config of a dense model -> dict: embed_dim, depths,
+    mlp_ratio, in_chans, num_classes (the classifier's), img_size (H, W),
+    out_indices (None: the classifier; MODEL.BACKBONE.OUT_INDICES, default
+    every stage; MODEL.DECODE_HEAD alone implies every stage) and
+    decode_head (None, or a dict channels, pool_scales, num_classes,
+    align_corners; defaults 512, [1, 2, 3, 6], 150, false).  Defaults of
+    the rest as the compiler's: EMBED_DIM 96, DEPTHS [2, 2, 9, 2],
+    MLP_RATIO 4.0, IN_CHANS 3, NUM_CLASSES 1000, IMG_SIZE 224."""
+    import yaml
+    with open(path) as f:
+        doc = yaml.safe_load(f) or {}
+    m = doc.get("MODEL") or {}
+    s = m.get("SPATIALMAMBA") or {}
+    img = (doc.get("DATA") or {}).get("IMG_SIZE", 224)
+    cfg = {"embed_dim": int(s.get("EMBED_DIM", 96)),
+           "depths": [int(d) for d in s.get("DEPTHS", [2, 2, 9, 2])],
+           "mlp_ratio": float(s.get("MLP_RATIO", 4.0)), "in_chans": int(s.get("IN_CHANS", 3)),
+           "num_classes": int(m.get("NUM_CLASSES", 1000)),
+           "img_size": (int(img), int(img)) if isinstance(img, int) else tuple(int(n) for n in img),
+           "out_indices": None, "decode_head": None}
+    bb, hd = m.get("BACKBONE"), m.get("DECODE_HEAD")
+    if bb is not None or hd is not None:
+        cfg["out_indices"] = [int(i) for i in (bb or {}).get("OUT_INDICES",
+                                                             range(len(cfg["depths"])))]
+    if hd is not None:
+        if sorted(cfg["out_indices"]) != list(range(len(cfg["depths"]))):
+            raise ValueError("MODEL.DECODE_HEAD takes every stage: OUT_INDICES %s"
+                             % cfg["out_indices"])
+        if hd.get("TYPE", "uper_head") != "uper_head":
+            raise ValueError("MODEL.DECODE_HEAD.TYPE %r: only uper_head" % hd.get("TYPE"))
+        cfg["decode_head"] = {"channels": int(hd.get("CHANNELS", 512)),
+                              "pool_scales": [int(n) for n in hd.get("POOL_SCALES", [1, 2, 3, 6])],
+                              "num_classes": int(hd.get("NUM_CLASSES", 150)),
+                              "align_corners": bool(hd.get("ALIGN_CORNERS", False))}
+    return cfg
+
+
+def dense_forward(img, sd, cfg, dtype=None):
+    """The outputs of a dense_config model by name: {'logits': [B, classes,
+    H, W]} for a segmentor, else {'stage<i>': NCHW features} for each i of
+    out_indices."""
+    a = (cfg["embed_dim"], cfg["depths"], cfg["mlp_ratio"])
+    hd = cfg["decode_head"]
+    if hd is not None:
+        return {"logits": segmentor_forward(img, sd, *a, hd["channels"], hd["pool_scales"],
+                                            hd["num_classes"], hd["align_corners"], dtype)}
+    idx = sorted(set(cfg["out_indices"]))
+    return {"stage%d" % i: f for i, f in zip(idx, backbone_forward(img, sd, *a, idx, dtype))}
+
+
+def random_dense_state_dict(cfg, seed=0, dtype=torch.float32):
+    """random_state_dict for a dense_config dict."""
+    return random_state_dict(cfg["embed_dim"], cfg["depths"], cfg["num_classes"], cfg["in_chans"],
+                             cfg["mlp_ratio"], seed, dtype, cfg["out_indices"], cfg["decode_head"])
 
 
 def infer_config(sd):
@@ -371,8 +592,122 @@ def _selftest():
     y = forward(torch.randn(2, 3, 33, 47, dtype=torch.float64), sd, [1, 1, 1, 1])
     print("forward shape", tuple(y.shape))
     ok &= tuple(y.shape) == (2, 5) and bool(torch.isfinite(y).all())
+    ok &= _selftest_dense()
     print("OK" if ok else "FAILED")
     return 0 if ok else 1
+
+
+def _pool_naive(x, s):
+    """Adaptive average pooling of NCHW x to s x s, by hand: bin i of n
+    spans [floor(i*n/s), ceil((i+1)*n/s))."""
+    H, W = x.shape[-2:]
+    out = torch.empty(*x.shape[:-2], s, s, dtype=x.dtype)
+    for i in range(s):
+        y0, y1 = i * H // s, -(-(i + 1) * H // s)
+        for j in range(s):
+            x0, x1 = j * W // s, -(-(j + 1) * W // s)
+            out[..., i, j] = x[..., y0:y1, x0:x1].mean(dim=(-2, -1))
+    return out
+
+
+def _resize_taps(n_in, n_out, align_corners):
+    """Per output index (i0, i1, weight of i1) of bilinear resizing, by hand."""
+    taps = []
+    for d in range(n_out):
+        if align_corners:
+            src = d * (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+        else:
+            src = max((d + 0.5) * n_in / n_out - 0.5, 0.0)
+        i0 = min(int(math.floor(src)), n_in - 1)
+        taps.append((i0, min(i0 + 1, n_in - 1), src - i0))
+    return taps
+
+
+def _resize_naive(x, size, align_corners):
+    out = torch.empty(*x.shape[:-2], *size, dtype=x.dtype)
+    tx = _resize_taps(x.shape[-1], size[1], align_corners)
+    for oy, (y0, y1, ly) in enumerate(_resize_taps(x.shape[-2], size[0], align_corners)):
+        row = x[..., y0, :] * (1 - ly) + x[..., y1, :] * ly
+        for ox, (x0, x1, lx) in enumerate(tx):
+            out[..., oy, ox] = row[..., x0] * (1 - lx) + row[..., x1] * lx
+    return out
+
+
+def _selftest_dense():
+    """The dense models' semantics pinned independently of torch: pooling
+    bins and bilinear resizing against the hand loops above at odd sizes (up
+    and down, both align_corners); backbone / segmentor shapes at an odd
+    size (every halving rounds up); the last stage's output taken before
+    any norm (the classifier's head on it with outnorm = norm gives the
+    classifier's logits); a YAML twin config read back."""
+    import os
+    import tempfile
+    ok = True
+    for H, W in ((7, 5), (13, 9), (2, 3), (1, 1), (16, 11)):
+        x = torch.randn(2, 3, H, W, dtype=torch.float64)
+        for s in (1, 2, 3, 6):
+            err = float((F.adaptive_avg_pool2d(x, s) - _pool_naive(x, s)).abs().max())
+            ok &= err < 1e-12
+            if err >= 1e-12:
+                print("adaptive pool %dx%d -> %d: max err %.3g" % (H, W, s, err))
+    print("adaptive pool == hand bins:", "OK" if ok else "FAILED")
+    good = True
+    for (h, w), size in (((5, 7), (13, 11)), ((13, 11), (5, 7)), ((1, 1), (3, 4)),
+                         ((3, 4), (1, 1)), ((6, 9), (6, 9)), ((4, 3), (17, 2)), ((9, 1), (4, 5))):
+        x = torch.randn(1, 2, h, w, dtype=torch.float64)
+        for ac in (False, True):
+            err = float((resize(x, size, ac) - _resize_naive(x, size, ac)).abs().max())
+            good &= err < 1e-12
+            if err >= 1e-12:
+                print("resize %dx%d -> %s align_corners %s: max err %.3g" % (h, w, size, ac, err))
+    print("bilinear resize == hand formula:", "OK" if good else "FAILED")
+    ok &= good
+
+    depths, hd = [1, 1, 2, 1], {"channels": 24, "pool_scales": [1, 2, 3, 6], "num_classes": 7}
+    sd = random_state_dict(16, depths, 9, 3, 2.0, seed=5, decode_head=hd)
+    img = torch.randn(2, 3, 33, 47, dtype=torch.float64)
+    feats = backbone_forward(img, sd, 16, depths, 2.0, [0, 1, 2, 3])
+    want = [(2, 16 << i, -(-33 >> (i + 2)), -(-47 >> (i + 2))) for i in range(4)]
+    shapes = [tuple(f.shape) for f in feats]
+    good = shapes == want and all(bool(torch.isfinite(f).all()) for f in feats)
+    print("backbone shapes", shapes, "OK" if good else "FAILED, want %s" % want)
+    ok &= good
+    two = backbone_forward(img, sd, 16, depths, 2.0, [2, 1])
+    good = len(two) == 2 and all(torch.equal(a, b) for a, b in zip(two, feats[1:3]))
+    ok &= good
+    cls = dict(sd, **{"norm.weight": sd["outnorm3.weight"], "norm.bias": sd["outnorm3.bias"],
+                      "head.weight": torch.randn(9, 128), "head.bias": torch.randn(9)})
+    err = rel_l2(F.linear(feats[3].mean(dim=(2, 3)), cls["head.weight"].double(),
+                          cls["head.bias"].double()), forward(img, cls, depths))
+    print("backbone stage 3 + classifier head == classifier: rel err %.3g" % err)
+    ok &= err < 1e-12
+    y = segmentor_forward(img, sd, 16, depths, 2.0, 24, [1, 2, 3, 6], 7)
+    good = tuple(y.shape) == (2, 7, 33, 47) and bool(torch.isfinite(y).all())
+    print("segmentor shape", tuple(y.shape), "OK" if good else "FAILED")
+    ok &= good
+    for bad, what in (({k: v for k, v in sd.items() if not k.startswith("outnorm")}, "outnorm"),
+                      (sd, "EMBED_DIM")):
+        try:
+            backbone_forward(img, bad, 16 if what == "outnorm" else 32, depths, 2.0, [0])
+            ok = False
+            print("no error for a missing", what)
+        except ValueError as e:
+            ok &= what in str(e)
+
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "u.yaml")
+        with open(p, "w") as f:
+            f.write("MODEL:\n  TYPE: spatial_mamba\n  NAME: u\n"
+                    "  SPATIALMAMBA: {EMBED_DIM: 16, DEPTHS: [1, 1, 2, 1], D_STATE: 1, "
+                    "MLP_RATIO: 2.0}\n  BACKBONE:\n    OUT_INDICES: [0, 1, 2, 3]\n"
+                    "  DECODE_HEAD:\n    TYPE: uper_head\n    CHANNELS: 24\n"
+                    "    POOL_SCALES: [1, 2, 3, 6]\n    NUM_CLASSES: 7\n"
+                    "    ALIGN_CORNERS: false\nDATA:\n  IMG_SIZE: [33, 47]\n")
+        cfg = dense_config(p)
+    out = dense_forward(img, random_dense_state_dict(cfg, seed=5), cfg)
+    good = cfg["img_size"] == (33, 47) and list(out) == ["logits"] and torch.equal(out["logits"], y)
+    print("dense_config + dense_forward == segmentor_forward:", "OK" if good else "FAILED")
+    return ok and good
 
 
 def _bench(name, threads=2, batch=1, size=224):
@@ -393,10 +728,89 @@ def _bench(name, threads=2, batch=1, size=224):
     return 0
 
 
+def _dense(argv):
+    """--dense CONFIG.yaml --weights CKPT --input X.npy --out OUT.npz: the
+    dense model's outputs (stage<i> or logits) on X, float64 unless
+    --dtype float32; user errors are one line and status 1."""
+    import argparse
+    import os
+    import numpy as np
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import checkpoints
+    ap = argparse.ArgumentParser(prog="spatial_mamba.py --dense")
+    ap.add_argument("config")
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--input", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    ap.add_argument("--threads", type=int, default=0)
+    a = ap.parse_args(argv)
+    try:
+        cfg = dense_config(a.config)
+        if cfg["out_indices"] is None:
+            raise ValueError("%s has no MODEL.BACKBONE or MODEL.DECODE_HEAD: not a dense model"
+                             % a.config)
+        sd, skipped = checkpoints.model_state_dict(checkpoints.load_checkpoint(a.weights))
+        if skipped:
+            print("skipped %d weights of training parts / other models (%s, ...)"
+                  % (len(skipped), skipped[0]), file=sys.stderr)
+        x = np.load(a.input)
+        if x.ndim != 4 or x.shape[1] != cfg["in_chans"]:
+            raise ValueError("input %s is %s, want [B, %d, H, W]" % (a.input, list(x.shape),
+                                                                     cfg["in_chans"]))
+        if a.threads:
+            torch.set_num_threads(a.threads)
+        with torch.no_grad():
+            out = dense_forward(torch.from_numpy(x), sd, cfg, getattr(torch, a.dtype))
+    except (OSError, ValueError, KeyError) as e:
+        print("error: %s" % (e if not isinstance(e, KeyError) else "no weight %s" % e),
+              file=sys.stderr)
+        return 1
+    np.savez(a.out, **{k: v.numpy() for k, v in out.items()})
+    return 0
+
+
+def _bench_dense(channels, embed_dim, size, threads=2):
+    """UperNet (tiny depths, 150 classes) at size x size, batch 1: wall time
+    of the reference as written, in float32 and float64, and of its fastest
+    float32 setting (channels_last inputs, torch.inference_mode)."""
+    import time
+    torch.set_num_threads(threads)
+    depths = CONFIGS["tiny"][1]
+    hd = {"channels": channels, "pool_scales": [1, 2, 3, 6], "num_classes": 150}
+    sd = random_state_dict(embed_dim, depths, seed=0, decode_head=hd)
+    x = torch.randn(1, 3, size, size)
+    a = (sd, embed_dim, depths, 4.0, channels, hd["pool_scales"], 150)
+
+    def timed(label, fn, n=2):
+        fn()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            y = fn()
+        print("UperNet C=%d E=%d %dx%d b1, %d threads, %s: %.0f ms" % (
+            channels, embed_dim, size, size, threads, label, (time.perf_counter() - t0) / n * 1e3))
+        sys.stdout.flush()
+        return y
+
+    sd32, sd64 = cast(sd, torch.float32), cast(sd, torch.float64)
+    with torch.no_grad():
+        y32 = timed("float32", lambda: segmentor_forward(x, sd32, *a[1:]))
+        y64 = timed("float64", lambda: segmentor_forward(x.double(), sd64, *a[1:]), n=1)
+    xl = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        timed("float32 channels_last inference_mode", lambda: segmentor_forward(xl, sd32, *a[1:]))
+    print("float32 vs float64 rel L2 %.3g" % rel_l2(y32, y64))
+    return 0
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "--selftest":
         sys.exit(_selftest())
     if len(sys.argv) >= 3 and sys.argv[1] == "--bench":
         sys.exit(_bench(sys.argv[2], *(int(a) for a in sys.argv[3:])))
+    if len(sys.argv) >= 5 and sys.argv[1] == "--bench-dense":
+        sys.exit(_bench_dense(*(int(a) for a in sys.argv[2:])))
+    if len(sys.argv) >= 2 and sys.argv[1] == "--dense":
+        sys.exit(_dense(sys.argv[2:]))
     print(__doc__)
     sys.exit(2)
