@@ -33,7 +33,7 @@ for label, args in (
                                                   if err.strip() else "(empty)"))
 
 # a hand-written IR graph with a rank-2 input and two outputs runs on both
-# backends: the output file holds the first output (relu), and a note says so
+# backends: --output y.npz holds both (relu, gelu); a .npy is refused
 import numpy as np
 mir = t.path("two.mir")
 with open(mir, "w") as f:
@@ -41,13 +41,16 @@ with open(mir, "w") as f:
             "  %b = gelu %x : f32[2,3]\n  return %a, %b\n}\n")
 x2 = np.array([[-1.5, 0.25, 2.0], [0.5, -0.125, 3.0]], np.float32)
 np.save(t.path("x2.npy"), x2)
+gelu = 0.5 * x2 * (1 + np.vectorize(__import__("math").erf)(x2 / np.sqrt(2)))
 for backend in ("ref", "llvm"):
-    y = t.path("y2_%s.npy" % backend)
+    y = t.path("y2_%s.npz" % backend)
     rc, out, err, dt = t.run(["run", mir, "--input", t.path("x2.npy"), "--output", y,
                               "--backend", backend], timeout=60)
     got = np.load(y) if rc == 0 and os.path.exists(y) else None
-    t.check(got is not None and np.array_equal(got, np.maximum(x2, 0)) and "2 outputs" in err
-            and "random weights" not in err,
-            "%s backend: rank-2 .mir graph, first of two outputs written (rc=%s, %s)" % (
-                backend, rc, err.strip()[:200]))
+    t.check(got is not None and got.files == ["a", "b"] and np.array_equal(got["a"], np.maximum(x2, 0))
+            and np.allclose(got["b"], gelu, rtol=1e-5, atol=1e-6) and "random weights" not in err,
+            "%s backend: rank-2 .mir graph, both outputs in y.npz (rc=%s, %s)" % (backend, rc, err.strip()[:200]))
+    t.expect_user_error("%s backend: two outputs to a .npy" % backend,
+                        ["run", mir, "--input", t.path("x2.npy"), "--output", t.path("y2.npy"), "--backend", backend],
+                        must_contain=("2 outputs (a, b)", ".npz"))
 t.finish()

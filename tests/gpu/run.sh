@@ -108,8 +108,8 @@ build() {
     # what 'check' needs, compressed (the executables compress ~20x), for
     # copying to a GPU machine
     rm -f "$dir/gpu-suite.tar.xz"
-    (cd "$dir" && tar cJf gpu-suite.tar.xz exe bench cases/cases.txt cases/*.weights cases/x_*.npy cases/want_*.npy \
-        cases/digits.txt cases/labels_digits.npy)
+    (cd "$dir" && tar cJf gpu-suite.tar.xz exe bench cases/cases.txt cases/*.weights cases/x_*.npy \
+        $(ls cases/want_*.np[yz]) cases/digits.txt cases/labels_digits.npy)
     echo "build: ok ($(ls "$dir/exe" | wc -l) check executables, $(ls "$dir/bench" | wc -l) bench executables)"
 }
 
@@ -142,14 +142,17 @@ check() {
     while read -r case cfg B H W extra; do
         for p in $PRECS; do
             case $p in fp32) tol=1e-4 ;; tf32) tol=1e-3 ;; bf16) tol=2e-2 ;; esac
-            y=$dir/y_${case}_$p.npy
+            # a model with several outputs: want_CASE.npz, and the executable writes an .npz
+            ext=npy
+            [ -f "$dir/cases/want_$case.npz" ] && ext=npz
+            y=$dir/y_${case}_$p.$ext
             rm -f "$y"
             if ! "$dir/exe/${case}_$p" --weights "$dir/cases/$cfg.weights" --input "$dir/cases/x_$case.npy" --output "$y"; then
                 line="FAIL run"
             else
                 ref=""
-                [ "$p" != fp32 ] && [ -f "$dir/y_${case}_fp32.npy" ] && ref=$dir/y_${case}_fp32.npy
-                line=$("$PY" "$here/compare.py" "$y" "$dir/cases/want_$case.npy" "$tol" $ref)
+                [ "$p" != fp32 ] && [ -f "$dir/y_${case}_fp32.$ext" ] && ref=$dir/y_${case}_fp32.$ext
+                line=$("$PY" "$here/compare.py" "$y" "$dir/cases/want_$case.$ext" "$tol" $ref)
             fi
             case $line in ok*) ;; *) fails=$((fails + 1)) ;; esac
             printf 'check %-24s %-5s %s\n' "$case" "$p" "$line" | tee -a "$summary"
