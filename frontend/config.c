@@ -326,6 +326,10 @@ parse_model(const YDoc *d, const YNode *m, ModelConfig *cfg, McErr *err)
     if (hd) {
         if (parse_head(d, hd, cfg, err)) return -1;
         if (!bb) return y_err(d, hd, err, "MODEL.DECODE_HEAD needs MODEL.BACKBONE.OUT_INDICES (the features it reads)");
+        if (cfg->nout != cfg->nstages)
+            return y_err(d, y_get(bb, "OUT_INDICES"), err,
+                         "MODEL.DECODE_HEAD reads every stage: MODEL.BACKBONE.OUT_INDICES must be [0, ..., %d]",
+                         cfg->nstages - 1);
     }
     /* DROP_PATH_RATE, DDP, DROP_RATE, LABEL_SMOOTHING, PRETRAINED, RESUME,
      * MMCKPT and anything else under MODEL: training-only, ignored. */

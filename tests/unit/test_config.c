@@ -264,7 +264,7 @@ test_params_match_graph(void)
         "  BACKBONE: {OUT_INDICES: [0, 1, 2, 3]}\n"
         "  DECODE_HEAD: {TYPE: uper_head, CHANNELS: 24, POOL_SCALES: [1, 3], NUM_CLASSES: 7}\n",
         "MODEL:\n  SPATIALMAMBA:\n    EMBED_DIM: 16\n    DEPTHS: [1, 1, 1]\n    D_STATE: 1\n"
-        "  BACKBONE: {OUT_INDICES: [1, 2]}\n  DECODE_HEAD: {CHANNELS: 8, ALIGN_CORNERS: true}\n",
+        "  BACKBONE: {OUT_INDICES: [0, 1, 2]}\n  DECODE_HEAD: {CHANNELS: 8, ALIGN_CORNERS: true}\n",
     };
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         ModelConfig cfg;
@@ -299,16 +299,16 @@ test_dense_keys(void)
     const char *text = "MODEL:\n  SPATIALMAMBA: {EMBED_DIM: 16, DEPTHS: [1, 1, 1, 1], D_STATE: 1}\n"
                        "  DECODE_HEAD: {TYPE: uper_head, CHANNELS: 24, POOL_SCALES: [1, 3], NUM_CLASSES: 7,\n"
                        "                ALIGN_CORNERS: true, IN_INDEX: [0, 1, 2], DROPOUT_RATIO: 0.1}\n"
-                       "  BACKBONE: {OUT_INDICES: [1, 2, 3]}\n"
+                       "  BACKBONE: {OUT_INDICES: [0, 1, 2, 3]}\n"
                        "DATA: {IMG_SIZE: [512, 640]}\n";
     ModelConfig cfg;
     McErr err = {{0}};
     int rc = mc_config_load_mem(text, strlen(text), "m.yaml", &cfg, &err);
     if (rc) fprintf(stderr, "\n  %s\n", err.msg);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
-    CU_ASSERT_EQUAL(cfg.nout, 3);
-    CU_ASSERT_EQUAL(cfg.out_indices[0], 1);
-    CU_ASSERT_EQUAL(cfg.out_indices[2], 3);
+    CU_ASSERT_EQUAL(cfg.nout, 4);
+    CU_ASSERT_EQUAL(cfg.out_indices[0], 0);
+    CU_ASSERT_EQUAL(cfg.out_indices[3], 3);
     CU_ASSERT_EQUAL(cfg.head, 1);
     CU_ASSERT_EQUAL(cfg.head_channels, 24);
     CU_ASSERT_EQUAL(cfg.npool, 2);
@@ -331,15 +331,17 @@ test_dense_keys(void)
     BAD("  BACKBONE: {}\n", "m.yaml:3:13: error: MODEL.BACKBONE needs OUT_INDICES");
     BAD("  BACKBONE: {OUT: [0]}\n", "unknown key 'OUT' in MODEL.BACKBONE (known: OUT_INDICES)");
     BAD("  DECODE_HEAD: {CHANNELS: 8}\n", "m.yaml:3:16: error: MODEL.DECODE_HEAD needs MODEL.BACKBONE.OUT_INDICES");
-    BAD("  BACKBONE: {OUT_INDICES: [0]}\n  DECODE_HEAD: {TYPE: fcn_head}\n",
+    BAD("  BACKBONE: {OUT_INDICES: [0, 1, 2]}\n  DECODE_HEAD: {TYPE: fcn_head}\n",
         "m.yaml:4:23: error: MODEL.DECODE_HEAD.TYPE must be uper_head");
-    BAD("  BACKBONE: {OUT_INDICES: [0]}\n  DECODE_HEAD: {POOL_SCALES: [1, 2, 3, 4, 5, 6, 7, 8]}\n",
+    BAD("  BACKBONE: {OUT_INDICES: [0, 1, 2]}\n  DECODE_HEAD: {POOL_SCALES: [1, 2, 3, 4, 5, 6, 7, 8]}\n",
         "MODEL.DECODE_HEAD.POOL_SCALES must list 1 to 7 values, got 8");
-    BAD("  BACKBONE: {OUT_INDICES: [0, 1]}\n  DECODE_HEAD: {IN_INDEX: [1, 2]}\n",
+    BAD("  BACKBONE: {OUT_INDICES: [0, 2]}\n  DECODE_HEAD: {}\n",
+        "m.yaml:3:27: error: MODEL.DECODE_HEAD reads every stage: MODEL.BACKBONE.OUT_INDICES must be [0, ..., 2]");
+    BAD("  BACKBONE: {OUT_INDICES: [0, 1, 2]}\n  DECODE_HEAD: {IN_INDEX: [1, 2]}\n",
         "MODEL.DECODE_HEAD.IN_INDEX must be [0, 1, ..., n-1]");
-    BAD("  BACKBONE: {OUT_INDICES: [0]}\n  DECODE_HEAD: {ALIGN_CORNERS: 1}\n",
+    BAD("  BACKBONE: {OUT_INDICES: [0, 1, 2]}\n  DECODE_HEAD: {ALIGN_CORNERS: 1}\n",
         "expected true or false for MODEL.DECODE_HEAD.ALIGN_CORNERS");
-    BAD("  BACKBONE: {OUT_INDICES: [0]}\n  DECODE_HEAD: {CHANNEL: 8}\n", "unknown key 'CHANNEL' in MODEL.DECODE_HEAD");
+    BAD("  BACKBONE: {OUT_INDICES: [0, 1, 2]}\n  DECODE_HEAD: {CHANNEL: 8}\n", "unknown key 'CHANNEL' in MODEL.DECODE_HEAD");
     BAD("DATA: {IMG_SIZE: [512, 512, 3]}\n", "DATA.IMG_SIZE must list 1 to 2 values, got 3");
     BAD("DATA: {IMG_SIZE: [512]}\n", "DATA.IMG_SIZE must be an int or [H, W], got a list of 1");
 #undef BAD
