@@ -26,8 +26,8 @@ Used as a module (tests/e2e) and as a small CLI:
   python3 spatial_mamba.py --selftest      scan == naive loop, pooling bins and
                                            bilinear resize == hand formulas, shapes
   python3 spatial_mamba.py --bench tiny    CPU time of one 224x224 image
-  python3 spatial_mamba.py --bench-dense CHANNELS EMBED_DIM SIZE [THREADS]
-                                           UperNet's CPU time, float32 and float64
+  python3 spatial_mamba.py --bench-dense CHANNELS EMBED_DIM SIZE [THREADS [RUNS]]
+                                           UperNet's CPU time: float32 variants, float64
   python3 spatial_mamba.py --dense CONFIG.yaml --weights CKPT --input X.npy --out OUT.npz
                                            float64 expected outputs of a dense config:
                                            stage{i} (backbone) or logits (segmentor)
@@ -298,13 +298,16 @@ def softplus(v):
     return torch.where(v > 20, v, torch.log1p(torch.exp(torch.clamp(v, max=20))))
 
 
-def state_fusion(h, sd, p):
+FUSION_KERNELS = (("kernel_3", 1), ("kernel_3_1", 3), ("kernel_3_2", 5))   # (name, dilation)
+
+
+def state_fusion_loop(h, sd, p):
     """h [B,H,W,D]; three dilated depthwise 3x3 kernels, replicate borders
     (coordinates clamped into the image), weighted by alpha."""
     Bsz, H, W, D = h.shape
     alpha = sd[p + ".alpha"]
     out = torch.zeros_like(h)
-    for idx, (name, dil) in enumerate((("kernel_3", 1), ("kernel_3_1", 3), ("kernel_3_2", 5))):
+    for idx, (name, dil) in enumerate(FUSION_KERNELS):
         k = sd[p + "." + name].reshape(D, 3, 3)
         for ky in range(3):
             iy = torch.clamp(torch.arange(H) + (ky - 1) * dil, 0, H - 1)
@@ -313,6 +316,24 @@ def state_fusion(h, sd, p):
                 ix = torch.clamp(torch.arange(W) + (kx - 1) * dil, 0, W - 1)
                 out = out + (alpha[idx] * k[:, ky, kx]) * hy[:, :, ix]
     return out
+
+
+def state_fusion_conv(h, sd, p):
+    """state_fusion_loop's sums in another order, several times faster at
+    large sizes: per kernel one dilated depthwise convolution (oneDNN, on
+    the channels-last view) of the states padded by clamped coordinates."""
+    Bsz, H, W, D = h.shape
+    out = None
+    for idx, (name, dil) in enumerate(FUSION_KERNELS):
+        iy = torch.clamp(torch.arange(-dil, H + dil), 0, H - 1)
+        ix = torch.clamp(torch.arange(-dil, W + dil), 0, W - 1)
+        t = h[:, iy][:, :, ix].permute(0, 3, 1, 2)
+        y = F.conv2d(t, sd[p + "." + name] * sd[p + ".alpha"][idx], None, 1, 0, dil, D)
+        out = y if out is None else out + y
+    return out.permute(0, 2, 3, 1)
+
+
+state_fusion = state_fusion_loop
 
 
 def ssm(x, sd, p):
@@ -662,6 +683,16 @@ def _selftest_dense():
                 print("resize %dx%d -> %s align_corners %s: max err %.3g" % (h, w, size, ac, err))
     print("bilinear resize == hand formula:", "OK" if good else "FAILED")
     ok &= good
+    good = True
+    for shape in ((2, 1, 1, 3), (1, 2, 7, 4), (1, 13, 6, 5)):
+        h = torch.randn(*shape, dtype=torch.float64)
+        fsd = {"f.alpha": torch.rand(3, dtype=torch.float64)}
+        fsd.update(("f." + n, torch.randn(shape[-1], 1, 3, 3, dtype=torch.float64))
+                   for n, _ in FUSION_KERNELS)
+        want = state_fusion_loop(h, fsd, "f")
+        good &= float((state_fusion_conv(h, fsd, "f") - want).abs().max() / want.abs().max()) < 1e-12
+    print("state_fusion_conv == state_fusion_loop:", "OK" if good else "FAILED")
+    ok &= good
 
     depths, hd = [1, 1, 2, 1], {"channels": 24, "pool_scales": [1, 2, 3, 6], "num_classes": 7}
     sd = random_state_dict(16, depths, 9, 3, 2.0, seed=5, decode_head=hd)
@@ -770,36 +801,50 @@ def _dense(argv):
     return 0
 
 
-def _bench_dense(channels, embed_dim, size, threads=2):
-    """UperNet (tiny depths, 150 classes) at size x size, batch 1: wall time
-    of the reference as written, in float32 and float64, and of its fastest
-    float32 setting (channels_last inputs, torch.inference_mode)."""
+def _bench_dense(channels, embed_dim, size, threads=2, runs=3):
+    """UperNet (tiny depths, 150 classes) at size x size, batch 1: wall and
+    process CPU time (best of `runs`, variants round-robin) of the
+    reference as written in float32, of faster float32 variants
+    (torch.inference_mode, a channels-last input, state_fusion_conv, scan
+    chunk T) and, once, of float64; the variants' error against float64."""
+    import os
     import time
+    global scan, state_fusion
     torch.set_num_threads(threads)
     depths = CONFIGS["tiny"][1]
     hd = {"channels": channels, "pool_scales": [1, 2, 3, 6], "num_classes": 150}
-    sd = random_state_dict(embed_dim, depths, seed=0, decode_head=hd)
-    x = torch.randn(1, 3, size, size)
-    a = (sd, embed_dim, depths, 4.0, channels, hd["pool_scales"], 150)
-
-    def timed(label, fn, n=2):
-        fn()
-        t0 = time.perf_counter()
-        for _ in range(n):
-            y = fn()
-        print("UperNet C=%d E=%d %dx%d b1, %d threads, %s: %.0f ms" % (
-            channels, embed_dim, size, size, threads, label, (time.perf_counter() - t0) / n * 1e3))
-        sys.stdout.flush()
-        return y
-
-    sd32, sd64 = cast(sd, torch.float32), cast(sd, torch.float64)
-    with torch.no_grad():
-        y32 = timed("float32", lambda: segmentor_forward(x, sd32, *a[1:]))
-        y64 = timed("float64", lambda: segmentor_forward(x.double(), sd64, *a[1:]), n=1)
+    sd32 = random_state_dict(embed_dim, depths, seed=0, decode_head=hd)
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    args = (embed_dim, depths, 4.0, channels, hd["pool_scales"], 150)
     xl = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        timed("float32 channels_last inference_mode", lambda: segmentor_forward(xl, sd32, *a[1:]))
-    print("float32 vs float64 rel L2 %.3g" % rel_l2(y32, y64))
+    variants = [("float32 as written (no_grad)", torch.no_grad, x, state_fusion_loop, 8)]
+    for T in (4, 8, 16):
+        variants.append(("float32 inference_mode channels_last fusion-conv T=%d" % T,
+                         torch.inference_mode, xl, state_fusion_conv, T))
+    best, ys = [float("inf")] * len(variants), [None] * len(variants)
+    cpu = [0.0] * len(variants)
+    for r in range(runs + 1):
+        for k, (label, mode, xin, fusion, T) in enumerate(variants):
+            state_fusion, scan = fusion, (lambda u, d, A, B, T=T: scan_chunked(u, d, A, B, T))
+            with mode():
+                t0, c0 = time.perf_counter(), time.process_time()
+                ys[k] = segmentor_forward(xin, sd32, *args)
+                dt, dc = time.perf_counter() - t0, time.process_time() - c0
+            if r and dt < best[k]:                     # run 0 warms up
+                best[k], cpu[k] = dt, dc
+    state_fusion, scan = state_fusion_loop, scan_chunked
+    sd64 = cast(sd32, torch.float64)
+    with torch.no_grad():
+        t0, c0 = time.perf_counter(), time.process_time()
+        y64 = segmentor_forward(x.double(), sd64, *args)
+        dt64, dc64 = time.perf_counter() - t0, time.process_time() - c0
+    print("UperNet C=%d E=%d %dx%d batch 1, %d threads, load %.1f" % (
+        channels, embed_dim, size, size, threads, os.getloadavg()[0]))
+    for k, v in enumerate(variants):
+        print("  %-58s %8.0f ms wall %8.0f ms cpu  rel L2 %.2g" % (
+            v[0], best[k] * 1e3, cpu[k] * 1e3, rel_l2(ys[k], y64)))
+    print("  %-58s %8.0f ms wall %8.0f ms cpu" % ("float64 as written (one run)", dt64 * 1e3,
+                                                  dc64 * 1e3))
     return 0
 
 
