@@ -18,10 +18,12 @@ both align_corners; odd channel counts; batch 2):
   - `mambac verify --backend llvm`: every kernel within the tolerance of the
     reference executor, with the pass and, through a dumped .kir, without;
   - `mambac compile` (an executable for this machine), with and without the
-    pass, runs and matches.
+    pass, runs and matches; so do aarch64 and riscv64 (V) executables of two
+    graphs under qemu-user (other vector widths: 4 and 8 lanes).
 """
 import os
 import re
+import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -244,6 +246,29 @@ for gi, g in enumerate(GRAPHS):
         nk = len(re.findall(r"^kernel k", ir, re.M))
         t.check(rc == 0 and re.search(r"verify: all %d kernels within the tolerance" % nk, out + err) is not None,
                 "%s verify, %s: rc=%s %s" % (name, tag, rc, (out + err).strip().splitlines()[-1:]))
+
+# other vector widths: aarch64 (4 lanes) and riscv64 with V (8 lanes) under
+# qemu-user, where the cross tools are installed (else said and skipped)
+CROSS = [("aarch64-linux-gnu", "aarch64-linux-gnu-gcc", ["qemu-aarch64"]),
+         ("riscv64-linux-gnu", "riscv64-linux-gnu-gcc",
+          ["qemu-riscv64", "-cpu", "rv64,v=true,vlen=256,vext_spec=v1.0"])]
+for triple, cc, qemu in CROSS:
+    if shutil.which(cc) is None or shutil.which(qemu[0]) is None:
+        print("  note  %s: no %s or %s, not run" % (triple, cc, qemu[0]))
+        continue
+    for g in GRAPHS[:2]:
+        name = g["name"]
+        wargs = ["--weights", t.path(name + ".safetensors")] if g["weights"] else []
+        exe = t.path("%s_%s" % (name, triple))
+        rc, out, err, dt = t.run(["compile", t.path(name + ".yaml"), "--target", triple, "-o", exe] + wargs,
+                                 timeout=600)
+        if not t.check(rc == 0, "%s compile --target %s rc=%s %s" % (name, triple, rc, err.strip()[-300:])):
+            continue
+        yout = t.path("%s_%s.npy" % (name, triple))
+        rc, out, err, dt = E.run_prog(qemu + [exe, "--input", t.path(name + "_x.npy"), "--output", yout])
+        if t.check(rc == 0, "%s under %s rc=%s %s" % (name, qemu[0], rc, err.strip()[-300:])):
+            x = np.load(t.path(name + "_x.npy"))
+            compare("%s, %s" % (name, triple), yout, evaluate(x, g["weights"], g["nodes"], [g["nodes"][-1]["name"]]))
 
 # --print-after shows the pass by name; the pass is listed for the llvm target
 rc, out, err, _ = t.run(["dump", t.path("example.yaml"), "--format", "kernels", "--print-after=concat-in-place"])
