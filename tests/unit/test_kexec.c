@@ -7,7 +7,8 @@
  * stage) at 33x47, at batch 3 through the LLVM row (a per-image segment),
  * at 32x32 (the last stage 1x1) with the folding passes disabled (eltwise
  * kernels over weights, batchnorm epilogues with sqrt and div, the state
- * fusion legalized by lowering), and tiny at 64x48; every kernel kind of
+ * fusion legalized by lowering), tiny at 64x48, and UperNet on the small
+ * config at 2x45x37 and 1x33x40 (concat copies kept); every kernel kind of
  * kernels.def must occur among them.  Relative L2 error <= 1e-5.  Also: a
  * hand-built graph reading a permuted, sliced view and a stride-0 broadcast;
  * the per-image schedule computes what the batched program does; a program
@@ -44,6 +45,14 @@ static const char *small_cfg =
     "    DEPTHS: [1, 1, 1, 1]\n"
     "    MLP_RATIO: 2.0\n"
     "    D_STATE: 1\n";
+
+/* UperNet on it (resize, avgpool, concat), at the odd size of each call */
+static const char *seg_cfg =
+    "MODEL:\n"
+    "  TYPE: spatial_mamba\n"
+    "  SPATIALMAMBA: {EMBED_DIM: 16, DEPTHS: [1, 1, 1, 1], MLP_RATIO: 2.0, D_STATE: 1}\n"
+    "  BACKBONE: {OUT_INDICES: [0, 1, 2, 3]}\n"
+    "  DECODE_HEAD: {CHANNELS: 16, POOL_SCALES: [1, 2, 3, 6], NUM_CLASSES: 5}\n";
 
 static int kinds_seen[KK_COUNT];
 
@@ -119,7 +128,7 @@ model_case(const char *cfg_text, const char *cfg_path, int B, int H, int W, cons
     for (int k = 0; k < p.nk; k++) kinds_seen[p.k[k].kind]++;
     float *y = kexec_output(&p, &ws, x);
     double e = rel_l2(y, out.data, mc_shape_numel(&out.shape));
-    fprintf(stderr, "  %s %dx%dx%d%s%s: %d kernels, %d segments, rel L2 %.2e\n", cfg_path ? "tiny" : "small", B, H, W,
+    fprintf(stderr, "  %s %dx%dx%d%s%s: %d kernels, %d segments, rel L2 %.2e\n", cfg_path ? "tiny" : cfg_text == seg_cfg ? "upernet" : "small", B, H, W,
             disable ? " without " : "", disable ? disable : "", p.nk, p.nsegs, e);
     CU_ASSERT(e <= 1e-5);
     CU_ASSERT_EQUAL((int64_t)p.bufs[p.output_bufs[0]].bytes, mc_shape_numel(&out.shape) * 4);
@@ -139,6 +148,8 @@ test_models(void)
     model_case(small_cfg, NULL, 3, 35, 33, &mc_llvm_target_row, NULL);
     model_case(small_cfg, NULL, 1, 32, 32, NULL, "fold-batchnorm,fold-constants,fold-state-fusion");
     model_case(NULL, MC_SOURCE_DIR "/examples/spatialmamba_tiny.yaml", 1, 64, 48, &mc_llvm_target_row, NULL);
+    model_case(seg_cfg, NULL, 2, 45, 37, &mc_llvm_target_row, NULL);
+    model_case(seg_cfg, NULL, 1, 33, 40, &mc_llvm_target_row, "concat-in-place");
     for (int k = 0; k < KK_COUNT; k++) {
         if (!kinds_seen[k]) fprintf(stderr, "kind %s never ran\n", mc_kernel_kind_name((KernelKind)k));
         CU_ASSERT(kinds_seen[k] > 0);
