@@ -344,7 +344,7 @@ test_lower_kernel_counts(void)
     CU_ASSERT_FATAL(mc_lower(&g, &ws, &p, &e) == 0);
     int blocks = 1 + 2 + 1 + 1;
     CU_ASSERT_EQUAL(p.nk, 5 + 14 * blocks + 3 * 3 + 3);
-    int kinds[8] = {0};
+    int kinds[KK_COUNT] = {0};
     for (int i = 0; i < p.nk; i++) kinds[p.k[i].kind]++;
     CU_ASSERT_EQUAL(kinds[KK_SCAN], blocks);
     CU_ASSERT_EQUAL(kinds[KK_FUSION25], blocks);
