@@ -6,7 +6,8 @@ LayerNorm, that LayerNorm `ln` itself (also read by a later linear), and
 - `mambac run` with the ref backend and the LLVM JIT: `--output y.npz`
   holds the three arrays named after the outputs (numpy.load), each equal
   to a float64 PyTorch computation of the same graph (rel. L2 <= 1e-5);
-- the compiled executable: the same .npz; `--help` lists the outputs;
+- the compiled executable: the same .npz; `--help` lists the outputs; an
+  aarch64 one under qemu-user the same (skipped without the tools);
 - the shared library: OUT.h declares NOUTPUTS, every output's name, rank,
   shape and count, and the entry point with one pointer per output;
   called through ctypes it fills the three buffers;
@@ -190,6 +191,17 @@ if run("compile one output", ["compile", M1, "--weights", W, "-o", exe1])[0]:
     t.check(a is not None and rel(a, WANT["s"]) <= TOL, "one-output exe: y.npy")
     _, err = exe_run("one-output exe --top ([2,5,4,5])", [exe1, "--input", X, "--top", "2"], 1)
     t.check("[B, classes]" in err, "one-output exe: --top refused for a [2,5,4,5] output")
+
+# an aarch64 executable under qemu-user (the same entry point on another target)
+if shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64"):
+    arm = t.path("three_arm")
+    if run("compile --target aarch64-linux-gnu", ["compile", M3, "--weights", W, "--target", "aarch64-linux-gnu",
+                                                  "-o", arm])[0]:
+        exe_run("qemu-aarch64 three_arm --output y.npz", ["qemu-aarch64", arm, "--input", X, "--output",
+                                                          t.path("arm.npz")])
+        check_npz("aarch64 exe", t.path("arm.npz"))
+else:
+    print("  note: no aarch64 cross gcc or qemu-aarch64: that part is skipped")
 
 # ------------------------------------------------------------ the shared library
 def aligned(n):
