@@ -65,6 +65,8 @@ static const char *usage_run =
     "                   optimized native code, compiled in memory by ORC LLJIT)\n"
     "  --threads N      worker threads (default: all cores)\n"
     "  --top K          print the K highest-scoring classes of each image\n"
+    "  --argmax M.npy   also write the class map of a segmentation model's output\n"
+    "                   [B,classes,H,W]: int32 [B,H,W], each pixel's best class\n"
     "  --list-backends  list the backends and exit\n"
     "  -v               print timings and sizes\n"
 ;
@@ -160,7 +162,7 @@ static const char *usage_compile =
     "%s";
 
 typedef struct Opts {
-    const char *model, *kirmodel, *weights, *input, *output, *backend, *format, *outfile, *dot;
+    const char *model, *kirmodel, *weights, *input, *output, *argmax, *backend, *format, *outfile, *dot;
     const char *target, *cpu, *features, *emit, *precision;
     int sm, instrument;
     int threads, batch, H, W, verbose, seed, top, opt;
@@ -258,7 +260,7 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
             return 0;
         }
         static const char *with_value[] = {"--weights", "--model", "--input", "--output", "--backend", "--threads",
-                                           "--batch", "--image-size", "--format", "-o", "--seed", "--top", "--dump-dot",
+                                           "--batch", "--image-size", "--format", "-o", "--seed", "--top", "--dump-dot", "--argmax",
                                            "--target", "--cpu", "--features", "--emit", "--list-cpus",
                                            "--precision", "--sm"};
         int known = 0;
@@ -273,6 +275,7 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
         else if (!strcmp(key, "--model")) o->kirmodel = val;
         else if (!strcmp(key, "--input")) o->input = val;
         else if (!strcmp(key, "--output")) o->output = val;
+        else if (!strcmp(key, "--argmax")) o->argmax = val;
         else if (!strcmp(key, "--backend")) o->backend = val;
         else if (!strcmp(key, "--format")) o->format = val;
         else if (!strcmp(key, "-o")) o->outfile = val;
@@ -469,10 +472,17 @@ check_run_outputs(const Graph *g, const Opts *o, int *npz)
     if (o->top && (g->noutputs != 1 || y0->rank != 2)) {
         if (g->noutputs == 1)
             fprintf(stderr, "mambac: error: --top lists a classifier's best classes; %s's output %%%s is %s, not "
-                            "[B, classes]\n", o->model, g->nodes[g->outputs[0]].name, mc_shape_str(y0, sh, sizeof sh));
+                            "[B, classes]%s\n", o->model, g->nodes[g->outputs[0]].name, mc_shape_str(y0, sh, sizeof sh),
+                    y0->rank == 4 ? " (a segmentation model's class map: --argmax M.npy)" : "");
         else
             fprintf(stderr, "mambac: error: --top lists a classifier's best classes; %s has %d outputs (write them "
                             "with --output FILE.npz)\n", o->model, g->noutputs);
+        return 1;
+    }
+    if (o->argmax && (g->noutputs != 1 || y0->rank != 4)) {
+        fprintf(stderr, "mambac: error: --argmax writes the class map of a segmentation model's output [B, classes, H, "
+                        "W]; %s has %d output%s%s\n", o->model, g->noutputs, g->noutputs == 1 ? " " : "s",
+                g->noutputs == 1 ? mc_shape_str(y0, sh, sizeof sh) : "");
         return 1;
     }
     for (int j = 0; j < n; j++) names[j] = g->nodes[g->outputs[j]].name;
@@ -502,9 +512,9 @@ cmd_run(int argc, char **argv)
     if (!be->run_graph && !be->run_kernels)
         return usage_error("run", "the %s backend runs nothing in this process: mambac compile --target cuda builds an "
                                   "executable for the GPU", be->name);
-    const Named run_outs[] = {{o.output, "--output"}, {o.dot, "--dump-dot"}};
+    const Named run_outs[] = {{o.output, "--output"}, {o.dot, "--dump-dot"}, {o.argmax, "--argmax"}};
     const Named run_ins[] = {{o.model, "MODEL file"}, {o.weights, "--weights file"}, {o.input, "--input file"}};
-    if (check_outputs(run_outs, 2, run_ins, 3)) return 1;
+    if (check_outputs(run_outs, 3, run_ins, 3)) return 1;
 
     McErr err = {{0}};
     McNpy x;
@@ -597,6 +607,12 @@ cmd_run(int argc, char **argv)
     McOut yo;
     if (mc_out_open(&yo, o.output, 0666, emsg, sizeof emsg) ||
         mc_npy_write_arrays_out(&yo, npz, ya, g.noutputs, emsg, sizeof emsg)) {
+        fprintf(stderr, "%s\n", emsg);
+        return 1;
+    }
+    McOut mo;
+    if (o.argmax && (mc_out_open(&mo, o.argmax, 0666, emsg, sizeof emsg) ||
+                     mc_npy_write_argmax_out(&mo, outs[0].data, outs[0].shape.d, emsg, sizeof emsg))) {
         fprintf(stderr, "%s\n", emsg);
         return 1;
     }

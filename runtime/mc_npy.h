@@ -38,6 +38,11 @@ int mc_npy_write_f32(const char *path, const float *data, int rank, const int64_
  * it on error. */
 int mc_npy_write_f32_out(McOut *o, const float *data, int rank, const int64_t *shape,
                          char *errmsg, size_t errlen);
+/* The class map of segmentation logits y [B, C, H, W] as an int32 ('<i4')
+ * .npy [B, H, W] into o: each pixel's c of the largest y[b, c, h, w], the
+ * first of equal ones; NaN loses to every number (class 0 when all are).
+ * Commits o, or discards it on error (out of memory, a write). */
+int mc_npy_write_argmax_out(McOut *o, const float *y, const int64_t *shape, char *errmsg, size_t errlen);
 void mc_npy_free(McNpy *a);
 
 /* .npz: several float32 arrays in one file, as numpy.savez writes it (an

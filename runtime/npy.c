@@ -508,13 +508,13 @@ out:
  * in *hn and the element count in *numel; -1 with a message for a bad rank
  * or shape. */
 static int
-npy_header(const char *path, int rank, const int64_t *shape, uint8_t h[576], size_t *hn, uint64_t *numel, char *em,
-           size_t el)
+npy_header(const char *path, const char *descr, int rank, const int64_t *shape, uint8_t h[576], size_t *hn,
+           uint64_t *numel, char *em, size_t el)
 {
     if (rank < 0 || rank > MC_NPY_MAX_RANK)
         return mc_file_fail(em, el, "%s: rank %d out of range", path, rank);
     char *d = (char *)h + 10;
-    int n = snprintf(d, 512, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    int n = snprintf(d, 512, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
     *numel = 1;
     for (int i = 0; i < rank; i++) {
         if (shape[i] < 0 || __builtin_mul_overflow(*numel, (uint64_t)shape[i], numel))
@@ -533,20 +533,49 @@ npy_header(const char *path, int rank, const int64_t *shape, uint8_t h[576], siz
     return 0;
 }
 
-int
-mc_npy_write_f32_out(McOut *o, const float *data, int rank, const int64_t *shape, char *em, size_t el)
+/* 4-byte elements of type descr into o, committed (or discarded on error) */
+static int
+write4_out(McOut *o, const char *descr, const void *data, int rank, const int64_t *shape, char *em, size_t el)
 {
     uint8_t h[576];
     size_t hn;
     uint64_t numel;
-    if (npy_header(o->path ? o->path : "standard output", rank, shape, h, &hn, &numel, em, el)) {
+    if (npy_header(o->path ? o->path : "standard output", descr, rank, shape, h, &hn, &numel, em, el)) {
         mc_out_discard(o);
         return -1;
     }
     /* a failed fwrite leaves the stream's error flag set: commit reports it */
     if (fwrite(h, 1, hn, o->f) == hn && numel)
-        fwrite(data, sizeof(float), (size_t)numel, o->f);
+        fwrite(data, 4, (size_t)numel, o->f);
     return mc_out_commit(o, em, el);
+}
+
+int
+mc_npy_write_f32_out(McOut *o, const float *data, int rank, const int64_t *shape, char *em, size_t el)
+{
+    return write4_out(o, "<f4", data, rank, shape, em, el);
+}
+
+int
+mc_npy_write_argmax_out(McOut *o, const float *y, const int64_t *shape, char *em, size_t el)
+{
+    int64_t B = shape[0], C = shape[1], HW = shape[2] * shape[3], s3[3] = {shape[0], shape[2], shape[3]};
+    int32_t *m = malloc((size_t)(B * HW) * sizeof *m + 4);
+    if (!m) {
+        mc_out_discard(o);
+        return mc_file_fail(em, el, "out of memory for the class map of %s", o->path ? o->path : "standard output");
+    }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t p = 0; p < HW; p++) {
+            const float *v = y + b * C * HW + p;
+            int64_t best = 0;
+            for (int64_t c = 1; c < C; c++)
+                if (v[c * HW] > v[best * HW] || (v[best * HW] != v[best * HW] && v[c * HW] == v[c * HW])) best = c;
+            m[b * HW + p] = (int32_t)best;
+        }
+    int rc = write4_out(o, "<i4", m, 3, s3, em, el);
+    free(m);
+    return rc;
 }
 
 /* ------------------------------------------------------------ .npz */
@@ -702,7 +731,7 @@ mc_npz_write_f32_out(McOut *o, const McNpzArray *a, int n, char *em, size_t el)
     for (int i = 0; i < n; i++) { /* the members: local header, .npy header, data */
         size_t hn;
         uint64_t numel;
-        if (npy_header(path, a[i].rank, a[i].shape, h, &hn, &numel, em, el)) {
+        if (npy_header(path, "<f4", a[i].rank, a[i].shape, h, &hn, &numel, em, el)) {
             mc_out_discard(o);
             return -1;
         }

@@ -67,14 +67,16 @@ outputs_of(Outputs *o)
         o->shape[j] = t->shape[j];
     }
 }
-static McOut *open_out; /* the output not yet committed: discarded at exit */
+static McOut *open_out, *open_map; /* outputs not yet committed: discarded at exit */
 
 static void
 discard_at_exit(void)
 {
     if (open_out)
         mc_out_discard(open_out);
-    open_out = NULL;
+    if (open_map)
+        mc_out_discard(open_map);
+    open_out = open_map = NULL;
 }
 
 static void
@@ -110,6 +112,8 @@ usage(FILE *f)
         fprintf(f, "  --kernel-outputs DIR  (built with --instrument) runs the kernels one by one\n"
                    "                     and writes each kernel's output buffer as DIR/k<i>.npy\n"
                    "                     (float32), for mambac verify --backend cuda\n");
+    if (y.n == 1 && y.rank[0] == 4)
+        fprintf(f, "  --argmax M.npy     writes the class map: int32 [B, H, W], each pixel's best class\n");
     fprintf(f, "  --threads N        accepted for the CPU executable's command lines; no effect\n");
 }
 
@@ -317,6 +321,7 @@ main(int argc, char **argv)
     outputs_of(&outs);
     int npz = out_path ? mc_cli_output_kind(prog, out_path, outs.n, outs.name) : 0;
     if (npz < 0) return 1;
+    if (c.argmax_path && mc_cli_argmax_check(prog, g->name, outs.n, outs.rank, outs.shape)) return 1;
     int64_t nin = mc_cli_numel(g->in_rank, g->in_shape);
     float *x = malloc((size_t)nin * sizeof(float) + 4), *y[MC_CUDA_MAX_OUTPUTS] = {0};
     int have = x != NULL;
@@ -330,15 +335,20 @@ main(int argc, char **argv)
     } else {
         fill_random(x, nin, 1, 1.0f);
     }
-    static McOut yo; /* static: discard_at_exit runs after main returns */
+    static McOut yo, mo; /* static: discard_at_exit runs after main returns */
     char msg[1024], dev[256];
-    if (out_path) {
+    if (out_path || c.argmax_path) {
         mc_cleanup_install();
-        if (mc_out_open(&yo, out_path, 0666, msg, sizeof msg)) {
+        if (out_path && mc_out_open(&yo, out_path, 0666, msg, sizeof msg)) {
             fprintf(stderr, "%s: error: %s\n", prog, msg);
             return 1;
         }
-        open_out = &yo;
+        open_out = out_path ? &yo : NULL;
+        if (c.argmax_path && mc_out_open(&mo, c.argmax_path, 0666, msg, sizeof msg)) {
+            fprintf(stderr, "%s: error: %s\n", prog, msg);
+            return 1;
+        }
+        open_map = c.argmax_path ? &mo : NULL;
         atexit(discard_at_exit); /* every exit before the commit (no GPU, a CUDA error) */
     }
     if (kdir && check_dir(kdir)) return 1;
@@ -353,6 +363,10 @@ main(int argc, char **argv)
     if (out_path) {
         open_out = NULL;
         if (mc_cli_write_outputs(prog, &yo, npz, outs.n, outs.name, y, outs.rank, outs.shape)) return 1;
+    }
+    if (c.argmax_path) {
+        open_map = NULL;
+        if (mc_cli_write_argmax(prog, &mo, y[0], outs.shape[0])) return 1;
     }
     if (nbench) bench(nbench, dev);
     if (nprof) profile(nprof, dev);

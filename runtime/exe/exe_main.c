@@ -4,11 +4,12 @@
  * Takes: the model glue (mc_model_glue.h: shapes, the embedded weights, the
  * entry point, kernel names and FLOPs), a float32 .npy input.  Produces: the
  * output .npy (a model with several outputs: one .npz of them all, arrays
- * named after the graph's outputs), a benchmark line, a per-kernel profile.
+ * named after the graph's outputs), a segmentor's class map (--argmax), a
+ * benchmark line, a per-kernel profile.
  * Owns the scratch, input and output buffers (allocated once, 64-byte
  * aligned).
  *
- *   OUT --input x.npy --output y.npy|feats.npz [--threads N] [--bench N] [--profile [N]]
+ *   OUT --input x.npy --output y.npy|feats.npz [--argmax m.npy] [--threads N] [--bench N] [--profile [N]]
  *
  * Exit status: 0 ok, 1 bad input file or failed run, 2 bad usage.
  * Lives in runtime/exe/ so the runtime library's glob does not pick it up.
@@ -77,6 +78,8 @@ usage(FILE *f)
     fprintf(f, "  --threads N     worker threads (default: OMP_NUM_THREADS or all cores)\n");
     if (classifier())
         fprintf(f, "  --top K         prints the K best classes of each image and the time\n");
+    if (g->noutputs == 1 && g->out[0].rank == 4)
+        fprintf(f, "  --argmax M.npy  writes the class map: int32 [B, H, W], each pixel's best class\n");
     fprintf(f, "  --bench N       after one warm-up run, times N runs and prints\n"
                "                  'median X ms, min Y ms, max Z ms, R images/s'\n"
                "  --profile [N]   times each fused kernel over N runs (default 10) and\n"
@@ -223,8 +226,9 @@ top_check(const char *model, int n, const char *const *names, const int *ranks, 
     }
     fprintf(stderr,
             "%s: error: --top lists the best classes of a classifier's output [B, classes]; model '%s' outputs %s "
-            "(write %s with --output)\n",
-            prog, model, list, n > 1 ? "them to an .npz" : "it");
+            "(write %s with --output%s)\n",
+            prog, model, list, n > 1 ? "them to an .npz" : "it",
+            n == 1 && ranks[0] == 4 ? "; a segmentation model's class map: --argmax M.npy" : "");
     return -1;
 }
 
@@ -274,8 +278,8 @@ main(int argc, char **argv)
         fprintf(stderr, "%s: error: no --input given (see --help)\n", prog);
         return 2;
     }
-    if (!out_path && !nbench && !nprof && !top) {
-        fprintf(stderr, "%s: error: nothing to do: give --output, --top, --bench or --profile\n", prog);
+    if (!out_path && !c.argmax_path && !nbench && !nprof && !top) {
+        fprintf(stderr, "%s: error: nothing to do: give --output, --argmax, --top, --bench or --profile\n", prog);
         return 2;
     }
     /* what the outputs go to, before any work: one .npy, or an .npz of them all */
@@ -289,6 +293,8 @@ main(int argc, char **argv)
         shapes[j] = g->out[j].shape;
     }
     if (top && top_check(g->name, nout, names, ranks, shapes))
+        return 1;
+    if (c.argmax_path && mc_cli_argmax_check(prog, g->name, nout, ranks, shapes))
         return 1;
     if (out_path && (npz = mc_cli_output_kind(prog, out_path, nout, names)) < 0)
         return 1;
@@ -337,14 +343,20 @@ main(int argc, char **argv)
     } else {
         memset(in, 0, (size_t)nin * sizeof(float));
     }
-    if (out_path || top) {
-        /* the output is created (as a temporary beside it) before the run:
+    if (out_path || top || c.argmax_path) {
+        /* the outputs are created (as temporaries beside them) before the run:
          * a path that cannot be written is refused at once, with the reason */
-        McOut yo;
+        McOut yo, mo;
         char msg[512];
         mc_cleanup_install();
         if (out_path && mc_out_open(&yo, out_path, 0666, msg, sizeof msg)) {
             fprintf(stderr, "%s: error: %s\n", prog, msg);
+            goto done;
+        }
+        if (c.argmax_path && mc_out_open(&mo, c.argmax_path, 0666, msg, sizeof msg)) {
+            fprintf(stderr, "%s: error: %s\n", prog, msg);
+            if (out_path)
+                mc_out_discard(&yo);
             goto done;
         }
         int bad = top && run_once(g->weights, in, out, scratch); /* warm-up, so the time shown is steady */
@@ -355,9 +367,16 @@ main(int argc, char **argv)
         if (bad) {
             if (out_path)
                 mc_out_discard(&yo);
+            if (c.argmax_path)
+                mc_out_discard(&mo);
             goto done;
         }
-        if (out_path && mc_cli_write_outputs(prog, &yo, npz, nout, names, out, ranks, shapes))
+        if (out_path && mc_cli_write_outputs(prog, &yo, npz, nout, names, out, ranks, shapes)) {
+            if (c.argmax_path)
+                mc_out_discard(&mo);
+            goto done;
+        }
+        if (c.argmax_path && mc_cli_write_argmax(prog, &mo, out[0], shapes[0]))
             goto done;
     }
     if (nbench && bench(nbench, g->weights, in, out, scratch))

@@ -150,13 +150,38 @@ mc_cli_write_outputs(const char *prog, McOut *o, int npz, int n, const char *con
 
 /* 0, or 1 with a message when what was printed could not be written
  * (a full disk, a closed pipe). */
+/* --argmax PATH: the class map of a segmentor, whose one output is
+ * [B, classes, H, W].  0, or -1 with a message naming the outputs. */
+static int
+mc_cli_argmax_check(const char *prog, const char *model, int n, const int *ranks, const int64_t *const *shapes)
+{
+    if (n == 1 && ranks[0] == 4)
+        return 0;
+    fprintf(stderr, "%s: error: --argmax writes the class map of a segmentation model's output [B, classes, H, W]; "
+                    "model '%s' has %d output%s%s\n",
+            prog, model, n, n == 1 ? " of rank " : "s", n == 1 ? (ranks[0] == 2 ? "2 (use --top)" : "other than 4") : "");
+    return -1;
+}
+
+/* Writes the class map (int32 [B, H, W]) of y [B, C, H, W] into the open o:
+ * 0, or -1 with the message printed (o discarded). */
+static int
+mc_cli_write_argmax(const char *prog, McOut *o, const float *y, const int64_t *shape)
+{
+    char msg[1024];
+    int rc = mc_npy_write_argmax_out(o, y, shape, msg, sizeof msg);
+    if (rc)
+        fprintf(stderr, "%s: error: %s\n", prog, msg);
+    return rc;
+}
+
 /* The options both executables take. */
 typedef struct McCliOpts {
-    const char *in_path, *out_path;
+    const char *in_path, *out_path, *argmax_path;
     long threads, nbench, nprof;
 } McCliOpts;
 
-/* argv[*i] if it is one of the shared options (--input/-i, --output/-o,
+/* argv[*i] if it is one of the shared options (--input/-i, --output/-o, --argmax,
  * --threads, --bench, --profile [N]): stored in c, *i past its value;
  * returns 1, 0 when argv[*i] is none of them, or 2 (a usage error, the
  * message printed). */
@@ -166,6 +191,7 @@ mc_cli_common(const char *prog, int argc, char **argv, int *i, McCliOpts *c)
     const char *a = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     const char **path = !strcmp(a, "--input") || !strcmp(a, "-i")    ? &c->in_path
                         : !strcmp(a, "--output") || !strcmp(a, "-o") ? &c->out_path
+                        : !strcmp(a, "--argmax")                     ? &c->argmax_path
                                                                      : NULL;
     if (path) {
         if (!v) {
