@@ -4,7 +4,8 @@
  * Lowering (passes/lower.c) makes a concat one buffer C and, per operand,
  * an eltwise copy kernel `out = load 0` writing the operand into its
  * channel slice of C.  Requires: a verified, unplanned program.  For each
- * such copy whose operand is a whole contiguous scratch buffer S that
+ * such copy (its out a channel slice: C's strides, channel stride 1) whose
+ * operand is a whole contiguous scratch buffer S that
  *   - exactly one kernel W writes, through the whole contiguous S, W
  *     running before the copy, inside no other kernel and hosting none,
  *   - no kernel but the copy reads,
@@ -32,6 +33,23 @@ whole(const KProgram *p, const View *v)
     for (int i = v->rank - 1; i >= 0; i--) {
         if (v->shape[i] != b->shape.d[i] || v->stride[i] != st) return 0;
         st *= v->shape[i];
+    }
+    return 1;
+}
+
+/* v is a channel slice of its buffer b: b's shape and contiguous strides
+ * but for fewer channels, from channel offset on (the views lowering gives
+ * a concat's copies; a producer writing one keeps unit channel stride) */
+static int
+channel_slice(const KProgram *p, const View *v)
+{
+    const Buffer *b = &p->bufs[v->buf];
+    int r = v->rank;
+    if (r < 1 || r != b->shape.rank || v->offset < 0 || v->offset + v->shape[r - 1] > b->shape.d[r - 1]) return 0;
+    int64_t st = 1;
+    for (int i = r - 1; i >= 0; i--) {
+        if (v->stride[i] != st || (i < r - 1 && v->shape[i] != b->shape.d[i])) return 0;
+        st *= b->shape.d[i];
     }
     return 1;
 }
@@ -98,7 +116,8 @@ producer(const KProgram *p, const Uses *u, int i, McStridedOutOk ok)
     if (!is_copy(k) || k->host >= 0 || u->hosts[i] || mc_kprogram_segment_of(p, i) >= 0) return -1;
     int s = k->args[0].buf;
     const Buffer *S = &p->bufs[s];
-    if (S->kind != BUF_SCRATCH || s == k->out.buf || !whole(p, &k->args[0]) || !congruent(&k->args[0], &k->out))
+    if (S->kind != BUF_SCRATCH || s == k->out.buf || !whole(p, &k->args[0]) || !congruent(&k->args[0], &k->out) ||
+        !channel_slice(p, &k->out))
         return -1;
     if (u->readers[s] != 1 || u->writers[s] != 1) return -1;
     int w = u->writer[s];

@@ -25,6 +25,8 @@
 #include "backends/backend.h"
 #include "backends/llvm/llvm.h"
 #include "frontend/weights.h"
+#include "passes/concat_in_place.h"
+#include "passes/lower.h"
 #include "passes/pipeline.h"
 
 extern const Backend mc_backend_llvm, mc_backend_ref;
@@ -271,6 +273,49 @@ test_concat_ppm(void)
     }
 }
 
+static bool
+any_out(const KProgram *p, const Kernel *k)
+{
+    (void)p;
+    (void)k;
+    return true;
+}
+
+/* the pass itself, on lowered programs: both copies of a two-resize concat
+ * go; none when the copies' out views are not channel slices (here
+ * interleaved channels, stride 2: a .kir may say so) or when the target's
+ * predicate refuses */
+static void
+test_concat_rules(void)
+{
+    const char *text = "graph t {\n  %x = input : f32[1,5,6,7]\n"
+                       "  %a = resize_bilinear %x size=[4,4] align_corners=0 : f32[1,4,4,7]\n"
+                       "  %b = resize_bilinear %x size=[4,4] align_corners=1 : f32[1,4,4,7]\n"
+                       "  %cat = concat %a, %b : f32[1,4,4,14]\n  return %cat\n}\n";
+    for (int variant = 0; variant < 3; variant++) {
+        Case c;
+        CU_ASSERT_FATAL(case_open(&c, text) == 0);
+        KProgram p;
+        CU_ASSERT_FATAL(mc_lower(&c.g, &c.ws, &p, &c.err) == 0);
+        CU_ASSERT_EQUAL_FATAL(p.nk, 4);
+        if (variant == 1)
+            for (int i = 2; i < 4; i++) { /* k2, k3: the copies, now into interleaved channels */
+                p.k[i].out.stride[3] = 2;
+                p.k[i].out.offset = i - 2;
+            }
+        PassOptions o;
+        memset(&o, 0, sizeof o);
+        KPassCtx ctx = {&mc_llvm_target_row.desc, &o, 0};
+        bool changed = mc_concat_in_place(&p, &ctx, variant == 2 ? NULL : any_out);
+        CU_ASSERT_EQUAL(changed, variant == 0);
+        CU_ASSERT_EQUAL(ctx.changes, variant == 0 ? 2 : 0);
+        CU_ASSERT_EQUAL(p.nk, variant == 0 ? 2 : 4);
+        CU_ASSERT(mc_kprogram_verify(&p, &c.err) == 0);
+        mc_kprogram_free(&p);
+        case_close(&c);
+    }
+}
+
 /* ------------------------------------------------------------ schedules, refusals */
 
 /* every tile_n the resize/avgpool generator takes gives the same values; a
@@ -380,6 +425,7 @@ static const struct {
     {"resize: add + relu epilogue, slice and permuted input", test_resize_views_epilogue},
     {"avgpool: 64x64 -> 1x1, 13x13 -> 1, 2, 3, 6, views", test_avgpool},
     {"concat-in-place: a PPM concat, with and without", test_concat_ppm},
+    {"concat-in-place: the rules (slices only, the target's predicate)", test_concat_rules},
     {"resize/avgpool schedules", test_dense_schedules},
     {"a kind without a generator is refused", test_unknown_kind_refused},
     {"mc_kprogram_remove renumbers", test_kprogram_remove},
