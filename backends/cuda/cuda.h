@@ -47,13 +47,14 @@ const char *mc_cuda_precision_name(McCudaPrecision p);
 void mc_cuda_set_fill(int rows);
 
 /* The kernel passes (cuda_fuse.c), run in this order before the memory
- * plan: the fusion passes cuda-fuse-down, cuda-fuse-ln, cuda-fuse-mlp,
- * cuda-fuse-xproj, then cuda-tile.  Each fusion pass sets Kernel.host/fuse
+ * plan: concat-in-place (passes/concat_in_place.c, with the printers'
+ * mc_cu_strided_out_ok), the fusion passes cuda-fuse-down, cuda-fuse-ln,
+ * cuda-fuse-mlp, cuda-fuse-xproj, then cuda-tile.  Each fusion pass sets Kernel.host/fuse
  * of the kernels that run inside another in precision ctx->t->precision
  * (an McCudaPrecision), and makes their outputs live from their host on in
  * every precision (the same memory plan whatever the precision).
  * cuda-tile records the printers' tiles in Kernel.sched. */
-#define MC_CUDA_NKPASSES 5
+#define MC_CUDA_NKPASSES 6
 extern const KPassInfo mc_cuda_kpasses[];
 extern const int mc_cuda_nkpasses;
 
@@ -67,6 +68,9 @@ uint8_t *mc_cuda_weights_blob(const KProgram *p, const WeightStore *ws, int64_t 
 /* The cuda target row for the pipeline (cuda_backend.c): its kernel
  * passes, desc.precision / desc.sm set by the caller. */
 extern const McTarget mc_cuda_target_row;
+/* Its supports(): 1 where the backend prints kernel k's kind, else 0 and
+ * why (one clause; the pipeline names the kernel). */
+int mc_cuda_supports(const KProgram *p, const Kernel *k, char *why, size_t n);
 
 /* Writes OUT.cu (and builds OUT with nvcc for MC_CUDA_EMIT_EXE). */
 int mc_cuda_compile(const KProgram *p, const WeightStore *ws, const McCudaOptions *o, McErr *err);

@@ -8,7 +8,7 @@
 #include <string.h>
 
 const McTarget mc_cuda_target_row = {"cuda", mc_cuda_kpasses, MC_CUDA_NKPASSES,
-                                     {"cuda", NULL, NULL, NULL, 0, 0, MC_CUDA_FP32, 90}, NULL};
+                                     {"cuda", NULL, NULL, NULL, 0, 0, MC_CUDA_FP32, 90}, mc_cuda_supports};
 
 static int
 cuda_emit(const KProgram *p, const WeightStore *ws, const EmitOpts *o, McErr *err)

@@ -155,11 +155,14 @@ mc_cu_header(McBuf *b, const KProgram *p, const Kernel *k, int ki)
 
 /* Index arithmetic in 32 bits when every buffer the kernel touches (and
  * 4x its largest one, for the scan carries) stays under 2^31 elements:
- * 64-bit division and multiplication cost several instructions each. */
+ * 64-bit division and multiplication cost several instructions each.  The
+ * output's whole buffer counts: its view may be a slice of a larger one
+ * (a concat's channels). */
 static int
 small_index(const Kernel *k)
 {
     int64_t mx = mc_cuda_numel(&k->out);
+    if (cur_prog->bufs[k->out.buf].bytes / 4 > mx) mx = cur_prog->bufs[k->out.buf].bytes / 4;
     for (int i = 0; i < k->nin; i++) {
         int64_t n = cur_prog->bufs[k->in[i].buf].bytes / 4;
         if (n > mx) mx = n;

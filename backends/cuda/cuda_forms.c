@@ -296,6 +296,16 @@ mc_cu_down_tile(int64_t B, int64_t H, int64_t W, int64_t C, int64_t HID, int64_t
     return 0;
 }
 
+/* resize / avgpool: 8 channels a thread, one 16-byte mc_ldv8 per source
+ * pixel, where x's view allows (the output: any view, cuda_emit.c's 8-wide
+ * store where it is 8-aligned too, else per element) */
+int
+mc_cu_dense_vec8(const Kernel *k)
+{
+    const View *x = &k->in[0];
+    return (k->kind == KK_RESIZE || k->kind == KK_AVGPOOL) && x->rank == 4 && k->out.rank == 4 && vec8_view(x, x->shape[3]);
+}
+
 /* ------------------------------------------------------------ the selective scan */
 
 /* The scan's chunking: NC chunks of T positions per (b, d), V channels per
@@ -812,4 +822,64 @@ FuseKind
 mc_cu_guest_kind(const KProgram *p, int i)
 {
     return i + 1 < p->nk && p->k[i + 1].host == i ? p->k[i + 1].fuse : FUSE_NONE;
+}
+
+/* ------------------------------------------------------------ what the backend prints */
+
+/* Every kind has a printer (cuda_print.c's dispatch); a kind added to
+ * ir/kernels.def without one makes this switch warn and is refused here,
+ * before any pass, never printed as nothing. */
+int
+mc_cuda_supports(const KProgram *p, const Kernel *k, char *why, size_t n)
+{
+    (void)p;
+    switch (k->kind) {
+    case KK_GEMM:
+    case KK_CONV:
+    case KK_DWCONV:
+    case KK_FUSION25:
+    case KK_SCAN:
+    case KK_LAYERNORM:
+    case KK_MEAN_HW:
+    case KK_RESIZE:
+    case KK_AVGPOOL:
+    case KK_ELTWISE:
+        return 1;
+    case KK_COUNT:
+        break;
+    }
+    snprintf(why, n, "the CUDA backend has no kernel for the kind '%s'", mc_kernel_kind_name(k->kind));
+    return 0;
+}
+
+/* The forms that write the output through the out view's strides at any
+ * view, per element where it is not dense: the GEMMs' per-element epi (the
+ * pair stores, the staged bf16 epilogue, mc_conv3, mc_mlp and mc_down only
+ * on dense [M, N] rows: cuda_gemm.c, cuda_forms.c), the direct conv and
+ * every per-position kernel (their 8-wide stores only on 8-aligned views,
+ * else per element: cuda_emit.c), resize and avgpool (cuda_dense.c).  Not
+ * the scan (its states and carries are sized by its out view's shape and
+ * no model writes it into a slice: untested). */
+bool
+mc_cu_strided_out_ok(const KProgram *p, const Kernel *k)
+{
+    if (k->host >= 0) return false;
+    for (int j = 0; j < p->nk; j++)
+        if (p->k[j].host >= 0 && &p->k[p->k[j].host] == k) return false;
+    switch (k->kind) {
+    case KK_GEMM:
+    case KK_CONV:
+    case KK_DWCONV:
+    case KK_FUSION25:
+    case KK_LAYERNORM:
+    case KK_MEAN_HW:
+    case KK_RESIZE:
+    case KK_AVGPOOL:
+    case KK_ELTWISE:
+        return true;
+    case KK_SCAN:
+    case KK_COUNT:
+        break;
+    }
+    return false;
 }

@@ -51,6 +51,8 @@ int mc_cu_gemm_thin(const Kernel *k);
 int mc_cu_gemm_tiled(const KProgram *p, int i, McCudaPrecision prec);
 int mc_cu_conv3_tc(const KProgram *p, int i, McCudaPrecision prec);
 int mc_cu_down_tile(int64_t B, int64_t H, int64_t W, int64_t C, int64_t HID, int64_t CO, int *R, int *TW, int *MT3);
+/* a resize or avgpool runs 8 channels a thread (C % 8 == 0, x's view 8-aligned) */
+int mc_cu_dense_vec8(const Kernel *k);
 
 /* the selective scan: chunking, the 8-channel threads, the one-pass form
  * (MC_CU_SCAN1_PT positions a thread), the arena it needs */
@@ -79,5 +81,12 @@ int mc_cu_fuse_shape(const KProgram *p, int i, FuseKind f);
 int mc_cu_fuse_form(const KProgram *p, int i, FuseKind f, McCudaPrecision prec);
 /* how kernel i + 1 runs inside kernel i (Kernel.host/fuse), else FUSE_NONE */
 FuseKind mc_cu_guest_kind(const KProgram *p, int i);
+
+/* Kernel k writes its output through whatever strides its out view has (a
+ * channel slice of a concat buffer): every form the printers may choose
+ * for k's kind does, or falls back to one that does where the view is not
+ * dense (passes/concat_in_place.c asks before giving k such a view).  Run
+ * before the fusion passes: a kernel in a fusion is refused. */
+bool mc_cu_strided_out_ok(const KProgram *p, const Kernel *k);
 
 #endif

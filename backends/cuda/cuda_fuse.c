@@ -1,6 +1,9 @@
-/* backends/cuda/cuda_fuse.c -- the CUDA target's fusion passes: which
- * kernels of the kernel program run inside another one.  Four kernel
- * passes (passes/pipeline.h), run in this order before the memory plan:
+/* backends/cuda/cuda_fuse.c -- the CUDA target's kernel passes: first
+ * concat-in-place (passes/concat_in_place.c; which producers may write a
+ * concat's channel slice: mc_cu_strided_out_ok), then the fusion passes,
+ * which kernels of the kernel program run inside another one, then
+ * cuda-tile.  The fusion passes (passes/pipeline.h), run in this order
+ * before the memory plan:
  *
  *   cuda-fuse-down   a downsample's depthwise conv and projection inside
  *                    its expansion GEMM (mc_down; bf16)
@@ -24,6 +27,7 @@
  * nothing else of the backend.
  */
 #include "cuda_forms.h"
+#include "../../passes/concat_in_place.h"
 #include "../../passes/lower.h"
 #include <string.h>
 
@@ -114,7 +118,23 @@ tile(KProgram *p, KPassCtx *ctx)
     return changed;
 }
 
+/* concat-in-place (passes/concat_in_place.c): a concat operand's producer
+ * writes its channel slice where the printers of its kind write any out
+ * view (mc_cu_strided_out_ok).  First of the passes: the fusion passes
+ * read the out views as they will be printed (a GEMM writing a slice is no
+ * MLP or downsample host, its LayerNorm guest keeps its 8-wide stores only
+ * on 8-aligned slices), their Kernel.host indices would not survive the
+ * kernels it removes, and cuda-tile's forms (mc_conv3 only on dense rows)
+ * follow the views too. */
+static bool
+concat_in_place(KProgram *p, KPassCtx *ctx)
+{
+    KPassCtx none = {0};
+    return mc_concat_in_place(p, ctx ? ctx : &none, mc_cu_strided_out_ok);
+}
+
 const KPassInfo mc_cuda_kpasses[MC_CUDA_NKPASSES] = {
+    {concat_in_place, "concat-in-place", "a concat's operands written by their producers straight into its channel slices"},
     {fuse_down, "cuda-fuse-down", "a downsample's depthwise conv and projection inside its expansion GEMM (bf16)"},
     {fuse_ln, "cuda-fuse-ln", "a LayerNorm inside the 25-tap fusion or depthwise conv that produces its input"},
     {fuse_mlp, "cuda-fuse-mlp", "fc2 inside fc1, the hidden activations on chip (bf16, tf32)"},

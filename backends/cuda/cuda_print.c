@@ -23,6 +23,7 @@
  * 25-tap tables as [25][D] (coalesced across the channel threads).
  */
 #include "cuda_print.h"
+#include "cuda_dense.h"
 #include "cuda_eltwise.h"
 #include "cuda_gemm.h"
 #include "cuda_scan.h"
@@ -183,10 +184,22 @@ check_schedules(const KProgram *p, McCudaPrecision prec, McErr *err)
     return 0;
 }
 
+/* Every kernel of p is of a kind the backend prints (mc_cuda_supports:
+ * the pipeline asks too, this catches a program handed in directly). */
+static int
+check_kinds(const KProgram *p, McErr *err)
+{
+    char why[200];
+    for (int i = 0; i < p->nk; i++)
+        if (!mc_cuda_supports(p, &p->k[i], why, sizeof why))
+            return mc_err(err, "cuda: kernel k%d \"%s\": %s", i, p->k[i].name ? p->k[i].name : "?", why);
+    return 0;
+}
+
 int
 mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay, McBuf *b, McErr *err)
 {
-    if (check_fusions(p, o->precision, err) || check_schedules(p, o->precision, err)) return -1;
+    if (check_kinds(p, err) || check_fusions(p, o->precision, err) || check_schedules(p, o->precision, err)) return -1;
     mc_cu_emit_begin(p, o->precision);
     /* fp32 mode rounds its split's high parts to tf32 on the integer pipes
      * (measured faster, byte-identical outputs: docs/gpu.md); tf32 mode
@@ -238,6 +251,8 @@ mc_cuda_print_device(const KProgram *p, const CudaOpts *o, const CudaLayout *lay
         case KK_LAYERNORM: mc_cu_print_layernorm(b, p, k, i, id, &ln[i]); break;
         case KK_MEAN_HW: mc_cu_print_mean(b, p, k, i, id, &ln[i]); break;
         case KK_SCAN: mc_cu_print_scan(b, p, k, i, id, &ln[i]); break;
+        case KK_RESIZE: mc_cu_print_resize(b, p, k, i, id, &ln[i]); break;
+        case KK_AVGPOOL: mc_cu_print_avgpool(b, p, k, i, id, &ln[i]); break;
         case KK_ELTWISE: mc_cu_print_eltwise(b, p, k, i, id, &ln[i]); break;
         case KK_COUNT: break;
         }

@@ -312,3 +312,43 @@ def custom_model(t, name="c.yaml", embed_dim=32, depths=(1, 2, 1, 1), num_classe
 def ci_set():
     """True when the CI environment variable is set to a true-ish value."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+# ------------------------------------------------ CUDA helpers
+# (used by test_cuda_shapes, test_cuda_dense)
+
+def nvcc_or_skip():
+    """nvcc ($NVCC, /usr/local/cuda/bin/nvcc or on PATH); without one the
+    test is skipped (exit 77) with a line saying so."""
+    nvcc = os.environ.get("NVCC") or (
+        "/usr/local/cuda/bin/nvcc" if os.access("/usr/local/cuda/bin/nvcc", os.X_OK) else "nvcc")
+    if not shutil.which(nvcc):
+        print("SKIP: nvcc not found (%s; $NVCC, /usr/local/cuda/bin/nvcc, PATH)" % nvcc)
+        sys.exit(77)
+    return nvcc
+
+
+def nvcc_objects(t, nvcc, jobs, par=2):
+    """nvcc -c for sm_90a (the arch `--emit exe` builds for) of each (name,
+    OUT) of jobs, OUT.cu -> OUT.o, `par` at a time (the machine's cores are
+    shared): one check of t per file, with nvcc's first errors."""
+    running = []
+
+    def reap(p, name, obj, log):
+        rc = p.wait()
+        with open(log, errors="replace") as f:
+            text = f.read()
+        errs = [ln for ln in text.splitlines() if "error" in ln][:3]
+        t.check(rc == 0 and os.path.exists(obj), "%s: nvcc -arch sm_90a -c: rc=%s%s" % (
+            name, rc, "" if rc == 0 else " " + " | ".join(errs or text.splitlines()[-3:])))
+
+    for name, out in jobs:
+        while len(running) >= max(1, min(par, os.cpu_count() or 1)):
+            reap(*running.pop(0))
+        log = out + ".nvcc.log"
+        with open(log, "w") as lf:
+            p = subprocess.Popen([nvcc, "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-c", out + ".cu",
+                                  "-o", out + ".o"], stdout=lf, stderr=subprocess.STDOUT)
+        running.append((p, name, out + ".o", log))
+    for r in running:
+        reap(*r)

@@ -17,18 +17,10 @@ on PATH).
 """
 import os
 import re
-import shutil
-import subprocess
-import sys
 
-nvcc = os.environ.get("NVCC") or (
-    "/usr/local/cuda/bin/nvcc" if os.access("/usr/local/cuda/bin/nvcc", os.X_OK) else "nvcc")
-if not shutil.which(nvcc):
-    print("SKIP: nvcc not found (%s; $NVCC, /usr/local/cuda/bin/nvcc, PATH)" % nvcc)
-    sys.exit(77)
+import e2e_common as E
 
-import e2e_common as E  # noqa: E402
-
+nvcc = E.nvcc_or_skip()
 t = E.Test("cuda_shapes")
 cfg = E.write_config(t.path("s16.yaml"), 16, [1, 1, 1, 1], num_classes=5, mlp_ratio=2.0, name="s16")
 
@@ -55,29 +47,6 @@ for prec, b, h, w in CASES:
         name, " (found: %s)" % " ".join(bad[:5]) if bad else ""))
     jobs.append((name, out))
 
-# nvcc, two at a time (the machine's cores are shared)
-par = max(1, min(2, os.cpu_count() or 1))
-running = []
-
-
-def reap(p, name, obj, log):
-    rc = p.wait()
-    with open(log, errors="replace") as f:
-        text = f.read()
-    errs = [l for l in text.splitlines() if "error" in l][:3]
-    t.check(rc == 0 and os.path.exists(obj), "%s: nvcc -arch sm_90a -c: rc=%s%s" % (
-        name, rc, "" if rc == 0 else " " + " | ".join(errs or text.splitlines()[-3:])))
-
-
-for name, out in jobs:
-    while len(running) >= par:
-        reap(*running.pop(0))
-    log = out + ".nvcc.log"
-    with open(log, "w") as lf:
-        p = subprocess.Popen([nvcc, "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-c", out + ".cu",
-                              "-o", out + ".o"], stdout=lf, stderr=subprocess.STDOUT)
-    running.append((p, name, out + ".o", log))
-for r in running:
-    reap(*r)
+E.nvcc_objects(t, nvcc, jobs)
 
 t.finish()

@@ -16,7 +16,7 @@
 #                                      torch for the ceilings)
 #
 # DIR defaults to build-gpu.  MAMBAC_BUILD (default build) holds
-# libmc_core.a and libmc_runtime.a.  MC_NVCC_EXTRA: more nvcc flags for
+# libmc_core.a, libmc_runtime.a and mambac (the dense cases' reference runs).  MC_NVCC_EXTRA: more nvcc flags for
 # 'check' (e.g. "-DMC_FAST_SILU=0" to check the libm SiLU).  Checks: every kernel kind of the model
 # (GEMM, implicit-GEMM conv, depthwise conv, the scan in three passes and in
 # one, 25-tap fusion (also in 2D position tiles), layernorm, mean,
@@ -26,7 +26,13 @@
 # others) through
 # whole small models at odd,
 # non-square sizes, batch 1 and > 1, against the float64 PyTorch reference,
-# per precision (fp32 <= 1e-4, tf32 <= 1e-3, bf16 <= 2e-2).  Real data: a
+# per precision (fp32 <= 1e-4, tf32 <= 1e-3, bf16 <= 2e-2).  Dense
+# prediction (tests/gpu/dense_cases.py, cases dn_*): graph YAMLs of bilinear
+# resizes (both align_corners, out or in of 1), adaptive average pooling
+# (a pyramid pooling module, even and uneven bins), channel concats (their
+# operands written in place by GEMMs, resizes and pools, or copied), resize
+# + add, strided and permuted inputs, 8 channels a thread and one, against
+# mambac's ref backend, same tolerances.  Real data: a
 # small model trained on scikit-learn's digits (tests/gpu/digits.py; the
 # build needs python3-sklearn): fp32 and bf16 against the float64 reference,
 # and bf16's top-1 equal to fp32's on >= 99% of the test set.  Bench: tiny,
@@ -78,6 +84,8 @@ build() {
         "$root/backends/cemit/cemit.c" "$lib/libmc_core.a" "$lib/libmc_runtime.a" -lyaml -lm \
         -o "$dir/cudagen" || exit 1
     "$PY" "$here/prepare.py" "$dir/cases" || exit 1
+    # the dense-prediction graphs, their expected outputs from mambac's ref backend
+    "$PY" "$here/dense_cases.py" "$dir/cases" "$lib/mambac" || { echo "build: dense_cases.py failed"; exit 1; }
     "$PY" "$here/digits.py" "$dir/cases" || { echo "build: digits.py failed"; exit 1; }
     jobs=$dir/jobs.txt
     : > "$jobs"

@@ -972,7 +972,8 @@ guests(const KProgram *p, int n[FUSE_COUNT])
 }
 
 /* The fusion passes on the 32-channel model at batch 512, 64x64 (the
- * shapes of every fusion): the table's four passes in order; per
+ * shapes of every fusion): the table's passes in order (concat-in-place
+ * first, with nothing to do here, the four fusions, cuda-tile); per
  * precision, which fusions each takes (the downsample in bf16, the MLP in
  * bf16 and tf32, LayerNorms and x_proj in all three); the same memory plan
  * in every precision; a verified program; a second run changes nothing;
@@ -981,14 +982,15 @@ guests(const KProgram *p, int n[FUSE_COUNT])
 static void
 test_fuse_passes(void)
 {
-    static const char *names[] = {"cuda-fuse-down", "cuda-fuse-ln", "cuda-fuse-mlp", "cuda-fuse-xproj", "cuda-tile"};
-    CU_ASSERT_EQUAL_FATAL(mc_cuda_nkpasses, 5);
+    static const char *names[] = {"concat-in-place", "cuda-fuse-down", "cuda-fuse-ln", "cuda-fuse-mlp", "cuda-fuse-xproj",
+                                  "cuda-tile"};
+    CU_ASSERT_EQUAL_FATAL(mc_cuda_nkpasses, 6);
     for (int i = 0; i < mc_cuda_nkpasses; i++) {
         CU_ASSERT_STRING_EQUAL(mc_cuda_kpasses[i].name, names[i]);
         CU_ASSERT_TRUE(mc_cuda_kpasses[i].purpose && mc_cuda_kpasses[i].purpose[0]);
     }
     int64_t *plan = NULL;
-    int nplan = 0, taken[3][5];
+    int nplan = 0, taken[3][6];
     for (int prec = MC_CUDA_FP32; prec <= MC_CUDA_BF16; prec++) {
         Graph g;
         WeightStore ws;
@@ -1003,15 +1005,17 @@ test_fuse_passes(void)
             KPassCtx ctx;
             memset(&ctx, 0, sizeof ctx);
             ctx.t = &t;
-            CU_ASSERT_TRUE(mc_cuda_kpasses[i].fn(&kp, &ctx)); /* every pass extends a lifetime here */
+            /* every fusion pass extends a lifetime here; no concat */
+            CU_ASSERT_EQUAL(mc_cuda_kpasses[i].fn(&kp, &ctx), i > 0);
             taken[prec][i] = ctx.changes;
         }
         int n[FUSE_COUNT];
         CU_ASSERT_TRUE(guests(&kp, n));
-        CU_ASSERT_EQUAL(n[FUSE_DOWN], 2 * taken[prec][0]);
-        CU_ASSERT_EQUAL(n[FUSE_LN], taken[prec][1]);
-        CU_ASSERT_EQUAL(n[FUSE_MLP], taken[prec][2]);
-        CU_ASSERT_EQUAL(n[FUSE_XPROJ], taken[prec][3]);
+        CU_ASSERT_EQUAL(taken[prec][0], 0);
+        CU_ASSERT_EQUAL(n[FUSE_DOWN], 2 * taken[prec][1]);
+        CU_ASSERT_EQUAL(n[FUSE_LN], taken[prec][2]);
+        CU_ASSERT_EQUAL(n[FUSE_MLP], taken[prec][3]);
+        CU_ASSERT_EQUAL(n[FUSE_XPROJ], taken[prec][4]);
         for (int i = 0; i < mc_cuda_nkpasses; i++) {
             KPassCtx ctx;
             memset(&ctx, 0, sizeof ctx);
@@ -1051,7 +1055,8 @@ test_fuse_passes(void)
         if (prec == MC_CUDA_BF16) {
             /* the passes but the downsample's: its kernels stay apart */
             CU_ASSERT_FATAL(mc_lower(&g, &ws, &kp, &err) == 0);
-            for (int i = 1; i < mc_cuda_nkpasses; i++) {
+            for (int i = 0; i < mc_cuda_nkpasses; i++) {
+                if (!strcmp(mc_cuda_kpasses[i].name, "cuda-fuse-down")) continue;
                 KPassCtx ctx;
                 memset(&ctx, 0, sizeof ctx);
                 ctx.t = &t;
@@ -1059,21 +1064,21 @@ test_fuse_passes(void)
             }
             CU_ASSERT_TRUE(guests(&kp, n));
             CU_ASSERT_EQUAL(n[FUSE_DOWN], 0);
-            CU_ASSERT_EQUAL(n[FUSE_LN] + n[FUSE_MLP] + n[FUSE_XPROJ], taken[prec][1] + taken[prec][2] + taken[prec][3]);
+            CU_ASSERT_EQUAL(n[FUSE_LN] + n[FUSE_MLP] + n[FUSE_XPROJ], taken[prec][2] + taken[prec][3] + taken[prec][4]);
             mc_kprogram_free(&kp);
         }
         mc_weights_free(&ws);
         mc_graph_free(&g);
     }
     free(plan);
-    CU_ASSERT_EQUAL(taken[MC_CUDA_FP32][0] + taken[MC_CUDA_TF32][0], 0);
-    CU_ASSERT_EQUAL(taken[MC_CUDA_BF16][0], 1);
-    CU_ASSERT_EQUAL(taken[MC_CUDA_FP32][2], 0);
-    CU_ASSERT_EQUAL(taken[MC_CUDA_TF32][2], 1);
-    CU_ASSERT_EQUAL(taken[MC_CUDA_BF16][2], 1);
+    CU_ASSERT_EQUAL(taken[MC_CUDA_FP32][1] + taken[MC_CUDA_TF32][1], 0);
+    CU_ASSERT_EQUAL(taken[MC_CUDA_BF16][1], 1);
+    CU_ASSERT_EQUAL(taken[MC_CUDA_FP32][3], 0);
+    CU_ASSERT_EQUAL(taken[MC_CUDA_TF32][3], 1);
+    CU_ASSERT_EQUAL(taken[MC_CUDA_BF16][3], 1);
     for (int prec = MC_CUDA_FP32; prec <= MC_CUDA_BF16; prec++) {
-        CU_ASSERT_TRUE(taken[prec][1] > 0 && taken[prec][1] == taken[MC_CUDA_FP32][1]);
-        CU_ASSERT_TRUE(taken[prec][3] > 0 && taken[prec][3] == taken[MC_CUDA_FP32][3]);
+        CU_ASSERT_TRUE(taken[prec][2] > 0 && taken[prec][2] == taken[MC_CUDA_FP32][2]);
+        CU_ASSERT_TRUE(taken[prec][4] > 0 && taken[prec][4] == taken[MC_CUDA_FP32][4]);
     }
 }
 
