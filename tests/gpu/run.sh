@@ -55,7 +55,12 @@ tiny_b128_bf16 tiny 128 bf16
 tiny_b1_fp32 tiny 1 fp32
 tiny_b1_bf16 tiny 1 bf16
 small_b128_bf16 small 128 bf16
-base_b128_bf16 base 128 bf16"
+base_b128_bf16 base 128 bf16
+upernet_t_b1_fp32 upernet_spatialmamba_tiny 1 fp32
+upernet_t_b1_tf32 upernet_spatialmamba_tiny 1 tf32
+upernet_t_b1_bf16 upernet_spatialmamba_tiny 1 bf16
+backbone_t_b1_bf16 backbone_spatialmamba_tiny 1 bf16
+backbone_t_b1_tf32 backbone_spatialmamba_tiny 1 tf32"
 
 # MC_NVCC_EXTRA: more nvcc flags for 'check' (e.g. -DMC_FAST_SILU=1)
 NVCCFLAGS="-O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -cudart static ${MC_NVCC_EXTRA:-}"
@@ -99,8 +104,11 @@ build() {
     for p in $DIGITS_PRECS; do
         echo "$dir/cases/$dcfg.yaml --weights $dir/cases/$dcfg.pth --batch $B --image-size ${H}x$W --precision $p --external-weights --emit $emit -o $dir/exe/${dcase}_$p" >> "$jobs"
     done
+    # M: examples/spatialmamba_M.yaml, or examples/M.yaml (dense models at their DATA.IMG_SIZE)
     echo "$BENCHES" | while read -r name m B p; do
-        echo "$root/examples/spatialmamba_$m.yaml --batch $B --precision $p --external-weights --emit $emit -o $dir/bench/$name" >> "$jobs"
+        cfgf=$root/examples/spatialmamba_$m.yaml
+        [ -f "$root/examples/$m.yaml" ] && cfgf=$root/examples/$m.yaml
+        echo "$cfgf --batch $B --precision $p --external-weights --emit $emit -o $dir/bench/$name" >> "$jobs"
     done
     n=$(nproc 2>/dev/null || echo 2)
     xargs -P "$n" -L 1 "$dir/cudagen" < "$jobs" || { echo "build: cudagen/nvcc failed"; exit 1; }
