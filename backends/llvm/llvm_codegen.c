@@ -112,6 +112,12 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pk, P
             if (kp->pnr % kp->nr) fits = 0;
             kp->pack_bytes = cdiv(Co, kp->pnr) * T * Ci * kp->pnr * 4;
             kp->n = o->shape[0] * o->shape[1];
+            if (s.tile_k) { /* blocked (llvm_schedule.c) */
+                kp->kc = s.tile_k;
+                kp->crows = s.block_m / o->shape[2];
+                kp->cpan = s.block_n / kp->nr;
+                kp->n = o->shape[0] * cdiv(o->shape[1], kp->crows) * cdiv(cdiv(Co, kp->nr), kp->cpan);
+            }
             if (Ci > pl->zeros) pl->zeros = Ci;
             break;
         }

@@ -69,6 +69,19 @@ panel_off(CG *c, const KPlan *kp, LLVMValueRef j, int64_t rows)
                         LLVMBuildMul(c->b, in, cg_i64(c, 4), ""), "");
 }
 
+/* prefetch of the weights' cache line at byte offset min(pf + 64*k, last)
+ * (locality 3: into L1, 2: L2) */
+static void
+prefetch_line(CG *c, LLVMValueRef pf, LLVMValueRef k, LLVMValueRef last, int locality)
+{
+    LLVMValueRef po = LLVMBuildAdd(c->b, pf, LLVMBuildMul(c->b, k, cg_i64(c, 64), ""), "");
+    po = imin(c, po, last);
+    LLVMValueRef pa[4] = {LLVMBuildGEP2(c->b, c->i8, c->base[BUF_WEIGHT], &po, 1, ""), cg_i32(c, 0),
+                          cg_i32(c, locality), cg_i32(c, 1)};
+    LLVMTypeRef pt = c->ptr;
+    cg_intrinsic(c, "llvm.prefetch", &pt, 1, pa, 4);
+}
+
 /* one GEMM tile: rows [m0, m0+rows), panel j (columns j*nr.. + ncols) */
 static void
 gemm_tile(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef m0, LLVMValueRef j, int rows, int ncols,
@@ -89,14 +102,8 @@ gemm_tile(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef m0, LLVMValueRef
     LLVMValueRef kb = LLVMBuildAdd(c->b, wbase, LLVMBuildMul(c->b, l.iv, cg_i64(c, kp->pnr * 4), ""), "");
     for (int v = 0; v < nv; v++)
         bvec[v] = cg_load_packed(c, LLVMBuildAdd(c->b, kb, cg_i64(c, (int64_t)v * c->L * 4), ""));
-    if (pf) { /* one cache line of the next panel per k step (clamped to this kernel's panels) */
-        LLVMValueRef po = LLVMBuildAdd(c->b, pf, LLVMBuildMul(c->b, l.iv, cg_i64(c, 64), ""), "");
-        po = imin(c, po, cg_i64(c, kp->pack_off + kp->pack_bytes - 64));
-        LLVMValueRef pa[4] = {LLVMBuildGEP2(c->b, c->i8, c->base[BUF_WEIGHT], &po, 1, ""), cg_i32(c, 0), cg_i32(c, 3),
-                              cg_i32(c, 1)};
-        LLVMTypeRef pt = c->ptr;
-        cg_intrinsic(c, "llvm.prefetch", &pt, 1, pa, 4);
-    }
+    if (pf) /* one cache line of the next panel per k step (clamped to this kernel's panels) */
+        prefetch_line(c, pf, l.iv, cg_i64(c, kp->pack_off + kp->pack_bytes - 64), 3);
     for (int r = 0; r < rows; r++) {
         LLVMValueRef off = LLVMBuildAdd(c->b, aoff[r], sk == 1 ? l.iv : LLVMBuildMul(c->b, l.iv, cg_i64(c, sk), ""), "");
         LLVMValueRef s = cg_splat(c, LLVMBuildLoad2(c->b, c->f32, cg_elem_ptr(c, a->buf, off), ""));
@@ -179,27 +186,36 @@ typedef struct ConvP {
     int zero_row; /* out-of-image taps read c->zeros (needs channel stride 1) */
 } ConvP;
 
-static void
-conv_tile(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, LLVMValueRef b, LLVMValueRef oy,
-          LLVMValueRef ox0, LLVMValueRef j, int rows, int ncols)
+/* where output pixel (b, oy, *) starts reading: x's buffer, the image's
+ * offset, the top input row of the taps */
+typedef struct ConvRow {
+    LLVMValueRef xb, boff, iy0;
+} ConvRow;
+
+static ConvRow
+conv_row(CG *c, const Kernel *k, const ConvP *q, LLVMValueRef b, LLVMValueRef oy)
 {
     const View *x = &k->in[0];
-    int nv = kp->nv;
-    int64_t nr = kp->nr;
-    LLVMValueRef init[MAXR * MAXV];
-    for (int i = 0; i < rows * nv; i++) init[i] = cg_vf(c, 0.0);
-    LLVMValueRef xb = cg_buf_ptr(c, x->buf);
-    LLVMValueRef boff = LLVMBuildAdd(c->b, cg_i64(c, x->offset), LLVMBuildMul(c->b, b, cg_i64(c, q->sx[0]), ""), "");
-    LLVMValueRef iy0 = LLVMBuildSub(c->b, LLVMBuildMul(c->b, oy, cg_i64(c, q->sh), ""), cg_i64(c, q->ph), "");
-    Loop lt;
-    cg_loop_begin(c, &lt, cg_i64(c, 0), cg_i64(c, q->T), init, rows * nv, "tap");
-    LLVMValueRef ky = LLVMBuildUDiv(c->b, lt.iv, cg_i64(c, q->kw), "");
-    LLVMValueRef kx = LLVMBuildURem(c->b, lt.iv, cg_i64(c, q->kw), "");
-    LLVMValueRef iy = LLVMBuildAdd(c->b, iy0, LLVMBuildMul(c->b, ky, cg_i64(c, q->dh), ""), "");
+    ConvRow r;
+    r.xb = cg_buf_ptr(c, x->buf);
+    r.boff = LLVMBuildAdd(c->b, cg_i64(c, x->offset), LLVMBuildMul(c->b, b, cg_i64(c, q->sx[0]), ""), "");
+    r.iy0 = LLVMBuildSub(c->b, LLVMBuildMul(c->b, oy, cg_i64(c, q->sh), ""), cg_i64(c, q->ph), "");
+    return r;
+}
+
+/* the input pixel of tap `tap` for each of the `rows` output pixels ox0..:
+ * aptr[r] its channel 0 (the zero row outside the image when zero_row),
+ * valid[r] whether it is inside the image */
+static void
+conv_tap(CG *c, const ConvP *q, const ConvRow *cr, LLVMValueRef ox0, LLVMValueRef tap, int rows,
+         LLVMValueRef aptr[MAXR], LLVMValueRef valid[MAXR])
+{
+    LLVMValueRef ky = LLVMBuildUDiv(c->b, tap, cg_i64(c, q->kw), "");
+    LLVMValueRef kx = LLVMBuildURem(c->b, tap, cg_i64(c, q->kw), "");
+    LLVMValueRef iy = LLVMBuildAdd(c->b, cr->iy0, LLVMBuildMul(c->b, ky, cg_i64(c, q->dh), ""), "");
     LLVMValueRef vy = LLVMBuildICmp(c->b, LLVMIntULT, iy, cg_i64(c, q->H), ""); /* 0 <= iy < H */
     LLVMValueRef iyc = LLVMBuildSelect(c->b, vy, iy, cg_i64(c, 0), "");
-    LLVMValueRef yoff = LLVMBuildAdd(c->b, boff, LLVMBuildMul(c->b, iyc, cg_i64(c, q->sx[1]), ""), "");
-    LLVMValueRef aptr[MAXR], valid[MAXR];
+    LLVMValueRef yoff = LLVMBuildAdd(c->b, cr->boff, LLVMBuildMul(c->b, iyc, cg_i64(c, q->sx[1]), ""), "");
     for (int r = 0; r < rows; r++) {
         LLVMValueRef ox = LLVMBuildAdd(c->b, ox0, cg_i64(c, r), "");
         LLVMValueRef ix = LLVMBuildAdd(c->b, LLVMBuildSub(c->b, LLVMBuildMul(c->b, ox, cg_i64(c, q->sw), ""), cg_i64(c, q->pw), ""),
@@ -208,24 +224,38 @@ conv_tile(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, LLVMValueRef 
         valid[r] = LLVMBuildAnd(c->b, vx, vy, "");
         LLVMValueRef ixc = LLVMBuildSelect(c->b, vx, ix, cg_i64(c, 0), "");
         LLVMValueRef off = LLVMBuildAdd(c->b, yoff, LLVMBuildMul(c->b, ixc, cg_i64(c, q->sx[2]), ""), "");
-        LLVMValueRef p = LLVMBuildGEP2(c->b, c->f32, xb, &off, 1, "");
+        LLVMValueRef p = LLVMBuildGEP2(c->b, c->f32, cr->xb, &off, 1, "");
         aptr[r] = q->zero_row ? LLVMBuildSelect(c->b, valid[r], p, c->zeros, "") : p;
     }
-    /* packed [panel j][tap t][Ci][nr] (panels pnr wide: panel_off) */
-    LLVMValueRef wb;
-    if (kp->pnr == nr)
-        wb = LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off),
-                          LLVMBuildMul(c->b, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, j, cg_i64(c, q->T), ""), lt.iv, ""),
-                                       cg_i64(c, q->Ci * nr * 4), ""), "");
-    else
-        wb = LLVMBuildAdd(c->b, LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off), panel_off(c, kp, j, q->T * q->Ci), ""),
-                          LLVMBuildMul(c->b, lt.iv, cg_i64(c, q->Ci * kp->pnr * 4), ""), "");
+}
+
+/* byte offset in the blob of panel j's tap `tap`: packed [panel j][tap
+ * t][Ci][nr] (panels pnr wide: panel_off) */
+static LLVMValueRef
+conv_wtap(CG *c, const KPlan *kp, const ConvP *q, LLVMValueRef j, LLVMValueRef tap)
+{
+    if (kp->pnr == kp->nr)
+        return LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off),
+                            LLVMBuildMul(c->b, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, j, cg_i64(c, q->T), ""), tap, ""),
+                                         cg_i64(c, q->Ci * kp->nr * 4), ""), "");
+    return LLVMBuildAdd(c->b, LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off), panel_off(c, kp, j, q->T * q->Ci), ""),
+                        LLVMBuildMul(c->b, tap, cg_i64(c, q->Ci * kp->pnr * 4), ""), "");
+}
+
+/* the micro-kernel: channels [lo, hi) of one tap into the rows x nv
+ * accumulators carried from init; phi gets the sums */
+static void
+conv_kloop(CG *c, const KPlan *kp, const ConvP *q, LLVMValueRef aptr[MAXR], LLVMValueRef valid[MAXR], int rows,
+           int nv, LLVMValueRef wb, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef *init, LLVMValueRef *phi,
+           const LLVMValueRef *pf)
+{
     Loop lc;
-    cg_loop_begin(c, &lc, cg_i64(c, 0), cg_i64(c, q->Ci), lt.phi, rows * nv, "ci");
+    cg_loop_begin(c, &lc, lo, hi, init, rows * nv, "ci");
     LLVMValueRef bvec[MAXV], next[MAXR * MAXV];
     LLVMValueRef kb = LLVMBuildAdd(c->b, wb, LLVMBuildMul(c->b, lc.iv, cg_i64(c, kp->pnr * 4), ""), "");
     for (int v = 0; v < nv; v++)
         bvec[v] = cg_load_packed(c, LLVMBuildAdd(c->b, kb, cg_i64(c, (int64_t)v * c->L * 4), ""));
+    if (pf) prefetch_line(c, pf[0], lc.iv, pf[1], 2); /* pf: {line at k = 0, last line}, into L2 */
     for (int r = 0; r < rows; r++) {
         LLVMValueRef co = q->sx[3] == 1 ? lc.iv : LLVMBuildMul(c->b, lc.iv, cg_i64(c, q->sx[3]), "");
         LLVMValueRef s = LLVMBuildLoad2(c->b, c->f32, LLVMBuildGEP2(c->b, c->f32, aptr[r], &co, 1, ""), "");
@@ -234,14 +264,197 @@ conv_tile(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, LLVMValueRef 
         for (int v = 0; v < nv; v++) next[r * nv + v] = cg_fma(c, sv, bvec[v], lc.phi[r * nv + v]);
     }
     cg_loop_end(c, &lc, next);
-    cg_loop_end(c, &lt, lc.phi);
+    for (int i = 0; i < rows * nv; i++) phi[i] = lc.phi[i];
+}
+
+/* output row index of pixel (b, oy, ox0) in rows of [B,Ho,Wo] */
+static LLVMValueRef
+conv_orow(CG *c, const ConvP *q, LLVMValueRef b, LLVMValueRef oy, LLVMValueRef ox0)
+{
+    return LLVMBuildAdd(c->b, LLVMBuildMul(c->b, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, b, cg_i64(c, q->Ho), ""), oy, ""),
+                                           cg_i64(c, q->Wo), ""), ox0, "");
+}
+
+/* one tile of the plain implicit GEMM: all of K (taps outer, channels
+ * inner) in registers, then the epilogue */
+static void
+conv_tile(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, LLVMValueRef b, LLVMValueRef oy,
+          LLVMValueRef ox0, LLVMValueRef j, int rows, int ncols)
+{
+    int nv = kp->nv;
+    LLVMValueRef init[MAXR * MAXV];
+    for (int i = 0; i < rows * nv; i++) init[i] = cg_vf(c, 0.0);
+    ConvRow cr = conv_row(c, k, q, b, oy);
+    Loop lt;
+    cg_loop_begin(c, &lt, cg_i64(c, 0), cg_i64(c, q->T), init, rows * nv, "tap");
+    LLVMValueRef aptr[MAXR], valid[MAXR], sums[MAXR * MAXV];
+    conv_tap(c, q, &cr, ox0, lt.iv, rows, aptr, valid);
+    LLVMValueRef wb = conv_wtap(c, kp, q, j, lt.iv);
+    conv_kloop(c, kp, q, aptr, valid, rows, nv, wb, cg_i64(c, 0), cg_i64(c, q->Ci), lt.phi, sums, NULL);
+    cg_loop_end(c, &lt, sums);
     LLVMValueRef acc[MAXR][MAXV];
     for (int r = 0; r < rows; r++)
         for (int v = 0; v < nv; v++) acc[r][v] = lt.phi[r * nv + v];
-    /* output row index of pixel (b, oy, ox0) in rows of [B,Ho,Wo] */
-    LLVMValueRef orow = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, b, cg_i64(c, q->Ho), ""), oy, ""),
-                                                        cg_i64(c, q->Wo), ""), ox0, "");
-    store_tile(c, k, acc, rows, nv, orow, LLVMBuildMul(c->b, j, cg_i64(c, nr), ""), ncols, 1);
+    LLVMValueRef orow = conv_orow(c, q, b, oy, ox0);
+    store_tile(c, k, acc, rows, nv, orow, LLVMBuildMul(c->b, j, cg_i64(c, kp->nr), ""), ncols, 1);
+}
+
+static void
+conv_plain(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, LLVMValueRef begin, LLVMValueRef end)
+{
+    int64_t mr = kp->mr, nr = kp->nr;
+    int64_t tfull = q->Wo / mr, wrem = q->Wo % mr, pfull = q->Co / nr, nrem = q->Co % nr;
+    Loop lr;
+    cg_loop_begin(c, &lr, begin, end, NULL, 0, "row");
+    LLVMValueRef b = LLVMBuildUDiv(c->b, lr.iv, cg_i64(c, q->Ho), "");
+    LLVMValueRef oy = LLVMBuildURem(c->b, lr.iv, cg_i64(c, q->Ho), "");
+    for (int part = 0; part < 2; part++) {
+        int64_t ncols = part == 0 ? nr : nrem;
+        if (ncols == 0) continue;
+        Loop lj;
+        cg_loop_begin(c, &lj, cg_i64(c, part == 0 ? 0 : pfull), cg_i64(c, part == 0 ? pfull : pfull + 1), NULL, 0, "pan");
+        Loop lt;
+        cg_loop_begin(c, &lt, cg_i64(c, 0), cg_i64(c, tfull), NULL, 0, "tile");
+        conv_tile(c, k, kp, q, b, oy, LLVMBuildMul(c->b, lt.iv, cg_i64(c, mr), ""), lj.iv, (int)mr, (int)ncols);
+        cg_loop_end(c, &lt, NULL);
+        if (wrem) conv_tile(c, k, kp, q, b, oy, cg_i64(c, tfull * mr), lj.iv, (int)wrem, (int)ncols);
+        cg_loop_end(c, &lj, NULL);
+    }
+    cg_loop_end(c, &lr, NULL);
+}
+
+/* The blocked implicit GEMM: per task, K blocks (tap, channels [k0, k1))
+ * outer, then panels, output rows, tiles; a tile starts from the partial
+ * sums in the output (zero in the first block) and leaves them there, the
+ * last block runs the epilogue instead.  One K block's panel slice
+ * (kc x nr) serves all the task's tiles from cache, its input block
+ * (pixels x kc) all its panels. */
+typedef struct ConvBlk {
+    LLVMValueRef b, tap, k0, k1, first, last;
+    LLVMValueRef next0; /* the next K block's first panel slice (byte offset) */
+    LLVMValueRef pf, pfend; /* in a panel: the next slice's first and last line */
+} ConvBlk;
+
+/* element offset of out[row, col] (out's channel stride is 1) */
+static LLVMValueRef
+conv_out_off(CG *c, const Kernel *k, LLVMValueRef row, LLVMValueRef col)
+{
+    const View *o = &k->out;
+    return LLVMBuildAdd(c->b, cg_row_off(c, o, NULL, o->rank - 1, row), col, "");
+}
+
+/* a tile: pixels ox0.. of output row oy in panel j, the tseq-th tile of
+ * the panel's sweep (it prefetches lines [tseq*kc, (tseq+1)*kc) of the
+ * next slice) */
+static void
+conv_btile(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, const ConvBlk *bk, const ConvRow *cr,
+           LLVMValueRef oy, LLVMValueRef ox0, LLVMValueRef j, LLVMValueRef tseq, int rows, int ncols)
+{
+    int nv = (ncols + c->L - 1) / c->L; /* a partial panel computes only its vectors */
+    LLVMValueRef aptr[MAXR], valid[MAXR], init[MAXR * MAXV], sums[MAXR * MAXV];
+    conv_tap(c, q, cr, ox0, bk->tap, rows, aptr, valid);
+    LLVMValueRef orow = conv_orow(c, q, bk->b, oy, ox0), col0 = LLVMBuildMul(c->b, j, cg_i64(c, kp->nr), "");
+    LLVMValueRef off[MAXR];
+    for (int r = 0; r < rows; r++) off[r] = conv_out_off(c, k, LLVMBuildAdd(c->b, orow, cg_i64(c, r), ""), col0);
+    for (int v = 0; v < nv; v++) {
+        int nval = ncols - v * c->L < c->L ? ncols - v * c->L : c->L;
+        for (int r = 0; r < rows; r++) {
+            LLVMValueRef ld = cg_load_vec(c, k->out.buf, LLVMBuildAdd(c->b, off[r], cg_i64(c, (int64_t)v * c->L), ""), 1, nval);
+            init[r * nv + v] = LLVMBuildSelect(c->b, bk->first, cg_vf(c, 0.0), ld, "");
+        }
+    }
+    LLVMValueRef wb = conv_wtap(c, kp, q, j, bk->tap);
+    /* the k loop runs from k0: its line k is the tile's line k - k0 */
+    LLVMValueRef pf0 = LLVMBuildAdd(c->b, bk->pf, LLVMBuildMul(c->b, tseq, cg_i64(c, kp->kc * 64), ""), "");
+    LLVMValueRef pf[2] = {LLVMBuildSub(c->b, pf0, LLVMBuildMul(c->b, bk->k0, cg_i64(c, 64), ""), ""), bk->pfend};
+    conv_kloop(c, kp, q, aptr, valid, rows, nv, wb, bk->k0, bk->k1, init, sums, pf);
+    LLVMValueRef acc[MAXR][MAXV];
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < nv; v++) acc[r][v] = sums[r * nv + v];
+    LLVMBasicBlockRef lb = cg_block(c, "klast"), mb = cg_block(c, "kmid"), jb = cg_block(c, "kjoin");
+    LLVMBuildCondBr(c->b, bk->last, lb, mb);
+    LLVMPositionBuilderAtEnd(c->b, lb);
+    store_tile(c, k, acc, rows, nv, orow, col0, ncols, 1);
+    LLVMBuildBr(c->b, jb);
+    LLVMPositionBuilderAtEnd(c->b, mb);
+    for (int v = 0; v < nv; v++) {
+        int nval = ncols - v * c->L < c->L ? ncols - v * c->L : c->L;
+        for (int r = 0; r < rows; r++)
+            cg_store_vec(c, k->out.buf, LLVMBuildAdd(c->b, off[r], cg_i64(c, (int64_t)v * c->L), ""), 1, acc[r][v], nval);
+    }
+    LLVMBuildBr(c->b, jb);
+    LLVMPositionBuilderAtEnd(c->b, jb);
+}
+
+/* panels [p0, p1) of one K block, all ncols wide, over rows [oy0, oy1) */
+static void
+conv_bpanels(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, const ConvBlk *bk, LLVMValueRef p0,
+             LLVMValueRef p1, LLVMValueRef oy0, LLVMValueRef oy1, int ncols)
+{
+    int64_t mr = kp->mr, tfull = q->Wo / mr, wrem = q->Wo % mr, ntr = tfull + (wrem > 0);
+    Loop lj, ly, lt;
+    cg_loop_begin(c, &lj, p0, p1, NULL, 0, "bpan");
+    /* the next sweep's slice: the next panel's, or the next K block's first */
+    ConvBlk pb = *bk;
+    LLVMValueRef jn = LLVMBuildAdd(c->b, lj.iv, cg_i64(c, 1), "");
+    LLVMValueRef inb = conv_wtap(c, kp, q, jn, bk->tap);
+    inb = LLVMBuildAdd(c->b, inb, LLVMBuildMul(c->b, bk->k0, cg_i64(c, kp->pnr * 4), ""), "");
+    pb.pf = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, jn, p1, ""), inb, bk->next0, "");
+    pb.pfend = imin(c, LLVMBuildAdd(c->b, pb.pf, cg_i64(c, kp->kc * kp->pnr * 4 - 64), ""),
+                    cg_i64(c, kp->pack_off + kp->pack_bytes - 64));
+    cg_loop_begin(c, &ly, oy0, oy1, NULL, 0, "brow");
+    ConvRow cr = conv_row(c, k, q, bk->b, ly.iv);
+    LLVMValueRef t0 = LLVMBuildMul(c->b, LLVMBuildSub(c->b, ly.iv, oy0, ""), cg_i64(c, ntr), "");
+    cg_loop_begin(c, &lt, cg_i64(c, 0), cg_i64(c, tfull), NULL, 0, "btile");
+    LLVMValueRef ox0 = LLVMBuildMul(c->b, lt.iv, cg_i64(c, mr), "");
+    conv_btile(c, k, kp, q, &pb, &cr, ly.iv, ox0, lj.iv, LLVMBuildAdd(c->b, t0, lt.iv, ""), (int)mr, ncols);
+    cg_loop_end(c, &lt, NULL);
+    if (wrem)
+        conv_btile(c, k, kp, q, &pb, &cr, ly.iv, cg_i64(c, tfull * mr), lj.iv, LLVMBuildAdd(c->b, t0, cg_i64(c, tfull), ""),
+                   (int)wrem, ncols);
+    cg_loop_end(c, &ly, NULL);
+    cg_loop_end(c, &lj, NULL);
+}
+
+static void
+conv_blocked(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, LLVMValueRef begin, LLVMValueRef end)
+{
+    int64_t nr = kp->nr, npan = (q->Co + nr - 1) / nr, pfull = q->Co / nr, nrem = q->Co % nr;
+    int64_t ngrp = (npan + kp->cpan - 1) / kp->cpan, nrb = (q->Ho + kp->crows - 1) / kp->crows;
+    int64_t nkb = (q->Ci + kp->kc - 1) / kp->kc;
+    Loop lt;
+    cg_loop_begin(c, &lt, begin, end, NULL, 0, "task");
+    ConvBlk bk;
+    LLVMValueRef g = LLVMBuildURem(c->b, lt.iv, cg_i64(c, ngrp), "");
+    LLVMValueRef t1 = LLVMBuildUDiv(c->b, lt.iv, cg_i64(c, ngrp), "");
+    LLVMValueRef rb = LLVMBuildURem(c->b, t1, cg_i64(c, nrb), "");
+    bk.b = LLVMBuildUDiv(c->b, t1, cg_i64(c, nrb), "");
+    LLVMValueRef oy0 = LLVMBuildMul(c->b, rb, cg_i64(c, kp->crows), "");
+    LLVMValueRef oy1 = imin(c, LLVMBuildAdd(c->b, oy0, cg_i64(c, kp->crows), ""), cg_i64(c, q->Ho));
+    LLVMValueRef p0 = LLVMBuildMul(c->b, g, cg_i64(c, kp->cpan), "");
+    LLVMValueRef p1 = imin(c, LLVMBuildAdd(c->b, p0, cg_i64(c, kp->cpan), ""), cg_i64(c, npan));
+    Loop lk;
+    cg_loop_begin(c, &lk, cg_i64(c, 0), cg_i64(c, q->T * nkb), NULL, 0, "kblk");
+    /* channel blocks outer, taps inner: the taps of one channel block read
+     * the same few input rows, which stay in cache between them */
+    bk.tap = LLVMBuildURem(c->b, lk.iv, cg_i64(c, q->T), "");
+    bk.k0 = LLVMBuildMul(c->b, LLVMBuildUDiv(c->b, lk.iv, cg_i64(c, q->T), ""), cg_i64(c, kp->kc), "");
+    bk.k1 = imin(c, LLVMBuildAdd(c->b, bk.k0, cg_i64(c, kp->kc), ""), cg_i64(c, q->Ci));
+    bk.first = LLVMBuildICmp(c->b, LLVMIntEQ, lk.iv, cg_i64(c, 0), "");
+    bk.last = LLVMBuildICmp(c->b, LLVMIntEQ, lk.iv, cg_i64(c, q->T * nkb - 1), "");
+    LLVMValueRef kn = LLVMBuildAdd(c->b, lk.iv, cg_i64(c, 1), ""); /* the next K block (past the end: clamped) */
+    LLVMValueRef kn0 = LLVMBuildMul(c->b, LLVMBuildUDiv(c->b, kn, cg_i64(c, q->T), ""), cg_i64(c, kp->kc * kp->pnr * 4), "");
+    bk.next0 = LLVMBuildAdd(c->b, conv_wtap(c, kp, q, p0, LLVMBuildURem(c->b, kn, cg_i64(c, q->T), "")), kn0, "");
+    /* the full panels of the group, then the partial one if it is the group's */
+    conv_bpanels(c, k, kp, q, &bk, p0, imin(c, p1, cg_i64(c, pfull)), oy0, oy1, (int)nr);
+    if (nrem) {
+        If f;
+        cg_if_begin(c, &f, LLVMBuildICmp(c->b, LLVMIntSGT, p1, cg_i64(c, pfull), ""), "bpart");
+        conv_bpanels(c, k, kp, q, &bk, cg_i64(c, pfull), cg_i64(c, pfull + 1), oy0, oy1, (int)nrem);
+        cg_if_end(c, &f);
+    }
+    cg_loop_end(c, &lk, NULL);
+    cg_loop_end(c, &lt, NULL);
 }
 
 void
@@ -268,23 +481,6 @@ cg_conv(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRe
     q.T = q.kh * q.kw;
     for (int i = 0; i < 4; i++) q.sx[i] = x->stride[i];
     q.zero_row = q.sx[3] == 1 && c->zeros != NULL;
-    int64_t mr = kp->mr, nr = kp->nr;
-    int64_t tfull = q.Wo / mr, wrem = q.Wo % mr, pfull = q.Co / nr, nrem = q.Co % nr;
-    Loop lr;
-    cg_loop_begin(c, &lr, begin, end, NULL, 0, "row");
-    LLVMValueRef b = LLVMBuildUDiv(c->b, lr.iv, cg_i64(c, q.Ho), "");
-    LLVMValueRef oy = LLVMBuildURem(c->b, lr.iv, cg_i64(c, q.Ho), "");
-    for (int part = 0; part < 2; part++) {
-        int64_t ncols = part == 0 ? nr : nrem;
-        if (ncols == 0) continue;
-        Loop lj;
-        cg_loop_begin(c, &lj, cg_i64(c, part == 0 ? 0 : pfull), cg_i64(c, part == 0 ? pfull : pfull + 1), NULL, 0, "pan");
-        Loop lt;
-        cg_loop_begin(c, &lt, cg_i64(c, 0), cg_i64(c, tfull), NULL, 0, "tile");
-        conv_tile(c, k, kp, &q, b, oy, LLVMBuildMul(c->b, lt.iv, cg_i64(c, mr), ""), lj.iv, (int)mr, (int)ncols);
-        cg_loop_end(c, &lt, NULL);
-        if (wrem) conv_tile(c, k, kp, &q, b, oy, cg_i64(c, tfull * mr), lj.iv, (int)wrem, (int)ncols);
-        cg_loop_end(c, &lj, NULL);
-    }
-    cg_loop_end(c, &lr, NULL);
+    if (kp->kc) conv_blocked(c, k, kp, &q, begin, end);
+    else conv_plain(c, k, kp, &q, begin, end);
 }

@@ -50,6 +50,10 @@ typedef struct KPlan {
     int64_t nmb, npan, tpb;
     int panel_major;
     int64_t group;           /* SCAN/FUSION25: channel vectors per task */
+    /* CONV blocked (kc > 0; llvm_gemm.c): K blocks of kc input channels of
+     * one tap; task = (b, block of crows output rows, group of cpan panels),
+     * n = B * ceil(Ho/crows) * ceil(panels/cpan) */
+    int64_t kc, crows, cpan;
 } KPlan;
 
 typedef struct Plan {

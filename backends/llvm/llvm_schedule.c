@@ -10,7 +10,11 @@
  *             vectors of accumulators, the micro-kernel of llvm_gemm.c),
  *             block_m rows per parallel task (whole tiles), order 1 = row
  *             blocks outer / 2 = column panels outer
- *   conv      tile_m output pixels x tile_n output channels register tile
+ *   conv      tile_m output pixels x tile_n output channels register tile;
+ *             a deep one (a packed panel beyond L2's share, or any of the
+ *             three set) is blocked: K blocks of tile_k input channels of
+ *             one tap, a task block_m output pixels (whole output rows) x
+ *             block_n output channels (whole panels)
  *   scan      tile_n channels per task (1 to 4 vectors: as many independent
  *             recurrences)
  *   fusion25  tile_n channels per task
@@ -43,7 +47,7 @@ fields_read(KernelKind kind)
     unsigned all = SF(vec) | SF(grain);
     switch (kind) {
     case KK_GEMM: return all | SF(tile_m) | SF(tile_n) | SF(block_m) | SF(order);
-    case KK_CONV: return all | SF(tile_m) | SF(tile_n);
+    case KK_CONV: return all | SF(tile_m) | SF(tile_n) | SF(tile_k) | SF(block_m) | SF(block_n);
     case KK_SCAN:
     case KK_FUSION25:
     case KK_RESIZE:
@@ -109,6 +113,79 @@ default_block_m(const Kernel *k, int64_t mr, int64_t nr, int64_t order)
     }
     if (nmb > ntiles) nmb = ntiles;
     return cdiv(ntiles, nmb) * mr;
+}
+
+/* Blocked convolution (llvm_gemm.c, conv_blocked).  The plain implicit
+ * GEMM streams a tile's whole packed panel (K = kh*kw*Ci rows of tile_n
+ * floats) per tile of tile_m pixels; beyond CONV_PANEL bytes that panel no
+ * longer stays in L2 and every tile re-reads it from memory.  Blocked, K
+ * is cut into blocks of at most CONV_KC channels of one tap (equal
+ * blocks), a block's panel slice serves every tile of the task, and the
+ * partial sums wait in the output.  A task is rows x panels: the most
+ * reuse per byte (Mb*Nb / (Mb+Nb), Mb pixels, Nb channels) among the
+ * blocks whose partial sums and input block fit CONV_L2, with at least
+ * CONV_TASKS tasks where the shape has them. */
+#define CONV_PANEL (512 * 1024)
+#define CONV_KC 512
+#define CONV_L2 (1024 * 1024)
+#define CONV_TASKS 8
+
+/* the partial sums can wait in the output: its channels contiguous, and no
+ * operand (input, epilogue operand) in its buffer that they would overwrite */
+static int
+conv_can_block(const Kernel *k)
+{
+    const View *o = &k->out;
+    if (o->rank != 4 || o->stride[3] != 1) return 0;
+    for (int i = 0; i < k->nin; i++)
+        if (i != 1 && k->in[i].buf == o->buf) return 0;
+    for (int i = 0; i < k->nargs; i++)
+        if (k->args[i].buf == o->buf) return 0;
+    return 1;
+}
+
+static int
+conv_is_blocked(const Kernel *k, const Sched *in, int64_t tile_n)
+{
+    const View *w = &k->in[1];
+    int64_t K = w->shape[1] * w->shape[2] * w->shape[3];
+    return in->tile_k || in->block_m || in->block_n || K * tile_n * 4 > CONV_PANEL;
+}
+
+static int64_t
+default_conv_kc(int64_t ci)
+{
+    return cdiv(ci, cdiv(ci, CONV_KC));
+}
+
+/* the task block, *rows output rows x *pans panels of nr channels; a
+ * nonzero *rows or *pans is kept (set by hand) and the other chosen */
+static void
+default_conv_block(const Kernel *k, int64_t nr, int64_t kc, int64_t *rows, int64_t *pans)
+{
+    const View *o = &k->out;
+    int64_t B = o->shape[0], Ho = o->shape[1], Wo = o->shape[2], npan = cdiv(k->in[1].shape[0], nr);
+    int64_t hr = *rows, hp = *pans; /* set by hand */
+    int64_t want = B * (hr ? cdiv(Ho, hr) : Ho) * (hp ? cdiv(npan, hp) : npan);
+    if (want > CONV_TASKS) want = CONV_TASKS;
+    int64_t rmin = hr ? hr : 1, pmin = hp ? hp : 1; /* the smallest block: always allowed */
+    double best = -1;
+    *rows = rmin;
+    *pans = pmin;
+    /* by the number of blocks, rows and panels cut as evenly as they go */
+    for (int64_t nrb = 1; nrb <= (hr ? 1 : Ho); nrb++)
+        for (int64_t ng = 1; ng <= (hp ? 1 : npan); ng++) {
+            int64_t r = hr ? hr : cdiv(Ho, nrb), pg = hp ? hp : cdiv(npan, ng), mb = r * Wo, nb = pg * nr;
+            if ((!hr && cdiv(Ho, r) != nrb) || (!hp && cdiv(npan, pg) != ng)) continue; /* a cut seen before */
+            if (B * cdiv(Ho, r) * cdiv(npan, pg) < want) continue;
+            if (mb * (nb + kc) * 4 > CONV_L2 && !(r == rmin && pg == pmin)) continue;
+            double score = (double)mb * (double)nb / (double)(mb + nb);
+            if (score > best) {
+                best = score;
+                *rows = r;
+                *pans = pg;
+            }
+        }
 }
 
 /* scan: channel vectors per task, at least 4 tasks per batch image when D
@@ -181,6 +258,37 @@ check_tile_n(int64_t tile_n, int L, int64_t maxv, const char *what, McErr *err)
     return mc_err(err, "tile_n=%lld: %s a multiple of the vector width (vec=%d)", (long long)tile_n, what, L);
 }
 
+/* a conv's blocking (tile_m, tile_n resolved): none for a shallow one */
+static int
+resolve_conv(const Kernel *k, const Sched *in, Sched *s, McErr *err)
+{
+    if (!conv_is_blocked(k, in, s->tile_n)) return 0;
+    if (!conv_can_block(k)) {
+        if (!in->tile_k && !in->block_m && !in->block_n) return 0;
+        return mc_err(err, "%s=%lld: a blocked conv keeps its partial sums in its output, which needs contiguous "
+                      "channels and no operand in the output's buffer",
+                      in->tile_k ? "tile_k" : in->block_m ? "block_m" : "block_n",
+                      (long long)(in->tile_k ? in->tile_k : in->block_m ? in->block_m : in->block_n));
+    }
+    const View *o = &k->out;
+    int64_t Ci = k->in[1].shape[1], Ho = o->shape[1], Wo = o->shape[2];
+    if (s->tile_k > Ci)
+        return mc_err(err, "tile_k=%lld: a conv K block holds 1 to %lld input channels (Ci, of one tap)",
+                      (long long)s->tile_k, (long long)Ci);
+    if (s->block_m % Wo || s->block_m > Ho * Wo)
+        return mc_err(err, "block_m=%lld: a conv task holds whole output rows, a multiple of %lld up to %lld",
+                      (long long)s->block_m, (long long)Wo, (long long)(Ho * Wo));
+    if (s->block_n % s->tile_n)
+        return mc_err(err, "block_n=%lld: a conv task holds whole panels, a multiple of tile_n=%lld",
+                      (long long)s->block_n, (long long)s->tile_n);
+    if (!s->tile_k) s->tile_k = default_conv_kc(Ci);
+    int64_t rows = s->block_m / Wo, pans = s->block_n / s->tile_n;
+    default_conv_block(k, s->tile_n, s->tile_k, &rows, &pans);
+    s->block_m = rows * Wo;
+    s->block_n = pans * s->tile_n;
+    return 0;
+}
+
 /* s = in's set fields + t's choices for the others; -1 with err when a set
  * field cannot be honoured */
 static int
@@ -210,7 +318,7 @@ resolve(const Kernel *k, const McLlvmTarget *t, const Sched *in, Sched *s, McErr
             return mc_err(err, "tile_m=%lld: the %s micro-kernel holds 1 to %d rows", (long long)s->tile_m, kind,
                         MC_LLVM_MAX_MR);
         if (!s->tile_m) s->tile_m = default_mr(t, s->tile_n / L);
-        if (k->kind == KK_CONV) break;
+        if (k->kind == KK_CONV) return resolve_conv(k, in, s, err);
         if (s->order > 2) return mc_err(err, "order=%lld: 1 (row blocks outer) or 2 (panels outer)", (long long)s->order);
         if (!s->order) s->order = default_order(k, s->tile_n);
         if (s->block_m % s->tile_m)

@@ -10,7 +10,8 @@ Checks:
     there are none and the LLVM IR is the same as with the pass (the code
     generator decides what the pass records);
   - a hand-edited .kir with other valid schedules (every GEMM's tile_m,
-    tile_n, block_m and order, the convs' tile_m, the scans' and fusion25s'
+    tile_n, block_m and order, the convs' tile_m and blocking (tile_k,
+    block_n: the blocked implicit GEMM), the scans' and fusion25s'
     channels per task, the layernorms' grain) compiles with --model and
     --weights, its LLVM IR differs from the default's (the edit reaches the
     code), its logits match the PyTorch float64 reference, and
@@ -24,8 +25,10 @@ Checks:
   - schedules the code generator cannot honour are refused with one
     sentence naming the kernel: tile_m past the micro-kernel, a tile_n that
     is not whole vectors or too many of them, a vec that is not the
-    target's lanes, block_m not whole tiles, order 3, a field the kind has
-    no use for (CUDA's threads on a layernorm, tile_m on a dwconv).
+    target's lanes, block_m not whole tiles, order 3, a conv's tile_k past
+    its input channels, block_m not whole output rows, block_n not whole
+    panels, a field the kind has no use for (CUDA's threads on a layernorm,
+    tile_m on a dwconv).
 Expected values come from the PyTorch reference, never from mambac.
 """
 import os
@@ -124,6 +127,8 @@ def other_tiles(kind, f):
         f["order"] = 3 - f["order"]
     elif kind == "conv":
         f["tile_m"] = 4 if f["tile_m"] != 4 else 2
+        f["tile_k"] = 2  # blocked: K blocks of 2 channels, one panel per task (block_m derived)
+        f["block_n"] = f["tile_n"]
     elif kind == "scan":
         f["tile_n"] = v if f["tile_n"] != v else 2 * v
     elif kind == "fusion25":
@@ -224,6 +229,10 @@ bad("gemm tile_m=9", "gemm", lambda f: f.update(tile_m=9, block_m=9), ["tile_m=9
 bad("gemm tile_n not whole vectors", "gemm", lambda f: f.update(tile_n=vec + 1), ["tile_n=%d" % (vec + 1), "vec=%d" % vec])
 bad("gemm tile_n of 5 vectors", "gemm", lambda f: f.update(tile_n=5 * vec), ["tile_n=%d" % (5 * vec)])
 bad("conv tile_m=12", "conv", lambda f: f.update(tile_m=12), ["tile_m=12"])
+bad("conv tile_k past Ci", "conv", lambda f: f.update(tile_k=1000), ["tile_k=1000", "input channels"])
+bad("conv block_m not whole rows", "conv", lambda f: f.update(block_m=7), ["block_m=7", "output rows"])
+bad("conv block_n not whole panels", "conv", lambda f: f.update(block_n=f["tile_n"] + 1),
+    ["block_n=", "tile_n"])
 bad("scan of 5 vectors per task", "scan", lambda f: f.update(tile_n=5 * vec), ["tile_n=%d" % (5 * vec)])
 bad("gemm block_m not whole tiles", "gemm", lambda f: f.update(block_m=f["tile_m"] + 1), ["block_m", "tile_m"])
 bad("vec not the target's lanes", "gemm", lambda f: f.update(vec=2 * vec), ["vec=%d" % (2 * vec), "%d f32 lanes" % vec])

@@ -11,6 +11,7 @@
  * Tolerance: |llvm - ref| <= 1e-5 * |ref| + 1e-5 * rms(ref) per element
  * (relative 1e-5, with an absolute floor at 1e-5 of the tensor's RMS so
  * that sums which cancel to ~0 do not fail on round-off).
+ * The blocked conv gets hand-set schedules (conv_sched) at odd shapes.
  * Also: cross-compilation for aarch64 and riscv64 (RVV) emits vector FMAs,
  * and compiling twice gives byte-identical objects; the per-image schedule
  * of batched programs (segments) computes what the batched program does.
@@ -100,6 +101,10 @@ conv_attrs(int s, int p, int d, int groups)
     return a;
 }
 
+/* Schedule fields every conv kernel gets by hand (the blocked-conv tests;
+ * block_m in output rows here, times the kernel's Wo), 0 = the tile pass's. */
+static Sched conv_sched;
+
 /* The llvm row on t's graph: the pipeline for its target (graph passes on
  * t->g itself), then its run_kernels. */
 static int
@@ -107,6 +112,15 @@ llvm_run(TG *t, HostTensor *l, const RunOpts *o)
 {
     KProgram p;
     if (mc_pipeline_run(&t->g, &t->ws, mc_backend_llvm.target, NULL, &p, &t->err)) return -1;
+    for (int i = 0; i < p.nk; i++) {
+        Sched *s = &p.k[i].sched;
+        if (p.k[i].kind != KK_CONV) continue;
+        if (conv_sched.tile_m) s->tile_m = conv_sched.tile_m;
+        if (conv_sched.tile_n) s->tile_n = conv_sched.tile_n;
+        if (conv_sched.tile_k) s->tile_k = conv_sched.tile_k;
+        if (conv_sched.block_m) s->block_m = conv_sched.block_m * p.k[i].out.shape[2];
+        if (conv_sched.block_n) s->block_n = conv_sched.block_n;
+    }
     int rc = mc_backend_llvm.run_kernels(&p, &t->ws, &t->in, l, o, &t->err);
     mc_kprogram_free(&p);
     return rc;
@@ -232,9 +246,11 @@ test_gemm_gate_slices(void)
 
 /* ------------------------------------------------------------ convolutions */
 
-/* the stem pattern: NCHW input, permute, 3x3 stride-2 conv, BN, ReLU */
+/* the stem pattern: NCHW input, permute, 3x3 stride-2 conv, BN, ReLU
+ * (the input's channel stride is not 1: padding taps select 0); also
+ * blocked, K blocks of 2 of its 3 channels */
 static void
-test_conv_stem(void)
+stem_case(int tile_k)
 {
     TG t;
     tg_init(&t);
@@ -250,8 +266,17 @@ test_conv_stem(void)
     int m = tg_weight(&t, "bn.running_mean", S1(Co), -0.2, 0.2), v = tg_weight(&t, "bn.running_var", S1(Co), 0.5, 2);
     int bn = tg_op(&t, OP_BATCHNORM, (int[]){c, g, b, m, v}, 5, NULL);
     int y = OP1(&t, OP_RELU, bn);
-    CU_ASSERT_EQUAL(compare(&t, y, "stem"), 0);
+    conv_sched.tile_k = tile_k;
+    CU_ASSERT_EQUAL(compare(&t, y, tile_k ? "stem blocked" : "stem"), 0);
+    conv_sched.tile_k = 0;
     tg_free(&t);
+}
+
+static void
+test_conv_stem(void)
+{
+    stem_case(0);
+    stem_case(2);
 }
 
 static void
@@ -280,6 +305,51 @@ test_conv_shapes(void)
     conv_case(1, 10, 9, 7, 9, 3, 1, 2, 2, 1);
     conv_case(1, 6, 6, 33, 70, 1, 1, 0, 1, 1); /* pointwise: lowered to GEMM */
     conv_case(1, 7, 5, 4, 12, 1, 2, 0, 1, 1);  /* 1x1 stride 2: CONV */
+}
+
+/* The blocked conv (K blocks, partial sums in the output; llvm_gemm.c):
+ * hand-set schedules (tile_k channels per K block, rows output rows and
+ * block_n channels per task, register tiles) at odd shapes -- Ci not a
+ * multiple of the vector or of tile_k, Co of 150, 19 and 1 (partial panels,
+ * a group holding only the partial one), odd H and W, 1x1 spatial, stride
+ * and dilation, batch 2 -- and the tile pass's own blocking of a deep one. */
+static void
+blocked_case(int B, int H, int W, int Ci, int Co, int s, int d, int tile_k, int rows, int block_n, int tile_m,
+             int tile_n)
+{
+    Sched none = {0};
+    conv_sched = none;
+    conv_sched.tile_k = tile_k;
+    conv_sched.block_m = rows;
+    conv_sched.block_n = block_n;
+    conv_sched.tile_m = tile_m;
+    conv_sched.tile_n = tile_n;
+    conv_case(B, H, W, Ci, Co, 3, s, d, d, 1);
+    conv_sched = none;
+}
+
+static void
+test_conv_blocked(void)
+{
+    blocked_case(2, 9, 11, 37, 150, 1, 1, 16, 2, 64, 0, 0);
+    blocked_case(1, 7, 5, 20, 19, 1, 1, 7, 3, 0, 4, 32);
+    blocked_case(1, 5, 6, 16, 1, 1, 1, 5, 1, 0, 0, 0);
+    blocked_case(2, 1, 1, 33, 40, 1, 1, 8, 1, 16, 0, 16);
+    blocked_case(1, 10, 9, 12, 24, 2, 2, 5, 2, 0, 3, 0);
+    blocked_case(1, 6, 7, 23, 150, 1, 1, 23, 6, 128, 0, 0);
+    conv_case(1, 5, 7, 600, 70, 3, 1, 1, 1, 1); /* K = 5400: blocked by the tile pass */
+    /* two blocked convs, the second's epilogue adding the first's output */
+    TG t;
+    tg_init(&t);
+    int x = tg_input(&t, S4(1, 7, 9, 24), -1, 1);
+    int w1 = tg_weight(&t, "a.weight", S4(40, 24, 3, 3), -0.3, 0.3), w2 = tg_weight(&t, "b.weight", S4(40, 24, 3, 3), -0.3, 0.3);
+    Attrs ca = conv_attrs(1, 1, 1, 1);
+    int a = tg_op(&t, OP_CONV2D, (int[]){x, w1}, 2, &ca), b = tg_op(&t, OP_CONV2D, (int[]){x, w2}, 2, &ca);
+    conv_sched.tile_k = 10;
+    conv_sched.block_m = 3;
+    CU_ASSERT_EQUAL(compare(&t, OP1(&t, OP_RELU, OP2(&t, OP_ADD, a, b)), "blocked convs + residual"), 0);
+    memset(&conv_sched, 0, sizeof conv_sched);
+    tg_free(&t);
 }
 
 static void
@@ -719,6 +789,7 @@ static const TestEntry tests[] = {
     {"gemm gate over slices", test_gemm_gate_slices},
     {"conv stem (permuted input, bn, relu)", test_conv_stem},
     {"conv shapes", test_conv_shapes},
+    {"conv blocked (K blocks, partial sums in the output)", test_conv_blocked},
     {"depthwise conv", test_dwconv},
     {"selective scan", test_scan},
     {"state fusion 25 taps", test_fusion25},
