@@ -4,8 +4,9 @@ PyTorch reference (relative L2 error of the logits <= 1e-4).
 `mambac compile --target aarch64-linux-gnu` and `--target riscv64-linux-gnu`
 (RVV on by default: -v must report +v, and the code must hold vector
 instructions) of a small custom config at an odd size, and of the published
-Spatial-Mamba-T config at 33x35, linked by Debian's
-cross gcc, run under qemu-aarch64 / qemu-riscv64 (several VLENs for RVV);
+Spatial-Mamba-T config at 33x35, and of a small UperNet segmentor
+(mmengine-layout checkpoint) at 71x45 with its --argmax class map, linked
+by Debian's cross gcc, run under qemu-aarch64 / qemu-riscv64 (several VLENs for RVV);
 `--emit obj` for each target links into examples/embed with the cross gcc.
 
 Needs gcc-aarch64-linux-gnu, gcc-riscv64-linux-gnu and qemu-user
@@ -19,9 +20,9 @@ import shutil
 import struct
 import sys
 
-import numpy as np
-
 import e2e_common as E
+import numpy as np
+import torch
 
 TARGETS = [
     # triple, cross gcc, qemu, ELF e_machine, qemu CPU variants to run
@@ -199,5 +200,49 @@ for triple, cc, qemu, machine, cpus in TARGETS:
     label = "tiny %s under %s" % (arch, qemu)
     if t.check(rc == 0, "%s: rc=%s (%.1fs) %s" % (label, rc, dt, err.strip()[:500])):
         E.check_logits(t, label, yout, twant, dt)
+    os.unlink(exe)
+
+# ------------------------------------------------------------ a UperNet segmentor
+# A small segmentor (backbone + UperNet head + the final resize) from an
+# mmengine-layout checkpoint at an odd, non-square size, cross-compiled for
+# both targets: its logits and its --argmax class map under qemu.
+scfg = t.path("seg.yaml")
+with open(scfg, "w") as f:
+    f.write("MODEL:\n  TYPE: spatial_mamba\n  NAME: seg_cross\n"
+            "  SPATIALMAMBA: {EMBED_DIM: 16, DEPTHS: [1, 1, 1, 1], D_STATE: 1, MLP_RATIO: 2.0}\n"
+            "  BACKBONE: {OUT_INDICES: [0, 1, 2, 3]}\n"
+            "  DECODE_HEAD: {TYPE: uper_head, CHANNELS: 16, POOL_SCALES: [1, 2, 3, 6], NUM_CLASSES: 5}\n")
+sdcfg = E.sm.dense_config(scfg)
+ssd = E.sm.random_dense_state_dict(sdcfg, seed=735)
+sw = t.path("seg.pth")
+E.ck.save_mmengine(sw, E.ck.segmentor_state_dict(ssd))
+SB, SH, SW = 1, 71, 45
+sx = E.image((SB, 3, SH, SW), seed=736)
+with torch.no_grad():
+    swant = E.sm.dense_forward(torch.from_numpy(sx).double(), ssd, sdcfg,
+                               dtype=torch.float64)["logits"].numpy()
+stop2 = np.sort(swant, axis=1)[:, -2:]
+sclear = (stop2[:, 1] - stop2[:, 0]) > 1e-3
+sxin = t.path("seg_x.npy")
+np.save(sxin, sx)
+for triple, cc, qemu, machine, cpus in TARGETS:
+    arch = triple.split("-")[0]
+    exe = t.path("seg-" + arch)
+    rc, out, err, dt = t.run(["compile", scfg, "--weights", sw, "--batch", SB, "--image-size",
+                              "%dx%d" % (SH, SW), "--target", triple, "-o", exe], timeout=300)
+    if not t.check(rc == 0, "seg %s: mambac compile --target %s rc=%s (%.1fs)%s" % (
+            arch, triple, rc, dt, "" if rc == 0 else " " + err.strip()[-800:])):
+        continue
+    yout, aout = t.path("seg-y-%s.npy" % arch), t.path("seg-a-%s.npy" % arch)
+    rc, out, err, dt = E.run_prog([qemu] + cpus[0] + [exe, "--input", sxin, "--output", yout,
+                                                      "--argmax", aout, "--threads", 2], timeout=300)
+    label = "seg %s under %s%s" % (arch, qemu, (" " + " ".join(cpus[0])) if cpus[0] else "")
+    if t.check(rc == 0, "%s: rc=%s (%.1fs) %s" % (label, rc, dt, err.strip()[:500])):
+        E.check_logits(t, label, yout, swant, dt)
+        a = np.load(aout)
+        t.check(a.dtype == np.int32 and a.shape == (SB, SH, SW) and
+                (a[sclear] == swant.argmax(axis=1)[sclear]).all(),
+                "%s: --argmax int32 %s equals the reference's class map (%d of %d pixels clear)" % (
+                    label, list(a.shape), int(sclear.sum()), sclear.size))
     os.unlink(exe)
 t.finish()
