@@ -803,12 +803,15 @@ def _dense(argv):
 
 def _bench_dense(channels, embed_dim, size, threads=2, runs=3):
     """UperNet (tiny depths, 150 classes) at size x size, batch 1: wall and
-    process CPU time (best of `runs`, variants round-robin) of the
-    reference as written in float32, of faster float32 variants
-    (torch.inference_mode, a channels-last input, state_fusion_conv, scan
-    chunk T) and, once, of float64; the variants' error against float64."""
+    process CPU time (best of `runs`, variants round-robin after a warm-up)
+    of the reference as written in float32, of faster float32 variants
+    (torch.inference_mode with a channels-last input, state_fusion_conv,
+    scan chunk T, a frozen TorchScript trace) and, once, of float64; each
+    variant's error against float64.  On a shared machine run it with
+    OMP_WAIT_POLICY=passive (spinning OpenMP workers lose 5-20x there)."""
     import os
     import time
+    import warnings
     global scan, state_fusion
     torch.set_num_threads(threads)
     depths = CONFIGS["tiny"][1]
@@ -817,33 +820,58 @@ def _bench_dense(channels, embed_dim, size, threads=2, runs=3):
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
     args = (embed_dim, depths, 4.0, channels, hd["pool_scales"], 150)
     xl = x.contiguous(memory_format=torch.channels_last)
-    variants = [("float32 as written (no_grad)", torch.no_grad, x, state_fusion_loop, 8)]
-    for T in (4, 8, 16):
-        variants.append(("float32 inference_mode channels_last fusion-conv T=%d" % T,
-                         torch.inference_mode, xl, state_fusion_conv, T))
-    best, ys = [float("inf")] * len(variants), [None] * len(variants)
-    cpu = [0.0] * len(variants)
-    for r in range(runs + 1):
-        for k, (label, mode, xin, fusion, T) in enumerate(variants):
-            state_fusion, scan = fusion, (lambda u, d, A, B, T=T: scan_chunked(u, d, A, B, T))
+
+    def eager(mode, xin, fusion, T):
+        def run():
+            global scan, state_fusion
+            state_fusion, scan = fusion, (lambda u, d, A, B: scan_chunked(u, d, A, B, T))
             with mode():
-                t0, c0 = time.perf_counter(), time.process_time()
-                ys[k] = segmentor_forward(xin, sd32, *args)
-                dt, dc = time.perf_counter() - t0, time.process_time() - c0
+                return segmentor_forward(xin, sd32, *args)
+        return run
+
+    variants = [("float32 as written (no_grad, NCHW input)",
+                 eager(torch.no_grad, x, state_fusion_loop, 8)),
+                ("+ inference_mode, channels-last input",
+                 eager(torch.inference_mode, xl, state_fusion_loop, 8))]
+    for T in (4, 8, 16):
+        variants.append(("+ state_fusion_conv, scan chunk %d" % T,
+                         eager(torch.inference_mode, xl, state_fusion_conv, T)))
+
+    class Segmentor(torch.nn.Module):
+        def forward(self, xin):
+            return segmentor_forward(xin, sd32, *args)
+
+    state_fusion, scan = state_fusion_conv, scan_chunked
+    t0 = time.perf_counter()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.optimize_for_inference(torch.jit.freeze(
+            torch.jit.trace(Segmentor().eval(), xl, check_trace=False)))
+    print("TorchScript trace + freeze + optimize_for_inference: %.1f s" % (time.perf_counter() - t0))
+
+    def jit():
+        with torch.no_grad():
+            return traced(xl)
+    variants.append(("TorchScript of state_fusion_conv, chunk 8 (frozen)", jit))
+    best, cpu, ys = [float("inf")] * len(variants), [0.0] * len(variants), [None] * len(variants)
+    for r in range(runs + 1):
+        for k, (label, fn) in enumerate(variants):
+            t0, c0 = time.perf_counter(), time.process_time()
+            ys[k] = fn()
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
             if r and dt < best[k]:                     # run 0 warms up
                 best[k], cpu[k] = dt, dc
     state_fusion, scan = state_fusion_loop, scan_chunked
-    sd64 = cast(sd32, torch.float64)
     with torch.no_grad():
         t0, c0 = time.perf_counter(), time.process_time()
-        y64 = segmentor_forward(x.double(), sd64, *args)
+        y64 = segmentor_forward(x.double(), cast(sd32, torch.float64), *args)
         dt64, dc64 = time.perf_counter() - t0, time.process_time() - c0
     print("UperNet C=%d E=%d %dx%d batch 1, %d threads, load %.1f" % (
         channels, embed_dim, size, size, threads, os.getloadavg()[0]))
     for k, v in enumerate(variants):
-        print("  %-58s %8.0f ms wall %8.0f ms cpu  rel L2 %.2g" % (
+        print("  %-52s %8.0f ms wall %8.0f ms cpu  rel L2 %.2g" % (
             v[0], best[k] * 1e3, cpu[k] * 1e3, rel_l2(ys[k], y64)))
-    print("  %-58s %8.0f ms wall %8.0f ms cpu" % ("float64 as written (one run)", dt64 * 1e3,
+    print("  %-52s %8.0f ms wall %8.0f ms cpu" % ("float64 as written (one run)", dt64 * 1e3,
                                                   dc64 * 1e3))
     return 0
 
