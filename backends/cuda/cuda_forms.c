@@ -252,6 +252,12 @@ mc_cu_conv3_tc(const KProgram *p, int i, McCudaPrecision prec)
         return 0;
     if (k->attrs.pad[0] != 1 || k->attrs.pad[1] != 1 || k->attrs.dil[0] != 1 || k->attrs.dil[1] != 1) return 0;
     if (C % 16 || C > 64 || CO % 16 || CO > 64 || k->out.shape[1] != H || k->out.shape[2] != W || H * W < 256) return 0;
+    /* its shared memory (mc_conv3_dsm / mc_conv3t_dsm: the input rows 256
+     * positions read, whole rows of W pixels, and the weights) within the
+     * 227 KB a block may have: wide images (a 1333-pixel input's 667-wide
+     * stem) take the implicit GEMM */
+    long long nr = (256 + W - 1) / W + 4, dsm = ((nr * W + 1) * (C + 8) + CO * (9 * C + 8)) * (bf ? 2 : 4);
+    if (dsm > MC_CU_SMEM_BLOCK_MAX) return 0;
     if (mc_cu_stores_bf16(p, prec, x->buf) != bf || x->offset % 8 || x->stride[3] != 1 || x->stride[2] != C || x->stride[1] != W * C ||
         x->stride[0] != H * W * C)
         return 0;

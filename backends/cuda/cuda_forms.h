@@ -14,6 +14,8 @@
  * only. */
 #ifndef MC_CUDA_FORMS_H
 #define MC_CUDA_FORMS_H
+/* the shared memory one block may have on sm_90 (227 KB, opt-in) */
+#define MC_CU_SMEM_BLOCK_MAX (227LL * 1024)
 #include "cuda.h"
 
 /* Threads the scan passes and split-K GEMMs aim for: two blocks of 256 per

@@ -47,6 +47,23 @@ for prec, b, h, w in CASES:
         name, " (found: %s)" % " ".join(bad[:5]) if bad else ""))
     jobs.append((name, out))
 
+# a wide image: the stem's 3x3 convs (32 channels, 667 columns at a 1333-wide
+# input) would need more shared memory in mc_conv3 (whole input rows) than a
+# block may have (227 KB): they take the implicit GEMM instead; a narrow
+# 224-wide image keeps mc_conv3 (both with enough positions to take it)
+cfg64 = E.write_config(t.path("s64.yaml"), 64, [1], num_classes=5, mlp_ratio=2.0, name="s64")
+for prec, h, w in (("bf16", 256, 1333), ("bf16", 1280, 224), ("tf32", 256, 1333)):
+    out = t.path("wide_%s_%d" % (prec, w))
+    rc, _, err, dt = t.run(["compile", cfg64, "--target", "cuda", "--precision", prec, "--emit", "cuda",
+                            "--image-size", "%dx%d" % (h, w), "-o", out], timeout=120)
+    src = open(out + ".cu").read() if rc == 0 and os.path.exists(out + ".cu") else ""
+    calls = re.findall(r"mc_conv3t?<(\d+), (\d+), (\d+), (\d+), (\d+)>\(", src)
+    widths = sorted(set(int(c[2]) for c in calls))
+    t.check(rc == 0 and (widths == [] if w == 1333 else widths == [w // 2]),
+            "%s at %dx%d: mc_conv3 at widths %s (%s)" % (prec, h, w, widths, "none: too wide" if w == 1333 else "the stem"))
+    if rc == 0 and prec == "bf16" and w == 1333:
+        jobs.append(("wide_%s_%d" % (prec, w), out))
+
 E.nvcc_objects(t, nvcc, jobs)
 
 t.finish()

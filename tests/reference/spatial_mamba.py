@@ -204,7 +204,7 @@ def scan_naive(u, delta, A, Bv):
     """h_l = exp(delta_l*A) h_{l-1} + delta_l*Bv_l*u_l over l (dim 1).
     u, delta: [B, L, D]; A: [D]; Bv: [B, L, 1].  Returns every h: [B, L, D]."""
     Bsz, L, D = u.shape
-    h = torch.zeros(Bsz, D, dtype=u.dtype)
+    h = torch.zeros(Bsz, D, dtype=u.dtype, device=u.device)
     out = torch.empty_like(u)
     dA = torch.exp(delta * A)
     b = delta * Bv * u
@@ -224,7 +224,7 @@ def _scan_logdecay(a, b, T):
     if L <= T:
         S = torch.cumsum(a, dim=1)                                   # [B, L, D]
         diff = S[:, :, None, :] - S[:, None, :, :]                   # [B, l, k, D]
-        mask = torch.ones(L, L, dtype=torch.bool).tril()
+        mask = torch.ones(L, L, dtype=torch.bool, device=a.device).tril()
         M = torch.exp(diff.masked_fill(~mask[None, :, :, None], float("-inf")))
         return torch.einsum("blkd,bkd->bld", M, b)
     n = (L + T - 1) // T
@@ -236,7 +236,7 @@ def _scan_logdecay(a, b, T):
     b4 = b.reshape(Bsz, n, T, D)
     S = torch.cumsum(a4, dim=2)                                      # [B, n, T, D]
     diff = S[:, :, :, None, :] - S[:, :, None, :, :]                 # [B, n, l, k, D]
-    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    mask = torch.ones(T, T, dtype=torch.bool, device=a.device).tril()
     M = torch.exp(diff.masked_fill(~mask[None, None, :, :, None], float("-inf")))
     local = torch.einsum("bnlkd,bnkd->bnld", M, b4)                  # zero carry-in
     # chunk c ends with H_c = exp(S_c,T-1) H_{c-1} + local_c,T-1
@@ -310,10 +310,10 @@ def state_fusion_loop(h, sd, p):
     for idx, (name, dil) in enumerate(FUSION_KERNELS):
         k = sd[p + "." + name].reshape(D, 3, 3)
         for ky in range(3):
-            iy = torch.clamp(torch.arange(H) + (ky - 1) * dil, 0, H - 1)
+            iy = torch.clamp(torch.arange(H, device=h.device) + (ky - 1) * dil, 0, H - 1)
             hy = h[:, iy]
             for kx in range(3):
-                ix = torch.clamp(torch.arange(W) + (kx - 1) * dil, 0, W - 1)
+                ix = torch.clamp(torch.arange(W, device=h.device) + (kx - 1) * dil, 0, W - 1)
                 out = out + (alpha[idx] * k[:, ky, kx]) * hy[:, :, ix]
     return out
 
@@ -325,8 +325,8 @@ def state_fusion_conv(h, sd, p):
     Bsz, H, W, D = h.shape
     out = None
     for idx, (name, dil) in enumerate(FUSION_KERNELS):
-        iy = torch.clamp(torch.arange(-dil, H + dil), 0, H - 1)
-        ix = torch.clamp(torch.arange(-dil, W + dil), 0, W - 1)
+        iy = torch.clamp(torch.arange(-dil, H + dil, device=h.device), 0, H - 1)
+        ix = torch.clamp(torch.arange(-dil, W + dil, device=h.device), 0, W - 1)
         t = h[:, iy][:, :, ix].permute(0, 3, 1, 2)
         y = F.conv2d(t, sd[p + "." + name] * sd[p + ".alpha"][idx], None, 1, 0, dil, D)
         out = y if out is None else out + y
