@@ -159,11 +159,15 @@ def cpu_name():
 
 # ------------------------------------------------------------------ measurements
 
-def sgemm_rate(sgemm, threads, size, min_ms):
+def sgemm_rate(sgemm, threads, size, min_ms, core=None):
     """(median GFLOP/s, best-call GFLOP/s, core) of an S x S x S sgemm, with
-    OpenBLAS choosing its kernel (core) from the CPU."""
-    _, out, _ = run([sgemm, "--threads", threads, "--min-ms", min_ms, "--square", size],
-                    env=clean_env(OPENBLAS_NUM_THREADS=threads))
+    OpenBLAS choosing its kernel (core) from the CPU, or the kernel `core`
+    (OPENBLAS_CORETYPE: OpenBLAS 0.3.21 does not know some recent Xeons and
+    falls back to Prescott's)."""
+    env = clean_env(OPENBLAS_NUM_THREADS=threads)
+    if core:
+        env["OPENBLAS_CORETYPE"] = core
+    _, out, _ = run([sgemm, "--threads", threads, "--min-ms", min_ms, "--square", size], env=env)
     core, gf, best = "?", None, None
     for line in out.splitlines():
         m = re.match(r"openblas core=(\S+)", line)
