@@ -4,17 +4,22 @@
  * [B,h,w,C], with their epilogues (the resize + add of a top-down path is
  * one kernel).
  *
- * A thread per output position and 8 channels where C % 8 == 0 and x's
- * view keeps 8-element alignment (mc_cu_dense_vec8: one 16-byte mc_ldv8
- * per source pixel, bf16 or float storage; the 8-wide epilogue and store
- * of cuda_emit.c), else a thread per output element.  Source coordinates
- * and bin edges are integer arithmetic on the thread's output indices
- * (exact; a resize weight is one float division of the remainder), sums
- * and blends fp32 in every precision.  x and out may be any views: a
- * channel slice of a concat buffer, a permuted output, written and read
- * through their strides.  Calls the printing utilities (cuda_emit.c) and
- * the forms (cuda_forms.c); called by the program printer (cuda_print.c).
- * Owns nothing.
+ * A thread per output position and V channels (mc_cu_dense_width: 8, 4, 2
+ * or 1, the largest dividing C), so that the coordinates are computed once
+ * for V channels; x read with one 16-byte mc_ldv8 per source pixel where
+ * V is 8 and x's view keeps 8-element alignment (mc_cu_dense_vec8; bf16
+ * or float storage), else element by element; the 8-wide epilogue and
+ * store of cuda_emit.c, else per element.  A pool whose bins are large
+ * and outputs few (the pyramid pooling module's 1x1) runs S lanes per
+ * output unit instead (mc_cu_pool_lanes), each summing every S-th pixel
+ * of the bin, then a butterfly sum across them.  Source coordinates and
+ * bin edges are integer arithmetic on the unit's output indices (exact; a
+ * resize weight is one float division of the remainder), sums and blends
+ * fp32 in every precision.  x and out may be any views: a channel slice of
+ * a concat buffer, a permuted output, written and read through their
+ * strides.  Calls the printing utilities (cuda_emit.c) and the forms
+ * (cuda_forms.c); called by the program printer (cuda_print.c).  Owns
+ * nothing.
  */
 #include "cuda_dense.h"
 #include <stdio.h>
@@ -28,31 +33,89 @@ coord_type(int64_t in, int64_t out)
     return (2 * out + 1) * in + 2 * out < ((int64_t)1 << 31) ? "int" : "long long";
 }
 
-/* The opening: a thread per output position and V channels (its unit i8
- * or i), and the unit's channel c, column ox, row oy and image bb */
+/* The opening: a thread per output position and V channels, its unit u
+ * ("i" for one channel, else "i<V>"), or (S > 1) S lanes per unit, every
+ * thread reaching the butterfly sums (those past the end on the last
+ * unit, live false); then the unit's channel c, column ox, row oy and
+ * image bb */
 static void
-dense_head(McBuf *b, const Kernel *k, const char *id, int V, CudaLaunch *ln)
+dense_head(McBuf *b, const Kernel *k, const char *id, int V, int S, char *u, size_t nu, CudaLaunch *ln)
 {
     const View *o = &k->out;
-    const long long h = o->shape[1], w = o->shape[2], CV = o->shape[3] / V;
-    const char *u = V == 8 ? "i8" : "i";
-    mc_cu_thread_head(b, k, id, NULL, u, mc_cuda_numel(o) / V, ln);
+    const long long h = o->shape[1], w = o->shape[2], CV = o->shape[3] / V, U = mc_cuda_numel(o) / V;
+    snprintf(u, nu, V == 1 ? "i" : "i%d", V);
+    if (S == 1) {
+        mc_cu_thread_head(b, k, id, NULL, u, U, ln);
+    } else {
+        mc_cu_kernel_open(b, k, id, NULL);
+        mc_buf_printf(b, "    const idx_t t = (idx_t)blockIdx.x * 256 + threadIdx.x;\n    const bool live = t < %lld;\n", U * S);
+        mc_buf_printf(b, "    const idx_t %s = min(t / %d, (idx_t)%lld);\n    const int s = threadIdx.x %% %d;\n", u, S, U - 1, S);
+        ln->gx = (U * S + 255) / 256;
+        ln->gy = 1;
+    }
     if (CV == 1)
         mc_buf_printf(b, "    const idx_t c = 0, ox = %s %% %lld, oy = (%s / %lld) %% %lld, bb = %s / %lld;\n", u, w, u, w, h, u,
                       w * h);
+    else if (V == 1)
+        mc_buf_printf(b, "    const idx_t c = %s %% %lld, ox = (%s / %lld) %% %lld, oy = (%s / %lld) %% %lld, bb = %s / %lld;\n", u,
+                      CV, u, CV, w, u, CV * w, h, u, CV * w * h);
     else
-        mc_buf_printf(b, "    const idx_t c = (%s %% %lld)%s, ox = (%s / %lld) %% %lld, oy = (%s / %lld) %% %lld, bb = %s / %lld;\n",
-                      u, CV, V == 8 ? " * 8" : "", u, CV, w, u, CV * w, h, u, CV * w * h);
+        mc_buf_printf(b, "    const idx_t c = (%s %% %lld) * %d, ox = (%s / %lld) %% %lld, oy = (%s / %lld) %% %lld, bb = %s / %lld;\n",
+                      u, CV, V, u, CV, w, u, CV * w, h, u, CV * w * h);
 }
 
-/* the epilogue of the one channel i and its store */
+/* the V values acc (V == 1: a scalar) through k's epilogue into out:
+ * element i = u * V + q of it */
 static void
-finish1(McBuf *b, const Kernel *k)
+finish(McBuf *b, const Kernel *k, int V, const char *u, const char *indent)
 {
-    char res[32];
-    mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc", "i", "    ", res, sizeof res);
-    mc_cu_store(b, k, "    ", "i", res);
+    char res[32], ind2[32];
+    if (V == 8) {
+        mc_cu_vec8_finish(b, k, indent);
+    } else if (V == 1) {
+        mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc", "i", indent, res, sizeof res);
+        mc_cu_store(b, k, indent, "i", res);
+    } else {
+        snprintf(ind2, sizeof ind2, "%s    ", indent);
+        mc_buf_printf(b, "#pragma unroll\n%sfor (int q = 0; q < %d; q++) {\n%s    const idx_t i = %s * %d + q;\n", indent, V,
+                      indent, u, V);
+        mc_cemit_epilogue(b, &mc_dialect_cuda, k, "acc[q]", "i", ind2, res, sizeof res);
+        mc_cu_store(b, k, ind2, "i", res);
+        mc_buf_printf(b, "%s}\n", indent);
+    }
     mc_buf_puts(b, "}\n\n");
+}
+
+/* dst[q] (q < V; V == 1: dst itself) `op` (= or +=) x at the pixel of
+ * element index `pix` (its channels c ..): one mc_ldv8 where vec, else
+ * element by element */
+static void
+load_pixel(McBuf *b, const View *x, int V, int vec, const char *pix, const char *dst, const char *op, const char *indent)
+{
+    char lin[224];
+    const long long C = x->shape[3];
+    if (vec && op[0] == '=') {
+        snprintf(lin, sizeof lin, "(%s) * %lld + c", pix, C);
+        mc_buf_printf(b, "%smc_ldv8(&", indent);
+        mc_cu_ref(b, x, lin);
+        mc_buf_printf(b, ", %s);\n", dst);
+    } else if (vec) {
+        snprintf(lin, sizeof lin, "(%s) * %lld + c", pix, C);
+        mc_buf_printf(b, "%s{\n%s    float v[8];\n%s    mc_ldv8(&", indent, indent, indent);
+        mc_cu_ref(b, x, lin);
+        mc_buf_printf(b, ", v);\n#pragma unroll\n%s    for (int q = 0; q < 8; q++) %s[q] %s v[q];\n%s}\n", indent, dst, op,
+                      indent);
+    } else if (V == 1) {
+        snprintf(lin, sizeof lin, "(%s) * %lld + c", pix, C);
+        mc_buf_printf(b, "%s%s %s ", indent, dst, op);
+        mc_cu_load(b, x, lin);
+        mc_buf_puts(b, ";\n");
+    } else {
+        snprintf(lin, sizeof lin, "(%s) * %lld + c + q", pix, C);
+        mc_buf_printf(b, "#pragma unroll\n%sfor (int q = 0; q < %d; q++) %s[q] %s ", indent, V, dst, op);
+        mc_cu_load(b, x, lin);
+        mc_buf_puts(b, ";\n");
+    }
 }
 
 /* Along one axis (in -> out positions, output index d): source indices
@@ -81,37 +144,29 @@ mc_cu_print_resize(McBuf *b, const KProgram *p, const Kernel *k, int ki, const c
 {
     static const char *const corner[4][2] = {{"y0", "x0"}, {"y0", "x1"}, {"y1", "x0"}, {"y1", "x1"}};
     const View *x = &k->in[0];
-    const long long H = x->shape[1], W = x->shape[2], C = x->shape[3], h = k->out.shape[1], w = k->out.shape[2];
-    const int V = mc_cu_dense_vec8(k) ? 8 : 1, al = k->attrs.align_corners != 0;
-    char lin[192];
+    const long long H = x->shape[1], W = x->shape[2], h = k->out.shape[1], w = k->out.shape[2];
+    const int V = mc_cu_dense_width(k), vec = mc_cu_dense_vec8(k), al = k->attrs.align_corners != 0;
+    char u[8], pix[96], dst[8];
     mc_cu_header(b, p, k, ki);
-    mc_buf_printf(b, "/* bilinear %lldx%lld -> %lldx%lld, align_corners %d; %s a thread */\n", H, W, h, w, al,
-                  V == 8 ? "8 channels" : "one channel");
-    dense_head(b, k, id, V, ln);
+    mc_buf_printf(b, "/* bilinear %lldx%lld -> %lldx%lld, align_corners %d; %d channel%s a thread */\n", H, W, h, w, al, V,
+                  V > 1 ? "s" : "");
+    dense_head(b, k, id, V, 1, u, sizeof u, ln);
     resize_axis(b, "oy", "y", H, h, al);
     resize_axis(b, "ox", "x", W, w, al);
-    if (V == 8) mc_buf_puts(b, "    float v[4][8];\n");
+    if (V > 1) mc_buf_printf(b, "    float v0[%d], v1[%d], v2[%d], v3[%d];\n", V, V, V, V);
     for (int j = 0; j < 4; j++) {
-        snprintf(lin, sizeof lin, "((bb * %lld + %s) * %lld + %s) * %lld + c", H, corner[j][0], W, corner[j][1], C);
-        if (V == 8) {
-            mc_buf_puts(b, "    mc_ldv8(&");
-            mc_cu_ref(b, x, lin);
-            mc_buf_printf(b, ", v[%d]);\n", j);
-        } else {
-            mc_buf_printf(b, "    const float v%d = ", j);
-            mc_cu_load(b, x, lin);
-            mc_buf_puts(b, ";\n");
-        }
+        snprintf(pix, sizeof pix, "(bb * %lld + %s) * %lld + %s", H, corner[j][0], W, corner[j][1]);
+        snprintf(dst, sizeof dst, "v%d", j);
+        if (V == 1) mc_buf_printf(b, "    float v%d;\n", j);
+        load_pixel(b, x, V, vec, pix, dst, "=", "    ");
     }
     if (V == 1) {
         mc_buf_puts(b, "    const float acc = (1.0f - wy) * ((1.0f - wx) * v0 + wx * v1) + wy * ((1.0f - wx) * v2 + wx * v3);\n");
-        finish1(b, k);
-        return;
+    } else {
+        mc_buf_printf(b, "    float acc[%d];\n#pragma unroll\n    for (int q = 0; q < %d; q++)\n", V, V);
+        mc_buf_puts(b, "        acc[q] = (1.0f - wy) * ((1.0f - wx) * v0[q] + wx * v1[q]) + wy * ((1.0f - wx) * v2[q] + wx * v3[q]);\n");
     }
-    mc_buf_puts(b, "    float acc[8];\n#pragma unroll\n    for (int q = 0; q < 8; q++)\n"
-                   "        acc[q] = (1.0f - wy) * ((1.0f - wx) * v[0][q] + wx * v[1][q]) + wy * ((1.0f - wx) * v[2][q] + wx * v[3][q]);\n");
-    mc_cu_vec8_finish(b, k, "    ");
-    mc_buf_puts(b, "}\n\n");
+    finish(b, k, V, u, "    ");
 }
 
 /* The bin of output index d along one axis (in -> out): rows <ax>0 ..
@@ -133,38 +188,38 @@ void
 mc_cu_print_avgpool(McBuf *b, const KProgram *p, const Kernel *k, int ki, const char *id, CudaLaunch *ln)
 {
     const View *x = &k->in[0];
-    const long long H = x->shape[1], W = x->shape[2], C = x->shape[3], h = k->out.shape[1], w = k->out.shape[2];
-    const int V = mc_cu_dense_vec8(k) ? 8 : 1, even = H % h == 0 && W % w == 0;
-    char lin[192], inv[64];
+    const long long H = x->shape[1], W = x->shape[2], h = k->out.shape[1], w = k->out.shape[2];
+    const int V = mc_cu_dense_width(k), vec = mc_cu_dense_vec8(k), S = mc_cu_pool_lanes(k), even = H % h == 0 && W % w == 0;
+    char u[8], pix[96], inv[64];
     mc_cu_header(b, p, k, ki);
     mc_buf_printf(b, "/* adaptive average pooling %lldx%lld -> %lldx%lld: ", H, W, h, w);
     if (even) mc_buf_printf(b, "bins of %lldx%lld", H / h, W / w);
     else mc_buf_puts(b, "bins floor(i * H / h) .. ceil((i + 1) * H / h), columns alike");
-    mc_buf_printf(b, "; %s a thread */\n", V == 8 ? "8 channels" : "one channel");
-    dense_head(b, k, id, V, ln);
+    mc_buf_printf(b, "; %d channel%s a thread", V, V > 1 ? "s" : "");
+    if (S > 1) mc_buf_printf(b, ",\n * %d lanes per bin, each summing every %d-th pixel, then across the lanes", S, S);
+    mc_buf_puts(b, " */\n");
+    dense_head(b, k, id, V, S, u, sizeof u, ln);
     pool_axis(b, "oy", "y", H, h);
     pool_axis(b, "ox", "x", W, w);
-    if (V == 8) mc_buf_puts(b, "    float acc[8];\n#pragma unroll\n    for (int q = 0; q < 8; q++) acc[q] = 0.0f;\n");
+    if (V > 1) mc_buf_printf(b, "    float acc[%d];\n#pragma unroll\n    for (int q = 0; q < %d; q++) acc[q] = 0.0f;\n", V, V);
     else mc_buf_puts(b, "    float acc = 0.0f;\n");
-    mc_buf_puts(b, "    for (idx_t yy = y0; yy < y1; yy++)\n        for (idx_t xx = x0; xx < x1; xx++) {\n");
-    snprintf(lin, sizeof lin, "((bb * %lld + yy) * %lld + xx) * %lld + c", H, W, C);
-    if (V == 8) {
-        mc_buf_puts(b, "            float v[8];\n            mc_ldv8(&");
-        mc_cu_ref(b, x, lin);
-        mc_buf_puts(b, ", v);\n#pragma unroll\n            for (int q = 0; q < 8; q++) acc[q] += v[q];\n        }\n");
+    snprintf(pix, sizeof pix, "(bb * %lld + yy) * %lld + xx", H, W);
+    if (S > 1) {
+        mc_buf_puts(b, "    const idx_t bw = x1 - x0, n = (y1 - y0) * bw;\n");
+        mc_buf_printf(b, "    for (idx_t j = s; j < n; j += %d) {\n        const idx_t yy = y0 + j / bw, xx = x0 + j %% bw;\n", S);
+        load_pixel(b, x, V, vec, pix, "acc", "+=", "        ");
+        mc_buf_puts(b, "    }\n");
+        if (V > 1) mc_buf_printf(b, "#pragma unroll\n    for (int q = 0; q < %d; q++) acc[q] = mc_group_sum<%d>(acc[q]);\n", V, S);
+        else mc_buf_printf(b, "    acc = mc_group_sum<%d>(acc);\n", S);
+        mc_buf_puts(b, "    if (!live || s) return;\n");
     } else {
-        mc_buf_puts(b, "            acc += ");
-        mc_cu_load(b, x, lin);
-        mc_buf_puts(b, ";\n        }\n");
+        mc_buf_puts(b, "    for (idx_t yy = y0; yy < y1; yy++)\n        for (idx_t xx = x0; xx < x1; xx++) {\n");
+        load_pixel(b, x, V, vec, pix, "acc", "+=", "            ");
+        mc_buf_puts(b, "        }\n");
     }
     if (even) snprintf(inv, sizeof inv, "%s", MC_FLOAT_LIT(1.0 / (double)(H / h * (W / w))));
     else mc_buf_puts(b, "    const float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));\n");
-    if (V == 1) {
-        mc_buf_printf(b, "    acc *= %s;\n", even ? inv : "inv");
-        finish1(b, k);
-        return;
-    }
-    mc_buf_printf(b, "#pragma unroll\n    for (int q = 0; q < 8; q++) acc[q] *= %s;\n", even ? inv : "inv");
-    mc_cu_vec8_finish(b, k, "    ");
-    mc_buf_puts(b, "}\n\n");
+    if (V == 1) mc_buf_printf(b, "    acc *= %s;\n", even ? inv : "inv");
+    else mc_buf_printf(b, "#pragma unroll\n    for (int q = 0; q < %d; q++) acc[q] *= %s;\n", V, even ? inv : "inv");
+    finish(b, k, V, u, "    ");
 }

@@ -53,8 +53,12 @@ int mc_cu_gemm_thin(const Kernel *k);
 int mc_cu_gemm_tiled(const KProgram *p, int i, McCudaPrecision prec);
 int mc_cu_conv3_tc(const KProgram *p, int i, McCudaPrecision prec);
 int mc_cu_down_tile(int64_t B, int64_t H, int64_t W, int64_t C, int64_t HID, int64_t CO, int *R, int *TW, int *MT3);
-/* a resize or avgpool runs 8 channels a thread (C % 8 == 0, x's view 8-aligned) */
+/* resize and avgpool: the channels a thread (8, 4, 2, 1: the largest
+ * dividing C); 8 read with 16-byte loads (x's view 8-aligned); a pool's
+ * lanes per output unit (1, or a power of two up to 32 for large bins) */
+int mc_cu_dense_width(const Kernel *k);
 int mc_cu_dense_vec8(const Kernel *k);
+int mc_cu_pool_lanes(const Kernel *k);
 
 /* the selective scan: chunking, the 8-channel threads, the one-pass form
  * (MC_CU_SCAN1_PT positions a thread), the arena it needs */

@@ -6,21 +6,24 @@
  *   kernels.def has a printer; a kind without one is refused with a
  *   sentence, by the row and by mc_cuda_print, never printed as nothing.
  * - mc_cu_strided_out_ok: the kinds whose printers write any out view.
- * - The printed text of a graph with every form (8 channels a thread and
- *   one, align_corners 0 and 1, out == 1, even and uneven bins, a fused
- *   add, channel-slice copies) in fp32, tf32 and bf16, and nvcc -c of it
+ * - The printed text of a graph with every form (8 channels a thread with
+ *   16-byte loads, 2, align_corners 0 and 1, out == 1, even and uneven
+ *   bins, a fused add, channel-slice writes and copies) in fp32, tf32 and
+ *   bf16, and nvcc -c of it
  *   (skipped, and said so, without nvcc); 64-bit coordinate arithmetic
  *   where the sizes need it.
  * - Emulated: the printed kernels and mc_forward of weight-free graphs of
  *   resizes, pools, ReLUs, adds, slices and concats, compiled as C++ for
  *   the CPU with a small stand-in for the CUDA built-ins (blockIdx,
  *   threadIdx, bf16, the 16-byte loads and stores, which check their
- *   alignment) and run block by block, thread by thread, in fp32 and bf16,
+ *   alignment, the butterfly sums of a pool's lanes: OS threads at a
+ *   barrier) and run block by block, thread by thread, in fp32 and bf16,
  *   against the reference kernels (mc_ref_resize, mc_ref_adaptive_avg_pool):
  *   fp32 within 1e-5 relative per element, bf16 within 1e-2 relative L2.
- *   Odd sizes, batch 2, both align_corners, out or in of 1, strided inputs
- *   (channel slices, 8-aligned or not), the outputs channel slices of a
- *   concat.  Skipped without a C++ compiler ($CXX, g++, c++).
+ *   Odd sizes, batch 2, both align_corners, out or in of 1, 8, 4, 2 and 1
+ *   channels a thread, 1 to 32 lanes a pool's bin, strided inputs (channel
+ *   slices, 8-aligned or not), the outputs channel slices of a concat.
+ *   Skipped without a C++ compiler ($CXX, g++, c++).
  */
 #define _GNU_SOURCE
 #include <CUnit/Basic.h>
@@ -210,26 +213,27 @@ check_example(const char *cu, McCudaPrecision prec)
 {
     char kt[8192];
     const int bf = prec == MC_CUDA_BF16;
-    /* the pool: uneven bins along x (11 -> 3), bins of 3 rows; one channel a thread */
+    /* the pool: uneven bins along x (11 -> 3), bins of 3 rows; 2 channels a thread */
     kernel_text(cu, "k1_p", kt, sizeof kt);
     CU_ASSERT(has(kt, "const idx_t y0 = oy * 3, y1 = y0 + 3;"));
     CU_ASSERT(has(kt, "x0 = (idx_t)((int)ox * 11 / 3), x1 = (idx_t)(((int)ox * 11 + 13) / 3);"));
     CU_ASSERT(has(kt, "const float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));"));
-    CU_ASSERT(has(kt, bf ? "b3[i] = __float2bfloat16_rn(acc);" : "b3[i] = acc;"));
+    CU_ASSERT(has(kt, "const idx_t c = (i2 % 3) * 2, ox = (i2 / 3) % 3, oy = (i2 / 9) % 3, bb = i2 / 27;"));
+    CU_ASSERT(has(kt, bf ? "b3[i] = __float2bfloat16_rn(acc[q]);" : "b3[i] = acc[q];"));
     /* 3x3 -> 9x11, align_corners 0: n = max((2 oy + 1) 3 - 9, 0), src = n / 18 */
     kernel_text(cu, "k2_up", kt, sizeof kt);
     CU_ASSERT(has(kt, "const int ny = max(((int)oy * 2 + 1) * 3 - 9, (int)0);"));
     CU_ASSERT(has(kt, "const idx_t y0 = (idx_t)(ny / 18), y1 = min(y0 + 1, (idx_t)2);"));
     CU_ASSERT(has(kt, "const float wy = (float)(ny % 18) / 18.0f;"));
     CU_ASSERT(has(kt, "const float wx = (float)(nx % 22) / 22.0f;"));
-    CU_ASSERT(has(kt, bf ? "const float v3 = mc_ld(b3[((bb * 3 + y1) * 3 + x1) * 6 + c]);"
-                         : "const float v3 = b3[((bb * 3 + y1) * 3 + x1) * 6 + c];"));
+    CU_ASSERT(has(kt, bf ? "v3[q] = mc_ld(b3[((bb * 3 + y1) * 3 + x1) * 6 + c + q]);"
+                         : "v3[q] = b3[((bb * 3 + y1) * 3 + x1) * 6 + c + q];"));
     /* 9x11 -> 5x4, align_corners 1, 8 channels a thread from the (float) input */
     kernel_text(cu, "k3_d", kt, sizeof kt);
     CU_ASSERT(has(kt, "const int ny = (int)oy * 8;"));
     CU_ASSERT(has(kt, "const idx_t y0 = (idx_t)(ny / 4), y1 = min(y0 + 1, (idx_t)8);"));
     CU_ASSERT(has(kt, "const int nx = (int)ox * 10;"));
-    CU_ASSERT(has(kt, "mc_ldv8(&b0[((bb * 9 + y1) * 11 + x1) * 8 + c], v[3]);"));
+    CU_ASSERT(has(kt, "mc_ldv8(&b0[((bb * 9 + y1) * 11 + x1) * 8 + c], v3);"));
     CU_ASSERT(has(kt, "[i8 * 8], r);"));
     CU_ASSERT(has(kt, "if (i8 >= 20) return;"));
     /* the resize + add: the add's operand loaded 8-wide, one epilogue */
@@ -246,7 +250,7 @@ check_example(const char *cu, McCudaPrecision prec)
      * and 14; the input's copy into channels 0..7 stays */
     CU_ASSERT(has(kt, "[14 + ((i) / 8) * 22 + ((i) % 8)] = acc[q];"));
     kernel_text(cu, "k2_up", kt, sizeof kt);
-    CU_ASSERT(has(kt, "[8 + ((i) / 6) * 22 + ((i) % 6)] = acc;"));
+    CU_ASSERT(has(kt, "[8 + ((i) / 6) * 22 + ((i) % 6)] = acc[q];"));
     kernel_text(cu, "k7_cat", kt, sizeof kt);
     CU_ASSERT(has(kt, "[((i) / 8) * 22 + ((i) % 8)] = e0;"));
     CU_ASSERT_PTR_NULL(strstr(cu, "\nk8_"));
@@ -316,14 +320,16 @@ test_coord_type(void)
 /* ------------------------------------------------------------ emulated */
 
 /* The CUDA built-ins the dense and elementwise kernels use, for the CPU:
- * each thread of a launch runs in turn (these kernels share nothing
- * between threads); the 16-byte loads and stores abort on a misaligned
- * address, as the GPU would fault. */
+ * a block's threads one after another, or, for a kernel with butterfly
+ * sums (mc_group_sum; listed by mc_lane_set), each an OS thread meeting
+ * the others at a barrier (a thread leaving the kernel drops out of it);
+ * the 16-byte loads and stores abort on a misaligned address, as the GPU
+ * would fault. */
 static const char shim[] =
     "#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <math.h>\n"
-    "#include <algorithm>\nusing std::min;\nusing std::max;\n"
+    "#include <algorithm>\n#include <barrier>\n#include <thread>\n#include <vector>\nusing std::min;\nusing std::max;\n"
     "struct dim3 { unsigned x, y, z; dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {} };\n"
-    "static dim3 blockIdx, threadIdx;\n"
+    "static thread_local dim3 blockIdx, threadIdx;\n"
     "typedef void *cudaStream_t;\ntypedef void *cudaEvent_t;\n"
     "static void cudaEventRecord(cudaEvent_t, cudaStream_t) {}\n"
     "#define __global__\n#define __launch_bounds__(n)\n#define __restrict__\n"
@@ -342,13 +348,27 @@ static const char shim[] =
     "static inline void mc_stv8(float *p, const float *v) { mc_al(p); for (int q = 0; q < 8; q++) p[q] = v[q]; }\n"
     "static inline void mc_stv8(__nv_bfloat16 *p, const float *v)\n"
     "{\n    mc_al(p);\n    for (int q = 0; q < 8; q++) p[q] = __float2bfloat16_rn(v[q]);\n}\n"
+    "static float mc_lanes[256];\nstatic std::barrier<> *mc_bar;\nstatic std::vector<const void *> mc_lane_kernels;\n"
+    "template <class F>\nstatic void\nmc_lane_set(F f)\n{\n    mc_lane_kernels.push_back(reinterpret_cast<const void *>(f));\n}\n"
+    "template <int G>\nstatic float\nmc_group_sum(float v)\n{\n"
+    "    const unsigned t = threadIdx.x, g0 = t - t % G;\n    mc_lanes[t] = v;\n    mc_bar->arrive_and_wait();\n"
+    "    float s = 0.0f;\n    for (unsigned j = g0; j < g0 + G; j++) s += mc_lanes[j];\n"
+    "    mc_bar->arrive_and_wait();\n    return s;\n}\n"
     "template <typename... KA, typename... AA>\n"
     "static void\nmc_launch(void (*kernel)(KA...), dim3 grid, size_t smem, cudaStream_t s, AA... args)\n{\n"
     "    (void)smem;\n    (void)s;\n"
-    "    for (unsigned by = 0; by < grid.y; by++)\n        for (unsigned bx = 0; bx < grid.x; bx++)\n"
-    "            for (unsigned t = 0; t < 256; t++) {\n"
-    "                blockIdx = dim3(bx, by, 0);\n                threadIdx = dim3(t, 0, 0);\n"
-    "                kernel(args...);\n            }\n}\n";
+    "    const bool lanes = std::find(mc_lane_kernels.begin(), mc_lane_kernels.end(),\n"
+    "                                 reinterpret_cast<const void *>(kernel)) != mc_lane_kernels.end();\n"
+    "    for (unsigned by = 0; by < grid.y; by++)\n        for (unsigned bx = 0; bx < grid.x; bx++) {\n"
+    "            if (!lanes) {\n                for (unsigned t = 0; t < 256; t++) {\n"
+    "                    blockIdx = dim3(bx, by, 0);\n                    threadIdx = dim3(t, 0, 0);\n"
+    "                    kernel(args...);\n                }\n                continue;\n            }\n"
+    "            std::barrier<> bar(256);\n            mc_bar = &bar;\n            std::vector<std::thread> ts;\n"
+    "            for (unsigned t = 0; t < 256; t++)\n"
+    "                ts.emplace_back([&, bx, by, t] {\n"
+    "                    blockIdx = dim3(bx, by, 0);\n                    threadIdx = dim3(t, 0, 0);\n"
+    "                    kernel(args...);\n                    mc_bar->arrive_and_drop();\n                });\n"
+    "            for (auto &th : ts) th.join();\n        }\n}\n";
 
 /* main: argv = arena bytes, input offset, input floats, output offset,
  * output floats, input file, output file; the arena starts as NaNs (an
@@ -361,7 +381,7 @@ static const char emu_main[] =
     "    if (!mc_arena) return 2;\n    memset(mc_arena, 0xff, (size_t)n);\n"
     "    FILE *f = fopen(argv[6], \"rb\");\n"
     "    if (!f || fread(mc_arena + io, 4, (size_t)ni, f) != (size_t)ni) return 2;\n    fclose(f);\n"
-    "    mc_forward(0, 0);\n"
+    "    mc_lanes_register();\n    mc_forward(0, 0);\n"
     "    f = fopen(argv[7], \"wb\");\n"
     "    if (!f || fwrite(mc_arena + oo, 4, (size_t)no, f) != (size_t)no) return 2;\n"
     "    return fclose(f) ? 2 : 0;\n}\n";
@@ -495,6 +515,14 @@ emulate(const KProgram *kp, McCudaPrecision prec, const char *dir, const char *c
     fputs(shim, f);
     fputs(act.s, f);
     fwrite(s, 1, (size_t)(e - s), f);
+    /* the kernels with butterfly sums run thread by thread in lockstep */
+    fputs("static void\nmc_lanes_register(void)\n{\n", f);
+    for (const char *g = strstr(s, "__launch_bounds__(256)\n"); g && g < e; g = strstr(g + 1, "__launch_bounds__(256)\n")) {
+        const char *nm = g + strlen("__launch_bounds__(256)\n"), *par = strchr(nm, '('), *end = strstr(nm, "\n}\n");
+        const char *sum = strstr(nm, "mc_group_sum<");
+        if (par && end && sum && sum < end) fprintf(f, "    mc_lane_set(%.*s);\n", (int)(par - nm), nm);
+    }
+    fputs("}\n", f);
     fputs(emu_main, f);
     fclose(f);
     mc_buf_free(&act);
@@ -505,7 +533,7 @@ emulate(const KProgram *kp, McCudaPrecision prec, const char *dir, const char *c
     const int64_t arena = lay.arena_bytes;
     mc_cuda_layout_free(&lay);
     if (kp->bufs[outb].bytes / 4 != nout || write_floats(in, x, nin)) return fprintf(stderr, "\nemulate: sizes\n"), -1;
-    snprintf(cmd, sizeof cmd, "%s -std=c++17 -O1 -w -o %s %s && %s %lld %lld %lld %lld %lld %s %s", cxx, bin, src, bin,
+    snprintf(cmd, sizeof cmd, "%s -std=c++20 -O1 -w -pthread -o %s %s && %s %lld %lld %lld %lld %lld %s %s", cxx, bin, src, bin,
              (long long)arena, (long long)io, (long long)nin, (long long)oo, (long long)nout, in, out);
     if (system(cmd)) return fprintf(stderr, "\nemulate: %s failed (source %s)\n", cmd, src), -1;
     f = fopen(out, "rb");
@@ -535,7 +563,9 @@ static const EmuCase emu_cases[] = {
     /* 8 channels a thread from an 8-aligned slice; resize up and down, a pool, a resize + add */
     {2, 13, 17, 24, 8, 8, 7, 5, 4, {{0, 0, 1, 0}, {0, 1, 0, 0}, {1, 0, 0, 0}, {0, 0, 0, 1}}},
     {2, 7, 5, 16, 0, 16, 13, 17, 3, {{0, 0, 0, 0}, {0, 1, 1, 0}, {1, 0, 0, 1}}},
-    /* one channel a thread: odd widths, unaligned slices */
+    /* 4, 2 and 1 channels a thread: unaligned slices, odd widths */
+    {2, 9, 11, 14, 1, 12, 6, 13, 3, {{0, 1, 0, 0}, {1, 0, 1, 0}, {0, 0, 0, 1}}},
+    {1, 7, 9, 6, 0, 6, 13, 4, 2, {{0, 0, 1, 0}, {1, 0, 0, 0}}},
     {2, 9, 11, 13, 3, 5, 4, 23, 3, {{0, 1, 0, 0}, {1, 0, 1, 0}, {0, 0, 0, 1}}},
     {1, 9, 11, 5, 0, 5, 17, 3, 2, {{0, 0, 0, 0}, {1, 0, 0, 0}}},
     {2, 9, 7, 13, 3, 8, 5, 4, 2, {{0, 1, 0, 0}, {1, 0, 0, 0}}}, /* 8 channels, not 8-aligned */
@@ -543,7 +573,11 @@ static const EmuCase emu_cases[] = {
     {2, 9, 11, 8, 0, 8, 1, 7, 3, {{0, 0, 0, 0}, {0, 1, 0, 0}, {1, 0, 1, 0}}},
     {1, 6, 10, 3, 0, 3, 1, 1, 3, {{0, 0, 0, 0}, {0, 1, 0, 0}, {1, 0, 0, 1}}},
     {2, 1, 1, 8, 0, 8, 5, 3, 2, {{0, 0, 0, 0}, {0, 1, 0, 1}}},
-    /* pools of a PPM: 1, 6 of 13x17 (uneven), even bins, identity */
+    /* pools of a PPM: 1, 6 of 13x17 (uneven), even bins, identity; 8 to 32
+     * lanes per bin (mc_cu_pool_lanes), odd channels and 8 */
+    {2, 32, 32, 16, 0, 16, 1, 1, 2, {{1, 0, 0, 0}, {0, 1, 0, 0}}},
+    {1, 37, 45, 13, 4, 5, 2, 3, 2, {{1, 0, 1, 0}, {1, 0, 0, 1}}},
+    {2, 13, 17, 24, 8, 16, 1, 1, 2, {{1, 0, 0, 0}, {0, 0, 1, 0}}},
     {1, 13, 17, 16, 0, 16, 6, 6, 2, {{1, 0, 0, 0}, {0, 0, 0, 0}}},
     {2, 12, 18, 8, 0, 8, 3, 6, 2, {{1, 0, 0, 0}, {0, 1, 0, 0}}},
     {1, 5, 7, 8, 0, 8, 5, 7, 2, {{1, 0, 0, 0}, {0, 0, 0, 0}}},
