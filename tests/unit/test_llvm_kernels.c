@@ -348,6 +348,21 @@ test_conv_blocked(void)
     conv_sched.tile_k = 10;
     conv_sched.block_m = 3;
     CU_ASSERT_EQUAL(compare(&t, OP1(&t, OP_RELU, OP2(&t, OP_ADD, a, b)), "blocked convs + residual"), 0);
+    tg_free(&t);
+    /* the FPN pattern: blocked convs writing channel slices of a concat
+     * (concat-in-place: a strided output), a blocked conv over the concat */
+    tg_init(&t);
+    x = tg_input(&t, S4(2, 5, 7, 20), -1, 1);
+    w1 = tg_weight(&t, "a.weight", S4(24, 20, 3, 3), -0.3, 0.3), w2 = tg_weight(&t, "b.weight", S4(17, 20, 3, 3), -0.3, 0.3);
+    int w3 = tg_weight(&t, "c.weight", S4(30, 41, 3, 3), -0.3, 0.3);
+    a = OP1(&t, OP_RELU, tg_op(&t, OP_CONV2D, (int[]){x, w1}, 2, &ca));
+    b = OP1(&t, OP_RELU, tg_op(&t, OP_CONV2D, (int[]){x, w2}, 2, &ca));
+    int cat = tg_op(&t, OP_CONCAT, (int[]){a, b}, 2, NULL);
+    conv_sched.tile_k = 7;
+    conv_sched.block_m = 2;
+    conv_sched.block_n = 16;
+    conv_sched.tile_n = 16;
+    CU_ASSERT_EQUAL(compare(&t, tg_op(&t, OP_CONV2D, (int[]){cat, w3}, 2, &ca), "blocked convs into a concat"), 0);
     memset(&conv_sched, 0, sizeof conv_sched);
     tg_free(&t);
 }
