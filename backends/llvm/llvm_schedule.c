@@ -119,15 +119,20 @@ default_block_m(const Kernel *k, int64_t mr, int64_t nr, int64_t order)
  * GEMM streams a tile's whole packed panel (K = kh*kw*Ci rows of tile_n
  * floats) per tile of tile_m pixels; beyond CONV_PANEL bytes that panel no
  * longer stays in L2 and every tile re-reads it from memory.  Blocked, K
- * is cut into blocks of at most CONV_KC channels of one tap (equal
- * blocks), a block's panel slice serves every tile of the task, and the
+ * is cut into blocks of tile_k channels of one tap (equal blocks, at most
+ * CONV_KC), a block's panel slice serves every tile of the task, and the
  * partial sums wait in the output.  A task is rows x panels: the most
  * reuse per byte (Mb*Nb / (Mb+Nb), Mb pixels, Nb channels) among the
- * blocks whose partial sums and input block fit CONV_L2, with at least
- * CONV_TASKS tasks where the shape has them. */
+ * blocks whose working set fits CONV_L2 -- the partial sums, the input
+ * rows the block's taps read (channel blocks are outer: all of a channel
+ * block's taps reuse them) and two panel slices (one prefetched) -- with
+ * at least CONV_TASKS tasks where the shape has them and within 5% of the
+ * least imbalance on 2 and 4 threads; tile_k the largest that fits, at
+ * least CONV_KC_MIN (ties to the larger). */
 #define CONV_PANEL (512 * 1024)
 #define CONV_KC 512
-#define CONV_L2 (1024 * 1024)
+#define CONV_KC_MIN 256
+#define CONV_L2 (1280 * 1024)
 #define CONV_TASKS 8
 
 /* the partial sums can wait in the output: its channels contiguous, and no
@@ -152,40 +157,77 @@ conv_is_blocked(const Kernel *k, const Sched *in, int64_t tile_n)
     return in->tile_k || in->block_m || in->block_n || K * tile_n * 4 > CONV_PANEL;
 }
 
+/* the largest tile_k (equal blocks of Ci, at most CONV_KC) whose working
+ * set for r output rows x nb channels fits CONV_L2; 0 if below CONV_KC_MIN
+ * (or Ci) */
 static int64_t
-default_conv_kc(int64_t ci)
+conv_fit_kc(const Kernel *k, int64_t r, int64_t nb, int64_t nr)
 {
-    return cdiv(ci, cdiv(ci, CONV_KC));
+    const View *x = &k->in[0], *w = &k->in[1];
+    int64_t H = x->shape[1], W = x->shape[2], Ci = w->shape[1], Wo = k->out.shape[2];
+    int64_t arows = r * k->attrs.stride[0] + (w->shape[2] - 1) * (k->attrs.dil[0] ? k->attrs.dil[0] : 1);
+    if (arows > H) arows = H;
+    int64_t room = CONV_L2 - r * Wo * nb * 4, per = arows * W * 4 + 2 * nr * 4; /* bytes per channel of a block */
+    int64_t kc = room > 0 ? room / per : 0;
+    if (kc > CONV_KC) kc = CONV_KC;
+    if (kc < (Ci < CONV_KC_MIN ? Ci : CONV_KC_MIN)) return 0;
+    return cdiv(Ci, cdiv(Ci, kc));
 }
 
-/* the task block, *rows output rows x *pans panels of nr channels; a
- * nonzero *rows or *pans is kept (set by hand) and the other chosen */
+/* how much longer than an even share the busiest of 2 or 4 threads works
+ * on n equal tasks (the runtime gives each thread a contiguous range) */
+static double
+conv_imbalance(int64_t n)
+{
+    double u = 1;
+    for (int64_t t = 2; t <= 4; t += 2) {
+        double v = (double)(cdiv(n, t) * t) / (double)n;
+        if (v > u) u = v;
+    }
+    return u;
+}
+
+/* the task block, *rows output rows x *pans panels of nr channels, and *kc;
+ * a nonzero one is kept (set by hand) and the others chosen */
 static void
-default_conv_block(const Kernel *k, int64_t nr, int64_t kc, int64_t *rows, int64_t *pans)
+default_conv_block(const Kernel *k, int64_t nr, int64_t *rows, int64_t *pans, int64_t *kc)
 {
     const View *o = &k->out;
-    int64_t B = o->shape[0], Ho = o->shape[1], Wo = o->shape[2], npan = cdiv(k->in[1].shape[0], nr);
-    int64_t hr = *rows, hp = *pans; /* set by hand */
+    int64_t B = o->shape[0], Ho = o->shape[1], Wo = o->shape[2], Ci = k->in[1].shape[1];
+    int64_t npan = cdiv(k->in[1].shape[0], nr);
+    int64_t hr = *rows, hp = *pans, hk = *kc; /* set by hand */
     int64_t want = B * (hr ? cdiv(Ho, hr) : Ho) * (hp ? cdiv(npan, hp) : npan);
     if (want > CONV_TASKS) want = CONV_TASKS;
-    int64_t rmin = hr ? hr : 1, pmin = hp ? hp : 1; /* the smallest block: always allowed */
-    double best = -1;
+    int64_t rmin = hr ? hr : 1, pmin = hp ? hp : 1; /* the smallest block: the choice when none fits */
+    double best = -1, umin = 1e9;
     *rows = rmin;
     *pans = pmin;
-    /* by the number of blocks, rows and panels cut as evenly as they go */
-    for (int64_t nrb = 1; nrb <= (hr ? 1 : Ho); nrb++)
-        for (int64_t ng = 1; ng <= (hp ? 1 : npan); ng++) {
-            int64_t r = hr ? hr : cdiv(Ho, nrb), pg = hp ? hp : cdiv(npan, ng), mb = r * Wo, nb = pg * nr;
-            if ((!hr && cdiv(Ho, r) != nrb) || (!hp && cdiv(npan, pg) != ng)) continue; /* a cut seen before */
-            if (B * cdiv(Ho, r) * cdiv(npan, pg) < want) continue;
-            if (mb * (nb + kc) * 4 > CONV_L2 && !(r == rmin && pg == pmin)) continue;
-            double score = (double)mb * (double)nb / (double)(mb + nb);
-            if (score > best) {
-                best = score;
-                *rows = r;
-                *pans = pg;
+    *kc = hk ? hk : cdiv(Ci, cdiv(Ci, CONV_KC));
+    /* by the number of blocks, rows and panels cut as evenly as they go;
+     * pass 0 finds the least imbalance, pass 1 the most reuse within 5% of it */
+    for (int pass = 0; pass < 2; pass++)
+        for (int64_t nrb = 1; nrb <= (hr ? 1 : Ho); nrb++)
+            for (int64_t ng = 1; ng <= (hp ? 1 : npan); ng++) {
+                int64_t r = hr ? hr : cdiv(Ho, nrb), pg = hp ? hp : cdiv(npan, ng), mb = r * Wo, nb = pg * nr;
+                if ((!hr && cdiv(Ho, r) != nrb) || (!hp && cdiv(npan, pg) != ng)) continue; /* a cut seen before */
+                int64_t n = B * cdiv(Ho, r) * cdiv(npan, pg);
+                if (n < want) continue;
+                int64_t fit = conv_fit_kc(k, r, nb, nr), c = hk ? hk : fit;
+                if (!fit || fit < c) continue;
+                double u = conv_imbalance(n);
+                if (pass == 0) {
+                    if (u < umin) umin = u;
+                    continue;
+                }
+                double score = (double)mb * (double)nb / (double)(mb + nb);
+                if (u > umin * 1.05) continue;
+                if (score > best || (score == best && c > *kc)) {
+                    best = score;
+                    *rows = r;
+                    *pans = pg;
+                    *kc = c;
+                }
             }
-        }
 }
 
 /* scan: channel vectors per task, at least 4 tasks per batch image when D
@@ -281,11 +323,11 @@ resolve_conv(const Kernel *k, const Sched *in, Sched *s, McErr *err)
     if (s->block_n % s->tile_n)
         return mc_err(err, "block_n=%lld: a conv task holds whole panels, a multiple of tile_n=%lld",
                       (long long)s->block_n, (long long)s->tile_n);
-    if (!s->tile_k) s->tile_k = default_conv_kc(Ci);
-    int64_t rows = s->block_m / Wo, pans = s->block_n / s->tile_n;
-    default_conv_block(k, s->tile_n, s->tile_k, &rows, &pans);
+    int64_t rows = s->block_m / Wo, pans = s->block_n / s->tile_n, kc = s->tile_k;
+    default_conv_block(k, s->tile_n, &rows, &pans, &kc);
     s->block_m = rows * Wo;
     s->block_n = pans * s->tile_n;
+    s->tile_k = kc;
     return 0;
 }
 
