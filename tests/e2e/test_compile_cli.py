@@ -208,11 +208,13 @@ for kind in ("compile", "run", "run-llvm", "dump"):
     after_all[kind] = secs
     roundtrip("%s --print-after-all" % kind, secs)
     if kind in ("compile", "run-llvm"):
-        # the whole road: the kernel IR after lower, the LLVM kernel passes, memplan
+        # the whole road: the kernel IR after lower, the LLVM kernel passes (concat-in-place,
+        # schedule-images, tile), memplan
         ks = kernel_sections(out)
-        t.check([h for h, _ in ks] == ["# kernel IR after " + p for p in ("lower", "schedule-images", "tile", "memplan")],
-                "%s --print-after-all: then the kernel IR after lower, schedule-images, tile, memplan (%s)" % (
-                    kind, [h for h, _ in ks]))
+        steps = ("lower", "concat-in-place", "schedule-images", "tile", "memplan")
+        t.check([h for h, _ in ks] == ["# kernel IR after " + p for p in steps],
+                "%s --print-after-all: then the kernel IR after %s (%s)" % (kind, ", ".join(steps),
+                                                                            [h for h, _ in ks]))
         roundtrip("%s --print-after-all (kernel IR)" % kind, ks, "kir")
     # --verify-each, --time-passes, --stats, --dump-dot together with -v off
     dot = t.path("g_%s.dot" % kind)
