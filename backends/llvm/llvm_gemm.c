@@ -69,13 +69,11 @@ panel_off(CG *c, const KPlan *kp, LLVMValueRef j, int64_t rows)
                         LLVMBuildMul(c->b, in, cg_i64(c, 4), ""), "");
 }
 
-/* prefetch of the weights' cache line at byte offset min(pf + 64*k, last)
- * (locality 3: into L1, 2: L2) */
+/* prefetch of the weights' cache line at byte offset po (locality 3:
+ * into L1, 2: L2) */
 static void
-prefetch_line(CG *c, LLVMValueRef pf, LLVMValueRef k, LLVMValueRef last, int locality)
+prefetch_at(CG *c, LLVMValueRef po, int locality)
 {
-    LLVMValueRef po = LLVMBuildAdd(c->b, pf, LLVMBuildMul(c->b, k, cg_i64(c, 64), ""), "");
-    po = imin(c, po, last);
     LLVMValueRef pa[4] = {LLVMBuildGEP2(c->b, c->i8, c->base[BUF_WEIGHT], &po, 1, ""), cg_i32(c, 0),
                           cg_i32(c, locality), cg_i32(c, 1)};
     LLVMTypeRef pt = c->ptr;
@@ -102,8 +100,10 @@ gemm_tile(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef m0, LLVMValueRef
     LLVMValueRef kb = LLVMBuildAdd(c->b, wbase, LLVMBuildMul(c->b, l.iv, cg_i64(c, kp->pnr * 4), ""), "");
     for (int v = 0; v < nv; v++)
         bvec[v] = cg_load_packed(c, LLVMBuildAdd(c->b, kb, cg_i64(c, (int64_t)v * c->L * 4), ""));
-    if (pf) /* one cache line of the next panel per k step (clamped to this kernel's panels) */
-        prefetch_line(c, pf, l.iv, cg_i64(c, kp->pack_off + kp->pack_bytes - 64), 3);
+    if (pf) { /* one cache line of the next panel per k step (clamped to this kernel's panels) */
+        LLVMValueRef po = LLVMBuildAdd(c->b, pf, LLVMBuildMul(c->b, l.iv, cg_i64(c, 64), ""), "");
+        prefetch_at(c, imin(c, po, cg_i64(c, kp->pack_off + kp->pack_bytes - 64)), 3);
+    }
     for (int r = 0; r < rows; r++) {
         LLVMValueRef off = LLVMBuildAdd(c->b, aoff[r], sk == 1 ? l.iv : LLVMBuildMul(c->b, l.iv, cg_i64(c, sk), ""), "");
         LLVMValueRef s = cg_splat(c, LLVMBuildLoad2(c->b, c->f32, cg_elem_ptr(c, a->buf, off), ""));
@@ -255,7 +255,8 @@ conv_kloop(CG *c, const KPlan *kp, const ConvP *q, LLVMValueRef aptr[MAXR], LLVM
     LLVMValueRef kb = LLVMBuildAdd(c->b, wb, LLVMBuildMul(c->b, lc.iv, cg_i64(c, kp->pnr * 4), ""), "");
     for (int v = 0; v < nv; v++)
         bvec[v] = cg_load_packed(c, LLVMBuildAdd(c->b, kb, cg_i64(c, (int64_t)v * c->L * 4), ""));
-    if (pf) prefetch_line(c, pf[0], lc.iv, pf[1], 2); /* pf: {line at k = 0, last line}, into L2 */
+    if (pf) /* pf: {byte offset at k = 0, bytes per k step}: into L2 */
+        prefetch_at(c, LLVMBuildAdd(c->b, pf[0], LLVMBuildMul(c->b, lc.iv, pf[1], ""), ""), 2);
     for (int r = 0; r < rows; r++) {
         LLVMValueRef co = q->sx[3] == 1 ? lc.iv : LLVMBuildMul(c->b, lc.iv, cg_i64(c, q->sx[3]), "");
         LLVMValueRef s = LLVMBuildLoad2(c->b, c->f32, LLVMBuildGEP2(c->b, c->f32, aptr[r], &co, 1, ""), "");
@@ -332,7 +333,7 @@ conv_plain(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, LLVMValueRef
 typedef struct ConvBlk {
     LLVMValueRef b, tap, k0, k1, first, last;
     LLVMValueRef next0; /* the next K block's first panel slice (byte offset) */
-    LLVMValueRef pf, pfend; /* in a panel: the next slice's first and last line */
+    LLVMValueRef pf; /* in a panel: the next slice's first line */
 } ConvBlk;
 
 /* element offset of out[row, col] (out's channel stride is 1) */
@@ -344,8 +345,10 @@ conv_out_off(CG *c, const Kernel *k, LLVMValueRef row, LLVMValueRef col)
 }
 
 /* a tile: pixels ox0.. of output row oy in panel j, the tseq-th tile of
- * the panel's sweep (it prefetches lines [tseq*kc, (tseq+1)*kc) of the
- * next slice) */
+ * the panel's sweep; the first pnr/16 tiles prefetch the next slice (kc
+ * rows of pnr floats: pnr/16 lines a row), kc lines each, one a k step;
+ * the others one line over and over (a stride of 0: no clamp, no test in
+ * the loop) */
 static void
 conv_btile(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, const ConvBlk *bk, const ConvRow *cr,
            LLVMValueRef oy, LLVMValueRef ox0, LLVMValueRef j, LLVMValueRef tseq, int rows, int ncols)
@@ -365,8 +368,11 @@ conv_btile(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, const ConvBl
     }
     LLVMValueRef wb = conv_wtap(c, kp, q, j, bk->tap);
     /* the k loop runs from k0: its line k is the tile's line k - k0 */
+    LLVMValueRef on = LLVMBuildICmp(c->b, LLVMIntSLT, tseq, cg_i64(c, kp->pnr / 16), "");
     LLVMValueRef pf0 = LLVMBuildAdd(c->b, bk->pf, LLVMBuildMul(c->b, tseq, cg_i64(c, kp->kc * 64), ""), "");
-    LLVMValueRef pf[2] = {LLVMBuildSub(c->b, pf0, LLVMBuildMul(c->b, bk->k0, cg_i64(c, 64), ""), ""), bk->pfend};
+    LLVMValueRef step = LLVMBuildSelect(c->b, on, cg_i64(c, 64), cg_i64(c, 0), "");
+    pf0 = LLVMBuildSelect(c->b, on, pf0, bk->pf, "");
+    LLVMValueRef pf[2] = {LLVMBuildSub(c->b, pf0, LLVMBuildMul(c->b, bk->k0, step, ""), ""), step};
     conv_kloop(c, kp, q, aptr, valid, rows, nv, wb, bk->k0, bk->k1, init, sums, pf);
     LLVMValueRef acc[MAXR][MAXV];
     for (int r = 0; r < rows; r++)
@@ -400,8 +406,6 @@ conv_bpanels(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, const Conv
     LLVMValueRef inb = conv_wtap(c, kp, q, jn, bk->tap);
     inb = LLVMBuildAdd(c->b, inb, LLVMBuildMul(c->b, bk->k0, cg_i64(c, kp->pnr * 4), ""), "");
     pb.pf = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, jn, p1, ""), inb, bk->next0, "");
-    pb.pfend = imin(c, LLVMBuildAdd(c->b, pb.pf, cg_i64(c, kp->kc * kp->pnr * 4 - 64), ""),
-                    cg_i64(c, kp->pack_off + kp->pack_bytes - 64));
     cg_loop_begin(c, &ly, oy0, oy1, NULL, 0, "brow");
     ConvRow cr = conv_row(c, k, q, bk->b, ly.iv);
     LLVMValueRef t0 = LLVMBuildMul(c->b, LLVMBuildSub(c->b, ly.iv, oy0, ""), cg_i64(c, ntr), "");
