@@ -10,6 +10,9 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PKGS="build-essential cmake pkg-config libyaml-dev libcunit1-dev llvm-19-dev clang-19 libomp-19-dev \
 python3 python3-torch python3-numpy"
+# images (runtime/image.c): libjpeg-turbo, libpng, zlib; PIL for the tests
+# that compare with it; Dask for the scale-out example
+PKGS="$PKGS libjpeg62-turbo-dev libpng-dev zlib1g-dev python3-pil python3-distributed"
 # cross linkers (with static libgomp.a), target libc, and qemu-user
 PKGS="$PKGS gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu libc6-dev-arm64-cross \
 libc6-dev-riscv64-cross libgomp1-arm64-cross libgomp1-riscv64-cross qemu-user"
