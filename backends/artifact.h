@@ -68,6 +68,10 @@ typedef struct McArtifact {
     const double *kernel_flops;       /* [nkernels] useful FLOPs per run */
 
     int verbose;               /* print each command to stderr */
+    /* what --image, --top, --mask and the Python module need (kind, the
+     * evaluation transform, class names and colours); NULL: what the
+     * shapes tell (runtime/mc_labels.h, frontend/io.h) */
+    const struct McModelIO *io;
 } McArtifact;
 
 /* Writes the artifact.  On error returns -1 with a message (what failed, and
@@ -111,6 +115,8 @@ int mc_artifact_dispatch_source(const McArtifact *a, FILE *f);
 int mc_artifact_write_dispatch(const McArtifact *a, const char *dir, McErr *err);
 void mc_artifact_variant_obj(int i, char *buf, size_t n);
 void mc_artifact_c_string(FILE *f, const char *s);
+/* s's dimensions, ", "-separated, between brackets[0] and brackets[1]. */
+void mc_artifact_shape_list(FILE *f, const Shape *s, const char *brackets);
 
 /* Shared with the CUDA backend's build (cuda_host.c):
  * a private temporary directory $TMPDIR/mambac-XXXXXX, registered for
@@ -126,6 +132,19 @@ int mc_artifact_run(const char *prog, const char *const *args, const char *dir, 
                     McErr *err);
 struct McOut;
 int mc_artifact_copy_out(const char *src, struct McOut *o, McErr *err);
+
+/* Users' metadata (artifact_io.c): a->io (or what the shapes tell) as C
+ * defining `[static] const McModelIO var` (runtime/mc_labels.h), and as
+ * the JSON object mambac_info() of a shared library returns (images:
+ * whether it reads images, docs/python.md). */
+void mc_artifact_write_io_c(FILE *f, const McArtifact *a, const char *var, int is_static);
+void mc_artifact_info_json(FILE *f, const McArtifact *a, int images);
+
+/* The image libraries (libjpeg, libpng16, zlib) the C compiler cc links
+ * for its target: 1 with their paths in libs (static archives, or with
+ * shared the shared libraries), 0 when one is missing or MAMBAC_NO_IMAGE
+ * is set (then artifacts read no images, and say so when asked to). */
+int mc_artifact_image_libs(const char *cc, const char *dir, int shared, char libs[3][4096]);
 
 /* The header text `mambac compile` writes as OUT.h (deterministic). */
 int mc_artifact_header(const McArtifact *a, FILE *f);

@@ -31,6 +31,7 @@ typedef struct EmitOpts {
     int sm, precision;    /* CUDA (McCudaPrecision) */
     int verbose;
     int instrument;       /* CUDA: the executable writes every kernel's output (--kernel-outputs) */
+    const struct McModelIO *io; /* users' metadata (frontend/io.h), or NULL */
 } EmitOpts;
 
 typedef struct Backend {

@@ -43,6 +43,8 @@ config_defaults(ModelConfig *cfg, const char *file)
     cfg->npool = 4;
     cfg->pool_scales[0] = 1, cfg->pool_scales[1] = 2, cfg->pool_scales[2] = 3, cfg->pool_scales[3] = 6;
     cfg->head_classes = 150;
+    cfg->test_crop = 1;
+    cfg->interp = 3; /* bicubic */
 }
 
 static void
@@ -59,6 +61,18 @@ get_int(const YDoc *d, const YNode *n, const char *what, int64_t lo, int64_t hi,
     int64_t v;
     if (y_int(d, n, what, lo, hi, &v, err)) return -1;
     *out = (int)v;
+    return 0;
+}
+
+/* true/false (True/False, as Python writes them) */
+static int
+get_bool(const YDoc *d, const YNode *v, const char *what, int *out, McErr *err)
+{
+    char b[96];
+    if (v->kind != YN_SCALAR || (strcmp(v->str, "true") && strcmp(v->str, "false") && strcmp(v->str, "True") &&
+                                 strcmp(v->str, "False")))
+        return y_err(d, v, err, "expected true or false for %s, got %s", what, y_desc(v, b, sizeof b));
+    *out = v->str[0] == 't' || v->str[0] == 'T';
     return 0;
 }
 
@@ -262,11 +276,7 @@ parse_head(const YDoc *d, const YNode *m, ModelConfig *cfg, McErr *err)
             if (get_int(d, v, "MODEL.DECODE_HEAD.NUM_CLASSES", 1, 100000, &cfg->head_classes, err)) return -1;
             break;
         case 4:
-            if (v->kind != YN_SCALAR || (strcmp(v->str, "true") && strcmp(v->str, "false") &&
-                                         strcmp(v->str, "True") && strcmp(v->str, "False")))
-                return y_err(d, v, err, "expected true or false for MODEL.DECODE_HEAD.ALIGN_CORNERS, got %s",
-                             y_desc(v, b, sizeof b));
-            cfg->align_corners = v->str[0] == 't' || v->str[0] == 'T';
+            if (get_bool(d, v, "MODEL.DECODE_HEAD.ALIGN_CORNERS", &cfg->align_corners, err)) return -1;
             break;
         case 5: { /* IN_INDEX: must be every backbone output, in order (checked below) */
             int v5[MC_MAX_STAGES], n5;
@@ -336,6 +346,33 @@ parse_model(const YDoc *d, const YNode *m, ModelConfig *cfg, McErr *err)
     return 0;
 }
 
+/* The evaluation transform's keys (docs/images.md): DATA.INTERPOLATION
+ * (bicubic, bilinear, nearest; "random", a training-time choice, means
+ * bilinear at evaluation as in the public code) and TEST.CROP. */
+static int
+parse_eval(const YDoc *d, const YNode *data, const YNode *test, ModelConfig *cfg, McErr *err)
+{
+    char b[96];
+    const YNode *v = y_get(data, "INTERPOLATION");
+    if (v) {
+        static const char *const names[] = {"nearest", "bilinear", "bicubic", "random"};
+        static const int codes[] = {0, 2, 3, 2};
+        int k = -1;
+        for (int i = 0; i < 4 && v->kind == YN_SCALAR; i++)
+            if (!strcmp(v->str, names[i])) k = i;
+        if (k < 0)
+            return y_err(d, v, err, "DATA.INTERPOLATION must be bicubic, bilinear, nearest or random, got %s",
+                         y_desc(v, b, sizeof b));
+        cfg->interp = codes[k];
+    }
+    if (!test) return 0;
+    if (test->kind != YN_MAP)
+        return y_err(d, test, err, "expected a mapping for TEST, got %s", y_desc(test, b, sizeof b));
+    if (y_check_dups(d, test, "TEST", err)) return -1;
+    v = y_get(test, "CROP");
+    return v ? get_bool(d, v, "TEST.CROP", &cfg->test_crop, err) : 0;
+}
+
 int
 mc_config_load_mem(const char *text, size_t len, const char *name, ModelConfig *cfg, McErr *err)
 {
@@ -357,7 +394,7 @@ mc_config_load_mem(const char *text, size_t len, const char *name, ModelConfig *
     }
     for (int i = 0; i < y_npairs(r); i++) {
         const YNode *k = y_key(r, i);
-        if (!y_key_is(k, "MODEL") && !y_key_is(k, "DATA")) continue;
+        if (!y_key_is(k, "MODEL") && !y_key_is(k, "DATA") && !y_key_is(k, "TEST")) continue;
         for (int j = 0; j < i; j++)
             if (y_key_is(y_key(r, j), k->str)) {
                 y_err(&d, k, err, "duplicate key '%s' at the top level (first at %d:%d)", k->str,
@@ -389,6 +426,7 @@ mc_config_load_mem(const char *text, size_t len, const char *name, ModelConfig *
             cfg->img_w = cfg->img_size;
         }
     }
+    if (parse_eval(&d, data, y_get(r, "TEST"), cfg, err)) goto out;
     rc = mc_config_check(cfg, err);
 out:
     mc_ydoc_free(&d);

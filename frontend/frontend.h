@@ -37,6 +37,9 @@ typedef struct ModelConfig {
     int pool_scales[MC_MAX_POOL_SCALES]; /* POOL_SCALES, default [1, 2, 3, 6] */
     int head_classes;      /* DECODE_HEAD.NUM_CLASSES, default 150 */
     int align_corners;     /* ALIGN_CORNERS, default false */
+    /* the evaluation transform (docs/images.md) */
+    int test_crop;         /* TEST.CROP, default true */
+    int interp;            /* DATA.INTERPOLATION as PIL numbers it: 3 bicubic (default), 2 bilinear, 0 nearest */
     /* where D_STATE was set (for errors raised later) */
     int d_state_line, d_state_col;
     /* where MODEL.SPATIALMAMBA (else MODEL) and the values of EMBED_DIM, DEPTHS, MLP_RATIO are */

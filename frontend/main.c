@@ -24,6 +24,7 @@
 #include "backends/llvm/llvm.h"
 #include "backends/cuda/cuda.h"
 #include "frontend/verify.h"
+#include "frontend/io.h"
 #include "runtime/mc_npy.h"
 #include "runtime/mc_out.h"
 #include "runtime/mc_rt.h"
@@ -49,22 +50,32 @@ static const char *usage_main =
     "  --version   print the version\n";
 
 static const char *usage_run =
-    "usage: mambac run MODEL --input X.npy --output Y.npy [options]\n"
+    "usage: mambac run MODEL (--image FILE|DIR... | --input X.npy) [--top K | --output Y.npy] [options]\n"
     "\n"
-    "Runs the model on X (float32 NCHW [B,C,H,W], any B >= 1, H and W >= 32)\n"
-    "and writes the logits Y (float32 [B,classes]).  For a public config the\n"
-    "graph is built for X's shape; a graph YAML or .mir fixes the shape.\n"
+    "Runs the model on images or on X (float32 NCHW [B,C,H,W], any B >= 1, H and\n"
+    "W >= 32) and prints the best classes or writes the outputs.  For a public\n"
+    "config the graph is built for the input's shape; a graph YAML or .mir fixes it.\n"
     "\n"
     "options:\n"
+    "  --image FILE|DIR...  JPEG/PNG files (a directory: its .jpg/.jpeg/.png files), one\n"
+    "                   batch, prepared as the config's evaluation transform says\n"
+    "                   (DATA.IMG_SIZE, TEST.CROP, DATA.INTERPOLATION; docs/images.md)\n"
+    "  --save-input X.npy  write the prepared images (float32 NCHW)\n"
+    "  --labels FILE    class names for --top, one a line (default: the checkpoint's,\n"
+    "                   or ImageNet-1k's for a 1000-class classifier)\n"
+    "  --json           print --top as JSON\n"
+    "  --mask M.png     a segmentation model's class map of each --image at its own size,\n"
+    "                   coloured (several images: M is a directory)\n"
+    "  --overlay O.png  as --mask, blended over the image\n"
     "  --weights W      checkpoint: .pth (torch.save) or .safetensors; without it\n"
     "                   deterministic random weights are used (outputs meaningless)\n"
     "  --seed N         seed for the random weights (default 0)\n"
-    "  --input X.npy    input tensor (required)\n"
-    "  --output Y.npy   where to write the output (required)\n"
+    "  --input X.npy    input tensor, already prepared\n"
+    "  --output Y.npy   where to write the output\n"
     "  --backend NAME   ref (plain C kernels, the oracle; default) or llvm (the\n"
     "                   optimized native code, compiled in memory by ORC LLJIT)\n"
     "  --threads N      worker threads (default: all cores)\n"
-    "  --top K          print the K highest-scoring classes of each image\n"
+    "  --top K          print each image's K best classes with names and probabilities\n"
     "  --argmax M.npy   also write the class map of a segmentation model's output\n"
     "                   [B,classes,H,W]: int32 [B,H,W], each pixel's best class\n"
     "  --list-backends  list the backends and exit\n"
@@ -124,6 +135,8 @@ static const char *usage_compile =
     "memory plan (else the target's kernel passes and the plan run first).\n"
     "\n"
     "  -o OUT             output path (required)\n"
+    "  --labels FILE      class names the artifact prints (--top), one a line (default:\n"
+    "                     the checkpoint's, or ImageNet-1k's for a 1000-class classifier)\n"
     "  --emit KIND        exe (default): OUT, a self-contained executable (weights inside)\n"
     "                       that runs 'OUT --input x.npy --output y.npy [--threads N]\n"
     "                       [--bench N] [--profile]';\n"
@@ -163,6 +176,9 @@ static const char *usage_compile =
 
 typedef struct Opts {
     const char *model, *kirmodel, *weights, *input, *output, *argmax, *backend, *format, *outfile, *dot;
+    const char *labels, *mask, *overlay, *save_input;
+    const char **image;   /* --image's files and directories */
+    int nimage, json;
     const char *target, *cpu, *features, *emit, *precision;
     int sm, instrument;
     int threads, batch, H, W, verbose, seed, top, opt;
@@ -231,6 +247,16 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
         if (eq) { *eq = 0; val = a + (eq - key) + 1; }
         if (!strcmp(key, "-v") || !strcmp(key, "--verbose")) { o->verbose = 1; continue; }
         if (!strcmp(key, "--instrument")) { o->instrument = 1; continue; }
+        if (!strcmp(key, "--json")) { o->json = 1; continue; }
+        if (!strcmp(key, "--image")) { /* every following argument up to the next option */
+            int j = i + 1;
+            while (j < argc && (argv[j][0] != '-' || !argv[j][1])) j++;
+            if (j == i + 1) return usage_error(cmd, "%s", "--image needs one or more JPEG/PNG files or directories");
+            o->image = (const char **)argv + i + 1;
+            o->nimage = j - i - 1;
+            i = j - 1;
+            continue;
+        }
         if (!strcmp(key, "-O0") || !strcmp(key, "-O1")) { o->opt = key[2] - '0'; continue; }
         if (!strcmp(key, "--list-passes")) { mc_pipeline_list(stdout, target_rows); *done = 1; return 0; }
         if (!strcmp(key, "--print-after-all")) { o->po.print_after_all = true; o->opt = 1; continue; }
@@ -262,7 +288,7 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
         static const char *with_value[] = {"--weights", "--model", "--input", "--output", "--backend", "--threads",
                                            "--batch", "--image-size", "--format", "-o", "--seed", "--top", "--dump-dot", "--argmax",
                                            "--target", "--cpu", "--features", "--emit", "--list-cpus",
-                                           "--precision", "--sm"};
+                                           "--precision", "--sm", "--labels", "--mask", "--overlay", "--save-input"};
         int known = 0;
         for (unsigned k = 0; k < sizeof with_value / sizeof *with_value; k++)
             if (!strcmp(key, with_value[k])) known = 1;
@@ -276,6 +302,10 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
         else if (!strcmp(key, "--input")) o->input = val;
         else if (!strcmp(key, "--output")) o->output = val;
         else if (!strcmp(key, "--argmax")) o->argmax = val;
+        else if (!strcmp(key, "--labels")) o->labels = val;
+        else if (!strcmp(key, "--mask")) o->mask = val;
+        else if (!strcmp(key, "--overlay")) o->overlay = val;
+        else if (!strcmp(key, "--save-input")) o->save_input = val;
         else if (!strcmp(key, "--backend")) o->backend = val;
         else if (!strcmp(key, "--format")) o->format = val;
         else if (!strcmp(key, "-o")) o->outfile = val;
@@ -314,6 +344,11 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
         }
     }
     if (!o->model) return usage_error(cmd, "%s", "no MODEL file given");
+    int run = !strcmp(cmd, "run");
+    const char *only_run = o->image ? "--image" : o->mask ? "--mask" : o->overlay ? "--overlay"
+                           : o->save_input ? "--save-input" : o->json ? "--json" : NULL;
+    if (!run && only_run) return usage_error(cmd, "%s is an option of 'mambac run' and of compiled executables", only_run);
+    if (!run && o->labels && strcmp(cmd, "compile")) return usage_error(cmd, "%s", "--labels applies to run and compile");
     return 0;
 }
 
@@ -450,14 +485,6 @@ fail(McErr *err)
     return 1;
 }
 
-/* Prints the k best classes of each row of logits [B, N]. */
-static int
-print_top(const HostTensor *y, int k)
-{
-    if (!mc_rt_print_top(stdout, y->data, y->shape.d[0], y->shape.d[1], k)) return 0;
-    fprintf(stderr, "mambac: error: out of memory for --top\n");
-    return 1;
-}
 
 /* Before the run: --top needs one output [B, classes]; --output gets an
  * .npz of every output, or a .npy of the one.  0 (*npz set), or 1 with a
@@ -498,6 +525,56 @@ check_run_outputs(const Graph *g, const Opts *o, int *npz)
     return 0;
 }
 
+/* --image for `mambac run`: a public config's images (all in one batch)
+ * through its evaluation transform into x [n, 3, H, W]; sizes[2i], [2i+1]
+ * image i's own width and height.  0, or 1 with the message printed. */
+static int
+run_images_in(const Opts *o, McImageList *imgs, McNpy *x, int **sizes)
+{
+    McErr err = {{0}};
+    int kind = mc_frontend_kind(o->model, &err);
+    if (kind < 0) return fail(&err);
+    if (kind != 1) {
+        fprintf(stderr, "%s: error: --image needs a public Spatial-Mamba config (its DATA and TEST keys say how "
+                        "images are prepared); for a graph YAML or IR give --input X.npy\n", o->model);
+        return 1;
+    }
+    ModelConfig cfg;
+    if (mc_config_load(o->model, &cfg, &err)) return fail(&err);
+    if (mc_image_list("mambac", o->nimage, (char **)o->image, imgs)) return 1;
+    McIoSource ios;
+    Shape in = {4, {imgs->n, cfg.in_chans, o->H ? o->H : cfg.img_size, o->H ? o->W : cfg.img_w}};
+    if (cfg.in_chans != 3) {
+        fprintf(stderr, "%s: error: --image gives RGB images, the model takes %d channels (IN_CHANS)\n", o->model,
+                cfg.in_chans);
+        return 1;
+    }
+    if (mc_io_source(&ios, o->model, kind, &in, NULL, 0, NULL, NULL, &err)) return fail(&err);
+    McPreproc pre = ios.io.pre;
+    mc_io_source_free(&ios);
+    memset(x, 0, sizeof *x);
+    x->type = MC_NPY_F32;
+    x->rank = 4;
+    memcpy(x->shape, in.d, sizeof in.d[0] * 4);
+    size_t per = (size_t)3 * pre.H * pre.W;
+    x->nbytes = per * (size_t)imgs->n * sizeof(float);
+    x->data = malloc(x->nbytes);
+    *sizes = malloc((size_t)imgs->n * 2 * sizeof **sizes);
+    if (!x->data || !*sizes) {
+        fprintf(stderr, "mambac: error: out of memory for %d images of %dx%d\n", imgs->n, pre.W, pre.H);
+        return 1;
+    }
+    for (int i = 0; i < imgs->n; i++) {
+        char msg[1024];
+        if (mc_image_load(imgs->path[i], &pre, (float *)x->data + per * i, &(*sizes)[2 * i], &(*sizes)[2 * i + 1], msg,
+                          sizeof msg)) {
+            fprintf(stderr, "mambac: error: %s\n", msg);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int
 cmd_run(int argc, char **argv)
 {
@@ -505,21 +582,34 @@ cmd_run(int argc, char **argv)
     o.backend = "ref";
     int done, rc = parse_opts("run", argc, argv, &o, usage_run, &done);
     if (rc || done) return rc;
-    if (!o.input) return usage_error("run", "%s", "--input X.npy is required");
-    if (!o.output) return usage_error("run", "%s", "--output Y.npy is required");
+    if (o.input && o.image) return usage_error("run", "%s", "give --input X.npy or --image FILE..., not both");
+    if (!o.input && !o.image) return usage_error("run", "%s", "--input X.npy (or --image FILE...) is required");
+    if (!o.output && !o.top && !o.argmax && !o.mask && !o.overlay && !o.save_input)
+        return usage_error("run", "%s", "--output Y.npy is required (or --top, --argmax, --mask, --overlay, "
+                                        "--save-input)");
+    if ((o.json || o.labels) && !o.top) return usage_error("run", "%s", "--json and --labels apply to --top K");
+    if ((o.mask || o.overlay || o.save_input) && !o.image)
+        return usage_error("run", "%s", "--mask, --overlay and --save-input need --image FILE...");
     const Backend *be = mc_backend_find(o.backend);
     if (!be) return usage_error("run", "unknown backend '%s' (see --list-backends)", o.backend);
     if (!be->run_graph && !be->run_kernels)
         return usage_error("run", "the %s backend runs nothing in this process: mambac compile --target cuda builds an "
                                   "executable for the GPU", be->name);
-    const Named run_outs[] = {{o.output, "--output"}, {o.dot, "--dump-dot"}, {o.argmax, "--argmax"}};
-    const Named run_ins[] = {{o.model, "MODEL file"}, {o.weights, "--weights file"}, {o.input, "--input file"}};
-    if (check_outputs(run_outs, 3, run_ins, 3)) return 1;
+    const Named run_outs[] = {{o.output, "--output"}, {o.dot, "--dump-dot"}, {o.argmax, "--argmax"},
+                              {o.save_input, "--save-input"}};
+    const Named run_ins[] = {{o.model, "MODEL file"}, {o.weights, "--weights file"}, {o.input, "--input file"},
+                             {o.labels, "--labels file"}};
+    if (check_outputs(run_outs, 4, run_ins, 4)) return 1;
 
     McErr err = {{0}};
     McNpy x;
+    McImageList imgs = {0, 0, NULL};
+    McIoSource ios;
     char emsg[1024];
-    if (mc_npy_read(o.input, &x, emsg, sizeof emsg)) {
+    int *sizes = NULL; /* the images' own w, h */
+    if (o.image) {
+        if (run_images_in(&o, &imgs, &x, &sizes)) return 1;
+    } else if (mc_npy_read(o.input, &x, emsg, sizeof emsg)) {
         fprintf(stderr, "%s\n", emsg);
         return 1;
     }
@@ -605,10 +695,30 @@ cmd_run(int argc, char **argv)
     for (int j = 0; j < g.noutputs; j++)
         ya[j] = (McNpzArray){g.nodes[g.outputs[j]].name, outs[j].data, outs[j].shape.rank, outs[j].shape.d};
     McOut yo;
-    if (mc_out_open(&yo, o.output, 0666, emsg, sizeof emsg) ||
-        mc_npy_write_arrays_out(&yo, npz, ya, g.noutputs, emsg, sizeof emsg)) {
+    if (o.output && (mc_out_open(&yo, o.output, 0666, emsg, sizeof emsg) ||
+                     mc_npy_write_arrays_out(&yo, npz, ya, g.noutputs, emsg, sizeof emsg))) {
         fprintf(stderr, "%s\n", emsg);
         return 1;
+    }
+    McNpzArray xa = {"x", x.data, x.rank, x.shape};
+    if (o.save_input && (mc_out_open(&yo, o.save_input, 0666, emsg, sizeof emsg) ||
+                         mc_npy_write_arrays_out(&yo, 0, &xa, 1, emsg, sizeof emsg))) {
+        fprintf(stderr, "%s\n", emsg);
+        return 1;
+    }
+    /* class names, colours: --labels, the checkpoint, ImageNet-1k */
+    Shape osh[MC_MAX_OUTPUTS];
+    for (int j = 0; j < g.noutputs && j < MC_MAX_OUTPUTS; j++) osh[j] = outs[j].shape;
+    if ((o.top || o.mask || o.overlay) &&
+        mc_io_source(&ios, o.model, kind, &xs, osh, g.noutputs, &ws, o.labels, &err))
+        return fail(&err);
+    for (int i = 0; (o.mask || o.overlay) && i < imgs.n; i++) {
+        if (mc_seg_write(&ios.io, o.mask, o.overlay, imgs.path[i], imgs.n > 1, outs[0].data, outs[0].shape.d, i,
+                         sizes[2 * i], sizes[2 * i + 1], emsg, sizeof emsg)) {
+            fprintf(stderr, "mambac: error: %s\n", emsg);
+            return 1;
+        }
+        printf("%s: %dx%d, class map written\n", imgs.path[i], sizes[2 * i], sizes[2 * i + 1]);
     }
     McOut mo;
     if (o.argmax && (mc_out_open(&mo, o.argmax, 0666, emsg, sizeof emsg) ||
@@ -617,10 +727,22 @@ cmd_run(int argc, char **argv)
         return 1;
     }
     if (o.top) {
-        if (print_top(&outs[0], o.top)) return 1;
-        printf("time: %.1f ms (%s backend, %lld image%s)\n", (t2 - t1) * 1e3, be->name,
-               (long long)xs.d[0], xs.d[0] > 1 ? "s" : "");
+        int64_t printed = 0;
+        if (o.json) mc_labels_json_begin(stdout);
+        if (mc_labels_print_top(stdout, outs[0].data, outs[0].shape.d[0], outs[0].shape.d[1], o.top, ios.io.classes,
+                                o.image ? (const char *const *)imgs.path : NULL, o.json, &printed)) {
+            fprintf(stderr, "mambac: error: out of memory for --top\n");
+            return 1;
+        }
+        if (o.json)
+            mc_labels_json_end(stdout, (t2 - t1) * 1e3);
+        else
+            printf("time: %.1f ms (%s backend, %lld image%s)\n", (t2 - t1) * 1e3, be->name,
+                   (long long)xs.d[0], xs.d[0] > 1 ? "s" : "");
     }
+    if (o.top || o.mask || o.overlay) mc_io_source_free(&ios);
+    mc_image_list_free(&imgs);
+    free(sizes);
     if (o.verbose)
         fprintf(stderr, "mambac: %d nodes; load %.1f ms; %s backend %.1f ms\n", g.nnodes, (t1 - t0) * 1e3,
                 be->name, (t2 - t1) * 1e3);
@@ -770,8 +892,17 @@ cmd_compile(int argc, char **argv)
     if (o.dot && kind != 4 && write_dot(&g, &ws, o.dot, &err)) return fail(&err);
     if (o.verbose && !o.po.stats) mc_memplan_report(&kp, stderr);
     progress(&o, kind == 4 ? "kernel IR read" : "passes, lowering, memory plan", t0);
-    EmitOpts eo = {o.outfile, o.emit, cuda ? NULL : o.target, o.cpu, o.features, o.sm, prec, o.verbose, o.instrument};
+    /* what --image, --top and --mask of the artifact need */
+    McIoSource ios;
+    Shape outsh[MC_MAX_OUTPUTS];
+    for (int j = 0; j < kp.noutputs; j++) outsh[j] = kp.bufs[kp.output_bufs[j]].shape;
+    if (mc_io_source(&ios, o.model, kind == 4 ? 0 : kind, &kp.bufs[kp.input_buf].shape, outsh, kp.noutputs, &ws,
+                     o.labels, &err))
+        return fail(&err);
+    EmitOpts eo = {o.outfile, o.emit, cuda ? NULL : o.target, o.cpu, o.features, o.sm, prec, o.verbose, o.instrument,
+                   &ios.io};
     rc = be->emit(&kp, &ws, &eo, &err);
+    mc_io_source_free(&ios);
     progress(&o, cuda ? "CUDA written" : "artifact written", t0);
     mc_kprogram_free(&kp);
     mc_weights_free(&ws);

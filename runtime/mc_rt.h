@@ -53,15 +53,6 @@ double mc_rt_now_ms(void);
 void *mc_rt_alloc_aligned(size_t size, size_t align);
 void mc_rt_free_aligned(void *p);
 
-/* The indices of the k largest of x[0..n) into out[0..min(k, n)), best
- * first: by value descending, NaN after every number, ties by ascending
- * index; each index once.  O(n log n) time, 16n bytes of temporary memory.
- * Returns the count written, or -1 when out of memory. */
-int64_t mc_rt_topk(const float *x, int64_t n, int64_t k, int64_t *out);
-/* Prints "image b: top-K  class c (score)..." for each row b of the
- * logits y [B, N] to f (at most k classes a row, mc_rt_topk's order).
- * 0, or -1 when out of memory. */
-int mc_rt_print_top(void *file, const float *y, int64_t B, int64_t N, int64_t k);
 
 /* ------------------------------------------------------------ profiling
  * A table of nk kernels owned by the caller.  While one is installed,

@@ -34,6 +34,7 @@ typedef struct McCudaOptions {
     const char *nvcc;           /* NULL: $NVCC, else /usr/local/cuda/bin/nvcc, else nvcc on PATH */
     int verbose;
     int instrument;             /* 1: the executable takes --kernel-outputs DIR (mambac verify --backend cuda) */
+    const struct McModelIO *io; /* users' metadata for --image, --top, --mask (frontend/io.h), or NULL */
 } McCudaOptions;
 
 /* Parses "fp32" | "tf32" | "bf16"; -1 on anything else. */

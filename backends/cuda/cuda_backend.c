@@ -19,6 +19,7 @@ cuda_emit(const KProgram *p, const WeightStore *ws, const EmitOpts *o, McErr *er
     co.sm = o->sm ? o->sm : 90;
     co.verbose = o->verbose;
     co.instrument = o->instrument;
+    co.io = o->io;
     co.precision = (McCudaPrecision)o->precision;
     if (o->emit && strcmp(o->emit, "cuda") && strcmp(o->emit, "exe"))
         return mc_err(err, "cuda: --emit must be cuda or exe, got '%s'", o->emit);

@@ -61,6 +61,7 @@ mc_llvm_emit_artifact(const KProgram *kp, const WeightStore *ws, const EmitOpts 
         a.weights = vs.blob;
         a.weights_len = (size_t)vs.blob_len;
         a.verbose = o->verbose;
+        a.io = o->io;
         rc = mc_artifact_write(&a, err);
         mc_artifact_release(&a);
     }

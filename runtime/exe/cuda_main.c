@@ -28,6 +28,7 @@
 #include "mc_cuda_glue.h"
 #include "mc_cuda_outputs.h"
 #include "mc_exe_cli.h"
+#include "mc_exe_io.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +94,7 @@ usage(FILE *f)
     const McCudaGlue *g = &mc_cuda_glue;
     Outputs y;
     outputs_of(&y);
-    fprintf(f, "usage: %s [--input x.npy] [--output %s] [--bench N] [--profile [N]]\n"
+    fprintf(f, "usage: %s [--image FILE|DIR... | --input x.npy] [--top K] [--output %s] [--bench N] [--profile [N]]\n"
                "          [--weights FILE | --synthetic-weights]%s [--help]\n"
                "Runs the model '%s' (%s) on the GPU: input float32 ",
             prog, y.n > 1 ? "y.npz" : "y.npy", g->instrument ? " [--kernel-outputs DIR]" : "", g->name, g->precision);
@@ -103,7 +104,11 @@ usage(FILE *f)
         fprintf(f, "%s%s ", j ? ", " : " ", y.name[j]);
         print_shape(f, y.rank[j], y.shape[j]);
     }
-    fprintf(f, ".  Without --input, a fixed pseudo-random input.\n"
+    fprintf(f, ".  Without --input, a fixed pseudo-random input.\n");
+    mc_cli_io_usage(f, &mc_model_io, g->in_rank, g->in_shape, mc_image_available());
+    if (y.n == 1 && y.rank[0] == 2)
+        mc_cli_top_usage(f, &mc_model_io);
+    fprintf(f,
                "  --bench N          one warm-up, then N timed runs of the captured CUDA graph\n"
                "  --profile [N]      per-kernel times (CUDA events) over N runs (default 10)\n"
                "  --weights FILE     the weights blob (default: embedded, else <exe>.weights)\n"
@@ -113,7 +118,7 @@ usage(FILE *f)
                    "                     and writes each kernel's output buffer as DIR/k<i>.npy\n"
                    "                     (float32), for mambac verify --backend cuda\n");
     if (y.n == 1 && y.rank[0] == 4)
-        fprintf(f, "  --argmax M.npy     writes the class map: int32 [B, H, W], each pixel's best class\n");
+        mc_cli_seg_usage(f);
     fprintf(f, "  --threads N        accepted for the CPU executable's command lines; no effect\n");
 }
 
@@ -252,10 +257,29 @@ check_dir(const char *dir)
     return 0;
 }
 
+static int nouts_run; /* the model's outputs, for gpu_run */
+
+/* One batch on the GPU: the input uploaded, the graph run, the outputs back. */
+static int
+gpu_run(void *ctx, const float *in, float *const *out)
+{
+    (void)ctx;
+    mc_cuda_set_input(in);
+    if (nouts_run > 1)
+        mc_cuda_outputs.run(out);
+    else
+        mc_cuda_run(out[0]);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
     const McCudaGlue *g = &mc_cuda_glue;
+    McIoOpts io;
+    McImageList imgs = {0, 0, NULL};
+    long top = 0;
+    memset(&io, 0, sizeof io);
     const char *wfile = NULL, *kdir = NULL;
     McCliOpts c;
     int synth = 0;
@@ -268,11 +292,16 @@ main(int argc, char **argv)
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int r = mc_cli_common(prog, argc, argv, &i, &c);
+        if (!r)
+            r = mc_io_option(prog, argc, argv, &i, &io);
         if (r == 2) return 2;
         if (r) continue;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return mc_cli_check_stdout(prog);
+        } else if (!strcmp(a, "--top")) {
+            if (mc_cli_count(prog, a, v, 1, MAX_TOP, &top)) return 2;
+            i++;
         } else if (!strcmp(a, "--synthetic-weights")) {
             synth = 1;
         } else if (!strcmp(a, "--weights") || !strcmp(a, "--kernel-outputs")) {
@@ -298,6 +327,8 @@ main(int argc, char **argv)
         fprintf(stderr, "%s: error: give --weights or --synthetic-weights, not both\n", prog);
         return 2;
     }
+    if (mc_io_usage_check(prog, &io, in_path, top))
+        return 2;
     /* the weights */
     const unsigned char *w = g->weights;
     unsigned char *wown = NULL;
@@ -322,6 +353,20 @@ main(int argc, char **argv)
     int npz = out_path ? mc_cli_output_kind(prog, out_path, outs.n, outs.name) : 0;
     if (npz < 0) return 1;
     if (c.argmax_path && mc_cli_argmax_check(prog, g->name, outs.n, outs.rank, outs.shape)) return 1;
+    if (top && (outs.n != 1 || outs.rank[0] != 2)) {
+        fprintf(stderr, "%s: error: --top lists the best classes of a classifier's output [B, classes]; model '%s' "
+                        "is not a classifier%s\n", prog, g->name,
+                outs.n == 1 && outs.rank[0] == 4 ? " (a segmentation model's class map: --argmax M.npy, --mask)" : "");
+        return 1;
+    }
+    if (io.nimage && (g->in_rank != 4 || g->in_shape[1] != 3)) {
+        fprintf(stderr, "%s: error: --image needs a model whose input is RGB images [B, 3, H, W]\n", prog);
+        return 1;
+    }
+    if (io.nimage && mc_image_list(prog, io.nimage, io.image, &imgs)) return 1;
+    if ((io.nimage || io.mask || io.overlay || io.json) &&
+        mc_io_check(prog, &mc_model_io, &io, imgs.n, (int)g->in_shape[0], out_path || c.argmax_path || io.save_input))
+        return 1;
     int64_t nin = mc_cli_numel(g->in_rank, g->in_shape);
     float *x = malloc((size_t)nin * sizeof(float) + 4), *y[MC_CUDA_MAX_OUTPUTS] = {0};
     int have = x != NULL;
@@ -332,11 +377,32 @@ main(int argc, char **argv)
     }
     if (in_path) {
         if (mc_cli_load_input(prog, in_path, g->in_rank, g->in_shape, x)) return 1;
+    } else if (io.nimage) {
+        memset(x, 0, (size_t)nin * sizeof(float));
     } else {
         fill_random(x, nin, 1, 1.0f);
     }
     static McOut yo, mo; /* static: discard_at_exit runs after main returns */
     char msg[1024], dev[256];
+    if (io.nimage) {
+        if (mc_cuda_open(dev, sizeof dev, msg, sizeof msg)) {
+            fprintf(stderr, "%s: error: %s\n", prog, msg);
+            return 1;
+        }
+        mc_cuda_setup(w, x);
+        free(wown);
+        nouts_run = outs.n;
+        int rc = mc_io_images(prog, &mc_model_io, &io, &c, &imgs, g->in_rank, g->in_shape, x, y, outs.n, outs.name,
+                              outs.rank, outs.shape, npz, top, gpu_run, NULL, dev);
+        mc_image_list_free(&imgs);
+        if (rc > 1) return 1;
+        if (nbench) bench(nbench, dev);
+        if (nprof) profile(nprof, dev);
+        mc_cuda_close();
+        free(x);
+        for (int j = 0; j < outs.n; j++) free(y[j]);
+        return mc_cli_check_stdout(prog) ? 1 : rc;
+    }
     if (out_path || c.argmax_path) {
         mc_cleanup_install();
         if (out_path && mc_out_open(&yo, out_path, 0666, msg, sizeof msg)) {
@@ -360,6 +426,19 @@ main(int argc, char **argv)
     free(wown);
     if (outs.n > 1) mc_cuda_outputs.run(y);
     else mc_cuda_run(y[0]);
+    if (top) {
+        McLabels lab = {0, NULL};
+        const char *const *names;
+        int64_t printed = 0;
+        if (mc_io_names(prog, &mc_model_io, &io, (int)outs.shape[0][1], &lab, &names)) return 1;
+        if (io.json) mc_labels_json_begin(stdout);
+        if (mc_labels_print_top(stdout, y[0], outs.shape[0][0], outs.shape[0][1], top, names, NULL, io.json, &printed)) {
+            fprintf(stderr, "%s: error: out of memory for --top\n", prog);
+            return 1;
+        }
+        if (io.json) mc_labels_json_end(stdout, -1);
+        mc_labels_free(&lab);
+    }
     if (out_path) {
         open_out = NULL;
         if (mc_cli_write_outputs(prog, &yo, npz, outs.n, outs.name, y, outs.rank, outs.shape)) return 1;

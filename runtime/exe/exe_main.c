@@ -19,6 +19,7 @@
 #include "../mc_out.h"
 #include "../mc_rt.h"
 #include "mc_exe_cli.h"
+#include "mc_exe_io.h"
 #include "mc_model_glue.h"
 #include <errno.h>
 #include <stdio.h>
@@ -58,12 +59,13 @@ usage(FILE *f)
     const McModelGlue *g = &mc_model_glue;
     char sh[160];
     fprintf(f,
-            "usage: %s --input X.npy --output %s [--threads N]%s [--bench N] [--profile [N]]\n"
-            "Runs model '%s' (compiled by mambac for %s).\n"
-            "  --input X.npy   float32 input of shape ",
+            "usage: %s (--image FILE|DIR... | --input X.npy) [--output %s] [--threads N]%s [--bench N] [--profile [N]]\n"
+            "Runs model '%s' (compiled by mambac for %s).\n",
             prog, g->noutputs > 1 ? "Y.npz" : "Y.npy", classifier() ? " [--top K]" : "", g->name, g->target);
+    mc_cli_io_usage(f, &mc_model_io, g->in_rank, g->in_shape, mc_image_available());
+    fprintf(f, "  --input X.npy   float32 input of shape ");
     mc_cli_shape_str(sh, sizeof sh, g->in_rank, g->in_shape);
-    fprintf(f, "%s\n                  (without --input, --bench/--profile run on zeros)\n", sh);
+    fprintf(f, "%s, already preprocessed\n                  (without --input, --bench/--profile run on zeros)\n", sh);
     if (g->noutputs == 1) {
         mc_cli_shape_str(sh, sizeof sh, g->out[0].rank, g->out[0].shape);
         fprintf(f, "  --output Y.npy  writes the float32 output, shape %s (Y.npz: as the array '%s')\n", sh,
@@ -77,9 +79,9 @@ usage(FILE *f)
     }
     fprintf(f, "  --threads N     worker threads (default: OMP_NUM_THREADS or all cores)\n");
     if (classifier())
-        fprintf(f, "  --top K         prints the K best classes of each image and the time\n");
+        mc_cli_top_usage(f, &mc_model_io);
     if (g->noutputs == 1 && g->out[0].rank == 4)
-        fprintf(f, "  --argmax M.npy  writes the class map: int32 [B, H, W], each pixel's best class\n");
+        mc_cli_seg_usage(f);
     fprintf(f, "  --bench N       after one warm-up run, times N runs and prints\n"
                "                  'median X ms, min Y ms, max Z ms, R images/s'\n"
                "  --profile [N]   times each fused kernel over N runs (default 10) and\n"
@@ -232,13 +234,35 @@ top_check(const char *model, int n, const char *const *names, const int *ranks, 
     return -1;
 }
 
-/* The k highest logits of each row of out [B, N], and the run's time. */
-static void
-print_top(const float *out, const int64_t *shape, int k, double ms)
+/* The k best classes of each row of out [B, N] with names and
+ * probabilities (or JSON), and the run's time. */
+static int
+print_top(const McIoOpts *io, const float *out, const int64_t *shape, int k, double ms)
 {
-    if (mc_rt_print_top(stdout, out, shape[0], shape[1], k))
+    McLabels lab = {0, NULL};
+    const char *const *names;
+    int64_t printed = 0;
+    if (mc_io_names(prog, &mc_model_io, io, (int)shape[1], &lab, &names))
+        return -1;
+    if (io->json)
+        mc_labels_json_begin(stdout);
+    int bad = mc_labels_print_top(stdout, out, shape[0], shape[1], k, names, NULL, io->json, &printed);
+    mc_labels_free(&lab);
+    if (bad) {
         fprintf(stderr, "%s: error: out of memory for --top\n", prog);
-    printf("time: %.1f ms (one run after a warm-up, %d threads)\n", ms, mc_rt_get_threads());
+        return -1;
+    }
+    if (io->json)
+        mc_labels_json_end(stdout, ms);
+    else
+        printf("time: %.1f ms (one run after a warm-up, %d threads)\n", ms, mc_rt_get_threads());
+    return 0;
+}
+
+static int
+run_cb(void *ctx, const float *in, float *const *out)
+{
+    return run_once(mc_model_glue.weights, in, out, ctx);
 }
 
 int
@@ -246,9 +270,12 @@ main(int argc, char **argv)
 {
     const McModelGlue *g = &mc_model_glue;
     McCliOpts c;
+    McIoOpts io;
+    McImageList imgs = {0, 0, NULL};
     long top = 0;
     int verbose = 0;
     memset(&c, 0, sizeof c);
+    memset(&io, 0, sizeof io);
     if (argc > 0 && argv[0] && *argv[0]) {
         const char *s = strrchr(argv[0], '/');
         prog = s ? s + 1 : argv[0];
@@ -257,6 +284,8 @@ main(int argc, char **argv)
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int r = mc_cli_common(prog, argc, argv, &i, &c);
+        if (!r)
+            r = mc_io_option(prog, argc, argv, &i, &io);
         if (r == 2) return 2;
         if (r) continue;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -274,14 +303,17 @@ main(int argc, char **argv)
     }
     const char *in_path = c.in_path, *out_path = c.out_path;
     long threads = c.threads, nbench = c.nbench, nprof = c.nprof;
-    if (!in_path && !nbench && !nprof) {
-        fprintf(stderr, "%s: error: no --input given (see --help)\n", prog);
+    if (!in_path && !io.nimage && !nbench && !nprof) {
+        fprintf(stderr, "%s: error: no --image or --input given (see --help)\n", prog);
         return 2;
     }
-    if (!out_path && !c.argmax_path && !nbench && !nprof && !top) {
-        fprintf(stderr, "%s: error: nothing to do: give --output, --argmax, --top, --bench or --profile\n", prog);
+    if (!out_path && !c.argmax_path && !nbench && !nprof && !top && !io.mask && !io.overlay && !io.save_input) {
+        fprintf(stderr, "%s: error: nothing to do: give --top, --output, --argmax, --mask, --overlay, --bench or "
+                        "--profile\n", prog);
         return 2;
     }
+    if (mc_io_usage_check(prog, &io, in_path, top))
+        return 2;
     /* what the outputs go to, before any work: one .npy, or an .npz of them all */
     int nout = g->noutputs, npz = 0;
     const char *names[MC_GLUE_MAX_OUTPUTS];
@@ -298,6 +330,18 @@ main(int argc, char **argv)
         return 1;
     if (out_path && (npz = mc_cli_output_kind(prog, out_path, nout, names)) < 0)
         return 1;
+    if (io.nimage && (g->in_rank != 4 || g->in_shape[1] != 3)) {
+        fprintf(stderr, "%s: error: --image needs a model whose input is RGB images [B, 3, H, W]\n", prog);
+        return 1;
+    }
+    if (io.nimage && mc_image_list(prog, io.nimage, io.image, &imgs))
+        return 1;
+    if ((io.nimage || io.mask || io.overlay || io.json) &&
+        mc_io_check(prog, &mc_model_io, &io, imgs.n, (int)g->in_shape[0],
+                    out_path || c.argmax_path || io.save_input)) {
+        mc_image_list_free(&imgs);
+        return 1;
+    }
     /* the CPU check: one sentence and status 1 instead of an illegal
      * instruction when no compiled variant runs on this CPU */
     if (g->cpu) {
@@ -343,7 +387,14 @@ main(int argc, char **argv)
     } else {
         memset(in, 0, (size_t)nin * sizeof(float));
     }
-    if (out_path || top || c.argmax_path) {
+    if (io.nimage) {
+        char how[64];
+        snprintf(how, sizeof how, "%d threads", mc_rt_get_threads());
+        rc = mc_io_images(prog, &mc_model_io, &io, &c, &imgs, g->in_rank, g->in_shape, in, out, nout, names, ranks,
+                          shapes, npz, top, run_cb, scratch, how);
+        if (rc > 1)
+            goto done;
+    } else if (out_path || top || c.argmax_path) {
         /* the outputs are created (as temporaries beside them) before the run:
          * a path that cannot be written is refused at once, with the reason */
         McOut yo, mo;
@@ -362,8 +413,7 @@ main(int argc, char **argv)
         int bad = top && run_once(g->weights, in, out, scratch); /* warm-up, so the time shown is steady */
         double t0 = mc_rt_now_ms();
         bad = bad || run_once(g->weights, in, out, scratch);
-        if (!bad && top)
-            print_top(out[0], shapes[0], (int)top, mc_rt_now_ms() - t0);
+        bad = bad || (top && print_top(&io, out[0], shapes[0], (int)top, mc_rt_now_ms() - t0));
         if (bad) {
             if (out_path)
                 mc_out_discard(&yo);
@@ -383,8 +433,9 @@ main(int argc, char **argv)
         goto done;
     if (nprof && profile(nprof, g->weights, in, out, scratch))
         goto done;
-    rc = mc_cli_check_stdout(prog);
+    rc = mc_cli_check_stdout(prog) ? 1 : rc == 1 && io.nimage ? 1 : 0;
 done:
+    mc_image_list_free(&imgs);
     mc_rt_free_aligned(in);
     for (int j = 0; j < nout; j++)
         mc_rt_free_aligned(out[j]);

@@ -46,6 +46,8 @@ int mc_cuda_open(char *dev, size_t devlen, char *msg, size_t msglen);
  * start-up work, captures the forward pass as a CUDA graph, and copies
  * the input (in_shape) to pinned memory. */
 void mc_cuda_setup(const void *weights, const float *input);
+/* A new input (in_shape) for the runs that follow. */
+void mc_cuda_set_input(const float *input);
 /* One run of the graph; the output (out_shape) into output. */
 void mc_cuda_run(float *output);
 /* One warm-up, then n timed graph runs: ms[0..n) (CUDA events). */

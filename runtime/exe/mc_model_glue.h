@@ -9,6 +9,7 @@
 #define MC_MODEL_GLUE_H
 #include <stdint.h>
 #include "../mc_cpu.h"
+#include "../mc_labels.h"
 
 #define MC_GLUE_MAX_RANK 8
 #define MC_GLUE_MAX_OUTPUTS 8
@@ -42,6 +43,8 @@ typedef struct McModelGlue {
 } McModelGlue;
 
 extern const McModelGlue mc_model_glue;
+/* the model's users' metadata: kind, transform, class names, colours */
+extern const McModelIO mc_model_io;
 extern const unsigned char mc_glue_weights[];
 
 #endif

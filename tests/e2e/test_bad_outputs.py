@@ -8,6 +8,7 @@ compile removes the temporary directory.  Run-time counts (--bench,
 --profile, --threads, --top) are range-checked, and top-k is fast and prints
 each class once even for NaN logits."""
 import os
+import re
 import resource
 import shutil
 import signal
@@ -263,8 +264,16 @@ np.save(xnan, xn)
 
 
 def top_classes(out):
-    line = [ln for ln in out.splitlines() if ln.startswith("image 0:")]
-    return [int(c) for c in line[0].split("class ")[1:] for c in [c.split()[0]]] if line else []
+    """image 0's classes, in the order --top printed them ("  1. class 5 12.3%")"""
+    cls, on = [], False
+    for ln in out.splitlines():
+        if ln.endswith(":") and not ln.startswith(" "):
+            on = ln == "image 0:"
+            continue
+        m = re.match(r"\s+\d+\. class (\d+) ", ln)
+        if on and m:
+            cls.append(int(m.group(1)))
+    return cls
 
 
 rc, out, err, _ = E.run_prog([exe, "--input", xnan, "--top", "3"])

@@ -90,6 +90,14 @@ mc_cuda_setup(const void *w, const float *x)
 }
 
 extern "C" void
+mc_cuda_set_input(const float *x)
+{
+    memcpy(mc_hin, x, MC_INPUT_COUNT * 4);
+    CK(cudaMemcpyAsync(P(MC_INPUT_OFF), mc_hin, MC_INPUT_COUNT * 4, cudaMemcpyHostToDevice, mc_stream));
+    CK(cudaStreamSynchronize(mc_stream));
+}
+
+extern "C" void
 mc_cuda_run(float *y)
 {
     CK(cudaGraphLaunch(mc_exec, mc_stream));
