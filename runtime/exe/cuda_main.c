@@ -395,7 +395,7 @@ main(int argc, char **argv)
         int rc = mc_io_images(prog, &mc_model_io, &io, &c, &imgs, g->in_rank, g->in_shape, x, y, outs.n, outs.name,
                               outs.rank, outs.shape, npz, top, gpu_run, NULL, dev);
         mc_image_list_free(&imgs);
-        if (rc > 1) return 1;
+        if (rc < 0) return 1;
         if (nbench) bench(nbench, dev);
         if (nprof) profile(nprof, dev);
         mc_cuda_close();

@@ -392,8 +392,10 @@ main(int argc, char **argv)
         snprintf(how, sizeof how, "%d threads", mc_rt_get_threads());
         rc = mc_io_images(prog, &mc_model_io, &io, &c, &imgs, g->in_rank, g->in_shape, in, out, nout, names, ranks,
                           shapes, npz, top, run_cb, scratch, how);
-        if (rc > 1)
+        if (rc < 0) {
+            rc = 1;
             goto done;
+        }
     } else if (out_path || top || c.argmax_path) {
         /* the outputs are created (as temporaries beside them) before the run:
          * a path that cannot be written is refused at once, with the reason */

@@ -320,7 +320,7 @@ mc_io_discard_at_exit(void)
  * (mc_io_run_images), the time line for --top (how: "2 threads", the
  * GPU), then --save-input, --output, --argmax for the one batch they may
  * have (mc_io_check).  0 all done, 1 some image unreadable (the rest
- * done), 2 failed (printed). */
+ * done), -1 failed (printed). */
 static int
 mc_io_images(const char *prog, const McModelIO *mio, const McIoOpts *io, const McCliOpts *c, const McImageList *imgs,
              int in_rank, const int64_t *in_shape, float *in, float *const *out, int nout, const char *const *names,
@@ -376,7 +376,7 @@ mc_io_images(const char *prog, const McModelIO *mio, const McIoOpts *io, const M
     return rc;
 fail:
     mc_io_discard_at_exit();
-    return 2;
+    return -1;
 }
 
 #endif
