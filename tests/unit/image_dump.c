@@ -3,7 +3,7 @@
  *
  *   image_dump [--size H[xW]] [--no-crop] [--crop-pct P]
  *              [--interp nearest|bilinear|bicubic] IMAGE PREFIX
- *   image_dump --encode-ycck IMAGE OUT.jpg
+ *   image_dump --encode ycck|arith|huffman IMAGE OUT.jpg
  *
  * Takes a JPEG or PNG file; writes PREFIX.dec.npy (the decoded image as
  * mc_image_read gives it, [h, w, 3]), PREFIX.u8.npy (resized and cropped,
@@ -12,10 +12,11 @@
  * 0, 1 with one line "image_dump: error: MESSAGE" when the library refuses,
  * 2 on bad usage.
  *
- * --encode-ycck writes IMAGE as a YCCK JPEG (Adobe transform 2: what
- * Photoshop writes for CMYK), which neither PIL nor libjpeg's tools can
- * make, so that the test can check how those are read: c, m, y = 255 - r,
- * g, b less k = min of those, quality 90.
+ * --encode writes IMAGE as a JPEG that PIL cannot write, so that the test
+ * can check how those are read: ycck, a YCCK JPEG (Adobe transform 2: what
+ * Photoshop writes for CMYK; c, m, y = 255 - r, g, b less k = min of
+ * those); arith, an arithmetic-coded YCbCr JPEG, and huffman, the same
+ * JPEG Huffman-coded (the same pixels once decoded).  Quality 90.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,8 +56,9 @@ dump_u8(const McImage *im, const char *prefix, const char *suffix, char *em, siz
 }
 
 static int
-encode_ycck(const char *in, const char *out)
+encode(const char *kind, const char *in, const char *out)
 {
+    int ycck = !strcmp(kind, "ycck");
     char em[512];
     McImage im;
     if (mc_image_read(in, &im, em, sizeof em)) {
@@ -77,15 +79,17 @@ encode_ycck(const char *in, const char *out)
     jpeg_stdio_dest(&ci, f);
     ci.image_width = (JDIMENSION)im.w;
     ci.image_height = (JDIMENSION)im.h;
-    ci.input_components = 4;
-    ci.in_color_space = JCS_CMYK;
+    ci.input_components = ycck ? 4 : 3;
+    ci.in_color_space = ycck ? JCS_CMYK : JCS_RGB;
     jpeg_set_defaults(&ci);
-    jpeg_set_colorspace(&ci, JCS_YCCK);
+    if (ycck) jpeg_set_colorspace(&ci, JCS_YCCK);
+    ci.arith_code = !strcmp(kind, "arith");
     jpeg_set_quality(&ci, 90, TRUE);
     jpeg_start_compress(&ci, TRUE);
     while (ci.next_scanline < ci.image_height) {
         const unsigned char *s = im.rgb + (size_t)ci.next_scanline * im.w * 3;
-        for (int x = 0; x < im.w; x++) {
+        for (int x = 0; x < im.w && !ycck; x++) memcpy(row + 3 * x, s + 3 * x, 3);
+        for (int x = 0; x < im.w && ycck; x++) {
             int c = 255 - s[3 * x], m = 255 - s[3 * x + 1], y = 255 - s[3 * x + 2];
             int k = c < m ? (c < y ? c : y) : (m < y ? m : y);
             row[4 * x] = (unsigned char)(c - k), row[4 * x + 1] = (unsigned char)(m - k);
@@ -109,7 +113,8 @@ encode_ycck(const char *in, const char *out)
 int
 main(int argc, char **argv)
 {
-    if (argc == 4 && !strcmp(argv[1], "--encode-ycck")) return encode_ycck(argv[2], argv[3]);
+    if (argc == 5 && !strcmp(argv[1], "--encode") && (!strcmp(argv[2], "ycck") || !strcmp(argv[2], "arith") || !strcmp(argv[2], "huffman")))
+        return encode(argv[2], argv[3], argv[4]);
     McPreproc p = mc_preproc_default(224, 224);
     int i = 1;
     for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
