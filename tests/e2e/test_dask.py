@@ -13,7 +13,10 @@ is no image by its name (skipped).  Checks:
   executable's --image --top --json; the broken files have an error naming
   them (also on stderr), the rest are done; each worker process opened the
   model once (the summary line says so);
-- a directory of good images only: exit 0, --top 2 columns;
+- a dask-scheduler and a dask-worker started here, as on a cluster:
+  --scheduler gives the same CSV; before the worker joins, one sentence;
+- a directory of good images only (on that worker): exit 0, --top 2
+  columns;
 - refused with one sentence, exit 1, no CSV (an existing one untouched):
   a missing model, a backbone, an empty directory, an output directory
   that does not exist; --workers 0 is a usage error (exit 2).
@@ -21,6 +24,9 @@ Skipped (77) without Dask's distributed or PIL.
 """
 import csv
 import os
+import signal
+import socket
+import subprocess
 import sys
 
 import e2e_common as E
@@ -162,23 +168,66 @@ t.check(rc == 0 and all(by_file.get(f) == csv_top[f] for f in sample),
         "the executable's --image --top %d --json on %d of the files gives the CSV's classes (rc=%s %s)" % (
             K, len(sample), rc, err.strip()[-200:]))
 
-# ------------------------------------------------------------ all good: exit 0
-gooddir = t.path("good")
-os.makedirs(gooddir)
-some = [f for f in files[:40] if f not in broken]
-for f in some:
-    os.link(os.path.join(imgdir, f), os.path.join(gooddir, f.replace("/", "_")))
-res2 = t.path("r2.csv")
-classify("classify.py on good images only --top 2", ["--model", so, "--images", gooddir, "--out", res2,
-                                                      "--top", "2"], 0)
-rows2 = read_csv(res2) if os.path.exists(res2) else []
-t.check(len(rows2) == 1 + len(some) and rows2[0] == ["file", "top1", "prob1", "name1", "top2", "prob2", "name2",
-                                                      "error"] and all(r[-1] == "" for r in rows2[1:]),
-        "good images only: exit 0, %d rows, top-2 columns %s" % (len(rows2) - 1, rows2[0] if rows2 else None))
+# ------------------------------------------------------------ a scheduler and a worker, as on a cluster
+def start(args, log):
+    with open(t.path(log), "w") as f:
+        return subprocess.Popen([sys.executable, "-m"] + args, stdout=f, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+def stop(p):
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+port = s.getsockname()[1]
+s.close()
+addr = "tcp://127.0.0.1:%d" % port
+procs = [start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+               "scheduler.log")]
+try:
+    res3 = t.path("r3.csv")
+    rc, err, dt = classify("--scheduler with no worker", ["--model", so, "--images", imgdir, "--out", res3,
+                                                          "--scheduler", addr, "--connect-timeout", "3"], 1)
+    t.check("no worker joined" in err and not os.path.exists(res3), "no worker: one sentence, no CSV: %s" %
+            err.strip().splitlines()[-1:])
+    procs.append(start(["distributed.cli.dask_worker", addr, "--nworkers", "1", "--nthreads", "1",
+                        "--no-dashboard"], "worker.log"))
+    rc, err, dt = classify("--scheduler %s (one dask-worker)" % addr,
+                           ["--model", so, "--images", imgdir, "--out", res3, "--scheduler", addr, "--top", str(K),
+                            "--shard-size", "50"], 1)
+    same = os.path.exists(res3) and read_csv(res3) == rows
+    t.check(same and "1 worker processes, the model opened once in each" in err,
+            "--scheduler: the same CSV as the LocalCluster's (%.1fs)" % dt)
+    # good images only: exit 0
+    gooddir = t.path("good")
+    os.makedirs(gooddir)
+    some = [f for f in files[:40] if f not in broken]
+    for f in some:
+        os.link(os.path.join(imgdir, f), os.path.join(gooddir, f.replace("/", "_")))
+    res2 = t.path("r2.csv")
+    classify("classify.py on good images only --top 2", ["--model", so, "--images", gooddir, "--out", res2,
+                                                          "--top", "2", "--scheduler", addr], 0)
+    rows2 = read_csv(res2) if os.path.exists(res2) else []
+    t.check(len(rows2) == 1 + len(some) and rows2[0] == ["file", "top1", "prob1", "name1", "top2", "prob2", "name2",
+                                                          "error"] and all(r[-1] == "" for r in rows2[1:]),
+            "good images only: exit 0, %d rows, top-2 columns %s" % (len(rows2) - 1, rows2[0] if rows2 else None))
+finally:
+    for p in reversed(procs):
+        stop(p)
 
 # ------------------------------------------------------------ refusals: no CSV, nothing touched
-with open(res2, "rb") as f:
-    before = f.read()
+old = t.path("old.csv")
+before = b"file,top1\nan earlier run,1\n"
+with open(old, "wb") as f:
+    f.write(before)
 bcfg = t.path("bb.yaml")
 with open(bcfg, "w") as f:
     f.write("MODEL:\n  TYPE: spatial_mamba\n  NAME: bb\n  SPATIALMAMBA: {EMBED_DIM: 16, DEPTHS: [1, 1, 1, 1], "
@@ -191,15 +240,15 @@ cases = [("a missing model", ["--model", t.path("none.so")], "none.so"),
 if rc == 0:
     cases.append(("a backbone", ["--model", t.path("bb.so")], "classifier"))
 for label, change, must in cases:
-    args = {"--model": so, "--images": imgdir, "--out": res2}
+    args = {"--model": so, "--images": imgdir, "--out": old}
     args.update(dict(zip(change[::2], change[1::2])))
     rc, err, dt = classify("refused: " + label, sum([[k, v] for k, v in args.items()], []), 1, timeout=60)
-    with open(res2, "rb") as f:
+    with open(old, "rb") as f:
         same = f.read() == before
     lines = [ln for ln in err.strip().splitlines() if ln]
     t.check(same and len(lines) == 1 and must in lines[0] and dt < 15,
             "refused: %s: one sentence (%s), the old CSV untouched" % (label, lines[-1][:160] if lines else ""))
-rc, err, dt = classify("--workers 0: a usage error", ["--model", so, "--images", imgdir, "--out", res2,
+rc, err, dt = classify("--workers 0: a usage error", ["--model", so, "--images", imgdir, "--out", old,
                                                       "--workers", "0"], 2, timeout=60)
 
 t.finish()
