@@ -35,7 +35,11 @@
 # mambac's ref backend, same tolerances.  Real data: a
 # small model trained on scikit-learn's digits (tests/gpu/digits.py; the
 # build needs python3-sklearn): fp32 and bf16 against the float64 reference,
-# and bf16's top-1 equal to fp32's on >= 99% of the test set.  Bench: tiny,
+# and bf16's top-1 equal to fp32's on >= 99% of the test set.  Users' I/O
+# (tests/gpu/images.py; its 'gen' builds CUDA executables with nvcc on the
+# build machine): --image DIR --top 5 --json, --save-input, --mask/--overlay
+# and an unreadable image, fp32 and bf16, against the CPU executables' output
+# of the same models.  Bench: tiny,
 # small and base at 224x224 (synthetic weights), plus the GPU's ceilings.
 # The last lines are a summary table; exit status 1 if any check failed.
 set -u
@@ -92,6 +96,8 @@ build() {
     # the dense-prediction graphs, their expected outputs from mambac's ref backend
     "$PY" "$here/dense_cases.py" "$dir/cases" "$lib/mambac" || { echo "build: dense_cases.py failed"; exit 1; }
     "$PY" "$here/digits.py" "$dir/cases" || { echo "build: digits.py failed"; exit 1; }
+    # --image, --top/--json, --mask/--overlay: CUDA and CPU executables (nvcc here), the CPU's outputs
+    "$PY" "$here/images.py" gen "$dir/images" "$lib/mambac" || { echo "build: images.py failed"; exit 1; }
     jobs=$dir/jobs.txt
     : > "$jobs"
     while read -r case cfg B H W extra; do
@@ -125,7 +131,7 @@ build() {
     # copying to a GPU machine
     rm -f "$dir/gpu-suite.tar.xz"
     (cd "$dir" && tar cJf gpu-suite.tar.xz exe bench cases/cases.txt cases/*.weights cases/x_*.npy \
-        $(ls cases/want_*.np[yz]) cases/digits.txt cases/labels_digits.npy)
+        $(ls cases/want_*.np[yz]) cases/digits.txt cases/labels_digits.npy images)
     echo "build: ok ($(ls "$dir/exe" | wc -l) check executables, $(ls "$dir/bench" | wc -l) bench executables)"
 }
 
@@ -197,6 +203,10 @@ check() {
     fi
     case $line in ok*) ;; *) fails=$((fails + 1)) ;; esac
     printf 'check %-24s %-5s %s\n' "$dcase" top-1 "$line" | tee -a "$summary"
+    # users' I/O: the CUDA executables' --image, --json, --save-input, masks against the CPU's
+    "$PY" "$here/images.py" check "$dir/images" > "$dir/images.log" 2>&1 || fails=$((fails + 1))
+    cat "$dir/images.log"
+    grep '^check ' "$dir/images.log" >> "$summary"
     "$PY" "$here/ceiling.py" 2>&1 | tee -a "$summary"
     "$dir/bench/tiny_b128_fp32" --synthetic-weights --profile 3 | head -22
     "$dir/bench/tiny_b128_bf16" --synthetic-weights --profile 3 | head -22
