@@ -843,38 +843,67 @@ lin_index(int in, int out, int align, int i, int *a, int *b, float *l)
     *l = lam;
 }
 
+/* Row r of every class interpolated along x to W0 values: dst[c * W0 + x]
+ * (the inner, horizontal step of PyTorch's bilinear formula). */
+static void
+classmap_hrow(const float *logits, int C, int h, int w, int r, int W0, const int *xa, const int *xb,
+              const float *xl, float *dst)
+{
+    for (int c = 0; c < C; c++) {
+        const float *s = logits + ((size_t)c * h + r) * w;
+        float *d = dst + (size_t)c * W0;
+        for (int x = 0; x < W0; x++) d[x] = (1 - xl[x]) * s[xa[x]] + xl[x] * s[xb[x]];
+    }
+}
+
+/* Class c's row (1 - ly) * a + ly * b against the best so far: the first
+ * of equal values stays; NaN loses to every number.  Branch-free, so that
+ * it vectorizes. */
+static void
+classmap_take(const float *restrict a, const float *restrict b, float ly, int c, int n, float *restrict best,
+              int32_t *restrict o)
+{
+#ifdef _OPENMP
+#pragma omp simd
+#endif
+    for (int x = 0; x < n; x++) {
+        float v = (1 - ly) * a[x] + ly * b[x], m = best[x];
+        int take = (v > m) | ((m != m) & (v == v));
+        best[x] = take ? v : m;
+        o[x] = take ? c : o[x];
+    }
+}
+
 int
 mc_image_classmap(const float *logits, int C, int h, int w, int align_corners, int H0, int W0, int32_t *out)
 {
     if (C < 1 || h < 1 || w < 1 || H0 < 1 || W0 < 1) return -1;
     int *xa = malloc((size_t)W0 * sizeof(int)), *xb = malloc((size_t)W0 * sizeof(int));
     float *xl = malloc((size_t)W0 * sizeof(float)), *best = malloc((size_t)W0 * sizeof(float));
-    if (!xa || !xb || !xl || !best) {
-        free(xa), free(xb), free(xl), free(best);
+    /* the two source rows of the current output row, along x, every class:
+     * consecutive output rows mostly share them */
+    float *ha = malloc((size_t)C * W0 * sizeof(float)), *hb = malloc((size_t)C * W0 * sizeof(float));
+    if (!xa || !xb || !xl || !best || !ha || !hb) {
+        free(xa), free(xb), free(xl), free(best), free(ha), free(hb);
         return -1;
     }
     for (int x = 0; x < W0; x++) lin_index(w, W0, align_corners, x, &xa[x], &xb[x], &xl[x]);
-    size_t plane = (size_t)h * w;
+    int ra = -1, rb = -1; /* the rows in ha and hb */
     for (int y = 0; y < H0; y++) {
         int ya, yb;
         float ly;
         lin_index(h, H0, align_corners, y, &ya, &yb, &ly);
-        int32_t *o = out + (size_t)y * W0;
-        for (int c = 0; c < C; c++) {
-            const float *r0 = logits + c * plane + (size_t)ya * w, *r1 = logits + c * plane + (size_t)yb * w;
-            for (int x = 0; x < W0; x++) {
-                float lx = xl[x];
-                float v = (1 - ly) * ((1 - lx) * r0[xa[x]] + lx * r0[xb[x]]) +
-                          ly * ((1 - lx) * r1[xa[x]] + lx * r1[xb[x]]);
-                /* the first of equal values; NaN loses to every number */
-                if (c == 0 || v > best[x] || (best[x] != best[x] && v == v)) {
-                    best[x] = v;
-                    o[x] = c;
-                }
-            }
+        if (ya != ra && ya == rb) {
+            float *t = ha;
+            ha = hb, hb = t, ra = rb, rb = -1;
         }
+        if (ya != ra) classmap_hrow(logits, C, h, w, ra = ya, W0, xa, xb, xl, ha);
+        if (yb != rb) classmap_hrow(logits, C, h, w, rb = yb, W0, xa, xb, xl, hb);
+        int32_t *o = out + (size_t)y * W0;
+        for (int x = 0; x < W0; x++) best[x] = (1 - ly) * ha[x] + ly * hb[x], o[x] = 0;
+        for (int c = 1; c < C; c++) classmap_take(ha + (size_t)c * W0, hb + (size_t)c * W0, ly, c, W0, best, o);
     }
-    free(xa), free(xb), free(xl), free(best);
+    free(xa), free(xb), free(xl), free(best), free(ha), free(hb);
     return 0;
 }
 

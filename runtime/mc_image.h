@@ -100,8 +100,10 @@ int mc_image_load(const char *path, const McPreproc *p, float *dst, int *w0, int
  * output for the image, resized to h x w) upsampled bilinearly to H0 x W0
  * (align_corners as the model's, the way mmseg resizes seg_logits to the
  * original shape) and the best class of each pixel, computed row by row
- * (no [C, H0, W0] buffer).  out: int32 [H0 * W0].  0, or -1 when out of
- * memory for one row. */
+ * (no [C, H0, W0] buffer: two rows of W0 values for every class).
+ * Equal values go to the lower class, as numpy.argmax; NaN loses to every
+ * number.  out: int32 [H0 * W0].  0, or -1 when out of memory for those
+ * rows. */
 int mc_image_classmap(const float *logits, int C, int h, int w, int align_corners, int H0, int W0, int32_t *out);
 
 /* The colours for n classes when the checkpoint gives none: a fixed,
