@@ -42,9 +42,10 @@ mc_io_source(McIoSource *s, const char *path, int kind, const Shape *in, const S
     char msg[1024];
     if (labels) {
         if (!n)
-            return mc_err(err, "--labels names the classes of a classifier or a segmentation model; %s is neither",
-                          path);
-        if (mc_labels_read(labels, n, &s->labels, msg, sizeof msg)) return mc_err(err, "%s", msg);
+            return mc_err(err, "mambac: error: --labels names the classes of a classifier or a segmentation "
+                               "model; %s is neither", path);
+        if (mc_labels_read(labels, n, &s->labels, msg, sizeof msg))
+            return mc_err(err, "mambac: error: --labels: %s", msg);
         io->classes = (const char *const *)s->labels.names;
         io->nclasses = n;
         io->classes_from = "labels file";

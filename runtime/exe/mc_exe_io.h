@@ -68,9 +68,10 @@ mc_cli_top_usage(FILE *f, const McModelIO *io)
                "                  their softmax probabilities, and the time\n"
                "  --json          prints them as one JSON object instead\n"
                "  --labels FILE   class names, one a line, instead of the built-in ones\n",
-            io->classes ? (io->classes_from && !strcmp(io->classes_from, "imagenet-1k") ? "ImageNet-1k names"
-                                                                                         : "names from the checkpoint")
-                        : "class numbers: no names were compiled in");
+            !io->classes || !io->classes_from          ? "class numbers: no names were compiled in"
+            : !strcmp(io->classes_from, "imagenet-1k") ? "ImageNet-1k names"
+            : !strcmp(io->classes_from, "checkpoint")  ? "names from the checkpoint"
+                                                       : "names compiled in from a labels file");
 }
 
 static void
