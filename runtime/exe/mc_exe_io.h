@@ -64,8 +64,8 @@ mc_cli_io_usage(FILE *f, const McModelIO *io, int rank, const int64_t *shape, in
 static void
 mc_cli_top_usage(FILE *f, const McModelIO *io)
 {
-    fprintf(f, "  --top K         prints each image's K best classes (%s) with\n"
-               "                  their softmax probabilities, and the time\n"
+    fprintf(f, "  --top K         prints each image's K best classes with their softmax\n"
+               "                  probabilities and the time (%s)\n"
                "  --json          prints them as one JSON object instead\n"
                "  --labels FILE   class names, one a line, instead of the built-in ones\n",
             !io->classes || !io->classes_from          ? "class numbers: no names were compiled in"
