@@ -14,6 +14,11 @@ CORE_SRC=$(ls "$SRC"/ir/*.c "$SRC"/frontend/*.c "$SRC"/runtime/*.c "$SRC"/backen
 YAML_FLAGS=$(pkg-config --cflags --libs yaml-0.1)
 LLVM_CONFIG=$(command -v llvm-config-19 || command -v llvm-config)
 LLVM_FLAGS="-I$($LLVM_CONFIG --includedir) -L$($LLVM_CONFIG --libdir) -lLLVM-19 -Wl,-rpath,$($LLVM_CONFIG --libdir)"
+# the image reader as the build has it: with libjpeg + libpng where both are found
+IMAGE_CFLAGS=""; IMAGE_LIBS=""
+if pkg-config --exists libjpeg libpng; then
+  IMAGE_CFLAGS="-DMC_HAVE_IMAGE $(pkg-config --cflags libjpeg libpng)"; IMAGE_LIBS=$(pkg-config --libs libjpeg libpng)
+fi
 fail=0
 FLAGS="-std=gnu11 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fopenmp"
 # the library sources once, instrumented; each harness then only links
@@ -22,7 +27,7 @@ objs=""
 for c in $CORE_SRC; do
   o="$WORK/core/$(echo "$c" | sed "s|^$SRC/||; s|/|_|g; s|\.c$|.o|")"
   if ! "$CC" $FLAGS -I"$SRC" -I"$SRC/runtime" -I"$GEN" -I"$($LLVM_CONFIG --includedir)" -DMC_SOURCE_DIR="\"$SRC\"" \
-       $(pkg-config --cflags yaml-0.1) -c "$c" -o "$o" 2>>"$WORK/core.build.log"; then
+       $(pkg-config --cflags yaml-0.1) $IMAGE_CFLAGS -c "$c" -o "$o" 2>>"$WORK/core.build.log"; then
     echo "fuzz: cannot compile $c (see $WORK/core.build.log)"; tail -20 "$WORK/core.build.log"; exit 1
   fi
   objs="$objs $o"
@@ -31,7 +36,7 @@ for h in "$SRC"/tests/fuzz/fuzz_*.c; do
   name=$(basename "$h" .c); short=${name#fuzz_}
   bin="$WORK/$name"
   if ! "$CC" -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-       -fopenmp -I"$SRC" -I"$SRC/runtime" "$h" $objs $YAML_FLAGS $LLVM_FLAGS -lm -o "$bin" 2>"$WORK/$name.build.log"; then
+       -fopenmp -I"$SRC" -I"$SRC/runtime" "$h" $objs $YAML_FLAGS $LLVM_FLAGS $IMAGE_LIBS -lm -o "$bin" 2>"$WORK/$name.build.log"; then
     echo "fuzz: cannot build $name (see $WORK/$name.build.log)"; cat "$WORK/$name.build.log" | tail -20; fail=1; continue
   fi
   mkdir -p "$WORK/$short.corpus" "$WORK/$short.crash"
