@@ -14,6 +14,8 @@ numpy), on shared libraries from `mambac compile --emit shared`.
 - images: m.load_images against PIL doing the evaluation transform (within
   1/255 before normalization), against the executable's --image (the same
   logits); a bad file raises ImageError naming it, try_load_images goes on;
+  a library built without image support (MAMBAC_NO_IMAGE=1) runs arrays
+  and refuses images with a sentence;
 - every documented exception: float64 (DTypeError, a TypeError), a list,
   a wrong shape (ShapeError, a ValueError), a non-contiguous array
   (LayoutError), missing / truncated / oversized weights (WeightsError),
@@ -372,6 +374,15 @@ if m is not None and m.info.get("images"):
             "python3 mambac.py with a broken image: rc=%s %s" % (rc, err.strip()[-200:]))
 elif m is not None:
     print("  note: the .so reads no images (mambac built without libjpeg/libpng): that part is skipped")
+# a library built without image support (MAMBAC_NO_IMAGE=1): arrays only, images refused with a sentence
+rc, o, err, dt = t.run(["compile", cfg, "--weights", wts, "--emit", "shared", "-o", t.path("noimg")] + shape,
+                       env=dict(os.environ, MAMBAC_NO_IMAGE="1"), timeout=600)
+if t.check(rc == 0, "MAMBAC_NO_IMAGE=1 compile --emit shared (rc=%s)" % rc):
+    mn = mambac.Model(t.path("noimg.so"))
+    t.check(mn.info["images"] is False and np.array_equal(mn(x5), y5) if m is not None else False,
+            "without image support: \"images\": false, the same logits")
+    raises("load_images without image support", mambac.Error, lambda: mn.load_images(imgs[:1]),
+           ("noimg.so", "without image support"))
 rc, out, err, dt = E.run_prog([sys.executable, MODULE, so])
 t.check(rc == 0 and '"entry": "pycls_run"' in out, "python3 mambac.py cls.so: the description (rc=%s)" % rc)
 rc, out, err, dt = E.run_prog([sys.executable, MODULE, t.path("text.so")])
