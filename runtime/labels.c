@@ -5,6 +5,7 @@
  * Produces: McLabels; "  1. tabby 43.1%" lines or JSON on a FILE.
  */
 #include "mc_labels.h"
+#include "mc_file.h"
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -61,28 +62,32 @@ take_name(const char *path, int line, char *s, size_t len, char **out, char *msg
     return 0;
 }
 
+/* Labels files are read whole, up to 64 MiB: a list of class names is
+ * far smaller (ImageNet-1k's: 10 kB). */
+#define MC_LABELS_MAX_BYTES (64u << 20)
+#define MC_LABEL_LINE_MAX (4 * MC_LABEL_MAX - 2)
+
 int
 mc_labels_read(const char *path, int nclasses, McLabels *l, char *msg, size_t msglen)
 {
     memset(l, 0, sizeof *l);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(msg, msglen, "cannot read labels file %s: %s", path, strerror(errno));
+    /* a regular file only (a FIFO would block), read whole so that each
+     * line's length, NUL bytes and all, is known */
+    size_t size;
+    char *text = mc_file_read_all(path, "labels file", MC_LABELS_MAX_BYTES, &size, msg, msglen);
+    if (!text)
         return -1;
-    }
     int cap = 0, line = 0, rc = 0;
-    char buf[4 * MC_LABEL_MAX];
-    while (!rc && fgets(buf, sizeof buf, f)) {
-        size_t len = strlen(buf);
+    for (char *buf = text, *end = text + size, *nl; !rc && buf < end; buf = nl ? nl + 1 : end) {
+        nl = memchr(buf, '\n', (size_t)(end - buf));
+        size_t len = (size_t)((nl ? nl : end) - buf);
         line++;
-        if (len == sizeof buf - 1 && buf[len - 1] != '\n' && !feof(f)) {
+        if (len > MC_LABEL_LINE_MAX) {
             snprintf(msg, msglen, "%s:%d: a line of more than %d bytes (one class name a line)", path, line,
-                     (int)sizeof buf - 2);
+                     MC_LABEL_LINE_MAX);
             rc = -1;
             break;
         }
-        if (len && buf[len - 1] == '\n')
-            len--;
         if (memchr(buf, 0, len)) {
             snprintf(msg, msglen, "%s:%d: a NUL byte (is it a text file?)", path, line);
             rc = -1;
@@ -109,11 +114,7 @@ mc_labels_read(const char *path, int nclasses, McLabels *l, char *msg, size_t ms
         else
             l->n++;
     }
-    if (!rc && ferror(f)) {
-        snprintf(msg, msglen, "cannot read labels file %s: %s", path, strerror(errno));
-        rc = -1;
-    }
-    fclose(f);
+    free(text);
     if (!rc && nclasses > 0 && l->n != nclasses) {
         snprintf(msg, msglen, "%s has %d class name%s, the model has %d classes", path, l->n, l->n == 1 ? "" : "s",
                  nclasses);

@@ -7,7 +7,9 @@
  * mambac uses: the public config (mc_config_load), the graph YAML
  * (mc_graph_yaml_load), the IR text (mc_read_file + mc_graph_parse), .pth
  * (mc_pth_load), .safetensors (mc_safetensors_load), the checkpoint sniffer
- * (mc_weights_load) and .npy (mc_npy_read).  Each case runs in a child
+ * (mc_weights_load), .npy (mc_npy_read), images (mc_image_read: a PNG and
+ * a JPEG over the pixel budget) and labels files (mc_labels_read for 3
+ * names, as mambac reads them for a 3-class model).  Each case runs in a child
  * process under alarm(10): it must return -1 with a message holding the
  * expected words, within 5 s, with a peak RSS under 256 MB, and not crash
  * (a sanitizer report or a signal fails it).  Nothing writes to the FIFO,
@@ -31,6 +33,8 @@
 #include "frontend/frontend.h"
 #include "frontend/weights.h"
 #include "frontend/yamlutil.h"
+#include "runtime/mc_image.h"
+#include "runtime/mc_labels.h"
 #include "runtime/mc_npy.h"
 #include "fuzz_zip.h"
 
@@ -106,6 +110,24 @@ rd_npy(const char *path, char *msg, size_t n)
     int rc = mc_npy_read(path, &a, msg, n);
     if (rc == 0)
         mc_npy_free(&a);
+    return rc;
+}
+
+static int
+rd_image(const char *path, char *msg, size_t n)
+{
+    McImage im;
+    int rc = mc_image_read(path, &im, msg, n);
+    mc_image_free(&im);
+    return rc;
+}
+
+static int
+rd_labels(const char *path, char *msg, size_t n)
+{
+    McLabels l;
+    int rc = mc_labels_read(path, 3, &l, msg, n);
+    mc_labels_free(&l);
     return rc;
 }
 
@@ -262,6 +284,53 @@ write_npy_budget(const char *path)
     write_file(path, b, 10 + (size_t)n);
 }
 
+/* A PNG whose header declares 65536x65536 RGB (2^32 pixels), then an
+ * empty IDAT and IEND. */
+static void
+write_png_budget(const char *path)
+{
+    static const uint8_t ihdr[] = {0, 1, 0, 0, 0, 1, 0, 0, 8, 2, 0, 0, 0};
+    uint8_t b[64] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    size_t n = 8;
+    const char *types[3] = {"IHDR", "IDAT", "IEND"};
+    for (int c = 0; c < 3; c++) {
+        size_t len = c ? 0 : sizeof ihdr;
+        uint8_t *p = b + n;
+        p[0] = p[1] = p[2] = 0, p[3] = (uint8_t)len;
+        memcpy(p + 4, types[c], 4);
+        memcpy(p + 8, ihdr, len);
+        uint32_t crc = mc_crc32(0, p + 4, len + 4);
+        for (int i = 0; i < 4; i++)
+            p[8 + len + (size_t)i] = (uint8_t)(crc >> (24 - 8 * i));
+        n += 12 + len;
+    }
+    write_file(path, b, n);
+}
+
+/* A JPEG whose frame declares 65500x65500 (libjpeg's largest side), up to
+ * its scan header. */
+static void
+write_jpeg_budget(const char *path)
+{
+    static const uint8_t b[] = {0xff, 0xd8,                                                          /* SOI */
+                                0xff, 0xc0, 0, 17, 8, 0xff, 0xdc, 0xff, 0xdc, 3, 1, 0x11, 0, 2, 0x11, 0, 3,
+                                0x11, 0,                                                             /* SOF0 */
+                                0xff, 0xda, 0, 12, 3, 1, 0, 2, 0, 3, 0, 0, 63, 0};                   /* SOS */
+    write_file(path, b, sizeof b);
+}
+
+/* A labels file of 2^20 names, for a model of 3 classes. */
+static void
+write_labels_budget(const char *path)
+{
+    size_t n = 1u << 20;
+    char *b = malloc(2 * n);
+    for (size_t i = 0; i < n; i++)
+        b[2 * i] = 'a', b[2 * i + 1] = '\n';
+    write_file(path, b, 2 * n);
+    free(b);
+}
+
 int
 main(void)
 {
@@ -298,6 +367,12 @@ main(void)
     write_st_budget(b_st);
     write_pth_budget(b_pth);
     write_npy_budget(b_npy);
+    char *b_png = scratch("big.png"), *b_jpg = scratch("big.jpg"), *b_lab = scratch("labels.txt");
+    write_png_budget(b_png);
+    write_jpeg_budget(b_jpg);
+    write_labels_budget(b_lab);
+    /* without libjpeg/libpng an image is refused after its first bytes */
+    const char *pixels = mc_image_available() ? "more than the 268435456 pixels accepted" : "no image support";
 
     const char *pbudget = "; the limit is 2^31 parameters";
     const Reader readers[] = {
@@ -308,6 +383,9 @@ main(void)
         {"safetensors", rd_st, NULL, b_st, "more than 2097152 JSON values"},
         {"weights-sniff", rd_sniff, NULL, b_pth, "more than 1048576 values"},
         {"npy", rd_npy, NULL, b_npy, "the shape needs 17179869184"},
+        {"image-png", rd_image, "not a JPEG or PNG file", b_png, pixels},
+        {"image-jpeg", rd_image, "not a JPEG or PNG file", b_jpg, pixels},
+        {"labels", rd_labels, "64 MiB limit", b_lab, "more than the model's 3 class names"},
     };
     for (size_t i = 0; i < sizeof readers / sizeof *readers; i++) {
         const Reader *r = &readers[i];
@@ -318,7 +396,7 @@ main(void)
         expect_error(r, "an over-budget file", r->budget, r->budget_want);
     }
     const char *names[] = {"fifo", "dir", "huge.safetensors", "wide.yaml", "graph.yaml", "w.mir",
-                           "values.safetensors", "values.pth", "big.npy"};
+                           "values.safetensors", "values.pth", "big.npy", "big.png", "big.jpg", "labels.txt"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char *p = scratch(names[i]);
         if (remove(p))
