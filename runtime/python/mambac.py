@@ -106,10 +106,11 @@ def _load_library(path):
     fn.argtypes = []
     try:
         info = json.loads(fn().decode("utf-8"))
-        for key in ("name", "entry", "input", "outputs", "weights_size", "scratch_size"):
-            info[key]
-        [int(v) for v in info["input"]["shape"]]
-        [(o["name"], [int(v) for v in o["shape"]]) for o in info["outputs"]]
+        shapes = [info["input"]["shape"]] + [o["shape"] for o in info["outputs"]]
+        if not all(isinstance(v, int) and v >= 1 for s in shapes for v in s) or not shapes[1:] or \
+                not all(isinstance(info[k], str) for k in ("name", "entry")) or \
+                not all(isinstance(info[k], int) for k in ("weights_size", "scratch_size")):
+            raise ValueError("a shape, name or size of the wrong type")
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise LibraryError("%s: its mambac_info() is not a model description this module reads (%s)"
                            % (path, e)) from None
@@ -129,10 +130,6 @@ def _aligned(nbytes):
     raw = np.zeros(n + ALIGNMENT, np.uint8)
     off = (-raw.ctypes.data) % ALIGNMENT
     return raw[off:off + n]
-
-
-def _ptr(a):
-    return ctypes.c_void_p(a.ctypes.data)
 
 
 def _shape_text(shape):
@@ -189,7 +186,7 @@ class Model:
         try:
             return getattr(self._lib, name)
         except AttributeError:
-            raise LibraryError("%s: its mambac_info names %s, which it does not export" % (self.path, name)) from None
+            raise LibraryError("%s: exports no %s (not a library this mambac wrote)" % (self.path, name)) from None
 
     @staticmethod
     def _map_weights(path, size):

@@ -19,11 +19,13 @@ numpy), on shared libraries from `mambac compile --emit shared`.
 - every documented exception: float64 (DTypeError, a TypeError), a list,
   a wrong shape (ShapeError, a ValueError), a non-contiguous array
   (LayoutError), missing / truncated / oversized weights (WeightsError),
-  a missing file, a text file, a library that is no model, an object file
+  a missing file, a text file, a library that is no model, one whose
+  mambac_info is not JSON or has no outputs, an object file
   (LibraryError), a .so for a CPU this machine is not (CPUError);
 - `python3 mambac.py MODEL.so [IMAGE ...]`: the description, the top-k.
 """
 import ctypes.util
+import json
 import os
 import shutil
 import subprocess
@@ -191,6 +193,16 @@ libm_path = next((os.path.join(d, libm) for d in ("/lib/x86_64-linux-gnu", "/usr
 if libm_path:
     raises("libm (no mambac_info)", mambac.LibraryError, lambda: mambac.Model(libm_path),
            ("mambac_info", "--emit shared"))
+no_outputs = {"name": "a", "entry": "a_run", "input": {"shape": [1, 3, 8, 8]}, "outputs": [], "weights_size": 0,
+              "scratch_size": 0}
+for i, (label, text) in enumerate((("not JSON", '{"name": '), ("without outputs", json.dumps(no_outputs)))):
+    src, lib = t.path("fake%d.c" % i), t.path("fake%d.so" % i)   # distinct names: dlopen keeps a path loaded
+    with open(src, "w") as f:
+        f.write("const char *mambac_info(void) { return %s; }\n" % json.dumps(text))   # a C string literal
+    rc, o, err, dt = E.run_prog(["cc", "-shared", "-fPIC", src, "-o", lib])
+    if rc == 0:
+        raises("a library whose mambac_info is %s" % label, mambac.LibraryError,
+               lambda: mambac.Model(lib), ("fake%d.so" % i, "not a model description"))
 obj = t.path("cls_obj.o")
 if compile_model("classifier --emit obj", cfg, wts, t.path("cls_obj"), "--emit", "obj", *shape):
     raises("an object file (--emit obj)", mambac.LibraryError, lambda: mambac.Model(obj), ("cls_obj.o",))
