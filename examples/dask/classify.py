@@ -83,7 +83,7 @@ class ModelPlugin(WorkerPlugin):
 
 def classify_shard(files, root, k):
     """One task: files (relative to root) -> (rows, (process id, times
-    it opened the model)); rows a list of (file, [(class, prob), ...] or
+    it opened the model, its OpenMP threads)); rows a list of (file, [(class, prob), ...] or
     None, error or None), in the order of files."""
     from distributed import get_worker
     plugin = get_worker().plugins[PLUGIN]
@@ -96,7 +96,7 @@ def classify_shard(files, root, k):
     for f in files:
         p = os.path.join(root, f)
         rows.append((f, done.get(p), None if p in done else why.get(p, "not classified")))
-    return rows, (os.getpid(), plugin.opened)
+    return rows, (os.getpid(), plugin.opened, m.threads)
 
 
 def list_images(root):
@@ -205,13 +205,16 @@ def run(a):
         shards = [files[i:i + a.shard_size] for i in range(0, len(files), a.shard_size)]
         print("classify: %d images in %d shards of %d on %d workers (%s), %s OpenMP threads each" % (
             len(files), len(shards), a.shard_size, nworkers, a.scheduler or "LocalCluster",
-            threads or "default"), file=sys.stderr)
+            threads or "the workers' default"), file=sys.stderr)
         ok, failed, procs = write_results(a, client, shards, root, k, names, fd, len(files))
         os.replace(tmp, a.out)
         committed = True
-        print("classify: wrote %s: %d images classified, %d failed; %d worker processes, the model opened %s" % (
-            a.out, ok, failed, len(procs), "once in each" if set(procs.values()) == {1} else
-            "%d times" % sum(procs.values())), file=sys.stderr)
+        opened = [v[0] for v in procs.values()]
+        nts = ", ".join(sorted({str(v[1]) for v in procs.values()}))
+        print("classify: wrote %s: %d images classified, %d failed; %d worker processes (OpenMP threads: %s), "
+              "the model opened %s" % (a.out, ok, failed, len(procs), nts,
+                                       "once in each" if set(opened) == {1} else "%d times" % sum(opened)),
+              file=sys.stderr)
         return 0 if failed == 0 else 1
     finally:
         if not committed:
@@ -239,8 +242,8 @@ def write_results(a, client, shards, root, k, names, fd, total):
         for fut in as_completed(futures):
             i = index[fut.key]
             try:
-                rows, (pid, opened) = fut.result()
-                procs[pid] = max(opened, procs.get(pid, 0))
+                rows, (pid, opened, nt) = fut.result()
+                procs[pid] = (max(opened, procs.get(pid, (0,))[0]), nt)
             except Exception as e:   # the whole shard: every file gets the reason
                 why = "the shard failed on its worker: %s: %s" % (type(e).__name__, e)
                 rows = [(f, None, why) for f in shards[i]]
@@ -282,7 +285,7 @@ def main(argv=None):
     ap.add_argument("--top", type=int, default=5, help="classes per image (default 5)")
     ap.add_argument("--shard-size", type=int, default=64, help="images per task (default 64)")
     ap.add_argument("--threads", type=int, help="OpenMP threads per worker (default: LocalCluster: cores / "
-                    "workers; a cluster: the worker's OMP_NUM_THREADS, else its cores)")
+                    "workers; a cluster: the worker's OMP_NUM_THREADS, which Dask's nanny sets to 1)")
     ap.add_argument("--progress", type=float, default=5.0, help="seconds between progress lines (default 5)")
     ap.add_argument("--connect-timeout", type=int, default=60, help="seconds to wait for the scheduler and "
                     "a first worker (default 60)")

@@ -110,7 +110,7 @@ def _load_library(path):
         if not all(isinstance(v, int) and v >= 1 for s in shapes for v in s) or not shapes[1:] or \
                 not all(isinstance(info[k], str) for k in ("name", "entry")) or \
                 not all(isinstance(info[k], int) for k in ("weights_size", "scratch_size")):
-            raise ValueError("a shape, name or size of the wrong type")
+            raise ValueError("no outputs, or a shape, name or size of the wrong type")
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise LibraryError("%s: its mambac_info() is not a model description this module reads (%s)"
                            % (path, e)) from None

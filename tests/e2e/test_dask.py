@@ -144,8 +144,9 @@ t.check(sorted(errs) == sorted(broken) and all(os.path.basename(f) in e for f, e
         "the broken files, and only they, have an error naming them: %s" % {k: v[-60:] for k, v in errs.items()})
 t.check(all(os.path.basename(f) in err for f in broken) and "%d images classified, %d failed" % (N, 3) in err
         and "images/s" in err, "stderr: each failure, progress, and the summary")
-t.check("2 worker processes, the model opened once in each" in err,
-        "each of the 2 worker processes opened the model once for its shards: %s" % err.strip().splitlines()[-1:])
+t.check("2 worker processes (OpenMP threads: 1), the model opened once in each" in err,
+        "each of the 2 worker processes (1 OpenMP thread: the 2 cores shared out) opened the model once for its "
+        "shards: %s" % err.strip().splitlines()[-1:])
 t.check(not [n for n in os.listdir(t.work) if n.endswith(".tmp")], "no temporary file left")
 
 # the compiled executable on a sample of the same files (--image, --top)
@@ -204,8 +205,9 @@ try:
                            ["--model", so, "--images", imgdir, "--out", res3, "--scheduler", addr, "--top", str(K),
                             "--shard-size", "50"], 1)
     same = os.path.exists(res3) and read_csv(res3) == rows
-    t.check(same and "1 worker processes, the model opened once in each" in err,
-            "--scheduler: the same CSV as the LocalCluster's (%.1fs)" % dt)
+    t.check(same and "1 worker processes (OpenMP threads: 1), the model opened once in each" in err,
+            "--scheduler: the same CSV as the LocalCluster's; the worker's default of 1 OpenMP thread (Dask's nanny "
+            "sets OMP_NUM_THREADS=1) (%.1fs)" % dt)
     # good images only: exit 0
     gooddir = t.path("good")
     os.makedirs(gooddir)

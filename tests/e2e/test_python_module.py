@@ -28,7 +28,6 @@ import ctypes.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import e2e_common as E
