@@ -23,8 +23,9 @@
 
 /* Transforms and class maps take time in proportion to the image: a few
  * hundred bytes of arithmetic-coded JPEG (which reads as zeros past its
- * data) can declare MC_IMAGE_MAX_PIXELS, so only images up to this size
- * go on from the decoder, to keep each input within libFuzzer's time. */
+ * data) can declare MC_IMAGE_MAX_PIXELS, and this harness's six
+ * transforms and two class maps of such an image took 12.8 s in a release
+ * build.  Only images up to this size go on from the decoder. */
 #define FUZZ_MAX_PIXELS (1LL << 22)
 
 /* The transforms of im; aborts on a wrong result. */
@@ -135,6 +136,12 @@ read_one(const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    /* A progressive (or multi-scan) JPEG is held whole as coefficients by
+     * libjpeg: 6 bytes a pixel at 4:4:4, 1.6 GB at MC_IMAGE_MAX_PIXELS for
+     * a few hundred bytes of arithmetic coding, past libFuzzer's
+     * -rss_limit_mb.  libjpeg-turbo's own cap (JPEGMEM) turns that into
+     * an error ("Backing store not supported") here. */
+    setenv("JPEGMEM", "512M", 0);
     read_one(data, size);
     uint8_t *fixed = png_fix_crcs(data, size);
     if (fixed) { /* and a PNG once more with its CRCs right */

@@ -41,9 +41,11 @@ for h in "$SRC"/tests/fuzz/fuzz_*.c; do
   fi
   mkdir -p "$WORK/$short.corpus" "$WORK/$short.crash"
   cp "$SRC/tests/fuzz/corpus/$short"/* "$WORK/$short.corpus/" 2>/dev/null || true
+  dict=""  # tests/fuzz/<name>.dict: libFuzzer's dictionary for that harness, where there is one
+  [ -f "$SRC/tests/fuzz/$short.dict" ] && dict="-dict=$SRC/tests/fuzz/$short.dict"
   echo "fuzz: $name for ${SECS}s"
   if ! (cd "$WORK/$short.crash" && ASAN_OPTIONS=detect_leaks=0 "$bin" -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 \
-        -print_final_stats=0 "$WORK/$short.corpus" >"$WORK/$name.log" 2>&1); then
+        -print_final_stats=0 $dict "$WORK/$short.corpus" >"$WORK/$name.log" 2>&1); then
     echo "fuzz: $name FAILED; crash inputs in $WORK/$short.crash"; tail -40 "$WORK/$name.log"; fail=1
   fi
 done
