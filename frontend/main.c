@@ -22,6 +22,7 @@
 #include "passes/pipeline.h"
 #include "backends/artifact.h"
 #include "backends/llvm/llvm.h"
+#include "backends/llvm/jit_cache.h"
 #include "backends/cuda/cuda.h"
 #include "frontend/verify.h"
 #include "frontend/io.h"
@@ -74,6 +75,8 @@ static const char *usage_run =
     "  --output Y.npy   where to write the output\n"
     "  --backend NAME   ref (plain C kernels, the oracle; default) or llvm (the\n"
     "                   optimized native code, compiled in memory by ORC LLJIT)\n"
+    "  --no-cache       llvm: compile anew, without the JIT cache ($MAMBAC_CACHE_DIR,\n"
+    "                   else $XDG_CACHE_HOME/mambac or ~/.cache/mambac; empty: none)\n"
     "  --threads N      worker threads (default: all cores)\n"
     "  --top K          print each image's K best classes with names and probabilities\n"
     "  --argmax M.npy   also write the class map of a segmentation model's output\n"
@@ -181,7 +184,7 @@ typedef struct Opts {
     int nimage, json;
     const char *target, *cpu, *features, *emit, *precision;
     int sm, instrument;
-    int threads, batch, H, W, verbose, seed, top, opt;
+    int threads, batch, H, W, verbose, seed, top, opt, no_cache;
     PassOptions po;
 } Opts;
 
@@ -248,6 +251,7 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
         if (!strcmp(key, "-v") || !strcmp(key, "--verbose")) { o->verbose = 1; continue; }
         if (!strcmp(key, "--instrument")) { o->instrument = 1; continue; }
         if (!strcmp(key, "--json")) { o->json = 1; continue; }
+        if (!strcmp(key, "--no-cache")) { o->no_cache = 1; continue; }
         if (!strcmp(key, "--image")) { /* every following argument up to the next option */
             int j = i + 1;
             while (j < argc && (argv[j][0] != '-' || !argv[j][1])) j++;
@@ -349,6 +353,7 @@ parse_opts(const char *cmd, int argc, char **argv, Opts *o, const char *usage, i
                            : o->save_input ? "--save-input" : o->json ? "--json" : NULL;
     if (!run && only_run) return usage_error(cmd, "%s is an option of 'mambac run' and of compiled executables", only_run);
     if (!run && o->labels && strcmp(cmd, "compile")) return usage_error(cmd, "%s", "--labels applies to run and compile");
+    if (!run && o->no_cache) return usage_error(cmd, "%s", "--no-cache is an option of 'mambac run' (its JIT cache)");
     return 0;
 }
 
@@ -582,6 +587,7 @@ cmd_run(int argc, char **argv)
     o.backend = "ref";
     int done, rc = parse_opts("run", argc, argv, &o, usage_run, &done);
     if (rc || done) return rc;
+    mc_jit_cache_enable(!o.no_cache);
     if (o.input && o.image) return usage_error("run", "%s", "give --input X.npy or --image FILE..., not both");
     if (!o.input && !o.image) return usage_error("run", "%s", "--input X.npy (or --image FILE...) is required");
     if (!o.output && !o.top && !o.argmax && !o.mask && !o.overlay && !o.save_input)

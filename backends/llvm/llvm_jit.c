@@ -7,12 +7,14 @@
  * (mc_rt_parallel_for, mc_rt_kernel_begin/end, mc_rt_profile_active) to
  * libmc_runtime's definitions linked into this program (absolute symbols, so
  * it works in executables that do not export their symbols) and resolves
- * anything else (libm, libc) from the process; looks up <name>_run.  The backend's run() does the whole
- * pipeline on a private copy of the graph and weights: graph passes,
- * mc_lower, mc_memplan, codegen, weight packing, JIT, run.  Owns the LLJIT
+ * anything else (libm, libc) from the process; looks up <name>_run.  The
+ * backend's run_kernels takes the planned program and does codegen (or,
+ * when mambac run turned the JIT cache on, reads the object an earlier run
+ * stored: jit_cache.h), weight packing, JIT, run.  Owns the LLJIT
  * (mc_llvm_jit_free).
  */
 #include "llvm_internal.h"
+#include "jit_cache.h"
 #include "../backend.h"
 #include "../../runtime/mc_rt.h"
 #include <llvm-c/Error.h>
@@ -20,6 +22,7 @@
 #include <llvm-c/Orc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -72,20 +75,11 @@ orc_err(McErr *err, const char *what, LLVMErrorRef e)
     return -1;
 }
 
-McLlvmJit *
-mc_llvm_jit_create(McLlvmModule *m, McErr *err)
+/* A fresh LLJIT with the object `obj` (consumed) linked in, the runtime
+ * calls bound, and <prefix>_run looked up. */
+static McLlvmJit *
+jit_from_object(LLVMMemoryBufferRef obj, const char *prefix, int noutputs, McErr *err)
 {
-    if (!m->t->host) {
-        mc_err(err, "llvm jit: the target %s is not the host; the JIT runs host code only", m->t->triple);
-        return NULL;
-    }
-    char *msg = NULL;
-    LLVMMemoryBufferRef obj = NULL;
-    if (LLVMTargetMachineEmitToMemoryBuffer(m->t->tm, m->mod, LLVMObjectFile, &msg, &obj)) {
-        mc_err(err, "llvm jit: code emission failed: %s", msg ? msg : "");
-        LLVMDisposeMessage(msg);
-        return NULL;
-    }
     McLlvmJit *j = calloc(1, sizeof *j);
     LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->jit, LLVMOrcCreateLLJITBuilder());
     if (e) {
@@ -128,19 +122,44 @@ mc_llvm_jit_create(McLlvmModule *m, McErr *err)
         goto fail;
     }
     char name[192];
-    snprintf(name, sizeof name, "%s_run", m->prefix);
+    snprintf(name, sizeof name, "%s_run", prefix);
     LLVMOrcExecutorAddress addr = 0;
     if ((e = LLVMOrcLLJITLookup(j->jit, &addr, name))) {
         orc_err(err, "cannot find the entry point", e);
         goto fail;
     }
     j->run = (uintptr_t)addr;
-    j->noutputs = m->noutputs > 0 ? m->noutputs : 1;
+    j->noutputs = noutputs > 0 ? noutputs : 1;
     return j;
 fail:
     if (obj) LLVMDisposeMemoryBuffer(obj);
     mc_llvm_jit_free(j);
     return NULL;
+}
+
+/* m's object file in memory (code emission) */
+static LLVMMemoryBufferRef
+emit_object(McLlvmModule *m, McErr *err)
+{
+    if (!m->t->host) {
+        mc_err(err, "llvm jit: the target %s is not the host; the JIT runs host code only", m->t->triple);
+        return NULL;
+    }
+    char *msg = NULL;
+    LLVMMemoryBufferRef obj = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(m->t->tm, m->mod, LLVMObjectFile, &msg, &obj)) {
+        mc_err(err, "llvm jit: code emission failed: %s", msg ? msg : "");
+        LLVMDisposeMessage(msg);
+        return NULL;
+    }
+    return obj;
+}
+
+McLlvmJit *
+mc_llvm_jit_create(McLlvmModule *m, McErr *err)
+{
+    LLVMMemoryBufferRef obj = emit_object(m, err);
+    return obj ? jit_from_object(obj, m->prefix, m->noutputs, err) : NULL;
 }
 
 int
@@ -165,34 +184,91 @@ mc_llvm_jit_free(McLlvmJit *j)
 
 /* ------------------------------------------------------------ whole program */
 
-int
-mc_llvm_run_program(const KProgram *p, const WeightStore *ws, const float *input, float *const *outputs, McErr *err)
+static double
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+/* The JIT of p for the host target t: the object from the JIT cache when it
+ * holds p's (jit_cache.h), else generated, optimized and emitted here, and
+ * stored there.  An entry that does not link is removed and compiled anew. */
+static McLlvmJit *
+jit_program(const KProgram *p, const McLlvmTarget *t, FILE *verbose, McErr *err)
+{
+    McJitKey key;
+    int cached = !mc_jit_cache_key(&key, p, t, "run", verbose);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    McLlvmJit *j = NULL;
+    double t0 = now_ms();
+    if (cached && mc_jit_cache_get(&key, &bytes, &len)) {
+        char prefix[128];
+        mc_llvm_symbol_prefix(p, prefix, sizeof prefix);
+        LLVMMemoryBufferRef obj = LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)bytes, len, prefix);
+        free(bytes);
+        McErr bad = {{0}};
+        if ((j = jit_from_object(obj, prefix, p->noutputs, &bad))) {
+            if (verbose) fprintf(verbose, "mambac: llvm: cached object read and linked in %.1f ms\n", now_ms() - t0);
+            mc_jit_key_free(&key);
+            return j;
+        }
+        if (verbose) fprintf(verbose, "mambac: jit cache entry removed, it does not link: %s\n", bad.msg);
+        mc_jit_cache_drop(&key);
+        t0 = now_ms();
+    }
+    McLlvmModule *m = mc_llvm_codegen(p, t, err);
+    double t1 = now_ms();
+    LLVMMemoryBufferRef obj = m ? emit_object(m, err) : NULL;
+    double t2 = now_ms();
+    if (obj && cached) mc_jit_cache_put(&key, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj));
+    if (obj) j = jit_from_object(obj, m->prefix, m->noutputs, err);
+    if (j && verbose)
+        fprintf(verbose, "mambac: llvm: code generation + O3 %.1f ms, code emission %.1f ms, link %.1f ms\n", t1 - t0,
+                t2 - t1, now_ms() - t2);
+    mc_llvm_module_free(m);
+    if (cached) mc_jit_key_free(&key);
+    return j;
+}
+
+static int
+run_program(const KProgram *p, const WeightStore *ws, const float *input, float *const *outputs, FILE *verbose,
+            McErr *err)
 {
     int rc = -1;
     McLlvmTarget *t = mc_llvm_target_create(NULL, NULL, NULL, err);
     if (!t) return -1;
-    McLlvmModule *m = NULL;
     McLlvmJit *j = NULL;
     uint8_t *blob = NULL;
     void *scratch = NULL;
     int64_t bsize = 0;
-    if (!(m = mc_llvm_codegen(p, t, err))) goto done;
+    if (!(j = jit_program(p, t, verbose, err))) goto done;
+    double t0 = now_ms();
     if (mc_llvm_pack_weights(p, ws, t, &blob, &bsize, err)) goto done;
-    if (!(j = mc_llvm_jit_create(m, err))) goto done;
+    if (verbose) fprintf(verbose, "mambac: llvm: weights packed in %.1f ms\n", now_ms() - t0);
     int64_t ns = p->scratch_bytes;
     if (posix_memalign(&scratch, 64, (size_t)(ns > 0 ? ns : 64))) {
         scratch = NULL;
         mc_err(err, "llvm: out of memory for %lld bytes of scratch", (long long)ns);
         goto done;
     }
+    t0 = now_ms();
     rc = mc_llvm_jit_run(j, blob, input, outputs, scratch, err);
+    if (verbose) fprintf(verbose, "mambac: llvm: ran in %.1f ms\n", now_ms() - t0);
 done:
     free(scratch);
     free(blob);
     mc_llvm_jit_free(j);
-    mc_llvm_module_free(m);
     mc_llvm_target_free(t);
     return rc;
+}
+
+int
+mc_llvm_run_program(const KProgram *p, const WeightStore *ws, const float *input, float *const *outputs, McErr *err)
+{
+    return run_program(p, ws, input, outputs, NULL, err);
 }
 
 /* run_kernels of the llvm row: a planned program (the pipeline ran for
@@ -224,7 +300,7 @@ llvm_run_kernels(const KProgram *p, const WeightStore *ws, const HostTensor *inp
         if (!(y[n] = outputs[n].data = malloc((size_t)(ob->bytes > 0 ? ob->bytes : 4)))) break;
     }
     if (n < p->noutputs) mc_err(err, "llvm: out of memory for the outputs");
-    else rc = mc_llvm_run_program(p, ws, input->data, y, err);
+    else rc = run_program(p, ws, input->data, y, o && o->verbose ? stderr : NULL, err);
     for (int j = 0; rc && j < n; j++) {
         free(outputs[j].data);
         outputs[j].data = NULL;
