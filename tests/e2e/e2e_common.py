@@ -71,6 +71,8 @@ class Test:
         self.name = name
         self.t0 = time.time()
         self.work = tempfile.mkdtemp(prefix="e2e_%s_" % name, dir=os.getcwd())
+        # mambac run's JIT cache: the test's own, never the user's ~/.cache
+        os.environ.setdefault("MAMBAC_CACHE_DIR", os.path.join(self.work, "jit-cache"))
         self.failures = []
         self.checks = 0
         print("%s: mambac=%s work=%s" % (name, self.mambac, self.work))
