@@ -198,12 +198,12 @@ now_ms(void)
 static McLlvmJit *
 jit_program(const KProgram *p, const McLlvmTarget *t, FILE *verbose, McErr *err)
 {
+    double t0 = now_ms();
     McJitKey key;
     int cached = !mc_jit_cache_key(&key, p, t, "run", verbose);
     uint8_t *bytes = NULL;
     size_t len = 0;
     McLlvmJit *j = NULL;
-    double t0 = now_ms();
     if (cached && mc_jit_cache_get(&key, &bytes, &len)) {
         char prefix[128];
         mc_llvm_symbol_prefix(p, prefix, sizeof prefix);
@@ -211,7 +211,7 @@ jit_program(const KProgram *p, const McLlvmTarget *t, FILE *verbose, McErr *err)
         free(bytes);
         McErr bad = {{0}};
         if ((j = jit_from_object(obj, prefix, p->noutputs, &bad))) {
-            if (verbose) fprintf(verbose, "mambac: llvm: cached object read and linked in %.1f ms\n", now_ms() - t0);
+            if (verbose) fprintf(verbose, "mambac: llvm: key, cached object read and linked in %.1f ms\n", now_ms() - t0);
             mc_jit_key_free(&key);
             return j;
         }
