@@ -1,7 +1,8 @@
 /* tests/fuzz/fuzz_file.h -- for the harnesses of readers that only take a
  * path (the image reader, fuzz_image.c; the labels reader, fuzz_labels.c):
  * the input bytes written to a private scratch file, the same file every
- * call (mkstemp under $TMPDIR or /tmp, 0600, removed at exit).
+ * call (mkstemp under $TMPDIR or /tmp, 0600; removed at a normal exit,
+ * left holding the input after a crash).
  * Header-only (static functions).
  */
 #ifndef MC_FUZZ_FILE_H
