@@ -38,8 +38,12 @@ typedef struct McImage {
 } McImage;
 
 /* The largest image accepted (pixels), so a hostile header cannot ask for
- * more memory than a real photo needs. */
-#define MC_IMAGE_MAX_PIXELS (1LL << 28)
+ * more memory than a real photo needs: PIL's own limit (twice its
+ * Image.MAX_IMAGE_PIXELS, where it raises DecompressionBombError), so the
+ * same files are refused.  A few hundred bytes of arithmetic-coded
+ * progressive JPEG can declare this many pixels: decoding one takes about
+ * 1.1 GB (libjpeg's coefficients) plus 0.5 GB (the RGB image). */
+#define MC_IMAGE_MAX_PIXELS 178956970LL
 
 /* Reads a JPEG or PNG file (told apart by content, not by name) into RGB8,
  * as PIL's Image.open(path).convert("RGB") does: EXIF orientation applied

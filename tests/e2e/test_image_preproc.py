@@ -366,7 +366,7 @@ bad = bytearray(blob)
 bad[len(blob) // 2] ^= 0x55
 open(p, "wb").write(bytes(bad))
 expect_refusal("PNG with a damaged IDAT", p)
-# header dimensions over MC_IMAGE_MAX_PIXELS (2^28), refused before allocating
+# header dimensions over MC_IMAGE_MAX_PIXELS (178956970, PIL's limit), refused before allocating
 p = t.path("huge.png")
 open(p, "wb").write(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
                     + png_chunk(b"IDAT", zlib.compress(b"\0" * 100)) + png_chunk(b"IEND", b""))

@@ -137,7 +137,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* A progressive (or multi-scan) JPEG is held whole as coefficients by
-     * libjpeg: 6 bytes a pixel at 4:4:4, 1.6 GB at MC_IMAGE_MAX_PIXELS for
+     * libjpeg: 6 bytes a pixel at 4:4:4, 1.1 GB at MC_IMAGE_MAX_PIXELS for
      * a few hundred bytes of arithmetic coding, past libFuzzer's
      * -rss_limit_mb.  libjpeg-turbo's own cap (JPEGMEM) turns that into
      * an error ("Backing store not supported") here. */

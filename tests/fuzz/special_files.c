@@ -372,7 +372,7 @@ main(void)
     write_jpeg_budget(b_jpg);
     write_labels_budget(b_lab);
     /* without libjpeg/libpng an image is refused after its first bytes */
-    const char *pixels = mc_image_available() ? "more than the 268435456 pixels accepted" : "no image support";
+    const char *pixels = mc_image_available() ? "more than the 178956970 pixels accepted" : "no image support";
 
     const char *pbudget = "; the limit is 2^31 parameters";
     const Reader readers[] = {
