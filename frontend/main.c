@@ -724,7 +724,7 @@ cmd_run(int argc, char **argv)
             fprintf(stderr, "mambac: error: %s\n", emsg);
             return 1;
         }
-        printf("%s: %dx%d, class map written\n", imgs.path[i], sizes[2 * i], sizes[2 * i + 1]);
+        mc_seg_print(stdout, imgs.path[i], imgs.n > 1, o.mask, o.overlay, sizes[2 * i], sizes[2 * i + 1]);
     }
     McOut mo;
     if (o.argmax && (mc_out_open(&mo, o.argmax, 0666, emsg, sizeof emsg) ||

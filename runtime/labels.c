@@ -393,8 +393,8 @@ fail:
 
 /* Where image `path`'s mask goes: dst itself for one image, else
  * dst/<its name without extension>.png (dst a directory). */
-static void
-out_name(const char *dst, const char *path, int many, char *buf, size_t n)
+void
+mc_seg_out_name(const char *dst, const char *path, int many, char *buf, size_t n)
 {
     if (!many) {
         snprintf(buf, n, "%s", dst);
@@ -430,7 +430,7 @@ mc_seg_write(const McModelIO *io, const char *mask, const char *overlay, const c
         if (!d)
             continue;
         McOut out;
-        out_name(d, path, many, dst, sizeof dst);
+        mc_seg_out_name(d, path, many, dst, sizeof dst);
         if (mc_out_open(&out, dst, 0666, msg, msglen))
             goto done;
         if (which && !im.rgb && mc_image_read(path, &im, msg, msglen)) {
@@ -447,4 +447,16 @@ done:
     free(map);
     free(pal);
     return rc;
+}
+
+void
+mc_seg_print(FILE *f, const char *path, int many, const char *mask, const char *overlay, int w0, int h0)
+{
+    char m[MC_OUT_PATH], o[MC_OUT_PATH];
+    if (mask)
+        mc_seg_out_name(mask, path, many, m, sizeof m);
+    if (overlay)
+        mc_seg_out_name(overlay, path, many, o, sizeof o);
+    fprintf(f, "%s: %dx%d class map -> %s%s%s\n", path, w0, h0, mask ? m : "", mask && overlay ? ", " : "",
+            overlay ? o : "");
 }

@@ -96,6 +96,12 @@ void mc_image_list_free(McImageList *l);
 int mc_seg_write(const McModelIO *io, const char *mask, const char *overlay, const char *path, int many, const float *y,
                  const int64_t *yshape, int r, int w0, int h0, char *msg, size_t msglen);
 
+/* Where image path's mask or overlay goes: dst itself (many 0), else
+ * dst/<the image's name without its extension>.png. */
+void mc_seg_out_name(const char *dst, const char *path, int many, char *buf, size_t n);
+/* "cat.jpg: 640x480 class map -> masks/cat.png, overlays/cat.png" to f. */
+void mc_seg_print(FILE *f, const char *path, int many, const char *mask, const char *overlay, int w0, int h0);
+
 /* A JSON string literal of s (quotes, escapes; invalid UTF-8 bytes as
  * U+FFFD) to f. */
 void mc_labels_json_string(FILE *f, const char *s);

@@ -286,8 +286,7 @@ mc_io_run_images(const char *prog, const McModelIO *io, const McIoOpts *o, const
                 fprintf(stderr, "%s: error: %s\n", prog, msg);
                 goto done;
             }
-            printf("%s: %dx%d, class map written%s%s%s%s\n", files[r], w0[r], h0[r], o->mask ? " (mask" : "",
-                   o->mask ? ")" : "", o->overlay ? " (overlay" : "", o->overlay ? ")" : "");
+            mc_seg_print(stdout, files[r], l->n > 1, o->mask, o->overlay, w0[r], h0[r]);
         }
     }
     if (classifier && top && o->json)

@@ -271,7 +271,7 @@ def check_seg(label, path, mask, overlay):
 
 m1, o1 = t.path("m1.png"), t.path("o1.png")
 rc, out, err, dt = E.run_prog([sexe, "--image", files[0], "--mask", m1, "--overlay", o1])
-t.check(rc == 0 and "class map written" in out, "seg exe --image --mask --overlay: rc=%s %s" % (rc, err.strip()[:200]))
+t.check(rc == 0 and "90x61 class map -> %s, %s" % (m1, o1) in out, "seg exe --image --mask --overlay: rc=%s %s" % (rc, err.strip()[:200]))
 check_seg("seg exe", files[0], m1, o1)
 md, od = t.path("masks"), t.path("overlays")
 os.makedirs(md)
