@@ -229,7 +229,7 @@ typedef int (*McIoRun)(void *ctx, const float *in, float *const *out);
  * skipped.  0 all well, 1 some image failed (the others done), -1 a
  * failed run. */
 static int
-mc_io_run_images(const char *prog, const McModelIO *io, const McIoOpts *o, const McImageList *l, int in_rank,
+mc_io_run_images(const char *prog, const McModelIO *io, const McIoOpts *o, const McImageList *l,
                  const int64_t *in_shape, float *in, float *const *out, int nout, const int *ranks,
                  const int64_t *const *shapes, long top, McIoRun run, void *ctx, int *nlast, double *ms)
 {
@@ -246,7 +246,6 @@ mc_io_run_images(const char *prog, const McModelIO *io, const McIoOpts *o, const
     McPreproc pre = io->pre;
     pre.H = H, pre.W = W;
     *ms = 0;
-    (void)in_rank;
     if (!w0 || !h0 || !files) {
         fprintf(stderr, "%s: error: out of memory\n", prog);
         goto done;
@@ -343,7 +342,7 @@ mc_io_images(const char *prog, const McModelIO *mio, const McIoOpts *io, const M
         }
         mc_io_open[k] = paths[k] != NULL;
     }
-    int rc = mc_io_run_images(prog, mio, io, imgs, in_rank, in_shape, in, out, nout, ranks, shapes, top, run, ctx,
+    int rc = mc_io_run_images(prog, mio, io, imgs, in_shape, in, out, nout, ranks, shapes, top, run, ctx,
                               &n, &ms);
     if (rc < 0 || !n) {
         if (!n && rc >= 0)
