@@ -15,6 +15,11 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #define MC_ARCH "x86_64"
+#ifdef __linux__
+#include <errno.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #elif defined(__aarch64__)
 #include <sys/auxv.h>
 #define MC_ARCH "aarch64"
@@ -183,6 +188,38 @@ has_feat(const Feat *f)
 #endif
 }
 
+/* AMX on Linux: the tile data state (8 KB per thread) is the process's only
+ * after it asks, arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA); a
+ * tile instruction before that dies of SIGILL.  Asked once; the answer is
+ * kept.  NULL when granted (or nothing to ask on this OS), else why not. */
+#define MC_ARCH_REQ_XCOMP_PERM 0x1023
+#define MC_XFEATURE_XTILEDATA 18
+MC_CPU_DEF const char *
+mc_rt_amx_enable(void)
+{
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__linux__)
+    static int state; /* 0 not asked, 1 granted, -1 refused */
+    static char why[200];
+    int s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+    if (!s) {
+        if (!syscall(SYS_arch_prctl, MC_ARCH_REQ_XCOMP_PERM, MC_XFEATURE_XTILEDATA)) {
+            s = 1;
+        } else {
+            int e = errno;
+            snprintf(why, sizeof why, "this kernel does not allow AMX: arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA): %s%s",
+                     strerror(e),
+                     e == ENOSPC ? " (an alternate signal stack of this process is too small for the AMX state)"
+                     : e == EINVAL ? " (Linux 5.16 or later grants it)" : "");
+            s = -1;
+        }
+        __atomic_store_n(&state, s, __ATOMIC_RELEASE);
+    }
+    return s > 0 ? NULL : why;
+#else
+    return NULL;
+#endif
+}
+
 /* Appends s to buf (comma-separated), truncating safely. */
 static void
 append(char *buf, int n, const char *s, size_t len)
@@ -237,6 +274,14 @@ listed(const char *list, const char *name)
             s++;
     }
     return 0;
+}
+
+/* Code compiled for a CPU with AMX (amx-tile among its features) may use
+ * tiles: its variant runs only where the OS grants them. */
+static int
+needs_amx(const char *features)
+{
+    return listed(features, "amx-tile");
 }
 
 /* What to recompile with, for a CPU that lacks `missing`. */
@@ -299,7 +344,10 @@ decide(McCpuDispatch *d, int *state)
             if (strcmp(d->v[i].name, force))
                 continue;
             if (!mc_cpu_missing(d->arch, d->v[i].features, miss, sizeof miss)) {
-                *state = 1 + i;
+                const char *amx = needs_amx(d->v[i].features) ? mc_rt_amx_enable() : NULL;
+                if (amx)
+                    snprintf(d->msg, sizeof d->msg, "MAMBAC_CPU=%s: %s", force, amx);
+                *state = amx ? -1 : 1 + i;
                 return;
             }
             char why[800];
@@ -318,15 +366,26 @@ decide(McCpuDispatch *d, int *state)
         return;
     }
     int best = -1, bestc = -1;
+    const char *amx = NULL; /* why the AMX variants this CPU has cannot run */
     for (int i = 0; i < d->n; i++) {
         int c = count_features(d->v[i].features);
         if (c > bestc && !mc_cpu_missing(d->arch, d->v[i].features, miss, sizeof miss)) {
+            const char *no = needs_amx(d->v[i].features) ? mc_rt_amx_enable() : NULL;
+            if (no) {
+                amx = no;
+                continue;
+            }
             best = i;
             bestc = c;
         }
     }
     if (best >= 0) {
         *state = 1 + best;
+        return;
+    }
+    if (amx) {
+        snprintf(d->msg, sizeof d->msg, "%s: recompile with --features -amx-tile to run without AMX", amx);
+        *state = -1;
         return;
     }
     /* none runs: explain with the least demanding variant */

@@ -50,6 +50,12 @@ int mc_cpu_missing(const char *arch, const char *features, char *buf, int n);
 /* The place of `name` in this file's table of the features it can detect
  * on `arch` (a canonical order for lists), or -1 when it cannot. */
 int mc_cpu_feature_index(const char *arch, const char *name);
+/* Asks the OS for the AMX tile state (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM,
+ * XFEATURE_XTILEDATA), once per process; mc_cpu_pick does it before it
+ * picks a variant compiled with amx-tile).  NULL when granted or when there
+ * is nothing to ask, else the one-sentence reason ("this kernel does not
+ * allow AMX: ..."). */
+const char *mc_rt_amx_enable(void);
 /* The architecture this runtime was compiled for ("x86_64", ...). */
 const char *mc_cpu_arch(void);
 

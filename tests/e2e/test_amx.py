@@ -1,0 +1,112 @@
+"""e2e: AMX on CPUs that have it (amx-tile, amx-bf16: Sapphire Rapids and
+later); skipped elsewhere.
+
+- The OS permission (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA)
+  before the first tile instruction): code compiled for a CPU with AMX runs
+  only after the request is granted.  A real refusal, without seccomp: a
+  preloaded library gives the process an alternate signal stack too small
+  for the AMX state, and Linux refuses the request (ENOSPC).  Then the
+  executable says so in one sentence and exits 1 (no SIGILL); a fat binary
+  runs its variant without AMX instead; MAMBAC_CPU forcing the AMX variant
+  is refused with the sentence.
+"""
+import os
+import re
+import shutil
+
+import e2e_common as E
+import numpy as np
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+if not {"amx_tile", "amx_bf16"} <= cpu_flags():
+    print("SKIP: this CPU has no AMX-BF16 (amx_tile, amx_bf16)")
+    raise SystemExit(77)
+cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+if not cc:
+    print("SKIP: no C compiler for the alternate-signal-stack shim")
+    raise SystemExit(77)
+
+t = E.Test("amx")
+H, W = 32, 32
+cfg, sd, depths = E.custom_model(t, embed_dim=32, depths=(1, 1, 1, 1), num_classes=10, mlp_ratio=2.0,
+                                 model_name="amx")
+weights = E.save_weights("model", t.path("w.pth"), sd)
+x = E.image((1, 3, H, W), seed=5)
+xin = t.path("x.npy")
+np.save(xin, x)
+want = E.reference(x, sd, depths)
+
+# a real refusal of the AMX permission: a 6 KB alternate signal stack (enough
+# for the AVX-512 state, too small for AMX's 8 KB of tile data)
+shim_c = t.path("altstack.c")
+with open(shim_c, "w") as f:
+    f.write("#include <signal.h>\n"
+            "static char stack[6144] __attribute__((aligned(64)));\n"
+            "__attribute__((constructor)) static void\nsmall_altstack(void)\n{\n"
+            "    stack_t ss = {.ss_sp = stack, .ss_size = sizeof stack, .ss_flags = 0};\n"
+            "    sigaltstack(&ss, 0);\n}\n")
+shim = t.path("altstack.so")
+rc, _, err, _ = E.run_prog([cc, "-shared", "-fPIC", "-O2", shim_c, "-o", shim])
+t.check(rc == 0, "the alternate-signal-stack shim builds (rc=%s) %s" % (rc, err[-300:]))
+DENY = {"LD_PRELOAD": shim}
+REFUSED = "this kernel does not allow AMX"
+
+
+def compile_model(label, out, *extra):
+    rc, _, err, dt = t.run(["compile", cfg, "--weights", weights, "--image-size", "%dx%d" % (H, W),
+                            "-o", out] + list(extra), timeout=600)
+    return t.check(rc == 0 and os.path.exists(out),
+                   "%s: compiles (%.1fs)%s" % (label, dt, "" if rc == 0 else " rc=%s %s" % (rc, err[-800:])))
+
+
+def run_exe(label, argv, env_extra=None, variant=None):
+    """argv on x: status 0, logits against the float64 reference, -v's variant."""
+    y = t.path("y.npy")
+    if os.path.exists(y):
+        os.unlink(y)
+    rc, _, err, dt = E.run_prog(argv + ["--input", xin, "--output", y, "-v"],
+                                env=dict(os.environ, **(env_extra or {})))
+    if not t.check(rc == 0, "%s: runs (rc=%s) %s" % (label, rc, err.strip()[-400:])):
+        return None
+    if variant:
+        m = re.search(r"CPU variant (\S+)", err)
+        t.check(m is not None and m.group(1) == variant,
+                "%s: -v says variant %s (want %s)" % (label, m.group(1) if m else "?", variant))
+    return E.check_logits(t, label, y, want, dt)
+
+
+def expect_refused(label, argv, env_extra, must=(REFUSED,)):
+    """Status 1, one line on stderr holding every string of must, no signal."""
+    rc, _, err, _ = E.run_prog(argv, env=dict(os.environ, **env_extra))
+    lines = err.strip().splitlines()
+    msg = " ".join(lines)
+    t.check(rc == 1 and len(lines) == 1 and all(s in msg for s in must) and "Illegal" not in msg,
+            "%s: refused in one line (rc=%s): %s" % (label, rc, msg[:400]))
+
+
+# ------------------------------------------------------------ the permission
+exe = t.path("m")
+if compile_model("fp32 for this CPU (amx-tile among its features)", exe):
+    run_exe("permission granted", [exe])
+    expect_refused("permission refused (small sigaltstack)", [exe, "--input", xin, "--output", t.path("y.npy")],
+                   DENY, (REFUSED, "No space left on device", "--features -amx-tile"))
+fat = t.path("fat")
+if compile_model("fat x86-64-v4,sapphirerapids", fat, "--cpu", "x86-64-v4,sapphirerapids"):
+    run_exe("fat, permission granted", [fat], variant="sapphirerapids")
+    run_exe("fat, permission refused: the variant without AMX", [fat], DENY, variant="x86-64-v4")
+    expect_refused("fat, MAMBAC_CPU=sapphirerapids, permission refused",
+                   [fat, "--input", xin, "--output", t.path("y.npy")], dict(DENY, MAMBAC_CPU="sapphirerapids"),
+                   ("MAMBAC_CPU=sapphirerapids", REFUSED))
+
+t.finish()
