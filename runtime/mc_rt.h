@@ -11,9 +11,15 @@
  *   mc_rt_parallel_for(body, &ctx, n, grain);    // body(ctx, begin, end)
  *   mc_rt_kernel_end(k);
  *
+ * or, one parallel region per inference (what the LLVM backend emits):
+ *
+ *   mc_rt_team_run(body, args);    // body(args) on every thread:
+ *     mc_rt_kernel_begin(k); mc_rt_team_for(fn, &ctx, n, grain); mc_rt_kernel_end(k); ...
+ *
  * mc_rt_kernel_begin/end cost one call and one load of a global when
- * profiling is off; they must be called from the thread that runs the
- * model (not from inside a body), in begin/end pairs that do not nest.
+ * profiling is off; they count on the thread that runs the model or on
+ * thread 0 of its team (other threads' calls are ignored), in begin/end
+ * pairs that do not nest.
  */
 #ifndef MC_RT_H
 #define MC_RT_H
@@ -37,6 +43,17 @@ typedef void (*McRtBody)(void *ctx, int64_t begin, int64_t end);
  * fn(ctx, 0, n) inline on the calling thread.  Every index in [0, n) is
  * passed to exactly one call of fn; n <= 0 does nothing. */
 void mc_rt_parallel_for(McRtBody fn, void *ctx, int64_t n, int64_t grain);
+
+/* A team: body(arg) runs on every thread of one OpenMP parallel region
+ * (mc_rt_get_threads() threads; inline on the calling thread when that is 1
+ * or when called from inside a parallel region).  Inside body, every thread
+ * calls mc_rt_team_for for the same kernels in the same order: each runs its
+ * own share of [0, n) (the split of mc_rt_parallel_for) and waits at a
+ * barrier, so a kernel starts when the previous one is complete everywhere.
+ * Outside a team, mc_rt_team_for runs fn(ctx, 0, n). */
+typedef void (*McRtTeamBody)(void *arg);
+void mc_rt_team_run(McRtTeamBody body, void *arg);
+void mc_rt_team_for(McRtBody fn, void *ctx, int64_t n, int64_t grain);
 
 /* Threads for later parallel-fors: n >= 1 sets it, n <= 0 returns to the
  * default (OMP_NUM_THREADS, else the number of cores). */

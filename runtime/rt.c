@@ -1,4 +1,4 @@
-/* runtime/rt.c -- parallel-for, threads, clock, aligned memory, profiling
+/* runtime/rt.c -- parallel-for, a team per inference, threads, clock, aligned memory, profiling
  * hook, top-k of a row of scores (see mc_rt.h).
  *
  * Takes: outlined loop bodies from generated code.  Owns: the thread-count
@@ -29,6 +29,19 @@ static int rt_threads; /* 0 = default */
 static uint64_t rt_t0; /* start of the open kernel */
 
 MC_RT_DEF McRtProfile *volatile mc_rt_profile_active;
+
+static _Thread_local int rt_team; /* this thread runs a team body, team > 1 */
+
+/* the thread that times kernels: the caller, or thread 0 of a team */
+static int
+team_leader(void)
+{
+#ifdef _OPENMP
+    return !rt_team || omp_get_thread_num() == 0;
+#else
+    return 1;
+#endif
+}
 
 MC_RT_DEF void
 mc_rt_set_threads(int n)
@@ -83,6 +96,60 @@ mc_rt_parallel_for(McRtBody fn, void *ctx, int64_t n, int64_t grain)
 #else
     fn(ctx, 0, n);
 #endif
+}
+
+/* One team for a whole inference: body(arg) on every thread; inside it,
+ * mc_rt_team_for splits each kernel and ends with a barrier, so the threads
+ * are forked and joined once per call instead of once per kernel. */
+MC_RT_DEF void
+mc_rt_team_run(McRtTeamBody body, void *arg)
+{
+    int nt = mc_rt_get_threads();
+#ifdef _OPENMP
+    if (nt > 1 && !omp_in_parallel()) {
+#pragma omp parallel num_threads(nt)
+        {
+            rt_team = omp_get_num_threads() > 1;
+            body(arg);
+            rt_team = 0;
+        }
+        return;
+    }
+#endif
+    (void)nt;
+    int saved = rt_team; /* inline (also from inside a team): whole ranges */
+    rt_team = 0;
+    body(arg);
+    rt_team = saved;
+}
+
+MC_RT_DEF void
+mc_rt_team_for(McRtBody fn, void *ctx, int64_t n, int64_t grain)
+{
+    if (n <= 0)
+        return;
+#ifdef _OPENMP
+    if (rt_team) {
+        int64_t T = omp_get_num_threads();
+        if (grain < 1)
+            grain = 1;
+        int64_t t = omp_get_thread_num();
+        int64_t nchunks = (n + grain - 1) / grain;
+        /* at most one range per grain-sized unit: threads >= nchunks idle */
+        int64_t used = nchunks < T ? nchunks : T;
+        if (t < used) {
+            int64_t b = nchunks * t / used * grain;
+            int64_t e = nchunks * (t + 1) / used * grain;
+            if (e > n)
+                e = n;
+            if (b < e)
+                fn(ctx, b, e);
+        }
+#pragma omp barrier
+        return;
+    }
+#endif
+    fn(ctx, 0, n);
 }
 
 MC_RT_DEF uint64_t
@@ -143,7 +210,7 @@ mc_rt_profile_reset(void)
 MC_RT_DEF void
 mc_rt_kernel_begin(int k)
 {
-    if (!mc_rt_profile_active)
+    if (!mc_rt_profile_active || !team_leader())
         return;
     rt_t0 = mc_rt_now_ns();
 }
@@ -152,7 +219,7 @@ MC_RT_DEF void
 mc_rt_kernel_end(int k)
 {
     McRtProfile *p = mc_rt_profile_active;
-    if (!p || k < 0 || k >= p->nk)
+    if (!p || k < 0 || k >= p->nk || !team_leader())
         return;
     uint64_t now = mc_rt_now_ns();
     p->ns[k] += now >= rt_t0 ? now - rt_t0 : 0;

@@ -17,8 +17,9 @@
  * `weights` is the blob written by mc_llvm_pack_weights() for the same
  * program and target: each weight once, in the layout its kernel reads
  * (graph layout for weights read through views, then pre-packed GEMM/conv
- * panels and depthwise/stencil taps, which have no graph-layout copy).  The generated code calls
- * mc_rt_parallel_for() (runtime/mc_rt.h) once per kernel, between
+ * panels and depthwise/stencil taps, which have no graph-layout copy).  The generated code opens
+ * one team per inference (mc_rt_team_run, runtime/mc_rt.h) and calls
+ * mc_rt_team_for() once per kernel on every thread, between
  * mc_rt_kernel_begin(i) and mc_rt_kernel_end(i) when mc_rt_profile_active
  * is set.
  *
@@ -124,6 +125,11 @@ int mc_llvm_variants_build(const KProgram *p, const WeightStore *ws, const char 
                            const char *features, const char *name, FILE *verbose, McLlvmVariants *out,
                            McErr *err);
 void mc_llvm_variants_free(McLlvmVariants *v);
+/* --precision bf16 for the CPUs of `cpus` (as above; NULL: the default
+ * CPU): 0 when every one has bf16 dot products (x86-64: avx512bf16), 1
+ * with err naming the first that lacks them, -1 with err on a bad triple,
+ * CPU or list. */
+int mc_llvm_bf16_check(const char *triple, const char *cpus, const char *features, McErr *err);
 
 /* In-memory execution (ORC LLJIT).  The target must be the host. */
 typedef struct McLlvmJit McLlvmJit;

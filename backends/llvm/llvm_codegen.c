@@ -8,9 +8,12 @@
  *   - `i32 <name>_run(ptr weights, ptr input, ptr output, ptr scratch)`
  *     (a program with n > 1 outputs: one pointer per output, in the
  *     graph's order, `(weights, input, output0, ..., output<n-1>, scratch)`),
- *     which fills ctx = {weights, scratch, input, output0} (outputs 1.. in
- *     the slots after the image index's) and calls
- *     mc_rt_parallel_for(mc_k<i>, &ctx, n_i, grain_i) for each kernel in order,
+ *     which runs the internal `<name>_team(args)` on every thread of one
+ *     team (mc_rt_team_run: one OpenMP parallel region per inference); each
+ *     thread fills its ctx = {weights, scratch, input, output0} (outputs 1..
+ *     in the slots after the image index's) and calls
+ *     mc_rt_team_for(mc_k<i>, &ctx, n_i, grain_i) for each kernel in order
+ *     (its share of the range, then a barrier),
  *     between mc_rt_kernel_begin(i)/end(i) when mc_rt_profile_active is set;
  *     a program with a per-image Segment (the schedule-images kernel pass,
  *     llvm_passes.c): its segment's calls sit in a
@@ -410,26 +413,54 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
 
     for (int i = 0; i < p->nk; i++) gen_kernel(&c, i);
 
-    /* entry point */
+    /* entry point: <name>_run(weights, input, outputs..., scratch) puts its
+     * arguments in an array and runs <name>_team(args) on every thread of
+     * one team (mc_rt_team_run); the team function calls mc_rt_team_for per
+     * kernel, which ends with a barrier */
     LLVMTypeRef pf_args[4] = {c.ptr, c.ptr, c.i64, c.i64};
     LLVMTypeRef pf_ty = LLVMFunctionType(c.voidt, pf_args, 4, 0);
-    LLVMValueRef pf = LLVMAddFunction(c.mod, "mc_rt_parallel_for", pf_ty);
+    LLVMValueRef pf = LLVMAddFunction(c.mod, "mc_rt_team_for", pf_ty);
+    LLVMTypeRef tr_args[2] = {c.ptr, c.ptr};
+    LLVMTypeRef tr_ty = LLVMFunctionType(c.voidt, tr_args, 2, 0);
+    LLVMValueRef tr = LLVMAddFunction(c.mod, "mc_rt_team_run", tr_ty);
     char name[192];
     snprintf(name, sizeof name, "%s_run", m->prefix);
     int nout = m->noutputs = p->noutputs > 1 ? p->noutputs : 1;
+    int nargs = 3 + nout;
     LLVMTypeRef run_args[3 + MC_MAX_OUTPUTS];
-    for (int i = 0; i < 3 + nout; i++) run_args[i] = c.ptr;
-    LLVMValueRef run = LLVMAddFunction(c.mod, name, LLVMFunctionType(c.i32, run_args, (unsigned)(3 + nout), 0));
+    for (int i = 0; i < nargs; i++) run_args[i] = c.ptr;
+    LLVMValueRef run = LLVMAddFunction(c.mod, name, LLVMFunctionType(c.i32, run_args, (unsigned)nargs, 0));
     target_attrs(&c, run);
+    snprintf(name, sizeof name, "%s_team", m->prefix);
+    LLVMValueRef team = LLVMAddFunction(c.mod, name, LLVMFunctionType(c.voidt, &c.ptr, 1, 0));
+    LLVMSetLinkage(team, LLVMInternalLinkage);
+    target_attrs(&c, team);
     c.fn = run;
     LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(c.ctx, run, "entry"));
+    LLVMValueRef argv = LLVMBuildAlloca(c.b, LLVMArrayType2(c.ptr, (uint64_t)nargs), "args");
+    for (int i = 0; i < nargs; i++) {
+        LLVMValueRef idx = cg_i64(&c, i);
+        LLVMBuildStore(c.b, LLVMGetParam(run, (unsigned)i), LLVMBuildGEP2(c.b, c.ptr, argv, &idx, 1, ""));
+    }
+    LLVMValueRef tra[2] = {team, argv};
+    LLVMBuildCall2(c.b, tr_ty, tr, tra, 2, "");
+    LLVMBuildRet(c.b, cg_i32(&c, 0));
+
+    /* the team function: every thread has its own ctx */
+    c.fn = team;
+    LLVMPositionBuilderAtEnd(c.b, LLVMAppendBasicBlockInContext(c.ctx, team, "entry"));
+    LLVMValueRef par[3 + MC_MAX_OUTPUTS];
+    for (int i = 0; i < nargs; i++) {
+        LLVMValueRef idx = cg_i64(&c, i);
+        par[i] = LLVMBuildLoad2(c.b, c.ptr, LLVMBuildGEP2(c.b, c.ptr, LLVMGetParam(team, 0), &idx, 1, ""), "");
+    }
     /* ctx: weights, scratch, input, output 0, image index (i64 in a pointer-sized slot), outputs 1.. */
     LLVMValueRef ctxv = LLVMBuildAlloca(c.b, LLVMArrayType2(c.ptr, nout > 1 ? 4 + nout : p->nsegs ? 5 : 4), "ctx");
-    LLVMValueRef vals[4] = {LLVMGetParam(run, 0), LLVMGetParam(run, 2 + nout), LLVMGetParam(run, 1), LLVMGetParam(run, 2)};
+    LLVMValueRef vals[4] = {par[0], par[2 + nout], par[1], par[2]};
     for (int s = 0; s < 4 + nout; s++) {
         if (s == 4) continue; /* the image index */
         LLVMValueRef idx = cg_i64(&c, s);
-        LLVMBuildStore(c.b, s < 4 ? vals[s] : LLVMGetParam(run, (unsigned)(s - 2)), LLVMBuildGEP2(c.b, c.ptr, ctxv, &idx, 1, ""));
+        LLVMBuildStore(c.b, s < 4 ? vals[s] : par[s - 2], LLVMBuildGEP2(c.b, c.ptr, ctxv, &idx, 1, ""));
     }
     /* profiling hook (runtime/mc_rt.h): if (mc_rt_profile_active) begin(i) ... end(i) */
     LLVMTypeRef hk_ty = LLVMFunctionType(c.voidt, &c.i32, 1, 0);
@@ -466,7 +497,7 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
         cg_if_end(&c, &f);
         if (s >= 0 && i == p->segs[s].k1 - 1) cg_loop_end(&c, &il, NULL);
     }
-    LLVMBuildRet(c.b, cg_i32(&c, 0));
+    LLVMBuildRetVoid(c.b);
     add_size_global(&c, m->prefix, "weights_size", pl.blob_bytes);
     add_size_global(&c, m->prefix, "scratch_size", p->scratch_bytes);
     add_size_global(&c, m->prefix, "input_size", p->input_buf >= 0 ? p->bufs[p->input_buf].bytes : 0);

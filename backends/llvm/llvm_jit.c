@@ -4,7 +4,7 @@
  * Takes an optimized McLlvmModule for the host; emits its object file in
  * memory with the module's target machine (the very bytes `mambac compile`
  * writes), links it into an LLJIT instance, binds the runtime calls
- * (mc_rt_parallel_for, mc_rt_kernel_begin/end, mc_rt_profile_active) to
+ * (mc_rt_parallel_for, mc_rt_team_run/for, mc_rt_kernel_begin/end, mc_rt_profile_active) to
  * libmc_runtime's definitions linked into this program (absolute symbols, so
  * it works in executables that do not export their symbols) and resolves
  * anything else (libm, libc) from the process; looks up <name>_run.  The
@@ -94,18 +94,20 @@ jit_from_object(LLVMMemoryBufferRef obj, const char *prefix, int noutputs, McErr
     static const struct {
         const char *name;
         int callable;
-    } rt[4] = {{"mc_rt_parallel_for", 1}, {"mc_rt_kernel_begin", 1}, {"mc_rt_kernel_end", 1}, {"mc_rt_profile_active", 0}};
-    const void *rtaddr[4] = {(const void *)(uintptr_t)&mc_rt_parallel_for, (const void *)(uintptr_t)&mc_rt_kernel_begin,
-                             (const void *)(uintptr_t)&mc_rt_kernel_end, (const void *)&mc_rt_profile_active};
-    LLVMOrcCSymbolMapPair pairs[4];
-    for (int i = 0; i < 4; i++) {
+    } rt[6] = {{"mc_rt_parallel_for", 1}, {"mc_rt_kernel_begin", 1}, {"mc_rt_kernel_end", 1},
+               {"mc_rt_profile_active", 0}, {"mc_rt_team_run", 1},     {"mc_rt_team_for", 1}};
+    const void *rtaddr[6] = {(const void *)(uintptr_t)&mc_rt_parallel_for, (const void *)(uintptr_t)&mc_rt_kernel_begin,
+                             (const void *)(uintptr_t)&mc_rt_kernel_end,   (const void *)&mc_rt_profile_active,
+                             (const void *)(uintptr_t)&mc_rt_team_run,     (const void *)(uintptr_t)&mc_rt_team_for};
+    LLVMOrcCSymbolMapPair pairs[6];
+    for (int i = 0; i < 6; i++) {
         pairs[i].Name = LLVMOrcLLJITMangleAndIntern(j->jit, rt[i].name);
         pairs[i].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)rtaddr[i];
         pairs[i].Sym.Flags.GenericFlags =
             LLVMJITSymbolGenericFlagsExported | (rt[i].callable ? LLVMJITSymbolGenericFlagsCallable : 0);
         pairs[i].Sym.Flags.TargetFlags = 0;
     }
-    if ((e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, 4)))) {
+    if ((e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, 6)))) {
         orc_err(err, "cannot define the runtime symbols (mc_rt_*)", e);
         goto fail;
     }

@@ -185,6 +185,108 @@ test_parallel_for_inline_and_nested(void)
     mc_rt_set_threads(0);
 }
 
+/* a team: kernel 1 fills a, kernel 2 reads all of a (reversed) into b; the
+ * barrier of mc_rt_team_for is what makes b right, every round */
+typedef struct Team {
+    int64_t n;
+    int64_t *a, *b;
+    int rounds, calls_k1, prof;
+} Team;
+
+static void
+team_k1(void *ctx, int64_t b, int64_t e)
+{
+    Team *t = ctx;
+    __atomic_fetch_add(&t->calls_k1, 1, __ATOMIC_RELAXED);
+    for (int64_t i = b; i < e; i++)
+        t->a[i] += i + 1;
+}
+
+static void
+team_k2(void *ctx, int64_t b, int64_t e)
+{
+    Team *t = ctx;
+    for (int64_t i = b; i < e; i++)
+        t->b[i] += t->a[t->n - 1 - i];
+}
+
+static void
+team_body(void *arg)
+{
+    Team *t = arg;
+    for (int r = 0; r < t->rounds; r++) {
+        if (t->prof) mc_rt_kernel_begin(0);
+        mc_rt_team_for(team_k1, t, t->n, 7);
+        if (t->prof) mc_rt_kernel_end(0);
+        if (t->prof) mc_rt_kernel_begin(1);
+        mc_rt_team_for(team_k2, t, t->n, 1);
+        if (t->prof) mc_rt_kernel_end(1);
+    }
+}
+
+static int
+team_check(Team *t)
+{
+    int ok = 1;
+    int64_t R = t->rounds;
+    for (int64_t i = 0; i < t->n; i++) {
+        ok &= t->a[i] == R * (i + 1);
+        ok &= t->b[i] == R * (R + 1) / 2 * (t->n - i);
+    }
+    return ok;
+}
+
+static void
+test_team(void)
+{
+    static const int threads[] = {1, 2, 3, 16};
+    static const int64_t ns[] = {1, 5, 100, 20000};
+    int64_t *a = malloc(20000 * sizeof *a), *b = malloc(20000 * sizeof *b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    uint64_t ns_[2], calls[2];
+    McRtProfile prof = {2, ns_, calls};
+    for (size_t ti = 0; ti < sizeof threads / sizeof *threads; ti++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+            mc_rt_set_threads(threads[ti]);
+            Team t = {ns[ni], a, b, 30, 0, 1};
+            memset(a, 0, 20000 * sizeof *a);
+            memset(b, 0, 20000 * sizeof *b);
+            mc_rt_profile_set(&prof);
+            mc_rt_profile_reset();
+            mc_rt_team_run(team_body, &t);
+            mc_rt_profile_set(NULL);
+            CU_ASSERT(team_check(&t));
+            /* each round: at most one range per thread and per 7-unit */
+            int64_t units = (t.n + 6) / 7;
+            CU_ASSERT(t.calls_k1 <= t.rounds * (units < threads[ti] ? units : threads[ti]));
+            /* timed once per kernel and round, by one thread of the team */
+            CU_ASSERT_EQUAL(calls[0], (uint64_t)t.rounds);
+            CU_ASSERT_EQUAL(calls[1], (uint64_t)t.rounds);
+        }
+    /* from inside a parallel region: the team is the calling thread */
+    mc_rt_set_threads(4);
+    int bad = 0;
+#pragma omp parallel num_threads(2) reduction(+ : bad)
+    {
+        int64_t la[50] = {0}, lb[50] = {0};
+        Team t = {50, la, lb, 3, 0, 0};
+        mc_rt_team_run(team_body, &t);
+        bad += !team_check(&t) || t.calls_k1 != 3;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    /* outside a team, mc_rt_team_for is one call over the whole range */
+    Team t1 = {100, a, b, 1, 0, 0};
+    memset(a, 0, 100 * sizeof *a);
+    memset(b, 0, 100 * sizeof *b);
+    team_body(&t1);
+    CU_ASSERT(team_check(&t1));
+    CU_ASSERT_EQUAL(t1.calls_k1, 1);
+    mc_rt_set_threads(0);
+    free(a);
+    free(b);
+}
+
 static void
 test_threads_setting(void)
 {
@@ -826,6 +928,7 @@ main(void)
     } tests[] = {
         {"parallel_for covers each index once", test_parallel_for_covers},
         {"parallel_for inline and nested", test_parallel_for_inline_and_nested},
+        {"team: kernels in order, barriers, profile", test_team},
         {"thread count setting", test_threads_setting},
         {"monotonic timer", test_timer},
         {"aligned allocation", test_alloc_aligned},
