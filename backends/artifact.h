@@ -132,6 +132,13 @@ int mc_artifact_run(const char *prog, const char *const *args, const char *dir, 
                     McErr *err);
 struct McOut;
 int mc_artifact_copy_out(const char *src, struct McOut *o, McErr *err);
+/* The n bytes of data as the object file dir/BASE.o for triple (NULL: the
+ * host): read-only data, 64-byte aligned, in section .rodata.SYMBOL, one
+ * zero byte after them, under the global symbol SYMBOL (of size n + 1).
+ * Written directly for the ELF architectures backends/elf_obj.h knows;
+ * for others BASE.S (.incbin "BASE.bin") assembled with cc. */
+int mc_artifact_blob_object(const char *dir, const char *triple, const char *cc, const char *base, const char *symbol,
+                            const void *data, size_t n, int verbose, McErr *err);
 
 /* Users' metadata (artifact_io.c): a->io (or what the shapes tell) as C
  * defining `[static] const McModelIO var` (runtime/mc_labels.h), and as

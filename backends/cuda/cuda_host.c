@@ -8,7 +8,7 @@
  * weights are external, and for --emit exe the executable OUT: the
  * runtime's main (runtime/exe/cuda_main.c, npy.c, out.c) compiled with the
  * host C compiler, linked by nvcc with the .cu (static cudart; embedded
- * weights are an .incbin object assembled with the C compiler).  Every output is
+ * weights are an object file written directly, backends/elf_obj.h).  Every output is
  * opened before the work and renamed into place when all are complete
  * (runtime/mc_out.h); the tools run without a shell, in a private
  * temporary directory (backends/artifact.h) that a signal's cleanup
@@ -262,7 +262,7 @@ base_name(const char *p)
 
 /* The executable, built in the private directory dir from NAME.cu (the
  * name the user's OUT.cu has, so nvcc sees the same file name wherever dir
- * is) and, with embedded weights, weights.bin.  out_name: a one-output
+ * is) and, with embedded weights, the blob (blob_len bytes).  out_name: a one-output
  * model's output node (the array's name in an .npz: the .cu of such a
  * model does not say it), else NULL. */
 /* mc_io.c in dir: the model's users' metadata (mc_model_io, runtime/mc_labels.h). */
@@ -288,18 +288,13 @@ write_io(const KProgram *p, const McCudaOptions *o, const char *dir, McErr *err)
 
 static int
 build_exe(const KProgram *p, const McCudaOptions *o, const char *dir, const char *cu_name, int embed,
-          const char *out_name, McErr *err)
+          const uint8_t *blob, size_t blob_len, const char *out_name, McErr *err)
 {
-    if (embed) {
-        char spath[4200];
-        static const char asm_text[] = "\t.section .rodata\n\t.balign 64\n\t.globl mc_cuda_weights\nmc_cuda_weights:\n"
-                                       "\t.incbin \"weights.bin\"\n\t.section .note.GNU-stack,\"\",@progbits\n";
-        snprintf(spath, sizeof spath, "%s/weights.S", dir);
-        if (mc_out_write_file(spath, asm_text, sizeof asm_text - 1, 0666, err->msg, sizeof err->msg)) return -1;
-        const char *acc = getenv("CC");
-        static const char *const as_args[] = {"-c", "weights.S", "-o", "weights.o", NULL};
-        if (mc_artifact_run(acc && *acc ? acc : "cc", as_args, dir, o->verbose, NULL, 0, err)) return -1;
-    }
+    const char *cc = getenv("CC");
+    cc = cc && *cc ? cc : "cc";
+    /* the embedded weights: weights.o defining mc_cuda_weights (64-byte aligned, read-only) */
+    if (embed && mc_artifact_blob_object(dir, NULL, cc, "weights", "mc_cuda_weights", blob, blob_len, o->verbose, err))
+        return -1;
     /* the host side that touches no GPU: the runtime's C, with the host C
      * compiler (runtime/exe/cuda_main.c, npy.c, out.c) */
     char rt[4096], rtinc[4200], rtexe[4200], src[5][4200], libs[3][4096];
@@ -309,8 +304,6 @@ build_exe(const KProgram *p, const McCudaOptions *o, const char *dir, const char
     snprintf(rtexe, sizeof rtexe, "-I%s/exe", rt);
     static const char *const files[5] = {"exe/cuda_main.c", "npy.c", "out.c", "labels.c", "image.c"};
     for (int i = 0; i < 5; i++) snprintf(src[i], sizeof src[i], "%s/%s", rt, files[i]);
-    const char *cc = getenv("CC");
-    cc = cc && *cc ? cc : "cc";
     char name_def[300], member[256];
     mc_npz_member_name(out_name, member, sizeof member);
     snprintf(name_def, sizeof name_def, "-DMC_OUTPUT_NAME=\"%s\"", member);
@@ -386,10 +379,8 @@ mc_cuda_compile(const KProgram *p, const WeightStore *ws, const McCudaOptions *o
         if (mc_artifact_tempdir(dir, sizeof dir, &slot, err)) goto done;
         snprintf(path, sizeof path, "%s/%s", dir, cu_name);
         if (mc_out_write_file(path, b.s, b.len, 0666, err->msg, sizeof err->msg)) goto done;
-        snprintf(path, sizeof path, "%s/weights.bin", dir);
-        if (embed && mc_out_write_file(path, blob, (size_t)wl, 0666, err->msg, sizeof err->msg)) goto done;
         const char *one = p->noutputs == 1 ? p->bufs[p->output_bufs[0]].name : NULL;
-        if (build_exe(p, o, dir, cu_name, embed, one, err)) goto done;
+        if (build_exe(p, o, dir, cu_name, embed, blob, (size_t)wl, one, err)) goto done;
     }
     for (; committed < nout; committed++) {
         char bin[4200];

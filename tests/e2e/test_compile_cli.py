@@ -308,11 +308,12 @@ t.check(rc == 0 and src.count("__global__ void") > 10 and m is not None and int(
             "" if rc == 0 else " " + err.strip()[-300:]))
 # --sm 90 builds for sm_90a (wgmma); an nvcc older than CUDA 12.0 has no
 # sm_90a: a note, then plain sm_90 (a stand-in nvcc that reports 11.8 and
-# fails the build shows the command)
+# fails the build shows the command, and the symbols of the embedded
+# weights' object it was given: mc_cuda_weights, the blob and a zero byte)
 fake = t.path("old-nvcc")
 with open(fake, "w") as f:
     f.write('#!/bin/sh\n[ "$1" = --version ] && { echo "Cuda compilation tools, release 11.8, V11.8.89"; exit 0; }\n'
-            'echo "stand-in nvcc: $*"; exit 3\n')
+            'echo "stand-in nvcc: $*"; nm -S weights.o; exit 3\n')
 os.chmod(fake, 0o755)
 rc, out, err, dt = t.run(["compile", cfg, "--weights", w] + SHAPE + ["--target", "cuda", "--precision", "bf16",
                                                                      "-o", t.path("oldexe")],
@@ -322,6 +323,9 @@ t.check(rc == 1 and "older than CUDA 12.0 (no sm_90a): building for sm_90" in er
             "stand-in nvcc: ")[1],
         "compile --target cuda with an nvcc older than 12.0: a note, sm_90 instead of sm_90a, its failure "
         "reported (rc=%s: %s)" % (rc, err.strip()[-300:]))
+t.check(re.search(r"^0+ 0*%x R mc_cuda_weights$" % (wbytes + 1), err, re.M) is not None,
+        "compile --target cuda --emit exe: the weights' object holds the %d-byte blob as mc_cuda_weights (%s)" % (
+            wbytes, err.strip()[-300:]))
 nvcc = os.environ.get("NVCC") or ("/usr/local/cuda/bin/nvcc" if os.access("/usr/local/cuda/bin/nvcc", os.X_OK) else None)
 if nvcc:
     exe = t.path("cuexe")

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "backends/artifact.h"
+#include "backends/elf_obj.h"
 #include "runtime/mc_npy.h"
 #include "runtime/mc_rt.h"
 
@@ -829,6 +830,83 @@ test_artifact_cc_choice(void)
     free(save_c);
 }
 
+/* ------------------------------------------------------------ the weights object */
+
+/* The ELF object of the weights (backends/elf_obj.c) for arch, linked by
+ * cc into a program that prints the symbol's address modulo 64 and the
+ * FNV-1a of its bytes, run by `run` ("" for the host, or qemu): the linker
+ * takes it, the bytes are the blob's and a zero, the section is 64-byte
+ * aligned, the symbol a global object of that size, the stack not
+ * executable (no .note.GNU-stack: ld warns and makes it RWE). */
+static void
+elf_case(const char *arch, const char *cc, const char *run, size_t n)
+{
+    if (!have(cc) || (*run && !have(run))) {
+        printf("\n    skipped %s: needs %s%s%s (sh scripts/install-cross.sh) ", arch, cc, *run ? ", " : "", run);
+        return;
+    }
+    unsigned char *blob = malloc(n + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(blob);
+    for (size_t i = 0; i < n; i++)
+        blob[i] = (unsigned char)((i * 2654435761u) >> 13);
+    blob[n] = 0;
+    char obj[PATH_MAX], src[PATH_MAX], exe[PATH_MAX], name[64];
+    snprintf(name, sizeof name, "blob-%s-%zu.o", arch, n);
+    McErr err = {{0}};
+    int rc = mc_elf_blob_write(wpath(obj, name), arch, ".rodata.mc_test_blob", "mc_test_blob", 64, blob, n, &err);
+    if (rc)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(sh("readelf -sW '%s' | grep -c ' OBJECT  GLOBAL DEFAULT    1 mc_test_blob$'", obj), 0);
+    CU_ASSERT_EQUAL(sh("nm -S '%s' | grep -c '^0000000000000000 %016zx R mc_test_blob$'", obj, n + 1), 0);
+    CU_ASSERT_EQUAL(sh("readelf -SW '%s' | grep -c '\\.rodata\\.mc_test_blob .* A  0   0 64$'", obj), 0);
+    /* machine and flags (riscv64: the float ABI) as on cc's own objects */
+    CU_ASSERT_EQUAL(sh("cd '%s' && echo 'int x;' > empty.c && %s -c empty.c -o empty-%s.o && "
+                       "readelf -h empty-%s.o | grep -e Machine -e Flags > want.txt && "
+                       "readelf -h '%s' | grep -e Machine -e Flags | cmp - want.txt",
+                       workdir, cc, arch, arch, obj),
+                    0);
+    FILE *f = fopen(wpath(src, "blob_main.c"), "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fprintf(f, "#include <stdint.h>\n#include <stdio.h>\nextern const unsigned char mc_test_blob[];\n"
+               "int main(void) {\n  uint64_t h = 0xcbf29ce484222325ull;\n"
+               "  for (unsigned long i = 0; i < %zuul; i++) { h ^= mc_test_blob[i]; h *= 0x100000001b3ull; }\n"
+               "  printf(\"%%d %%016llx\\n\", (int)((uintptr_t)mc_test_blob %% 64), (unsigned long long)h);\n"
+               "  return 0;\n}\n",
+            n + 1);
+    fclose(f);
+    snprintf(exe, sizeof exe, "%s.exe", obj);
+    rc = sh("%s %s -O2 '%s' '%s' -o '%s'", cc, *run ? "-static" : "", src, obj, exe);
+    if (rc || strstr(cmd_out, "warning"))
+        fprintf(stderr, "\n  %s\n", cmd_out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NULL(strstr(cmd_out, "executable stack"));
+    CU_ASSERT_EQUAL(sh("readelf -lW '%s' | grep GNU_STACK | grep -c 'RW '", exe), 0);
+    char want[64];
+    snprintf(want, sizeof want, "0 %016llx\n", (unsigned long long)mc_artifact_fnv1a64(blob, n + 1));
+    CU_ASSERT_EQUAL(sh("%s '%s'", run, exe), 0);
+    CU_ASSERT_STRING_EQUAL(cmd_out, want);
+    free(blob);
+}
+
+static void
+test_elf_weights(void)
+{
+#if defined(__x86_64__)
+    elf_case("x86_64", "cc", "", 100003);
+    elf_case("x86_64", "cc", "", 0);
+#endif
+    elf_case("aarch64", "aarch64-linux-gnu-gcc", "qemu-aarch64", 100003);
+    elf_case("riscv64", "riscv64-linux-gnu-gcc", "qemu-riscv64", 100003);
+    /* an architecture it has no machine number for, a path it cannot write */
+    char p[PATH_MAX];
+    McErr err = {{0}};
+    CU_ASSERT_EQUAL(mc_elf_blob_write(wpath(p, "x.o"), "sparc64", ".rodata.x", "x", 64, "ab", 2, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "sparc64"));
+    CU_ASSERT_EQUAL(mc_elf_blob_write(wpath(p, "none/x.o"), "x86_64", ".rodata.x", "x", 64, "ab", 2, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "none/x.o"));
+}
+
 /* Cross: model object from a cross compiler (for riscv64 with RVV, clang
  * emitting vector code), exe linked by Debian's cross gcc, run under qemu. */
 static void
@@ -939,6 +1017,7 @@ main(void)
         {"two models in one program", test_artifact_two_models},
         {"artifact errors", test_artifact_errors},
         {"compiler choice", test_artifact_cc_choice},
+        {"weights object: ELF for x86_64, aarch64, riscv64", test_elf_weights},
         {"metadata from a kernel program", test_artifact_from_kprogram},
         {"cross aarch64 under qemu", test_cross_aarch64},
         {"cross riscv64 (RVV) under qemu", test_cross_riscv64_rvv},
