@@ -22,10 +22,17 @@ TORCH_REF = os.path.join(HERE, "torch_ref.py")
 BENCH_PKGS = ["libopenblas-dev", "gnuplot-nox", "time", "python3-torch", "python3-numpy"]
 PUBLISHED_GMACS = {"tiny": 4.5, "small": 7.1, "base": 15.8}   # at 224x224, per image
 TOL = 1e-4
+TOL_PRECISION = {"fp32": TOL, "bf16": 2e-2}    # relative L2 vs float64, per precision
 UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 SPEED_FLOOR = 2.0                   # issue: tiny 224 b1 2 threads, mambac >= 2x PyTorch
 
 log_file = None
+prog = "bench/cpu"                  # names the program in die()'s messages
+
+
+def set_prog(name):
+    global prog
+    prog = name
 
 
 def set_log(f):
@@ -50,7 +57,7 @@ def note(msg):
 
 
 def die(msg):
-    sys.stderr.write("bench/cpu: error: " + msg + "\n")
+    sys.stderr.write(prog + ": error: " + msg + "\n")
     sys.exit(2)
 
 
@@ -222,14 +229,30 @@ def ensure_input(work, batch, size):
     return path
 
 
-def ensure_exe(work, mambac, cfg, model, batch, size, weights):
-    path = os.path.join(work, "exe", "%s_b%d_%d" % (model, batch, size))
+REFUSED = {}                        # precision -> why mambac would not compile it
+
+
+def ensure_exe(work, mambac, cfg, model, batch, size, weights, precision="fp32"):
+    """The cached executable of model/batch/size (compiled when mambac, the
+    weights or the config are newer), or None where mambac refuses the
+    precision for this target (its one-line message in REFUSED[precision])."""
+    tag = "" if precision == "fp32" else "_" + precision
+    path = os.path.join(work, "exe", "%s_b%d_%d%s" % (model, batch, size, tag))
     if newer(path, mambac, weights, cfg):
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        note("compiling %s batch %d %dx%d" % (model, batch, size, size))
+        note("compiling %s batch %d %dx%d %s" % (model, batch, size, size, precision))
         t0 = time.time()
-        run([mambac, "compile", cfg, "--weights", weights, "--batch", batch, "--image-size",
-             size, "-o", path], timeout=3600)
+        cmd = [mambac, "compile", cfg, "--weights", weights, "--batch", batch, "--image-size",
+               size, "-o", path]
+        if precision != "fp32":
+            rc, _, err = run(cmd + ["--precision", precision], timeout=3600, check=False)
+            if rc != 0 and "precision" in err:
+                REFUSED[precision] = (err.strip().splitlines() or ["refused"])[0]
+                return None
+            if rc != 0:
+                die("mambac compile failed (rc %d):\n%s" % (rc, err[-2000:]))
+        else:
+            run(cmd, timeout=3600)
         note("  compiled in %.1f s" % (time.time() - t0))
     return path
 

@@ -10,11 +10,24 @@ Owns: nothing beyond the files it is asked to write.
   torch_ref.py input --batch B --size N -o X.npy       deterministic float32 NCHW images
   torch_ref.py time  --model M --batch B --size N --threads T [--runs R]
                      [--linear conv|blas] [--scan-chunk C] [--variants L:C,L:C,...]
-        float32 forward: one warm-up, R timed runs -> {"median_ms", "min_ms", ...};
+                     [--precision fp32|bf16]
+        forward: one warm-up, R timed runs -> {"median_ms", "min_ms", ...};
         with --variants, each variant is timed (round-robin) and listed
+  torch_ref.py sweep --model M --size N --threads T [--batches 1,8]
+                     [--precisions fp32,bf16] [--modes eager,compile] [--runs R]
+                     [--max-s S] [--variants L:C,...] [--deadline UNIX_TIME]
+        at one thread count: picks the fastest --variants (eager fp32, batch
+        1), then times every mode x precision x batch; one JSON line per
+        result as it is measured (status ok / skipped / unavailable / failed),
+        so a run cut short still leaves what it measured
   torch_ref.py check --model M --seed S --input X.npy Y.npy [Y2.npy ...]
         float64 forward of X; relative L2 error of each Y -> {"rel_l2": [...]}
 
+M is tiny, small or base, or EMBED:D1,D2,D3,D4 (e.g. 16:1,1,1,1: a model of
+that embedding width and those depths, 1000 classes).  --precision bf16 is
+autocast to bfloat16 (torch.autocast("cpu"): convolutions and matrix
+products in bf16, the rest float32); eager is plain PyTorch, compile is
+torch.compile of the same function (default mode; where the torch has it).
 Everything is pure PyTorch (no custom kernels).  `--linear` picks how the
 reference's channels-last Linear layers run: `conv` is the reference's own
 choice (a 1x1 convolution, oneDNN), `blas` is F.linear (the BLAS torch is
@@ -42,8 +55,23 @@ import checkpoints as ck  # noqa: E402
 import spatial_mamba as sm  # noqa: E402
 
 
+def model_spec(model):
+    """(embed_dim, depths) of a model name or of EMBED:D1,D2,D3,D4."""
+    if model in sm.CONFIGS:
+        return sm.CONFIGS[model]
+    emb, _, deps = model.partition(":")
+    try:
+        C, depths = int(emb), [int(d) for d in deps.split(",")]
+    except ValueError:
+        C, depths = 0, []
+    if C <= 0 or len(depths) != 4 or min(depths) < 1:
+        raise SystemExit("torch_ref: --model must be %s or EMBED:D1,D2,D3,D4, got '%s'" % (
+            ", ".join(sorted(sm.CONFIGS)), model))
+    return C, depths
+
+
 def state_dict(model, seed):
-    C, depths = sm.CONFIGS[model]
+    C, depths = model_spec(model)
     return sm.random_state_dict(C, depths, seed=seed), depths
 
 
@@ -103,6 +131,140 @@ def median(v):
     return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
 
 
+def bench_input(batch, size):
+    g = torch.Generator().manual_seed(7)
+    return torch.randn(batch, 3, size, size, generator=g)
+
+
+def forward_fn(sd, depths, precision):
+    """x -> logits of the reference, float32 or autocast bf16."""
+    if precision == "fp32":
+        return lambda x: sm.forward(x, sd, depths)
+    if precision != "bf16":
+        raise SystemExit("torch_ref: --precision must be fp32 or bf16, got '%s'" % precision)
+
+    def fwd(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return sm.forward(x, sd, depths)
+    return fwd
+
+
+def compile_missing():
+    """None when torch.compile can run here, else why not (one phrase)."""
+    if not hasattr(torch, "compile"):
+        return "torch %s has no torch.compile" % torch.__version__
+    return None
+
+
+def timed_runs(fwd, x, runs, max_s):
+    """Up to `runs` timed calls (fewer once max_s seconds are spent, at
+    least 2): (times in ms, last output)."""
+    t, y, start = [], None, time.perf_counter()
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        y = fwd(x)
+        t.append((time.perf_counter() - t0) * 1e3)
+        if max_s and len(t) >= 2 and time.perf_counter() - start >= max_s:
+            break
+    return t, y
+
+
+def emit(obj):
+    print(json.dumps(obj), flush=True)
+
+
+def sweep_calibrate(a, sd, depths, x):
+    """The fastest LINEAR:CHUNK variant for eager fp32 at this batch."""
+    variants = [(v.partition(":")[0], int(v.partition(":")[2] or 8)) for v in a.variants.split(",")]
+    orig_linear, orig_scan = sm.linear, sm.scan
+    trials = []
+    for lin, ch in variants:
+        sm.linear, sm.scan = orig_linear, orig_scan
+        configure(lin, ch)
+        fwd = forward_fn(sd, depths, "fp32")
+        fwd(x)
+        t, _ = timed_runs(fwd, x, 2, 0)
+        trials.append({"linear": lin, "scan_chunk": ch, "min_ms": min(t)})
+    sm.linear, sm.scan = orig_linear, orig_scan
+    best = min(trials, key=lambda v: v["min_ms"])
+    configure(best["linear"], best["scan_chunk"])
+    emit({"kind": "calibration", "threads": a.threads, "batch": x.shape[0],
+          "chosen": "%s:%d" % (best["linear"], best["scan_chunk"]), "trials": trials})
+    return best
+
+
+def cmd_sweep(a):
+    """Every mode x precision x batch at one thread count (see the header)."""
+    torch.set_num_threads(a.threads)
+    t_start = time.time()
+    deadline = a.deadline or float("inf")
+    sd, depths = state_dict(a.model, a.seed)
+    batches = [int(b) for b in a.batches.split(",") if b]
+    precisions = [p for p in a.precisions.split(",") if p]
+    modes = [m for m in a.modes.split(",") if m]
+    for m in modes:
+        if m not in ("eager", "compile"):
+            raise SystemExit("torch_ref: --modes takes eager and compile, got '%s'" % m)
+    missing = compile_missing()
+    compile_est, compiled = a.compile_estimate_s, []
+    ref = {}                         # batch -> eager fp32 logits
+    conf = None
+    with torch.inference_mode():
+        for mode in modes:
+            for prec in precisions:
+                for b in batches:
+                    row = {"kind": "time", "model": a.model, "size": a.size, "mode": mode,
+                           "precision": prec, "batch": b, "threads": a.threads}
+                    left = deadline - time.time()
+                    if mode == "compile" and missing:
+                        emit(dict(row, status="unavailable", why=missing))
+                        continue
+                    need = compile_est if mode == "compile" else a.min_left_s
+                    if left < need:
+                        emit(dict(row, status="skipped",
+                                  why="%.0f s left of the time budget, %.0f s needed" % (
+                                      max(left, 0), need)))
+                        continue
+                    x = bench_input(b, a.size)
+                    try:
+                        if conf is None:
+                            conf = sweep_calibrate(a, sd, depths, bench_input(1, a.size))
+                        fwd = forward_fn(sd, depths, prec)
+                        t0 = time.perf_counter()
+                        if mode == "compile":
+                            torch._dynamo.reset()
+                            fwd = torch.compile(fwd)
+                            fwd(x)               # compiles
+                        compile_s = time.perf_counter() - t0 if mode == "compile" else None
+                        t1 = time.perf_counter()
+                        fwd(x)                   # warm-up
+                        warm_ms = (time.perf_counter() - t1) * 1e3
+                        t, y = timed_runs(fwd, x, a.runs, a.max_s)
+                    except Exception as e:       # a compiler's failure is a result too
+                        emit(dict(row, status="failed", why="%s: %s" % (
+                            type(e).__name__, str(e).strip().splitlines()[0][:300] if str(e).strip()
+                            else "")))
+                        continue
+                    y = y.float()
+                    if not bool(torch.isfinite(y).all()):
+                        emit(dict(row, status="failed", why="non-finite logits"))
+                        continue
+                    if mode == "eager" and prec == "fp32":
+                        ref[b] = y
+                    med = median(t)
+                    row.update(status="ok", median_ms=med, min_ms=min(t), max_ms=max(t), runs=len(t),
+                               warmup_ms=warm_ms, img_s=b * 1e3 / med, compile_s=compile_s,
+                               linear=conf["linear"], scan_chunk=conf["scan_chunk"],
+                               rel_l2_vs_eager_fp32=(sm.rel_l2(y, ref[b]) if b in ref else None))
+                    if compile_s is not None:     # from now on: the slowest compile seen, +50%
+                        compiled.append(compile_s)
+                        compile_est = 1.5 * max(compiled)
+                    emit(row)
+    emit({"kind": "info", "threads": a.threads, "torch": torch.__version__,
+          "num_threads": torch.get_num_threads(), "compile": missing or "available",
+          "blas_libraries": blas_libraries(), "seconds": time.time() - t_start})
+
+
 def cmd_time(a):
     """Times each variant (LINEAR:CHUNK): one warm-up each, then `runs`
     rounds that run every variant once (round-robin, so a noisy spell hits
@@ -113,8 +275,8 @@ def cmd_time(a):
         lin, _, ch = v.partition(":")
         variants.append((lin, int(ch or 8)))
     sd, depths = state_dict(a.model, a.seed)
-    g = torch.Generator().manual_seed(7)
-    x = torch.randn(a.batch, 3, a.size, a.size, generator=g)
+    x = bench_input(a.batch, a.size)
+    fwd = forward_fn(sd, depths, a.precision)
     orig_linear, orig_scan = sm.linear, sm.scan
     times = [[] for _ in variants]
     warm = [0.0 for _ in variants]
@@ -124,7 +286,7 @@ def cmd_time(a):
                 sm.linear, sm.scan = orig_linear, orig_scan
                 configure(lin, ch)
                 t0 = time.perf_counter()
-                y = sm.forward(x, sd, depths)
+                y = fwd(x)
                 dt = (time.perf_counter() - t0) * 1e3
                 if not bool(torch.isfinite(y).all()):
                     raise SystemExit("torch_ref: non-finite logits")
@@ -137,7 +299,7 @@ def cmd_time(a):
         res.append({"linear": lin, "scan_chunk": ch, "warmup_ms": w, "median_ms": median(t),
                     "min_ms": min(t), "max_ms": max(t), "runs": t})
     out = {"model": a.model, "batch": a.batch, "size": a.size, "threads": a.threads,
-           "torch": torch.__version__, "num_threads": torch.get_num_threads(),
+           "precision": a.precision, "torch": torch.__version__, "num_threads": torch.get_num_threads(),
            "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
            "blas_libraries": blas_libraries(),
            "variants": res}
@@ -165,7 +327,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("ckpt")
-    p.add_argument("--model", required=True, choices=sorted(sm.CONFIGS))
+    p.add_argument("--model", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", required=True)
     p = sub.add_parser("input")
@@ -173,7 +335,7 @@ def main():
     p.add_argument("--size", type=int, default=224)
     p.add_argument("-o", "--output", required=True)
     p = sub.add_parser("time")
-    p.add_argument("--model", required=True, choices=sorted(sm.CONFIGS))
+    p.add_argument("--model", required=True)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--threads", type=int, default=1)
@@ -183,14 +345,35 @@ def main():
     p.add_argument("--scan-chunk", type=int, default=None)
     p.add_argument("--variants", default=None,
                    help="comma-separated LINEAR:CHUNK list, e.g. conv:8,blas:16")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    p = sub.add_parser("sweep")
+    p.add_argument("--model", required=True)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batches", default="1,8")
+    p.add_argument("--precisions", default="fp32,bf16")
+    p.add_argument("--modes", default="eager,compile")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--max-s", type=float, default=5.0,
+                   help="stop timing a configuration after this many seconds (at least 2 runs)")
+    p.add_argument("--variants", default="conv:8,blas:8,blas:16",
+                   help="LINEAR:CHUNK variants tried (eager fp32, batch 1); the fastest is used")
+    p.add_argument("--deadline", type=float, default=None,
+                   help="Unix time after which nothing new is started")
+    p.add_argument("--compile-estimate-s", type=float, default=120.0,
+                   help="time a torch.compile needs, until one has been measured")
+    p.add_argument("--min-left-s", type=float, default=10.0,
+                   help="an eager configuration starts only with this many seconds left")
     p = sub.add_parser("check")
-    p.add_argument("--model", required=True, choices=sorted(sm.CONFIGS))
+    p.add_argument("--model", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--input", required=True)
     p.add_argument("outputs", nargs="+")
     a = ap.parse_args()
-    {"ckpt": cmd_ckpt, "input": cmd_input, "time": cmd_time, "check": cmd_check}[a.cmd](a)
+    {"ckpt": cmd_ckpt, "input": cmd_input, "time": cmd_time, "check": cmd_check,
+     "sweep": cmd_sweep}[a.cmd](a)
 
 
 if __name__ == "__main__":
