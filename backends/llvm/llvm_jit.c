@@ -17,6 +17,7 @@
 #include "jit_cache.h"
 #include "../backend.h"
 #include "../../runtime/mc_rt.h"
+#include "../../runtime/mc_cpu.h"
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
@@ -157,9 +158,19 @@ emit_object(McLlvmModule *m, McErr *err)
     return obj;
 }
 
+/* Code for a CPU with AMX may use tiles: the OS must allow them first
+ * (runtime/cpu.c; once per process) */
+static int
+jit_allow_amx(const McLlvmTarget *t, McErr *err)
+{
+    const char *why = strstr(t->required, "amx-tile") ? mc_rt_amx_enable() : NULL;
+    return why ? mc_err(err, "llvm jit: %s (mambac compile --features -amx-tile builds code without AMX)", why) : 0;
+}
+
 McLlvmJit *
 mc_llvm_jit_create(McLlvmModule *m, McErr *err)
 {
+    if (jit_allow_amx(m->t, err)) return NULL;
     LLVMMemoryBufferRef obj = emit_object(m, err);
     return obj ? jit_from_object(obj, m->prefix, m->noutputs, err) : NULL;
 }
@@ -242,6 +253,10 @@ run_program(const KProgram *p, const WeightStore *ws, const float *input, float 
     int rc = -1;
     McLlvmTarget *t = mc_llvm_target_create(NULL, NULL, NULL, err);
     if (!t) return -1;
+    if (jit_allow_amx(t, err)) {
+        mc_llvm_target_free(t);
+        return -1;
+    }
     McLlvmJit *j = NULL;
     uint8_t *blob = NULL;
     void *scratch = NULL;

@@ -8,7 +8,8 @@ later); skipped elsewhere.
   for the AMX state, and Linux refuses the request (ENOSPC).  Then the
   executable says so in one sentence and exits 1 (no SIGILL); a fat binary
   runs its variant without AMX instead; MAMBAC_CPU forcing the AMX variant
-  is refused with the sentence.
+  is refused with the sentence; mambac run --backend llvm (the JIT) says it
+  too.
 """
 import os
 import re
@@ -108,5 +109,9 @@ if compile_model("fat x86-64-v4,sapphirerapids", fat, "--cpu", "x86-64-v4,sapphi
     expect_refused("fat, MAMBAC_CPU=sapphirerapids, permission refused",
                    [fat, "--input", xin, "--output", t.path("y.npy")], dict(DENY, MAMBAC_CPU="sapphirerapids"),
                    ("MAMBAC_CPU=sapphirerapids", REFUSED))
+rc, _, err, _ = t.run(["run", cfg, "--weights", weights, "--backend", "llvm", "--no-cache", "--input", xin, "--output",
+                       t.path("yj.npy")], env=dict(os.environ, **DENY))
+t.check(rc == 1 and REFUSED in err and "Illegal" not in err and len(err.strip().splitlines()) == 1,
+        "mambac run --backend llvm, permission refused: one line, rc=%s: %s" % (rc, err.strip()[:300]))
 
 t.finish()
