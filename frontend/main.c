@@ -77,6 +77,8 @@ static const char *usage_run =
     "                   optimized native code, compiled in memory by ORC LLJIT)\n"
     "  --no-cache       llvm: compile anew, without the JIT cache ($MAMBAC_CACHE_DIR,\n"
     "                   else $XDG_CACHE_HOME/mambac or ~/.cache/mambac; empty: none)\n"
+    "  --precision P    llvm: fp32 (default) or bf16 (GEMM and convolution weights\n"
+    "                   stored bf16, products on AVX512-BF16 with fp32 sums)\n"
     "  --threads N      worker threads (default: all cores)\n"
     "  --top K          print each image's K best classes with names and probabilities\n"
     "  --argmax M.npy   also write the class map of a segmentation model's output\n"
@@ -100,6 +102,8 @@ static const char *usage_dump =
     "                     target: passes, lowering, the target's kernel passes, memory plan)\n"
     "  --target T         kernels: the pipeline of T: this machine (default), a triple,\n"
     "                     or cuda (with --precision fp32|tf32|bf16: its fusions differ)\n"
+    "  --precision P      kernels: fp32 or bf16 for an LLVM target (bf16=1 on the\n"
+    "                     schedules of its GEMMs and convolutions; see compile)\n"
     "  --batch B          batch size for a public config (default 1)\n"
     "  --image-size H[xW] input size for a public config (default: the config's\n"
     "                     DATA.IMG_SIZE, 224)\n"
@@ -170,7 +174,11 @@ static const char *usage_compile =
     "                     --emit cuda writes OUT.cu + OUT.weights, --emit exe also builds OUT\n"
     "  --sm N             CUDA compute capability, 80 or newer (default 90: built\n"
     "                     for sm_90a, bf16 GEMMs on Hopper's wgmma)\n"
-    "  --precision P      CUDA only: fp32 (default), tf32 or bf16 tensor cores\n"    "  --instrument       CUDA only: the executable takes --kernel-outputs DIR (every\n"
+    "  --precision P      fp32 (default) or bf16: GEMM and convolution weights stored\n"
+    "                     bf16 (half the bytes), products on AVX512-BF16 (vdpbf16ps)\n"
+    "                     with fp32 sums, the rest fp32; needs avx512bf16 on every\n"
+    "                     CPU compiled for.  CUDA: fp32, tf32 or bf16 tensor cores\n"
+    "  --instrument       CUDA only: the executable takes --kernel-outputs DIR (every\n"
     "                     kernel's output, for mambac verify --backend cuda)\n"
     "  --list-cpus TRIPLE what is known of the CPUs of TRIPLE, and exit\n"
     "  -v                 print the triple, CPU and features used, the memory plan and\n"
@@ -408,21 +416,42 @@ warn_fixed(const Opts *o, int kind)
 }
 
 /* The pipeline's target for the options: --target cuda (with --precision,
- * --sm) or LLVM (--target TRIPLE, --cpu, --features; this machine by
- * default). */
+ * --sm) or LLVM (--target TRIPLE, --cpu, --features, --precision; this
+ * machine by default). */
 static void
 pick_target(const Opts *o, int prec, McTarget *t)
 {
     int cuda = o->target && !strcmp(o->target, "cuda");
     *t = cuda ? mc_cuda_target_row : mc_llvm_target_row;
+    t->desc.precision = prec;
     if (cuda) {
-        t->desc.precision = prec;
         t->desc.sm = o->sm ? o->sm : 90;
     } else {
         t->desc.triple = o->target;
         t->desc.cpu = o->cpu;
         t->desc.features = o->features;
     }
+}
+
+/* --precision for an LLVM target (compile, run --backend llvm, dump):
+ * fp32 or bf16, bf16 only where every CPU of the build has bf16 dot
+ * products and the tile pass (which records it) runs.  0; 2, a usage
+ * error; 1, a bad target (message printed). */
+static int
+llvm_precision(const char *cmd, const Opts *o, int prec, int host)
+{
+    if (prec == MC_CUDA_TF32)
+        return usage_error(cmd, "%s", "--precision tf32 is for --target cuda; LLVM targets take fp32 or bf16");
+    if (prec != MC_CUDA_BF16) return 0;
+    for (int i = 0; i < o->po.n_disable; i++)
+        if (!strcmp(o->po.disable[i], "tile"))
+            return usage_error(cmd, "%s", "--precision bf16 is recorded by the tile pass: --disable-pass=tile "
+                                          "would compile fp32");
+    McErr e;
+    int r = host ? mc_llvm_bf16_check(NULL, NULL, NULL, &e) : mc_llvm_bf16_check(o->target, o->cpu, o->features, &e);
+    if (r > 0) return usage_error(cmd, "%s", e.msg);
+    if (r < 0) fprintf(stderr, "%s\n", e.msg);
+    return r < 0;
 }
 
 /* Writes the (optimized) graph as DOT with each kernel's nodes as a cluster. */
@@ -601,6 +630,11 @@ cmd_run(int argc, char **argv)
     if (!be->run_graph && !be->run_kernels)
         return usage_error("run", "the %s backend runs nothing in this process: mambac compile --target cuda builds an "
                                   "executable for the GPU", be->name);
+    int prec = mc_cuda_precision_parse(o.precision ? o.precision : "fp32");
+    if (prec < 0) return usage_error("run", "--precision must be fp32 or bf16, got '%s'", o.precision);
+    if (o.precision && strcmp(be->name, "llvm"))
+        return usage_error("run", "--precision applies to --backend llvm (the %s backend computes in fp32)", be->name);
+    if ((rc = llvm_precision("run", &o, prec, 1))) return rc;
     const Named run_outs[] = {{o.output, "--output"}, {o.dot, "--dump-dot"}, {o.argmax, "--argmax"},
                               {o.save_input, "--save-input"}};
     const Named run_ins[] = {{o.model, "MODEL file"}, {o.weights, "--weights file"}, {o.input, "--input file"},
@@ -683,7 +717,12 @@ cmd_run(int argc, char **argv)
     KProgram kp;
     memset(&kp, 0, sizeof kp);
     o.po.out = stdout;
-    if (compiling && mc_pipeline_run(&g, &ws, be->target, &o.po, &kp, &err)) return fail(&err);
+    McTarget rt; /* the backend's target at --precision */
+    if (compiling) {
+        rt = *be->target;
+        rt.desc.precision = prec;
+    }
+    if (compiling && mc_pipeline_run(&g, &ws, &rt, &o.po, &kp, &err)) return fail(&err);
     if (!compiling && o.opt && mc_pipeline_graph(&g, &ws, &o.po, &err)) return fail(&err);
     if (o.dot && write_dot(&g, &ws, o.dot, &err)) return fail(&err);
     int npz; /* the output nodes as the passes left them */
@@ -778,6 +817,7 @@ cmd_dump(int argc, char **argv)
     int prec = mc_cuda_precision_parse(o.precision ? o.precision : "fp32");
     if (prec < 0) return usage_error("dump", "--precision must be fp32, tf32 or bf16, got '%s'", o.precision);
     int kernels = !strcmp(o.format, "kernels");
+    if (kernels && !(o.target && !strcmp(o.target, "cuda")) && (rc = llvm_precision("dump", &o, prec, 0))) return rc;
     int steps = o.target || o.opt; /* a .kir: run what remains of the pipeline (-O1, --target, a pass option) */
     if (kernels) o.opt = 1;
     const Named dump_outs[] = {{o.outfile, "-o"}, {o.dot, "--dump-dot"}};
@@ -853,10 +893,11 @@ cmd_compile(int argc, char **argv)
     if (!cuda && ek < 0) return usage_error("compile", "--emit must be exe, shared, obj, llvm-ir or asm, got '%s'", o.emit);
     if (cuda && strcmp(o.emit, "cuda") && strcmp(o.emit, "exe"))
         return usage_error("compile", "--target cuda: --emit must be cuda or exe, got '%s'", o.emit);
-    if (!cuda && (o.precision || o.sm || o.instrument))
-        return usage_error("compile", "%s", "--precision, --sm and --instrument apply to --target cuda only");
+    if (!cuda && (o.sm || o.instrument))
+        return usage_error("compile", "%s", "--sm and --instrument apply to --target cuda only");
     int prec = mc_cuda_precision_parse(o.precision ? o.precision : "fp32");
     if (prec < 0) return usage_error("compile", "--precision must be fp32, tf32 or bf16, got '%s'", o.precision);
+    if (!cuda && (rc = llvm_precision("compile", &o, prec, 0))) return rc;
     if (!o.outfile) return usage_error("compile", "%s", "-o OUT is required");
     if (!cuda && ek >= 3 && o.cpu && (strchr(o.cpu, ',') || !strcmp(o.cpu, "portable")))
         return usage_error("compile", "--emit %s writes one module: give --cpu one CPU (a list or 'portable' "

@@ -14,7 +14,8 @@
  * its name and the graph nodes it computes (Kernel.node_names), exit 1.
  *
  * Backends: llvm (the JIT-compiled program, one kernel at a time:
- * backends/llvm/llvm_verify.h).  cuda: the files DIR/k<i>.npy that an
+ * backends/llvm/llvm_verify.h; --precision bf16: the program with bf16
+ * GEMMs and convolutions, default tolerance 2e-2).  cuda: the files DIR/k<i>.npy that an
  * executable built with `mambac compile --target cuda --instrument` writes
  * with --kernel-outputs DIR (every kernel's output buffer after one run of
  * the kernels one by one); the program is the cuda target's at --precision
@@ -83,9 +84,11 @@ static const char *usage_verify =
     "                     with --kernel-outputs DIR (give the same --input here)\n"
     "  --kernel-outputs DIR  cuda: the directory of k<i>.npy files it wrote; its\n"
     "                     kernels ran on their own outputs, so errors add up\n"
-    "  --precision P      cuda: the executable's fp32 (default), tf32 or bf16\n"
-    "  --tolerance T      the largest relative error accepted (default 1e-4; cuda:\n"
-    "                     fp32 1e-4, tf32 1e-3, bf16 2e-2)\n"
+    "  --precision P      fp32 (default) or bf16: llvm: the kernels compiled at that\n"
+    "                     precision (mambac compile --precision); cuda: the\n"
+    "                     executable's fp32, tf32 or bf16\n"
+    "  --tolerance T      the largest relative error accepted (default: fp32 1e-4,\n"
+    "                     tf32 1e-3, bf16 2e-2)\n"
     "  --batch B          batch size for a public config without --input (default 1)\n"
     "  --image-size H[xW] input size for a public config without --input (default:\n"
     "                     the config's DATA.IMG_SIZE)\n"
@@ -199,13 +202,21 @@ parse_args(int argc, char **argv, VOpts *o)
     if (strcmp(o->backend, "llvm") && strcmp(o->backend, "cuda"))
         return usage_err("--backend must be llvm or cuda, got '%s'", o->backend);
     int cuda = !strcmp(o->backend, "cuda");
-    if (!cuda && (o->kdir || o->wref || o->precision))
-        return usage_err("%s", "--kernel-outputs and --precision apply to --backend cuda only");
+    if (!cuda && (o->kdir || o->wref))
+        return usage_err("%s", "--kernel-outputs applies to --backend cuda only");
     if (cuda && !o->kdir == !o->wref)
         return usage_err("%s", "--backend cuda needs --kernel-outputs DIR (what an executable built with "
                                "mambac compile --target cuda --instrument wrote)");
-    if (o->precision && mc_cuda_precision_parse(o->precision) < 0)
-        return usage_err("--precision must be fp32, tf32 or bf16, got '%s'", o->precision);
+    int prec = o->precision ? mc_cuda_precision_parse(o->precision) : MC_CUDA_FP32;
+    if (prec < 0) return usage_err("--precision must be fp32, tf32 or bf16, got '%s'", o->precision);
+    if (!cuda && prec == MC_CUDA_TF32) return usage_err("%s", "--precision tf32 is for --backend cuda; llvm takes fp32 or bf16");
+    McErr e;
+    int r = !cuda && prec == MC_CUDA_BF16 ? mc_llvm_bf16_check(NULL, NULL, NULL, &e) : 0;
+    if (r > 0) return usage_err("%s", e.msg);
+    if (r < 0) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
     return 0;
 }
 
@@ -520,7 +531,7 @@ mc_cmd_verify(int argc, char **argv)
         fprintf(stderr, "mambac verify: error: --write-reference %s: %s\n", o.wref, strerror(errno));
         return 1;
     }
-    if (o.tol < 0) o.tol = strcmp(o.backend, "cuda") || prec == MC_CUDA_FP32 ? 1e-4 : prec == MC_CUDA_TF32 ? 1e-3 : 2e-2;
+    if (o.tol < 0) o.tol = prec == MC_CUDA_FP32 ? 1e-4 : prec == MC_CUDA_TF32 ? 1e-3 : 2e-2;
     if (o.threads) {
         mc_rt_set_threads(o.threads);
 #ifdef _OPENMP

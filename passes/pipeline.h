@@ -31,8 +31,8 @@ typedef struct McTargetDesc {
     const char *triple, *cpu, *features;
     int lanes;                /* f32 lanes per vector register */
     int vregs;                /* architectural vector registers */
+    int precision;            /* McCudaPrecision: cuda fp32/tf32/bf16; llvm fp32 or bf16 (its tile pass) */
     /* GPUs (cuda): */
-    int precision;            /* McCudaPrecision */
     int sm;                   /* compute capability x10 */
 } McTargetDesc;
 

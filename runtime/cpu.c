@@ -303,7 +303,9 @@ advice(const char *arch, const char *missing, char *buf, size_t n)
                 break;
             }
         snprintf(buf, n, "recompile with --cpu %s (the best x86-64 level this CPU has) or --cpu "
-                         "portable (one binary for every x86-64 level)", best);
+                         "portable (one binary for every x86-64 level)%s", best,
+                 listed(missing, "avx512bf16") ? ", and with --precision fp32 if it was bf16 (that needs avx512bf16)"
+                                               : "");
     } else if (!strcmp(arch, "riscv64")) {
         if (!listed(missing, "v"))
             snprintf(buf, n, "recompile with a smaller +zvl<N>b in --features (or none)");
@@ -320,7 +322,7 @@ advice(const char *arch, const char *missing, char *buf, size_t n)
 static void
 explain(const McCpuDispatch *d, const McCpuVariant *v, const char *missing, char *buf, size_t n)
 {
-    char adv[256];
+    char adv[320];
     advice(d->arch, missing, adv, sizeof adv);
     if (!strcmp(d->arch, "riscv64") && listed(missing, "v"))
         snprintf(buf, n, "compiled for riscv64 with +v (vector); this CPU has no V extension: %s", adv);

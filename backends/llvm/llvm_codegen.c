@@ -99,8 +99,12 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pk, P
         int64_t rows = mc_llvm_rows(o->shape, o->rank), cols = mc_llvm_cols(o->shape, o->rank);
         switch (k->kind) {
         case KK_GEMM: {
-            if (kp->pnr % kp->nr) fits = 0;
+            if (kp->pnr % kp->nr || s.bf16 != ps.bf16) fits = 0;
             kp->pack_bytes = cdiv(k->N, kp->pnr) * k->K * kp->pnr * 4;
+            if ((kp->bf16 = (int)s.bf16)) { /* [kpad/2][pnr][2] bf16 a panel */
+                kp->kpad = mc_llvm_bf16_kpad(k->K);
+                kp->pack_bytes = cdiv(k->N, kp->pnr) * kp->kpad * kp->pnr * 2;
+            }
             int64_t ntiles = cdiv(k->M, kp->mr);
             kp->panel_major = s.order == 2;
             kp->tpb = s.block_m / kp->mr;
@@ -112,8 +116,12 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pk, P
         case KK_CONV: {
             const View *w = &k->in[1];
             int64_t Co = w->shape[0], Ci = w->shape[1], T = w->shape[2] * w->shape[3];
-            if (kp->pnr % kp->nr) fits = 0;
+            if (kp->pnr % kp->nr || s.bf16 != ps.bf16) fits = 0;
             kp->pack_bytes = cdiv(Co, kp->pnr) * T * Ci * kp->pnr * 4;
+            if ((kp->bf16 = (int)s.bf16)) { /* [T][kpad/2][pnr][2] bf16 a panel */
+                kp->kpad = mc_llvm_bf16_kpad(Ci);
+                kp->pack_bytes = cdiv(Co, kp->pnr) * T * kp->kpad * kp->pnr * 2;
+            }
             kp->n = o->shape[0] * o->shape[1];
             if (s.tile_k) { /* blocked (llvm_schedule.c) */
                 kp->kc = s.tile_k;
@@ -190,6 +198,25 @@ mc_llvm_weights_size(const KProgram *p, const McLlvmTarget *t)
 
 /* ------------------------------------------------------------ weight packing */
 
+uint16_t
+mc_llvm_bf16_round(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* NaN: quiet, keeps its sign */
+    u += 0x7fffu + ((u >> 16) & 1); /* to nearest, ties to even (past the largest: infinity) */
+    return (uint16_t)(u >> 16);
+}
+
+/* bf16 weight w of column n (of N), k (of K) into the VNNI-pair panels
+ * [kpad/2][nr][2] at dst (bf16 elements), `kbase` pairs of rows before k's
+ * (a conv's earlier taps) */
+static void
+put_bf16(uint16_t *dst, int64_t n, int64_t k, int64_t nr, int64_t panel_pairs, int64_t kbase, float w)
+{
+    dst[(((n / nr) * panel_pairs + kbase + k / 2) * nr + n % nr) * 2 + (k & 1)] = mc_llvm_bf16_round(w);
+}
+
 /* The packed copy of kernel ki's weights operand (mc_weights_blob's hook,
  * ctx the Plan): kernels with a pack_off read in[1] there. */
 static void
@@ -202,15 +229,29 @@ pack_kernel(void *ctx, const KProgram *p, int ki, const McBlobSrc *s, uint8_t *b
     const View *w = &k->in[1];
     const float *src = mc_blob_src_view(s, w);
     switch (k->kind) {
-    case KK_GEMM: { /* W[N,K] -> [N/nr][K][nr] */
+    case KK_GEMM: { /* W[N,K] -> [N/nr][K][nr]; bf16: [N/nr][kpad/2][nr][2] */
         int64_t N = k->N, K = k->K, nr = kp->pnr;
+        if (kp->bf16) {
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t kk = 0; kk < K; kk++)
+                    put_bf16((uint16_t *)dst, n, kk, nr, kp->kpad / 2, 0, src[n * w->stride[0] + kk * w->stride[1]]);
+            break;
+        }
         for (int64_t n = 0; n < N; n++)
             for (int64_t kk = 0; kk < K; kk++)
                 dst[((n / nr) * K + kk) * nr + n % nr] = src[n * w->stride[0] + kk * w->stride[1]];
         break;
     }
-    case KK_CONV: { /* OIHW -> [Co/nr][kh*kw][Ci][nr] */
+    case KK_CONV: { /* OIHW -> [Co/nr][kh*kw][Ci][nr]; bf16: [Co/nr][kh*kw][kpad/2][nr][2] */
         int64_t Co = w->shape[0], Ci = w->shape[1], kh = w->shape[2], kw = w->shape[3], nr = kp->pnr;
+        if (kp->bf16) {
+            for (int64_t co = 0; co < Co; co++)
+                for (int64_t ci = 0; ci < Ci; ci++)
+                    for (int64_t t = 0; t < kh * kw; t++)
+                        put_bf16((uint16_t *)dst, co, ci, nr, kh * kw * kp->kpad / 2, t * kp->kpad / 2,
+                                 src[co * w->stride[0] + ci * w->stride[1] + t / kw * w->stride[2] + t % kw * w->stride[3]]);
+            break;
+        }
         for (int64_t co = 0; co < Co; co++)
             for (int64_t ci = 0; ci < Ci; ci++)
                 for (int64_t y = 0; y < kh; y++)

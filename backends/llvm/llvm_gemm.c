@@ -16,7 +16,13 @@
  * CONV parallel range: output rows (b, oy), n = B*Ho; per row, panels outer
  * and tiles of mr consecutive output pixels inner; K = kh*kw*Ci walks taps
  * then channels, out-of-image taps read a zero row (or are masked by a
- * select when the channel stride is not 1).  Owns nothing.
+ * select when the channel stride is not 1).
+ * bf16 (KPlan.bf16, --precision bf16): the same tiles over pairs of k with
+ * weights packed bf16 (llvm_internal.h) and vdpbf16ps; a GEMM task copies
+ * its row block's A rows, a conv task its kh input rows, to a stack buffer
+ * as bf16 first (a thread's consecutive tasks of one row block copy once).
+ * AMX kernels (llvm_amx.c) may take over a bf16 GEMM in cg_gemm.  Owns
+ * nothing.
  */
 #include "llvm_internal.h"
 #include <string.h>
@@ -80,31 +86,141 @@ prefetch_at(CG *c, LLVMValueRef po, int locality)
     cg_intrinsic(c, "llvm.prefetch", &pt, 1, pa, 4);
 }
 
-/* one GEMM tile: rows [m0, m0+rows), panel j (columns j*nr.. + ncols) */
+/* ------------------------------------------------------------ bf16
+ * (--precision bf16, KPlan.bf16): the weights are packed in VNNI pairs
+ * (llvm_internal.h, KPlan); a task copies the A rows it reads to a stack
+ * buffer as bf16 once (kpad elements a row, zero padded); per pair of k
+ * one aligned <2L x bfloat> load of the panel per column vector (L columns
+ * x 2 k), per row a broadcast of its pair (4 bytes), and
+ * llvm.x86.avx512bf16.dpbf16ps.512 (vdpbf16ps: acc + a[2i]*b[2i] +
+ * a[2i+1]*b[2i+1] per f32 lane, products exact, sums in fp32). */
+
+/* a 64-byte aligned stack buffer of `bytes`, allocated in the entry block */
+static LLVMValueRef
+stack_buf(CG *c, int64_t bytes, const char *name)
+{
+    LLVMBasicBlockRef at = LLVMGetInsertBlock(c->b);
+    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(c->fn);
+    LLVMValueRef first = LLVMGetFirstInstruction(entry);
+    if (first) LLVMPositionBuilderBefore(c->b, first);
+    else LLVMPositionBuilderAtEnd(c->b, entry);
+    LLVMValueRef a = LLVMBuildAlloca(c->b, LLVMArrayType2(c->i8, (uint64_t)bytes), name);
+    LLVMSetAlignment(a, 64);
+    LLVMPositionBuilderAtEnd(c->b, at);
+    return a;
+}
+
+static LLVMValueRef
+byte_ptr(CG *c, LLVMValueRef base, LLVMValueRef off)
+{
+    return LLVMBuildGEP2(c->b, c->i8, base, &off, 1, "");
+}
+
+static LLVMTypeRef
+bf16_vt(CG *c, int n)
+{
+    return LLVMVectorType(LLVMBFloatTypeInContext(c->ctx), (unsigned)n);
+}
+
+/* fp32 vector v -> bf16 (vcvtneps2bf16: to nearest even) stored at p */
+static void
+bf16_store(CG *c, LLVMValueRef p, LLVMValueRef v)
+{
+    LLVMValueRef h = v ? cg_intrinsic(c, "llvm.x86.avx512bf16.cvtneps2bf16.512", NULL, 0, &v, 1)
+                       : LLVMConstNull(bf16_vt(c, c->L));
+    LLVMSetAlignment(LLVMBuildStore(c->b, h, p), 32);
+}
+
+/* n fp32 values of buffer `buf` from element offset off, sk apart, as bf16
+ * at dst (64-byte aligned), zeros up to kpad */
+static void
+bf16_row(CG *c, int buf, LLVMValueRef off, int64_t sk, int64_t n, int64_t kpad, LLVMValueRef dst)
+{
+    int64_t L = c->L, full = n / L, rem = n % L;
+    Loop l;
+    cg_loop_begin(c, &l, cg_i64(c, 0), cg_i64(c, full), NULL, 0, "cvt");
+    LLVMValueRef o = LLVMBuildAdd(c->b, off, LLVMBuildMul(c->b, l.iv, cg_i64(c, L * sk), ""), "");
+    bf16_store(c, byte_ptr(c, dst, LLVMBuildMul(c->b, l.iv, cg_i64(c, L * 2), "")), cg_load_vec(c, buf, o, sk, (int)L));
+    cg_loop_end(c, &l, NULL);
+    if (rem)
+        bf16_store(c, byte_ptr(c, dst, cg_i64(c, full * L * 2)),
+                   cg_load_vec(c, buf, LLVMBuildAdd(c->b, off, cg_i64(c, full * L * sk), ""), sk, (int)rem));
+    for (int64_t i = full + (rem > 0); i < kpad / L; i++) bf16_store(c, byte_ptr(c, dst, cg_i64(c, i * L * 2)), NULL);
+}
+
+/* the column vector at byte offset off of the packed weights: L columns x
+ * a pair of k */
+static LLVMValueRef
+bf16_load_packed(CG *c, LLVMValueRef off)
+{
+    return LLVMBuildBitCast(c->b, cg_load_packed(c, off), bf16_vt(c, 2 * c->L), "");
+}
+
+/* the bf16 pair at p (4 bytes) in every lane */
+static LLVMValueRef
+bf16_bcast(CG *c, LLVMValueRef p)
+{
+    LLVMValueRef s = LLVMBuildLoad2(c->b, c->i32, p, "");
+    LLVMSetAlignment(s, 4);
+    LLVMValueRef v = LLVMBuildInsertElement(c->b, LLVMGetUndef(c->vi), s, cg_i32(c, 0), "");
+    v = LLVMBuildShuffleVector(c->b, v, LLVMGetUndef(c->vi), LLVMConstNull(c->vi), "");
+    return LLVMBuildBitCast(c->b, v, bf16_vt(c, 2 * c->L), "");
+}
+
+/* acc + a . b over each lane's pair, in fp32 */
+static LLVMValueRef
+bf16_dot(CG *c, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMValueRef args[3] = {acc, a, b};
+    return cg_intrinsic(c, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, args, 3);
+}
+
+/* bf16 copy of A's rows [r0, r1) at buf, kpad elements a row */
+static void
+gemm_bf16_rows(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef buf, LLVMValueRef r0, LLVMValueRef r1)
+{
+    const View *a = &k->in[0];
+    Loop l;
+    cg_loop_begin(c, &l, r0, r1, NULL, 0, "arow");
+    LLVMValueRef bo = LLVMBuildMul(c->b, LLVMBuildSub(c->b, l.iv, r0, ""), cg_i64(c, kp->kpad * 2), "");
+    bf16_row(c, a->buf, cg_row_off(c, a, NULL, a->rank - 1, l.iv), a->stride[a->rank - 1], k->K, kp->kpad,
+             byte_ptr(c, buf, bo));
+    cg_loop_end(c, &l, NULL);
+}
+
+/* one GEMM tile: rows [m0, m0+rows), panel j (columns j*nr.. + ncols);
+ * bf16: arow is row m0 of the task's bf16 copy of A */
 static void
 gemm_tile(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef m0, LLVMValueRef j, int rows, int ncols,
-          LLVMValueRef pf)
+          LLVMValueRef pf, LLVMValueRef arow)
 {
     const View *a = &k->in[0];
     int64_t K = k->K, nr = kp->nr, sk = a->stride[a->rank - 1];
     int nv = kp->nv;
     LLVMValueRef aoff[MAXR];
-    for (int r = 0; r < rows; r++)
+    for (int r = 0; r < rows && !arow; r++)
         aoff[r] = cg_row_off(c, a, NULL, a->rank - 1, LLVMBuildAdd(c->b, m0, cg_i64(c, r), ""));
-    LLVMValueRef wbase = LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off), panel_off(c, kp, j, K), "");
+    LLVMValueRef wbase = LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off), panel_off(c, kp, j, arow ? kp->kpad / 2 : K), "");
     LLVMValueRef init[MAXR * MAXV];
     for (int i = 0; i < rows * nv; i++) init[i] = cg_vf(c, 0.0);
     Loop l;
-    cg_loop_begin(c, &l, cg_i64(c, 0), cg_i64(c, K), init, rows * nv, "gk");
+    cg_loop_begin(c, &l, cg_i64(c, 0), cg_i64(c, arow ? mc_llvm_bf16_pairs(K) : K), init, rows * nv, "gk");
     LLVMValueRef bvec[MAXV], next[MAXR * MAXV];
     LLVMValueRef kb = LLVMBuildAdd(c->b, wbase, LLVMBuildMul(c->b, l.iv, cg_i64(c, kp->pnr * 4), ""), "");
-    for (int v = 0; v < nv; v++)
-        bvec[v] = cg_load_packed(c, LLVMBuildAdd(c->b, kb, cg_i64(c, (int64_t)v * c->L * 4), ""));
+    for (int v = 0; v < nv; v++) {
+        LLVMValueRef vo = LLVMBuildAdd(c->b, kb, cg_i64(c, (int64_t)v * c->L * 4), "");
+        bvec[v] = arow ? bf16_load_packed(c, vo) : cg_load_packed(c, vo);
+    }
     if (pf) { /* one cache line of the next panel per k step (clamped to this kernel's panels) */
         LLVMValueRef po = LLVMBuildAdd(c->b, pf, LLVMBuildMul(c->b, l.iv, cg_i64(c, 64), ""), "");
         prefetch_at(c, imin(c, po, cg_i64(c, kp->pack_off + kp->pack_bytes - 64)), 3);
     }
-    for (int r = 0; r < rows; r++) {
+    for (int r = 0; r < rows && arow; r++) {
+        LLVMValueRef ap = byte_ptr(c, arow, LLVMBuildAdd(c->b, cg_i64(c, r * kp->kpad * 2), LLVMBuildMul(c->b, l.iv, cg_i64(c, 4), ""), ""));
+        LLVMValueRef s = bf16_bcast(c, ap);
+        for (int v = 0; v < nv; v++) next[r * nv + v] = bf16_dot(c, l.phi[r * nv + v], s, bvec[v]);
+    }
+    for (int r = 0; r < rows && !arow; r++) {
         LLVMValueRef off = LLVMBuildAdd(c->b, aoff[r], sk == 1 ? l.iv : LLVMBuildMul(c->b, l.iv, cg_i64(c, sk), ""), "");
         LLVMValueRef s = cg_splat(c, LLVMBuildLoad2(c->b, c->f32, cg_elem_ptr(c, a->buf, off), ""));
         for (int v = 0; v < nv; v++) next[r * nv + v] = cg_fma(c, s, bvec[v], l.phi[r * nv + v]);
@@ -116,31 +232,45 @@ gemm_tile(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef m0, LLVMValueRef
     store_tile(c, k, acc, rows, nv, m0, LLVMBuildMul(c->b, j, cg_i64(c, nr), ""), ncols, 1);
 }
 
+/* row m's place in the task's bf16 copy of its row block's rows, which
+ * starts at row r0 (NULL: fp32) */
+static LLVMValueRef
+gemm_arow(CG *c, const KPlan *kp, LLVMValueRef abuf, LLVMValueRef r0, LLVMValueRef m)
+{
+    if (!abuf) return NULL;
+    return byte_ptr(c, abuf, LLVMBuildMul(c->b, LLVMBuildSub(c->b, m, r0, ""), cg_i64(c, kp->kpad * 2), ""));
+}
+
 /* GEMM tiles of row block `mb` in column panel `j` (j < pfull: nr
- * columns; else the partial panel of N % nr columns) */
+ * columns; else the partial panel of N % nr columns); bf16: abuf holds
+ * the block's rows */
 static void
-gemm_block(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef mb, LLVMValueRef j, int64_t ncols)
+gemm_block(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef mb, LLVMValueRef j, int64_t ncols, LLVMValueRef abuf)
 {
     int64_t M = k->M, mr = kp->mr, nfull = M / mr, mrem = M % mr, ntiles = nfull + (mrem > 0);
+    int64_t ksteps = abuf ? mc_llvm_bf16_pairs(k->K) : k->K, krows = abuf ? kp->kpad / 2 : k->K;
     LLVMValueRef t0 = LLVMBuildMul(c->b, mb, cg_i64(c, kp->tpb), "");
     LLVMValueRef t1 = imin(c, LLVMBuildAdd(c->b, t0, cg_i64(c, kp->tpb), ""), cg_i64(c, ntiles));
     LLVMValueRef tf = imin(c, t1, cg_i64(c, nfull)); /* full tiles end */
+    LLVMValueRef r0 = abuf ? LLVMBuildMul(c->b, t0, cg_i64(c, mr), "") : NULL;
     /* panel-major (weights streamed from memory): the tiles of this task
-     * prefetch the next panel, K lines per tile */
+     * prefetch the next panel, one line per k step */
     LLVMValueRef pf0 = NULL;
     if (kp->panel_major)
-        pf0 = LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off), panel_off(c, kp, LLVMBuildAdd(c->b, j, cg_i64(c, 1), ""), k->K),
+        pf0 = LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off), panel_off(c, kp, LLVMBuildAdd(c->b, j, cg_i64(c, 1), ""), krows),
                            "");
     Loop lt;
     cg_loop_begin(c, &lt, t0, tf, NULL, 0, "tile");
-    LLVMValueRef pf = pf0 ? LLVMBuildAdd(c->b, pf0, LLVMBuildMul(c->b, LLVMBuildSub(c->b, lt.iv, t0, ""), cg_i64(c, k->K * 64), ""), "")
+    LLVMValueRef pf = pf0 ? LLVMBuildAdd(c->b, pf0, LLVMBuildMul(c->b, LLVMBuildSub(c->b, lt.iv, t0, ""), cg_i64(c, ksteps * 64), ""), "")
                           : NULL;
-    gemm_tile(c, k, kp, LLVMBuildMul(c->b, lt.iv, cg_i64(c, mr), ""), j, (int)mr, (int)ncols, pf);
+    LLVMValueRef m0 = LLVMBuildMul(c->b, lt.iv, cg_i64(c, mr), "");
+    gemm_tile(c, k, kp, m0, j, (int)mr, (int)ncols, pf, gemm_arow(c, kp, abuf, r0, m0));
     cg_loop_end(c, &lt, NULL);
     if (mrem) {
         If f;
         cg_if_begin(c, &f, LLVMBuildICmp(c->b, LLVMIntSGT, t1, cg_i64(c, nfull), ""), "mrem");
-        gemm_tile(c, k, kp, cg_i64(c, nfull * mr), j, (int)mrem, (int)ncols, NULL);
+        gemm_tile(c, k, kp, cg_i64(c, nfull * mr), j, (int)mrem, (int)ncols, NULL,
+                  gemm_arow(c, kp, abuf, r0, cg_i64(c, nfull * mr)));
         cg_if_end(c, &f);
     }
 }
@@ -149,6 +279,14 @@ void
 cg_gemm(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end)
 {
     int64_t N = k->N, nr = kp->nr, pfull = N / nr, nrem = N % nr;
+    /* bf16: the A rows of the row block last copied (a thread's tasks in
+     * row-block order share their block's copy) */
+    LLVMValueRef abuf = NULL, cur = NULL;
+    if (kp->bf16) {
+        abuf = stack_buf(c, kp->tpb * kp->mr * kp->kpad * 2, "abf16");
+        cur = stack_buf(c, 8, "ablock");
+        LLVMBuildStore(c->b, cg_i64(c, -1), cur);
+    }
     Loop lt;
     cg_loop_begin(c, &lt, begin, end, NULL, 0, "task");
     LLVMValueRef mb, j;
@@ -159,19 +297,27 @@ cg_gemm(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRe
         mb = LLVMBuildUDiv(c->b, lt.iv, cg_i64(c, kp->npan), "");
         j = LLVMBuildURem(c->b, lt.iv, cg_i64(c, kp->npan), "");
     }
+    if (abuf) {
+        If f;
+        cg_if_begin(c, &f, LLVMBuildICmp(c->b, LLVMIntNE, mb, LLVMBuildLoad2(c->b, c->i64, cur, ""), ""), "acopy");
+        LLVMValueRef r0 = LLVMBuildMul(c->b, mb, cg_i64(c, kp->tpb * kp->mr), "");
+        gemm_bf16_rows(c, k, kp, abuf, r0, imin(c, LLVMBuildAdd(c->b, r0, cg_i64(c, kp->tpb * kp->mr), ""), cg_i64(c, k->M)));
+        LLVMBuildStore(c->b, mb, cur);
+        cg_if_end(c, &f);
+    }
     if (!nrem) {
-        gemm_block(c, k, kp, mb, j, nr);
+        gemm_block(c, k, kp, mb, j, nr, abuf);
     } else if (!pfull) {
-        gemm_block(c, k, kp, mb, j, nrem);
+        gemm_block(c, k, kp, mb, j, nrem, abuf);
     } else {
         LLVMValueRef full = LLVMBuildICmp(c->b, LLVMIntSLT, j, cg_i64(c, pfull), "");
         LLVMBasicBlockRef fb = cg_block(c, "fullpan"), pb = cg_block(c, "partpan"), jb = cg_block(c, "pjoin");
         LLVMBuildCondBr(c->b, full, fb, pb);
         LLVMPositionBuilderAtEnd(c->b, fb);
-        gemm_block(c, k, kp, mb, j, nr);
+        gemm_block(c, k, kp, mb, j, nr, abuf);
         LLVMBuildBr(c->b, jb);
         LLVMPositionBuilderAtEnd(c->b, pb);
-        gemm_block(c, k, kp, mb, j, nrem);
+        gemm_block(c, k, kp, mb, j, nrem, abuf);
         LLVMBuildBr(c->b, jb);
         LLVMPositionBuilderAtEnd(c->b, jb);
     }
@@ -184,6 +330,8 @@ typedef struct ConvP {
     int64_t B, H, W, Ci, Ho, Wo, Co, kh, kw, sh, sw, ph, pw, dh, dw, T;
     int64_t sx[4];
     int zero_row; /* out-of-image taps read c->zeros (needs channel stride 1) */
+    int64_t kt;   /* rows of a tap in a packed panel: Ci, or bf16 kpad/2 pairs */
+    LLVMValueRef xbf; /* bf16: the task's copy of its kh input rows (conv_bf16_rows), else NULL */
 } ConvP;
 
 /* where output pixel (b, oy, *) starts reading: x's buffer, the image's
@@ -229,17 +377,66 @@ conv_tap(CG *c, const ConvP *q, const ConvRow *cr, LLVMValueRef ox0, LLVMValueRe
     }
 }
 
+/* bf16: the task's copy of the kh input rows of output row (b, oy), row
+ * ky (input row oy*sh - ph + ky*dh) at xbf + ky*W*kpad*2 bytes, pixel ix
+ * kpad*2 bytes further; a row outside the image is zeros */
+static void
+conv_bf16_rows(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, LLVMValueRef b, LLVMValueRef oy)
+{
+    ConvRow cr = conv_row(c, k, q, b, oy);
+    int64_t rowb = q->W * kp->kpad * 2;
+    for (int64_t ky = 0; ky < q->kh; ky++) {
+        LLVMValueRef iy = LLVMBuildAdd(c->b, cr.iy0, cg_i64(c, ky * q->dh), "");
+        LLVMValueRef dst = byte_ptr(c, q->xbf, cg_i64(c, ky * rowb));
+        LLVMBasicBlockRef ib = cg_block(c, "xrow"), ob = cg_block(c, "xzero"), jb = cg_block(c, "xjoin");
+        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, iy, cg_i64(c, q->H), ""), ib, ob);
+        LLVMPositionBuilderAtEnd(c->b, ib);
+        Loop lx;
+        cg_loop_begin(c, &lx, cg_i64(c, 0), cg_i64(c, q->W), NULL, 0, "xpix");
+        LLVMValueRef off = LLVMBuildAdd(c->b, LLVMBuildAdd(c->b, cr.boff, LLVMBuildMul(c->b, iy, cg_i64(c, q->sx[1]), ""), ""),
+                                        LLVMBuildMul(c->b, lx.iv, cg_i64(c, q->sx[2]), ""), "");
+        bf16_row(c, k->in[0].buf, off, q->sx[3], q->Ci, kp->kpad,
+                 byte_ptr(c, dst, LLVMBuildMul(c->b, lx.iv, cg_i64(c, kp->kpad * 2), "")));
+        cg_loop_end(c, &lx, NULL);
+        LLVMBuildBr(c->b, jb);
+        LLVMPositionBuilderAtEnd(c->b, ob);
+        LLVMBuildMemSet(c->b, dst, LLVMConstInt(c->i8, 0, 0), cg_i64(c, rowb), 64);
+        LLVMBuildBr(c->b, jb);
+        LLVMPositionBuilderAtEnd(c->b, jb);
+    }
+}
+
+/* bf16: the pixels of tap `tap` for the rows output pixels ox0.. in the
+ * task's copy (conv_bf16_rows), the zero row outside the image in x */
+static void
+conv_tap_bf16(CG *c, const KPlan *kp, const ConvP *q, LLVMValueRef ox0, LLVMValueRef tap, int rows,
+              LLVMValueRef aptr[MAXR])
+{
+    LLVMValueRef ky = LLVMBuildUDiv(c->b, tap, cg_i64(c, q->kw), "");
+    LLVMValueRef kx = LLVMBuildURem(c->b, tap, cg_i64(c, q->kw), "");
+    LLVMValueRef row = LLVMBuildMul(c->b, ky, cg_i64(c, q->W), "");
+    for (int r = 0; r < rows; r++) {
+        LLVMValueRef ox = LLVMBuildAdd(c->b, ox0, cg_i64(c, r), "");
+        LLVMValueRef ix = LLVMBuildAdd(c->b, LLVMBuildSub(c->b, LLVMBuildMul(c->b, ox, cg_i64(c, q->sw), ""), cg_i64(c, q->pw), ""),
+                                       LLVMBuildMul(c->b, kx, cg_i64(c, q->dw), ""), "");
+        LLVMValueRef vx = LLVMBuildICmp(c->b, LLVMIntULT, ix, cg_i64(c, q->W), "");
+        LLVMValueRef pix = LLVMBuildAdd(c->b, row, LLVMBuildSelect(c->b, vx, ix, cg_i64(c, 0), ""), "");
+        LLVMValueRef p = byte_ptr(c, q->xbf, LLVMBuildMul(c->b, pix, cg_i64(c, kp->kpad * 2), ""));
+        aptr[r] = LLVMBuildSelect(c->b, vx, p, c->zeros, "");
+    }
+}
+
 /* byte offset in the blob of panel j's tap `tap`: packed [panel j][tap
- * t][Ci][nr] (panels pnr wide: panel_off) */
+ * t][Ci][nr] (bf16: [kpad/2][nr][2]; panels pnr wide: panel_off) */
 static LLVMValueRef
 conv_wtap(CG *c, const KPlan *kp, const ConvP *q, LLVMValueRef j, LLVMValueRef tap)
 {
     if (kp->pnr == kp->nr)
         return LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off),
                             LLVMBuildMul(c->b, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, j, cg_i64(c, q->T), ""), tap, ""),
-                                         cg_i64(c, q->Ci * kp->nr * 4), ""), "");
-    return LLVMBuildAdd(c->b, LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off), panel_off(c, kp, j, q->T * q->Ci), ""),
-                        LLVMBuildMul(c->b, tap, cg_i64(c, q->Ci * kp->pnr * 4), ""), "");
+                                         cg_i64(c, q->kt * kp->nr * 4), ""), "");
+    return LLVMBuildAdd(c->b, LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off), panel_off(c, kp, j, q->T * q->kt), ""),
+                        LLVMBuildMul(c->b, tap, cg_i64(c, q->kt * kp->pnr * 4), ""), "");
 }
 
 /* the micro-kernel: channels [lo, hi) of one tap into the rows x nv
@@ -253,11 +450,17 @@ conv_kloop(CG *c, const KPlan *kp, const ConvP *q, LLVMValueRef aptr[MAXR], LLVM
     cg_loop_begin(c, &lc, lo, hi, init, rows * nv, "ci");
     LLVMValueRef bvec[MAXV], next[MAXR * MAXV];
     LLVMValueRef kb = LLVMBuildAdd(c->b, wb, LLVMBuildMul(c->b, lc.iv, cg_i64(c, kp->pnr * 4), ""), "");
-    for (int v = 0; v < nv; v++)
-        bvec[v] = cg_load_packed(c, LLVMBuildAdd(c->b, kb, cg_i64(c, (int64_t)v * c->L * 4), ""));
+    for (int v = 0; v < nv; v++) {
+        LLVMValueRef vo = LLVMBuildAdd(c->b, kb, cg_i64(c, (int64_t)v * c->L * 4), "");
+        bvec[v] = q->xbf ? bf16_load_packed(c, vo) : cg_load_packed(c, vo);
+    }
     if (pf) /* pf: {byte offset at k = 0, bytes per k step}: into L2 */
         prefetch_at(c, LLVMBuildAdd(c->b, pf[0], LLVMBuildMul(c->b, lc.iv, pf[1], ""), ""), 2);
-    for (int r = 0; r < rows; r++) {
+    for (int r = 0; r < rows && q->xbf; r++) { /* bf16: lc.iv is a pair of channels */
+        LLVMValueRef s = bf16_bcast(c, byte_ptr(c, aptr[r], LLVMBuildMul(c->b, lc.iv, cg_i64(c, 4), "")));
+        for (int v = 0; v < nv; v++) next[r * nv + v] = bf16_dot(c, lc.phi[r * nv + v], s, bvec[v]);
+    }
+    for (int r = 0; r < rows && !q->xbf; r++) {
         LLVMValueRef co = q->sx[3] == 1 ? lc.iv : LLVMBuildMul(c->b, lc.iv, cg_i64(c, q->sx[3]), "");
         LLVMValueRef s = LLVMBuildLoad2(c->b, c->f32, LLVMBuildGEP2(c->b, c->f32, aptr[r], &co, 1, ""), "");
         if (!q->zero_row) s = LLVMBuildSelect(c->b, valid[r], s, cg_f32(c, 0.0), "");
@@ -289,9 +492,11 @@ conv_tile(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, LLVMValueRef 
     Loop lt;
     cg_loop_begin(c, &lt, cg_i64(c, 0), cg_i64(c, q->T), init, rows * nv, "tap");
     LLVMValueRef aptr[MAXR], valid[MAXR], sums[MAXR * MAXV];
-    conv_tap(c, q, &cr, ox0, lt.iv, rows, aptr, valid);
+    if (q->xbf) conv_tap_bf16(c, kp, q, ox0, lt.iv, rows, aptr);
+    else conv_tap(c, q, &cr, ox0, lt.iv, rows, aptr, valid);
     LLVMValueRef wb = conv_wtap(c, kp, q, j, lt.iv);
-    conv_kloop(c, kp, q, aptr, valid, rows, nv, wb, cg_i64(c, 0), cg_i64(c, q->Ci), lt.phi, sums, NULL);
+    conv_kloop(c, kp, q, aptr, valid, rows, nv, wb, cg_i64(c, 0), cg_i64(c, q->xbf ? mc_llvm_bf16_pairs(q->Ci) : q->Ci),
+               lt.phi, sums, NULL);
     cg_loop_end(c, &lt, sums);
     LLVMValueRef acc[MAXR][MAXV];
     for (int r = 0; r < rows; r++)
@@ -309,6 +514,7 @@ conv_plain(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, LLVMValueRef
     cg_loop_begin(c, &lr, begin, end, NULL, 0, "row");
     LLVMValueRef b = LLVMBuildUDiv(c->b, lr.iv, cg_i64(c, q->Ho), "");
     LLVMValueRef oy = LLVMBuildURem(c->b, lr.iv, cg_i64(c, q->Ho), "");
+    if (q->xbf) conv_bf16_rows(c, k, kp, q, b, oy);
     for (int part = 0; part < 2; part++) {
         int64_t ncols = part == 0 ? nr : nrem;
         if (ncols == 0) continue;
@@ -485,6 +691,8 @@ cg_conv(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRe
     q.T = q.kh * q.kw;
     for (int i = 0; i < 4; i++) q.sx[i] = x->stride[i];
     q.zero_row = q.sx[3] == 1 && c->zeros != NULL;
+    q.kt = kp->bf16 ? kp->kpad / 2 : q.Ci;
+    if (kp->bf16) q.xbf = stack_buf(c, q.kh * q.W * kp->kpad * 2, "xbf16");
     if (kp->kc) conv_blocked(c, k, kp, &q, begin, end);
     else conv_plain(c, k, kp, &q, begin, end);
 }

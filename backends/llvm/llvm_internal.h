@@ -20,6 +20,7 @@ struct McLlvmTarget {
     int lanes;        /* f32 lanes per vector register used */
     int vregs;        /* architectural vector registers (of that width) */
     int x86_avx512;   /* 16 lanes are AVX-512 zmm (vrcp14ps available) */
+    int bf16;         /* bf16 dot products for --precision bf16: x86 avx512bf16 (vdpbf16ps) */
     int host;
     char *descr;
     char *required;   /* features the code needs, checked at start-up (runtime/cpu.c) */
@@ -54,6 +55,15 @@ typedef struct KPlan {
      * one tap; task = (b, block of crows output rows, group of cpan panels),
      * n = B * ceil(Ho/crows) * ceil(panels/cpan) */
     int64_t kc, crows, cpan;
+    /* --precision bf16 (Sched.bf16; llvm_gemm.c): the weights are packed
+     * bf16 in VNNI pairs, the products run in bf16 with fp32 sums.  GEMM:
+     * per panel of pnr columns [kpad/2][pnr][2] (pair q of column c: W[n][2q],
+     * W[n][2q+1] at bf16 index (q*pnr + c)*2, 4 bytes per column per pair as
+     * an fp32 row has); CONV: per panel [T][kpad/2][pnr][2], pairs of input
+     * channels of one tap.  kpad = K (GEMM) or Ci (CONV) rounded up to
+     * MC_LLVM_BF16_KPAD, the padding zero. */
+    int bf16;
+    int64_t kpad;
 } KPlan;
 
 typedef struct Plan {
@@ -70,6 +80,27 @@ typedef struct Plan {
 #define MC_LLVM_MAX_MR 8          /* GEMM/CONV micro-kernel rows */
 #define MC_LLVM_MAX_NV 4          /* its column vectors */
 #define MC_LLVM_MAX_SCAN_GROUP 4  /* channel vectors of a scan task */
+#define MC_LLVM_BF16_KPAD 32      /* bf16 panels: K (Ci of a tap) padded to this (an AMX tile row) */
+#define MC_LLVM_BF16_ABUF (256 * 1024) /* bf16 GEMM/CONV: bytes of a task's bf16 copy of its A rows (stack) */
+
+/* bf16 pairs of k values (the last one padded with a zero when k is odd) */
+static inline int64_t
+mc_llvm_bf16_pairs(int64_t k)
+{
+    return (k + 1) / 2;
+}
+
+/* k rounded up to MC_LLVM_BF16_KPAD: a packed panel's K (a conv's Ci), and
+ * the bf16 elements of a row of a task's A copy (llvm_gemm.c) */
+static inline int64_t
+mc_llvm_bf16_kpad(int64_t k)
+{
+    return (k + MC_LLVM_BF16_KPAD - 1) / MC_LLVM_BF16_KPAD * MC_LLVM_BF16_KPAD;
+}
+
+/* fp32 -> bf16, round to nearest even (NaN stays a quiet NaN): what the
+ * weight packer stores and vcvtneps2bf16 computes for normal numbers */
+uint16_t mc_llvm_bf16_round(float x);
 
 /* Kernel k's schedule on target t (llvm_schedule.c): k->sched's set fields
  * and t's choice for the unset ones.  Returns 0; 1 when k->sched.vec is

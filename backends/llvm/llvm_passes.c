@@ -14,7 +14,9 @@
  *                    makes for the target (llvm_schedule.c: register tile
  *                    tile_m x tile_n, GEMM row block block_m and task order,
  *                    scan/fusion25 channels per task, vec = the target's
- *                    f32 lanes, parallel-for grain).  The code generator
+ *                    f32 lanes, parallel-for grain; with --precision
+ *                    bf16, bf16=1 on the GEMMs and convs that can run
+ *                    in bf16).  The code generator
  *                    obeys it, so `--print-after=tile` / `dump --format
  *                    kernels` show the tiling and a hand-edited .kir changes
  *                    it; fields already set (a .kir without a memory plan)
@@ -29,6 +31,7 @@
  * schedule whose vec is no CPU's lanes is an error (mc_llvm_schedule_check).
  */
 #include "llvm_internal.h"
+#include "../cuda/cuda.h"
 #include "../../passes/concat_in_place.h"
 #include "../../passes/lower.h"
 #include <string.h>
@@ -61,10 +64,16 @@ kpass_tile(KProgram *p, KPassCtx *ctx)
     McErr err;
     McLlvmTarget *t = mc_llvm_variants_widest(ctx->t->triple, ctx->t->cpu, ctx->t->features, &err);
     if (!t) return false; /* the code generator reports the target's error */
-    int n = 0;
+    int n = 0, bf16 = ctx->t->precision == MC_CUDA_BF16;
     for (int i = 0; i < p->nk; i++) {
         Kernel *k = &p->k[i];
         Sched s;
+        /* --precision bf16: GEMMs and convs in bf16 where the code
+         * generator can (else they stay fp32: a blocked conv, a K too deep) */
+        if (bf16 && (k->kind == KK_GEMM || k->kind == KK_CONV) && !k->sched.bf16) {
+            k->sched.bf16 = 1;
+            if (mc_llvm_schedule(k, t, &s, NULL)) k->sched.bf16 = 0;
+        }
         /* a schedule made for another target or one that cannot be
          * honoured is left as it is: the code generator reports it */
         if (mc_llvm_schedule(k, t, &s, NULL) || !memcmp(&s, &k->sched, sizeof s)) continue;

@@ -20,6 +20,10 @@
  *   fusion25  tile_n channels per task
  *   resize, avgpool  tile_n channels per step of a pixel's channel loop
  *             (tile_n/vec vectors as one wide vector, llvm_dense.c)
+ *   gemm, conv  bf16 = 1 (--precision bf16, set by the tile pass): weights
+ *             packed bf16, products on bf16 pairs (llvm_gemm.c); a GEMM's
+ *             row block is cut so its bf16 copy fits MC_LLVM_BF16_ABUF, a
+ *             conv that is blocked or whose input rows do not fit is fp32
  *   every kind: vec = the target's f32 lanes, grain = the parallel-for grain
  *
  * Fields set in Kernel.sched (by the tile pass, llvm_passes.c, or by hand in
@@ -46,8 +50,8 @@ fields_read(KernelKind kind)
 {
     unsigned all = SF(vec) | SF(grain);
     switch (kind) {
-    case KK_GEMM: return all | SF(tile_m) | SF(tile_n) | SF(block_m) | SF(order);
-    case KK_CONV: return all | SF(tile_m) | SF(tile_n) | SF(tile_k) | SF(block_m) | SF(block_n);
+    case KK_GEMM: return all | SF(tile_m) | SF(tile_n) | SF(block_m) | SF(order) | SF(bf16);
+    case KK_CONV: return all | SF(tile_m) | SF(tile_n) | SF(tile_k) | SF(block_m) | SF(block_n) | SF(bf16);
     case KK_SCAN:
     case KK_FUSION25:
     case KK_RESIZE:
@@ -154,7 +158,7 @@ conv_is_blocked(const Kernel *k, const Sched *in, int64_t tile_n)
 {
     const View *w = &k->in[1];
     int64_t K = w->shape[1] * w->shape[2] * w->shape[3];
-    return in->tile_k || in->block_m || in->block_n || K * tile_n * 4 > CONV_PANEL;
+    return in->tile_k || in->block_m || in->block_n || K * tile_n * (in->bf16 ? 2 : 4) > CONV_PANEL;
 }
 
 /* the largest tile_k (equal blocks of Ci, at most CONV_KC) whose working
@@ -303,6 +307,38 @@ check_tile_n(int64_t tile_n, int L, int64_t maxv, const char *what, McErr *err)
 /* a conv's blocking (tile_m, tile_n resolved): none for a shallow one */
 static int
 resolve_conv(const Kernel *k, const Sched *in, Sched *s, McErr *err)
+/* --precision bf16 (s->bf16 set, tiles resolved): a task's bf16 copy of
+ * its A rows fits MC_LLVM_BF16_ABUF (llvm_gemm.c) -- a GEMM's row block of
+ * block_m rows, a conv's kh input rows; a GEMM row block chosen here (not
+ * set by hand) is cut to fit.  A blocked conv runs in fp32. */
+static int
+resolve_bf16(const Kernel *k, const McLlvmTarget *t, const Sched *in, Sched *s, McErr *err)
+{
+    if (!s->bf16) return 0;
+    if (s->bf16 != 1) return mc_err(err, "bf16=%lld: 1 (bf16 weights and products) or unset (fp32)", (long long)s->bf16);
+    if (!t->bf16) return mc_err(err, "bf16=1: the target has no bf16 dot products (x86-64 avx512bf16)");
+    int64_t row = mc_llvm_bf16_kpad(k->K) * 2;
+    const int cap = MC_LLVM_BF16_ABUF;
+    if (k->kind == KK_CONV) {
+        if (s->tile_k) return mc_err(err, "bf16=1: a blocked conv (tile_k=%lld) runs in fp32", (long long)s->tile_k);
+        const View *x = &k->in[0];
+        int64_t bytes = k->in[1].shape[2] * x->shape[2] * mc_llvm_bf16_kpad(x->shape[3]) * 2;
+        if (bytes > cap)
+            return mc_err(err, "bf16=1: the %lld input rows of a task take %lld KB in bf16, more than %d KB",
+                          (long long)k->in[1].shape[2], (long long)(bytes >> 10), cap >> 10);
+        return 0;
+    }
+    if (s->tile_m * row > cap)
+        return mc_err(err, "bf16=1: K=%lld is too deep for bf16 (a tile's rows take more than %d KB)", (long long)k->K,
+                      cap >> 10);
+    if (s->block_m * row <= cap) return 0;
+    if (in->block_m)
+        return mc_err(err, "block_m=%lld: with bf16=1 a row block holds at most %lld rows (its bf16 copy in %d KB)",
+                      (long long)s->block_m, (long long)(cap / row / s->tile_m * s->tile_m), cap >> 10);
+    s->block_m = cap / row / s->tile_m * s->tile_m;
+    return 0;
+}
+
 {
     if (!conv_is_blocked(k, in, s->tile_n)) return 0;
     if (!conv_can_block(k)) {
@@ -360,7 +396,7 @@ resolve(const Kernel *k, const McLlvmTarget *t, const Sched *in, Sched *s, McErr
             return mc_err(err, "tile_m=%lld: the %s micro-kernel holds 1 to %d rows", (long long)s->tile_m, kind,
                         MC_LLVM_MAX_MR);
         if (!s->tile_m) s->tile_m = default_mr(t, s->tile_n / L);
-        if (k->kind == KK_CONV) return resolve_conv(k, in, s, err);
+        if (k->kind == KK_CONV) return resolve_conv(k, in, s, err) || resolve_bf16(k, t, in, s, err) ? -1 : 0;
         if (s->order > 2) return mc_err(err, "order=%lld: 1 (row blocks outer) or 2 (panels outer)", (long long)s->order);
         if (!s->order) s->order = default_order(k, s->tile_n);
         if (s->block_m % s->tile_m)
@@ -370,6 +406,7 @@ resolve(const Kernel *k, const McLlvmTarget *t, const Sched *in, Sched *s, McErr
         break;
     }
     case KK_SCAN:
+        if (resolve_bf16(k, t, in, s, err)) return -1;
         if (s->tile_n && check_tile_n(s->tile_n, L, MC_LLVM_MAX_SCAN_GROUP, "a scan task holds", err)) return -1;
         if (!s->tile_n) s->tile_n = default_scan_group(cdiv(mc_llvm_cols(o->shape, o->rank), L)) * L;
         break;
@@ -394,8 +431,13 @@ int
 mc_llvm_schedule(const Kernel *k, const McLlvmTarget *t, Sched *s, McErr *err)
 {
     static const Sched none;
-    if (k->sched.vec && k->sched.vec != t->lanes) {
-        resolve(k, t, &none, s, NULL);
+    if (k->sched.vec && k->sched.vec != t->lanes) { /* made for another target: only its precision holds */
+        Sched prec = none;
+        prec.bf16 = k->sched.bf16;
+        if (resolve(k, t, &prec, s, err)) {
+            resolve(k, t, &none, s, NULL);
+            return -1;
+        }
         return 1;
     }
     if (resolve(k, t, &k->sched, s, err)) {

@@ -8,6 +8,8 @@
  *   x86:     +avx512f -> 16 lanes, 32 registers; +avx or +avx2 -> 8 lanes,
  *            16 registers; otherwise (SSE) 4 lanes, 16 registers.  With
  *            --cpu and no feature list, a table of CPU names decides.
+ *            +avx512bf16 (with AVX-512) -> bf16 dot products for
+ *            --precision bf16 (vdpbf16ps).
  *   aarch64: NEON, 4 lanes, 32 registers (SVE is not used: fixed-width
  *            vectors keep the packed-weight layout target-independent of
  *            the runtime vector length).
@@ -180,6 +182,7 @@ derive_vector(McLlvmTarget *t)
             t->lanes = 16;
             t->vregs = 32;
             t->x86_avx512 = 1;
+            t->bf16 = requires(t, "avx512bf16");
         } else if (requires(t, "avx") || requires(t, "avx2")) {
             t->lanes = 8;
             t->vregs = 16;

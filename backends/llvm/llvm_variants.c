@@ -156,6 +156,35 @@ mc_llvm_variants_widest(const char *triple, const char *cpus, const char *featur
 }
 
 int
+mc_llvm_bf16_check(const char *triple, const char *cpus, const char *features, McErr *err)
+{
+    char arch[32];
+    if (arch_of(triple, arch, sizeof arch, err) || (cpus && !(cpus = cpu_list(cpus, arch, err)))) return -1;
+    for (const char *s = cpus;;) {
+        size_t len = s ? strcspn(s, ",") : 0;
+        char *item = s ? dupn(s, len) : NULL;
+        McLlvmTarget *t = s && !*item ? NULL : entry_target(triple, item, features, err);
+        if (s && !*item) mc_err(err, "--cpu '%s': empty entry in the list", cpus);
+        int ok = t && t->bf16, bad = !t;
+        if (t && !ok) {
+            char nm[300];
+            snprintf(nm, sizeof nm, "%s%s", !item || item[0] == '+' ? t->cpu : "", item ? item : "");
+            if (strcmp(arch, "x86_64"))
+                mc_err(err, "--precision bf16 is for x86-64 CPUs with AVX512-BF16; %s cpu %s has no bf16 code here "
+                            "(use --precision fp32)", arch, nm);
+            else
+                mc_err(err, "--precision bf16 needs AVX512-BF16 (avx512bf16), which cpu %s does not have (use "
+                            "--precision fp32, or a CPU with it such as sapphirerapids, cooperlake or znver4)", nm);
+        }
+        mc_llvm_target_free(t);
+        free(item);
+        if (!ok) return bad ? -1 : 1;
+        if (!s || !s[len]) return 0;
+        s += len + 1;
+    }
+}
+
+int
 mc_llvm_variants_build(const KProgram *p, const WeightStore *ws, const char *triple, const char *cpus,
                        const char *features, const char *name, FILE *verbose, McLlvmVariants *out,
                        McErr *err)

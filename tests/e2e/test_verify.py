@@ -152,8 +152,8 @@ t.expect_user_error("cuda: a missing --kernel-outputs directory", ["verify", cfg
                     "--kernel-outputs", t.path("nope")], ["k0.npy", "cannot open"])
 rc, out, err, dt = t.run(["verify", cfg, "--input", x1, "--backend", "cuda"])
 t.check(rc == 2 and "--kernel-outputs" in err, "--backend cuda without --kernel-outputs: rc=%s" % rc)
-rc, out, err, dt = t.run(["verify", cfg, "--input", x1, "--precision", "bf16"])
-t.check(rc == 2 and "--backend cuda only" in err, "--precision with llvm: rc=%s" % rc)
+rc, out, err, dt = t.run(["verify", cfg, "--input", x1, "--precision", "tf32"])
+t.check(rc == 2 and "tf32 is for --backend cuda" in err, "--precision tf32 with llvm: rc=%s" % rc)
 for bad in (["--tolerance", "-1"], ["--tolerance", "x"], ["--backend", "nope"], ["--bogus"], []):
     args = ["verify"] + ([cfg] if bad else []) + bad
     rc, out, err, dt = t.run(args)
