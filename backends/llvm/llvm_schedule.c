@@ -304,9 +304,6 @@ check_tile_n(int64_t tile_n, int L, int64_t maxv, const char *what, McErr *err)
     return mc_err(err, "tile_n=%lld: %s a multiple of the vector width (vec=%d)", (long long)tile_n, what, L);
 }
 
-/* a conv's blocking (tile_m, tile_n resolved): none for a shallow one */
-static int
-resolve_conv(const Kernel *k, const Sched *in, Sched *s, McErr *err)
 /* --precision bf16 (s->bf16 set, tiles resolved): a task's bf16 copy of
  * its A rows fits MC_LLVM_BF16_ABUF (llvm_gemm.c) -- a GEMM's row block of
  * block_m rows, a conv's kh input rows; a GEMM row block chosen here (not
@@ -339,6 +336,9 @@ resolve_bf16(const Kernel *k, const McLlvmTarget *t, const Sched *in, Sched *s, 
     return 0;
 }
 
+/* a conv's blocking (tile_m, tile_n resolved): none for a shallow one */
+static int
+resolve_conv(const Kernel *k, const Sched *in, Sched *s, McErr *err)
 {
     if (!conv_is_blocked(k, in, s->tile_n)) return 0;
     if (!conv_can_block(k)) {
@@ -403,10 +403,10 @@ resolve(const Kernel *k, const McLlvmTarget *t, const Sched *in, Sched *s, McErr
             return mc_err(err, "block_m=%lld: a task holds whole tiles, a multiple of tile_m=%lld", (long long)s->block_m,
                         (long long)s->tile_m);
         if (!s->block_m) s->block_m = default_block_m(k, s->tile_m, s->tile_n, s->order);
+        if (resolve_bf16(k, t, in, s, err)) return -1;
         break;
     }
     case KK_SCAN:
-        if (resolve_bf16(k, t, in, s, err)) return -1;
         if (s->tile_n && check_tile_n(s->tile_n, L, MC_LLVM_MAX_SCAN_GROUP, "a scan task holds", err)) return -1;
         if (!s->tile_n) s->tile_n = default_scan_group(cdiv(mc_llvm_cols(o->shape, o->rank), L)) * L;
         break;
