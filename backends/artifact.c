@@ -38,7 +38,6 @@
 #endif
 
 #define MAX_ARGS 64
-#define EXE_SOURCES 7 /* runtime files compiled into an executable (build) */
 
 /* ------------------------------------------------------------ small helpers */
 
@@ -755,6 +754,61 @@ add_common_flags(Cmd *c, const char *rt)
     cmd_addf(c, "-I%s/exe", rt);
 }
 
+/* The flags the runtime's sources are compiled with for an artifact kind:
+ * pic for shared libraries and objects, else (-no-pie) for executables;
+ * images: with the image libraries (image.c's readers and writers). */
+static void
+add_runtime_flags(Cmd *c, const char *rt, int pic, int images)
+{
+    add_common_flags(c, rt);
+    cmd_add(c, pic ? "-fPIC" : "-no-pie");
+    if (images)
+        cmd_add(c, "-DMC_HAVE_IMAGE");
+}
+
+void
+mc_artifact_runtime_flags(const char *rt, int pic, int images, char *buf, size_t n)
+{
+    Cmd c = {0};
+    add_runtime_flags(&c, rt, pic, images);
+    cmd_str(&c, buf, n);
+}
+
+int
+mc_artifact_runtime_sources(int pic, const char *const **srcs)
+{
+    /* link order; image.c reads files and writes PNGs with npy.c and out.c */
+    static const char *const exe[] = {"rt.c", "npy.c", "out.c", "cpu.c", "labels.c", "exe/exe_main.c", "image.c"};
+    static const char *const lib[] = {"rt.c", "npy.c", "out.c", "cpu.c", "image.c"};
+    *srcs = pic ? lib : exe;
+    return pic ? (int)(sizeof lib / sizeof *lib) : (int)(sizeof exe / sizeof *exe);
+}
+
+void
+mc_artifact_runtime_object(const char *src, char *buf, size_t n)
+{
+    const char *b = base_name(src);
+    snprintf(buf, n, "%.*s.o", (int)(strcspn(b, ".")), b);
+}
+
+int
+mc_artifact_compile_runtime(const char *rt, const char *cc, int pic, int images, const char *const *srcs, int n,
+                            const char *dir, int verbose, McErr *err)
+{
+    Cmd c = {0};
+    char path[MC_ART_RT_MAX][4096];
+    if (n > MC_ART_RT_MAX)
+        return mc_err(err, "internal: %d runtime sources", n);
+    cmd_add_words(&c, cc);
+    add_runtime_flags(&c, rt, pic, images);
+    cmd_add(&c, "-c"); /* into dir: rt.o, npy.o, ... */
+    for (int i = 0; i < n; i++) {
+        snprintf(path[i], sizeof path[i], "%s/%s", rt, srcs[i]);
+        cmd_add(&c, path[i]);
+    }
+    return cmd_run(&c, dir, verbose, NULL, 0, err);
+}
+
 int
 mc_artifact_image_libs(const char *cc, const char *dir, int shared, char libs[3][4096])
 {
@@ -776,21 +830,6 @@ mc_artifact_image_libs(const char *cc, const char *dir, int shared, char libs[3]
             return 0;
     }
     return 1;
-}
-
-/* image.c with the image libraries when cc has them (-DMC_HAVE_IMAGE),
- * else without (its readers then say so); 1 when the images are in. */
-static int
-add_image(Cmd *c, const char *cc, const char *dir, const char *rt, int shared, char src[4096], char libs[3][4096])
-{
-    int have = mc_artifact_image_libs(cc, dir, shared, libs);
-    if (have)
-        cmd_add(c, "-DMC_HAVE_IMAGE");
-    snprintf(src, 4096, "%s/image.c", rt);
-    cmd_add(c, src);
-    for (int i = 0; have && i < 3; i++)
-        cmd_add(c, libs[i]);
-    return have;
 }
 
 /* A shared library's mambac_info() and the image functions over the
@@ -853,11 +892,10 @@ has_static_gomp(const char *cc, const char *dir, int verbose)
     return out[0] == '/' && access(out, R_OK) == 0;
 }
 
-/* The model's object(s): one per CPU variant, and then (given the runtime
- * directory rt, for a command that compiles) the CPU check and dispatcher
- * sources; else the single model.o. */
+/* The model's object(s): one per CPU variant, and then (dispatch: for a
+ * command that compiles) the dispatcher's source; else the single model.o. */
 static void
-add_model(Cmd *c, const McArtifact *a, const char *rt)
+add_model(Cmd *c, const McArtifact *a, int dispatch)
 {
     if (!a->nvariants) {
         cmd_add(c, "model.o");
@@ -868,22 +906,55 @@ add_model(Cmd *c, const McArtifact *a, const char *rt)
         mc_artifact_variant_obj(i, nm, sizeof nm);
         cmd_addf(c, "%s", nm);
     }
-    if (rt) { /* the executable's sources have cpu.c already */
-        if (a->emit != MC_ART_EXE)
-            cmd_addf(c, "%s/cpu.c", rt);
+    if (dispatch)
         cmd_add(c, "mc_dispatch.c");
+}
+
+/* The runtime's objects for an artifact of kind pic (shared library or
+ * object; else executable), with images or not: srcs[0..n) (under rt)
+ * as objs[0..n), the paths to link.  For the host, the prebuilt ones
+ * (artifact_rt.c) when they were compiled by cc with these flags from these
+ * very sources; else (a cross target, MAMBAC_RUNTIME_DIR, none or stale)
+ * compiled into dir now. */
+static int
+runtime_objects(const McArtifact *a, const char *dir, const char *rt, const char *cc, int pic, int images,
+                const char *const *srcs, int n, char objs[][4096], McErr *err)
+{
+    char pre[4096], why[600] = "";
+    int found = 0;
+    const char *env = getenv("MAMBAC_RUNTIME_DIR");
+    if (env && *env)
+        snprintf(why, sizeof why, "MAMBAC_RUNTIME_DIR is set");
+    else if (is_cross(a->triple))
+        snprintf(why, sizeof why, "for %s", a->triple);
+    else
+        found = mc_artifact_prebuilt_find(rt, cc, pic, images, pre, sizeof pre, why, sizeof why);
+    if (a->verbose && found)
+        fprintf(stderr, "mambac: the runtime's objects, prebuilt: %s\n", pre);
+    else if (a->verbose)
+        fprintf(stderr, "mambac: compiling the runtime (%s)\n", why);
+    for (int i = 0; i < n; i++) {
+        char o[64];
+        mc_artifact_runtime_object(srcs[i], o, sizeof o);
+        snprintf(objs[i], 4096, "%s/%s", found ? pre : ".", o);
     }
+    return found ? 0 : mc_artifact_compile_runtime(rt, cc, pic, images, srcs, n, dir, a->verbose, err);
 }
 
 static int
 build(const McArtifact *a, const char *dir, const char *rt, const char *cc, McErr *err)
 {
     Cmd c = {0};
-    char src[EXE_SOURCES][4096], libs[3][4096];
+    char objs[MC_ART_RT_MAX][4096], libs[3][4096];
+    const char *const *all;
+    const char *srcs[MC_ART_RT_MAX];
+    int n = mc_artifact_runtime_sources(a->emit != MC_ART_EXE, &all), images = 0;
     if (a->emit == MC_ART_EXE) {
+        images = mc_artifact_image_libs(cc, dir, 0, libs);
         if (write_glue(a, dir, err) ||
             mc_artifact_blob_object(dir, a->triple, cc, "mc_weights", "mc_glue_weights", a->weights,
-                                    a->weights_len, a->verbose, err))
+                                    a->weights_len, a->verbose, err) ||
+            runtime_objects(a, dir, rt, cc, 0, images, all, n, objs, err))
             return -1;
         cmd_add_words(&c, cc);
         add_common_flags(&c, rt);
@@ -895,66 +966,60 @@ build(const McArtifact *a, const char *dir, const char *rt, const char *cc, McEr
             cmd_add(&c, "-static");
         cmd_add(&c, "mc_glue.c");
         cmd_add(&c, "mc_weights.o");
-        /* the runtime sources an executable needs */
-        static const char *const exe_src[] = {"rt.c", "npy.c", "out.c", "cpu.c", "labels.c", "exe/exe_main.c"};
-        for (int i = 0; i < EXE_SOURCES - 1; i++) {
-            snprintf(src[i], sizeof src[i], "%s/%s", rt, exe_src[i]);
-            cmd_add(&c, src[i]);
-        }
-        add_model(&c, a, rt);
-        add_image(&c, cc, dir, rt, 0, src[EXE_SOURCES - 1], libs);
-        cmd_add(&c, "-lm");
-        cmd_add(&c, "-o");
-        cmd_add(&c, "out.bin");
-        return cmd_run(&c, dir, a->verbose, NULL, 0, err);
-    }
-    snprintf(src[0], sizeof src[0], "%s/rt.c", rt);
-    if (a->emit == MC_ART_SHARED) {
+        add_model(&c, a, 1);
+    } else if (a->emit == MC_ART_SHARED) {
+        int k = 0;
+        for (int i = 0; i < n; i++) /* the CPU check only for a dispatcher */
+            if (a->nvariants || strcmp(all[i], "cpu.c"))
+                srcs[k++] = all[i];
+        n = k;
+        images = mc_artifact_image_libs(cc, dir, 1, libs);
+        if (write_info(a, dir, images, err) || runtime_objects(a, dir, rt, cc, 1, images, srcs, n, objs, err))
+            return -1;
         cmd_add_words(&c, cc);
         add_common_flags(&c, rt);
         cmd_add(&c, "-fPIC");
         cmd_add(&c, "-shared");
-        cmd_add(&c, src[0]);
-        add_model(&c, a, rt);
-        /* image.c reads files and writes PNGs with the runtime's npy.c and out.c */
-        snprintf(src[2], sizeof src[2], "%s/npy.c", rt);
-        snprintf(src[3], sizeof src[3], "%s/out.c", rt);
-        cmd_add(&c, src[2]);
-        cmd_add(&c, src[3]);
-        int images = add_image(&c, cc, dir, rt, 1, src[1], libs);
-        if (write_info(a, dir, images, err))
-            return -1;
+        add_model(&c, a, 1);
         cmd_add(&c, "mc_info.c");
-        cmd_add(&c, "-lm");
-        cmd_add(&c, "-o");
-        cmd_add(&c, "out.bin");
-        return cmd_run(&c, dir, a->verbose, NULL, 0, err);
+    } else {
+        /* object: the model and the runtime (rt.c, and for a dispatcher
+         * cpu.c) in one relocatable object */
+        srcs[0] = "rt.c";
+        srcs[1] = "cpu.c";
+        n = a->nvariants ? 2 : 1;
+        if (runtime_objects(a, dir, rt, cc, 1, 0, srcs, n, objs, err))
+            return -1;
+        if (a->nvariants) {
+            cmd_add_words(&c, cc);
+            add_common_flags(&c, rt);
+            cmd_add(&c, "-fPIC");
+            cmd_add(&c, "-c");
+            cmd_add(&c, "mc_dispatch.c");
+            if (cmd_run(&c, dir, a->verbose, NULL, 0, err))
+                return -1;
+        }
+        Cmd l = {0};
+        cmd_add_words(&l, cc);
+        cmd_add(&l, "-nostdlib");
+        cmd_add(&l, "-r");
+        add_model(&l, a, 0);
+        for (int i = 0; i < n; i++)
+            cmd_add(&l, objs[i]);
+        if (a->nvariants)
+            cmd_add(&l, "mc_dispatch.o");
+        cmd_add(&l, "-o");
+        cmd_add(&l, "out.bin");
+        return cmd_run(&l, dir, a->verbose, NULL, 0, err);
     }
-    /* object: the model and the runtime in one relocatable object */
-    cmd_add_words(&c, cc);
-    add_common_flags(&c, rt);
-    cmd_add(&c, "-fPIC");
-    cmd_add(&c, "-c"); /* into dir: rt.o (cpu.o, mc_dispatch.o) */
-    cmd_add(&c, src[0]);
-    if (a->nvariants) {
-        cmd_addf(&c, "%s/cpu.c", rt);
-        cmd_add(&c, "mc_dispatch.c");
-    }
-    if (cmd_run(&c, dir, a->verbose, NULL, 0, err))
-        return -1;
-    Cmd l = {0};
-    cmd_add_words(&l, cc);
-    cmd_add(&l, "-nostdlib");
-    cmd_add(&l, "-r");
-    add_model(&l, a, NULL);
-    cmd_add(&l, "rt.o");
-    if (a->nvariants) {
-        cmd_add(&l, "cpu.o");
-        cmd_add(&l, "mc_dispatch.o");
-    }
-    cmd_add(&l, "-o");
-    cmd_add(&l, "out.bin");
-    return cmd_run(&l, dir, a->verbose, NULL, 0, err);
+    for (int i = 0; i < n; i++)
+        cmd_add(&c, objs[i]);
+    for (int i = 0; images && i < 3; i++)
+        cmd_add(&c, libs[i]);
+    cmd_add(&c, "-lm");
+    cmd_add(&c, "-o");
+    cmd_add(&c, "out.bin");
+    return cmd_run(&c, dir, a->verbose, NULL, 0, err);
 }
 
 static int

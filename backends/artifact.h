@@ -153,6 +153,37 @@ void mc_artifact_info_json(FILE *f, const McArtifact *a, int images);
  * is set (then artifacts read no images, and say so when asked to). */
 int mc_artifact_image_libs(const char *cc, const char *dir, int shared, char libs[3][4096]);
 
+/* The runtime an artifact links (docs/artifacts.md): its C sources
+ * (names under the runtime directory) compiled with the flags of the
+ * artifact's kind -- pic (shared library, object) or not (executable,
+ * -no-pie), images (-DMC_HAVE_IMAGE) or not -- into <base name>.o each.
+ * The sources of a kind, in link order (at most MC_ART_RT_MAX); an
+ * object's file name; those flags as text; the compile, into dir. */
+#define MC_ART_RT_MAX 8
+int mc_artifact_runtime_sources(int pic, const char *const **srcs);
+void mc_artifact_runtime_object(const char *src, char *buf, size_t n);
+void mc_artifact_runtime_flags(const char *rt, int pic, int images, char *buf, size_t n);
+int mc_artifact_compile_runtime(const char *rt, const char *cc, int pic, int images, const char *const *srcs, int n,
+                                const char *dir, int verbose, McErr *err);
+
+/* The prebuilt runtime (artifact_rt.c): the objects of every kind,
+ * compiled once when mambac is built (mambac-prebuild DIR), each kind's
+ * in DIR/exe, DIR/exe-image, DIR/pic, DIR/pic-image with a MANIFEST that
+ * names the compiler (its path, size and time), the flags and every
+ * runtime source and header (length and FNV-1a), so that objects that no
+ * longer match are not used.
+ * mc_artifact_prebuild: writes DIR (kinds whose MANIFEST matches are left
+ * as they are; image kinds only where cc has the image libraries).
+ * mc_artifact_prebuilt_find: 1 and the directory of that kind's objects
+ * in buf when a prebuilt one matches cc and the sources in rt, looking in
+ * $MAMBAC_PREBUILT_DIR if set (only there; empty: nowhere), else in
+ * mambac-runtime/ beside the running program, ../lib/mambac-runtime/
+ * from it and MC_PREBUILT_DIR (where the build put it); else 0 and why in
+ * why. */
+int mc_artifact_prebuild(const char *dir, const char *cc, int verbose, McErr *err);
+int mc_artifact_prebuilt_find(const char *rt, const char *cc, int pic, int images, char *buf, size_t n, char *why,
+                              size_t whyn);
+
 /* The header text `mambac compile` writes as OUT.h (deterministic). */
 int mc_artifact_header(const McArtifact *a, FILE *f);
 

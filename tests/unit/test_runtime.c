@@ -622,6 +622,93 @@ test_artifact_reproducible(void)
     }
 }
 
+/* The prebuilt runtime (artifact_rt.c): objects compiled once by
+ * mc_artifact_prebuild give every kind of artifact byte for byte as the
+ * runtime's sources do; they are used (a damaged object breaks the link)
+ * only while their MANIFEST matches (a changed one, or changed sources:
+ * compiled from the sources again). */
+static void
+test_artifact_prebuilt(void)
+{
+    if (!fake_ok)
+        return;
+    char obj[PATH_MAX], pre[PATH_MAX], p1[PATH_MAX], p2[PATH_MAX], rt[PATH_MAX], q[PATH_MAX + 64], why[600];
+    char *save = strdup(getenv("MAMBAC_RUNTIME_DIR"));
+    snprintf(rt, sizeof rt, "%s", save);
+    unsetenv("MAMBAC_RUNTIME_DIR"); /* set: always the sources */
+    wpath(obj, "fake.o");
+    wpath(pre, "prebuilt");
+    McErr err = {{0}};
+    int rc = mc_artifact_prebuild(pre, "cc", 0, &err);
+    if (rc)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    struct stat st0, st1;
+    snprintf(q, sizeof q, "%s/exe/rt.o", pre);
+    CU_ASSERT_EQUAL(stat(q, &st0), 0);
+    CU_ASSERT_EQUAL(mc_artifact_prebuild(pre, "cc", 0, &err), 0); /* up to date: not compiled again */
+    CU_ASSERT(stat(q, &st1) == 0 && st1.st_mtim.tv_nsec == st0.st_mtim.tv_nsec &&
+              st1.st_mtim.tv_sec == st0.st_mtim.tv_sec);
+    setenv("MAMBAC_PREBUILT_DIR", pre, 1);
+    CU_ASSERT_EQUAL(mc_artifact_prebuilt_find(rt, "cc", 0, 0, p1, sizeof p1, why, sizeof why), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p1, "/prebuilt/exe"));
+    CU_ASSERT_EQUAL(mc_artifact_prebuilt_find(rt, "cc", 1, 0, p1, sizeof p1, why, sizeof why), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(p1, "/prebuilt/pic"));
+    static const McArtifactKind kinds[] = {MC_ART_EXE, MC_ART_OBJ, MC_ART_SHARED};
+    static const char *const ext[] = {"", ".o", ".so"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(p1, sizeof p1, "%s/pre%s", workdir, ext[k]);
+        snprintf(p2, sizeof p2, "%s/src%s", workdir, ext[k]);
+        McArtifact a = fake_artifact(kinds[k], obj, p1, NULL);
+        setenv("MAMBAC_PREBUILT_DIR", pre, 1);
+        CU_ASSERT_EQUAL_FATAL(mc_artifact_write(&a, &err), 0);
+        setenv("MAMBAC_PREBUILT_DIR", "", 1);
+        a.out = p2;
+        CU_ASSERT_EQUAL_FATAL(mc_artifact_write(&a, &err), 0);
+        CU_ASSERT(same_file(p1, p2));
+    }
+    /* the same artifacts, compiled by the runtime's sources, run the same */
+    char in[PATH_MAX], out[PATH_MAX];
+    CU_ASSERT_EQUAL(write_input(wpath(in, "x.npy")), 0);
+    snprintf(p1, sizeof p1, "%s/pre", workdir);
+    CU_ASSERT_EQUAL(sh("'%s' --input '%s' --output '%s'", p1, in, wpath(out, "ypre.npy")), 0);
+    CU_ASSERT_EQUAL(check_output(out), 0);
+
+    /* used: a damaged object breaks the link ... */
+    setenv("MAMBAC_PREBUILT_DIR", pre, 1);
+    McArtifact a = fake_artifact(MC_ART_EXE, obj, wpath(p1, "damaged"), NULL);
+    char img[PATH_MAX + 64];
+    snprintf(img, sizeof img, "%s/exe-image", pre);
+    int images = access(img, F_OK) == 0;
+    snprintf(q, sizeof q, "%s/%s/npy.o", pre, images ? "exe-image" : "exe");
+    CU_ASSERT_EQUAL(sh("cp '%s' '%s.save' && echo damaged > '%s'", q, q, q), 0);
+    CU_ASSERT_EQUAL(mc_artifact_write(&a, &err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "npy.o"));
+    /* ... unless its MANIFEST does not match: then the sources */
+    snprintf(q, sizeof q, "%s/%s/MANIFEST", pre, images ? "exe-image" : "exe");
+    CU_ASSERT_EQUAL(sh("cp '%s' '%s.save' && sed -i s/-O2/-O3/ '%s'", q, q, q), 0);
+    CU_ASSERT_EQUAL(mc_artifact_write(&a, &err), 0);
+    CU_ASSERT_EQUAL(sh("mv '%s.save' '%s' && cd '%s/%s' && mv npy.o.save npy.o", q, q, pre, images ? "exe-image" : "exe"), 0);
+    /* changed sources: prebuilt from a copy of the runtime, then one of
+     * its headers edited: not used */
+    char rt2[PATH_MAX], pre2[PATH_MAX];
+    CU_ASSERT_EQUAL(sh("cp -r '%s' '%s'", rt, wpath(rt2, "rtcopy")), 0);
+    setenv("MAMBAC_RUNTIME_DIR", rt2, 1);
+    CU_ASSERT_EQUAL(mc_artifact_prebuild(wpath(pre2, "prebuilt2"), "cc", 0, &err), 0);
+    unsetenv("MAMBAC_RUNTIME_DIR");
+    setenv("MAMBAC_PREBUILT_DIR", pre2, 1);
+    CU_ASSERT_EQUAL(mc_artifact_prebuilt_find(rt2, "cc", 0, 0, p1, sizeof p1, why, sizeof why), 1);
+    CU_ASSERT_EQUAL(mc_artifact_prebuilt_find(rt, "cc", 0, 0, p1, sizeof p1, why, sizeof why), 0); /* other flags (-I) */
+    CU_ASSERT_EQUAL(sh("echo '/* edited */' >> '%s/exe/mc_model_glue.h'", rt2), 0);
+    CU_ASSERT_EQUAL(mc_artifact_prebuilt_find(rt2, "cc", 0, 0, p1, sizeof p1, why, sizeof why), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "not those of this compiler and these sources"));
+    /* a compiler that is not there */
+    CU_ASSERT_EQUAL(mc_artifact_prebuilt_find(rt2, "nonexistent-cc", 0, 0, p1, sizeof p1, why, sizeof why), 0);
+    unsetenv("MAMBAC_PREBUILT_DIR");
+    setenv("MAMBAC_RUNTIME_DIR", save, 1);
+    free(save);
+}
+
 static void
 check_top(const char *out)
 {
@@ -1013,6 +1100,7 @@ main(void)
         {"profile hook accounting", test_profile_hook},
         {"exe artifact: run, bench, profile, bad inputs", test_artifact_exe},
         {"artifacts are byte-identical", test_artifact_reproducible},
+        {"prebuilt runtime: the same artifacts as from the sources", test_artifact_prebuilt},
         {"obj/shared artifact + examples/embed", test_artifact_obj_embed},
         {"two models in one program", test_artifact_two_models},
         {"artifact errors", test_artifact_errors},
