@@ -63,6 +63,7 @@ typedef struct McArtifact {
     const void *weights;       /* packed weights blob, as the object reads it */
     size_t weights_len;        /* must equal the object's <name>_weights_size */
 
+    const char *precision;     /* what mambac_info says the products run in: "bf16", NULL = "fp32" */
     int nkernels;              /* for `--profile` executables; 0 = none */
     const char *const *kernel_names;  /* [nkernels] */
     const double *kernel_flops;       /* [nkernels] useful FLOPs per run */

@@ -102,8 +102,8 @@ mc_artifact_info_json(FILE *f, const McArtifact *a, int images)
     json_str_or_null(f, a->triple && *a->triple ? a->triple : "host");
     fputs(", \"cpu\": ", f);
     json_str_or_null(f, a->cpu);
-    fprintf(f, ", \"precision\": \"fp32\", \"kind\": \"%s\",\n \"input\": {\"name\": \"x\", \"shape\": ",
-            kind_name(io.kind));
+    fprintf(f, ", \"precision\": \"%s\", \"kind\": \"%s\",\n \"input\": {\"name\": \"x\", \"shape\": ",
+            a->precision ? a->precision : "fp32", kind_name(io.kind));
     mc_artifact_shape_list(f, &a->in_shape, "[]");
     fputs(", \"dtype\": \"float32\"},\n \"outputs\": [", f);
     for (int j = 0; j < a->noutputs; j++) {

@@ -62,6 +62,8 @@ mc_llvm_emit_artifact(const KProgram *kp, const WeightStore *ws, const EmitOpts 
         a.weights_len = (size_t)vs.blob_len;
         a.verbose = o->verbose;
         a.io = o->io;
+        for (int i = 0; i < kp->nk; i++)
+            if (kp->k[i].sched.bf16) a.precision = "bf16"; /* --precision bf16 (its GEMMs and convs) */
         rc = mc_artifact_write(&a, err);
         mc_artifact_release(&a);
     }

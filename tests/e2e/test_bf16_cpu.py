@@ -1,7 +1,8 @@
 """e2e: --precision bf16 on the LLVM CPU backend (AVX512-BF16).
 
 - A small model (the native tests' custom config) compiled to an
-  executable with --precision bf16: logits within 2e-2 (relative L2) of the
+  executable with --precision bf16 for cooperlake (AVX512-BF16 without AMX:
+  the vdpbf16ps kernels): logits within 2e-2 (relative L2) of the
   float64 PyTorch reference, and not bit-equal to the fp32 build's (which is
   within 1e-4): bf16 ran; its assembly has vdpbf16ps, the fp32 one none;
   `dump --format kernels --precision bf16` puts bf16=1 on the schedules of
@@ -72,7 +73,7 @@ t.check(rc == 0, "this CPU compiles --precision bf16 (rc=%s) %s" % (rc, err.stri
 # ------------------------------------------------------------ the small model, compiled
 want = E.reference(x, sd, depths)
 exe16, exe32 = t.path("m16"), t.path("m32")
-for label, exe, extra in (("bf16", exe16, ["--precision", "bf16"]), ("fp32", exe32, [])):
+for label, exe, extra in (("bf16", exe16, ["--precision", "bf16", "--cpu", "cooperlake"]), ("fp32", exe32, [])):
     rc, out, err, dt = t.run(["compile", cfg, "--weights", weights, "--batch", "2", "--image-size", "%dx%d" % (H, W),
                               "-o", exe] + extra, timeout=600)
     t.check(rc == 0, "compile %s executable (%.1fs)%s" % (label, dt, "" if rc == 0 else " " + err[-400:]))
@@ -88,6 +89,7 @@ if ys["bf16"] is not None and ys["fp32"] is not None:
 asm = {}
 for label, extra in (("bf16", ["--precision", "bf16"]), ("fp32", [])):
     p = t.path("%s.s" % label)
+    extra += ["--cpu", "cooperlake"]
     rc, out, err, dt = t.run(["compile", cfg, "--image-size", "%dx%d" % (H, W), "--emit", "asm", "-o", p] + extra)
     asm[label] = open(p).read() if rc == 0 else ""
 n16 = len(re.findall(r"\bvdpbf16ps\b", asm["bf16"]))
@@ -112,6 +114,17 @@ rc, out, err, dt = t.run(["verify", cfg, "--weights", weights, "--input", xin, "
 m = re.search(r"all (\d+) kernels within the tolerance ([0-9.e+-]+)", out)
 t.check(rc == 0 and m and float(m.group(2)) == 2e-2,
         "verify --backend llvm --precision bf16: %s (rc=%s)" % (m.group(0) if m else out.strip()[-300:], rc))
+
+# the .so says what it computes in (mambac_info)
+so = t.path("m16lib.so")
+rc, out, err, dt = t.run(["compile", cfg, "--weights", weights, "--precision", "bf16", "--emit", "shared", "-o", so])
+if t.check(rc == 0, "compile --emit shared --precision bf16 (rc=%s) %s" % (rc, err.strip()[-300:])):
+    import ctypes
+    import json
+    lib = ctypes.CDLL(so)
+    lib.mambac_info.restype = ctypes.c_char_p
+    info = json.loads(lib.mambac_info().decode())
+    t.check(info.get("precision") == "bf16", "mambac_info of the bf16 .so: precision %s" % info.get("precision"))
 
 # ------------------------------------------------------------ the bf16 executable on a CPU without AVX-512
 if shutil.which("qemu-x86_64") and os.path.exists(exe16):

@@ -10,7 +10,8 @@
  *   documented VNNI-pair index (GEMM [N/pnr][kpad/2][pnr][2], conv
  *   [Co/pnr][kh*kw][kpad/2][pnr][2]) and zeros in all the padding, for
  *   sapphirerapids (any x86-64 host).
- * - On a host with AVX512-BF16, GEMMs and convolutions at odd shapes (K and
+ * - On a host with AVX512-BF16, compiled for cooperlake (AVX512-BF16, no
+ *   AMX: the vdpbf16ps kernels), GEMMs and convolutions at odd shapes (K and
  *   Ci odd, partial panels, remainder row tiles, several row blocks, panel-
  *   major order, stride, dilation, padding, batch 2, the stem's permuted
  *   NCHW input): with inputs and weights that are bf16 numbers already the
@@ -309,6 +310,31 @@ host_bf16(void)
     return have_bf16;
 }
 
+/* p compiled for cpu (the AVX512-BF16 kernels: cooperlake, which has no
+ * AMX) and run on this machine; *out malloc'd, of the output's shape */
+static int
+run_on(const char *cpu, const KProgram *p, TG *t, HostTensor *out)
+{
+    McLlvmTarget *tg = mc_llvm_target_create(NULL, cpu, NULL, &t->err);
+    McLlvmModule *m = tg ? mc_llvm_codegen(p, tg, &t->err) : NULL;
+    McLlvmJit *j = m ? mc_llvm_jit_create(m, &t->err) : NULL;
+    uint8_t *blob = NULL;
+    int64_t size = 0;
+    int rc = -1;
+    out->shape = p->bufs[p->output_bufs[0]].shape;
+    out->data = malloc((size_t)p->bufs[p->output_bufs[0]].bytes);
+    void *scratch = NULL;
+    if (j && !mc_llvm_pack_weights(p, &t->ws, tg, &blob, &size, &t->err) &&
+        !posix_memalign(&scratch, 64, (size_t)(p->scratch_bytes > 0 ? p->scratch_bytes : 64)))
+        rc = mc_llvm_jit_run(j, blob, t->in.data, &out->data, scratch, &t->err);
+    free(scratch);
+    free(blob);
+    mc_llvm_jit_free(j);
+    mc_llvm_module_free(m);
+    mc_llvm_target_free(tg);
+    return rc;
+}
+
 /* the values of every weight and of the input made bf16 numbers */
 static void
 round_all(TG *t)
@@ -349,7 +375,7 @@ exact_case(TG *t, int y, const char *what)
     HostTensor r, l;
     RunOpts o = {.threads = 2, .verbose = 0};
     CU_ASSERT_FATAL(mc_backend_ref.run_graph(&t->g, &t->ws, &t->in, 1, &r, 1, &o, &t->err) == 0);
-    int rc = mc_backend_llvm.run_kernels(&p, &t->ws, &t->in, &l, &o, &t->err);
+    int rc = run_on("cooperlake", &p, t, &l);
     if (rc) fprintf(stderr, "%s: %s\n", what, t->err.msg);
     CU_ASSERT_FATAL(rc == 0);
     int64_t n = mc_shape_numel(&r.shape);
@@ -430,8 +456,7 @@ test_gemm_rounding(void)
     CU_ASSERT_FATAL(bf16_program(&t, y, NULL, &p, &nbf) == 0);
     CU_ASSERT_EQUAL(nbf, 1);
     HostTensor l;
-    RunOpts o = {.threads = 2, .verbose = 0};
-    CU_ASSERT_FATAL(mc_backend_llvm.run_kernels(&p, &t.ws, &t.in, &l, &o, &t.err) == 0);
+    CU_ASSERT_FATAL(run_on("cooperlake", &p, &t, &l) == 0);
     const float *x = t.in.data, *w = mc_weights_find(&t.ws, "fc.weight")->data, *b = mc_weights_find(&t.ws, "fc.bias")->data;
     double *want = malloc(sizeof(double) * (size_t)(M * N)), *plain = malloc(sizeof(double) * (size_t)(M * N));
     for (int m = 0; m < M; m++)
