@@ -188,6 +188,37 @@ gemm_bf16_rows(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef buf, LLVMVa
     cg_loop_end(c, &l, NULL);
 }
 
+/* for the AMX kernels (llvm_amx.c): the bf16 helpers above, the task grid */
+LLVMValueRef
+cg_stack_buf(CG *c, int64_t bytes, const char *name)
+{
+    return stack_buf(c, bytes, name);
+}
+
+void
+cg_bf16_row(CG *c, int buf, LLVMValueRef off, int64_t sk, int64_t n, int64_t kpad, LLVMValueRef dst)
+{
+    bf16_row(c, buf, off, sk, n, kpad, dst);
+}
+
+void
+cg_gemm_bf16_rows(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef buf, LLVMValueRef r0, LLVMValueRef r1)
+{
+    gemm_bf16_rows(c, k, kp, buf, r0, r1);
+}
+
+void
+cg_gemm_task(CG *c, const KPlan *kp, LLVMValueRef t, LLVMValueRef *mb, LLVMValueRef *j)
+{
+    if (kp->panel_major) {
+        *j = LLVMBuildUDiv(c->b, t, cg_i64(c, kp->nmb), "");
+        *mb = LLVMBuildURem(c->b, t, cg_i64(c, kp->nmb), "");
+    } else {
+        *mb = LLVMBuildUDiv(c->b, t, cg_i64(c, kp->npan), "");
+        *j = LLVMBuildURem(c->b, t, cg_i64(c, kp->npan), "");
+    }
+}
+
 /* one GEMM tile: rows [m0, m0+rows), panel j (columns j*nr.. + ncols);
  * bf16: arow is row m0 of the task's bf16 copy of A */
 static void
@@ -278,6 +309,10 @@ gemm_block(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef mb, LLVMValueRe
 void
 cg_gemm(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end)
 {
+    if (mc_llvm_amx_gemm(c->t, k, kp)) { /* AMX-BF16 tiles (llvm_amx.c) */
+        cg_amx_gemm(c, k, kp, begin, end);
+        return;
+    }
     int64_t N = k->N, nr = kp->nr, pfull = N / nr, nrem = N % nr;
     /* bf16: the A rows of the row block last copied (a thread's tasks in
      * row-block order share their block's copy) */
@@ -290,13 +325,7 @@ cg_gemm(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRe
     Loop lt;
     cg_loop_begin(c, &lt, begin, end, NULL, 0, "task");
     LLVMValueRef mb, j;
-    if (kp->panel_major) {
-        j = LLVMBuildUDiv(c->b, lt.iv, cg_i64(c, kp->nmb), "");
-        mb = LLVMBuildURem(c->b, lt.iv, cg_i64(c, kp->nmb), "");
-    } else {
-        mb = LLVMBuildUDiv(c->b, lt.iv, cg_i64(c, kp->npan), "");
-        j = LLVMBuildURem(c->b, lt.iv, cg_i64(c, kp->npan), "");
-    }
+    cg_gemm_task(c, kp, lt.iv, &mb, &j);
     if (abuf) {
         If f;
         cg_if_begin(c, &f, LLVMBuildICmp(c->b, LLVMIntNE, mb, LLVMBuildLoad2(c->b, c->i64, cur, ""), ""), "acopy");
@@ -670,6 +699,10 @@ conv_blocked(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, LLVMValueR
 void
 cg_conv(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end)
 {
+    if (mc_llvm_amx_conv(c->t, k, kp)) { /* AMX-BF16 tiles (llvm_amx.c) */
+        cg_amx_conv(c, k, kp, begin, end);
+        return;
+    }
     const View *x = &k->in[0], *w = &k->in[1], *o = &k->out;
     ConvP q;
     memset(&q, 0, sizeof q);

@@ -229,6 +229,23 @@ void cg_fusion25(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LL
 void cg_layernorm(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
 void cg_mean_hw(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
 void cg_eltwise(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
+/* AMX-BF16 tiles (llvm_amx.c): does target t have them (amx-tile,
+ * amx-bf16 and avx512bf16); does a GEMM / plain CONV kernel k with plan kp
+ * run on them (bf16 weights on such a target, its bf16 copy of A fits
+ * MC_LLVM_BF16_ABUF); the bodies that do */
+int mc_llvm_amx_target(const McLlvmTarget *t);
+int mc_llvm_amx_gemm(const McLlvmTarget *t, const Kernel *k, const KPlan *kp);
+int mc_llvm_amx_conv(const McLlvmTarget *t, const Kernel *k, const KPlan *kp);
+void cg_amx_gemm(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
+void cg_amx_conv(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
+/* helpers of llvm_gemm.c: a 64-byte aligned stack buffer in the entry
+ * block; n fp32 values of buffer buf from element offset off, sk apart, as
+ * bf16 at dst, zeros up to kpad; A rows [r0, r1) of GEMM k as bf16 rows of
+ * kp->kpad at buf; task t of a GEMM's grid: its row block and column panel */
+LLVMValueRef cg_stack_buf(CG *c, int64_t bytes, const char *name);
+void cg_bf16_row(CG *c, int buf, LLVMValueRef off, int64_t sk, int64_t n, int64_t kpad, LLVMValueRef dst);
+void cg_gemm_bf16_rows(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef buf, LLVMValueRef r0, LLVMValueRef r1);
+void cg_gemm_task(CG *c, const KPlan *kp, LLVMValueRef t, LLVMValueRef *mb, LLVMValueRef *j);
 void cg_resize(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);  /* llvm_dense.c */
 void cg_avgpool(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
 

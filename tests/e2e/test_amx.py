@@ -1,6 +1,15 @@
 """e2e: AMX on CPUs that have it (amx-tile, amx-bf16: Sapphire Rapids and
 later); skipped elsewhere.
 
+- --precision bf16 on such a CPU runs the GEMMs and convolutions on AMX-BF16
+  tiles (backends/llvm/llvm_amx.c): the executable's logits within 2e-2
+  (relative L2) of the float64 reference, and of the same model compiled
+  with --features -amx-tile (AVX512-BF16, the same bf16 numbers summed in
+  another order) within 1e-2: each kernel agrees to ~1e-6 on the same
+  inputs (unit.test_amx), but a last-bit difference can tip an activation's
+  rounding to bf16 the other way, and across the model that adds up to the
+  size of bf16's own error, not more; --emit asm has tdpbf16ps (and the
+  AVX512-BF16 build none); mambac run --backend llvm --precision bf16 too.
 - The OS permission (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA)
   before the first tile instruction): code compiled for a CPU with AMX runs
   only after the request is granted.  A real refusal, without seccomp: a
@@ -39,7 +48,7 @@ if not cc:
     raise SystemExit(77)
 
 t = E.Test("amx")
-H, W = 32, 32
+H, W = 40, 48
 cfg, sd, depths = E.custom_model(t, embed_dim=32, depths=(1, 1, 1, 1), num_classes=10, mlp_ratio=2.0,
                                  model_name="amx")
 weights = E.save_weights("model", t.path("w.pth"), sd)
@@ -109,6 +118,40 @@ if compile_model("fat x86-64-v4,sapphirerapids", fat, "--cpu", "x86-64-v4,sapphi
     expect_refused("fat, MAMBAC_CPU=sapphirerapids, permission refused",
                    [fat, "--input", xin, "--output", t.path("y.npy")], dict(DENY, MAMBAC_CPU="sapphirerapids"),
                    ("MAMBAC_CPU=sapphirerapids", REFUSED))
+# ------------------------------------------------------------ bf16 on AMX tiles
+def logits(label, exe):
+    y = t.path("y_%s.npy" % os.path.basename(exe))
+    rc, _, err, _ = E.run_prog([exe, "--input", xin, "--output", y, "--threads", "2"])
+    if not t.check(rc == 0, "%s: runs (rc=%s) %s" % (label, rc, err.strip()[-300:])):
+        return None
+    return E.check_logits(t, label, y, want, tol=2e-2)
+
+
+def rel(a, b):
+    return float(np.linalg.norm(a.astype(np.float64) - b) / np.linalg.norm(b))
+
+
+ya = yv = None
+if compile_model("bf16 on AMX", t.path("bf16amx"), "--precision", "bf16"):
+    ya = logits("bf16 on AMX", t.path("bf16amx"))
+if compile_model("bf16 on AVX512-BF16 (--features -amx-tile)", t.path("bf16avx"), "--precision", "bf16",
+                 "--features", "-amx-tile"):
+    yv = logits("bf16 on AVX512-BF16", t.path("bf16avx"))
+if ya is not None and yv is not None:
+    t.check(rel(ya, yv) <= 1e-2, "AMX vs AVX512-BF16 logits: rel L2 %.2e (<= 1e-2)" % rel(ya, yv))
+for label, extra, amx in (("AMX", [], True), ("AVX512-BF16", ["--features", "-amx-tile"], False)):
+    s = t.path("m_%s.s" % label)
+    if compile_model("bf16 %s --emit asm" % label, s, "--precision", "bf16", "--emit", "asm", *extra):
+        with open(s) as f:
+            text = f.read()
+        n = text.count("tdpbf16ps")
+        t.check((n > 0 and "ldtilecfg" in text) if amx else n == 0,
+                "bf16 %s: %d tdpbf16ps in the assembly%s" % (label, n, " (and ldtilecfg)" if amx else ""))
+rc, _, err, dt = t.run(["run", cfg, "--weights", weights, "--backend", "llvm", "--no-cache", "--precision", "bf16",
+                        "--input", xin, "--output", t.path("yjit.npy"), "--threads", "2"])
+if t.check(rc == 0, "mambac run --backend llvm --precision bf16 (rc=%s) %s" % (rc, err.strip()[-300:])):
+    E.check_logits(t, "mambac run --backend llvm --precision bf16", t.path("yjit.npy"), want, dt, tol=2e-2)
+
 rc, _, err, _ = t.run(["run", cfg, "--weights", weights, "--backend", "llvm", "--no-cache", "--input", xin, "--output",
                        t.path("yj.npy")], env=dict(os.environ, **DENY))
 t.check(rc == 1 and REFUSED in err and "Illegal" not in err and len(err.strip().splitlines()) == 1,
