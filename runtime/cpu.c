@@ -312,7 +312,8 @@ advice(const char *arch, const char *missing, char *buf, size_t n)
         else
             snprintf(buf, n, "recompile with --features -v or --cpu generic-rv64");
     } else if (!strcmp(arch, "aarch64")) {
-        snprintf(buf, n, "recompile with --cpu generic or --cpu portable");
+        snprintf(buf, n, "recompile with --cpu generic or --cpu portable%s",
+                 listed(missing, "bf16") ? ", and with --precision fp32 if it was bf16 (that needs bf16)" : "");
     } else {
         snprintf(buf, n, "recompile for this CPU");
     }

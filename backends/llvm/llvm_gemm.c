@@ -18,7 +18,7 @@
  * then channels, out-of-image taps read a zero row (or are masked by a
  * select when the channel stride is not 1).
  * bf16 (KPlan.bf16, --precision bf16): the same tiles over pairs of k with
- * weights packed bf16 (llvm_internal.h) and vdpbf16ps; a GEMM task copies
+ * weights packed bf16 (llvm_internal.h) and vdpbf16ps (AArch64: bfdot); a GEMM task copies
  * its row block's A rows, a conv task its kh input rows, to a stack buffer
  * as bf16 first (a thread's consecutive tasks of one row block copy once).
  * AMX kernels (llvm_amx.c) may take over a bf16 GEMM in cg_gemm.  Owns
@@ -91,9 +91,9 @@ prefetch_at(CG *c, LLVMValueRef po, int locality)
  * (llvm_internal.h, KPlan); a task copies the A rows it reads to a stack
  * buffer as bf16 once (kpad elements a row, zero padded); per pair of k
  * one aligned <2L x bfloat> load of the panel per column vector (L columns
- * x 2 k), per row a broadcast of its pair (4 bytes), and
- * llvm.x86.avx512bf16.dpbf16ps.512 (vdpbf16ps: acc + a[2i]*b[2i] +
- * a[2i+1]*b[2i+1] per f32 lane, products exact, sums in fp32). */
+ * x 2 k), per row a broadcast of its pair (4 bytes), and a bf16 dot (x86
+ * vdpbf16ps, AArch64 bfdot: acc + a[2i]*b[2i] + a[2i+1]*b[2i+1] per f32
+ * lane, products exact, sums in fp32). */
 
 /* a 64-byte aligned stack buffer of `bytes`, allocated in the entry block */
 static LLVMValueRef
@@ -122,13 +122,15 @@ bf16_vt(CG *c, int n)
     return LLVMVectorType(LLVMBFloatTypeInContext(c->ctx), (unsigned)n);
 }
 
-/* fp32 vector v -> bf16 (vcvtneps2bf16: to nearest even) stored at p */
+/* fp32 vector v (NULL: zeros) -> bf16 (to nearest even: x86
+ * vcvtneps2bf16, AArch64 bfcvtn) stored at p */
 static void
 bf16_store(CG *c, LLVMValueRef p, LLVMValueRef v)
 {
-    LLVMValueRef h = v ? cg_intrinsic(c, "llvm.x86.avx512bf16.cvtneps2bf16.512", NULL, 0, &v, 1)
-                       : LLVMConstNull(bf16_vt(c, c->L));
-    LLVMSetAlignment(LLVMBuildStore(c->b, h, p), 32);
+    LLVMValueRef h = LLVMConstNull(bf16_vt(c, c->L));
+    if (v && c->t->x86_avx512) h = cg_intrinsic(c, "llvm.x86.avx512bf16.cvtneps2bf16.512", NULL, 0, &v, 1);
+    else if (v) h = LLVMBuildFPTrunc(c->b, v, bf16_vt(c, c->L), "");
+    LLVMSetAlignment(LLVMBuildStore(c->b, h, p), (unsigned)(c->L * 2 > 32 ? 32 : c->L * 2));
 }
 
 /* n fp32 values of buffer `buf` from element offset off, sk apart, as bf16
@@ -167,12 +169,14 @@ bf16_bcast(CG *c, LLVMValueRef p)
     return LLVMBuildBitCast(c->b, v, bf16_vt(c, 2 * c->L), "");
 }
 
-/* acc + a . b over each lane's pair, in fp32 */
+/* acc + a . b over each lane's pair, in fp32 (x86 vdpbf16ps, AArch64 bfdot) */
 static LLVMValueRef
 bf16_dot(CG *c, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef b)
 {
     LLVMValueRef args[3] = {acc, a, b};
-    return cg_intrinsic(c, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, args, 3);
+    if (c->t->x86_avx512) return cg_intrinsic(c, "llvm.x86.avx512bf16.dpbf16ps.512", NULL, 0, args, 3);
+    LLVMTypeRef tys[2] = {c->vf, bf16_vt(c, 2 * c->L)}; /* AArch64 BFDOT */
+    return cg_intrinsic(c, "llvm.aarch64.neon.bfdot", tys, 2, args, 3);
 }
 
 /* bf16 copy of A's rows [r0, r1) at buf, kpad elements a row */

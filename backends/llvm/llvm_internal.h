@@ -20,7 +20,8 @@ struct McLlvmTarget {
     int lanes;        /* f32 lanes per vector register used */
     int vregs;        /* architectural vector registers (of that width) */
     int x86_avx512;   /* 16 lanes are AVX-512 zmm (vrcp14ps available) */
-    int bf16;         /* bf16 dot products for --precision bf16: x86 avx512bf16 (vdpbf16ps) */
+    int bf16;         /* bf16 dot products for --precision bf16: x86 avx512bf16 (vdpbf16ps),
+                         aarch64 bf16 (bfdot) */
     int host;
     char *descr;
     char *required;   /* features the code needs, checked at start-up (runtime/cpu.c) */

@@ -313,7 +313,7 @@ resolve_bf16(const Kernel *k, const McLlvmTarget *t, const Sched *in, Sched *s, 
 {
     if (!s->bf16) return 0;
     if (s->bf16 != 1) return mc_err(err, "bf16=%lld: 1 (bf16 weights and products) or unset (fp32)", (long long)s->bf16);
-    if (!t->bf16) return mc_err(err, "bf16=1: the target has no bf16 dot products (x86-64 avx512bf16)");
+    if (!t->bf16) return mc_err(err, "bf16=1: the target has no bf16 dot products (x86-64 avx512bf16, AArch64 bf16)");
     int64_t row = mc_llvm_bf16_kpad(k->K) * 2;
     const int cap = MC_LLVM_BF16_ABUF;
     if (k->kind == KK_CONV) {

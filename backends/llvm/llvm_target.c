@@ -12,7 +12,8 @@
  *            --precision bf16 (vdpbf16ps).
  *   aarch64: NEON, 4 lanes, 32 registers (SVE is not used: fixed-width
  *            vectors keep the packed-weight layout target-independent of
- *            the runtime vector length).
+ *            the runtime vector length); +bf16 -> bfdot for --precision
+ *            bf16.
  *   riscv:   +v -> 2 x (VLEN/32) lanes (LMUL 2 fixed-width vectors, VLEN from
  *            +zvlNb, at least 128), 16 register groups; without +v: 4 lanes
  *            and 8 "registers" (LLVM scalarizes).
@@ -190,6 +191,7 @@ derive_vector(McLlvmTarget *t)
     } else if (starts(tr, "aarch64") || starts(tr, "arm64")) {
         t->lanes = 4;
         t->vregs = 32;
+        t->bf16 = requires(t, "bf16");
     } else if (starts(tr, "riscv")) {
         if (requires(t, "v")) {
             int vlen = 128;

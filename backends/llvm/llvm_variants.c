@@ -169,9 +169,13 @@ mc_llvm_bf16_check(const char *triple, const char *cpus, const char *features, M
         if (t && !ok) {
             char nm[300];
             snprintf(nm, sizeof nm, "%s%s", !item || item[0] == '+' ? t->cpu : "", item ? item : "");
-            if (strcmp(arch, "x86_64"))
-                mc_err(err, "--precision bf16 is for x86-64 CPUs with AVX512-BF16; %s cpu %s has no bf16 code here "
-                            "(use --precision fp32)", arch, nm);
+            if (!strcmp(arch, "aarch64"))
+                mc_err(err, "--precision bf16 needs the BF16 extension (bf16: bfdot), which cpu %s does not have (use "
+                            "--precision fp32, or a CPU with it such as neoverse-v1 or neoverse-n2, or --features "
+                            "+bf16)", nm);
+            else if (strcmp(arch, "x86_64"))
+                mc_err(err, "--precision bf16 is for x86-64 CPUs with AVX512-BF16 and AArch64 CPUs with BF16; %s cpu "
+                            "%s has no bf16 code here (use --precision fp32)", arch, nm);
             else
                 mc_err(err, "--precision bf16 needs AVX512-BF16 (avx512bf16), which cpu %s does not have (use "
                             "--precision fp32, or a CPU with it such as sapphirerapids, cooperlake or znver4)", nm);

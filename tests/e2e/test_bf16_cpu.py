@@ -19,6 +19,10 @@
 - The bf16 executable under qemu-x86_64 -cpu Skylake-Server (no AVX-512 in
   qemu): one sentence naming avx512bf16 and --precision fp32, exit 1, no
   SIGILL.
+- AArch64 (bfdot, +bf16): the small model for neoverse-v1 under
+  qemu-aarch64 -cpu max within 2e-2 of the reference (its assembly has
+  bfdot); under -cpu cortex-a72 one sentence naming bf16; the generic CPU
+  (no BF16) refused at compile time.
 Needs a CPU with AVX512-BF16 for everything but the refusals (skipped with
 a note otherwise)."""
 import os
@@ -64,11 +68,22 @@ usage_refused("dump --cpu skylake-avx512", ["dump", cfg, "--format", "kernels", 
                                             "--precision", "bf16"], ["skylake-avx512", "avx512bf16"])
 t.check(not os.path.exists(t.path("never")), "no output written by a refused compile")
 
-rc, out, err, dt = t.run(["compile", cfg, "--precision", "bf16", "--emit", "asm", "-o", t.path("probe.s")])
+# this CPU: the kernel IR at --precision bf16 (or the refusal: nothing more to test here)
+rc, out, err, dt = t.run(["dump", cfg, "--format", "kernels", "--precision", "bf16", "--image-size", "%dx%d" % (H, W)])
 if rc == 2 and "avx512bf16" in err:
     print("SKIP (the rest): this CPU has no AVX512-BF16: %s" % err.strip().splitlines()[0])
     t.finish()
-t.check(rc == 0, "this CPU compiles --precision bf16 (rc=%s) %s" % (rc, err.strip()[-300:]))
+bf, kind = [], None  # (kind, bf16=1 on its schedule line) per kernel
+for line in out.splitlines():
+    m = re.match(r"kernel k\d+ (\w+) ", line)
+    if m:
+        kind = m.group(1)
+    elif line.startswith("  schedule ") and kind:
+        bf.append((kind, "bf16=1" in line.split()))
+        kind = None
+t.check(rc == 0 and bf and all(b == (k in ("gemm", "conv")) for k, b in bf),
+        "dump --precision bf16: bf16=1 on the %d GEMM/conv schedules and on none of the other %d kernels" % (
+            sum(b for _, b in bf), sum(not b for _, b in bf)))
 
 # ------------------------------------------------------------ the small model, compiled
 want = E.reference(x, sd, depths)
@@ -95,19 +110,6 @@ for label, extra in (("bf16", ["--precision", "bf16"]), ("fp32", [])):
 n16 = len(re.findall(r"\bvdpbf16ps\b", asm["bf16"]))
 t.check(n16 > 0 and "vdpbf16ps" not in asm["fp32"],
         "assembly: %d vdpbf16ps in the bf16 build, none in the fp32 one" % n16)
-
-rc, out, err, dt = t.run(["dump", cfg, "--format", "kernels", "--precision", "bf16", "--image-size", "%dx%d" % (H, W)])
-bf, kind = [], None  # (kind, bf16=1 on its schedule line) per kernel
-for line in out.splitlines():
-    m = re.match(r"kernel k\d+ (\w+) ", line)
-    if m:
-        kind = m.group(1)
-    elif line.startswith("  schedule ") and kind:
-        bf.append((kind, "bf16=1" in line.split()))
-        kind = None
-t.check(rc == 0 and bf and all(b == (k in ("gemm", "conv")) for k, b in bf),
-        "dump --precision bf16: bf16=1 on the %d GEMM/conv schedules and on none of the other %d kernels" % (
-            sum(b for _, b in bf), sum(not b for _, b in bf)))
 
 rc, out, err, dt = t.run(["verify", cfg, "--weights", weights, "--input", xin, "--precision", "bf16", "--threads", "2"],
                          timeout=600)
@@ -136,6 +138,31 @@ if shutil.which("qemu-x86_64") and os.path.exists(exe16):
             "bf16 executable under qemu-x86_64 -cpu Skylake-Server: one sentence (rc=%s): %s" % (rc, msg[:400]))
 else:
     print("  note: qemu-x86_64 missing: the start-up check under qemu is skipped")
+
+# ------------------------------------------------------------ AArch64 (bfdot) under qemu
+if shutil.which("qemu-aarch64") and shutil.which("aarch64-linux-gnu-gcc"):
+    a64 = t.path("m16-a64")
+    A64 = ["--target", "aarch64-linux-gnu"]
+    usage_refused("aarch64 generic (no BF16)", base + A64, ["cpu generic", "bf16", "--features +bf16"])
+    rc, out, err, dt = t.run(["compile", cfg, "--weights", weights, "--batch", "2", "--image-size", "%dx%d" % (H, W),
+                              "--precision", "bf16", "--cpu", "neoverse-v1", "-o", a64] + A64, timeout=600)
+    if t.check(rc == 0, "compile for aarch64 neoverse-v1 --precision bf16 (rc=%s) %s" % (rc, err.strip()[-300:])):
+        y = t.path("y_a64.npy")
+        rc, out, err, dt = E.run_prog(["qemu-aarch64", "-cpu", "max", a64, "--input", xin, "--output", y])
+        t.check(rc == 0, "aarch64 bf16 executable under qemu-aarch64 -cpu max (rc=%s) %s" % (rc, err.strip()[-300:]))
+        ya = E.check_logits(t, "aarch64 bf16 (bfdot)", y, want, dt, tol=TOL16)
+        if ya is not None and ys["fp32"] is not None:
+            t.check(not np.array_equal(ya, ys["fp32"]), "the aarch64 bf16 logits are not the fp32 ones")
+        rc, out, err, dt = E.run_prog(["qemu-aarch64", "-cpu", "cortex-a72", a64, "--input", xin, "--output", y])
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        t.check(rc == 1 and len(lines) == 1 and "bf16" in err and "--precision fp32" in err,
+                "under qemu-aarch64 -cpu cortex-a72 (no BF16): one sentence (rc=%s): %s" % (rc, err.strip()[:300]))
+    rc, out, err, dt = t.run(["compile", cfg, "--image-size", "%dx%d" % (H, W), "--precision", "bf16", "--cpu",
+                              "neoverse-v1", "--emit", "asm", "-o", t.path("a64.s")] + A64)
+    n = len(re.findall(r"\bbfdot\b", open(t.path("a64.s")).read())) if rc == 0 else 0
+    t.check(n > 0, "aarch64 assembly: %d bfdot" % n)
+else:
+    print("  note: qemu-aarch64 or aarch64-linux-gnu-gcc missing: the AArch64 part is skipped")
 
 # ------------------------------------------------------------ Spatial-Mamba-T at 64x64, mambac run
 tcfg, C, tdepths, ncls, mlp, inc = E.config_for(t, "tiny")
