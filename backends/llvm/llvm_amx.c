@@ -197,9 +197,12 @@ a_step(CG *c, const ASrc *a, LLVMValueRef s)
 
 /* The 32 x (16*nct) sums of one block, nct (1 or 2) column tiles from
  * panel column ct0*16, over nsteps k steps (A: a; B: 16 pair rows a step
- * from blob offset wb); into cbuf (32 rows, nr floats apart) */
+ * from blob offset wb); into cbuf (32 rows, nr floats apart).  pf (or
+ * NULL): blob offset of a panel whose lines of the same columns and steps
+ * to prefetch into L2 meanwhile */
 static void
-tile_sums(CG *c, const KPlan *kp, const ASrc *a, LLVMValueRef wb, int64_t nsteps, int ct0, int nct, LLVMValueRef cbuf)
+tile_sums(CG *c, const KPlan *kp, const ASrc *a, LLVMValueRef wb, int64_t nsteps, int ct0, int nct, LLVMValueRef cbuf,
+          LLVMValueRef pf)
 {
     int64_t sb = kp->pnr * 4, sc = kp->nr * 4;
     LLVMValueRef init[4];
@@ -214,6 +217,12 @@ tile_sums(CG *c, const KPlan *kp, const ASrc *a, LLVMValueRef wb, int64_t nsteps
         bt[t] = tile_load(c, gep8(c, c->base[BUF_WEIGHT], LLVMBuildAdd(c->b, bk, cg_i64(c, (ct0 + t) * 16 * 4), "")), sb);
     for (int r = 0; r < 2; r++)
         for (int t = 0; t < nct; t++) next[r * nct + t] = tile_dp(c, lk.phi[r * nct + t], at[r], bt[t]);
+    if (pf) { /* the same step's lines of the next panel: 16 pair rows x nct*64 bytes */
+        LLVMValueRef pk = LLVMBuildAdd(c->b, pf, LLVMBuildMul(c->b, lk.iv, cg_i64(c, TK / 2 * sb), ""), "");
+        for (int r = 0; r < TK / 2; r++)
+            for (int t = 0; t < nct; t++)
+                cg_prefetch_weights(c, LLVMBuildAdd(c->b, pk, cg_i64(c, r * sb + (ct0 + t) * 64), ""), 2);
+    }
     cg_loop_end(c, &lk, next);
     for (int r = 0; r < 2; r++)
         for (int t = 0; t < nct; t++)
@@ -310,7 +319,15 @@ gemm_panel(CG *c, const Kernel *k, const KPlan *kp, const void *arg, LLVMValueRe
                   NULL, 0, "tblk");
     LLVMValueRef rb = LLVMBuildMul(c->b, lb.iv, cg_i64(c, BROWS), "");
     ASrc a = {gep8(c, g->abuf, LLVMBuildMul(c->b, rb, cg_i64(c, kp->kpad * 2), "")), kp->kpad * 2, 0, 0, 0, 0, 0, 0};
-    for (int ct = 0; ct < nct; ct += 2) tile_sums(c, kp, &a, wb, kp->kpad / TK, ct, nct - ct >= 2 ? 2 : 1, g->cbuf);
+    /* panel-major: the weights come from memory once, panel after panel;
+     * the first block prefetches the next panel's */
+    LLVMValueRef pf = NULL;
+    if (kp->panel_major) {
+        LLVMValueRef nx = panel_base(c, kp, LLVMBuildAdd(c->b, j, cg_i64(c, 1), ""), kp->kpad / 2);
+        nx = smin(c, nx, cg_i64(c, kp->pack_off + kp->pack_bytes - kp->kpad / 2 * kp->pnr * 4));
+        pf = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, lb.iv, cg_i64(c, 0), ""), nx, wb, "");
+    }
+    for (int ct = 0; ct < nct; ct += 2) tile_sums(c, kp, &a, wb, kp->kpad / TK, ct, nct - ct >= 2 ? 2 : 1, g->cbuf, pf);
     sums_out(c, k, kp, g->cbuf, LLVMBuildAdd(c->b, g->r0, rb, ""), smin(c, LLVMBuildSub(c->b, g->n, rb, ""), cg_i64(c, BROWS)),
              col0, ncols, bv);
     cg_loop_end(c, &lb, NULL);
@@ -397,7 +414,7 @@ conv_panel(CG *c, const Kernel *k, const KPlan *kp, const void *arg, LLVMValueRe
     /* output pixel ox's tap (ky, kx) reads copy pixel ky*wp + ox*sw + kx*dw */
     ASrc a = {gep8(c, ct->xbuf, LLVMBuildMul(c->b, ox0, cg_i64(c, q->sw * pix), "")), q->sw * pix, 1, qn, q->kw, q->dw, q->wp,
               pix};
-    for (int t = 0; t < nct; t += 2) tile_sums(c, kp, &a, wb, q->kh * q->kw * qn, t, nct - t >= 2 ? 2 : 1, ct->cbuf);
+    for (int t = 0; t < nct; t += 2) tile_sums(c, kp, &a, wb, q->kh * q->kw * qn, t, nct - t >= 2 ? 2 : 1, ct->cbuf, NULL);
     sums_out(c, k, kp, ct->cbuf, LLVMBuildAdd(c->b, ct->orow, ox0, ""),
              smin(c, LLVMBuildSub(c->b, cg_i64(c, q->Wo), ox0, ""), cg_i64(c, BROWS)), col0, ncols, bv);
     cg_loop_end(c, &lb, NULL);

@@ -192,7 +192,7 @@ gemm_bf16_rows(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef buf, LLVMVa
     cg_loop_end(c, &l, NULL);
 }
 
-/* for the AMX kernels (llvm_amx.c): the bf16 helpers above, the task grid */
+/* for the AMX kernels (llvm_amx.c): the bf16 helpers above, prefetch, the task grid */
 LLVMValueRef
 cg_stack_buf(CG *c, int64_t bytes, const char *name)
 {
@@ -209,6 +209,12 @@ void
 cg_gemm_bf16_rows(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef buf, LLVMValueRef r0, LLVMValueRef r1)
 {
     gemm_bf16_rows(c, k, kp, buf, r0, r1);
+}
+
+void
+cg_prefetch_weights(CG *c, LLVMValueRef po, int locality)
+{
+    prefetch_at(c, po, locality);
 }
 
 void

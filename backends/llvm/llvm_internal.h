@@ -242,11 +242,13 @@ void cg_amx_conv(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LL
 /* helpers of llvm_gemm.c: a 64-byte aligned stack buffer in the entry
  * block; n fp32 values of buffer buf from element offset off, sk apart, as
  * bf16 at dst, zeros up to kpad; A rows [r0, r1) of GEMM k as bf16 rows of
- * kp->kpad at buf; task t of a GEMM's grid: its row block and column panel */
+ * kp->kpad at buf; task t of a GEMM's grid: its row block and column panel;
+ * a prefetch of the weights' line at blob offset po (locality 3: L1, 2: L2) */
 LLVMValueRef cg_stack_buf(CG *c, int64_t bytes, const char *name);
 void cg_bf16_row(CG *c, int buf, LLVMValueRef off, int64_t sk, int64_t n, int64_t kpad, LLVMValueRef dst);
 void cg_gemm_bf16_rows(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef buf, LLVMValueRef r0, LLVMValueRef r1);
 void cg_gemm_task(CG *c, const KPlan *kp, LLVMValueRef t, LLVMValueRef *mb, LLVMValueRef *j);
+void cg_prefetch_weights(CG *c, LLVMValueRef po, int locality);
 void cg_resize(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);  /* llvm_dense.c */
 void cg_avgpool(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
 
