@@ -234,14 +234,17 @@ default_conv_block(const Kernel *k, int64_t nr, int64_t *rows, int64_t *pans, in
             }
 }
 
-/* scan: channel vectors per task, at least 4 tasks per batch image when D
- * allows, at most MC_LLVM_MAX_SCAN_GROUP (the row loop then reads that many
+/* scan: channel vectors per task, at least 16 tasks per batch image when D
+ * allows (a scan is sequential along the sequence: its channels are all the
+ * parallelism there is, and 16 threads need more than the 4 tasks this
+ * gave before; fewer interleaved vectors per task cost 5-8% of the scans'
+ * time on one thread, docs/performance.md), at most MC_LLVM_MAX_SCAN_GROUP (the row loop then reads that many
  * contiguous lines of each operand and carries as many independent
  * recurrences) */
 static int64_t
 default_scan_group(int64_t nch)
 {
-    int64_t g = nch / 4;
+    int64_t g = nch / 16;
     return g < 1 ? 1 : g > MC_LLVM_MAX_SCAN_GROUP ? MC_LLVM_MAX_SCAN_GROUP : g;
 }
 
