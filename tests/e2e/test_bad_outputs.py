@@ -190,12 +190,19 @@ expect_fail("row 10: compile --emit shared whose OUT.weights is the --weights fi
 t.check(read(wcopy) == wold, "row 10: the derived-output case left the checkpoint intact")
 
 # ------------------------------------------------------------ row 18: signals during compile
+# the C compiler: one that, once it is asked to compile or link, marks its
+# directory and stays there until killed (the real one links a small model
+# too quickly to be caught); its -print-file-name queries pass through
+slowcc = t.path("slowcc")
+with open(slowcc, "w") as f:
+    f.write('#!/bin/sh\ncase "$*" in *-print-file-name*) exec cc "$@";; esac\ntouch cc-running\nexec sleep 60\n')
+os.chmod(slowcc, 0o755)
 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     tmp = t.path("tmp_%d" % sig)
     odir = t.path("out_%d" % sig)
     os.mkdir(tmp)
     os.mkdir(odir)
-    env = dict(os.environ, TMPDIR=tmp)
+    env = dict(os.environ, TMPDIR=tmp, CC=slowcc)
     p = subprocess.Popen([t.mambac, "compile", cfg, "--weights", wts, "-o",
                           os.path.join(odir, "m.exe")], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -203,9 +210,8 @@ for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     t0 = time.time()
     while p.poll() is None and time.time() - t0 < 120:
         dirs = [d for d in os.listdir(tmp) if d.startswith("mambac-")]
-        if dirs and os.path.exists(os.path.join(tmp, dirs[0], "weights.bin")):
-            seen = True
-            time.sleep(0.3)  # the C compiler is running
+        if dirs and os.path.exists(os.path.join(tmp, dirs[0], "cc-running")):
+            seen = True  # the C compiler is running
             p.send_signal(sig)
             break
         time.sleep(0.02)
