@@ -37,7 +37,7 @@
 #define HOST_ARCH "unknown"
 #endif
 
-#define MAX_ARGS 64
+#define MAX_ARGS 320 /* 16 CPU variants of 16 objects each, and the rest */
 
 /* ------------------------------------------------------------ small helpers */
 
@@ -901,11 +901,12 @@ add_model(Cmd *c, const McArtifact *a, int dispatch)
         cmd_add(c, "model.o");
         return;
     }
-    for (int i = 0; i < a->nvariants; i++) {
-        char nm[32];
-        mc_artifact_variant_obj(i, nm, sizeof nm);
-        cmd_addf(c, "%s", nm);
-    }
+    for (int i = 0; i < a->nvariants; i++)
+        for (int j = 0; j < a->variants[i].nobjs; j++) {
+            char nm[32];
+            mc_artifact_variant_obj(i, j, nm, sizeof nm);
+            cmd_addf(c, "%s", nm);
+        }
     if (dispatch)
         cmd_add(c, "mc_dispatch.c");
 }
@@ -1092,13 +1093,14 @@ mc_artifact_write(const McArtifact *a, McErr *err)
     /* inputs into the temp dir */
     snprintf(p, sizeof p, "%s/model.o", dir);
     if (a->nvariants) {
-        for (int i = 0; i < a->nvariants; i++) {
-            char nm[32];
-            mc_artifact_variant_obj(i, nm, sizeof nm);
-            snprintf(p, sizeof p, "%s/%s", dir, nm);
-            if (write_file(p, a->variants[i].obj, a->variants[i].obj_len, err))
-                goto done;
-        }
+        for (int i = 0; i < a->nvariants; i++)
+            for (int j = 0; j < a->variants[i].nobjs; j++) {
+                char nm[32];
+                mc_artifact_variant_obj(i, j, nm, sizeof nm);
+                snprintf(p, sizeof p, "%s/%s", dir, nm);
+                if (write_file(p, a->variants[i].objs[j], a->variants[i].obj_lens[j], err))
+                    goto done;
+            }
         if (mc_artifact_write_dispatch(a, dir, err))
             goto done;
     } else if (a->obj) {

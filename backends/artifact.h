@@ -35,8 +35,9 @@ typedef struct McArtifactVariant {
     const char *name;          /* "x86-64-v3", "znver5", "generic-rv64+v" */
     const char *features;      /* comma-separated features it needs (mc_cpu.h) */
     const char *prefix;        /* its symbol prefix */
-    const void *obj;           /* its object file bytes */
-    size_t obj_len;
+    int nobjs;                 /* its object files (the kernels compiled in parts) */
+    const uint8_t *const *objs; /* [nobjs] their bytes ... */
+    const size_t *obj_lens;    /* ... and lengths */
     int64_t weights_offset;    /* its packed weights inside `weights` */
 } McArtifactVariant;
 
@@ -111,10 +112,10 @@ int mc_artifact_outputs(McArtifactKind emit, const char *out, char paths[3][4096
 /* The multi-variant part (artifact_cpu.c): mc_dispatch.c, which defines
  * <name>_run, _check_cpu, _cpu_variant, _cpu_dispatch, _weights_size and
  * _scratch_size over a->variants (runtime/mc_cpu.h), written into dir; the
- * file name of variant i's object there; s as a C string literal. */
+ * file name of variant i's object j there; s as a C string literal. */
 int mc_artifact_dispatch_source(const McArtifact *a, FILE *f);
 int mc_artifact_write_dispatch(const McArtifact *a, const char *dir, McErr *err);
-void mc_artifact_variant_obj(int i, char *buf, size_t n);
+void mc_artifact_variant_obj(int i, int j, char *buf, size_t n);
 void mc_artifact_c_string(FILE *f, const char *s);
 /* s's dimensions, ", "-separated, between brackets[0] and brackets[1]. */
 void mc_artifact_shape_list(FILE *f, const Shape *s, const char *brackets);

@@ -23,9 +23,10 @@
 #include <string.h>
 
 void
-mc_artifact_variant_obj(int i, char *buf, size_t n)
+mc_artifact_variant_obj(int i, int j, char *buf, size_t n)
 {
-    snprintf(buf, n, "model%d.o", i);
+    if (j) snprintf(buf, n, "model%d-%d.o", i, j);
+    else snprintf(buf, n, "model%d.o", i);
 }
 
 void

@@ -77,6 +77,24 @@ McLlvmModule *mc_llvm_codegen_as(const KProgram *p, const McLlvmTarget *t, const
 int mc_llvm_packing_fits(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pack);
 void mc_llvm_module_free(McLlvmModule *m);
 
+/* p compiled for t into object files (llvm_emit.c): its kernels cut into
+ * parts (ranges of about equal estimated compile time), each generated,
+ * optimized and emitted in an LLVM context of its own on one of up to
+ * one thread per core (at most the parts); part 0 has the entry point and
+ * the size globals, and calls the others' kernels (hidden <prefix>_k<i>).
+ * prefix and pack as mc_llvm_codegen_as (NULL: the program's name, t).
+ * The parts, and so the bytes, depend on p and t only, not on the number
+ * of cores.  `verbose`: a line with the parts, threads and time.  0, or -1
+ * with err (then out holds nothing). */
+typedef struct McLlvmObjects {
+    int n;
+    uint8_t **obj;    /* [n] malloc'd object files ... */
+    size_t *len;      /* ... of len[i] bytes */
+} McLlvmObjects;
+int mc_llvm_compile(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pack,
+                    FILE *verbose, McLlvmObjects *out, McErr *err);
+void mc_llvm_objects_free(McLlvmObjects *o);
+
 typedef enum McLlvmEmit { MC_EMIT_OBJ, MC_EMIT_ASM, MC_EMIT_IR } McLlvmEmit;
 /* Writes the module to `path` / to a malloc'd buffer (*out, *len). */
 int mc_llvm_emit_file(McLlvmModule *m, McLlvmEmit kind, const char *path, McErr *err);

@@ -330,15 +330,29 @@ target_attrs(CG *c, LLVMValueRef f)
     add_enum_attr(c, f, LLVMAttributeFunctionIndex, "nounwind");
 }
 
+/* Kernel i's function: internal mc_k<i> in a module of the whole program,
+ * else (split: kernels in several modules, mc_llvm_compile) <prefix>_k<i>,
+ * global and hidden, so that the entry point's module links to it and two
+ * models' (or variants') kernels do not meet. */
+static LLVMValueRef
+kernel_fn(CG *c, const char *prefix, int split, int i)
+{
+    char name[192];
+    if (split) snprintf(name, sizeof name, "%s_k%d", prefix, i);
+    else snprintf(name, sizeof name, "mc_k%d", i);
+    LLVMValueRef f = LLVMGetNamedFunction(c->mod, name);
+    if (f) return f;
+    f = LLVMAddFunction(c->mod, name, c->kfn_ty);
+    LLVMSetLinkage(f, split ? LLVMExternalLinkage : LLVMInternalLinkage);
+    if (split) LLVMSetVisibility(f, LLVMHiddenVisibility);
+    return f;
+}
+
 static void
-gen_kernel(CG *c, int i)
+gen_kernel(CG *c, int i, LLVMValueRef f)
 {
     const Kernel *k = &c->p->k[i];
     const KPlan *kp = &c->plan->k[i];
-    char name[32];
-    snprintf(name, sizeof name, "mc_k%d", i);
-    LLVMValueRef f = LLVMAddFunction(c->mod, name, c->kfn_ty);
-    LLVMSetLinkage(f, LLVMInternalLinkage);
     target_attrs(c, f);
     c->fn = f;
     c->ki = i;
@@ -389,9 +403,11 @@ add_size_global(CG *c, const char *prefix, const char *what, int64_t v)
 
 int mc_llvm_optimize(McLlvmModule *m, McErr *err); /* llvm_emit.c */
 
+/* The module of kernels [k0, k1) of p, with the entry point and the size
+ * globals when `entry`; split when that is not the whole program. */
 static McLlvmModule *
-codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pk, int optimize,
-        McErr *err)
+codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pk, int optimize, int k0,
+        int k1, int entry, McErr *err)
 {
     char why[300];
     for (int i = 0; i < p->nk; i++)
@@ -452,7 +468,9 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
         LLVMSetAlignment(c.zeros, 64);
     }
 
-    for (int i = 0; i < p->nk; i++) gen_kernel(&c, i);
+    int split = k0 > 0 || k1 < p->nk || !entry;
+    for (int i = k0; i < k1; i++) gen_kernel(&c, i, kernel_fn(&c, m->prefix, split, i));
+    if (!entry) goto verify; /* a part of the kernels only (mc_llvm_codegen_part) */
 
     /* entry point: <name>_run(weights, input, outputs..., scratch) puts its
      * arguments in an array and runs <name>_team(args) on every thread of
@@ -522,8 +540,7 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
             cg_loop_begin(&c, &il, cg_i64(&c, 0), cg_i64(&c, p->segs[s].images), NULL, 0, "image");
             LLVMBuildStore(c.b, il.iv, imgslot);
         }
-        snprintf(name, sizeof name, "mc_k%d", i);
-        LLVMValueRef a[4] = {LLVMGetNamedFunction(c.mod, name), ctxv, cg_i64(&c, pl.k[i].n), cg_i64(&c, pl.k[i].grain)};
+        LLVMValueRef a[4] = {kernel_fn(&c, m->prefix, split, i), ctxv, cg_i64(&c, pl.k[i].n), cg_i64(&c, pl.k[i].grain)};
         LLVMValueRef ld = LLVMBuildLoad2(c.b, c.ptr, prof, "");
         LLVMSetVolatile(ld, 1);
         LLVMValueRef on = LLVMBuildIsNotNull(c.b, ld, "");
@@ -548,6 +565,7 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
         else snprintf(what, sizeof what, "output_size");
         add_size_global(&c, m->prefix, what, p->noutputs ? p->bufs[p->output_bufs[j]].bytes : 0);
     }
+verify:
     LLVMDisposeBuilder(c.b);
     mc_llvm_plan_free(&pl);
 
@@ -569,20 +587,27 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
 McLlvmModule *
 mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McErr *err)
 {
-    return codegen(p, t, NULL, NULL, optimize, err);
+    return codegen(p, t, NULL, NULL, optimize, 0, p->nk, 1, err);
 }
 
 McLlvmModule *
 mc_llvm_codegen(const KProgram *p, const McLlvmTarget *t, McErr *err)
 {
-    return codegen(p, t, NULL, NULL, 1, err);
+    return codegen(p, t, NULL, NULL, 1, 0, p->nk, 1, err);
 }
 
 McLlvmModule *
 mc_llvm_codegen_as(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pack,
                    McErr *err)
 {
-    return codegen(p, t, prefix, pack, 1, err);
+    return codegen(p, t, prefix, pack, 1, 0, p->nk, 1, err);
+}
+
+McLlvmModule *
+mc_llvm_codegen_part(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pack, int k0,
+                     int k1, int entry, McErr *err)
+{
+    return codegen(p, t, prefix, pack, 1, k0, k1, entry, err);
 }
 
 int

@@ -123,6 +123,15 @@ McLlvmTarget *mc_llvm_variants_widest(const char *triple, const char *cpus, cons
  * variant).  Returns 0, or -1 when t's micro-kernels cannot read pk's
  * panels (then pack for t). */
 int mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pk, Plan *pl);
+/* A target machine for t (its triple, CPU, features, ABI; O3, PIC), one
+ * per thread that emits code (llvm_target.c); NULL on failure. */
+LLVMTargetMachineRef mc_llvm_target_machine(const McLlvmTarget *t);
+/* mc_llvm_codegen_as for kernels [k0, k1) only, with the entry point and
+ * the size globals when `entry`: one part of mc_llvm_compile.  Unless it is
+ * the whole program, its kernels are hidden globals <prefix>_k<i> that
+ * the part with the entry point calls. */
+McLlvmModule *mc_llvm_codegen_part(const KProgram *p, const McLlvmTarget *t, const char *prefix,
+                                   const McLlvmTarget *pack, int k0, int k1, int entry, McErr *err);
 void mc_llvm_plan_free(Plan *pl);
 
 /* ---------------------------------------------------------------- codegen */

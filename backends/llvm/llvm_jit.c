@@ -8,9 +8,10 @@
  * libmc_runtime's definitions linked into this program (absolute symbols, so
  * it works in executables that do not export their symbols) and resolves
  * anything else (libm, libc) from the process; looks up <name>_run.  The
- * backend's run_kernels takes the planned program and does codegen (or,
- * when mambac run turned the JIT cache on, reads the object an earlier run
- * stored: jit_cache.h), weight packing, JIT, run.  Owns the LLJIT
+ * backend's run_kernels takes the planned program and compiles it into
+ * objects in parallel parts (mc_llvm_compile; or, when mambac run turned the
+ * JIT cache on, reads the objects an earlier run stored: jit_cache.h), packs
+ * the weights, links the objects into one LLJIT, runs.  Owns the LLJIT
  * (mc_llvm_jit_free).
  */
 #include "llvm_internal.h"
@@ -76,18 +77,18 @@ orc_err(McErr *err, const char *what, LLVMErrorRef e)
     return -1;
 }
 
-/* A fresh LLJIT with the object `obj` (consumed) linked in, the runtime
- * calls bound, and <prefix>_run looked up. */
+/* A fresh LLJIT with the objects obj[0..n) (consumed) linked in, the
+ * runtime calls bound, and <prefix>_run looked up. */
 static McLlvmJit *
-jit_from_object(LLVMMemoryBufferRef obj, const char *prefix, int noutputs, McErr *err)
+jit_from_objects(LLVMMemoryBufferRef *obj, int n, const char *prefix, int noutputs, McErr *err)
 {
     McLlvmJit *j = calloc(1, sizeof *j);
+    int added = 0;
     LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->jit, LLVMOrcCreateLLJITBuilder());
     if (e) {
         orc_err(err, "cannot create LLJIT", e);
-        LLVMDisposeMemoryBuffer(obj);
-        free(j);
-        return NULL;
+        j->jit = NULL;
+        goto fail;
     }
     LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j->jit);
     /* the runtime calls of the generated code, bound to libmc_runtime's
@@ -118,12 +119,12 @@ jit_from_object(LLVMMemoryBufferRef obj, const char *prefix, int noutputs, McErr
         goto fail;
     }
     LLVMOrcJITDylibAddGenerator(jd, gen);
-    e = LLVMOrcLLJITAddObjectFile(j->jit, jd, obj);
-    obj = NULL;
-    if (e) {
-        orc_err(err, "cannot add the object file", e);
-        goto fail;
-    }
+    for (; added < n; added++)
+        if ((e = LLVMOrcLLJITAddObjectFile(j->jit, jd, obj[added]))) {
+            added++;
+            orc_err(err, "cannot add the object file", e);
+            goto fail;
+        }
     char name[192];
     snprintf(name, sizeof name, "%s_run", prefix);
     LLVMOrcExecutorAddress addr = 0;
@@ -135,7 +136,7 @@ jit_from_object(LLVMMemoryBufferRef obj, const char *prefix, int noutputs, McErr
     j->noutputs = noutputs > 0 ? noutputs : 1;
     return j;
 fail:
-    if (obj) LLVMDisposeMemoryBuffer(obj);
+    for (; added < n; added++) LLVMDisposeMemoryBuffer(obj[added]);
     mc_llvm_jit_free(j);
     return NULL;
 }
@@ -172,7 +173,7 @@ mc_llvm_jit_create(McLlvmModule *m, McErr *err)
 {
     if (jit_allow_amx(m->t, err)) return NULL;
     LLVMMemoryBufferRef obj = emit_object(m, err);
-    return obj ? jit_from_object(obj, m->prefix, m->noutputs, err) : NULL;
+    return obj ? jit_from_objects(&obj, 1, m->prefix, m->noutputs, err) : NULL;
 }
 
 int
@@ -205,9 +206,76 @@ now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-/* The JIT of p for the host target t: the object from the JIT cache when it
- * holds p's (jit_cache.h), else generated, optimized and emitted here, and
- * stored there.  An entry that does not link is removed and compiled anew. */
+/* The cache's entry for a program's objects (mc_llvm_compile): one object
+ * as it is; several as "MCOBJS1" and a zero byte, their number (u32 LE),
+ * 4 zero bytes, each one's length (u64 LE), then the objects. */
+static const char objs_magic[8] = "MCOBJS1";
+
+static void
+put_le(uint8_t *b, uint64_t v, int size)
+{
+    for (int i = 0; i < size; i++) b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t
+get_le(const uint8_t *b, int size)
+{
+    uint64_t v = 0;
+    for (int i = size - 1; i >= 0; i--) v = v << 8 | b[i];
+    return v;
+}
+
+static uint8_t *
+objects_pack(const McLlvmObjects *o, size_t *len)
+{
+    size_t n = 16 + 8 * (size_t)o->n, k = n;
+    for (int i = 0; i < o->n; i++) n += o->len[i];
+    uint8_t *b = o->n == 1 ? NULL : calloc(1, n);
+    if (o->n == 1) {
+        *len = o->len[0];
+        return o->obj[0];
+    }
+    if (!b) return NULL;
+    memcpy(b, objs_magic, 8);
+    put_le(b + 8, (uint64_t)o->n, 4);
+    for (int i = 0; i < o->n; i++) {
+        put_le(b + 16 + 8 * i, o->len[i], 8);
+        memcpy(b + k, o->obj[i], o->len[i]);
+        k += o->len[i];
+    }
+    *len = n;
+    return b;
+}
+
+/* The objects of an entry's bytes as memory buffers (copies) in obj[];
+ * their number, or -1 when the bytes are not such an entry. */
+static int
+objects_unpack(const uint8_t *b, size_t len, const char *name, LLVMMemoryBufferRef *obj, int max)
+{
+    if (len < 16 || memcmp(b, objs_magic, 8)) {
+        obj[0] = LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)b, len, name);
+        return 1;
+    }
+    uint64_t n = get_le(b + 8, 4), k = 16 + 8 * n;
+    if (n < 1 || (int)n > max || k > len) return -1;
+    for (uint64_t i = 0, off = k; i < n; i++) {
+        uint64_t l = get_le(b + 16 + 8 * i, 8);
+        if (l > len - off || (i == n - 1 && off + l != len)) return -1;
+        off += l;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t l = get_le(b + 16 + 8 * i, 8);
+        obj[i] = LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)b + k, l, name);
+        k += l;
+    }
+    return (int)n;
+}
+
+#define MAX_OBJS 64
+
+/* The JIT of p for the host target t: the objects from the JIT cache when it
+ * holds p's (jit_cache.h), else compiled here (mc_llvm_compile), and stored
+ * there.  An entry that does not link is removed and compiled anew. */
 static McLlvmJit *
 jit_program(const KProgram *p, const McLlvmTarget *t, FILE *verbose, McErr *err)
 {
@@ -217,13 +285,15 @@ jit_program(const KProgram *p, const McLlvmTarget *t, FILE *verbose, McErr *err)
     uint8_t *bytes = NULL;
     size_t len = 0;
     McLlvmJit *j = NULL;
+    char prefix[128];
+    LLVMMemoryBufferRef obj[MAX_OBJS];
+    mc_llvm_symbol_prefix(p, prefix, sizeof prefix);
     if (cached && mc_jit_cache_get(&key, &bytes, &len)) {
-        char prefix[128];
-        mc_llvm_symbol_prefix(p, prefix, sizeof prefix);
-        LLVMMemoryBufferRef obj = LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)bytes, len, prefix);
+        int n = objects_unpack(bytes, len, prefix, obj, MAX_OBJS);
         free(bytes);
         McErr bad = {{0}};
-        if ((j = jit_from_object(obj, prefix, p->noutputs, &bad))) {
+        if (n < 0) mc_err(&bad, "not a list of objects");
+        if (n > 0 && (j = jit_from_objects(obj, n, prefix, p->noutputs, &bad))) {
             if (verbose) fprintf(verbose, "mambac: llvm: key, cached object read and linked in %.1f ms\n", now_ms() - t0);
             mc_jit_key_free(&key);
             return j;
@@ -232,16 +302,21 @@ jit_program(const KProgram *p, const McLlvmTarget *t, FILE *verbose, McErr *err)
         mc_jit_cache_drop(&key);
         t0 = now_ms();
     }
-    McLlvmModule *m = mc_llvm_codegen(p, t, err);
-    double t1 = now_ms();
-    LLVMMemoryBufferRef obj = m ? emit_object(m, err) : NULL;
-    double t2 = now_ms();
-    if (obj && cached) mc_jit_cache_put(&key, LLVMGetBufferStart(obj), LLVMGetBufferSize(obj));
-    if (obj) j = jit_from_object(obj, m->prefix, m->noutputs, err);
-    if (j && verbose)
-        fprintf(verbose, "mambac: llvm: code generation + O3 %.1f ms, code emission %.1f ms, link %.1f ms\n", t1 - t0,
-                t2 - t1, now_ms() - t2);
-    mc_llvm_module_free(m);
+    McLlvmObjects o;
+    if (!t->host) mc_err(err, "llvm jit: the target %s is not the host; the JIT runs host code only", t->triple);
+    else if (!mc_llvm_compile(p, t, NULL, NULL, verbose, &o, err)) { /* at most MAX_OBJS parts */
+        double t1 = now_ms();
+        uint8_t *packed = cached ? objects_pack(&o, &len) : NULL;
+        if (packed) mc_jit_cache_put(&key, packed, len);
+        if (packed && packed != o.obj[0]) free(packed);
+        for (int i = 0; i < o.n; i++) obj[i] = LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)o.obj[i], o.len[i], prefix);
+        double t2 = now_ms();
+        j = jit_from_objects(obj, o.n, prefix, p->noutputs, err);
+        if (j && verbose)
+            fprintf(verbose, "mambac: llvm: code generation, O3 and emission %.1f ms, link %.1f ms\n", t1 - t0,
+                    now_ms() - t2);
+        mc_llvm_objects_free(&o);
+    }
     if (cached) mc_jit_key_free(&key);
     return j;
 }

@@ -266,6 +266,21 @@ probe_subtarget(McLlvmTarget *t, McErr *err)
                   t->triple);
 }
 
+LLVMTargetMachineRef
+mc_llvm_target_machine(const McLlvmTarget *t)
+{
+    LLVMTargetMachineOptionsRef o = LLVMCreateTargetMachineOptions();
+    LLVMTargetMachineOptionsSetCPU(o, t->cpu);
+    LLVMTargetMachineOptionsSetFeatures(o, t->features);
+    if (t->abi) LLVMTargetMachineOptionsSetABI(o, t->abi);
+    LLVMTargetMachineOptionsSetCodeGenOptLevel(o, LLVMCodeGenLevelAggressive);
+    LLVMTargetMachineOptionsSetRelocMode(o, LLVMRelocPIC);
+    LLVMTargetMachineOptionsSetCodeModel(o, LLVMCodeModelDefault);
+    LLVMTargetMachineRef tm = LLVMCreateTargetMachineWithOptions(t->target, t->triple, o);
+    LLVMDisposeTargetMachineOptions(o);
+    return tm;
+}
+
 McLlvmTarget *
 mc_llvm_target_create(const char *triple, const char *cpu, const char *features, McErr *err)
 {
@@ -309,16 +324,7 @@ mc_llvm_target_create(const char *triple, const char *cpu, const char *features,
         mc_llvm_target_free(t);
         return NULL;
     }
-    LLVMTargetMachineOptionsRef o = LLVMCreateTargetMachineOptions();
-    LLVMTargetMachineOptionsSetCPU(o, t->cpu);
-    LLVMTargetMachineOptionsSetFeatures(o, t->features);
-    if (t->abi) LLVMTargetMachineOptionsSetABI(o, t->abi);
-    LLVMTargetMachineOptionsSetCodeGenOptLevel(o, LLVMCodeGenLevelAggressive);
-    LLVMTargetMachineOptionsSetRelocMode(o, LLVMRelocPIC);
-    LLVMTargetMachineOptionsSetCodeModel(o, LLVMCodeModelDefault);
-    t->tm = LLVMCreateTargetMachineWithOptions(t->target, t->triple, o);
-    LLVMDisposeTargetMachineOptions(o);
-    if (!t->tm) {
+    if (!(t->tm = mc_llvm_target_machine(t))) {
         mc_err(err, "llvm: cannot create a target machine for %s (cpu %s)", t->triple, t->cpu);
         mc_llvm_target_free(t);
         return NULL;

@@ -44,7 +44,8 @@ mc_llvm_variants_free(McLlvmVariants *v)
         free((void *)v->v[i].name);
         free((void *)v->v[i].features);
         free((void *)v->v[i].prefix);
-        free((void *)v->v[i].obj);
+        McLlvmObjects o = {v->v[i].nobjs, (uint8_t **)v->v[i].objs, (size_t *)v->v[i].obj_lens};
+        mc_llvm_objects_free(&o);
         free(v->descr[i]);
     }
     free(v->v);
@@ -252,13 +253,11 @@ mc_llvm_variants_build(const KProgram *p, const WeightStore *ws, const char *tri
             fprintf(verbose, "mambac: variant %d/%d %s: target %s; weights packed for %s; checked at start-up: %s\n",
                     i + 1, n, v->name, tg[i]->descr, out->v[packed_by[i]].name,
                     tg[i]->required[0] ? tg[i]->required : "(nothing)");
-        McLlvmModule *m = mc_llvm_codegen_as(p, tg[i], v->prefix, pk, err);
-        uint8_t *obj = NULL;
-        size_t objlen = 0;
-        if (!m || mc_llvm_emit_mem(m, MC_EMIT_OBJ, &obj, &objlen, err)) rc = -1;
-        v->obj = obj;
-        v->obj_len = objlen;
-        mc_llvm_module_free(m);
+        McLlvmObjects o;
+        if (mc_llvm_compile(p, tg[i], v->prefix, pk, verbose, &o, err)) rc = -1;
+        v->nobjs = o.n;
+        v->objs = (const uint8_t *const *)o.obj;
+        v->obj_lens = o.len;
         if (!rc && have[packed_by[i]]) { /* that packing is in the blob already */
             v->weights_offset = offs[packed_by[i]];
             continue;

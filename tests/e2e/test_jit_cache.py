@@ -101,8 +101,16 @@ if ents:
     t.check(rc == 0, "dump --format kernels: rc=%s %s" % (rc, err.strip()[:300]))
     text = meta.decode("utf-8", "replace")
     hexkey = ENTRY.match(ents[0]).group(1)
-    t.check(magic == b"MCJITC1\n" and n == 88 + ml + ol and obj[:4] == b"\x7fELF",
-            "entry layout: magic, lengths, an ELF object of %d bytes" % ol)
+    # the object, or the program's objects (compiled in parts, llvm_jit.c):
+    # "MCOBJS1\0", their number, 4 zero bytes, their lengths, the objects
+    objs = [obj]
+    if obj[:8] == b"MCOBJS1\0":
+        k = int.from_bytes(obj[8:12], "little")
+        lens = [int.from_bytes(obj[16 + 8 * i:24 + 8 * i], "little") for i in range(k)]
+        offs = [16 + 8 * k + sum(lens[:i]) for i in range(k)]
+        objs = [obj[o:o + n] for o, n in zip(offs, lens)] if 16 + 8 * k + sum(lens) == ol else []
+    t.check(magic == b"MCJITC1\n" and n == 88 + ml + ol and objs and all(o[:4] == b"\x7fELF" for o in objs),
+            "entry layout: magic, lengths, %d ELF object(s) in %d bytes" % (len(objs), ol))
     t.check(key.hex() == hexkey and os.path.exists(kir)
             and hashlib.sha256(meta + open(kir, "rb").read()).hexdigest() == hexkey,
             "the key is SHA-256(meta + kernel IR) and names the file")
