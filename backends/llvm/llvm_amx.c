@@ -174,6 +174,17 @@ smin(CG *c, LLVMValueRef a, LLVMValueRef b)
     return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, b, ""), a, b, "");
 }
 
+/* The A copy and the sums take up to MC_LLVM_BF16_ABUF + 8 KB of the
+ * thread's stack: the kernel touches its frame page by page on entry, so
+ * that a thread stack too small for it (a small OMP_STACKSIZE) ends on the
+ * guard page instead of past it. */
+static void
+probe_stack(CG *c)
+{
+    LLVMAddAttributeAtIndex(c->fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(c->ctx, "probe-stack", 11, "inline-asm", 10));
+}
+
 /* Where step s of a block's K loop reads its A tiles: GEMM, 32 k further
  * each step; CONV, step s = tap * (kpad/32) + channel step, the tap's
  * pixel (ky, kx*dw) of the copy (rows of wp pixels of kpad bf16). */
@@ -338,6 +349,7 @@ cg_amx_gemm(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMVal
 {
     int64_t brows = kp->tpb * kp->mr;
     GemmTask g;
+    probe_stack(c);
     g.abuf = cg_stack_buf(c, gemm_copy_bytes(k, kp), "acopy");
     g.cbuf = cg_stack_buf(c, BROWS * kp->nr * 4, "csums");
     LLVMValueRef cur = cg_stack_buf(c, 8, "ablock"); /* the row block in the copy */
@@ -425,6 +437,7 @@ cg_amx_conv(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMVal
 {
     AConv q;
     aconv(k, &q);
+    probe_stack(c);
     ConvTask ct = {&q, cg_stack_buf(c, conv_copy_bytes(k, kp), "xcopy"), cg_stack_buf(c, BROWS * kp->nr * 4, "csums"), NULL};
     Loop lr;
     cg_loop_begin(c, &lr, begin, end, NULL, 0, "row");
