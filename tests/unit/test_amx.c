@@ -11,7 +11,7 @@
  * rounded to bf16 first, so that both match the reference backend on the
  * same values up to fp32 summation order: |y - ref| <= 2e-5 (|ref| +
  * rms(ref)) per element.  The AMX module's assembly has tdpbf16ps (and the
- * other's none): the tiles ran.
+ * other's none): the tiles ran; its kernels probe their stack frames.
  */
 #include <CUnit/Basic.h>
 #include "unit.h"
@@ -117,6 +117,16 @@ net_run(Net *n, const KProgram *p, const char *f, float *out, int *amx)
         memcpy(s, as, na);
         *amx = strstr(s, "tdpbf16ps") != NULL;
         free(s);
+    }
+    if (m && *amx == 1) { /* the AMX kernels probe their stack frame (the A copy) */
+        uint8_t *ir = NULL;
+        size_t ni = 0;
+        CU_ASSERT(mc_llvm_emit_mem(m, MC_EMIT_IR, &ir, &ni, &err) == 0);
+        char *s = calloc(1, ni + 1);
+        if (ir) memcpy(s, ir, ni);
+        CU_ASSERT(strstr(s, "\"probe-stack\"=\"inline-asm\"") != NULL);
+        free(s);
+        free(ir);
     }
     if (m && !mc_llvm_pack_weights(p, &n->ws, tg, &blob, &bs, &err) && (j = mc_llvm_jit_create(m, &err)))
         rc = mc_llvm_jit_run(j, blob, n->in.data, &out, scr, &err);
