@@ -27,11 +27,13 @@
  * are computed on whatever the copy holds there and not stored.  LLVM's
  * .internal AMX intrinsics carry the tile shapes, so LLVM writes the tile
  * configuration (ldtilecfg) and releases the tiles (tilerelease) itself.
+ * A GEMM whose tasks run panel-major (its weights streamed from memory
+ * once) prefetches the next panel into L2 during its first block.
  *
  * bench/amx.c measured this blocking (2x2, A converted once per row block,
  * C through a small buffer) on one core of a Sapphire Rapids machine: the
- * tiles run at up to ~1.8 TFLOP/s; converting A and storing C bound the
- * time on tiny's shapes.  Owns nothing.
+ * tiles alone run at up to ~1.6 TFLOP/s (the unit's peak ~2.2); converting
+ * A and storing C bound the time on tiny's shapes.  Owns nothing.
  */
 #include "llvm_internal.h"
 #include <string.h>
