@@ -9,7 +9,9 @@ later); skipped elsewhere.
   inputs (unit.test_amx), but a last-bit difference can tip an activation's
   rounding to bf16 the other way, and across the model that adds up to the
   size of bf16's own error, not more; --emit asm has tdpbf16ps (and the
-  AVX512-BF16 build none); mambac run --backend llvm --precision bf16 too.
+  AVX512-BF16 build none); mambac run --backend llvm --precision bf16 too;
+  a small UperNet segmentor at batch 2 and 67x45 (its FPN and bottleneck
+  3x3 convolutions on tiles) within 2e-2 of the float64 reference.
 - The OS permission (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA)
   before the first tile instruction): code compiled for a CPU with AMX runs
   only after the request is granted.  A real refusal, without seccomp: a
@@ -147,6 +149,39 @@ for label, extra, amx in (("AMX", [], True), ("AVX512-BF16", ["--features", "-am
         n = text.count("tdpbf16ps")
         t.check((n > 0 and "ldtilecfg" in text) if amx else n == 0,
                 "bf16 %s: %d tdpbf16ps in the assembly%s" % (label, n, " (and ldtilecfg)" if amx else ""))
+# a UperNet segmentor, batch 2 at an odd size: its 3x3 convolutions (FPN,
+# bottleneck) on tiles too, next to resizes and pools
+seg_cfg = t.path("seg.yaml")
+with open(seg_cfg, "w") as f:
+    f.write("MODEL:\n  TYPE: spatial_mamba\n  NAME: seg\n"
+            "  SPATIALMAMBA: {EMBED_DIM: 16, DEPTHS: [1, 1, 2, 1], D_STATE: 1, MLP_RATIO: 2.0}\n"
+            "  BACKBONE: {OUT_INDICES: [0, 1, 2, 3]}\n"
+            "  DECODE_HEAD: {TYPE: uper_head, CHANNELS: 24, POOL_SCALES: [1, 2, 3, 6], NUM_CLASSES: 7}\n")
+dcfg = E.sm.dense_config(seg_cfg)
+dsd = E.sm.random_dense_state_dict(dcfg, seed=3)
+seg_w = t.path("seg.pth")
+E.ck.save_mmengine(seg_w, E.ck.segmentor_state_dict(dsd, auxiliary=True), classes=["c%d" % i for i in range(7)])
+sx = np.random.RandomState(5).uniform(-1, 1, (2, 3, 67, 45)).astype(np.float32)
+sxin = t.path("seg_x.npy")
+np.save(sxin, sx)
+with E.torch.no_grad():
+    seg_want = E.sm.dense_forward(E.torch.from_numpy(sx).double(), dsd, dcfg, dtype=E.torch.float64)["logits"].numpy()
+segs = {}
+for label, extra in (("AMX", []), ("AVX512-BF16", ["--features", "-amx-tile"])):
+    exe = t.path("seg_" + label)
+    rc, _, err, dt = t.run(["compile", seg_cfg, "--weights", seg_w, "--batch", "2", "--image-size", "67x45",
+                            "--precision", "bf16", "-o", exe] + extra, timeout=600)
+    if t.check(rc == 0, "segmentor bf16 %s: compiles (%.1fs) %s" % (label, dt, err.strip()[-300:])):
+        y = t.path("seg_y_%s.npy" % label)
+        rc, _, err, _ = E.run_prog([exe, "--input", sxin, "--output", y, "--threads", "2"])
+        if t.check(rc == 0, "segmentor bf16 %s: runs (rc=%s) %s" % (label, rc, err.strip()[-300:])):
+            segs[label] = np.load(y)
+            t.check(rel(segs[label], seg_want) <= 2e-2, "segmentor bf16 %s, batch 2 at 67x45: logits rel L2 %.2e "
+                    "(<= 2e-2)" % (label, rel(segs[label], seg_want)))
+if len(segs) == 2:
+    t.check(rel(segs["AMX"], segs["AVX512-BF16"]) <= 1e-2,
+            "segmentor: AMX vs AVX512-BF16 rel L2 %.2e (<= 1e-2)" % rel(segs["AMX"], segs["AVX512-BF16"]))
+
 rc, _, err, dt = t.run(["run", cfg, "--weights", weights, "--backend", "llvm", "--no-cache", "--precision", "bf16",
                         "--input", xin, "--output", t.path("yjit.npy"), "--threads", "2"])
 if t.check(rc == 0, "mambac run --backend llvm --precision bf16 (rc=%s) %s" % (rc, err.strip()[-300:])):
