@@ -22,7 +22,13 @@
  *
  *   hostrun [--threads 1,2,4,8,16] [--runs N] [--warmup N] [--max-s S]
  *           [--profile N --profile-csv FILE] [--kernels FILE] [--format csv|json]
+ *           [--weights X.weights]
  *
+ * --weights reads the real blob instead (size and FNV-1a hash checked), to
+ * tell the synthetic weights' effects from the code's.  Every row also gives
+ * the largest difference of the output from the first thread count's,
+ * relative to that output's largest magnitude (0 when the code computes the
+ * same at every thread count; a race shows here first).
  * --kernels FILE names the kernels in the profile: one line per kernel,
  * "index<TAB>kind<TAB>name<TAB>flops" (bench/host writes it from
  * `mambac dump --format kernels`); without it they are k0, k1, ...
@@ -79,7 +85,7 @@ typedef struct HrOpts {
     int nthreads;
     long runs, warmup, nprof;
     double max_s;
-    const char *profile_csv, *kernels, *format;
+    const char *profile_csv, *kernels, *format, *weights;
 } HrOpts;
 
 static void
@@ -98,7 +104,8 @@ usage(FILE *f)
             "  --profile N        N runs per thread count with the per-kernel profile\n"
             "  --profile-csv FILE where the profile's rows go (needed with --profile)\n"
             "  --kernels FILE     kernel names: index<TAB>kind<TAB>name<TAB>flops per line\n"
-            "  --format csv|json  stdout format (default csv)\n",
+            "  --format csv|json  stdout format (default csv)\n"
+            "  --weights FILE     the real weights (X.weights) instead of synthetic ones\n",
             prog, MC_MODEL_NAME, HR_PRECISION, HR_CPU, (int)MC_MODEL_BATCH);
 }
 
@@ -174,6 +181,8 @@ parse_args(HrOpts *o, int argc, char **argv)
             o->profile_csv = v;
         } else if (!strcmp(a, "--kernels")) {
             o->kernels = v;
+        } else if (!strcmp(a, "--weights")) {
+            o->weights = v;
         } else if (!strcmp(a, "--format")) {
             if (strcmp(v, "csv") && strcmp(v, "json"))
                 return bad_usage("--format takes csv or json", v);
@@ -257,6 +266,40 @@ fill_weights(uint32_t *w, size_t nwords)
     }
 }
 
+/* 64-bit FNV-1a, the hash the header gives of the weights file */
+static uint64_t
+fnv1a64(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* The whole weights file into w (exactly the size compiled for, same hash). */
+static int
+read_weights(const char *path, void *w, size_t size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "%s: error: %s: %s\n", prog, path, strerror(errno));
+        return -1;
+    }
+    size_t got = fread(w, 1, size, f);
+    int extra = fgetc(f) != EOF;
+    fclose(f);
+    if (got != size || extra) {
+        fprintf(stderr, "%s: error: %s: not %zu bytes: not the weights of this model\n", prog, path, size);
+        return -1;
+    }
+    if (fnv1a64(w, size) != MC_MODEL_WEIGHTS_FNV1A64) {
+        fprintf(stderr, "%s: error: %s: the hash differs: not the weights this object was compiled with\n",
+                prog, path);
+        return -1;
+    }
+    return 0;
+}
+
 static int
 cmp_u64(const void *a, const void *b)
 {
@@ -266,7 +309,7 @@ cmp_u64(const void *a, const void *b)
 
 typedef struct HrBufs {
     void *weights, *scratch;
-    float *input, *output;
+    float *input, *output, *first; /* first: the first thread count's output */
 } HrBufs;
 
 static int
@@ -280,7 +323,7 @@ run_once(const HrBufs *b)
 
 typedef struct HrRow {
     int threads, runs, finite;
-    double median_ms, min_ms, max_ms, img_s, out_sum, subnormal_ppm;
+    double median_ms, min_ms, max_ms, img_s, out_sum, subnormal_ppm, max_rel_diff;
 } HrRow;
 
 /* Parts per million of the scratch's 32-bit words that are subnormal
@@ -332,12 +375,15 @@ time_threads(const HrOpts *o, const HrBufs *b, uint64_t *t, HrRow *r)
     r->min_ms = t[0] * 1e-6;
     r->max_ms = t[n - 1] * 1e-6;
     r->img_s = r->median_ms > 0 ? MC_MODEL_BATCH * 1000.0 / r->median_ms : 0.0;
-    double s = 0;
+    double s = 0, big = 0, diff = 0;
     int finite = 1;
     for (long i = 0; i < (long)MC_MODEL_OUTPUT_COUNT; i++) {
         finite &= isfinite(b->output[i]) != 0;
         s += b->output[i];
+        big = fmax(big, fabs(b->first[i]));
+        diff = fmax(diff, fabs((double)b->output[i] - b->first[i]));
     }
+    r->max_rel_diff = finite ? (big > 0 ? diff / big : diff) : INFINITY;
     r->finite = finite;
     r->out_sum = s;
     r->subnormal_ppm = subnormal_ppm(b->scratch, (size_t)MC_MODEL_SCRATCH_SIZE);
@@ -413,23 +459,23 @@ print_row(const HrOpts *o, const HrRow *r, int first, int last)
     if (!strcmp(o->format, "csv")) {
         if (first)
             printf("model,precision,cpu,variant,batch,height,width,threads,runs,median_ms,min_ms,"
-                   "max_ms,img_s,finite,out_sum,subnormal_ppm\n");
-        printf("%s,%s,%s,%s,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.3f,%d,%.6e,%.1f\n", MC_MODEL_NAME,
+                   "max_ms,img_s,finite,out_sum,subnormal_ppm,max_rel_diff,weights\n");
+        printf("%s,%s,%s,%s,%d,%d,%d,%d,%d,%.4f,%.4f,%.4f,%.3f,%d,%.6e,%.1f,%.3e,%s\n", MC_MODEL_NAME,
                HR_PRECISION, HR_CPU, variant ? variant : "", (int)MC_MODEL_BATCH, h, w, r->threads,
                r->runs, r->median_ms, r->min_ms, r->max_ms, r->img_s, r->finite, r->out_sum,
-               r->subnormal_ppm);
+               r->subnormal_ppm, r->max_rel_diff, o->weights ? "file" : "synthetic");
     } else {
         if (first)
             printf("{\"model\": \"%s\", \"precision\": \"%s\", \"cpu\": \"%s\", \"variant\": \"%s\", "
-                   "\"batch\": %d, \"height\": %d, \"width\": %d, \"rows\": [\n",
+                   "\"batch\": %d, \"height\": %d, \"width\": %d, \"weights\": \"%s\", \"rows\": [\n",
                    MC_MODEL_NAME, HR_PRECISION, HR_CPU, variant ? variant : "", (int)MC_MODEL_BATCH, h,
-                   w);
+                   w, o->weights ? "file" : "synthetic");
         printf("  {\"threads\": %d, \"runs\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, "
                "\"max_ms\": %.4f, \"img_s\": %.3f, \"finite\": %s, \"out_sum\": %.6e, "
-               "\"subnormal_ppm\": %.1f}%s\n",
+               "\"subnormal_ppm\": %.1f, \"max_rel_diff\": %.3e}%s\n",
                r->threads, r->runs, r->median_ms, r->min_ms, r->max_ms, r->img_s,
                r->finite ? "true" : "false", isfinite(r->out_sum) ? r->out_sum : 0.0, r->subnormal_ppm,
-               last ? "" : ",");
+               isfinite(r->max_rel_diff) ? r->max_rel_diff : -1.0, last ? "" : ",");
         if (last)
             printf("]}\n");
     }
@@ -468,22 +514,34 @@ main(int argc, char **argv)
         .scratch = mc_rt_alloc_aligned((size_t)MC_MODEL_SCRATCH_SIZE, MC_MODEL_ALIGNMENT),
         .input = mc_rt_alloc_aligned((size_t)MC_MODEL_INPUT_COUNT * sizeof(float), MC_MODEL_ALIGNMENT),
         .output = mc_rt_alloc_aligned((size_t)MC_MODEL_OUTPUT_COUNT * sizeof(float), MC_MODEL_ALIGNMENT),
+        .first = mc_rt_alloc_aligned((size_t)MC_MODEL_OUTPUT_COUNT * sizeof(float), MC_MODEL_ALIGNMENT),
     };
     uint64_t *t = calloc((size_t)o.runs, sizeof *t);
     int rc = 1;
-    if (!b.weights || !b.scratch || !b.input || !b.output || !t) {
+    if (!b.weights || !b.scratch || !b.input || !b.output || !b.first || !t) {
         fprintf(stderr, "%s: error: out of memory (%zu bytes of weights, %llu of scratch)\n", prog,
                 wsize, (unsigned long long)MC_MODEL_SCRATCH_SIZE);
         goto done;
     }
-    fill_weights(b.weights, (wsize + 3) / 4);
+    memset(b.first, 0, (size_t)MC_MODEL_OUTPUT_COUNT * sizeof(float));
+    if (o.weights) {
+        if (read_weights(o.weights, b.weights, wsize))
+            goto done;
+    } else {
+        fill_weights(b.weights, (wsize + 3) / 4);
+    }
     for (long long i = 0; i < (long long)MC_MODEL_INPUT_COUNT; i++)
         b.input[i] = (float)((i * 7919) % 255) / 127.5f - 1.0f;
+    int bad = 0;
     for (int j = 0; j < o.nthreads; j++) {
         HrRow r = {.threads = o.threads[j]};
         mc_rt_set_threads(o.threads[j]);
         if (time_threads(&o, &b, t, &r))
             goto done;
+        if (j == 0) { /* the reference for max_rel_diff: this run's output */
+            memcpy(b.first, b.output, (size_t)MC_MODEL_OUTPUT_COUNT * sizeof(float));
+            r.max_rel_diff = r.finite ? 0.0 : INFINITY;
+        }
         print_row(&o, &r, j == 0, j == o.nthreads - 1);
         fprintf(stderr, "%s: %s %s batch %d, %d threads: median %.3f ms, min %.3f ms, %.2f images/s (%d runs)\n",
                 prog, MC_MODEL_NAME, HR_PRECISION, (int)MC_MODEL_BATCH, o.threads[j], r.median_ms, r.min_ms,
@@ -491,12 +549,12 @@ main(int argc, char **argv)
         if (!r.finite) {
             fprintf(stderr, "%s: error: the output at %d threads is not finite: the timing is not "
                             "meaningful\n", prog, o.threads[j]);
-            goto done;
+            bad = 1;
         }
         if (pf && profile_threads(&o, &b, names, nnames, o.threads[j], pf))
             goto done;
     }
-    rc = 0;
+    rc = bad;
 done:
     if (pf && fclose(pf) && !rc) {
         fprintf(stderr, "%s: error: %s: %s\n", prog, o.profile_csv, strerror(errno));
@@ -508,5 +566,6 @@ done:
     mc_rt_free_aligned(b.scratch);
     mc_rt_free_aligned(b.input);
     mc_rt_free_aligned(b.output);
+    mc_rt_free_aligned(b.first);
     return rc;
 }

@@ -173,6 +173,11 @@ def emit(obj):
     print(json.dumps(obj), flush=True)
 
 
+def progress(msg):
+    sys.stderr.write("torch_ref: %s (%s)\n" % (msg, time.strftime("%H:%M:%S")))
+    sys.stderr.flush()
+
+
 def sweep_calibrate(a, sd, depths, x):
     """The fastest LINEAR:CHUNK variant for eager fp32 at this batch."""
     variants = [(v.partition(":")[0], int(v.partition(":")[2] or 8)) for v in a.variants.split(",")]
@@ -232,9 +237,12 @@ def cmd_sweep(a):
                         fwd = forward_fn(sd, depths, prec)
                         t0 = time.perf_counter()
                         if mode == "compile":
+                            progress("torch.compile %s batch %d, %d threads: compiling" % (
+                                prec, b, a.threads))
                             torch._dynamo.reset()
                             fwd = torch.compile(fwd)
                             fwd(x)               # compiles
+                            progress("  compiled in %.1f s" % (time.perf_counter() - t0))
                         compile_s = time.perf_counter() - t0 if mode == "compile" else None
                         t1 = time.perf_counter()
                         fwd(x)                   # warm-up

@@ -58,9 +58,11 @@ def check_driver(t, prep, o):
               r["runs"] == "3" and r["finite"] == "1" and
               0 < float(r["min_ms"]) <= float(r["median_ms"]) <= float(r["max_ms"]) and
               abs(float(r["img_s"]) - o["batch"] * 1e3 / float(r["median_ms"])) <=
-              1e-3 * float(r["img_s"]) + 1e-3 and float(r["subnormal_ppm"]) < 100)
-        t.check(ok, "%s %s threads: finite output, no subnormal activations, timings ordered, "
-                "img/s = batch/median%s" % (o["name"], r["threads"], "" if ok else ": %s" % dict(r)))
+              1e-3 * float(r["img_s"]) + 1e-3 and float(r["subnormal_ppm"]) < 100 and
+              float(r["max_rel_diff"]) < 1e-6 and r["weights"] == "synthetic")
+        t.check(ok, "%s %s threads: finite output, no subnormal activations, the same output as "
+                "at 1 thread, timings ordered, img/s = batch/median%s" % (
+                    o["name"], r["threads"], "" if ok else ": %s" % dict(r)))
     if rows:
         t.check(rows[0]["out_sum"] == rows[1]["out_sum"],
                 "%s: same output at 1 and 2 threads (%s, %s)" % (
@@ -101,6 +103,29 @@ def check_profile(t, w, prep, o):
             "profile without --kernels names kernels k<i>")
 
 
+def check_real_weights(t, w, prep, build, o):
+    """--weights: the real blob (kept by prepare --keep-weights), checked."""
+    exe = os.path.join(prep, o["driver"])
+    wfile = os.path.join(build, "host-work", o["name"] + ".weights")
+    rc, out, err = prog([exe, "--threads", "1,2", "--runs", "2", "--weights", wfile])
+    rows = list(csv.DictReader(out.splitlines())) if rc == 0 else []
+    ok = len(rows) == 2 and all(r["weights"] == "file" and r["finite"] == "1" and
+                                float(r["max_rel_diff"]) < 1e-6 for r in rows)
+    t.check(ok, "--weights X.weights: the real weights, the same output at 1 and 2 threads%s" % (
+        "" if ok else " (rc %s: %s)" % (rc, err.strip()[-300:])))
+    blob = open(wfile, "rb").read()
+    short = os.path.join(w, "short.weights")
+    with open(short, "wb") as f:
+        f.write(blob[:-4])
+    one_line_error(t, "--weights of the wrong size", prog([exe, "--weights", short]), 1,
+                   [short, "%d bytes" % len(blob)])
+    other = os.path.join(w, "other.weights")
+    with open(other, "wb") as f:
+        f.write(blob[:100] + bytes([blob[100] ^ 1]) + blob[101:])
+    one_line_error(t, "--weights of another model", prog([exe, "--weights", other]), 1,
+                   [other, "hash"])
+
+
 def check_driver_errors(t, w, prep, o):
     exe = os.path.join(prep, o["driver"])
     one_line_error(t, "--threads 0", prog([exe, "--threads", "0"]), 2, ["--threads"])
@@ -129,11 +154,13 @@ def main():
     prep, build = t.path("prep"), t.path("build")
 
     rc, out, err = host(["--build-dir", build, "prepare", "--config", cfg, "--size", 32,
-                         "--batches", "1,2", "--mambac", t.mambac, "--dir", prep])
+                         "--batches", "1,2", "--mambac", t.mambac, "--dir", prep,
+                         "--keep-weights"])
     man = json.load(open(os.path.join(prep, "manifest.json"))) if rc == 0 else {}
     objs = {(o["precision"], o["batch"]): o for o in man.get("objects", [])}
-    t.check(rc == 0 and ("fp32", 1) in objs and ("fp32", 2) in objs,
-            "prepare: fp32 drivers for batch 1 and 2 (rc %s: %s)" % (rc, err.strip()[-500:]))
+    ok = rc == 0 and ("fp32", 1) in objs and ("fp32", 2) in objs
+    t.check(ok, "prepare: fp32 drivers for batch 1 and 2%s" % (
+        "" if ok else " (rc %s: %s)" % (rc, err.strip()[-500:])))
     if rc != 0:
         t.finish()
     skipped = {s["precision"] for s in man["skipped"]}
@@ -145,8 +172,10 @@ def main():
         names = open(os.path.join(prep, o["kernels"])).read().splitlines() if o["kernels"] else []
         t.check(o["torch_model"] == "16:1,1,1,1" and o["static"] in (True, False) and
                 len(names) == o["nkernels"] > 10 and o["check_ms_here"] > 0 and
-                not os.path.exists(os.path.join(build, "host-work", o["name"] + ".weights")),
-                "prepare %s: torch peer, %d named kernels, ran here, weights file not kept" % (
+                os.path.getsize(os.path.join(build, "host-work", o["name"] + ".weights")) ==
+                o["weights_bytes"] and not os.path.exists(os.path.join(prep, o["name"] + ".weights")),
+                "prepare %s: torch peer, %d named kernels, ran here, weights kept out of the carried "
+                "folder" % (
                     o["name"], o["nkernels"]))
     size = sum(os.path.getsize(os.path.join(prep, f)) for f in os.listdir(prep))
     t.check(size < 16 << 20, "prepared folder is small enough to carry (%.1f MB)" % (size / 1e6))
@@ -156,6 +185,7 @@ def main():
     if ("bf16", 2) in objs:
         check_driver(t, prep, objs[("bf16", 2)])
     check_profile(t, w, prep, o1)
+    check_real_weights(t, w, prep, build, o1)
     check_driver_errors(t, w, prep, o1)
 
     runout = t.path("out")
@@ -196,9 +226,10 @@ def main():
     res = t.path("results")
     rc, out, err = host(["--build-dir", build, "report", runout, "--results-dir", res])
     md = open(os.path.join(res, "host.md")).read() if rc == 0 else ""
-    t.check(rc == 0 and all(os.path.exists(os.path.join(res, f)) for f in
-                            ("host.csv", "host.json", "host_profile.csv", "host.md")),
-            "report: CSV, JSON, profile and markdown written (rc %s: %s)" % (rc, err.strip()[-300:]))
+    ok = rc == 0 and all(os.path.exists(os.path.join(res, f)) for f in
+                         ("host.csv", "host.json", "host_profile.csv", "host.md"))
+    t.check(ok, "report: CSV, JSON, profile and markdown written%s" % (
+        "" if ok else " (rc %s: %s)" % (rc, err.strip()[-300:])))
     ok = ("| threads | mambac ms |" in md and "**micro, fp32, batch 1**" in md and
           "Where the time goes: micro fp32 batch 1" in md and "| **whole run** |" in md and
           md.count("\n| 2 | ") == len(objs))
