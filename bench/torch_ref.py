@@ -215,9 +215,9 @@ def cmd_sweep(a):
     ref = {}                         # batch -> eager fp32 logits
     conf = None
     with torch.inference_mode():
-        for mode in modes:
-            for prec in precisions:
-                for b in batches:
+        for mode in modes:               # batch 1 of every precision first
+            for b in batches:
+                for prec in precisions:
                     row = {"kind": "time", "model": a.model, "size": a.size, "mode": mode,
                            "precision": prec, "batch": b, "threads": a.threads}
                     left = deadline - time.time()
