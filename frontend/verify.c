@@ -269,13 +269,16 @@ typedef struct Verify {
 /* Where buffer b is in the backend's memory (NULL: a weight, which the
  * backend holds packed). */
 static float *
-backend_buf(Verify *v, int b)
+backend_buf(Verify *v, int b, int k, int64_t img)
 {
     const Buffer *bf = &v->p->bufs[b];
+    int64_t copy = 0; /* a segment's per-image scratch: image img's group copy */
+    if (bf->group_bytes && mc_kprogram_segment_of(v->p, k) >= 0 && v->p->segs[0].groups > 1)
+        copy = img % v->p->segs[0].groups * bf->group_bytes;
     switch (bf->kind) {
     case BUF_INPUT: return v->in;
     case BUF_OUTPUT: return v->out[mc_kprogram_output_index(v->p, b)];
-    case BUF_SCRATCH: return (float *)(v->arena + bf->offset);
+    case BUF_SCRATCH: return (float *)(v->arena + bf->offset + copy);
     default: return NULL;
     }
 }
@@ -378,7 +381,7 @@ verify_hook(void *user, int k, int64_t img, McKexecPhase phase, float *const *bu
     if (phase == MC_KEXEC_BEFORE) {
         for (int j = 0; j < kn->nin + kn->nargs; j++) {
             int b = j < kn->nin ? kn->in[j].buf : kn->args[j - kn->nin].buf;
-            float *dst = backend_buf(v, b);
+            float *dst = backend_buf(v, b, k, img);
             if (dst) memcpy(dst, bufs[b], (size_t)p->bufs[b].bytes);
         }
         if (v->lk) mc_llvm_kernels_run(v->lk, k, img, v->arena, v->in, v->out, p->noutputs);
@@ -390,7 +393,7 @@ verify_hook(void *user, int k, int64_t img, McKexecPhase phase, float *const *bu
     if (v->o->wref) return img == images - 1 ? write_reference(v, k, bufs) : 0;
     int64_t n = 1;
     for (int d = 0; d < o->rank; d++) n *= o->shape[d];
-    float *bb = v->lk ? backend_buf(v, o->buf) : kernel_file(v, k);
+    float *bb = v->lk ? backend_buf(v, o->buf, k, img) : kernel_file(v, k);
     if (!bb) return v->kf_n < 0 ? 2 : 0; /* an error, or a kernel on chip (its line printed) */
     mc_ref_view_copy(p, k, img, o, bufs[o->buf], 0, n, v->ra, 0);
     mc_ref_view_copy(p, k, img, o, bb, 0, n, v->ba, 0);

@@ -487,6 +487,7 @@ mc_kprogram_print(const KProgram *p, FILE *f)
         if (u->kind == BUF_SCRATCH && p->planned) fprintf(f, " @arena+%" PRId64, u->offset);
         if (u->first >= 0 || u->last >= 0) fprintf(f, " live %d..%d", u->first, u->last);
         if (u->image_bytes) fprintf(f, " image+%" PRId64, u->image_bytes);
+        if (u->group_bytes) fprintf(f, " group+%" PRId64, u->group_bytes);
         fputc('\n', f);
     }
     if (p->noutputs > 1) { /* several outputs, in the graph's order (one: no record) */
@@ -495,7 +496,11 @@ mc_kprogram_print(const KProgram *p, FILE *f)
         fputc('\n', f);
     }
     for (int s = 0; s < p->nsegs; s++)
-        fprintf(f, "segment s%d k%d..k%d images %" PRId64 "\n", s, p->segs[s].k0, p->segs[s].k1 - 1, p->segs[s].images);
+    {
+        fprintf(f, "segment s%d k%d..k%d images %" PRId64, s, p->segs[s].k0, p->segs[s].k1 - 1, p->segs[s].images);
+        if (p->segs[s].groups > 1) fprintf(f, " groups %" PRId64, p->segs[s].groups);
+        fputc('\n', f);
+    }
     for (int i = 0; i < p->nk; i++) print_kernel(p, i, f);
 }
 

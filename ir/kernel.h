@@ -44,6 +44,9 @@ typedef struct Buffer {
     int64_t image_bytes;  /* per-image schedule (Segment): a kernel of a segment running
                              image i addresses this buffer at offset + i*image_bytes;
                              0 (the default): the same bytes for every image */
+    int64_t group_bytes;  /* per-image scratch of a segment with groups G > 1: one copy
+                             per image group, image i's at offset + (i % G)*group_bytes
+                             (the stride: one group's sub-arena, mc_memplan) */
 } Buffer;
 
 typedef struct View {
@@ -148,6 +151,9 @@ typedef struct Kernel {
 typedef struct Segment {
     int k0, k1;
     int64_t images;
+    int64_t groups; /* >= 1: how many images may run side by side (each on its own
+                       group of threads); the per-image scratch has this many
+                       copies (Buffer.group_bytes); 0 counts as 1 */
 } Segment;
 
 typedef struct KProgram {

@@ -317,8 +317,10 @@ parse_buffer(Lex *L)
                     return -1;
             } else if (!strcmp(w, "image")) {
                 if (lit(L, "+") || i64(L, 1, INT64_MAX / 2, &b->image_bytes)) return -1;
+            } else if (!strcmp(w, "group")) {
+                if (lit(L, "+") || i64(L, 1, INT64_MAX / 2, &b->group_bytes)) return -1;
             } else {
-                return fail(L, at, "unexpected '%s' (@weights+, @arena+, live or image+)", w);
+                return fail(L, at, "unexpected '%s' (@weights+, @arena+, live, image+ or group+)", w);
             }
         }
     }
@@ -368,6 +370,11 @@ parse_segment(Lex *L, int *segcap)
     int last;
     if (ref(L, 'k', KIR_MAX_KERNELS - 1, &s->k0) || lit(L, "..") || ref(L, 'k', KIR_MAX_KERNELS - 1, &last) ||
         keyword(L, "images") || (ws(L), i64(L, 1, 1 << 16, &s->images)))
+        return -1;
+    s->groups = 1;
+    ws(L);
+    if ((size_t)(L->end - L->s) >= 6 && !memcmp(L->s, "groups", 6) &&
+        (keyword(L, "groups") || (ws(L), i64(L, 1, 1 << 16, &s->groups))))
         return -1;
     s->k1 = last + 1;
     p->nsegs++;

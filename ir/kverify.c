@@ -330,6 +330,12 @@ mc_kprogram_verify(const KProgram *p, McErr *err)
                           "-byte arena", i, b->offset, b->bytes, p->scratch_bytes);
         if (b->image_bytes < 0 || b->image_bytes > b->bytes)
             return mc_err(err, "kernel IR: buffer b%d: image+%" PRId64 " is larger than the buffer", i, b->image_bytes);
+        if (b->group_bytes < 0 ||
+            (b->group_bytes && (b->kind != BUF_SCRATCH || b->image_bytes || b->group_bytes % 64 || b->group_bytes < b->bytes ||
+                                !p->nsegs || b->first < p->segs[0].k0 || b->last >= p->segs[0].k1 ||
+                                (p->planned && b->offset + (p->segs[0].groups - 1) * b->group_bytes + b->bytes > p->scratch_bytes))))
+            return mc_err(err, "kernel IR: buffer b%d: group+%" PRId64 " is not a 64-byte multiple stride of copies of a "
+                          "scratch buffer of the segment, inside the arena", i, b->group_bytes);
     }
     if (nin != 1 || nout < 1 || nout > MC_MAX_OUTPUTS || p->input_buf < 0 || p->input_buf >= p->nbufs ||
         p->bufs[p->input_buf].kind != BUF_INPUT)
@@ -340,6 +346,9 @@ mc_kprogram_verify(const KProgram *p, McErr *err)
         const Segment *g = &p->segs[s];
         if (g->k0 < (s ? p->segs[s - 1].k1 : 0) || g->k1 <= g->k0 || g->k1 > p->nk || g->images < 1)
             return mc_err(err, "kernel IR: segment s%d (k%d..k%d) is empty, out of order or past the kernels", s, g->k0, g->k1 - 1);
+        if (g->groups < 0 || g->groups > g->images)
+            return mc_err(err, "kernel IR: segment s%d: groups %" PRId64 " is not 1 to its %" PRId64 " images", s, g->groups,
+                          g->images);
     }
     for (int i = 0; i < p->nk; i++)
         if (kernel_ok(p, i, err)) return -1;

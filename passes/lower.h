@@ -39,6 +39,11 @@ void mc_memplan(KProgram *p);
  * that has segments or a batch of 1.  Returns the segment's kernel count
  * (0: none made). */
 int mc_kprogram_schedule_images(KProgram *p, int cut);
+/* The same, and the segment may run up to `groups` images side by side
+ * (clamped to 1..B): the buffers living only inside the segment get that
+ * many copies, one per image group (Buffer.group_bytes, Segment.groups);
+ * groups 1 is mc_kprogram_schedule_images. */
+int mc_kprogram_schedule_images_groups(KProgram *p, int cut, int64_t groups);
 
 /* "memplan: 118.3 MB -> 21.7 MB, 412 buffers -> 1 arena" */
 void mc_memplan_report(const KProgram *p, FILE *f);

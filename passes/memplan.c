@@ -7,51 +7,98 @@
 #include "lower.h"
 #include <stdlib.h>
 
-static const KProgram *sort_p;
+/* what the greedy planner places: a buffer, or the block of a segment's
+ * image-group copies */
+typedef struct Item {
+    int64_t size, off;
+    int first, last, id;
+} Item;
 
 static int
 by_size(const void *a, const void *b)
 {
-    const Buffer *x = &sort_p->bufs[*(const int *)a], *y = &sort_p->bufs[*(const int *)b];
-    if (x->bytes != y->bytes) return x->bytes < y->bytes ? 1 : -1;
+    const Item *x = a, *y = b;
+    if (x->size != y->size) return x->size < y->size ? 1 : -1;
     return x->id - y->id; /* deterministic */
+}
+
+/* largest first, lowest offset that overlaps no placed item alive at the
+ * same time; returns the top */
+static int64_t
+plan_items(Item *it, int n)
+{
+    qsort(it, (size_t)n, sizeof *it, by_size);
+    int64_t top = 0;
+    for (int j = 0; j < n; j++) {
+        Item *b = &it[j];
+        int64_t off = 0;
+        /* retry until no placed, time-overlapping item overlaps [off, off+size) */
+        for (int moved = 1; moved;) {
+            moved = 0;
+            for (int q = 0; q < j; q++) {
+                const Item *o = &it[q];
+                if (o->last < b->first || b->last < o->first) continue;
+                if (off < o->off + o->size && o->off < off + b->size) {
+                    off = o->off + o->size;
+                    moved = 1;
+                }
+            }
+        }
+        b->off = off;
+        if (off + b->size > top) top = off + b->size;
+    }
+    return top;
+}
+
+static Item
+item_of(const Buffer *b)
+{
+    Item it = {(b->bytes + 63) & ~(int64_t)63, 0, b->first, b->last, b->id};
+    return it;
 }
 
 void
 mc_memplan(KProgram *p)
 {
-    int *ids = malloc(sizeof(int) * (size_t)(p->nbufs + 1)), n = 0;
+    Item *it = malloc(sizeof(Item) * (size_t)(p->nbufs + 1));
+    int n = 0, ng = 0;
+    int64_t groups = p->nsegs && p->segs[0].groups > 1 ? p->segs[0].groups : 1;
     p->unplanned_bytes = 0;
-    for (int i = 0; i < p->nbufs; i++)
-        if (p->bufs[i].kind == BUF_SCRATCH) {
-            ids[n++] = i;
-            p->unplanned_bytes += (p->bufs[i].bytes + 63) & ~(int64_t)63;
+    /* a segment's per-image scratch with copies per image group: planned as
+     * one group's sub-arena of S bytes, then copies at a stride of S in one
+     * block alive over the whole segment (so two groups at different kernels
+     * of different images never share bytes) */
+    if (groups > 1) {
+        for (int i = 0; i < p->nbufs; i++)
+            if (p->bufs[i].kind == BUF_SCRATCH && p->bufs[i].group_bytes > 0) it[ng++] = item_of(&p->bufs[i]);
+        int64_t S = plan_items(it, ng);
+        for (int j = 0; j < ng; j++) {
+            Buffer *b = &p->bufs[it[j].id];
+            b->offset = it[j].off; /* within the sub-arena, for now */
+            b->group_bytes = S;
+            p->unplanned_bytes += it[j].size;
         }
-    sort_p = p;
-    qsort(ids, (size_t)n, sizeof(int), by_size);
-    int64_t top = 0;
-    for (int j = 0; j < n; j++) {
-        Buffer *b = &p->bufs[ids[j]];
-        int64_t size = (b->bytes + 63) & ~(int64_t)63, off = 0;
-        /* retry until no placed, time-overlapping buffer overlaps [off, off+size) */
-        for (int moved = 1; moved;) {
-            moved = 0;
-            for (int q = 0; q < j; q++) {
-                const Buffer *o = &p->bufs[ids[q]];
-                if (o->last < b->first || b->last < o->first) continue;
-                int64_t osz = (o->bytes + 63) & ~(int64_t)63;
-                if (off < o->offset + osz && o->offset < off + size) {
-                    off = o->offset + osz;
-                    moved = 1;
-                }
-            }
+        if (ng) {
+            Item blk = {S * groups, 0, p->segs[0].k0, p->segs[0].k1 - 1, p->nbufs};
+            it[n++] = blk;
         }
-        b->offset = off;
-        if (off + size > top) top = off + size;
     }
-    p->scratch_bytes = top;
+    for (int i = 0; i < p->nbufs; i++)
+        if (p->bufs[i].kind == BUF_SCRATCH && !(groups > 1 && p->bufs[i].group_bytes > 0)) {
+            it[n++] = item_of(&p->bufs[i]);
+            p->unplanned_bytes += it[n - 1].size;
+        }
+    p->scratch_bytes = plan_items(it, n);
+    for (int j = 0; j < n; j++) {
+        if (it[j].id < p->nbufs) {
+            p->bufs[it[j].id].offset = it[j].off;
+            continue;
+        }
+        for (int i = 0; i < p->nbufs; i++) /* the block: its buffers move into it */
+            if (p->bufs[i].kind == BUF_SCRATCH && p->bufs[i].group_bytes > 0) p->bufs[i].offset += it[j].off;
+    }
     p->planned = 1;
-    free(ids);
+    free(it);
 }
 
 void
@@ -149,9 +196,17 @@ split_view(View *v, int64_t B)
 int
 mc_kprogram_schedule_images(KProgram *p, int cut)
 {
+    return mc_kprogram_schedule_images_groups(p, cut, 1);
+}
+
+int
+mc_kprogram_schedule_images_groups(KProgram *p, int cut, int64_t groups)
+{
     if (p->nsegs || p->input_buf < 0 || p->bufs[p->input_buf].shape.rank < 1) return 0;
     int64_t B = p->bufs[p->input_buf].shape.d[0];
     if (B <= 1) return 0;
+    if (groups < 1) groups = 1;
+    if (groups > B) groups = B;
     int *batched = calloc((size_t)p->nbufs, sizeof(int));
     batched[p->input_buf] = 1;
     /* batched buffers: the input and whatever a kernel computes from one */
@@ -198,6 +253,8 @@ mc_kprogram_schedule_images(KProgram *p, int cut)
         if (b->kind == BUF_SCRATCH && b->last < cut) { /* lives inside one image's pass */
             b->bytes /= B;
             if (b->shape.d[0] % B == 0) b->shape.d[0] /= B;
+            if (groups > 1) /* copies per image group: mc_memplan sets the stride */
+                b->group_bytes = (b->bytes + 63) & ~(int64_t)63;
         } else {
             b->image_bytes = b->bytes / B;
             if (b->kind == BUF_SCRATCH && b->first > 0) b->first = 0;
@@ -208,6 +265,7 @@ mc_kprogram_schedule_images(KProgram *p, int cut)
     p->segs[0].k0 = 0;
     p->segs[0].k1 = cut;
     p->segs[0].images = B;
+    p->segs[0].groups = groups;
     p->nsegs = 1;
     free(batched);
     return cut;

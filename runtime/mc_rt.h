@@ -55,6 +55,17 @@ typedef void (*McRtTeamBody)(void *arg);
 void mc_rt_team_run(McRtTeamBody body, void *arg);
 void mc_rt_team_for(McRtBody fn, void *ctx, int64_t n, int64_t grain);
 
+/* Image groups, for a per-image segment of `images` images whose scratch
+ * has gmax copies: every thread of the team calls it; the team is split
+ * into G groups of consecutive threads (G divides gmax, G <= images; 1 when
+ * that is best, outside a team, or while profiling) and the call returns
+ * this thread's group g (0..G-1), *ngroups = G.  The group then runs images
+ * g, g+G, ... with mc_rt_team_for splitting each kernel over the group's
+ * threads and waiting at the group's own barrier; mc_rt_team_group_end
+ * (every thread) leaves the groups with a barrier of the whole team. */
+int64_t mc_rt_team_group_begin(int64_t images, int64_t gmax, int64_t *ngroups);
+void mc_rt_team_group_end(void);
+
 /* Threads for later parallel-fors: n >= 1 sets it, n <= 0 returns to the
  * default (OMP_NUM_THREADS, else the number of cores). */
 void mc_rt_set_threads(int n);

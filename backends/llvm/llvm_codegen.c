@@ -482,6 +482,13 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
     LLVMTypeRef tr_args[2] = {c.ptr, c.ptr};
     LLVMTypeRef tr_ty = LLVMFunctionType(c.voidt, tr_args, 2, 0);
     LLVMValueRef tr = LLVMAddFunction(c.mod, "mc_rt_team_run", tr_ty);
+    LLVMTypeRef gb_args[3] = {c.i64, c.i64, c.ptr};
+    LLVMTypeRef gb_ty = LLVMFunctionType(c.i64, gb_args, 3, 0), ge_ty = LLVMFunctionType(c.voidt, NULL, 0, 0);
+    LLVMValueRef gbegin = NULL, gend = NULL;
+    if (p->nsegs) {
+        gbegin = LLVMAddFunction(c.mod, "mc_rt_team_group_begin", gb_ty);
+        gend = LLVMAddFunction(c.mod, "mc_rt_team_group_end", ge_ty);
+    }
     char name[192];
     snprintf(name, sizeof name, "%s_run", m->prefix);
     int nout = m->noutputs = p->noutputs > 1 ? p->noutputs : 1;
@@ -527,18 +534,29 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
     LLVMValueRef kend = LLVMAddFunction(c.mod, "mc_rt_kernel_end", hk_ty);
     LLVMValueRef prof = LLVMAddGlobal(c.mod, c.ptr, "mc_rt_profile_active");
     LLVMSetLinkage(prof, LLVMExternalLinkage);
-    LLVMValueRef imgslot = NULL;
+    LLVMValueRef imgslot = NULL, ngv = NULL, grp = NULL;
     if (p->nsegs) {
         LLVMValueRef idx = cg_i64(&c, 4);
         imgslot = LLVMBuildGEP2(c.b, c.ptr, ctxv, &idx, 1, "");
         LLVMBuildStore(c.b, cg_i64(&c, 0), imgslot);
+        ngv = LLVMBuildAlloca(c.b, c.i64, "ngroups");
     }
     Loop il;
     for (int i = 0; i < p->nk; i++) {
         int s = mc_kprogram_segment_of(p, i);
-        if (s >= 0 && i == p->segs[s].k0) { /* for image in [0, images): kernels k0..k1-1 */
-            cg_loop_begin(&c, &il, cg_i64(&c, 0), cg_i64(&c, p->segs[s].images), NULL, 0, "image");
-            LLVMBuildStore(c.b, il.iv, imgslot);
+        if (s >= 0 && i == p->segs[s].k0) {
+            /* this thread's image group g of G (the runtime's choice, a
+             * divisor of the segment's groups; 1 group: the whole team on
+             * every image): for image = g, g+G, ... < images: kernels k0..k1-1 */
+            int64_t imgs = p->segs[s].images, gmax = p->segs[s].groups > 1 ? p->segs[s].groups : 1;
+            LLVMValueRef ga[3] = {cg_i64(&c, imgs), cg_i64(&c, gmax), ngv};
+            grp = LLVMBuildCall2(c.b, gb_ty, gbegin, ga, 3, "group");
+            LLVMValueRef G = LLVMBuildLoad2(c.b, c.i64, ngv, "G");
+            LLVMValueRef trips = LLVMBuildUDiv(
+                c.b, LLVMBuildAdd(c.b, LLVMBuildSub(c.b, cg_i64(&c, imgs), grp, ""), LLVMBuildSub(c.b, G, cg_i64(&c, 1), ""), ""),
+                G, "");
+            cg_loop_begin(&c, &il, cg_i64(&c, 0), trips, NULL, 0, "image");
+            LLVMBuildStore(c.b, LLVMBuildAdd(c.b, grp, LLVMBuildMul(c.b, il.iv, G, ""), ""), imgslot);
         }
         LLVMValueRef a[4] = {kernel_fn(&c, m->prefix, split, i), ctxv, cg_i64(&c, pl.k[i].n), cg_i64(&c, pl.k[i].grain)};
         LLVMValueRef ld = LLVMBuildLoad2(c.b, c.ptr, prof, "");
@@ -553,7 +571,10 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
         cg_if_begin(&c, &f, on, "prof");
         LLVMBuildCall2(c.b, hk_ty, kend, &ki, 1, "");
         cg_if_end(&c, &f);
-        if (s >= 0 && i == p->segs[s].k1 - 1) cg_loop_end(&c, &il, NULL);
+        if (s >= 0 && i == p->segs[s].k1 - 1) {
+            cg_loop_end(&c, &il, NULL);
+            LLVMBuildCall2(c.b, ge_ty, gend, NULL, 0, "");
+        }
     }
     LLVMBuildRetVoid(c.b);
     add_size_global(&c, m->prefix, "weights_size", pl.blob_bytes);

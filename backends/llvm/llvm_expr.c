@@ -202,6 +202,10 @@ cg_buf_ptr(CG *c, int buf)
     LLVMValueRef off = cg_i64(c, B->kind == BUF_WEIGHT ? c->plan->woff[buf] : B->offset);
     if (c->img && B->image_bytes) /* per-image segment: this image's slice */
         off = LLVMBuildAdd(c->b, off, LLVMBuildMul(c->b, c->img, cg_i64(c, B->image_bytes), ""), "");
+    if (c->img && B->group_bytes > 0 && c->p->nsegs && c->p->segs[0].groups > 1) { /* its image group's copy */
+        LLVMValueRef copy = LLVMBuildURem(c->b, c->img, cg_i64(c, c->p->segs[0].groups), "");
+        off = LLVMBuildAdd(c->b, off, LLVMBuildMul(c->b, copy, cg_i64(c, B->group_bytes), ""), "");
+    }
     int j = B->kind == BUF_OUTPUT ? mc_kprogram_output_index(c->p, buf) : -1;
     return LLVMBuildGEP2(c->b, c->i8, j > 0 ? c->out_base[j] : c->base[B->kind], &off, 1, "");
 }

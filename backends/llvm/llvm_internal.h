@@ -81,6 +81,7 @@ typedef struct Plan {
 #define MC_LLVM_MAX_MR 8          /* GEMM/CONV micro-kernel rows */
 #define MC_LLVM_MAX_NV 4          /* its column vectors */
 #define MC_LLVM_MAX_SCAN_GROUP 4  /* channel vectors of a scan task */
+#define MC_LLVM_IMAGE_GROUPS 16   /* most images a per-image segment runs side by side */
 #define MC_LLVM_BF16_KPAD 32      /* bf16 panels: K (Ci of a tap) padded to this (an AMX tile row) */
 #define MC_LLVM_BF16_ABUF (256 * 1024) /* bf16 GEMM/CONV: bytes of a task's bf16 copy of its A rows (stack) */
 

@@ -8,7 +8,10 @@
  *   schedule-images  a batched program (input dim 0 > 1) runs its early
  *                    kernels image by image (mc_kprogram_schedule_images,
  *                    docs/kernel-ir.md), kept only when its planned arena is
- *                    no larger than the batched program's.
+ *                    no larger than the batched program's; with copies of
+ *                    the per-image scratch for up to MC_LLVM_IMAGE_GROUPS
+ *                    image groups, so several threads' groups can run
+ *                    images side by side.
  *   tile             records each kernel's schedule (Kernel.sched,
  *                    ir/sched.def): every tiling decision the code generator
  *                    makes for the target (llvm_schedule.c: register tile
@@ -54,7 +57,10 @@ kpass_schedule_images(KProgram *p, KPassCtx *ctx)
     mc_kprogram_free(&batched);
     mc_kprogram_free(&per_image);
     if (!keep) return false;
-    ctx->changes += mc_kprogram_schedule_images(p, -1);
+    /* up to MC_LLVM_IMAGE_GROUPS images side by side, each on its own group
+     * of threads (the runtime picks how many, mc_rt_team_group_begin); the
+     * copies of the per-image scratch a group does not use are never touched */
+    ctx->changes += mc_kprogram_schedule_images_groups(p, -1, MC_LLVM_IMAGE_GROUPS);
     return true;
 }
 

@@ -464,6 +464,59 @@ test_image_schedule(void)
     mc_weights_free(&ws);
 }
 
+/* image groups (mc_kprogram_schedule_images_groups): the buffers living
+ * inside the segment get copies at one stride (a group's sub-arena); no
+ * copy of one shares bytes with a copy of another in another group, or with
+ * any buffer alive during the segment outside the block; it verifies */
+static void
+test_image_groups_plan(void)
+{
+    Graph g;
+    WeightStore ws;
+    prepare_small(&g, &ws, 4, 40, 33);
+    McErr e;
+    KProgram p;
+    CU_ASSERT_FATAL(mc_lower(&g, &ws, &p, &e) == 0);
+    int cut = mc_kprogram_schedule_images_groups(&p, -1, 4);
+    CU_ASSERT_FATAL(cut > 0);
+    CU_ASSERT_EQUAL(p.segs[0].groups, 4);
+    mc_memplan(&p);
+    CU_ASSERT_EQUAL(mc_kprogram_verify(&p, &e), 0);
+    int64_t S = 0;
+    int inner = 0;
+    for (int i = 0; i < p.nbufs; i++)
+        if (p.bufs[i].group_bytes) {
+            if (!S) S = p.bufs[i].group_bytes;
+            CU_ASSERT_EQUAL(p.bufs[i].group_bytes, S); /* one stride */
+            CU_ASSERT(p.bufs[i].last < cut);
+            inner++;
+        }
+    CU_ASSERT(inner > 10);
+    CU_ASSERT(S > 0 && S % 64 == 0);
+    for (int i = 0; i < p.nbufs; i++)
+        for (int j = 0; j < p.nbufs; j++) {
+            const Buffer *a = &p.bufs[i], *b = &p.bufs[j];
+            if (i == j || a->kind != BUF_SCRATCH || b->kind != BUF_SCRATCH) continue;
+            int ga = a->group_bytes ? 4 : 1, gb = b->group_bytes ? 4 : 1;
+            int in_seg = a->first < cut && b->first < cut;
+            for (int x = 0; x < ga; x++)
+                for (int y = 0; y < gb; y++) {
+                    /* the same group: lifetimes decide, as without groups */
+                    int same = a->group_bytes && b->group_bytes && x == y;
+                    int live = !(a->last < b->first || b->last < a->first);
+                    if (same ? !live : !(in_seg || live)) continue;
+                    int64_t ao = a->offset + x * a->group_bytes, bo = b->offset + y * b->group_bytes;
+                    CU_ASSERT(ao + a->bytes <= bo || bo + b->bytes <= ao);
+                }
+        }
+    /* every copy inside the arena */
+    for (int i = 0; i < p.nbufs; i++)
+        if (p.bufs[i].group_bytes) CU_ASSERT(p.bufs[i].offset + 3 * S + p.bufs[i].bytes <= p.scratch_bytes);
+    mc_kprogram_free(&p);
+    mc_graph_free(&g);
+    mc_weights_free(&ws);
+}
+
 static const struct {
     const char *name;
     CU_TestFunc fn;
@@ -475,6 +528,7 @@ static const struct {
     {"whole pipeline on a model", test_pipeline_model},
     {"lowering kernel counts + memplan", test_lower_kernel_counts},
     {"per-image schedule + memplan (batch 3)", test_image_schedule},
+    {"image groups: copies at one stride, apart", test_image_groups_plan},
 };
 
 static int

@@ -288,6 +288,91 @@ test_team(void)
     free(b);
 }
 
+/* image groups: each image once, by one group; inside a group kernel 2
+ * sees kernel 1 complete (the group's barrier); groups' G divides gmax */
+typedef struct Groups {
+    int64_t images, gmax, n;
+    int64_t *a, *b;   /* [images][n] */
+    int *seen;        /* [images] */
+    int64_t G[64];    /* what each thread was told */
+    int bad;
+} Groups;
+
+typedef struct GroupsImg {
+    Groups *g;
+    int64_t img;
+} GroupsImg;
+
+static void
+grp_k1(void *ctx, int64_t b, int64_t e)
+{
+    GroupsImg *x = ctx;
+    for (int64_t i = b; i < e; i++) x->g->a[x->img * x->g->n + i] = x->img * 1000 + i;
+}
+
+static void
+grp_k2(void *ctx, int64_t b, int64_t e)
+{
+    GroupsImg *x = ctx;
+    int64_t n = x->g->n, *a = x->g->a + x->img * n;
+    for (int64_t i = b; i < e; i++) x->g->b[x->img * n + i] = a[n - 1 - i];
+}
+
+static void
+groups_body(void *arg)
+{
+    Groups *g = arg;
+    int64_t G = 0;
+    int64_t grp = mc_rt_team_group_begin(g->images, g->gmax, &G);
+    g->G[omp_get_thread_num() & 63] = G;
+    if (G < 1 || grp < 0 || grp >= G || g->gmax % G) __atomic_fetch_add(&g->bad, 1, __ATOMIC_RELAXED);
+    for (int64_t img = grp; img < g->images; img += G) {
+        GroupsImg x = {g, img};
+        mc_rt_team_for(grp_k1, &x, g->n, 3);
+        __atomic_fetch_add(&g->seen[img], 1, __ATOMIC_RELAXED);
+        mc_rt_team_for(grp_k2, &x, g->n, 1);
+    }
+    mc_rt_team_group_end();
+}
+
+static void
+test_team_groups(void)
+{
+    static const int threads[] = {1, 2, 3, 4, 8, 12, 16};
+    static const int64_t imgs[][2] = {{8, 8}, {6, 6}, {5, 5}, {16, 16}, {3, 2}};
+    enum { N = 4000 };
+    int64_t *a = malloc(16 * N * sizeof *a), *b = malloc(16 * N * sizeof *b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    for (size_t ti = 0; ti < sizeof threads / sizeof *threads; ti++)
+        for (size_t ii = 0; ii < sizeof imgs / sizeof *imgs; ii++) {
+            int seen[16] = {0};
+            Groups g = {imgs[ii][0], imgs[ii][1], N, a, b, seen, {0}, 0};
+            memset(a, 0, 16 * N * sizeof *a);
+            memset(b, 0, 16 * N * sizeof *b);
+            mc_rt_set_threads(threads[ti]);
+            mc_rt_team_run(groups_body, &g);
+            CU_ASSERT_EQUAL(g.bad, 0);
+            int ok = 1, G = (int)g.G[0];
+            for (int t = 1; t < threads[ti]; t++) ok &= g.G[t] == G; /* one choice for the team */
+            CU_ASSERT(ok);
+            /* 16 threads, 8 images: 8 groups of 2; one thread: no groups */
+            if (threads[ti] == 16 && g.images == 8) CU_ASSERT_EQUAL(G, 8);
+            if (threads[ti] == 1) CU_ASSERT_EQUAL(G, 1);
+            /* every image by exactly one group (each of its threads counted it once) */
+            for (int64_t i = 0; i < g.images; i++) {
+                int per = 0;
+                for (int t = 0; t < threads[ti]; t++) per += (int)(t * G / threads[ti]) == (int)(i % G);
+                CU_ASSERT_EQUAL(seen[i], per);
+                for (int64_t k = 0; k < N; k++) ok &= b[i * N + k] == i * 1000 + (N - 1 - k);
+            }
+            CU_ASSERT(ok);
+        }
+    mc_rt_set_threads(0);
+    free(a);
+    free(b);
+}
+
 static void
 test_threads_setting(void)
 {
@@ -1094,6 +1179,7 @@ main(void)
         {"parallel_for covers each index once", test_parallel_for_covers},
         {"parallel_for inline and nested", test_parallel_for_inline_and_nested},
         {"team: kernels in order, barriers, profile", test_team},
+        {"team: image groups", test_team_groups},
         {"thread count setting", test_threads_setting},
         {"monotonic timer", test_timer},
         {"aligned allocation", test_alloc_aligned},
