@@ -10,7 +10,7 @@ CC=$1; SRC=$2; WORK=$3; SECS=$4; GEN=$5
 mkdir -p "$WORK"
 CORE_SRC=$(ls "$SRC"/ir/*.c "$SRC"/frontend/*.c "$SRC"/runtime/*.c "$SRC"/backends/*.c "$SRC"/backends/ref/*.c \
            "$SRC"/backends/llvm/*.c "$SRC"/backends/cemit/*.c "$SRC"/backends/cuda/*.c "$SRC"/passes/*.c 2>/dev/null \
-           | grep -v '/frontend/main.c$')
+           | grep -v -e '/frontend/main.c$' -e '/frontend/prebuild_main.c$')
 YAML_FLAGS=$(pkg-config --cflags --libs yaml-0.1)
 LLVM_CONFIG=$(command -v llvm-config-19 || command -v llvm-config)
 LLVM_FLAGS="-I$($LLVM_CONFIG --includedir) -L$($LLVM_CONFIG --libdir) -lLLVM-19 -Wl,-rpath,$($LLVM_CONFIG --libdir)"
