@@ -65,8 +65,8 @@ typedef struct Bytes {
 static void
 put(Bytes *o, uint64_t v, int size)
 {
-    for (int i = 0; i < size && o->n < sizeof o->b; i++)
-        o->b[o->n++] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < size && o->n < sizeof o->b; i++) /* bytes past v's 8: zeros */
+        o->b[o->n++] = i < 8 ? (unsigned char)(v >> (8 * i)) : 0;
 }
 
 static void
