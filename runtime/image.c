@@ -300,22 +300,47 @@ typedef struct PngErr {
     const char *path;
     char *msg;
     size_t msglen;
-    int quiet; /* errors after the pixels (png_read_end) only end the reading */
+    int quiet;      /* errors after the pixels (png_read_end) only end the reading */
+    char warn[128]; /* libpng's first warning, told with an error that follows it */
+    size_t alloc_max; /* the largest block libpng may have (pngin_malloc) */
 } PngErr;
+
+/* libpng reads a chunk other than IDAT whole, into a block as long as the
+ * chunk says, before it finds the file too short: a 200-byte file that
+ * declares a 2 GiB text chunk would cost 2 GiB.  Its blocks are capped:
+ * MC_PNG_CHUNK_MAX, and a row's buffers (8 bytes a pixel at most) while
+ * the rows are set up.  A refused block is libpng's "out of memory" for
+ * that chunk (a warning: the chunk is skipped, and the file ends early). */
+static png_voidp
+pngin_malloc(png_structp png, png_alloc_size_t n)
+{
+    const PngErr *e = png_get_mem_ptr(png);
+    return e && n > e->alloc_max ? NULL : malloc(n);
+}
+
+static void
+pngin_free(png_structp png, png_voidp p)
+{
+    (void)png;
+    free(p);
+}
 
 static void
 pngin_error(png_structp png, png_const_charp text)
 {
     PngErr *e = png_get_error_ptr(png);
     if (!e->quiet)
-        mc_file_fail(e->msg, e->msglen, "%s: the PNG file is truncated or corrupt (libpng: %s)", e->path, text);
+        mc_file_fail(e->msg, e->msglen, "%s: the PNG file is truncated or corrupt (libpng: %s%s%s)", e->path, text,
+                     e->warn[0] ? ", after " : "", e->warn);
     png_longjmp(png, 1);
 }
 
 static void
 pngin_warning(png_structp png, png_const_charp text)
 {
-    (void)png, (void)text; /* as PIL: a damaged ancillary chunk does not stop the image */
+    /* as PIL: a damaged ancillary chunk does not stop the image */
+    PngErr *e = png_get_error_ptr(png);
+    if (e && !e->warn[0]) snprintf(e->warn, sizeof e->warn, "%s", text);
 }
 
 /* PIL's getexif for PNG: the tag in the eXIf chunk, else in a "Raw
@@ -375,8 +400,9 @@ pngin_xmp(png_structp png, png_infop info)
 static int
 read_png(FILE *f, const char *path, McImage *im, char *msg, size_t msglen)
 {
-    PngErr pe = {path, msg, msglen, 0};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &pe, pngin_error, pngin_warning);
+    PngErr pe = {path, msg, msglen, 0, {0}, MC_PNG_CHUNK_MAX};
+    png_structp png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &pe, pngin_error, pngin_warning, &pe, pngin_malloc,
+                                               pngin_free);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     png_infop end = info ? png_create_info_struct(png) : NULL;
     unsigned char *volatile rgb = NULL;
@@ -398,6 +424,7 @@ read_png(FILE *f, const char *path, McImage *im, char *msg, size_t msglen)
     }
     png_init_io(png, f);
     png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
+    png_set_chunk_malloc_max(png, MC_PNG_CHUNK_MAX); /* compressed text: at most this much inflated */
     png_read_info(png, info);
     png_get_IHDR(png, info, &w, &h, &depth, &type, &interlace, NULL, NULL);
     if ((long long)w * h > MC_IMAGE_MAX_PIXELS) {
@@ -420,7 +447,9 @@ read_png(FILE *f, const char *path, McImage *im, char *msg, size_t msglen)
     if (type & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
     if (type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png); /* x 255, 85, 17 as PIL */
     int passes = png_set_interlace_handling(png);
+    if ((size_t)w * 8 + 256 > pe.alloc_max) pe.alloc_max = (size_t)w * 8 + 256; /* the row buffers (padded) */
     png_read_update_info(png, info);
+    pe.alloc_max = MC_PNG_CHUNK_MAX;
     int ch = png_get_channels(png, info);
     if ((ch != 1 && ch != 3) || png_get_rowbytes(png, info) != (size_t)w * ch) {
         mc_file_fail(msg, msglen, "%s: unexpected PNG layout (%d channels)", path, ch);
@@ -950,6 +979,12 @@ pngout_error(png_structp png, png_const_charp text)
     mc_file_fail(e->msg, e->msglen, "cannot write %s: %s", e->name, text);
     png_longjmp(png, 1);
 }
+
+static void
+pngout_warning(png_structp png, png_const_charp text)
+{
+    (void)png, (void)text; /* the writer's warnings are about options this file does not use */
+}
 #endif
 
 /* Writes a w x h RGB PNG whose rows come from fn into o and commits it; on
@@ -964,7 +999,7 @@ write_png_rows(McOut *o, int w, int h, RowFn fn, void *ctx, char *msg, size_t ms
         return mc_file_fail(msg, msglen, "cannot write %s: the image is empty (%dx%d)", pe.name, w, h);
     }
     unsigned char *volatile row = malloc((size_t)w * 3);
-    png_structp png = row ? png_create_write_struct(PNG_LIBPNG_VER_STRING, &pe, pngout_error, pngin_warning) : NULL;
+    png_structp png = row ? png_create_write_struct(PNG_LIBPNG_VER_STRING, &pe, pngout_error, pngout_warning) : NULL;
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
         png_destroy_write_struct(png ? &png : NULL, NULL);

@@ -45,6 +45,11 @@ typedef struct McImage {
  * 1.1 GB (libjpeg's coefficients) plus 0.5 GB (the RGB image). */
 #define MC_IMAGE_MAX_PIXELS 178956970LL
 
+/* The largest PNG chunk other than IDAT read (bytes, as declared or
+ * inflated; a longer one is skipped, as libpng skips a chunk it has no
+ * memory for): PIL keeps at most 64 MiB of text in all. */
+#define MC_PNG_CHUNK_MAX (64u << 20)
+
 /* Reads a JPEG or PNG file (told apart by content, not by name) into RGB8,
  * as PIL's Image.open(path).convert("RGB") does: EXIF orientation applied
  * (then as ImageOps.exif_transpose); grayscale replicated; alpha dropped;

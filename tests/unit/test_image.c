@@ -27,6 +27,28 @@
 #include <jpeglib.h>
 #endif
 
+/* The largest block malloc was asked for while watch_malloc is set: this
+ * program's malloc, so libpng's calls come here too (glibc builds without
+ * AddressSanitizer, which has its own malloc). */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MC_NO_MALLOC_WATCH 1
+#endif
+#endif
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(MC_NO_MALLOC_WATCH)
+#define MC_MALLOC_WATCH 1
+extern void *__libc_malloc(size_t n);
+static int watch_malloc;
+static size_t biggest_malloc;
+void *malloc(size_t n);
+void *
+malloc(size_t n)
+{
+    if (watch_malloc && n > biggest_malloc) biggest_malloc = n;
+    return __libc_malloc(n);
+}
+#endif
+
 static void
 check_contains(const char *msg, const char *want)
 {
@@ -363,6 +385,21 @@ test_read_failures(void)
     expect_read_fail(path, "not a JPEG or PNG");
     write_bytes(path, "\xff\xd8\xff\xe0\0\x10JFIF", 10);
     expect_read_fail(path, mc_image_available() ? "truncated" : "no image support");
+    /* a 5x3 PNG whose second chunk declares 2 GiB (0x7a545874) of iTXt in a
+     * 200-byte file: refused from the length, before any allocation (a
+     * fuzzer's find: libpng asked for the 2 GiB first) */
+    static const unsigned char huge[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x05\0\0\0\x03\x08\x02\0\0\0\xd4TR\xaf"
+                                        "zTXtiTXtXML:com.adobe.xmp\0\0\0\0\0<x:xmpmeta>";
+    write_bytes(path, huge, sizeof huge - 1);
+#ifdef MC_MALLOC_WATCH
+    biggest_malloc = 0, watch_malloc = 1;
+#endif
+    expect_read_fail(path, mc_image_available() ? "too large" : "no image support");
+#ifdef MC_MALLOC_WATCH
+    watch_malloc = 0;
+    if (biggest_malloc > MC_PNG_CHUNK_MAX) fprintf(stderr, "\n  malloc(%zu) for a 200-byte file\n", biggest_malloc);
+    CU_ASSERT(biggest_malloc <= MC_PNG_CHUNK_MAX);
+#endif
     unlink(path);
 }
 

@@ -374,7 +374,7 @@ test_kprogram_remove(void)
     static const int reads[4] = {0, 0, 2, 2}, writes[4] = {2, 1, 3, 3}, firsts[4] = {-1, 1, 0, 2};
     Buffer bufs[4];
     Kernel ks[4];
-    Segment seg = {1, 4, 1};
+    Segment seg = {1, 4, 1, 1};
     memset(bufs, 0, sizeof bufs);
     memset(ks, 0, sizeof ks);
     for (int b = 0; b < 4; b++) {

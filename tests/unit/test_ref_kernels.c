@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backends/backend.h"
+#include "backends/ref/ref_kernels.h"
 
 #define ATOL 1e-5
 #define RTOL 1e-5
