@@ -252,7 +252,7 @@ panel_base(CG *c, const KPlan *kp, LLVMValueRef j, int64_t prows)
     LLVMValueRef off = LLVMBuildMul(c->b, pan, cg_i64(c, prows * kp->pnr * 4), "");
     if (kp->pnr != kp->nr)
         off = LLVMBuildAdd(c->b, off, LLVMBuildMul(c->b, LLVMBuildURem(c->b, col, cg_i64(c, kp->pnr), ""), cg_i64(c, 4), ""), "");
-    return LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off), off, "");
+    return LLVMBuildAdd(c->b, cg_pack_off(c, kp, 0), off, "");
 }
 
 /* the bias of columns col0.. (ncols of them), one vector per L columns */
@@ -337,7 +337,7 @@ gemm_panel(CG *c, const Kernel *k, const KPlan *kp, const void *arg, LLVMValueRe
     LLVMValueRef pf = NULL;
     if (kp->panel_major) {
         LLVMValueRef nx = panel_base(c, kp, LLVMBuildAdd(c->b, j, cg_i64(c, 1), ""), kp->kpad / 2);
-        nx = smin(c, nx, cg_i64(c, kp->pack_off + kp->pack_bytes - kp->kpad / 2 * kp->pnr * 4));
+        nx = smin(c, nx, cg_pack_off(c, kp, kp->pack_bytes - kp->kpad / 2 * kp->pnr * 4));
         pf = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, lb.iv, cg_i64(c, 0), ""), nx, wb, "");
     }
     for (int ct = 0; ct < nct; ct += 2) tile_sums(c, kp, &a, wb, kp->kpad / TK, ct, nct - ct >= 2 ? 2 : 1, g->cbuf, pf);

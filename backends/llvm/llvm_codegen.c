@@ -54,6 +54,163 @@ packs_in1(KernelKind k)
     return k == KK_GEMM || k == KK_CONV || k == KK_DWCONV || k == KK_FUSION25;
 }
 
+/* ------------------------------------------------------------ shared code */
+
+int
+mc_llvm_kernel_slots(const Kernel *k, int *bufs)
+{
+    int n = 0;
+    const View *v[MC_LLVM_MAX_SLOTS];
+    for (int j = 0; j < k->nin; j++) v[n++] = &k->in[j];
+    v[n++] = &k->out;
+    for (int j = 0; j < k->nargs; j++) v[n++] = &k->args[j];
+    int ns = 0;
+    for (int j = 0; j < n; j++) {
+        int s = 0;
+        while (s < ns && bufs[s] != v[j]->buf) s++;
+        if (s == ns) bufs[ns++] = v[j]->buf;
+    }
+    return ns;
+}
+
+typedef struct Sig {
+    uint8_t *b;
+    size_t n, cap;
+    int ok;
+} Sig;
+
+static void
+put(Sig *s, const void *p, size_t n)
+{
+    if (!s->ok) return;
+    if (s->n + n > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 1024;
+        while (cap < s->n + n) cap *= 2;
+        uint8_t *b = realloc(s->b, cap);
+        if (!b) {
+            s->ok = 0;
+            return;
+        }
+        s->b = b, s->cap = cap;
+    }
+    memcpy(s->b + s->n, p, n);
+    s->n += n;
+}
+
+static void
+put64(Sig *s, int64_t v)
+{
+    put(s, &v, sizeof v);
+}
+
+static void
+put_view(Sig *s, const View *v, const int *bufs, int ns)
+{
+    int slot = 0;
+    while (slot < ns && bufs[slot] != v->buf) slot++;
+    put64(s, slot);
+    put64(s, v->rank);
+    for (int d = 0; d < v->rank && d < MC_MAX_RANK; d++) put64(s, v->shape[d]), put64(s, v->stride[d]);
+    put64(s, v->offset);
+}
+
+/* Everything of kernel i that its code depends on, buffers by slot (the
+ * kernel's own numbering) rather than by id, and not where the buffers and
+ * the packed weights are: field by field, so no padding byte enters. */
+static void
+kernel_sig(const KProgram *p, const Plan *pl, int i, Sig *s)
+{
+    const Kernel *k = &p->k[i];
+    const KPlan *kp = &pl->k[i];
+    int bufs[MC_LLVM_MAX_SLOTS], ns = mc_llvm_kernel_slots(k, bufs);
+    s->n = 0;
+    put64(s, k->kind);
+    put64(s, k->nin);
+    for (int j = 0; j < k->nin; j++) put_view(s, &k->in[j], bufs, ns);
+    put_view(s, &k->out, bufs, ns);
+    put64(s, k->nargs);
+    for (int j = 0; j < k->nargs; j++) put_view(s, &k->args[j], bufs, ns);
+    put64(s, k->nexpr);
+    for (int j = 0; j < k->nexpr; j++) {
+        const EInstr *e = &k->expr[j];
+        put64(s, e->op), put64(s, e->a), put64(s, e->b), put64(s, e->arg);
+        put(s, &e->imm, sizeof e->imm);
+    }
+    put64(s, k->softplus_dt);
+    const Attrs *a = &k->attrs;
+    for (int d = 0; d < 2; d++) put64(s, a->stride[d]), put64(s, a->pad[d]), put64(s, a->dil[d]), put64(s, a->size[d]);
+    put64(s, a->groups), put64(s, a->start), put64(s, a->len), put64(s, a->align_corners);
+    put(s, &a->eps, sizeof a->eps);
+    for (int d = 0; d < MC_MAX_RANK; d++) put64(s, a->perm[d]);
+    put64(s, k->M), put64(s, k->N), put64(s, k->K);
+    put64(s, k->host), put64(s, k->fuse);
+#define SCHED(field, name, doc) put64(s, k->sched.field);
+#include "../../ir/sched.def"
+#undef SCHED
+    put64(s, kp->mr), put64(s, kp->nv), put64(s, kp->nr), put64(s, kp->pnr), put64(s, kp->pcp);
+    put64(s, kp->pack_off >= 0), put64(s, kp->pack_bytes), put64(s, kp->n), put64(s, kp->grain);
+    put64(s, kp->nmb), put64(s, kp->npan), put64(s, kp->tpb), put64(s, kp->panel_major), put64(s, kp->group);
+    put64(s, kp->kc), put64(s, kp->crows), put64(s, kp->cpan), put64(s, kp->bf16), put64(s, kp->kpad);
+    int seg = mc_kprogram_segment_of(p, i);
+    put64(s, seg >= 0);
+    put64(s, seg >= 0 ? p->segs[seg].groups : 0);
+    for (int j = 0; j < ns; j++) {
+        const Buffer *B = &p->bufs[bufs[j]];
+        put64(s, B->kind);
+        put64(s, B->kind == BUF_OUTPUT ? mc_kprogram_output_index(p, bufs[j]) : -1);
+        put64(s, B->bytes), put64(s, B->image_bytes), put64(s, B->group_bytes);
+        put64(s, B->shape.rank);
+        for (int d = 0; d < B->shape.rank && d < MC_MAX_RANK; d++) put64(s, B->shape.d[d]);
+    }
+}
+
+static uint64_t
+fnv1a(const uint8_t *b, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+/* pl->rep, shared, nclasses: kernels of equal signature share a function.
+ * A kernel fused into another (host >= 0) keeps its own, as does every
+ * kernel when memory runs out (nothing shared). */
+static void
+plan_classes(const KProgram *p, Plan *pl)
+{
+    int nk = p->nk;
+    pl->rep = malloc(sizeof(int) * (size_t)(nk ? nk : 1));
+    pl->shared = calloc((size_t)(nk ? nk : 1), sizeof(int));
+    uint64_t *h = malloc(sizeof(uint64_t) * (size_t)(nk ? nk : 1));
+    Sig *sig = calloc((size_t)(nk ? nk : 1), sizeof(Sig));
+    int ok = pl->rep && pl->shared && h && sig;
+    for (int i = 0; ok && i < nk; i++) {
+        sig[i].ok = 1;
+        kernel_sig(p, pl, i, &sig[i]);
+        ok = sig[i].ok;
+        h[i] = fnv1a(sig[i].b, sig[i].n);
+    }
+    pl->nclasses = 0;
+    for (int i = 0; pl->rep && i < nk; i++) {
+        pl->rep[i] = i;
+        for (int j = 0; ok && j < i && p->k[i].host < 0; j++)
+            if (pl->rep[j] == j && h[j] == h[i] && p->k[j].host < 0 && sig[j].n == sig[i].n &&
+                !memcmp(sig[j].b, sig[i].b, sig[i].n)) {
+                pl->rep[i] = j;
+                pl->shared[i] = pl->shared[j] = 1;
+                break;
+            }
+        pl->nclasses += pl->rep[i] == i;
+    }
+    for (int i = 0; sig && i < nk; i++) free(sig[i].b);
+    free(sig);
+    free(h);
+    if (!pl->shared) { /* out of memory: no sharing */
+        free(pl->rep);
+        pl->rep = NULL;
+    }
+}
+
 int
 mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pk, Plan *pl)
 {
@@ -174,6 +331,7 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pk, P
         }
     }
     pl->blob_bytes = off;
+    plan_classes(p, pl);
     return fits ? 0 : -1;
 }
 
@@ -182,8 +340,11 @@ mc_llvm_plan_free(Plan *pl)
 {
     free(pl->k);
     free(pl->woff);
+    free(pl->rep);
+    free(pl->shared);
     pl->k = NULL;
     pl->woff = NULL;
+    pl->rep = pl->shared = NULL;
 }
 
 int64_t
@@ -374,6 +535,21 @@ gen_kernel(CG *c, int i, LLVMValueRef f)
         LLVMValueRef idx = cg_i64(c, 4);
         c->img = LLVMBuildLoad2(c->b, c->i64, LLVMBuildGEP2(c->b, c->ptr, ctx, &idx, 1, ""), "img");
     }
+    /* shared code: the places of this call's buffers and packed weights,
+     * loaded once here from the table in ctx[MC_LLVM_CTX_TAB] */
+    c->tab = c->share && c->plan->shared && c->plan->shared[i];
+    c->nslot = 0;
+    if (c->tab) {
+        LLVMValueRef idx = cg_i64(c, MC_LLVM_CTX_TAB);
+        LLVMValueRef tab = LLVMBuildLoad2(c->b, c->ptr, LLVMBuildGEP2(c->b, c->ptr, ctx, &idx, 1, ""), "tab");
+        c->nslot = mc_llvm_kernel_slots(k, c->slot_buf);
+        for (int s = 0; s <= c->nslot; s++) {
+            LLVMValueRef si = cg_i64(c, s);
+            LLVMValueRef v = LLVMBuildLoad2(c->b, c->i64, LLVMBuildGEP2(c->b, c->i64, tab, &si, 1, ""), "");
+            if (s < c->nslot) c->slot_off[s] = v;
+            else c->pack_off = v;
+        }
+    }
     LLVMValueRef begin = LLVMGetParam(f, 1), end = LLVMGetParam(f, 2);
     switch (k->kind) {
     case KK_GEMM: cg_gemm(c, k, kp, begin, end); break;
@@ -389,6 +565,27 @@ gen_kernel(CG *c, int i, LLVMValueRef f)
     case KK_COUNT: break;
     }
     LLVMBuildRetVoid(c->b);
+    c->tab = 0;
+}
+
+/* The table of kernel i's call (shared code): its buffers' offsets, then
+ * its pack_off; an internal constant of the entry point's module. */
+static LLVMValueRef
+call_table(CG *c, int i)
+{
+    int bufs[MC_LLVM_MAX_SLOTS], ns = mc_llvm_kernel_slots(&c->p->k[i], bufs);
+    LLVMValueRef v[MC_LLVM_MAX_SLOTS + 1];
+    for (int s = 0; s < ns; s++) v[s] = cg_i64(c, mc_llvm_buf_offset(c->p, c->plan, bufs[s]));
+    v[ns] = cg_i64(c, c->plan->k[i].pack_off);
+    LLVMTypeRef at = LLVMArrayType2(c->i64, (uint64_t)ns + 1);
+    char name[32];
+    snprintf(name, sizeof name, "mc_tab%d", i);
+    LLVMValueRef g = LLVMAddGlobal(c->mod, at, name);
+    LLVMSetInitializer(g, LLVMConstArray2(c->i64, v, (uint64_t)ns + 1));
+    LLVMSetGlobalConstant(g, 1);
+    LLVMSetLinkage(g, LLVMInternalLinkage);
+    LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+    return g;
 }
 
 static void
@@ -406,8 +603,8 @@ int mc_llvm_optimize(McLlvmModule *m, McErr *err); /* llvm_emit.c */
 /* The module of kernels [k0, k1) of p, with the entry point and the size
  * globals when `entry`; split when that is not the whole program. */
 static McLlvmModule *
-codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pk, int optimize, int k0,
-        int k1, int entry, McErr *err)
+codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pk, int optimize, int share,
+        int k0, int k1, int entry, McErr *err)
 {
     char why[300];
     for (int i = 0; i < p->nk; i++)
@@ -441,6 +638,7 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
     c.p = p;
     c.t = t;
     c.plan = &pl;
+    c.share = share && pl.rep;
     c.ctx = m->ctx;
     c.mod = m->mod;
     c.b = LLVMCreateBuilderInContext(m->ctx);
@@ -469,7 +667,8 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
     }
 
     int split = k0 > 0 || k1 < p->nk || !entry;
-    for (int i = k0; i < k1; i++) gen_kernel(&c, i, kernel_fn(&c, m->prefix, split, i));
+    for (int i = k0; i < k1; i++) /* shared code: the first kernel of a class has the function */
+        if (!c.share || pl.rep[i] == i) gen_kernel(&c, i, kernel_fn(&c, m->prefix, split, i));
     if (!entry) goto verify; /* a part of the kernels only (mc_llvm_codegen_part) */
 
     /* entry point: <name>_run(weights, input, outputs..., scratch) puts its
@@ -521,7 +720,10 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
         par[i] = LLVMBuildLoad2(c.b, c.ptr, LLVMBuildGEP2(c.b, c.ptr, LLVMGetParam(team, 0), &idx, 1, ""), "");
     }
     /* ctx: weights, scratch, input, output 0, image index (i64 in a pointer-sized slot), outputs 1.. */
-    LLVMValueRef ctxv = LLVMBuildAlloca(c.b, LLVMArrayType2(c.ptr, nout > 1 ? 4 + nout : p->nsegs ? 5 : 4), "ctx");
+    int nctx = nout > 1 ? 4 + nout : p->nsegs ? 5 : 4;
+    for (int i = 0; c.share && i < p->nk; i++)
+        if (pl.shared[i]) nctx = MC_LLVM_CTX_TAB + 1; /* the slot of shared code's table */
+    LLVMValueRef ctxv = LLVMBuildAlloca(c.b, LLVMArrayType2(c.ptr, (uint64_t)nctx), "ctx");
     LLVMValueRef vals[4] = {par[0], par[2 + nout], par[1], par[2]};
     for (int s = 0; s < 4 + nout; s++) {
         if (s == 4) continue; /* the image index */
@@ -558,7 +760,12 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
             cg_loop_begin(&c, &il, cg_i64(&c, 0), trips, NULL, 0, "image");
             LLVMBuildStore(c.b, LLVMBuildAdd(c.b, grp, LLVMBuildMul(c.b, il.iv, G, ""), ""), imgslot);
         }
-        LLVMValueRef a[4] = {kernel_fn(&c, m->prefix, split, i), ctxv, cg_i64(&c, pl.k[i].n), cg_i64(&c, pl.k[i].grain)};
+        LLVMValueRef a[4] = {kernel_fn(&c, m->prefix, split, c.share ? pl.rep[i] : i), ctxv, cg_i64(&c, pl.k[i].n),
+                             cg_i64(&c, pl.k[i].grain)};
+        if (c.share && pl.shared[i] && pl.k[i].n > 0) {
+            LLVMValueRef idx = cg_i64(&c, MC_LLVM_CTX_TAB);
+            LLVMBuildStore(c.b, call_table(&c, i), LLVMBuildGEP2(c.b, c.ptr, ctxv, &idx, 1, ""));
+        }
         LLVMValueRef ld = LLVMBuildLoad2(c.b, c.ptr, prof, "");
         LLVMSetVolatile(ld, 1);
         LLVMValueRef on = LLVMBuildIsNotNull(c.b, ld, "");
@@ -608,27 +815,27 @@ verify:
 McLlvmModule *
 mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McErr *err)
 {
-    return codegen(p, t, NULL, NULL, optimize, 0, p->nk, 1, err);
+    return codegen(p, t, NULL, NULL, optimize, 1, 0, p->nk, 1, err);
 }
 
 McLlvmModule *
 mc_llvm_codegen(const KProgram *p, const McLlvmTarget *t, McErr *err)
 {
-    return codegen(p, t, NULL, NULL, 1, 0, p->nk, 1, err);
+    return codegen(p, t, NULL, NULL, 1, 1, 0, p->nk, 1, err);
 }
 
 McLlvmModule *
 mc_llvm_codegen_as(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pack,
                    McErr *err)
 {
-    return codegen(p, t, prefix, pack, 1, 0, p->nk, 1, err);
+    return codegen(p, t, prefix, pack, 1, 1, 0, p->nk, 1, err);
 }
 
 McLlvmModule *
 mc_llvm_codegen_part(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pack, int k0,
                      int k1, int entry, McErr *err)
 {
-    return codegen(p, t, prefix, pack, 1, k0, k1, entry, err);
+    return codegen(p, t, prefix, pack, 1, 1, k0, k1, entry, err);
 }
 
 int

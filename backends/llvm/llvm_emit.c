@@ -122,20 +122,23 @@ typedef struct Part {
     double cost;
 } Part;
 
-/* Cuts p's kernels into *n ranges of about equal cost; returns the parts in
- * the order to start them (costliest first). */
+/* Cuts p's kernels into *n ranges of about equal cost (a kernel that runs
+ * another's function, rep[i] != i, costs nothing: it has no code); returns
+ * the number of parts. */
 static int
-plan_parts(const KProgram *p, Part *part)
+plan_parts(const KProgram *p, const int *rep, Part *part)
 {
-    int n = (p->nk + KERNELS_PER_PART - 1) / KERNELS_PER_PART;
+    int nf = 0;
+    for (int i = 0; i < p->nk; i++) nf += !rep || rep[i] == i;
+    int n = (nf + KERNELS_PER_PART - 1) / KERNELS_PER_PART;
     n = n < 1 ? 1 : n > MAX_PARTS ? MAX_PARTS : n;
     double total = 0, acc = 0;
-    for (int i = 0; i < p->nk; i++) total += kernel_cost(&p->k[i]);
+    for (int i = 0; i < p->nk; i++) total += !rep || rep[i] == i ? kernel_cost(&p->k[i]) : 0;
     int j = 0;
     part[0].k0 = 0;
     part[0].cost = 0;
     for (int i = 0; i < p->nk; i++) {
-        double c = kernel_cost(&p->k[i]);
+        double c = !rep || rep[i] == i ? kernel_cost(&p->k[i]) : 0;
         /* close part j before kernel i once it holds its share */
         if (j + 1 < n && part[j].k0 < i && acc + c / 2 > total * (j + 1) / n) {
             part[j].k1 = i;
@@ -209,7 +212,10 @@ mc_llvm_compile(const KProgram *p, const McLlvmTarget *t, const char *prefix, co
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     Part part[MAX_PARTS];
-    int order[MAX_PARTS], n = plan_parts(p, part);
+    Plan pl; /* the classes of shared code: what is compiled */
+    mc_llvm_plan(p, t, pack, &pl);
+    int order[MAX_PARTS], n = plan_parts(p, pl.rep, part), nfn = pl.rep ? pl.nclasses : p->nk;
+    mc_llvm_plan_free(&pl);
     for (int i = 0; i < n; i++) order[i] = i;
     for (int i = 1; i < n; i++) /* costliest first: the last to start are short */
         for (int j = i; j > 0 && part[order[j]].cost > part[order[j - 1]].cost; j--) {
@@ -244,7 +250,9 @@ mc_llvm_compile(const KProgram *p, const McLlvmTarget *t, const char *prefix, co
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (verbose)
-        fprintf(verbose, "mambac: llvm: %d kernels in %d parts on %d threads: code generation, O3, emission %.1f ms\n",
-                p->nk, n, started + 1, (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) * 1e-6);
+        fprintf(verbose,
+                "mambac: llvm: %d kernels (%d functions) in %d parts on %d threads: code generation, O3, emission "
+                "%.1f ms\n",
+                p->nk, nfn, n, started + 1, (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) * 1e-6);
     return 0;
 }

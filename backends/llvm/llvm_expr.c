@@ -199,7 +199,10 @@ cg_buf_ptr(CG *c, int buf)
     const Buffer *B = &c->p->bufs[buf];
     /* weights: where the plan keeps the graph-layout copy (the blob stores
      * only the weights some kernel reads through a view) */
-    LLVMValueRef off = cg_i64(c, B->kind == BUF_WEIGHT ? c->plan->woff[buf] : B->offset);
+    LLVMValueRef off = NULL;
+    for (int s = 0; c->tab && s < c->nslot && !off; s++)
+        if (c->slot_buf[s] == buf) off = c->slot_off[s];
+    if (!off) off = cg_i64(c, mc_llvm_buf_offset(c->p, c->plan, buf));
     if (c->img && B->image_bytes) /* per-image segment: this image's slice */
         off = LLVMBuildAdd(c->b, off, LLVMBuildMul(c->b, c->img, cg_i64(c, B->image_bytes), ""), "");
     if (c->img && B->group_bytes > 0 && c->p->nsegs && c->p->segs[0].groups > 1) { /* its image group's copy */
@@ -208,6 +211,13 @@ cg_buf_ptr(CG *c, int buf)
     }
     int j = B->kind == BUF_OUTPUT ? mc_kprogram_output_index(c->p, buf) : -1;
     return LLVMBuildGEP2(c->b, c->i8, j > 0 ? c->out_base[j] : c->base[B->kind], &off, 1, "");
+}
+
+LLVMValueRef
+cg_pack_off(CG *c, const KPlan *kp, int64_t add)
+{
+    if (c->tab) return add ? LLVMBuildAdd(c->b, c->pack_off, cg_i64(c, add), "") : c->pack_off;
+    return cg_i64(c, kp->pack_off + add);
 }
 
 LLVMValueRef

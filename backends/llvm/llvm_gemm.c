@@ -241,7 +241,7 @@ gemm_tile(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef m0, LLVMValueRef
     LLVMValueRef aoff[MAXR];
     for (int r = 0; r < rows && !arow; r++)
         aoff[r] = cg_row_off(c, a, NULL, a->rank - 1, LLVMBuildAdd(c->b, m0, cg_i64(c, r), ""));
-    LLVMValueRef wbase = LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off), panel_off(c, kp, j, arow ? kp->kpad / 2 : K), "");
+    LLVMValueRef wbase = LLVMBuildAdd(c->b, cg_pack_off(c, kp, 0), panel_off(c, kp, j, arow ? kp->kpad / 2 : K), "");
     LLVMValueRef init[MAXR * MAXV];
     for (int i = 0; i < rows * nv; i++) init[i] = cg_vf(c, 0.0);
     Loop l;
@@ -254,7 +254,7 @@ gemm_tile(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef m0, LLVMValueRef
     }
     if (pf) { /* one cache line of the next panel per k step (clamped to this kernel's panels) */
         LLVMValueRef po = LLVMBuildAdd(c->b, pf, LLVMBuildMul(c->b, l.iv, cg_i64(c, 64), ""), "");
-        prefetch_at(c, imin(c, po, cg_i64(c, kp->pack_off + kp->pack_bytes - 64)), 3);
+        prefetch_at(c, imin(c, po, cg_pack_off(c, kp, kp->pack_bytes - 64)), 3);
     }
     for (int r = 0; r < rows && arow; r++) {
         LLVMValueRef ap = byte_ptr(c, arow, LLVMBuildAdd(c->b, cg_i64(c, r * kp->kpad * 2), LLVMBuildMul(c->b, l.iv, cg_i64(c, 4), ""), ""));
@@ -298,7 +298,7 @@ gemm_block(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef mb, LLVMValueRe
      * prefetch the next panel, one line per k step */
     LLVMValueRef pf0 = NULL;
     if (kp->panel_major)
-        pf0 = LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off), panel_off(c, kp, LLVMBuildAdd(c->b, j, cg_i64(c, 1), ""), krows),
+        pf0 = LLVMBuildAdd(c->b, cg_pack_off(c, kp, 0), panel_off(c, kp, LLVMBuildAdd(c->b, j, cg_i64(c, 1), ""), krows),
                            "");
     Loop lt;
     cg_loop_begin(c, &lt, t0, tf, NULL, 0, "tile");
@@ -471,10 +471,10 @@ static LLVMValueRef
 conv_wtap(CG *c, const KPlan *kp, const ConvP *q, LLVMValueRef j, LLVMValueRef tap)
 {
     if (kp->pnr == kp->nr)
-        return LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off),
+        return LLVMBuildAdd(c->b, cg_pack_off(c, kp, 0),
                             LLVMBuildMul(c->b, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, j, cg_i64(c, q->T), ""), tap, ""),
                                          cg_i64(c, q->kt * kp->nr * 4), ""), "");
-    return LLVMBuildAdd(c->b, LLVMBuildAdd(c->b, cg_i64(c, kp->pack_off), panel_off(c, kp, j, q->T * q->kt), ""),
+    return LLVMBuildAdd(c->b, LLVMBuildAdd(c->b, cg_pack_off(c, kp, 0), panel_off(c, kp, j, q->T * q->kt), ""),
                         LLVMBuildMul(c->b, tap, cg_i64(c, q->kt * kp->pnr * 4), ""), "");
 }
 

@@ -75,7 +75,34 @@ typedef struct Plan {
     int nbufs;
     int64_t blob_bytes;      /* graph-layout part + packed part */
     int64_t zeros;           /* floats in the zero row (implicit-GEMM padding) */
+    /* Shared code (mc_llvm_plan): kernels that differ only in where their
+     * buffers and packed weights are (the same block of another stage) run
+     * one function.  rep[i]: the first kernel of i's class, whose function
+     * runs i; shared[i]: the class has two or more kernels, so that
+     * function reads those places from a table of the caller's (CG.tab,
+     * MC_LLVM_CTX_TAB); nclasses: the functions a program has. */
+    int *rep, *shared;
+    int nclasses;
 } Plan;
+
+/* Shared code's table (one per call of a shared function, a constant of the
+ * entry point's module): the byte offset of each buffer the kernel names
+ * (mc_llvm_kernel_slots' order: within its kind's base; a weight's
+ * graph-layout copy at Plan.woff), then its packed weights' pack_off.  The
+ * team function puts its address in the ctx slot MC_LLVM_CTX_TAB before
+ * the call. */
+#define MC_LLVM_MAX_SLOTS (4 + 1 + MC_MAX_ARGS)
+#define MC_LLVM_CTX_TAB (4 + MC_MAX_OUTPUTS)
+/* The distinct buffers kernel k names, in the order in[], out, args[]:
+ * into bufs (MC_LLVM_MAX_SLOTS); returns how many. */
+int mc_llvm_kernel_slots(const Kernel *k, int *bufs);
+/* Buffer buf's byte offset within its kind's base: a weight's graph-layout
+ * copy where the plan put it, the others Buffer.offset. */
+static inline int64_t
+mc_llvm_buf_offset(const KProgram *p, const Plan *pl, int buf)
+{
+    return p->bufs[buf].kind == BUF_WEIGHT ? pl->woff[buf] : p->bufs[buf].offset;
+}
 
 /* Limits of the code generator's tiles (llvm_gemm.c, llvm_kernels.c). */
 #define MC_LLVM_MAX_MR 8          /* GEMM/CONV micro-kernel rows */
@@ -157,6 +184,11 @@ typedef struct CG {
     int ki;                          /* kernel being built */
     LLVMValueRef img;                /* i64 image index in a per-image segment's kernel, else NULL */
     LLVMValueRef vfnw[5][CG_MAX_VFN]; /* the same for <n*L x float>, n = 2..4 (wide mode) */
+    int share;                       /* the module runs shared code (Plan.rep/shared) */
+    int tab;                         /* the kernel being built is shared: places from its table */
+    int nslot, slot_buf[MC_LLVM_MAX_SLOTS];
+    LLVMValueRef slot_off[MC_LLVM_MAX_SLOTS]; /* i64 byte offsets of slot_buf[] (tab) */
+    LLVMValueRef pack_off;           /* i64 pack_off (tab) */
 } CG;
 
 /* Wide mode: between cg_wide_begin(c, n, &w) and cg_wide_end(c, &w), c->L,
@@ -187,6 +219,9 @@ LLVMValueRef cg_intrinsic(CG *c, const char *name, LLVMTypeRef *types, int ntype
 LLVMValueRef cg_fma(CG *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
 LLVMValueRef cg_hsum(CG *c, LLVMValueRef v);         /* horizontal add (fixed tree) */
 LLVMValueRef cg_buf_ptr(CG *c, int buf);             /* i8* of buffer start */
+/* i64 byte offset kp->pack_off + add of the kernel's packed weights (a
+ * constant, or from the table of shared code) */
+LLVMValueRef cg_pack_off(CG *c, const KPlan *kp, int64_t add);
 LLVMValueRef cg_elem_ptr(CG *c, int buf, LLVMValueRef elem_off);
 /* element offset (i64, includes v->offset) of row `row` of view v, rows
  * being the first nrowdims dims of `shape` (row-major), each of v's dims

@@ -105,7 +105,7 @@ dw_body(CG *c, void *va, LLVMValueRef col, int nval)
         bias = cg_load_vec(c, bv->buf, add(c, cg_i64(c, bv->offset), mul(c, col, bs)), bs, nval);
     }
     for (int t = 0; t < d->T; t++) {
-        LLVMValueRef wo = add(c, cg_i64(c, d->kp->pack_off + (int64_t)t * d->Cp * 4), mul(c, col, 4));
+        LLVMValueRef wo = add(c, cg_pack_off(c, d->kp, (int64_t)t * d->Cp * 4), mul(c, col, 4));
         w[t] = cg_load_packed(c, wo);
         LLVMSetAlignment(w[t], 4);
         w[t] = LLVMBuildSelect(c->b, d->vy[t], w[t], cg_vf(c, 0.0), ""); /* input row outside: no tap */
@@ -330,7 +330,7 @@ f25_body(CG *c, void *va, LLVMValueRef col, int nval)
     F25Arg *f = va;
     LLVMValueRef w[MC_F25_NTAPS];
     for (int t = 0; t < MC_F25_NTAPS; t++) {
-        w[t] = cg_load_packed(c, add(c, cg_i64(c, f->kp->pack_off + (int64_t)t * f->Dp * 4), mul(c, col, 4)));
+        w[t] = cg_load_packed(c, add(c, cg_pack_off(c, f->kp, (int64_t)t * f->Dp * 4), mul(c, col, 4)));
         LLVMSetAlignment(w[t], 4);
     }
     int64_t W = f->W, R = MC_F25_REACH, xlo = W > 2 * R ? R : W, xhi = W > 2 * R ? W - R : W;

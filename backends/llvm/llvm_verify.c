@@ -3,8 +3,10 @@
  *
  * mc_llvm_codegen_opt builds the module without optimizing it; here its
  * entry point <name>_run is replaced by one with the same signature that
- * writes the address of every kernel function mc_k<i> into the table passed
- * as its first argument (the kernels stay internal and are optimized as in
+ * writes the address of every kernel's function mc_k<i> (shared code: the
+ * function of its class, with the table of offsets the entry point would
+ * pass in ctx slot MC_LLVM_CTX_TAB) into the table passed as its first
+ * argument (the kernels stay internal and are optimized as in
  * a normal compile, where they are also only passed by address), then the
  * module is optimized and JIT-compiled.  Running kernel k is then what the
  * original entry point does for it: mc_rt_parallel_for(mc_k<k>, ctx, n_k,
@@ -27,13 +29,15 @@ struct McLlvmKernels {
     uint8_t *blob;
     McRtBody *fn;     /* [nk] kernel functions */
     int64_t *n, *grain;
+    int64_t **tab;    /* [nk] shared code's table of the kernel's call, or NULL */
     int nk;
 };
 
 /* Replaces m's <prefix>_run by `i32 <prefix>_run(ptr table, ptr, ptr, ptr)`
- * that stores mc_k<i> into table[i] for i < nk and returns 0. */
+ * that stores the function of kernel i, mc_k<rep[i]> (shared code: the
+ * first of its class), into table[i] for i < nk and returns 0. */
 static void
-add_table_entry(McLlvmModule *m, int nk)
+add_table_entry(McLlvmModule *m, int nk, const int *rep)
 {
     char name[192];
     snprintf(name, sizeof name, "%s_run", m->prefix);
@@ -47,7 +51,7 @@ add_table_entry(McLlvmModule *m, int nk)
     LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(m->ctx, f, "entry"));
     for (int i = 0; i < nk; i++) {
         char kn[32];
-        snprintf(kn, sizeof kn, "mc_k%d", i);
+        snprintf(kn, sizeof kn, "mc_k%d", rep ? rep[i] : i);
         LLVMValueRef idx = LLVMConstInt(i64, (unsigned long long)i, 0);
         LLVMValueRef slot = LLVMBuildGEP2(b, ptr, LLVMGetParam(f, 0), &idx, 1, "");
         LLVMBuildStore(b, LLVMGetNamedFunction(m->mod, kn), slot);
@@ -62,7 +66,10 @@ mc_llvm_kernels_module(const KProgram *p, const McLlvmTarget *t, McErr *err)
 {
     McLlvmModule *m = mc_llvm_codegen_opt(p, t, 0, err);
     if (!m) return NULL;
-    add_table_entry(m, p->nk);
+    Plan pl;
+    mc_llvm_plan(p, t, NULL, &pl);
+    add_table_entry(m, p->nk, pl.rep);
+    mc_llvm_plan_free(&pl);
     if (mc_llvm_optimize(m, err)) {
         mc_llvm_module_free(m);
         return NULL;
@@ -85,7 +92,8 @@ mc_llvm_kernels_create(const KProgram *p, const WeightStore *ws, McErr *err)
     x->fn = calloc((size_t)(p->nk ? p->nk : 1), sizeof *x->fn);
     x->n = calloc((size_t)(p->nk ? p->nk : 1), sizeof *x->n);
     x->grain = calloc((size_t)(p->nk ? p->nk : 1), sizeof *x->grain);
-    if (!x->fn || !x->n || !x->grain) {
+    x->tab = calloc((size_t)(p->nk ? p->nk : 1), sizeof *x->tab);
+    if (!x->fn || !x->n || !x->grain || !x->tab) {
         mc_err(err, "llvm: out of memory");
         goto fail;
     }
@@ -101,6 +109,16 @@ mc_llvm_kernels_create(const KProgram *p, const WeightStore *ws, McErr *err)
     for (int i = 0; i < p->nk; i++) {
         x->n[i] = pl.k[i].n;
         x->grain[i] = pl.k[i].grain;
+        if (!pl.rep || !pl.shared[i]) continue;
+        /* the table the entry point would pass (llvm_codegen.c call_table) */
+        int bufs[MC_LLVM_MAX_SLOTS], ns = mc_llvm_kernel_slots(&p->k[i], bufs);
+        if (!(x->tab[i] = malloc(sizeof(int64_t) * (size_t)(ns + 1)))) {
+            mc_llvm_plan_free(&pl);
+            mc_err(err, "llvm: out of memory");
+            goto fail;
+        }
+        for (int s = 0; s < ns; s++) x->tab[i][s] = mc_llvm_buf_offset(p, &pl, bufs[s]);
+        x->tab[i][ns] = pl.k[i].pack_off;
     }
     mc_llvm_plan_free(&pl);
     return x;
@@ -116,10 +134,11 @@ mc_llvm_kernels_run(McLlvmKernels *x, int k, int64_t image, void *scratch, const
 {
     /* the generated code's ctx: weights, scratch, input, output 0, image (an
      * i64 in a pointer-sized slot), outputs 1.. */
-    void *ctx[4 + MC_MAX_OUTPUTS] = {x->blob, scratch, (void *)(uintptr_t)input, outputs[0], NULL};
+    void *ctx[MC_LLVM_CTX_TAB + 1] = {x->blob, scratch, (void *)(uintptr_t)input, outputs[0], NULL};
     _Static_assert(sizeof(void *) == sizeof(int64_t), "ctx slots are 8 bytes");
     memcpy(&ctx[4], &image, sizeof image);
     for (int j = 1; j < noutputs && j < MC_MAX_OUTPUTS; j++) ctx[4 + j] = outputs[j];
+    if (k >= 0 && k < x->nk) ctx[MC_LLVM_CTX_TAB] = x->tab[k];
     if (k >= 0 && k < x->nk && x->n[k] > 0) mc_rt_parallel_for(x->fn[k], ctx, x->n[k], x->grain[k]);
 }
 
@@ -133,5 +152,7 @@ mc_llvm_kernels_free(McLlvmKernels *x)
     free(x->fn);
     free(x->n);
     free(x->grain);
+    for (int i = 0; x->tab && i < x->nk; i++) free(x->tab[i]);
+    free(x->tab);
     free(x);
 }

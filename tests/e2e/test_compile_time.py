@@ -46,10 +46,13 @@ def same(a, b):
 
 exe = t.path("dg")
 ok, err = compile_exe(exe)
-m = re.search(r"llvm: (\d+) kernels in (\d+) parts on (\d+) threads", err)
-t.check(m is not None and int(m.group(2)) > 1 and int(m.group(3)) == min(len(os.sched_getaffinity(0)),
-                                                                          int(m.group(2))),
+m = re.search(r"llvm: (\d+) kernels \((\d+) functions\) in (\d+) parts on (\d+) threads", err)
+t.check(m is not None and int(m.group(3)) > 1 and int(m.group(4)) == min(len(os.sched_getaffinity(0)),
+                                                                          int(m.group(3))),
         "-v: the kernels compiled in several parts, a thread a core (%s)" % (m.group(0) if m else err[-300:]))
+# shared code (docs/codegen.md): the repeated blocks' kernels have one function
+t.check(m is not None and 0 < int(m.group(2)) < int(m.group(1)),
+        "-v: fewer functions than kernels (%s)" % (m.group(0) if m else "?"))
 t.check(re.search(r"the runtime's objects, prebuilt: \S+/mambac-runtime/exe", err) is not None,
         "-v: the runtime's objects are the prebuilt ones beside mambac")
 t.check(" -c mc_weights.S" not in err and "mc_weights.o" in err, "-v: the weights are an object, not assembled")

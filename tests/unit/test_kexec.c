@@ -360,18 +360,24 @@ test_llvm_kernels(void)
         CU_ASSERT_PTR_NOT_NULL_FATAL(t);
         McLlvmModule *a = mc_llvm_codegen(&p, t, &err), *b = mc_llvm_kernels_module(&p, t, &err);
         CU_ASSERT_FATAL(a && b);
-        int same = 0;
+        /* shared code: kernels equal but for their buffers have one function
+         * (the first of the class); the same ones in both modules */
+        int same = 0, fns = 0, fnsb = 0;
         for (int i = 0; i < p.nk; i++) {
             char name[32];
             snprintf(name, sizeof name, "mc_k%d", i);
             LLVMValueRef fa = LLVMGetNamedFunction(a->mod, name), fb = LLVMGetNamedFunction(b->mod, name);
             char *sa = fa ? LLVMPrintValueToString(fa) : NULL, *sb = fb ? LLVMPrintValueToString(fb) : NULL;
+            fns += fa != NULL;
+            fnsb += fb != NULL;
             same += sa && sb && !strcmp(sa, sb);
             LLVMDisposeMessage(sa);
             LLVMDisposeMessage(sb);
         }
-        fprintf(stderr, "  batch %d: %d of %d kernel functions identical\n", B, same, p.nk);
-        CU_ASSERT_EQUAL(same, p.nk);
+        fprintf(stderr, "  batch %d: %d of %d kernel functions identical (%d kernels)\n", B, same, fns, p.nk);
+        CU_ASSERT(fns > 0 && fns < p.nk); /* small repeats its blocks */
+        CU_ASSERT_EQUAL(fnsb, fns);
+        CU_ASSERT_EQUAL(same, fns);
         mc_llvm_module_free(a);
         mc_llvm_module_free(b);
         mc_llvm_target_free(t);

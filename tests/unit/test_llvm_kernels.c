@@ -27,6 +27,7 @@
 #include <time.h>
 #include "backends/backend.h"
 #include "backends/llvm/llvm.h"
+#include "backends/llvm/llvm_internal.h"
 #include "passes/lower.h"
 #include "passes/pass.h"
 #include "runtime/mc_rt.h"
@@ -206,6 +207,83 @@ test_gemm_shapes(void)
 }
 
 /* x + fc2(gelu(fc1(x))): two GEMMs, residual add from the input */
+/* x + fc2(gelu(fc1(x))), hidden width hd, weights named after `tag` */
+static int
+mlp_block(TG *t, int x, int C, int hd, const char *tag)
+{
+    char n[4][48];
+    snprintf(n[0], sizeof n[0], "%s.fc1.weight", tag), snprintf(n[1], sizeof n[1], "%s.fc1.bias", tag);
+    snprintf(n[2], sizeof n[2], "%s.fc2.weight", tag), snprintf(n[3], sizeof n[3], "%s.fc2.bias", tag);
+    int w1 = tg_weight(t, n[0], S2(hd, C), -0.3, 0.3), b1 = tg_weight(t, n[1], S1(hd), -0.2, 0.2);
+    int w2 = tg_weight(t, n[2], S2(C, hd), -0.3, 0.3), b2 = tg_weight(t, n[3], S1(C), -0.2, 0.2);
+    int h = OP1(t, OP_GELU, tg_op(t, OP_LINEAR, (int[]){x, w1, b1}, 3, NULL));
+    return OP2(t, OP_ADD, x, tg_op(t, OP_LINEAR, (int[]){h, w2, b2}, 3, NULL));
+}
+
+/* Shared code (docs/codegen.md): blocks equal but for their buffers run
+ * one function reading its places from a table; each block's own weights
+ * and activations must still be the ones read (against ref), and a block
+ * of another width must keep its own function. */
+static void
+test_shared_code(void)
+{
+    TG t;
+    tg_init(&t);
+    int C = 24;
+    int x = tg_input(&t, S4(1, 6, 5, C), -1, 1);
+    int y = mlp_block(&t, x, C, 96, "b0");
+    y = mlp_block(&t, y, C, 96, "b1");
+    y = mlp_block(&t, y, C, 96, "b2");
+    y = mlp_block(&t, y, C, 96, "b3");
+    y = mlp_block(&t, y, C, 48, "b4");
+    CU_ASSERT_EQUAL(compare(&t, y, "shared code"), 0);
+
+    KProgram r;
+    CU_ASSERT_FATAL(mc_pipeline_kernels(&t.g, &t.ws, &mc_llvm_target_row, NULL, &r, &t.err) == 0);
+    McLlvmTarget *tg = mc_llvm_target_create(NULL, NULL, NULL, &t.err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tg);
+    Plan pl;
+    mc_llvm_plan(&r, tg, NULL, &pl);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pl.rep);
+    int nshared = 0, wide = 0;
+    for (int i = 0; i < r.nk; i++) {
+        const Kernel *k = &r.k[i], *q = &r.k[pl.rep[i]];
+        CU_ASSERT(pl.rep[i] <= i);
+        CU_ASSERT_EQUAL(pl.rep[pl.rep[i]], pl.rep[i]);
+        nshared += pl.shared[i];
+        if (pl.rep[i] != i) { /* one function: the same kernel on other buffers */
+            CU_ASSERT(k->kind == q->kind && k->M == q->M && k->N == q->N && k->K == q->K);
+            CU_ASSERT(k->in[1].buf != q->in[1].buf);
+            CU_ASSERT(pl.k[i].pack_off != pl.k[pl.rep[i]].pack_off);
+        }
+        if (k->kind == KK_GEMM && (k->N == 48 || k->K == 48)) { /* the narrower block: its own */
+            wide++;
+            CU_ASSERT(pl.rep[i] == i && !pl.shared[i]);
+        }
+    }
+    CU_ASSERT_EQUAL(wide, 2);
+    /* b1..b3 share b1's (b0 reads the input buffer, b3 the output) */
+    if (getenv("MC_TEST_VERBOSE")) fprintf(stderr, "shared code: %d kernels, %d functions\n", r.nk, pl.nclasses);
+    CU_ASSERT(pl.nclasses <= r.nk - 4);
+    CU_ASSERT(nshared >= 6);
+    /* the module has the tables and fewer kernel functions */
+    McLlvmModule *m = mc_llvm_codegen(&r, tg, &t.err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    uint8_t *ir = NULL;
+    size_t n = 0;
+    CU_ASSERT_FATAL(mc_llvm_emit_mem(m, MC_EMIT_IR, &ir, &n, &t.err) == 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)ir, "@mc_tab"));
+    int defs = 0;
+    for (const char *q = (char *)ir; (q = strstr(q, "define internal void @mc_k")); q++) defs++;
+    CU_ASSERT_EQUAL(defs, pl.nclasses);
+    free(ir);
+    mc_llvm_module_free(m);
+    mc_llvm_plan_free(&pl);
+    mc_llvm_target_free(tg);
+    mc_kprogram_free(&r);
+    tg_free(&t);
+}
+
 static void
 test_gemm_mlp_residual(void)
 {
@@ -801,6 +879,7 @@ typedef struct TestEntry {
 static const TestEntry tests[] = {
     {"gemm shapes and activations", test_gemm_shapes},
     {"gemm mlp with residual", test_gemm_mlp_residual},
+    {"shared code: repeated blocks, one function", test_shared_code},
     {"gemm gate over slices", test_gemm_gate_slices},
     {"conv stem (permuted input, bn, relu)", test_conv_stem},
     {"conv shapes", test_conv_shapes},
