@@ -620,6 +620,8 @@ cmd_run(int argc, char **argv)
     int done, rc = parse_opts("run", argc, argv, &o, usage_run, &done);
     if (rc || done) return rc;
     mc_jit_cache_enable(!o.no_cache);
+    if (o.outfile) /* compile's and dump's output; run would have ignored it */
+        return usage_error("run", "%s", "-o is not an option of run: its outputs are --output Y.npy, --mask, --overlay");
     if (o.input && o.image) return usage_error("run", "%s", "give --input X.npy or --image FILE..., not both");
     if (!o.input && !o.image) return usage_error("run", "%s", "--input X.npy (or --image FILE...) is required");
     if (!o.output && !o.top && !o.argmax && !o.mask && !o.overlay && !o.save_input)

@@ -24,6 +24,7 @@ for label, args in (
         ("--threads not a number", ["run", cfg, "--input", "x.npy", "--output", "y.npy",
                                     "--threads", "two"]),
         ("run without --input", ["run", cfg, "--output", "y.npy"]),
+        ("run with compile's -o", ["run", cfg, "--input", "x.npy", "--output", "y.npy", "-o", "z.npy"]),
         ("unknown backend", ["run", cfg, "--input", "x.npy", "--output", "y.npy",
                              "--backend", "nosuchbackend"]),
         ("dump with a bad --format", ["dump", cfg, "--format", "png"])):
