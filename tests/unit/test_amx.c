@@ -26,6 +26,7 @@
 #include "backends/llvm/llvm.h"
 #include "passes/pipeline.h"
 #include "runtime/mc_cpu.h"
+#include "unit_llvm.h"
 
 /* to bf16 and back, round to nearest even (the values here are finite) */
 static float
@@ -106,12 +107,8 @@ net_run(Net *n, const KProgram *p, const char *f, float *out, int *amx)
     McErr err;
     McLlvmTarget *tg = mc_llvm_target_create(NULL, NULL, f, &err);
     McLlvmModule *m = tg ? mc_llvm_codegen(p, tg, &err) : NULL;
-    uint8_t *blob = NULL, *as = NULL;
-    int64_t bs = 0;
+    uint8_t *as = NULL;
     size_t na = 0;
-    McLlvmJit *j = NULL;
-    int rc = -1;
-    void *scr = malloc((size_t)(p->scratch_bytes > 0 ? p->scratch_bytes : 64));
     if (m && !mc_llvm_emit_mem(m, MC_EMIT_ASM, &as, &na, &err)) {
         char *s = calloc(1, na + 1);
         memcpy(s, as, na);
@@ -128,13 +125,9 @@ net_run(Net *n, const KProgram *p, const char *f, float *out, int *amx)
         free(s);
         free(ir);
     }
-    if (m && !mc_llvm_pack_weights(p, &n->ws, tg, &blob, &bs, &err) && (j = mc_llvm_jit_create(m, &err)))
-        rc = mc_llvm_jit_run(j, blob, n->in.data, &out, scr, &err);
+    int rc = unit_llvm_run(m, p, &n->ws, tg, n->in.data, &out, &err);
     if (rc) fprintf(stderr, "amx: %s\n", err.msg);
     free(as);
-    free(scr);
-    free(blob);
-    mc_llvm_jit_free(j);
     mc_llvm_module_free(m);
     mc_llvm_target_free(tg);
     return rc;

@@ -31,6 +31,7 @@
 #include "backends/cuda/cuda.h"
 #include "backends/llvm/llvm_internal.h"
 #include "runtime/mc_cpu.h"
+#include "unit_llvm.h"
 
 static float
 bits_float(uint32_t u)
@@ -317,19 +318,9 @@ run_on(const char *cpu, const KProgram *p, TG *t, HostTensor *out)
 {
     McLlvmTarget *tg = mc_llvm_target_create(NULL, cpu, NULL, &t->err);
     McLlvmModule *m = tg ? mc_llvm_codegen(p, tg, &t->err) : NULL;
-    McLlvmJit *j = m ? mc_llvm_jit_create(m, &t->err) : NULL;
-    uint8_t *blob = NULL;
-    int64_t size = 0;
-    int rc = -1;
     out->shape = p->bufs[p->output_bufs[0]].shape;
     out->data = malloc((size_t)p->bufs[p->output_bufs[0]].bytes);
-    void *scratch = NULL;
-    if (j && !mc_llvm_pack_weights(p, &t->ws, tg, &blob, &size, &t->err) &&
-        !posix_memalign(&scratch, 64, (size_t)(p->scratch_bytes > 0 ? p->scratch_bytes : 64)))
-        rc = mc_llvm_jit_run(j, blob, t->in.data, &out->data, scratch, &t->err);
-    free(scratch);
-    free(blob);
-    mc_llvm_jit_free(j);
+    int rc = unit_llvm_run(m, p, &t->ws, tg, t->in.data, &out->data, &t->err);
     mc_llvm_module_free(m);
     mc_llvm_target_free(tg);
     return rc;

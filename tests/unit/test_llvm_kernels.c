@@ -31,6 +31,7 @@
 #include "passes/lower.h"
 #include "passes/pass.h"
 #include "runtime/mc_rt.h"
+#include "unit_llvm.h"
 
 extern const Backend mc_backend_llvm;
 
@@ -751,22 +752,13 @@ test_profile_hooks(void)
 
 /* JIT-runs program p (as given: codegen schedules only unsegmented ones) */
 static int
-jit_program(const KProgram *p, const WeightStore *ws, const float *in, float *out, int64_t scratch_bytes)
+jit_program(const KProgram *p, const WeightStore *ws, const float *in, float *out)
 {
     McErr err;
     McLlvmTarget *tg = mc_llvm_target_create(NULL, NULL, NULL, &err);
     McLlvmModule *m = tg ? mc_llvm_codegen(p, tg, &err) : NULL;
-    uint8_t *blob = NULL;
-    int64_t bs = 0;
-    McLlvmJit *j = NULL;
-    int rc = -1;
-    void *scr = malloc((size_t)(scratch_bytes > 0 ? scratch_bytes : 64));
-    if (m && !mc_llvm_pack_weights(p, ws, tg, &blob, &bs, &err) && (j = mc_llvm_jit_create(m, &err)))
-        rc = mc_llvm_jit_run(j, blob, in, &out, scr, &err);
+    int rc = unit_llvm_run(m, p, ws, tg, in, &out, &err);
     if (rc) fprintf(stderr, "jit_program: %s\n", err.msg);
-    free(scr);
-    free(blob);
-    mc_llvm_jit_free(j);
     mc_llvm_module_free(m);
     mc_llvm_target_free(tg);
     return rc;
@@ -831,8 +823,8 @@ test_image_schedule(void)
     int64_t n = mc_shape_numel(&all.bufs[all.output_bufs[0]].shape);
     float *o1 = calloc((size_t)n, sizeof(float)), *o2 = calloc((size_t)n, sizeof(float));
     /* p batched, all per image: the same values */
-    CU_ASSERT(jit_program(&p, &t.ws, t.indata, o1, p.scratch_bytes) == 0);
-    CU_ASSERT(jit_program(&all, &t.ws, t.indata, o2, all.scratch_bytes) == 0);
+    CU_ASSERT(jit_program(&p, &t.ws, t.indata, o1) == 0);
+    CU_ASSERT(jit_program(&all, &t.ws, t.indata, o2) == 0);
     double ss = 0, se = 0;
     for (int64_t i = 0; i < n; i++) {
         ss += (double)o1[i] * o1[i];
