@@ -67,13 +67,8 @@ McLlvmModule *mc_llvm_codegen(const KProgram *p, const McLlvmTarget *t, McErr *e
 /* Same, without the O3 pipeline (for looking at the generated IR). */
 McLlvmModule *mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize,
                                   McErr *err);
-/* mc_llvm_codegen with the symbol prefix `prefix` instead of the program's
- * name, reading weights packed for target `pack` (NULL: t) -- one variant of
- * a multi-CPU artifact: <prefix>_run, ... over a blob that
- * mc_llvm_pack_weights(p, ws, pack) wrote.  mc_llvm_packing_fits says
- * whether t's code can read pack's panels (its panel widths divide pack's). */
-McLlvmModule *mc_llvm_codegen_as(const KProgram *p, const McLlvmTarget *t, const char *prefix,
-                                 const McLlvmTarget *pack, McErr *err);
+/* Whether t's code can read weights packed for target `pack` (its panel
+ * widths divide pack's): one variant of a multi-CPU artifact. */
 int mc_llvm_packing_fits(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pack);
 void mc_llvm_module_free(McLlvmModule *m);
 
@@ -82,7 +77,10 @@ void mc_llvm_module_free(McLlvmModule *m);
  * optimized and emitted in an LLVM context of its own on one of up to
  * one thread per core (at most the parts); part 0 has the entry point and
  * the size globals, and calls the others' kernels (hidden <prefix>_k<i>).
- * prefix and pack as mc_llvm_codegen_as (NULL: the program's name, t).
+ * prefix: the symbols' prefix (NULL: the program's name), as <prefix>_run;
+ * pack: the target the weights were packed for, mc_llvm_pack_weights(p,
+ * ws, pack) (NULL: t; a variant of a multi-CPU artifact reads its widest
+ * variant's panels).
  * The parts, and so the bytes, depend on p and t only, not on the number
  * of cores.  `verbose`: a line with the parts, threads and time.  0, or -1
  * with err (then out holds nothing). */

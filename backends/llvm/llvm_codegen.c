@@ -31,6 +31,7 @@
  */
 #include "llvm_internal.h"
 #include "../../ir/weights_blob.h"
+#include "../artifact.h"
 #include "../../passes/lower.h"
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,15 @@ mc_llvm_kernel_slots(const Kernel *k, int *bufs)
         if (s == ns) bufs[ns++] = v[j]->buf;
     }
     return ns;
+}
+
+int
+mc_llvm_call_table(const KProgram *p, const Plan *pl, int k, int64_t *tab)
+{
+    int bufs[MC_LLVM_MAX_SLOTS], ns = mc_llvm_kernel_slots(&p->k[k], bufs);
+    for (int s = 0; s < ns; s++) tab[s] = mc_llvm_buf_offset(p, pl, bufs[s]);
+    tab[ns] = pl->k[k].pack_off;
+    return ns + 1;
 }
 
 typedef struct Sig {
@@ -164,19 +174,11 @@ kernel_sig(const KProgram *p, const Plan *pl, int i, Sig *s)
     }
 }
 
-static uint64_t
-fnv1a(const uint8_t *b, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
-
 /* pl->rep, shared, nclasses: kernels of equal signature share a function.
  * A kernel fused into another (host >= 0) keeps its own, as does every
  * kernel when memory runs out (nothing shared). */
-static void
-plan_classes(const KProgram *p, Plan *pl)
+void
+mc_llvm_plan_classes(const KProgram *p, Plan *pl)
 {
     int nk = p->nk;
     pl->rep = malloc(sizeof(int) * (size_t)(nk ? nk : 1));
@@ -188,7 +190,7 @@ plan_classes(const KProgram *p, Plan *pl)
         sig[i].ok = 1;
         kernel_sig(p, pl, i, &sig[i]);
         ok = sig[i].ok;
-        h[i] = fnv1a(sig[i].b, sig[i].n);
+        h[i] = mc_artifact_fnv1a64(sig[i].b, sig[i].n);
     }
     pl->nclasses = 0;
     for (int i = 0; pl->rep && i < nk; i++) {
@@ -331,7 +333,6 @@ mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *pk, P
         }
     }
     pl->blob_bytes = off;
-    plan_classes(p, pl);
     return fits ? 0 : -1;
 }
 
@@ -568,20 +569,20 @@ gen_kernel(CG *c, int i, LLVMValueRef f)
     c->tab = 0;
 }
 
-/* The table of kernel i's call (shared code): its buffers' offsets, then
- * its pack_off; an internal constant of the entry point's module. */
+/* The table of kernel i's call (shared code, mc_llvm_call_table): an
+ * internal constant of the entry point's module. */
 static LLVMValueRef
 call_table(CG *c, int i)
 {
-    int bufs[MC_LLVM_MAX_SLOTS], ns = mc_llvm_kernel_slots(&c->p->k[i], bufs);
+    int64_t t[MC_LLVM_MAX_SLOTS + 1];
     LLVMValueRef v[MC_LLVM_MAX_SLOTS + 1];
-    for (int s = 0; s < ns; s++) v[s] = cg_i64(c, mc_llvm_buf_offset(c->p, c->plan, bufs[s]));
-    v[ns] = cg_i64(c, c->plan->k[i].pack_off);
-    LLVMTypeRef at = LLVMArrayType2(c->i64, (uint64_t)ns + 1);
+    int n = mc_llvm_call_table(c->p, c->plan, i, t);
+    for (int s = 0; s < n; s++) v[s] = cg_i64(c, t[s]);
+    LLVMTypeRef at = LLVMArrayType2(c->i64, (uint64_t)n);
     char name[32];
     snprintf(name, sizeof name, "mc_tab%d", i);
     LLVMValueRef g = LLVMAddGlobal(c->mod, at, name);
-    LLVMSetInitializer(g, LLVMConstArray2(c->i64, v, (uint64_t)ns + 1));
+    LLVMSetInitializer(g, LLVMConstArray2(c->i64, v, (uint64_t)n));
     LLVMSetGlobalConstant(g, 1);
     LLVMSetLinkage(g, LLVMInternalLinkage);
     LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
@@ -603,8 +604,8 @@ int mc_llvm_optimize(McLlvmModule *m, McErr *err); /* llvm_emit.c */
 /* The module of kernels [k0, k1) of p, with the entry point and the size
  * globals when `entry`; split when that is not the whole program. */
 static McLlvmModule *
-codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pk, int optimize, int share,
-        int k0, int k1, int entry, McErr *err)
+codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pk, int optimize, int k0,
+        int k1, int entry, McErr *err)
 {
     char why[300];
     for (int i = 0; i < p->nk; i++)
@@ -638,7 +639,8 @@ codegen(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLl
     c.p = p;
     c.t = t;
     c.plan = &pl;
-    c.share = share && pl.rep;
+    mc_llvm_plan_classes(p, &pl);
+    c.share = pl.rep != NULL;
     c.ctx = m->ctx;
     c.mod = m->mod;
     c.b = LLVMCreateBuilderInContext(m->ctx);
@@ -815,27 +817,20 @@ verify:
 McLlvmModule *
 mc_llvm_codegen_opt(const KProgram *p, const McLlvmTarget *t, int optimize, McErr *err)
 {
-    return codegen(p, t, NULL, NULL, optimize, 1, 0, p->nk, 1, err);
+    return codegen(p, t, NULL, NULL, optimize, 0, p->nk, 1, err);
 }
 
 McLlvmModule *
 mc_llvm_codegen(const KProgram *p, const McLlvmTarget *t, McErr *err)
 {
-    return codegen(p, t, NULL, NULL, 1, 1, 0, p->nk, 1, err);
-}
-
-McLlvmModule *
-mc_llvm_codegen_as(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pack,
-                   McErr *err)
-{
-    return codegen(p, t, prefix, pack, 1, 1, 0, p->nk, 1, err);
+    return codegen(p, t, NULL, NULL, 1, 0, p->nk, 1, err);
 }
 
 McLlvmModule *
 mc_llvm_codegen_part(const KProgram *p, const McLlvmTarget *t, const char *prefix, const McLlvmTarget *pack, int k0,
                      int k1, int entry, McErr *err)
 {
-    return codegen(p, t, prefix, pack, 1, 1, k0, k1, entry, err);
+    return codegen(p, t, prefix, pack, 1, k0, k1, entry, err);
 }
 
 int

@@ -214,6 +214,7 @@ mc_llvm_compile(const KProgram *p, const McLlvmTarget *t, const char *prefix, co
     Part part[MAX_PARTS];
     Plan pl; /* the classes of shared code: what is compiled */
     mc_llvm_plan(p, t, pack, &pl);
+    mc_llvm_plan_classes(p, &pl);
     int order[MAX_PARTS], n = plan_parts(p, pl.rep, part), nfn = pl.rep ? pl.nclasses : p->nk;
     mc_llvm_plan_free(&pl);
     for (int i = 0; i < n; i++) order[i] = i;

@@ -96,6 +96,9 @@ typedef struct Plan {
 /* The distinct buffers kernel k names, in the order in[], out, args[]:
  * into bufs (MC_LLVM_MAX_SLOTS); returns how many. */
 int mc_llvm_kernel_slots(const Kernel *k, int *bufs);
+/* Fills pl's rep, shared and nclasses (after mc_llvm_plan; only code
+ * generation needs them). */
+void mc_llvm_plan_classes(const KProgram *p, Plan *pl);
 /* Buffer buf's byte offset within its kind's base: a weight's graph-layout
  * copy where the plan put it, the others Buffer.offset. */
 static inline int64_t
@@ -103,6 +106,9 @@ mc_llvm_buf_offset(const KProgram *p, const Plan *pl, int buf)
 {
     return p->bufs[buf].kind == BUF_WEIGHT ? pl->woff[buf] : p->bufs[buf].offset;
 }
+/* The table of kernel k's call into tab (MC_LLVM_MAX_SLOTS + 1): its
+ * buffers' offsets, then its pack_off; returns its length. */
+int mc_llvm_call_table(const KProgram *p, const Plan *pl, int k, int64_t *tab);
 
 /* Limits of the code generator's tiles (llvm_gemm.c, llvm_kernels.c). */
 #define MC_LLVM_MAX_MR 8          /* GEMM/CONV micro-kernel rows */
@@ -154,7 +160,7 @@ int mc_llvm_plan(const KProgram *p, const McLlvmTarget *t, const McLlvmTarget *p
 /* A target machine for t (its triple, CPU, features, ABI; O3, PIC), one
  * per thread that emits code (llvm_target.c); NULL on failure. */
 LLVMTargetMachineRef mc_llvm_target_machine(const McLlvmTarget *t);
-/* mc_llvm_codegen_as for kernels [k0, k1) only, with the entry point and
+/* mc_llvm_codegen with prefix and pack as mc_llvm_compile's, for kernels [k0, k1) only, with the entry point and
  * the size globals when `entry`: one part of mc_llvm_compile.  Unless it is
  * the whole program, its kernels are hidden globals <prefix>_k<i> that
  * the part with the entry point calls. */

@@ -93,26 +93,27 @@ jit_from_objects(LLVMMemoryBufferRef *obj, int n, const char *prefix, int noutpu
     LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j->jit);
     /* the runtime calls of the generated code, bound to libmc_runtime's
      * definitions (absolute symbols: works without exported symbols) */
-    static const struct {
+    const struct {
         const char *name;
+        const void *addr;
         int callable;
-    } rt[8] = {{"mc_rt_parallel_for", 1}, {"mc_rt_kernel_begin", 1},     {"mc_rt_kernel_end", 1},
-               {"mc_rt_profile_active", 0}, {"mc_rt_team_run", 1},         {"mc_rt_team_for", 1},
-               {"mc_rt_team_group_begin", 1}, {"mc_rt_team_group_end", 1}};
-    const void *rtaddr[8] = {(const void *)(uintptr_t)&mc_rt_parallel_for, (const void *)(uintptr_t)&mc_rt_kernel_begin,
-                             (const void *)(uintptr_t)&mc_rt_kernel_end,   (const void *)&mc_rt_profile_active,
-                             (const void *)(uintptr_t)&mc_rt_team_run,     (const void *)(uintptr_t)&mc_rt_team_for,
-                             (const void *)(uintptr_t)&mc_rt_team_group_begin,
-                             (const void *)(uintptr_t)&mc_rt_team_group_end};
-    LLVMOrcCSymbolMapPair pairs[8];
-    for (int i = 0; i < 8; i++) {
+    } rt[] = {{"mc_rt_kernel_begin", (const void *)(uintptr_t)&mc_rt_kernel_begin, 1},
+              {"mc_rt_kernel_end", (const void *)(uintptr_t)&mc_rt_kernel_end, 1},
+              {"mc_rt_profile_active", (const void *)&mc_rt_profile_active, 0},
+              {"mc_rt_team_run", (const void *)(uintptr_t)&mc_rt_team_run, 1},
+              {"mc_rt_team_for", (const void *)(uintptr_t)&mc_rt_team_for, 1},
+              {"mc_rt_team_group_begin", (const void *)(uintptr_t)&mc_rt_team_group_begin, 1},
+              {"mc_rt_team_group_end", (const void *)(uintptr_t)&mc_rt_team_group_end, 1}};
+    enum { NRT = sizeof rt / sizeof rt[0] };
+    LLVMOrcCSymbolMapPair pairs[NRT];
+    for (int i = 0; i < NRT; i++) {
         pairs[i].Name = LLVMOrcLLJITMangleAndIntern(j->jit, rt[i].name);
-        pairs[i].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)rtaddr[i];
+        pairs[i].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)rt[i].addr;
         pairs[i].Sym.Flags.GenericFlags =
             LLVMJITSymbolGenericFlagsExported | (rt[i].callable ? LLVMJITSymbolGenericFlagsCallable : 0);
         pairs[i].Sym.Flags.TargetFlags = 0;
     }
-    if ((e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, 8)))) {
+    if ((e = LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, NRT)))) {
         orc_err(err, "cannot define the runtime symbols (mc_rt_*)", e);
         goto fail;
     }

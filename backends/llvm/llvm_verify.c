@@ -29,7 +29,7 @@ struct McLlvmKernels {
     uint8_t *blob;
     McRtBody *fn;     /* [nk] kernel functions */
     int64_t *n, *grain;
-    int64_t **tab;    /* [nk] shared code's table of the kernel's call, or NULL */
+    int64_t (*tab)[MC_LLVM_MAX_SLOTS + 1]; /* [nk] the table of the kernel's call (shared code) */
     int nk;
 };
 
@@ -68,6 +68,7 @@ mc_llvm_kernels_module(const KProgram *p, const McLlvmTarget *t, McErr *err)
     if (!m) return NULL;
     Plan pl;
     mc_llvm_plan(p, t, NULL, &pl);
+    mc_llvm_plan_classes(p, &pl);
     add_table_entry(m, p->nk, pl.rep);
     mc_llvm_plan_free(&pl);
     if (mc_llvm_optimize(m, err)) {
@@ -106,19 +107,11 @@ mc_llvm_kernels_create(const KProgram *p, const WeightStore *ws, McErr *err)
     float *none = NULL;
     if (mc_llvm_jit_run(x->j, x->fn, NULL, &none, NULL, err)) goto fail;
     mc_llvm_plan(p, x->t, NULL, &pl);
+    mc_llvm_plan_classes(p, &pl);
     for (int i = 0; i < p->nk; i++) {
         x->n[i] = pl.k[i].n;
         x->grain[i] = pl.k[i].grain;
-        if (!pl.rep || !pl.shared[i]) continue;
-        /* the table the entry point would pass (llvm_codegen.c call_table) */
-        int bufs[MC_LLVM_MAX_SLOTS], ns = mc_llvm_kernel_slots(&p->k[i], bufs);
-        if (!(x->tab[i] = malloc(sizeof(int64_t) * (size_t)(ns + 1)))) {
-            mc_llvm_plan_free(&pl);
-            mc_err(err, "llvm: out of memory");
-            goto fail;
-        }
-        for (int s = 0; s < ns; s++) x->tab[i][s] = mc_llvm_buf_offset(p, &pl, bufs[s]);
-        x->tab[i][ns] = pl.k[i].pack_off;
+        mc_llvm_call_table(p, &pl, i, x->tab[i]); /* what the entry point passes (read if shared) */
     }
     mc_llvm_plan_free(&pl);
     return x;
@@ -152,7 +145,6 @@ mc_llvm_kernels_free(McLlvmKernels *x)
     free(x->fn);
     free(x->n);
     free(x->grain);
-    for (int i = 0; x->tab && i < x->nk; i++) free(x->tab[i]);
     free(x->tab);
     free(x);
 }

@@ -245,6 +245,7 @@ test_shared_code(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(tg);
     Plan pl;
     mc_llvm_plan(&r, tg, NULL, &pl);
+    mc_llvm_plan_classes(&r, &pl);
     CU_ASSERT_PTR_NOT_NULL_FATAL(pl.rep);
     int nshared = 0, wide = 0;
     for (int i = 0; i < r.nk; i++) {
