@@ -78,6 +78,24 @@ mc_rt_get_threads(void)
 #endif
 }
 
+/* thread t of T's share of [0, n) in grain-sized units (at most one range
+ * per unit: threads >= the unit count idle) */
+static void
+run_share(McRtBody fn, void *ctx, int64_t n, int64_t grain, int64_t t, int64_t T)
+{
+    if (grain < 1)
+        grain = 1;
+    int64_t nchunks = (n + grain - 1) / grain;
+    int64_t used = nchunks < T ? nchunks : T;
+    if (t >= used)
+        return;
+    int64_t b = nchunks * t / used * grain, e = nchunks * (t + 1) / used * grain;
+    if (e > n)
+        e = n;
+    if (b < e)
+        fn(ctx, b, e);
+}
+
 MC_RT_DEF void
 mc_rt_parallel_for(McRtBody fn, void *ctx, int64_t n, int64_t grain)
 {
@@ -99,16 +117,7 @@ mc_rt_parallel_for(McRtBody fn, void *ctx, int64_t n, int64_t grain)
     }
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
-    {
-        int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
-        /* thread t gets units [nchunks*t/T, nchunks*(t+1)/T) */
-        int64_t b = nchunks * t / T * grain;
-        int64_t e = nchunks * (t + 1) / T * grain;
-        if (e > n)
-            e = n;
-        if (b < e)
-            fn(ctx, b, e);
-    }
+    run_share(fn, ctx, n, grain, omp_get_thread_num(), omp_get_num_threads());
 #else
     fn(ctx, 0, n);
 #endif
@@ -213,24 +222,6 @@ mc_rt_team_group_end(void)
 #pragma omp barrier
     }
 #endif
-}
-
-/* thread t of T's share of [0, n) in grain-sized units (at most one range
- * per unit: threads >= the unit count idle) */
-static void
-run_share(McRtBody fn, void *ctx, int64_t n, int64_t grain, int64_t t, int64_t T)
-{
-    if (grain < 1)
-        grain = 1;
-    int64_t nchunks = (n + grain - 1) / grain;
-    int64_t used = nchunks < T ? nchunks : T;
-    if (t >= used)
-        return;
-    int64_t b = nchunks * t / used * grain, e = nchunks * (t + 1) / used * grain;
-    if (e > n)
-        e = n;
-    if (b < e)
-        fn(ctx, b, e);
 }
 
 MC_RT_DEF void
