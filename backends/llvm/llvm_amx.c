@@ -164,18 +164,6 @@ tile_dp(CG *c, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef b)
     return cg_intrinsic(c, "llvm.x86.tdpbf16ps.internal", NULL, 0, x, 6);
 }
 
-static LLVMValueRef
-gep8(CG *c, LLVMValueRef p, LLVMValueRef off)
-{
-    return LLVMBuildGEP2(c->b, c->i8, p, &off, 1, "");
-}
-
-static LLVMValueRef
-smin(CG *c, LLVMValueRef a, LLVMValueRef b)
-{
-    return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, b, ""), a, b, "");
-}
-
 /* The A copy and the sums take up to MC_LLVM_BF16_ABUF + 8 KB of the
  * thread's stack: the kernel touches its frame page by page on entry, so
  * that a thread stack too small for it (a small OMP_STACKSIZE) ends on the
@@ -200,11 +188,11 @@ typedef struct ASrc {
 static LLVMValueRef
 a_step(CG *c, const ASrc *a, LLVMValueRef s)
 {
-    if (!a->conv) return gep8(c, a->base, LLVMBuildMul(c->b, s, cg_i64(c, TK * 2), ""));
+    if (!a->conv) return cg_byte_ptr(c, a->base, LLVMBuildMul(c->b, s, cg_i64(c, TK * 2), ""));
     LLVMValueRef tap = LLVMBuildUDiv(c->b, s, cg_i64(c, a->qn), ""), q = LLVMBuildURem(c->b, s, cg_i64(c, a->qn), "");
     LLVMValueRef ky = LLVMBuildUDiv(c->b, tap, cg_i64(c, a->kw), ""), kx = LLVMBuildURem(c->b, tap, cg_i64(c, a->kw), "");
     LLVMValueRef px = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, ky, cg_i64(c, a->wp), ""), LLVMBuildMul(c->b, kx, cg_i64(c, a->dw), ""), "");
-    return gep8(c, a->base, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, px, cg_i64(c, a->pix), ""),
+    return cg_byte_ptr(c, a->base, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, px, cg_i64(c, a->pix), ""),
                                          LLVMBuildMul(c->b, q, cg_i64(c, TK * 2), ""), ""));
 }
 
@@ -224,10 +212,10 @@ tile_sums(CG *c, const KPlan *kp, const ASrc *a, LLVMValueRef wb, int64_t nsteps
     cg_loop_begin(c, &lk, cg_i64(c, 0), cg_i64(c, nsteps), init, 2 * nct, "tk");
     LLVMValueRef at[2], bt[2], next[4];
     LLVMValueRef ak = a_step(c, a, lk.iv);
-    for (int r = 0; r < 2; r++) at[r] = tile_load(c, gep8(c, ak, cg_i64(c, r * TROWS * a->stride)), a->stride);
+    for (int r = 0; r < 2; r++) at[r] = tile_load(c, cg_byte_ptr(c, ak, cg_i64(c, r * TROWS * a->stride)), a->stride);
     LLVMValueRef bk = LLVMBuildAdd(c->b, wb, LLVMBuildMul(c->b, lk.iv, cg_i64(c, TK / 2 * sb), ""), "");
     for (int t = 0; t < nct; t++)
-        bt[t] = tile_load(c, gep8(c, c->base[BUF_WEIGHT], LLVMBuildAdd(c->b, bk, cg_i64(c, (ct0 + t) * 16 * 4), "")), sb);
+        bt[t] = tile_load(c, cg_byte_ptr(c, c->base[BUF_WEIGHT], LLVMBuildAdd(c->b, bk, cg_i64(c, (ct0 + t) * 16 * 4), "")), sb);
     for (int r = 0; r < 2; r++)
         for (int t = 0; t < nct; t++) next[r * nct + t] = tile_dp(c, lk.phi[r * nct + t], at[r], bt[t]);
     if (pf) { /* the same step's lines of the next panel: 16 pair rows x nct*64 bytes */
@@ -239,7 +227,7 @@ tile_sums(CG *c, const KPlan *kp, const ASrc *a, LLVMValueRef wb, int64_t nsteps
     cg_loop_end(c, &lk, next);
     for (int r = 0; r < 2; r++)
         for (int t = 0; t < nct; t++)
-            tile_store(c, gep8(c, cbuf, cg_i64(c, r * TROWS * sc + (ct0 + t) * 16 * 4)), sc, lk.phi[r * nct + t]);
+            tile_store(c, cg_byte_ptr(c, cbuf, cg_i64(c, r * TROWS * sc + (ct0 + t) * 16 * 4)), sc, lk.phi[r * nct + t]);
 }
 
 /* byte offset in the blob of panel j's first pair row (panels pnr >= nr
@@ -247,12 +235,7 @@ tile_sums(CG *c, const KPlan *kp, const ASrc *a, LLVMValueRef wb, int64_t nsteps
 static LLVMValueRef
 panel_base(CG *c, const KPlan *kp, LLVMValueRef j, int64_t prows)
 {
-    LLVMValueRef col = LLVMBuildMul(c->b, j, cg_i64(c, kp->nr), "");
-    LLVMValueRef pan = kp->pnr == kp->nr ? j : LLVMBuildUDiv(c->b, col, cg_i64(c, kp->pnr), "");
-    LLVMValueRef off = LLVMBuildMul(c->b, pan, cg_i64(c, prows * kp->pnr * 4), "");
-    if (kp->pnr != kp->nr)
-        off = LLVMBuildAdd(c->b, off, LLVMBuildMul(c->b, LLVMBuildURem(c->b, col, cg_i64(c, kp->pnr), ""), cg_i64(c, 4), ""), "");
-    return LLVMBuildAdd(c->b, cg_pack_off(c, kp, 0), off, "");
+    return LLVMBuildAdd(c->b, cg_pack_off(c, kp, 0), cg_panel_off(c, kp, j, prows), "");
 }
 
 /* the bias of columns col0.. (ncols of them), one vector per L columns */
@@ -278,9 +261,9 @@ sums_out(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef cbuf, LLVMValueRe
     Loop lr;
     cg_loop_begin(c, &lr, cg_i64(c, 0), n, NULL, 0, "trow");
     LLVMValueRef row = LLVMBuildAdd(c->b, row0, lr.iv, "");
-    LLVMValueRef crow = gep8(c, cbuf, LLVMBuildMul(c->b, lr.iv, cg_i64(c, kp->nr * 4), ""));
+    LLVMValueRef crow = cg_byte_ptr(c, cbuf, LLVMBuildMul(c->b, lr.iv, cg_i64(c, kp->nr * 4), ""));
     for (int v = 0; v < cdiv(ncols, c->L); v++) {
-        LLVMValueRef val = LLVMBuildLoad2(c->b, c->vf, gep8(c, crow, cg_i64(c, (int64_t)v * c->L * 4)), "");
+        LLVMValueRef val = LLVMBuildLoad2(c->b, c->vf, cg_byte_ptr(c, crow, cg_i64(c, (int64_t)v * c->L * 4)), "");
         LLVMSetAlignment(val, 64);
         if (bv[v]) val = LLVMBuildFAdd(c->b, val, bv[v], "");
         cg_emit_out(c, k, row, LLVMBuildAdd(c->b, col0, cg_i64(c, (int64_t)v * c->L), ""), val,
@@ -331,17 +314,17 @@ gemm_panel(CG *c, const Kernel *k, const KPlan *kp, const void *arg, LLVMValueRe
     cg_loop_begin(c, &lb, cg_i64(c, 0), LLVMBuildSDiv(c->b, LLVMBuildAdd(c->b, g->n, cg_i64(c, BROWS - 1), ""), cg_i64(c, BROWS), ""),
                   NULL, 0, "tblk");
     LLVMValueRef rb = LLVMBuildMul(c->b, lb.iv, cg_i64(c, BROWS), "");
-    ASrc a = {gep8(c, g->abuf, LLVMBuildMul(c->b, rb, cg_i64(c, kp->kpad * 2), "")), kp->kpad * 2, 0, 0, 0, 0, 0, 0};
+    ASrc a = {cg_byte_ptr(c, g->abuf, LLVMBuildMul(c->b, rb, cg_i64(c, kp->kpad * 2), "")), kp->kpad * 2, 0, 0, 0, 0, 0, 0};
     /* panel-major: the weights come from memory once, panel after panel;
      * the first block prefetches the next panel's */
     LLVMValueRef pf = NULL;
     if (kp->panel_major) {
         LLVMValueRef nx = panel_base(c, kp, LLVMBuildAdd(c->b, j, cg_i64(c, 1), ""), kp->kpad / 2);
-        nx = smin(c, nx, cg_pack_off(c, kp, kp->pack_bytes - kp->kpad / 2 * kp->pnr * 4));
+        nx = cg_imin(c, nx, cg_pack_off(c, kp, kp->pack_bytes - kp->kpad / 2 * kp->pnr * 4));
         pf = LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, lb.iv, cg_i64(c, 0), ""), nx, wb, "");
     }
     for (int ct = 0; ct < nct; ct += 2) tile_sums(c, kp, &a, wb, kp->kpad / TK, ct, nct - ct >= 2 ? 2 : 1, g->cbuf, pf);
-    sums_out(c, k, kp, g->cbuf, LLVMBuildAdd(c->b, g->r0, rb, ""), smin(c, LLVMBuildSub(c->b, g->n, rb, ""), cg_i64(c, BROWS)),
+    sums_out(c, k, kp, g->cbuf, LLVMBuildAdd(c->b, g->r0, rb, ""), cg_imin(c, LLVMBuildSub(c->b, g->n, rb, ""), cg_i64(c, BROWS)),
              col0, ncols, bv);
     cg_loop_end(c, &lb, NULL);
 }
@@ -361,7 +344,7 @@ cg_amx_gemm(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMVal
     LLVMValueRef mb, j;
     cg_gemm_task(c, kp, lt.iv, &mb, &j);
     g.r0 = LLVMBuildMul(c->b, mb, cg_i64(c, brows), "");
-    g.n = smin(c, LLVMBuildSub(c->b, cg_i64(c, k->M), g.r0, ""), cg_i64(c, brows));
+    g.n = cg_imin(c, LLVMBuildSub(c->b, cg_i64(c, k->M), g.r0, ""), cg_i64(c, brows));
     If f;
     cg_if_begin(c, &f, LLVMBuildICmp(c->b, LLVMIntNE, LLVMBuildLoad2(c->b, c->i64, cur, ""), mb, ""), "acopy");
     cg_gemm_bf16_rows(c, k, kp, g.abuf, g.r0, LLVMBuildAdd(c->b, g.r0, g.n, ""));
@@ -390,7 +373,7 @@ conv_copy(CG *c, const Kernel *k, const KPlan *kp, const AConv *q, LLVMValueRef 
     LLVMValueRef boff = LLVMBuildAdd(c->b, cg_i64(c, k->in[0].offset), LLVMBuildMul(c->b, b, cg_i64(c, q->sx[0]), ""), "");
     for (int64_t ky = 0; ky < q->kh; ky++) {
         LLVMValueRef iy = LLVMBuildAdd(c->b, iy0, cg_i64(c, ky * q->dh), "");
-        LLVMValueRef dst = gep8(c, xbuf, cg_i64(c, ky * rowb));
+        LLVMValueRef dst = cg_byte_ptr(c, xbuf, cg_i64(c, ky * rowb));
         LLVMBasicBlockRef ib = cg_block(c, "xrow"), ob = cg_block(c, "xzero"), jb = cg_block(c, "xjoin");
         LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, iy, cg_i64(c, q->H), ""), ib, ob);
         LLVMPositionBuilderAtEnd(c->b, ib);
@@ -400,10 +383,10 @@ conv_copy(CG *c, const Kernel *k, const KPlan *kp, const AConv *q, LLVMValueRef 
         LLVMValueRef off = LLVMBuildAdd(c->b, LLVMBuildAdd(c->b, boff, LLVMBuildMul(c->b, iy, cg_i64(c, q->sx[1]), ""), ""),
                                         LLVMBuildMul(c->b, lx.iv, cg_i64(c, q->sx[2]), ""), "");
         cg_bf16_row(c, k->in[0].buf, off, q->sx[3], q->Ci, kp->kpad,
-                    gep8(c, dst, LLVMBuildMul(c->b, LLVMBuildAdd(c->b, lx.iv, cg_i64(c, q->pw), ""), cg_i64(c, pix), "")));
+                    cg_byte_ptr(c, dst, LLVMBuildMul(c->b, LLVMBuildAdd(c->b, lx.iv, cg_i64(c, q->pw), ""), cg_i64(c, pix), "")));
         cg_loop_end(c, &lx, NULL);
         if (q->wp > q->pw + q->W)
-            LLVMBuildMemSet(c->b, gep8(c, dst, cg_i64(c, (q->pw + q->W) * pix)), zero, cg_i64(c, (q->wp - q->pw - q->W) * pix), 64);
+            LLVMBuildMemSet(c->b, cg_byte_ptr(c, dst, cg_i64(c, (q->pw + q->W) * pix)), zero, cg_i64(c, (q->wp - q->pw - q->W) * pix), 64);
         LLVMBuildBr(c->b, jb);
         LLVMPositionBuilderAtEnd(c->b, ob);
         LLVMBuildMemSet(c->b, dst, zero, cg_i64(c, rowb), 64);
@@ -426,11 +409,11 @@ conv_panel(CG *c, const Kernel *k, const KPlan *kp, const void *arg, LLVMValueRe
     cg_loop_begin(c, &lb, cg_i64(c, 0), cg_i64(c, cdiv(q->Wo, BROWS)), NULL, 0, "tblk");
     LLVMValueRef ox0 = LLVMBuildMul(c->b, lb.iv, cg_i64(c, BROWS), "");
     /* output pixel ox's tap (ky, kx) reads copy pixel ky*wp + ox*sw + kx*dw */
-    ASrc a = {gep8(c, ct->xbuf, LLVMBuildMul(c->b, ox0, cg_i64(c, q->sw * pix), "")), q->sw * pix, 1, qn, q->kw, q->dw, q->wp,
+    ASrc a = {cg_byte_ptr(c, ct->xbuf, LLVMBuildMul(c->b, ox0, cg_i64(c, q->sw * pix), "")), q->sw * pix, 1, qn, q->kw, q->dw, q->wp,
               pix};
     for (int t = 0; t < nct; t += 2) tile_sums(c, kp, &a, wb, q->kh * q->kw * qn, t, nct - t >= 2 ? 2 : 1, ct->cbuf, NULL);
     sums_out(c, k, kp, ct->cbuf, LLVMBuildAdd(c->b, ct->orow, ox0, ""),
-             smin(c, LLVMBuildSub(c->b, cg_i64(c, q->Wo), ox0, ""), cg_i64(c, BROWS)), col0, ncols, bv);
+             cg_imin(c, LLVMBuildSub(c->b, cg_i64(c, q->Wo), ox0, ""), cg_i64(c, BROWS)), col0, ncols, bv);
     cg_loop_end(c, &lb, NULL);
 }
 

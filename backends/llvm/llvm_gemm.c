@@ -30,8 +30,8 @@
 #define MAXR MC_LLVM_MAX_MR
 #define MAXV MC_LLVM_MAX_NV
 
-static LLVMValueRef
-imin(CG *c, LLVMValueRef a, LLVMValueRef b)
+LLVMValueRef
+cg_imin(CG *c, LLVMValueRef a, LLVMValueRef b)
 {
     return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, b, ""), a, b, "");
 }
@@ -64,8 +64,8 @@ store_tile(CG *c, const Kernel *k, LLVMValueRef acc[MAXR][MAXV], int rows, int n
  * wide) when the blob's panels are pnr >= nr columns wide (weights packed
  * for a wider variant of a multi-CPU artifact): panel j*nr/pnr, column
  * j*nr%pnr; each panel spans `rows` rows of pnr floats. */
-static LLVMValueRef
-panel_off(CG *c, const KPlan *kp, LLVMValueRef j, int64_t rows)
+LLVMValueRef
+cg_panel_off(CG *c, const KPlan *kp, LLVMValueRef j, int64_t rows)
 {
     if (kp->pnr == kp->nr) return LLVMBuildMul(c->b, j, cg_i64(c, rows * kp->nr * 4), "");
     LLVMValueRef col = LLVMBuildMul(c->b, j, cg_i64(c, kp->nr), "");
@@ -77,8 +77,8 @@ panel_off(CG *c, const KPlan *kp, LLVMValueRef j, int64_t rows)
 
 /* prefetch of the weights' cache line at byte offset po (locality 3:
  * into L1, 2: L2) */
-static void
-prefetch_at(CG *c, LLVMValueRef po, int locality)
+void
+cg_prefetch_weights(CG *c, LLVMValueRef po, int locality)
 {
     LLVMValueRef pa[4] = {LLVMBuildGEP2(c->b, c->i8, c->base[BUF_WEIGHT], &po, 1, ""), cg_i32(c, 0),
                           cg_i32(c, locality), cg_i32(c, 1)};
@@ -96,8 +96,8 @@ prefetch_at(CG *c, LLVMValueRef po, int locality)
  * lane, products exact, sums in fp32). */
 
 /* a 64-byte aligned stack buffer of `bytes`, allocated in the entry block */
-static LLVMValueRef
-stack_buf(CG *c, int64_t bytes, const char *name)
+LLVMValueRef
+cg_stack_buf(CG *c, int64_t bytes, const char *name)
 {
     LLVMBasicBlockRef at = LLVMGetInsertBlock(c->b);
     LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(c->fn);
@@ -110,8 +110,8 @@ stack_buf(CG *c, int64_t bytes, const char *name)
     return a;
 }
 
-static LLVMValueRef
-byte_ptr(CG *c, LLVMValueRef base, LLVMValueRef off)
+LLVMValueRef
+cg_byte_ptr(CG *c, LLVMValueRef base, LLVMValueRef off)
 {
     return LLVMBuildGEP2(c->b, c->i8, base, &off, 1, "");
 }
@@ -135,19 +135,19 @@ bf16_store(CG *c, LLVMValueRef p, LLVMValueRef v)
 
 /* n fp32 values of buffer `buf` from element offset off, sk apart, as bf16
  * at dst (64-byte aligned), zeros up to kpad */
-static void
-bf16_row(CG *c, int buf, LLVMValueRef off, int64_t sk, int64_t n, int64_t kpad, LLVMValueRef dst)
+void
+cg_bf16_row(CG *c, int buf, LLVMValueRef off, int64_t sk, int64_t n, int64_t kpad, LLVMValueRef dst)
 {
     int64_t L = c->L, full = n / L, rem = n % L;
     Loop l;
     cg_loop_begin(c, &l, cg_i64(c, 0), cg_i64(c, full), NULL, 0, "cvt");
     LLVMValueRef o = LLVMBuildAdd(c->b, off, LLVMBuildMul(c->b, l.iv, cg_i64(c, L * sk), ""), "");
-    bf16_store(c, byte_ptr(c, dst, LLVMBuildMul(c->b, l.iv, cg_i64(c, L * 2), "")), cg_load_vec(c, buf, o, sk, (int)L));
+    bf16_store(c, cg_byte_ptr(c, dst, LLVMBuildMul(c->b, l.iv, cg_i64(c, L * 2), "")), cg_load_vec(c, buf, o, sk, (int)L));
     cg_loop_end(c, &l, NULL);
     if (rem)
-        bf16_store(c, byte_ptr(c, dst, cg_i64(c, full * L * 2)),
+        bf16_store(c, cg_byte_ptr(c, dst, cg_i64(c, full * L * 2)),
                    cg_load_vec(c, buf, LLVMBuildAdd(c->b, off, cg_i64(c, full * L * sk), ""), sk, (int)rem));
-    for (int64_t i = full + (rem > 0); i < kpad / L; i++) bf16_store(c, byte_ptr(c, dst, cg_i64(c, i * L * 2)), NULL);
+    for (int64_t i = full + (rem > 0); i < kpad / L; i++) bf16_store(c, cg_byte_ptr(c, dst, cg_i64(c, i * L * 2)), NULL);
 }
 
 /* the column vector at byte offset off of the packed weights: L columns x
@@ -180,43 +180,19 @@ bf16_dot(CG *c, LLVMValueRef acc, LLVMValueRef a, LLVMValueRef b)
 }
 
 /* bf16 copy of A's rows [r0, r1) at buf, kpad elements a row */
-static void
-gemm_bf16_rows(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef buf, LLVMValueRef r0, LLVMValueRef r1)
+void
+cg_gemm_bf16_rows(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef buf, LLVMValueRef r0, LLVMValueRef r1)
 {
     const View *a = &k->in[0];
     Loop l;
     cg_loop_begin(c, &l, r0, r1, NULL, 0, "arow");
     LLVMValueRef bo = LLVMBuildMul(c->b, LLVMBuildSub(c->b, l.iv, r0, ""), cg_i64(c, kp->kpad * 2), "");
-    bf16_row(c, a->buf, cg_row_off(c, a, NULL, a->rank - 1, l.iv), a->stride[a->rank - 1], k->K, kp->kpad,
-             byte_ptr(c, buf, bo));
+    cg_bf16_row(c, a->buf, cg_row_off(c, a, NULL, a->rank - 1, l.iv), a->stride[a->rank - 1], k->K, kp->kpad,
+             cg_byte_ptr(c, buf, bo));
     cg_loop_end(c, &l, NULL);
 }
 
-/* for the AMX kernels (llvm_amx.c): the bf16 helpers above, prefetch, the task grid */
-LLVMValueRef
-cg_stack_buf(CG *c, int64_t bytes, const char *name)
-{
-    return stack_buf(c, bytes, name);
-}
-
-void
-cg_bf16_row(CG *c, int buf, LLVMValueRef off, int64_t sk, int64_t n, int64_t kpad, LLVMValueRef dst)
-{
-    bf16_row(c, buf, off, sk, n, kpad, dst);
-}
-
-void
-cg_gemm_bf16_rows(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef buf, LLVMValueRef r0, LLVMValueRef r1)
-{
-    gemm_bf16_rows(c, k, kp, buf, r0, r1);
-}
-
-void
-cg_prefetch_weights(CG *c, LLVMValueRef po, int locality)
-{
-    prefetch_at(c, po, locality);
-}
-
+/* for the AMX kernels (llvm_amx.c): the task grid */
 void
 cg_gemm_task(CG *c, const KPlan *kp, LLVMValueRef t, LLVMValueRef *mb, LLVMValueRef *j)
 {
@@ -241,7 +217,7 @@ gemm_tile(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef m0, LLVMValueRef
     LLVMValueRef aoff[MAXR];
     for (int r = 0; r < rows && !arow; r++)
         aoff[r] = cg_row_off(c, a, NULL, a->rank - 1, LLVMBuildAdd(c->b, m0, cg_i64(c, r), ""));
-    LLVMValueRef wbase = LLVMBuildAdd(c->b, cg_pack_off(c, kp, 0), panel_off(c, kp, j, arow ? kp->kpad / 2 : K), "");
+    LLVMValueRef wbase = LLVMBuildAdd(c->b, cg_pack_off(c, kp, 0), cg_panel_off(c, kp, j, arow ? kp->kpad / 2 : K), "");
     LLVMValueRef init[MAXR * MAXV];
     for (int i = 0; i < rows * nv; i++) init[i] = cg_vf(c, 0.0);
     Loop l;
@@ -254,10 +230,10 @@ gemm_tile(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef m0, LLVMValueRef
     }
     if (pf) { /* one cache line of the next panel per k step (clamped to this kernel's panels) */
         LLVMValueRef po = LLVMBuildAdd(c->b, pf, LLVMBuildMul(c->b, l.iv, cg_i64(c, 64), ""), "");
-        prefetch_at(c, imin(c, po, cg_pack_off(c, kp, kp->pack_bytes - 64)), 3);
+        cg_prefetch_weights(c, cg_imin(c, po, cg_pack_off(c, kp, kp->pack_bytes - 64)), 3);
     }
     for (int r = 0; r < rows && arow; r++) {
-        LLVMValueRef ap = byte_ptr(c, arow, LLVMBuildAdd(c->b, cg_i64(c, r * kp->kpad * 2), LLVMBuildMul(c->b, l.iv, cg_i64(c, 4), ""), ""));
+        LLVMValueRef ap = cg_byte_ptr(c, arow, LLVMBuildAdd(c->b, cg_i64(c, r * kp->kpad * 2), LLVMBuildMul(c->b, l.iv, cg_i64(c, 4), ""), ""));
         LLVMValueRef s = bf16_bcast(c, ap);
         for (int v = 0; v < nv; v++) next[r * nv + v] = bf16_dot(c, l.phi[r * nv + v], s, bvec[v]);
     }
@@ -279,7 +255,7 @@ static LLVMValueRef
 gemm_arow(CG *c, const KPlan *kp, LLVMValueRef abuf, LLVMValueRef r0, LLVMValueRef m)
 {
     if (!abuf) return NULL;
-    return byte_ptr(c, abuf, LLVMBuildMul(c->b, LLVMBuildSub(c->b, m, r0, ""), cg_i64(c, kp->kpad * 2), ""));
+    return cg_byte_ptr(c, abuf, LLVMBuildMul(c->b, LLVMBuildSub(c->b, m, r0, ""), cg_i64(c, kp->kpad * 2), ""));
 }
 
 /* GEMM tiles of row block `mb` in column panel `j` (j < pfull: nr
@@ -291,14 +267,14 @@ gemm_block(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef mb, LLVMValueRe
     int64_t M = k->M, mr = kp->mr, nfull = M / mr, mrem = M % mr, ntiles = nfull + (mrem > 0);
     int64_t ksteps = abuf ? mc_llvm_bf16_pairs(k->K) : k->K, krows = abuf ? kp->kpad / 2 : k->K;
     LLVMValueRef t0 = LLVMBuildMul(c->b, mb, cg_i64(c, kp->tpb), "");
-    LLVMValueRef t1 = imin(c, LLVMBuildAdd(c->b, t0, cg_i64(c, kp->tpb), ""), cg_i64(c, ntiles));
-    LLVMValueRef tf = imin(c, t1, cg_i64(c, nfull)); /* full tiles end */
+    LLVMValueRef t1 = cg_imin(c, LLVMBuildAdd(c->b, t0, cg_i64(c, kp->tpb), ""), cg_i64(c, ntiles));
+    LLVMValueRef tf = cg_imin(c, t1, cg_i64(c, nfull)); /* full tiles end */
     LLVMValueRef r0 = abuf ? LLVMBuildMul(c->b, t0, cg_i64(c, mr), "") : NULL;
     /* panel-major (weights streamed from memory): the tiles of this task
      * prefetch the next panel, one line per k step */
     LLVMValueRef pf0 = NULL;
     if (kp->panel_major)
-        pf0 = LLVMBuildAdd(c->b, cg_pack_off(c, kp, 0), panel_off(c, kp, LLVMBuildAdd(c->b, j, cg_i64(c, 1), ""), krows),
+        pf0 = LLVMBuildAdd(c->b, cg_pack_off(c, kp, 0), cg_panel_off(c, kp, LLVMBuildAdd(c->b, j, cg_i64(c, 1), ""), krows),
                            "");
     Loop lt;
     cg_loop_begin(c, &lt, t0, tf, NULL, 0, "tile");
@@ -328,8 +304,8 @@ cg_gemm(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRe
      * row-block order share their block's copy) */
     LLVMValueRef abuf = NULL, cur = NULL;
     if (kp->bf16) {
-        abuf = stack_buf(c, kp->tpb * kp->mr * kp->kpad * 2, "abf16");
-        cur = stack_buf(c, 8, "ablock");
+        abuf = cg_stack_buf(c, kp->tpb * kp->mr * kp->kpad * 2, "abf16");
+        cur = cg_stack_buf(c, 8, "ablock");
         LLVMBuildStore(c->b, cg_i64(c, -1), cur);
     }
     Loop lt;
@@ -340,7 +316,7 @@ cg_gemm(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRe
         If f;
         cg_if_begin(c, &f, LLVMBuildICmp(c->b, LLVMIntNE, mb, LLVMBuildLoad2(c->b, c->i64, cur, ""), ""), "acopy");
         LLVMValueRef r0 = LLVMBuildMul(c->b, mb, cg_i64(c, kp->tpb * kp->mr), "");
-        gemm_bf16_rows(c, k, kp, abuf, r0, imin(c, LLVMBuildAdd(c->b, r0, cg_i64(c, kp->tpb * kp->mr), ""), cg_i64(c, k->M)));
+        cg_gemm_bf16_rows(c, k, kp, abuf, r0, cg_imin(c, LLVMBuildAdd(c->b, r0, cg_i64(c, kp->tpb * kp->mr), ""), cg_i64(c, k->M)));
         LLVMBuildStore(c->b, mb, cur);
         cg_if_end(c, &f);
     }
@@ -426,7 +402,7 @@ conv_bf16_rows(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, LLVMValu
     int64_t rowb = q->W * kp->kpad * 2;
     for (int64_t ky = 0; ky < q->kh; ky++) {
         LLVMValueRef iy = LLVMBuildAdd(c->b, cr.iy0, cg_i64(c, ky * q->dh), "");
-        LLVMValueRef dst = byte_ptr(c, q->xbf, cg_i64(c, ky * rowb));
+        LLVMValueRef dst = cg_byte_ptr(c, q->xbf, cg_i64(c, ky * rowb));
         LLVMBasicBlockRef ib = cg_block(c, "xrow"), ob = cg_block(c, "xzero"), jb = cg_block(c, "xjoin");
         LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntULT, iy, cg_i64(c, q->H), ""), ib, ob);
         LLVMPositionBuilderAtEnd(c->b, ib);
@@ -434,8 +410,8 @@ conv_bf16_rows(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, LLVMValu
         cg_loop_begin(c, &lx, cg_i64(c, 0), cg_i64(c, q->W), NULL, 0, "xpix");
         LLVMValueRef off = LLVMBuildAdd(c->b, LLVMBuildAdd(c->b, cr.boff, LLVMBuildMul(c->b, iy, cg_i64(c, q->sx[1]), ""), ""),
                                         LLVMBuildMul(c->b, lx.iv, cg_i64(c, q->sx[2]), ""), "");
-        bf16_row(c, k->in[0].buf, off, q->sx[3], q->Ci, kp->kpad,
-                 byte_ptr(c, dst, LLVMBuildMul(c->b, lx.iv, cg_i64(c, kp->kpad * 2), "")));
+        cg_bf16_row(c, k->in[0].buf, off, q->sx[3], q->Ci, kp->kpad,
+                 cg_byte_ptr(c, dst, LLVMBuildMul(c->b, lx.iv, cg_i64(c, kp->kpad * 2), "")));
         cg_loop_end(c, &lx, NULL);
         LLVMBuildBr(c->b, jb);
         LLVMPositionBuilderAtEnd(c->b, ob);
@@ -460,7 +436,7 @@ conv_tap_bf16(CG *c, const KPlan *kp, const ConvP *q, LLVMValueRef ox0, LLVMValu
                                        LLVMBuildMul(c->b, kx, cg_i64(c, q->dw), ""), "");
         LLVMValueRef vx = LLVMBuildICmp(c->b, LLVMIntULT, ix, cg_i64(c, q->W), "");
         LLVMValueRef pix = LLVMBuildAdd(c->b, row, LLVMBuildSelect(c->b, vx, ix, cg_i64(c, 0), ""), "");
-        LLVMValueRef p = byte_ptr(c, q->xbf, LLVMBuildMul(c->b, pix, cg_i64(c, kp->kpad * 2), ""));
+        LLVMValueRef p = cg_byte_ptr(c, q->xbf, LLVMBuildMul(c->b, pix, cg_i64(c, kp->kpad * 2), ""));
         aptr[r] = LLVMBuildSelect(c->b, vx, p, c->zeros, "");
     }
 }
@@ -474,7 +450,7 @@ conv_wtap(CG *c, const KPlan *kp, const ConvP *q, LLVMValueRef j, LLVMValueRef t
         return LLVMBuildAdd(c->b, cg_pack_off(c, kp, 0),
                             LLVMBuildMul(c->b, LLVMBuildAdd(c->b, LLVMBuildMul(c->b, j, cg_i64(c, q->T), ""), tap, ""),
                                          cg_i64(c, q->kt * kp->nr * 4), ""), "");
-    return LLVMBuildAdd(c->b, LLVMBuildAdd(c->b, cg_pack_off(c, kp, 0), panel_off(c, kp, j, q->T * q->kt), ""),
+    return LLVMBuildAdd(c->b, LLVMBuildAdd(c->b, cg_pack_off(c, kp, 0), cg_panel_off(c, kp, j, q->T * q->kt), ""),
                         LLVMBuildMul(c->b, tap, cg_i64(c, q->kt * kp->pnr * 4), ""), "");
 }
 
@@ -494,9 +470,9 @@ conv_kloop(CG *c, const KPlan *kp, const ConvP *q, LLVMValueRef aptr[MAXR], LLVM
         bvec[v] = q->xbf ? bf16_load_packed(c, vo) : cg_load_packed(c, vo);
     }
     if (pf) /* pf: {byte offset at k = 0, bytes per k step}: into L2 */
-        prefetch_at(c, LLVMBuildAdd(c->b, pf[0], LLVMBuildMul(c->b, lc.iv, pf[1], ""), ""), 2);
+        cg_prefetch_weights(c, LLVMBuildAdd(c->b, pf[0], LLVMBuildMul(c->b, lc.iv, pf[1], ""), ""), 2);
     for (int r = 0; r < rows && q->xbf; r++) { /* bf16: lc.iv is a pair of channels */
-        LLVMValueRef s = bf16_bcast(c, byte_ptr(c, aptr[r], LLVMBuildMul(c->b, lc.iv, cg_i64(c, 4), "")));
+        LLVMValueRef s = bf16_bcast(c, cg_byte_ptr(c, aptr[r], LLVMBuildMul(c->b, lc.iv, cg_i64(c, 4), "")));
         for (int v = 0; v < nv; v++) next[r * nv + v] = bf16_dot(c, lc.phi[r * nv + v], s, bvec[v]);
     }
     for (int r = 0; r < rows && !q->xbf; r++) {
@@ -679,23 +655,23 @@ conv_blocked(CG *c, const Kernel *k, const KPlan *kp, const ConvP *q, LLVMValueR
     LLVMValueRef rb = LLVMBuildURem(c->b, t1, cg_i64(c, nrb), "");
     bk.b = LLVMBuildUDiv(c->b, t1, cg_i64(c, nrb), "");
     LLVMValueRef oy0 = LLVMBuildMul(c->b, rb, cg_i64(c, kp->crows), "");
-    LLVMValueRef oy1 = imin(c, LLVMBuildAdd(c->b, oy0, cg_i64(c, kp->crows), ""), cg_i64(c, q->Ho));
+    LLVMValueRef oy1 = cg_imin(c, LLVMBuildAdd(c->b, oy0, cg_i64(c, kp->crows), ""), cg_i64(c, q->Ho));
     LLVMValueRef p0 = LLVMBuildMul(c->b, g, cg_i64(c, kp->cpan), "");
-    LLVMValueRef p1 = imin(c, LLVMBuildAdd(c->b, p0, cg_i64(c, kp->cpan), ""), cg_i64(c, npan));
+    LLVMValueRef p1 = cg_imin(c, LLVMBuildAdd(c->b, p0, cg_i64(c, kp->cpan), ""), cg_i64(c, npan));
     Loop lk;
     cg_loop_begin(c, &lk, cg_i64(c, 0), cg_i64(c, q->T * nkb), NULL, 0, "kblk");
     /* channel blocks outer, taps inner: the taps of one channel block read
      * the same few input rows, which stay in cache between them */
     bk.tap = LLVMBuildURem(c->b, lk.iv, cg_i64(c, q->T), "");
     bk.k0 = LLVMBuildMul(c->b, LLVMBuildUDiv(c->b, lk.iv, cg_i64(c, q->T), ""), cg_i64(c, kp->kc), "");
-    bk.k1 = imin(c, LLVMBuildAdd(c->b, bk.k0, cg_i64(c, kp->kc), ""), cg_i64(c, q->Ci));
+    bk.k1 = cg_imin(c, LLVMBuildAdd(c->b, bk.k0, cg_i64(c, kp->kc), ""), cg_i64(c, q->Ci));
     bk.first = LLVMBuildICmp(c->b, LLVMIntEQ, lk.iv, cg_i64(c, 0), "");
     bk.last = LLVMBuildICmp(c->b, LLVMIntEQ, lk.iv, cg_i64(c, q->T * nkb - 1), "");
     LLVMValueRef kn = LLVMBuildAdd(c->b, lk.iv, cg_i64(c, 1), ""); /* the next K block (past the end: clamped) */
     LLVMValueRef kn0 = LLVMBuildMul(c->b, LLVMBuildUDiv(c->b, kn, cg_i64(c, q->T), ""), cg_i64(c, kp->kc * kp->pnr * 4), "");
     bk.next0 = LLVMBuildAdd(c->b, conv_wtap(c, kp, q, p0, LLVMBuildURem(c->b, kn, cg_i64(c, q->T), "")), kn0, "");
     /* the full panels of the group, then the partial one if it is the group's */
-    conv_bpanels(c, k, kp, q, &bk, p0, imin(c, p1, cg_i64(c, pfull)), oy0, oy1, (int)nr);
+    conv_bpanels(c, k, kp, q, &bk, p0, cg_imin(c, p1, cg_i64(c, pfull)), oy0, oy1, (int)nr);
     if (nrem) {
         If f;
         cg_if_begin(c, &f, LLVMBuildICmp(c->b, LLVMIntSGT, p1, cg_i64(c, pfull), ""), "bpart");
@@ -735,7 +711,7 @@ cg_conv(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRe
     for (int i = 0; i < 4; i++) q.sx[i] = x->stride[i];
     q.zero_row = q.sx[3] == 1 && c->zeros != NULL;
     q.kt = kp->bf16 ? kp->kpad / 2 : q.Ci;
-    if (kp->bf16) q.xbf = stack_buf(c, q.kh * q.W * kp->kpad * 2, "xbf16");
+    if (kp->bf16) q.xbf = cg_stack_buf(c, q.kh * q.W * kp->kpad * 2, "xbf16");
     if (kp->kc) conv_blocked(c, k, kp, &q, begin, end);
     else conv_plain(c, k, kp, &q, begin, end);
 }

@@ -300,6 +300,12 @@ void cg_bf16_row(CG *c, int buf, LLVMValueRef off, int64_t sk, int64_t n, int64_
 void cg_gemm_bf16_rows(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef buf, LLVMValueRef r0, LLVMValueRef r1);
 void cg_gemm_task(CG *c, const KPlan *kp, LLVMValueRef t, LLVMValueRef *mb, LLVMValueRef *j);
 void cg_prefetch_weights(CG *c, LLVMValueRef po, int locality);
+/* min of two signed i64; an i8* base + byte offset; the byte offset, in a
+ * kernel's packed data, of column panel j (nr columns; panels of pnr >= nr
+ * columns, `rows` rows each) */
+LLVMValueRef cg_imin(CG *c, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef cg_byte_ptr(CG *c, LLVMValueRef base, LLVMValueRef off);
+LLVMValueRef cg_panel_off(CG *c, const KPlan *kp, LLVMValueRef j, int64_t rows);
 void cg_resize(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);  /* llvm_dense.c */
 void cg_avgpool(CG *c, const Kernel *k, const KPlan *kp, LLVMValueRef begin, LLVMValueRef end);
 
