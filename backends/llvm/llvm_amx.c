@@ -48,23 +48,10 @@ cdiv(int64_t a, int64_t b)
     return (a + b - 1) / b;
 }
 
-/* Is `name` an entry of the comma-separated list? */
-static int
-listed(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *s = list; s && *s;) {
-        size_t len = strcspn(s, ",");
-        if (len == n && !strncmp(s, name, n)) return 1;
-        s += len + (s[len] == ',');
-    }
-    return 0;
-}
-
 int
 mc_llvm_amx_target(const McLlvmTarget *t)
 {
-    return t->bf16 && t->lanes == 16 && listed(t->required, "amx-tile") && listed(t->required, "amx-bf16");
+    return t->amx;
 }
 
 /* ------------------------------------------------------------ shapes */

@@ -22,6 +22,8 @@ struct McLlvmTarget {
     int x86_avx512;   /* 16 lanes are AVX-512 zmm (vrcp14ps available) */
     int bf16;         /* bf16 dot products for --precision bf16: x86 avx512bf16 (vdpbf16ps),
                          aarch64 bf16 (bfdot) */
+    int amx;          /* AMX tiles for bf16 GEMMs/convs: x86 avx512bf16 + amx-tile + amx-bf16
+                         (mc_llvm_amx_target); the code then needs the OS's permission */
     int host;
     char *descr;
     char *required;   /* features the code needs, checked at start-up (runtime/cpu.c) */

@@ -168,7 +168,7 @@ emit_object(McLlvmModule *m, McErr *err)
 static int
 jit_allow_amx(const McLlvmTarget *t, McErr *err)
 {
-    const char *why = strstr(t->required, "amx-tile") ? mc_rt_amx_enable() : NULL;
+    const char *why = t->amx ? mc_rt_amx_enable() : NULL;
     return why ? mc_err(err, "llvm jit: %s (mambac compile --features -amx-tile builds code without AMX)", why) : 0;
 }
 

@@ -184,6 +184,7 @@ derive_vector(McLlvmTarget *t)
             t->vregs = 32;
             t->x86_avx512 = 1;
             t->bf16 = requires(t, "avx512bf16");
+            t->amx = t->bf16 && requires(t, "amx-tile") && requires(t, "amx-bf16");
         } else if (requires(t, "avx") || requires(t, "avx2")) {
             t->lanes = 8;
             t->vregs = 16;
