@@ -222,12 +222,16 @@ mc_artifact_runtime_dir(char *buf, size_t n, McErr *err)
                        "mambac sources");
 }
 
-/* Is prog an executable on $PATH (or a path to one)? */
-static int
-find_prog(const char *prog)
+int
+mc_artifact_which(const char *prog, char *buf, size_t n)
 {
-    if (strchr(prog, '/'))
-        return access(prog, X_OK) == 0;
+    if (strchr(prog, '/')) {
+        if (access(prog, X_OK))
+            return 0;
+        if (buf)
+            snprintf(buf, n, "%s", prog);
+        return 1;
+    }
     const char *path = getenv("PATH");
     if (!path)
         path = "/usr/bin:/bin";
@@ -235,8 +239,11 @@ find_prog(const char *prog)
         size_t k = strcspn(path, ":");
         char p[4096];
         snprintf(p, sizeof p, "%.*s/%s", (int)k, k ? path : ".", prog);
-        if (access(p, X_OK) == 0)
+        if (access(p, X_OK) == 0) {
+            if (buf)
+                snprintf(buf, n, "%s", p);
             return 1;
+        }
         path += k;
         if (*path == ':')
             path++;
@@ -1057,7 +1064,7 @@ mc_artifact_write(const McArtifact *a, McErr *err)
         return -1;
     char cc0[1024];
     snprintf(cc0, sizeof cc0, "%.*s", (int)strcspn(cc, " \t"), cc);
-    if (!find_prog(cc0)) {
+    if (!mc_artifact_which(cc0, NULL, 0)) {
         if (is_cross(a->triple))
             return mc_err(err,
                           "C compiler '%s' for target '%s' not found: install Debian's cross "

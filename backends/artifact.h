@@ -189,6 +189,10 @@ int mc_artifact_prebuilt_find(const char *rt, const char *cc, int pic, int image
 /* The header text `mambac compile` writes as OUT.h (deterministic). */
 int mc_artifact_header(const McArtifact *a, FILE *f);
 
+/* Is prog an executable on $PATH (or a path to one)?  1 with its path in
+ * buf (when buf), else 0. */
+int mc_artifact_which(const char *prog, char *buf, size_t n);
+
 /* 64-bit FNV-1a of bytes (OUT.h records the weights' hash). */
 uint64_t mc_artifact_fnv1a64(const void *p, size_t n);
 

@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include "artifact.h"
+#include "../runtime/mc_file.h"
 #include "../runtime/mc_out.h"
 #include <dirent.h>
 #include <errno.h>
@@ -40,25 +41,12 @@ kind_name(int pic, int images)
 static int
 compiler_file(const char *cc, char *buf, size_t n)
 {
-    char prog[1024], cand[PATH_MAX + 1100];
+    char prog[1024], cand[PATH_MAX + 1100], real[PATH_MAX];
     snprintf(prog, sizeof prog, "%.*s", (int)strcspn(cc, " \t"), cc);
-    const char *path = getenv("PATH");
-    if (!path || strchr(prog, '/'))
-        path = "";
-    do {
-        size_t k = strcspn(path, ":");
-        if (strchr(prog, '/'))
-            snprintf(cand, sizeof cand, "%s", prog);
-        else
-            snprintf(cand, sizeof cand, "%.*s/%s", (int)k, k ? path : ".", prog);
-        char real[PATH_MAX];
-        if (access(cand, X_OK) == 0 && realpath(cand, real)) {
-            snprintf(buf, n, "%s", real);
-            return 0;
-        }
-        path += k;
-    } while (*path++);
-    return -1;
+    if (!mc_artifact_which(prog, cand, sizeof cand) || !realpath(cand, real))
+        return -1;
+    snprintf(buf, n, "%s", real);
+    return 0;
 }
 
 /* One line per file: "file NAME LENGTH FNV1A64", NAME under the runtime
@@ -66,25 +54,16 @@ compiler_file(const char *cc, char *buf, size_t n)
 static int
 file_line(FILE *m, const char *rt, const char *name)
 {
-    char p[PATH_MAX + 300];
+    char p[PATH_MAX + 300], msg[256];
     snprintf(p, sizeof p, "%s/%s", rt, name);
-    FILE *f = fopen(p, "rb");
-    if (!f)
+    size_t len = 0;
+    char *b = mc_file_read_all(p, "runtime source", (uint64_t)1 << 30, &len, msg, sizeof msg);
+    if (!b)
         return -1;
-    uint64_t h = 0xcbf29ce484222325ull, len = 0;
-    unsigned char buf[1 << 15];
-    size_t r;
-    while ((r = fread(buf, 1, sizeof buf, f)) > 0) {
-        for (size_t i = 0; i < r; i++) {
-            h ^= buf[i];
-            h *= 0x100000001b3ull;
-        }
-        len += r;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    fprintf(m, "file %s %llu %016llx\n", name, (unsigned long long)len, (unsigned long long)h);
-    return bad ? -1 : 0;
+    fprintf(m, "file %s %llu %016llx\n", name, (unsigned long long)len,
+            (unsigned long long)mc_artifact_fnv1a64(b, len));
+    free(b);
+    return 0;
 }
 
 static int
