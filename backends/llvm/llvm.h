@@ -155,10 +155,6 @@ int mc_llvm_jit_run(McLlvmJit *j, const void *weights, const float *input, float
                     void *scratch, McErr *err);
 void mc_llvm_jit_free(McLlvmJit *j);
 
-/* Same as mc_rt_parallel_for (runtime/mc_rt.h), which the JIT binds the
- * generated calls to, with mc_rt_kernel_begin/end and mc_rt_profile_active. */
-void mc_llvm_parallel_for(void (*fn)(void *ctx, int64_t begin, int64_t end), void *ctx,
-                          int64_t n, int64_t grain);
 
 /* Whole pipeline on host buffers: lower (mc_lower + mc_memplan) a graph that
  * went through the graph passes, generate for the host, JIT, run. */

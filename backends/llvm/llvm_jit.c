@@ -62,12 +62,6 @@ call_run(uintptr_t fn, int n, const void *w, const float *x, float *const *y, vo
 #undef F
 }
 
-void
-mc_llvm_parallel_for(void (*fn)(void *ctx, int64_t begin, int64_t end), void *ctx, int64_t n, int64_t grain)
-{
-    mc_rt_parallel_for(fn, ctx, n, grain);
-}
-
 static int
 orc_err(McErr *err, const char *what, LLVMErrorRef e)
 {
